@@ -1,0 +1,329 @@
+//! Types shared by the UI and the JSON API: what goes over the wire, and nothing else.
+//!
+//! The server's handlers serialize exactly these; the UI deserializes exactly these; the
+//! OpenAPI document (`server/src/api/openapi.json`) describes them. All ids are i64; all
+//! timestamps are milliseconds since the Unix epoch (UTC).
+//!
+//! Routes (all under `/api`, JSON unless said otherwise; state-changing requests made with the
+//! session cookie must carry the header `x-csrf-token: <Me.csrf_token>`; requests with
+//! `Authorization: Bearer <token>` need no CSRF header):
+//!
+//! | method + path | body → response |
+//! |---|---|
+//! | POST /api/auth/login | `LoginRequest` → `Me` (sets the session cookie) |
+//! | POST /api/auth/logout | → 204 |
+//! | GET  /api/me | → `Me` (401 when signed out) |
+//! | GET  /api/users | → `Vec<User>` (admin) |
+//! | POST /api/users | `NewUser` → `User` (admin) |
+//! | GET  /api/tokens | → `Vec<ApiToken>` (own tokens) |
+//! | POST /api/tokens | `NewToken` → `CreatedToken` (the secret is shown once) |
+//! | DELETE /api/tokens/{id} | → 204 |
+//! | GET  /api/projects | → `Vec<ProjectSummary>` (the projects the caller belongs to; admins see all) |
+//! | POST /api/projects | `NewProject` → `Project` (admin, lead) |
+//! | GET  /api/projects/{pid} | → `Project` |
+//! | PATCH /api/projects/{pid} | `ProjectUpdate` → `Project` (admin, lead member) |
+//! | GET  /api/projects/{pid}/members | → `Vec<Member>` (admin, lead member) |
+//! | POST /api/projects/{pid}/members | `AddMember` → `Vec<Member>` (admin, lead member) |
+//! | DELETE /api/projects/{pid}/members/{uid} | → 204 |
+//! | POST /api/projects/{pid}/import?format=jsonl\|csv\|zip | raw file body → `ImportReport` (admin, lead member); 422 with `ImportReport` in `error.details` when any line is bad |
+//! | POST /api/projects/{pid}/images | multipart, one or more `file` parts → `ImportReport` |
+//! | POST /api/projects/{pid}/next | → `NextItem` (leases an item to the caller) |
+//! | POST /api/projects/{pid}/annotations | `SubmitAnnotation` → `Annotation` (idempotent on `client_id`) |
+//! | POST /api/projects/{pid}/skip | `SkipItem` → 204 (releases the lease) |
+//! | GET  /api/projects/{pid}/previous?before={annotation_id} | → `PreviousSubmission` (the caller's submission before that one, or the latest; 404 when none) |
+//! | GET  /api/projects/{pid}/progress?since={ms} | → `Progress` |
+//! | GET  /api/projects/{pid}/export?format=jsonl\|csv&complete_only=true | streamed file (admin, lead member) |
+//! | GET  /api/items/{id}/image, /api/items/{id}/thumbnail | image bytes (members of the item's project) |
+//! | GET  /api/openapi.json | the OpenAPI 3.1 document |
+//!
+//! Errors: `ErrorBody` with a fitting status (400 bad input, 401 signed out, 403 not allowed,
+//! 404 not found, 409 conflict, 413 too large, 422 invalid import, 500 internal).
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every error response: `{"error": {"code", "message", "details"}}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ErrorInfo {
+    /// Stable, machine-readable: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `payload_too_large`, `invalid_import`, `internal`.
+    pub code: String,
+    /// One sentence a person can act on.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, in every project.
+    Admin,
+    /// Manages the projects they belong to and sees all their labels.
+    Lead,
+    /// Labels in the projects they belong to; never sees other labelers' labels.
+    Labeler,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Lead => "lead",
+            Role::Labeler => "labeler",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "lead" => Some(Role::Lead),
+            "labeler" => Some(Role::Labeler),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Me {
+    pub user: User,
+    /// Send as `x-csrf-token` on every state-changing request made with the session cookie.
+    pub csrf_token: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewToken {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: ApiToken,
+    /// The secret, shown once; only its hash is stored.
+    pub secret: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelKind {
+    /// Exactly one label per annotation; pressing its key submits.
+    Single,
+    /// Any non-empty set of labels; keys toggle, Enter submits.
+    Multi,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LabelDef {
+    pub name: String,
+    /// One character; pressing it in the labeling view chooses this label.
+    pub key: String,
+    /// CSS colour, `#rrggbb`.
+    pub color: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    /// Markdown, shown beside the item in the labeling view.
+    pub instructions: String,
+    pub kind: LabelKind,
+    /// In display order; this order also breaks ties when a single label is required.
+    pub labels: Vec<LabelDef>,
+    /// How many distinct labelers must label each item.
+    pub overlap: i64,
+    /// How long a handed-out item stays reserved for its labeler.
+    pub lease_seconds: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProjectSummary {
+    pub project: Project,
+    pub item_count: i64,
+    /// Items with at least `overlap` labels.
+    pub done_count: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewProject {
+    pub name: String,
+    #[serde(default)]
+    pub instructions: String,
+    pub kind: LabelKind,
+    pub labels: Vec<LabelDef>,
+    #[serde(default = "default_overlap")]
+    pub overlap: i64,
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: i64,
+}
+
+pub fn default_overlap() -> i64 {
+    1
+}
+pub fn default_lease_seconds() -> i64 {
+    600
+}
+
+/// Fields left out stay as they are. Labels may be renamed, recoloured, re-keyed and added;
+/// removing a label that annotations use is refused (409).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProjectUpdate {
+    pub name: Option<String>,
+    pub instructions: Option<String>,
+    pub labels: Option<Vec<LabelDef>>,
+    pub overlap: Option<i64>,
+    pub lease_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Member {
+    pub user: User,
+    pub added_at: i64,
+}
+
+/// Add by id or by username (one of them).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AddMember {
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+}
+
+/// What an import did. On failure (422) the same shape is in `error.details`, with
+/// `imported` = 0 and `errors` naming the bad lines.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ImportReport {
+    /// Lines (records) read, not counting a CSV header.
+    pub lines: i64,
+    pub imported: i64,
+    /// Exact duplicates (same content hash as an item already in the project or earlier in
+    /// the file), skipped.
+    pub duplicates: i64,
+    /// The first 100 duplicates.
+    pub duplicate_lines: Vec<DuplicateLine>,
+    /// The first 100 bad lines; any bad line means nothing was imported.
+    pub errors: Vec<LineError>,
+    /// How many bad lines there were in all.
+    pub error_count: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DuplicateLine {
+    /// 1-based line number in the file (for CSV, counting the header as line 1).
+    pub line: i64,
+    /// Where the same content was first seen: "line N" or "item ID".
+    pub duplicate_of: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LineError {
+    pub line: i64,
+    /// The field at fault, or "" for the line as a whole.
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Text,
+    Image,
+}
+
+/// An item as a labeler sees it (no other labelers' labels).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ItemView {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub kind: ItemKind,
+    pub text: Option<String>,
+    /// `/api/items/{id}/image` for image items.
+    pub image_url: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NextItem {
+    /// None when nothing is left for the caller.
+    pub item: Option<ItemView>,
+    pub lease_expires_at: Option<i64>,
+    /// The caller's progress after this hand-out, so the UI needs no second request.
+    pub progress: Progress,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitAnnotation {
+    pub item_id: i64,
+    /// Label names; exactly one for single-label projects, one or more for multi-label.
+    pub labels: Vec<String>,
+    /// Milliseconds the labeler spent on the item.
+    pub time_ms: i64,
+    /// A fresh random id per submission; a retried request with the same id returns the
+    /// first result and creates nothing.
+    pub client_id: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Annotation {
+    pub id: i64,
+    pub item_id: i64,
+    pub user_id: i64,
+    pub labels: Vec<String>,
+    pub time_ms: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SkipItem {
+    pub item_id: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PreviousSubmission {
+    pub item: ItemView,
+    pub annotation: Annotation,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// The caller's annotations since `since` (the UI sends local midnight).
+    pub mine_today: i64,
+    pub mine_total: i64,
+    /// Items with at least `overlap` labels.
+    pub done: i64,
+    pub total: i64,
+}

@@ -1,0 +1,2 @@
+//! The `mirrorset` command line: one subcommand per file.
+pub mod stats;
