@@ -27,7 +27,7 @@
 //! | DELETE /api/projects/{pid}/members/{uid} | → 204 |
 //! | POST /api/projects/{pid}/import?format=jsonl\|csv\|zip | raw file body → `ImportReport` (admin, lead member); 422 with `ImportReport` in `error.details` when any line is bad |
 //! | POST /api/projects/{pid}/images | multipart, one or more `file` parts → `ImportReport` |
-//! | POST /api/projects/{pid}/next | → `NextItem` (leases an item to the caller) |
+//! | POST /api/projects/{pid}/next | optional `NextRequest` → `NextItem` (leases an item to the caller) |
 //! | POST /api/projects/{pid}/annotations | `SubmitAnnotation` → `Annotation` (idempotent on `client_id`) |
 //! | POST /api/projects/{pid}/skip | `SkipItem` → 204 (releases the lease) |
 //! | GET  /api/projects/{pid}/previous?before={annotation_id} | → `PreviousSubmission` (the caller's submission before that one, or the latest; 404 when none) |
@@ -273,6 +273,17 @@ pub struct ItemView {
     pub width: Option<i64>,
     pub height: Option<i64>,
     pub meta: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Body of `POST /api/projects/{pid}/next` (optional).
+///
+/// Without `exclude`, the caller gets the item they already hold a lease on (so a reload shows
+/// the same item), or a new one. To prefetch the following item while the current one is on
+/// screen, pass the ids already held by the page in `exclude`: the answer is then another item.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NextRequest {
+    #[serde(default)]
+    pub exclude: Vec<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
