@@ -3,6 +3,8 @@
 //! The server renders each page's frame with calm placeholders of the final size; after
 //! hydration the browser fetches the data from the public JSON API (`api_client`). There are
 //! no server functions: the UI uses exactly the API that scripts use.
+#![recursion_limit = "256"]
+
 pub mod api_client;
 pub mod api_types;
 pub mod components;
