@@ -1,0 +1,209 @@
+//! Who gets which item: overlap, leases, skip, idempotent submissions, prefetch.
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use app::api_types::*;
+
+use crate::common::*;
+
+both_backends!(
+    k1_two_labelers_never_share,
+    k2_concurrent_labelers,
+    expired_lease_returns_item,
+    skip_releases_item,
+    submit_is_idempotent,
+    next_keeps_lease_and_exclude_prefetches,
+);
+
+/// Adds `n` labelers named `{prefix}{i}` to the project; returns their clients.
+async fn labelers(server: &TestServer, admin: &Client, pid: i64, prefix: &str, n: usize) -> Vec<(User, Client)> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let (u, c) = server.user(admin, &format!("{prefix}{i}"), Role::Labeler).await;
+        admin.add_member(pid, u.id).await;
+        out.push((u, c));
+    }
+    out
+}
+
+async fn k1_two_labelers_never_share(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("k1", 1, 600).await.id;
+    admin.import_texts(pid, "k1", 20).await;
+    let ls = labelers(&server, &admin, pid, "k1lab", 2).await;
+    let (a, c) = (&ls[0].1, &ls[1].1);
+
+    // Both hold a lease at the same time: never on the same item.
+    let mut got: [BTreeSet<i64>; 2] = Default::default();
+    loop {
+        let na = a.next_id(pid).await;
+        let nc = c.next_id(pid).await;
+        if let (Some(x), Some(y)) = (na, nc) {
+            assert_ne!(x, y, "two labelers hold the same item with overlap 1");
+        }
+        if na.is_none() && nc.is_none() {
+            break;
+        }
+        for (i, (client, id)) in [(a, na), (c, nc)].into_iter().enumerate() {
+            if let Some(id) = id {
+                client.submit(pid, id, &["pos"]).await;
+                assert!(got[i].insert(id), "labeler {i} got item {id} twice");
+            }
+        }
+    }
+    assert!(got[0].is_disjoint(&got[1]), "with overlap 1 no item is labeled by both: {got:?}");
+    assert_eq!(got[0].len() + got[1].len(), 20, "{got:?}");
+    assert!(!got[0].is_empty() && !got[1].is_empty(), "both labelers got work: {got:?}");
+    let summary = admin.summary(pid).await;
+    assert_eq!((summary.item_count, summary.done_count), (20, 20));
+    for line in admin.export_jsonl(pid, false).await {
+        assert_eq!(line["annotations"].as_array().unwrap().len(), 1, "{line}");
+    }
+}
+
+/// Many labelers at once, each looping next → submit, on overlap 2: every item ends with
+/// exactly two labels from two different people, and nobody labels an item twice.
+async fn k2_concurrent_labelers(b: Backend) {
+    const LABELERS: usize = 10;
+    const ITEMS: usize = 40;
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("k2 concurrent", 2, 600).await.id;
+    admin.import_texts(pid, "k2c", ITEMS).await;
+    let ls = labelers(&server, &admin, pid, "k2lab", LABELERS).await;
+
+    let mut tasks = Vec::new();
+    for (user, client) in ls {
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..ITEMS * 2 {
+                let Some(id) = client.next_id(pid).await else { break };
+                let lab = if mine.len() % 2 == 0 { "pos" } else { "neg" };
+                let ann = client.submit(pid, id, &[lab]).await;
+                assert_eq!((ann.item_id, ann.user_id), (id, user.id));
+                mine.push(id);
+            }
+            (user.username, mine)
+        }));
+    }
+    let mut per_item: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for t in tasks {
+        let (name, mine) = t.await.expect("labeler task");
+        let distinct: BTreeSet<_> = mine.iter().collect();
+        assert_eq!(distinct.len(), mine.len(), "{name} labeled an item twice: {mine:?}");
+        for id in mine {
+            per_item.entry(id).or_default().push(name.clone());
+        }
+    }
+    assert_eq!(per_item.len(), ITEMS, "every item was labeled");
+    for (id, names) in &per_item {
+        assert_eq!(names.len(), 2, "item {id} has {} labels: {names:?}", names.len());
+    }
+    // The export agrees.
+    let lines = admin.export_jsonl(pid, false).await;
+    assert_eq!(lines.len(), ITEMS);
+    for line in &lines {
+        let anns = line["annotations"].as_array().unwrap();
+        let who: BTreeSet<&str> = anns.iter().map(|a| a["labeler"].as_str().unwrap()).collect();
+        assert_eq!((anns.len(), who.len()), (2, 2), "two labels from two people: {line}");
+    }
+    let summary = admin.summary(pid).await;
+    assert_eq!((summary.item_count, summary.done_count), (ITEMS as i64, ITEMS as i64));
+    assert_eq!(admin.export_jsonl(pid, true).await.len(), ITEMS);
+}
+
+async fn expired_lease_returns_item(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("short lease", 1, 1).await.id;
+    admin.import_texts(pid, "lease", 1).await;
+    let ls = labelers(&server, &admin, pid, "leaser", 2).await;
+    let (a, c) = (&ls[0].1, &ls[1].1);
+
+    let first = a.next(pid).await;
+    let id = first.item.expect("a gets the only item").id;
+    let expires = first.lease_expires_at.expect("a lease expiry");
+    assert!(expires > 1_600_000_000_000, "lease_expires_at is ms since the epoch: {expires}");
+    assert!(c.next(pid).await.item.is_none(), "the only item is leased to a");
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let again = c.next(pid).await;
+    assert_eq!(again.item.map(|i| i.id), Some(id), "after the 1 s lease ran out the item is handed out again");
+    c.submit(pid, id, &["neg"]).await;
+    assert!(a.next(pid).await.item.is_none());
+    assert_eq!(admin.summary(pid).await.done_count, 1);
+}
+
+async fn skip_releases_item(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("skip", 1, 600).await.id;
+    admin.import_texts(pid, "skip", 1).await;
+    let ls = labelers(&server, &admin, pid, "skipper", 2).await;
+    let (a, c) = (&ls[0].1, &ls[1].1);
+
+    let id = a.next_id(pid).await.expect("a gets the only item");
+    assert!(c.next(pid).await.item.is_none(), "leased to a");
+    a.skip(pid, id).await;
+    assert_eq!(c.next_id(pid).await, Some(id), "a skipped it, so c gets it");
+    c.submit(pid, id, &["pos"]).await;
+    // Nothing was recorded for the skip.
+    let lines = admin.export_jsonl(pid, false).await;
+    let anns = lines[0]["annotations"].as_array().unwrap();
+    assert_eq!(anns.len(), 1);
+    assert_eq!(anns[0]["labeler"], "skipper1");
+}
+
+async fn submit_is_idempotent(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("idempotent", 1, 600).await.id;
+    admin.import_texts(pid, "idem", 2).await;
+    let ls = labelers(&server, &admin, pid, "retrier", 1).await;
+    let l = &ls[0].1;
+
+    let id = l.next_id(pid).await.unwrap();
+    let cid = client_id();
+    let first: Annotation = l.submit_raw(pid, id, &["pos"], &cid).await.ok();
+    let second: Annotation = l.submit_raw(pid, id, &["pos"], &cid).await.ok();
+    assert_eq!(first.id, second.id, "a retried submission returns the first annotation");
+    assert_eq!(first, second);
+
+    // A retry arriving after the labeler moved on still creates nothing.
+    let other = l.next_id(pid).await.unwrap();
+    assert_ne!(other, id);
+    let third: Annotation = l.submit_raw(pid, id, &["pos"], &cid).await.ok();
+    assert_eq!(third.id, first.id);
+    assert_eq!(l.progress(pid).await.mine_total, 1);
+
+    let lines = admin.export_jsonl(pid, false).await;
+    let total: usize = lines.iter().map(|l| l["annotations"].as_array().unwrap().len()).sum();
+    assert_eq!(total, 1, "one annotation, however many retries: {lines:?}");
+    // The other item is still leased to the labeler and gets labeled normally.
+    l.submit(pid, other, &["neg"]).await;
+    assert_eq!(l.progress(pid).await.mine_total, 2);
+}
+
+/// Without `exclude` the caller gets back the item it holds (a reload shows the same item);
+/// with `exclude` it gets another one (prefetch), and other labelers get neither.
+async fn next_keeps_lease_and_exclude_prefetches(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("prefetch", 1, 600).await.id;
+    admin.import_texts(pid, "pf", 3).await;
+    let ls = labelers(&server, &admin, pid, "pf", 2).await;
+    let (a, c) = (&ls[0].1, &ls[1].1);
+
+    let x = a.next_id(pid).await.unwrap();
+    assert_eq!(a.next_id(pid).await, Some(x), "a reload returns the held item");
+    let y = a.next_excluding(pid, &[x]).await.item.expect("a prefetched item").id;
+    assert_ne!(x, y);
+    let z = c.next_id(pid).await.expect("c gets the third item");
+    assert!(z != x && z != y, "c must not get an item a holds");
+    assert!(a.next_excluding(pid, &[x, y]).await.item.is_none(), "all three are leased");
+    a.submit(pid, x, &["pos"]).await;
+    a.submit(pid, y, &["pos"]).await;
+    c.submit(pid, z, &["pos"]).await;
+    assert_eq!(admin.summary(pid).await.done_count, 3);
+}

@@ -1,0 +1,165 @@
+//! A crash (SIGKILL) in the middle of labeling loses no acknowledged submission.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::api_types::*;
+
+use crate::common::*;
+
+both_backends!(kill_mid_work_loses_no_acknowledged_submission);
+
+/// One submission the server answered 200 to.
+#[derive(Debug, Clone)]
+struct Acked {
+    item_id: i64,
+    annotation_id: i64,
+    label: String,
+    client_id: String,
+}
+
+async fn kill_mid_work_loses_no_acknowledged_submission(b: Backend) {
+    const LABELERS: usize = 4;
+    const ITEMS: usize = 300;
+    let mut server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("crash", 1, 600).await.id;
+    admin.import_texts(pid, "crash", ITEMS).await;
+    let mut clients = Vec::new();
+    for i in 0..LABELERS {
+        let (u, c) = server.user(&admin, &format!("crasher{i}"), Role::Labeler).await;
+        admin.add_member(pid, u.id).await;
+        clients.push((u, Arc::new(c)));
+    }
+
+    // Labelers work until the server dies under them.
+    let acked_total = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (user, client) in clients.iter().cloned() {
+        let acked_total = acked_total.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked: Vec<Acked> = Vec::new();
+            let mut in_flight: Option<(i64, String, String)> = None;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let next = match client
+                    .send(reqwest::Method::POST, &format!("/api/projects/{pid}/next"), Some((b"{}".to_vec(), "application/json")))
+                    .await
+                {
+                    Ok(r) if r.status.is_success() => r.json::<NextItem>(),
+                    _ => break, // the server is gone (or answered an error after the kill)
+                };
+                let Some(item) = next.item else { break };
+                let label = ["pos", "neg", "other"][(item.id % 3) as usize].to_string();
+                let cid = client_id();
+                in_flight = Some((item.id, label.clone(), cid.clone()));
+                let body = serde_json::to_vec(&SubmitAnnotation {
+                    item_id: item.id,
+                    labels: vec![label.clone()],
+                    time_ms: 500,
+                    client_id: cid.clone(),
+                })
+                .unwrap();
+                match client
+                    .send(reqwest::Method::POST, &format!("/api/projects/{pid}/annotations"), Some((body, "application/json")))
+                    .await
+                {
+                    Ok(r) if r.status.is_success() => {
+                        let ann: Annotation = r.json();
+                        assert_eq!((ann.item_id, ann.user_id), (item.id, user.id));
+                        acked.push(Acked { item_id: item.id, annotation_id: ann.id, label, client_id: cid });
+                        in_flight = None;
+                        acked_total.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) if r.status.is_server_error() => break,
+                    Ok(r) => panic!("submit refused: {} {}", r.status, r.text()),
+                    Err(_) => break,
+                }
+            }
+            (user.username.clone(), acked, in_flight)
+        }));
+    }
+
+    // Kill the server while they are busy.
+    let wait_until = Instant::now() + Duration::from_secs(120);
+    while acked_total.load(Ordering::SeqCst) < 40 {
+        assert!(Instant::now() < wait_until, "the labelers made no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+    let mut acked_by: BTreeMap<String, Vec<Acked>> = BTreeMap::new();
+    let mut in_flight_by = BTreeMap::new();
+    for t in tasks {
+        let (name, acked, in_flight) = t.await.expect("labeler task");
+        acked_by.insert(name.clone(), acked);
+        if let Some(f) = in_flight {
+            in_flight_by.insert(name, f);
+        }
+    }
+    let total: usize = acked_by.values().map(Vec::len).sum();
+    assert!(total >= 40, "{total} acknowledged before the kill");
+
+    server.crash_restart().await;
+    let admin = server.admin().await;
+
+    // Every acknowledged submission is there, with its labels.
+    let lines = admin.export_jsonl(pid, false).await;
+    let mut stored: BTreeMap<(String, i64), Vec<String>> = BTreeMap::new();
+    for line in &lines {
+        let item_id = line["item_id"].as_i64().unwrap();
+        for a in line["annotations"].as_array().unwrap() {
+            let labels: Vec<String> = serde_json::from_value(a["labels"].clone()).unwrap();
+            let key = (a["labeler"].as_str().unwrap().to_string(), item_id);
+            assert!(stored.insert(key.clone(), labels).is_none(), "two annotations for {key:?}");
+        }
+    }
+    let mut missing = Vec::new();
+    for (name, acked) in &acked_by {
+        for a in acked {
+            match stored.get(&(name.clone(), a.item_id)) {
+                Some(labels) => assert_eq!(labels, &vec![a.label.clone()], "{name}'s labels on {}", a.item_id),
+                None => missing.push((name.clone(), a.clone())),
+            }
+        }
+    }
+    assert!(missing.is_empty(), "acknowledged submissions lost in the crash: {missing:?}");
+    // At most the in-flight submissions (one per labeler) may exist beyond the acknowledged ones.
+    assert!(
+        stored.len() >= total && stored.len() <= total + in_flight_by.len(),
+        "stored {} annotations for {total} acknowledged (+{} in flight)",
+        stored.len(),
+        in_flight_by.len()
+    );
+
+    // The labelers' sessions survived; retrying the in-flight submissions is safe, and
+    // acknowledged ones keep their ids when retried.
+    for (user, client) in &clients {
+        client.me().await;
+        if let Some((item_id, label, cid)) = in_flight_by.get(&user.username) {
+            let r = client.submit_raw(pid, *item_id, &[label.as_str()], cid).await;
+            assert!(r.status.is_success() || r.status.as_u16() == 409, "retry after crash: {} {}", r.status, r.text());
+        }
+        if let Some(a) = acked_by[&user.username].last() {
+            let again: Annotation = client.submit_raw(pid, a.item_id, &[a.label.as_str()], &a.client_id).await.ok();
+            assert_eq!(again.id, a.annotation_id, "a retried acknowledged submission returns the stored one");
+        }
+    }
+    let mut seen_items = BTreeSet::new();
+    for line in admin.export_jsonl(pid, false).await {
+        let n = line["annotations"].as_array().unwrap().len();
+        assert!(n <= 1, "overlap 1, yet {n} annotations: {line}");
+        if n == 1 {
+            seen_items.insert(line["item_id"].as_i64().unwrap());
+        }
+    }
+    assert!(seen_items.len() >= total);
+
+    // Work goes on after the crash.
+    let (_, c) = &clients[0];
+    let id = c.next_id(pid).await.expect("items remain");
+    c.submit(pid, id, &["pos"]).await;
+}

@@ -1,0 +1,231 @@
+//! Imports that must be refused, or partly skipped, with reports a person can act on.
+use app::api_types::*;
+use serde_json::json;
+
+use crate::common::*;
+
+both_backends!(
+    bad_line_imports_nothing,
+    bad_csv_row_imports_nothing,
+    duplicates_reported_and_skipped,
+    decompression_bomb_rejected,
+    zip_with_parent_paths_rejected,
+    broken_uploads_rejected,
+);
+
+/// The `ImportReport` in a 422's `error.details`.
+fn report_of(resp: &RawResponse) -> ImportReport {
+    let err = resp.assert_error(422, "invalid_import");
+    serde_json::from_value(err.details.clone())
+        .unwrap_or_else(|e| panic!("error.details is not an ImportReport ({e}): {}", resp.text()))
+}
+
+async fn bad_line_imports_nothing(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("bad lines", 1, 600).await.id;
+    let file = [
+        json!({"id": "ok1", "text": "fine"}).to_string(),
+        json!({"id": "w", "text": "heavy", "weight": "heavy"}).to_string(),
+        json!({"id": "ok2", "text": "also fine"}).to_string(),
+        "{this is not json".to_string(),
+        json!({"id": "typo", "txt": "a typo in the field name"}).to_string(),
+    ]
+    .join("\n")
+        + "\n";
+    let resp = admin.import_raw(pid, "jsonl", file.into_bytes()).await;
+    let report = report_of(&resp);
+    assert_eq!(report.imported, 0, "any bad line means nothing is imported: {report:?}");
+    assert_eq!(report.lines, 5, "{report:?}");
+    assert_eq!(report.error_count, 3, "{report:?}");
+    let find = |line: i64| {
+        report
+            .errors
+            .iter()
+            .find(|e| e.line == line)
+            .unwrap_or_else(|| panic!("no error for line {line}: {report:?}"))
+    };
+    let weight = find(2);
+    assert_eq!(weight.field, "weight", "{weight:?}");
+    assert!(!weight.reason.trim().is_empty());
+    let json_err = find(4);
+    assert_eq!(json_err.field, "", "a line that is not JSON is wrong as a whole: {json_err:?}");
+    assert!(!json_err.reason.trim().is_empty());
+    assert_eq!(find(5).field, "txt", "the unknown field is named: {report:?}");
+    assert!(report.errors.iter().all(|e| ![1, 3].contains(&e.line)), "good lines are not errors: {report:?}");
+
+    // Nothing from the file exists.
+    let summary = admin.summary(pid).await;
+    assert_eq!(summary.item_count, 0);
+    assert!(admin.next(pid).await.item.is_none());
+    // The corrected file imports completely.
+    let fixed = jsonl(&[json!({"id": "ok1", "text": "fine"}), json!({"id": "ok2", "text": "also fine"})]);
+    assert_eq!(admin.import(pid, "jsonl", fixed).await.imported, 2);
+    assert_eq!(admin.summary(pid).await.item_count, 2);
+}
+
+async fn bad_csv_row_imports_nothing(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("bad csv", 1, 600).await.id;
+    let csv = "id,text,weight\nr1,fine,1\nr2,not a weight,abc\nr3,fine too,2\n";
+    let resp = admin.import_raw(pid, "csv", csv.as_bytes().to_vec()).await;
+    let report = report_of(&resp);
+    assert_eq!((report.imported, report.error_count), (0, 1), "{report:?}");
+    assert_eq!(report.errors[0].line, 3, "CSV lines count the header as line 1: {report:?}");
+    assert_eq!(report.errors[0].field, "weight");
+    assert_eq!(admin.summary(pid).await.item_count, 0);
+}
+
+async fn duplicates_reported_and_skipped(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("dups", 1, 600).await.id;
+    let file = jsonl(&[
+        json!({"id": "d1", "text": "same text", "meta": {"k": 1}}),
+        json!({"id": "d2", "text": "other text"}),
+        json!({"id": "d1", "text": "same text", "meta": {"k": 1}}),
+    ]);
+    let report = admin.import(pid, "jsonl", file.clone()).await;
+    assert_eq!((report.lines, report.imported, report.duplicates), (3, 2, 1), "{report:?}");
+    assert_eq!(
+        report.duplicate_lines,
+        vec![DuplicateLine { line: 3, duplicate_of: "line 1".into() }],
+        "{report:?}"
+    );
+    assert!(report.errors.is_empty());
+    assert_eq!(admin.summary(pid).await.item_count, 2);
+
+    // The same file again: everything is a duplicate of an existing item.
+    let again = admin.import(pid, "jsonl", file).await;
+    assert_eq!((again.lines, again.imported, again.duplicates), (3, 0, 3), "{again:?}");
+    assert_eq!(again.duplicate_lines.len(), 3);
+    for d in &again.duplicate_lines {
+        assert!(d.duplicate_of.starts_with("item "), "a duplicate of a stored item says which: {d:?}");
+    }
+    assert_eq!(admin.summary(pid).await.item_count, 2);
+}
+
+fn multipart_files(files: &[(&str, &[u8])]) -> (Vec<u8>, String) {
+    let boundary = format!("----mirrorset-test-{}", random_hex(8));
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+async fn decompression_bomb_rejected(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("bombs", 1, 600).await.id;
+    let bomb = png_declaring(100_000, 100_000);
+    assert!(bomb.len() < 1000, "the bomb is tiny on the wire");
+    let ok = png(8, 8, 3);
+
+    // In a zip: the import fails, naming the line and the image field.
+    let data = jsonl(&[json!({"id": "bomb", "image": "bomb.png"}), json!({"id": "fine", "image": "ok.png"})]);
+    let zip = zip_of(&[("data.jsonl", data.as_bytes()), ("bomb.png", &bomb), ("ok.png", &ok)]);
+    let resp = admin.import_raw(pid, "zip", zip).await;
+    let report = report_of(&resp);
+    assert_eq!(report.imported, 0, "{report:?}");
+    let e = report.errors.iter().find(|e| e.line == 1).unwrap_or_else(|| panic!("line 1 is named: {report:?}"));
+    assert_eq!(e.field, "image", "{e:?}");
+    assert!(e.reason.contains("100000"), "the reason says what the image declares: {e:?}");
+    assert_eq!(admin.summary(pid).await.item_count, 0);
+
+    // Uploaded directly: refused with a clear error, nothing stored.
+    let (body, ct) = multipart_files(&[("bomb.png", &bomb)]);
+    let resp = admin.raw(reqwest::Method::POST, &format!("/api/projects/{pid}/images"), Some((body, ct.as_str()))).await;
+    let err = resp.assert_error_in(&[400, 413, 422]);
+    let all = format!("{} {}", err.message, err.details);
+    assert!(all.contains("100000"), "the error says what the image declares: {}", resp.text());
+    assert_eq!(admin.summary(pid).await.item_count, 0);
+
+    // A real image through the same route works.
+    let (body, ct) = multipart_files(&[("ok.png", &ok)]);
+    let report: ImportReport =
+        admin.raw(reqwest::Method::POST, &format!("/api/projects/{pid}/images"), Some((body, ct.as_str()))).await.ok();
+    assert_eq!(report.imported, 1, "{report:?}");
+    assert_eq!(admin.summary(pid).await.item_count, 1);
+}
+
+async fn zip_with_parent_paths_rejected(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("zip slip", 1, 600).await.id;
+    let ok = png(4, 4, 9);
+    let marker = format!("escaped-{}.png", random_hex(6));
+
+    // An entry that would land outside the extraction directory.
+    let data = jsonl(&[json!({"id": "x", "image": "ok.png"})]);
+    let evil_entry = format!("../../{marker}");
+    let zip = zip_of(&[("data.jsonl", data.as_bytes()), ("ok.png", &ok), (&evil_entry, &ok)]);
+    let resp = admin.import_raw(pid, "zip", zip).await;
+    let err = resp.assert_error_in(&[400, 422]);
+    let all = format!("{} {}", err.message, err.details);
+    assert!(all.contains(".."), "the error names the unsafe path: {}", resp.text());
+    assert_eq!(admin.summary(pid).await.item_count, 0, "nothing imported from a malicious zip");
+
+    // A data line pointing outside the zip.
+    let data = jsonl(&[json!({"id": "y", "image": format!("../{marker}")})]);
+    let zip = zip_of(&[("data.jsonl", data.as_bytes()), ("ok.png", &ok)]);
+    let resp = admin.import_raw(pid, "zip", zip).await;
+    let report = report_of(&resp);
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert_eq!((report.errors[0].line, report.errors[0].field.as_str()), (1, "image"), "{report:?}");
+    assert_eq!(admin.summary(pid).await.item_count, 0);
+
+    // Nothing was written outside the data directory.
+    let mut escaped = Vec::new();
+    let mut dirs = vec![server.dir().to_path_buf()];
+    if let Some(parent) = server.dir().parent() {
+        dirs.push(parent.to_path_buf());
+    }
+    dirs.push(server.data_dir().to_path_buf());
+    if let Ok(entries) = std::fs::read_dir(server.data_dir()) {
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for d in dirs {
+        if d.join(&marker).exists() {
+            escaped.push(d.join(&marker));
+        }
+    }
+    assert!(escaped.is_empty(), "zip entries escaped: {escaped:?}");
+}
+
+async fn broken_uploads_rejected(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("broken", 1, 600).await.id;
+
+    // Not a zip at all.
+    let resp = admin.import_raw(pid, "zip", b"this is not a zip file".to_vec()).await;
+    resp.assert_error_in(&[400, 422]);
+    // A zip without a data file.
+    let resp = admin.import_raw(pid, "zip", zip_of(&[("a.png", &png(2, 2, 1))])).await;
+    resp.assert_error_in(&[400, 422]);
+    // An unknown format.
+    let resp = admin.import_raw(pid, "xlsx", b"x".to_vec()).await;
+    resp.assert_error(400, "bad_request");
+    // An image line whose file is missing from the zip.
+    let data = jsonl(&[json!({"id": "m", "image": "missing.png"})]);
+    let resp = admin.import_raw(pid, "zip", zip_of(&[("data.jsonl", data.as_bytes())])).await;
+    let report = report_of(&resp);
+    assert_eq!((report.errors[0].line, report.errors[0].field.as_str()), (1, "image"), "{report:?}");
+    // A non-image file named as the image.
+    let data = jsonl(&[json!({"id": "t", "image": "fake.png"})]);
+    let zip = zip_of(&[("data.jsonl", data.as_bytes()), ("fake.png", b"not an image at all")]);
+    let report = report_of(&admin.import_raw(pid, "zip", zip).await);
+    assert_eq!((report.errors[0].line, report.errors[0].field.as_str()), (1, "image"), "{report:?}");
+    assert_eq!(admin.summary(pid).await.item_count, 0);
+}

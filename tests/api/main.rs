@@ -1,0 +1,15 @@
+//! API integration tests: each scenario runs against the real `mirrorset` binary, once on
+//! SQLite and once on PostgreSQL (`NAME::sqlite`, `NAME::postgres`). See tests/common/mod.rs.
+//!
+//!     cargo test -p server --test api                 # all (PostgreSQL needs MIRRORSET_TEST_PG_URL)
+//!     cargo test -p server --test api sqlite          # SQLite only
+//!     cargo test -p server --test api round_trip      # one file's scenarios
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod assignment;
+mod durability;
+mod import_errors;
+mod round_trip;
