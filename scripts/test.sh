@@ -102,6 +102,14 @@ export MIRRORSET_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 echo "[test] MIRRORSET_TEST_PG_URL=$MIRRORSET_TEST_PG_URL" >&2
 
 # ---------------------------------------------------------------------------------------------
+# leptos reads LEPTOS_OUTPUT_NAME at compile time (option_env!): cargo-leptos sets it, plain
+# `cargo test` does not. Without it the test-built server's pages would ask for
+# `<name>_bg.wasm`, which cargo-leptos does not produce (no hydration), and every switch between
+# `cargo leptos build` and `cargo test` would rebuild leptos and everything above it.
+LEPTOS_OUTPUT_NAME="$(awk '/^\[\[workspace\.metadata\.leptos\]\]/ { m = 1; next } m && /^name *=/ { gsub(/[" ]/, "", $0); sub(/^name=/, "", $0); print; exit }' Cargo.toml)"
+export LEPTOS_OUTPUT_NAME
+echo "[test] LEPTOS_OUTPUT_NAME=$LEPTOS_OUTPUT_NAME" >&2
+
 step "cargo leptos build (debug)"
 cargo leptos build
 
