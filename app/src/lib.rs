@@ -45,6 +45,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+    .into_any()
 }
 
 #[component]
@@ -69,6 +70,7 @@ pub fn App() -> impl IntoView {
             <Frame/>
         </Router>
     }
+    .into_any()
 }
 
 /// The top bar (except on the sign-in page) and the page under it.
@@ -93,6 +95,7 @@ fn Frame() -> impl IntoView {
             </main>
         </div>
     }
+    .into_any()
 }
 
 #[cfg(feature = "hydrate")]

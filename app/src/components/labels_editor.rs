@@ -172,6 +172,7 @@ pub fn LabelsEditor(rows: RwSignal<Vec<LabelRow>>, #[prop(into)] id_prefix: Stri
             </div>
         </div>
     }
+    .into_any()
 }
 
 #[cfg(test)]

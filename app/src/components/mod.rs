@@ -67,6 +67,7 @@ pub fn ProgressBar(
             })}
         </span>
     }
+    .into_any()
 }
 
 /// 12345 → "12,345".

@@ -52,4 +52,5 @@ pub fn StatusLine(status: RwSignal<Option<Status>>, #[prop(optional, into)] id: 
             {move || status.with(|s| s.as_ref().map(|s| s.text.clone()).unwrap_or_default())}
         </div>
     }
+    .into_any()
 }

@@ -60,4 +60,5 @@ pub fn TopBar() -> impl IntoView {
             </div>
         </header>
     }
+    .into_any()
 }

@@ -166,6 +166,10 @@ impl Loop {
 
     /// Leases the item after the current one, unless one is already waiting.
     fn prefetch(self) {
+        self.prefetch_inner(false)
+    }
+
+    fn prefetch_inner(self, manual_check: bool) {
         if self.prefetching.get_value()
             || self.exhausted.get_value()
             || self.queue.with_untracked(|q| !q.is_empty())
@@ -193,8 +197,16 @@ impl Loop {
                         }
                         None => self.exhausted.set_value(true),
                     }
-                    if self.shown.with_untracked(|s| s.is_none()) && self.phase.get_untracked() == Phase::Loading {
+                    let waiting = matches!(self.phase.get_untracked(), Phase::Loading | Phase::Done);
+                    if self.shown.with_untracked(|s| s.is_none()) && waiting {
                         self.advance();
+                        if manual_check {
+                            self.status.set(if self.phase.get_untracked() == Phase::Done {
+                                Status::info("Still nothing left for you.")
+                            } else {
+                                None
+                            });
+                        }
                     }
                 }
                 Err(e) if e.is_retryable() => {
@@ -335,7 +347,7 @@ impl Loop {
             }
             // If everything looked done while this was on its way, look once more.
             if self.phase.get_untracked() == Phase::Done && self.inflight.with_untracked(|f| f.is_empty()) {
-                self.check_again();
+                self.check_again(false);
             }
         });
     }
@@ -432,12 +444,14 @@ impl Loop {
         }
     }
 
-    fn check_again(self) {
+    /// Asks once more whether anything is left (items leased to others come back when their
+    /// leases run out). The "All done" screen stays up meanwhile, so nothing flickers.
+    fn check_again(self, manual: bool) {
         self.exhausted.set_value(false);
-        if self.shown.with_untracked(|s| s.is_none()) {
-            self.phase.set(Phase::Loading);
+        if manual {
+            self.status.set(Status::info("Checking…"));
         }
-        self.prefetch();
+        self.prefetch_inner(manual);
     }
 
     fn toggle_instructions(self) {
@@ -447,7 +461,31 @@ impl Loop {
     }
 
     fn zoom_by(self, f: f64) {
-        self.zoom.update(|z| *z = (*z * f).clamp(MIN_ZOOM, MAX_ZOOM));
+        self.zoom_to(self.zoom.get_untracked() * f, None);
+    }
+
+    /// Zooms so that the point under `anchor` (pane coordinates; default: the pane's centre)
+    /// stays where it is.
+    fn zoom_to(self, z: f64, anchor: Option<(f64, f64)>) {
+        let old = self.zoom.get_untracked();
+        let new = z.clamp(MIN_ZOOM, MAX_ZOOM);
+        if (new - old).abs() < 1e-9 {
+            return;
+        }
+        let pane = self.pane.get_untracked();
+        let before = pane.as_ref().map(|p| {
+            (p.scroll_left() as f64, p.scroll_top() as f64, p.client_width() as f64, p.client_height() as f64)
+        });
+        self.zoom.set(new);
+        if let (Some(p), Some((sl, st, cw, ch))) = (pane, before) {
+            let (ax, ay) = anchor.unwrap_or((cw / 2.0, ch / 2.0));
+            let r = new / old;
+            let (x, y) = ((sl + ax) * r - ax, (st + ay) * r - ay);
+            request_animation_frame(move || {
+                p.set_scroll_left(x.max(0.0).round() as i32);
+                p.set_scroll_top(y.max(0.0).round() as i32);
+            });
+        }
     }
 
     fn on_key(self, ev: &web_sys::KeyboardEvent) {
@@ -509,11 +547,11 @@ impl Loop {
                 true
             }
             "0" if is_image => {
-                self.zoom.set(1.0);
+                self.zoom_to(1.0, None);
                 true
             }
             "r" | "R" if self.phase.get_untracked() == Phase::Done => {
-                self.check_again();
+                self.check_again(true);
                 true
             }
             _ => false,
@@ -569,6 +607,7 @@ fn Labeler(pid: i64) -> impl IntoView {
             <Preloads lp/>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -592,6 +631,7 @@ fn ProgressHeader(lp: Loop) -> impl IntoView {
             </span>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -623,7 +663,7 @@ fn ItemHeader(lp: Loop) -> impl IntoView {
             .into_any()
         })
     };
-    view! { <div class="item-head" class:is-revisit=move || lp.shown.with(|s| s.as_ref().is_some_and(|s| s.revisit.is_some()))>{line}</div> }
+    view! { <div class="item-head" class:is-revisit=move || lp.shown.with(|s| s.as_ref().is_some_and(|s| s.revisit.is_some()))>{line}</div> }.into_any()
 }
 
 #[component]
@@ -708,7 +748,14 @@ fn ItemContent(lp: Loop) -> impl IntoView {
                                             }
                                         }
                                     }
-                                    on:click=move |_| lp.zoom.update(|z| *z = if *z > 1.0 { 1.0 } else { 2.0 })
+                                    on:click=move |ev| {
+                                        let anchor = lp.pane.get_untracked().map(|p| {
+                                            let r = p.get_bounding_client_rect();
+                                            (ev.client_x() as f64 - r.left(), ev.client_y() as f64 - r.top())
+                                        });
+                                        let z = if lp.zoom.get_untracked() > 1.0 { 1.0 } else { 2.0 };
+                                        lp.zoom_to(z, anchor);
+                                    }
                                 />
                             </div>
                         }
@@ -738,12 +785,13 @@ fn AllDone(lp: Loop) -> impl IntoView {
                 <div><dt>"project done"</dt><dd class="num">{move || n(|p| p.done)} " / " {move || n(|p| p.total)}</dd></div>
             </dl>
             <div class="button-row center">
-                <button class="btn" on:click=move |_| lp.check_again()>"Check again " <Kbd k="r"/></button>
+                <button class="btn" on:click=move |_| lp.check_again(true)>"Check again " <Kbd k="r"/></button>
                 <button class="btn" on:click=move |_| lp.go_back()>"Go back " <Kbd k="u"/></button>
                 <a class="btn btn-quiet" href=format!("/projects/{}", lp.pid)>"Project overview"</a>
             </div>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -769,6 +817,7 @@ fn Instructions(lp: Loop) -> impl IntoView {
             <div class="instructions-body markdown" inner_html=html></div>
         </aside>
     }
+    .into_any()
 }
 
 #[component]
@@ -827,6 +876,7 @@ fn LabelBar(lp: Loop) -> impl IntoView {
             </div>
         </footer>
     }
+    .into_any()
 }
 
 /// The queued image items, loading out of sight so they appear at once.
@@ -847,4 +897,5 @@ fn Preloads(lp: Loop) -> impl IntoView {
             </For>
         </div>
     }
+    .into_any()
 }

@@ -119,6 +119,7 @@ pub fn LoginPage() -> impl IntoView {
             </form>
         </div>
     }
+    .into_any()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub fn NotFound() -> impl IntoView {
             <p><a href="/" class="btn">"Back to projects"</a></p>
         </div>
     }
+    .into_any()
 }
 
 /// The `:id` of the current route, when it is a number.

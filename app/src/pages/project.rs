@@ -47,7 +47,7 @@ pub fn ProjectPage() -> impl IntoView {
 
     let navigate = use_navigate();
     let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-        if util::typing_in_field(&ev) || ev.key() != "l" {
+        if util::typing_in_field(&ev) || !matches!(ev.key().as_str(), "l" | "L") {
             return;
         }
         if let Some(id) = pid.get_untracked() {
@@ -112,7 +112,7 @@ pub fn ProjectPage() -> impl IntoView {
             <div class="crumbs"><a href="/">"Projects"</a> " / "</div>
             <div class="page-head">
                 <h1>{name}</h1>
-                <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="l"/></a>
+                <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
             </div>
             <div class="project-summary">{summary}</div>
             <section class="card progress-card" aria-label="Progress">
@@ -131,14 +131,17 @@ pub fn ProjectPage() -> impl IntoView {
                 {move || pid.get().map(|id| view! {
                     <div class="manage-grid">
                         <ImportCard pid=id on_done=move || refresh.update(|n| *n += 1)/>
-                        <ExportCard pid=id project/>
-                        <MembersCard pid=id/>
+                        <div class="stack">
+                            <ExportCard pid=id project/>
+                            <MembersCard pid=id/>
+                        </div>
                         <SettingsCard pid=id project/>
                     </div>
                 })}
             </Show>
         </div>
     }
+    .into_any()
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -307,6 +310,7 @@ fn ImportCard(pid: i64, on_done: impl Fn() + Copy + Send + Sync + 'static) -> im
             <div class="import-result">{result}</div>
         </section>
     }
+    .into_any()
 }
 
 fn selected_names(input: NodeRef<leptos::html::Input>) -> Vec<String> {
@@ -336,9 +340,9 @@ fn ErrorsTable(report: ImportReport) -> impl IntoView {
     }
     let shown = report.errors.len() as i64;
     let caption = if report.error_count > shown {
-        format!("{} bad lines (the first {shown} shown); nothing was imported", fmt_count(report.error_count))
+        format!("Bad lines: the first {shown} of {}", fmt_count(report.error_count))
     } else {
-        format!("{} bad line{}; nothing was imported", report.error_count, if report.error_count == 1 { "" } else { "s" })
+        "Bad lines".to_string()
     };
     view! {
         <div class="table-scroll">
@@ -400,6 +404,7 @@ fn ExportCard(pid: i64, project: RwSignal<Load<Project>>) -> impl IntoView {
             </div>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -489,6 +494,7 @@ fn MembersCard(pid: i64) -> impl IntoView {
             <StatusLine status/>
         </section>
     }
+    .into_any()
 }
 
 #[component]

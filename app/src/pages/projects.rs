@@ -132,6 +132,7 @@ pub fn ProjectsPage() -> impl IntoView {
             </table>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -241,4 +242,5 @@ fn NewProjectForm(on_cancel: impl Fn() + Copy + Send + Sync + 'static) -> impl I
             </div>
         </form>
     }
+    .into_any()
 }

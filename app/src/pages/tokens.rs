@@ -100,8 +100,8 @@ pub fn TokensPage() -> impl IntoView {
                 view! {
                     <tr>
                         <td>{t.name.clone()}</td>
-                        <td class="muted num">{util::fmt_datetime(t.created_at)}</td>
-                        <td class="muted num">{t.last_used_at.map(util::fmt_datetime).unwrap_or_else(|| "never".into())}</td>
+                        <td class="muted tnum">{util::fmt_datetime(t.created_at)}</td>
+                        <td class="muted tnum">{t.last_used_at.map(util::fmt_datetime).unwrap_or_else(|| "never".into())}</td>
                         <td class="actions">
                             <button class="btn btn-quiet btn-small btn-danger" aria-label=label on:click=move |_| revoke(id, tname.clone())>
                                 "Revoke"
@@ -158,4 +158,5 @@ pub fn TokensPage() -> impl IntoView {
             </table>
         </div>
     }
+    .into_any()
 }

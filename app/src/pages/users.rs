@@ -79,7 +79,7 @@ pub fn UsersPage() -> impl IntoView {
                     <tr>
                         <td>{u.username}</td>
                         <td><span class="role-badge">{u.role.as_str()}</span></td>
-                        <td class="muted num">{util::fmt_date(u.created_at)}</td>
+                        <td class="muted tnum">{util::fmt_date(u.created_at)}</td>
                     </tr>
                 }
             })
@@ -125,4 +125,5 @@ pub fn UsersPage() -> impl IntoView {
             </Show>
         </div>
     }
+    .into_any()
 }
