@@ -1,0 +1,276 @@
+//! The browser end-to-end test: a real Chromium (headless, through Debian's chromedriver)
+//! against the real `mirrorset` server and the wasm site built by `cargo leptos build`.
+//!
+//! It signs in with the keyboard, opens a project, labels three items with label keys, goes
+//! back twice with `u` and changes an earlier answer, and then checks through the export API
+//! that every label (including the changed one) was stored. A screenshot of the labeling view
+//! is saved to `target/screenshots/labeling.png`.
+//!
+//! Needs: `cargo leptos build` (or `--release` with `MIRRORSET_TEST_RELEASE=1`) first, and
+//! `/usr/bin/chromium` + `/usr/bin/chromedriver` (`apt-get install chromium chromium-driver`).
+#[allow(unused_macros)]
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app::api_types::{LabelDef, LabelKind, NewProject, Role};
+use common::{workspace_root, Backend, TestServer};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn chromedriver_path() -> String {
+    std::env::var("MIRRORSET_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
+
+fn chromium_path() -> String {
+    std::env::var("MIRRORSET_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// chromedriver on a free port; killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(chromedriver_path())
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e} (apt-get install chromium-driver)", chromedriver_path()));
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{url}/status")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::Builder::new().prefix("mirrorset-chromium-").tempdir().unwrap();
+        Driver { child, url, _profile: profile }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium_path(),
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", self._profile.path().display()),
+                    "--window-size=1400,900",
+                ],
+            }),
+        );
+        ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("start a Chromium session through chromedriver")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Presses one key on whatever has focus (like a person at the keyboard).
+async fn press(c: &Client, key: char) {
+    let seq = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    c.perform_actions(seq).await.expect("key press");
+}
+
+/// Waits until `css` matches an element whose text satisfies `pred`; returns that text.
+async fn wait_text(c: &Client, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let mut last = String::new();
+    loop {
+        if let Ok(els) = c.find_all(Locator::Css(css)).await {
+            for el in els {
+                if let Ok(t) = el.text().await {
+                    if pred(&t) {
+                        return t;
+                    }
+                    last = t;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let shot = c.screenshot().await.unwrap_or_default();
+            let path = workspace_root().join("target/screenshots/failure.png");
+            let _ = std::fs::create_dir_all(path.parent().unwrap());
+            let _ = std::fs::write(&path, shot);
+            panic!("timed out waiting for {what} ({css}); last text seen: {last:?}; screenshot: {}", path.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The item text currently on screen, once it differs from `previous`.
+async fn next_item_text(c: &Client, previous: &str) -> String {
+    wait_text(c, ".item-text", "the next item", |t| t.contains("browser item") && t != previous).await
+}
+
+fn label(name: &str, key: &str, color: &str) -> LabelDef {
+    LabelDef { name: name.into(), key: key.into(), color: color.into() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_labeling_with_undo_reaches_the_export() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+
+    // A single-label project with three text items, and a labeler who belongs to it.
+    let project = admin
+        .create_project(&NewProject {
+            name: "Browser sentiment".into(),
+            instructions: "Label the **tone** of each sentence.\n\n- positive: `1`\n- negative: `2`".into(),
+            kind: LabelKind::Single,
+            labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+            overlap: 1,
+            lease_seconds: 600,
+        })
+        .await;
+    let pid = project.id;
+    admin.import_texts(pid, "browser", 3).await;
+    let (labeler, _) = server.user(&admin, "lina", Role::Labeler).await;
+    admin.add_member(pid, labeler.id).await;
+    let password = "pw-lina-secret";
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+
+    // Sign in with the keyboard only: focus starts in the username field.
+    c.goto(&server.url("/login")).await.unwrap();
+    // The button is enabled once the page is live (hydrated).
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let btn = c.find(Locator::Css("form.login-card button[type=submit]")).await.unwrap();
+        if btn.is_enabled().await.unwrap_or(false) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sign-in page never became live (hydration failed?)");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("login-username"), "focus starts in username");
+    focused.send_keys("lina").await.unwrap();
+    press(&c, char::from(Key::Tab)).await;
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("login-password"), "Tab reaches the password");
+    // A wrong password first: a clear message, and we stay on the page.
+    focused.send_keys("not-the-password").await.unwrap();
+    press(&c, char::from(Key::Enter)).await;
+    wait_text(&c, "#login-status", "the wrong-password message", |t| t.contains("Wrong username or password")).await;
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("login-password"), "focus returns to the password");
+    focused.send_keys(password).await.unwrap();
+    press(&c, char::from(Key::Enter)).await;
+
+    // The projects page lists the project; open its labeling view from the keyboard.
+    wait_text(&c, ".table a.strong-link", "the project in the list", |t| t == "Browser sentiment").await;
+    wait_text(&c, ".topbar-user-name", "the signed-in user", |t| t == "lina").await;
+    let label_link = c.find(Locator::Css(&format!("a[href='/projects/{pid}/label']"))).await.unwrap();
+    label_link.send_keys(&char::from(Key::Enter).to_string()).await.unwrap();
+
+    // Three items, labeled with keys 1, 2, 1.
+    let mut answers: Vec<(String, &str)> = Vec::new();
+    let first = next_item_text(&c, "").await;
+    wait_text(&c, ".label-btn", "the label buttons", |t| t.contains("positive")).await;
+    wait_text(&c, ".instructions-body", "the instructions", |t| t.contains("tone")).await;
+    let shot = c.screenshot().await.unwrap();
+    let dir = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("labeling.png"), shot).unwrap();
+
+    press(&c, '1').await;
+    answers.push((first.clone(), "positive"));
+    let second = next_item_text(&c, &first).await;
+    press(&c, '2').await;
+    answers.push((second.clone(), "negative"));
+    let third = next_item_text(&c, &second).await;
+    press(&c, '1').await;
+    answers.push((third.clone(), "positive"));
+    assert!(first != second && second != third && first != third, "three different items");
+    wait_text(&c, ".all-done h2", "the All done state", |t| t == "All done").await;
+
+    // u: the last answer; u again: the one before (the second item). Change it to positive.
+    press(&c, 'u').await;
+    wait_text(&c, ".item-text", "the third item again", |t| t == third).await;
+    wait_text(&c, ".label-btn.is-selected", "the third item's earlier label", |t| t.contains("positive")).await;
+    press(&c, 'u').await;
+    wait_text(&c, ".item-text", "the second item again", |t| t == second).await;
+    wait_text(&c, ".label-btn.is-selected", "the second item's earlier label", |t| t.contains("negative")).await;
+    press(&c, '1').await;
+    answers[1].1 = "positive";
+    wait_text(&c, ".all-done h2", "All done after the change", |t| t == "All done").await;
+    // The header counts three of mine (the change is not a fourth).
+    wait_text(&c, ".done-counts", "the final counts", |t| t.contains("3 / 3")).await;
+
+    // The export holds exactly those labels, once each, by lina.
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let export = admin.export_jsonl(pid, false).await;
+        let mismatch = check_export(&export, &answers);
+        match mismatch {
+            None => break,
+            Some(msg) if Instant::now() > deadline => panic!("export does not match the keyboard answers: {msg}\n{export:#?}"),
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+
+    c.close().await.unwrap();
+}
+
+/// `None` when every answered text has exactly one annotation, by lina, with that label.
+fn check_export(export: &[Value], answers: &[(String, &str)]) -> Option<String> {
+    if export.len() != 3 {
+        return Some(format!("{} items exported, expected 3", export.len()));
+    }
+    for (text, want) in answers {
+        let Some(item) = export.iter().find(|i| i["text"].as_str() == Some(text.as_str())) else {
+            return Some(format!("no exported item with text {text:?}"));
+        };
+        let anns = item["annotations"].as_array().cloned().unwrap_or_default();
+        if anns.len() != 1 {
+            return Some(format!("{text:?} has {} annotations", anns.len()));
+        }
+        if anns[0]["labeler"] != "lina" {
+            return Some(format!("{text:?} labeled by {}", anns[0]["labeler"]));
+        }
+        if anns[0]["labels"] != json!([want]) {
+            return Some(format!("{text:?} has labels {}, expected [{want:?}]", anns[0]["labels"]));
+        }
+    }
+    None
+}
