@@ -105,6 +105,11 @@ pub fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rng.gen::<u8>())).collect()
 }
 
+/// The password `TestServer::user` gives a user: `pw-{username}-secret`.
+pub fn password_for(username: &str) -> String {
+    format!("pw-{username}-secret")
+}
+
 /// A fresh id for `SubmitAnnotation::client_id`.
 pub fn client_id() -> String {
     format!("test-{}", random_hex(12))
@@ -412,10 +417,10 @@ impl TestServer {
         c
     }
 
-    /// Creates a user as `admin` (password = "pw-" + username) and returns a client signed in
-    /// as that user.
+    /// Creates a user as `admin` (with the password `password_for(username)`) and returns a
+    /// client signed in as that user.
     pub async fn user(&self, admin: &Client, username: &str, role: Role) -> (User, Client) {
-        let password = format!("pw-{username}-secret");
+        let password = password_for(username);
         let user = admin.create_user(username, &password, role).await;
         let c = self.client();
         c.login(username, &password).await;
