@@ -26,10 +26,23 @@ pub fn LabelPage() -> impl IntoView {
     }
 }
 
+/// An item leased to this page, with the (browser-clock) time its lease runs out.
+#[derive(Clone, Debug, PartialEq)]
+struct Leased {
+    item: ItemView,
+    expires: f64,
+}
+
+/// A leased item older than this margin before its end is not shown: someone else may be
+/// handed it any moment, so a fresh one is fetched instead.
+const LEASE_MARGIN_MS: f64 = 15_000.0;
+
 /// What is on screen.
 #[derive(Clone, Debug, PartialEq)]
 struct Shown {
     item: ItemView,
+    /// When the lease on a new item ends (browser clock); 0 for earlier answers.
+    expires: f64,
     /// Set when this is an earlier submission being looked at again (`u`).
     revisit: Option<Annotation>,
     /// Multi-label: the labels toggled on so far. Revisit: the labels given before.
@@ -64,7 +77,7 @@ struct Loop {
     phase: RwSignal<Phase>,
     shown: RwSignal<Option<Shown>>,
     shown_at: StoredValue<f64>,
-    queue: RwSignal<VecDeque<ItemView>>,
+    queue: RwSignal<VecDeque<Leased>>,
     exhausted: StoredValue<bool>,
     prefetching: StoredValue<bool>,
     going_back: StoredValue<bool>,
@@ -73,6 +86,8 @@ struct Loop {
     status: RwSignal<Option<Status>>,
     zoom: RwSignal<f64>,
     instructions_open: RwSignal<bool>,
+    /// The label just chosen, lit for a moment.
+    flash: RwSignal<Option<String>>,
     pane: NodeRef<leptos::html::Div>,
 }
 
@@ -97,12 +112,20 @@ impl Loop {
             status: RwSignal::new(None),
             zoom: RwSignal::new(1.0),
             instructions_open: RwSignal::new(false),
+            flash: RwSignal::new(None),
             pane: NodeRef::new(),
         }
     }
 
     fn labels(self) -> Vec<LabelDef> {
         self.project.with_untracked(|p| p.as_ref().map(|p| p.labels.clone()).unwrap_or_default())
+    }
+
+    /// When a lease handed out now ends, on the browser's clock (the server's clock may differ;
+    /// the lease length may not).
+    fn lease_end(self) -> f64 {
+        let secs = self.project.with_untracked(|p| p.as_ref().map(|p| p.lease_seconds).unwrap_or(600));
+        util::now_ms() as f64 + secs as f64 * 1000.0
     }
 
     fn is_multi(self) -> bool {
@@ -134,7 +157,10 @@ impl Loop {
                 Ok(n) => {
                     self.progress.set(Some(n.progress));
                     match n.item {
-                        Some(item) => self.show(Shown { item, revisit: None, selected: vec![] }),
+                        Some(item) => {
+                            let expires = self.lease_end();
+                            self.show(Shown { item, expires, revisit: None, selected: vec![] })
+                        }
                         None => {
                             self.exhausted.set_value(true);
                             self.phase.set(Phase::Done);
@@ -157,7 +183,7 @@ impl Loop {
                 }
             }
         });
-        self.queue.with_untracked(|q| ids.extend(q.iter().map(|i| i.id)));
+        self.queue.with_untracked(|q| ids.extend(q.iter().map(|l| l.item.id)));
         self.inflight.with_untracked(|f| ids.extend(f.iter().map(|f| f.item_id)));
         ids.sort_unstable();
         ids.dedup();
@@ -192,7 +218,8 @@ impl Loop {
                         Some(item) => {
                             let held = self.held_ids();
                             if !held.contains(&item.id) {
-                                self.queue.update(|q| q.push_back(item));
+                                let expires = self.lease_end();
+                                self.queue.update(|q| q.push_back(Leased { item, expires }));
                             }
                         }
                         None => self.exhausted.set_value(true),
@@ -237,9 +264,22 @@ impl Loop {
 
     /// Shows the next waiting item (or waits for it, or says all is done).
     fn advance(self) {
-        let next = self.queue.try_update(|q| q.pop_front()).flatten();
+        // Skip leases that are about to end (the labeler paused for long): the server hands
+        // out a fresh item instead of one that may already be someone else's.
+        let now = util::now_ms() as f64;
+        let next = self
+            .queue
+            .try_update(|q| {
+                while let Some(l) = q.pop_front() {
+                    if l.expires - LEASE_MARGIN_MS > now {
+                        return Some(l);
+                    }
+                }
+                None
+            })
+            .flatten();
         match next {
-            Some(item) => self.show(Shown { item, revisit: None, selected: vec![] }),
+            Some(l) => self.show(Shown { item: l.item, expires: l.expires, revisit: None, selected: vec![] }),
             None => {
                 self.shown.set(None);
                 if self.exhausted.get_value() && !self.prefetching.get_value() {
@@ -254,7 +294,21 @@ impl Loop {
 
     /// A label key or button.
     fn choose(self, name: &str) {
-        let Some(s) = self.shown.get_untracked() else { return };
+        if self.shown.with_untracked(|s| s.is_none()) {
+            return;
+        }
+        // A short flash on the button, so a key press is seen even as the item changes.
+        self.flash.set(Some(name.to_string()));
+        let flash = self.flash;
+        let n = name.to_string();
+        set_timeout(
+            move || {
+                if flash.get_untracked().as_deref() == Some(n.as_str()) {
+                    flash.set(None);
+                }
+            },
+            std::time::Duration::from_millis(160),
+        );
         if self.is_multi() {
             self.shown.update(|s| {
                 if let Some(s) = s {
@@ -266,9 +320,22 @@ impl Loop {
                 }
             });
         } else {
-            let _ = s;
             self.submit(vec![name.to_string()]);
         }
+    }
+
+    /// Scrolls the item pane by a fraction of its height (or to an end).
+    fn scroll(self, how: Scroll) {
+        let Some(p) = self.pane.get_untracked() else { return };
+        let h = p.client_height() as f64;
+        let top = p.scroll_top() as f64;
+        let to = match how {
+            Scroll::By(f) => top + f * h,
+            Scroll::Line(px) => top + px,
+            Scroll::Start => 0.0,
+            Scroll::End => p.scroll_height() as f64,
+        };
+        p.set_scroll_top(to.max(0.0).round() as i32);
     }
 
     /// Enter in a multi-label project.
@@ -412,7 +479,7 @@ impl Loop {
                     if let Some(cur) = self.shown.get_untracked() {
                         if cur.revisit.is_none() {
                             // Keep the current item (its lease too) for when the labeler returns.
-                            self.queue.update(|q| q.push_front(cur.item));
+                            self.queue.update(|q| q.push_front(Leased { item: cur.item, expires: cur.expires }));
                         }
                     }
                     let labels = p.annotation.labels.clone();
@@ -421,7 +488,7 @@ impl Loop {
                         p.item.id,
                         labels.join(", ")
                     )));
-                    self.show(Shown { item: p.item, selected: labels, revisit: Some(p.annotation) });
+                    self.show(Shown { item: p.item, expires: 0.0, selected: labels, revisit: Some(p.annotation) });
                 }
                 Ok(None) => {
                     self.status.set(Status::info(if before.is_some() {
@@ -534,6 +601,35 @@ impl Loop {
                 self.leave_revisit();
                 true
             }
+            // The item pane scrolls from the keyboard wherever focus is.
+            "ArrowDown" => {
+                self.scroll(Scroll::Line(48.0));
+                true
+            }
+            "ArrowUp" => {
+                self.scroll(Scroll::Line(-48.0));
+                true
+            }
+            "PageDown" => {
+                self.scroll(Scroll::By(0.9));
+                true
+            }
+            "PageUp" => {
+                self.scroll(Scroll::By(-0.9));
+                true
+            }
+            " " if !on_control(ev) => {
+                self.scroll(Scroll::By(if ev.shift_key() { -0.9 } else { 0.9 }));
+                true
+            }
+            "Home" => {
+                self.scroll(Scroll::Start);
+                true
+            }
+            "End" => {
+                self.scroll(Scroll::End);
+                true
+            }
             "?" => {
                 self.toggle_instructions();
                 true
@@ -560,6 +656,25 @@ impl Loop {
             ev.prevent_default();
         }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Scroll {
+    /// A fraction of the pane's height.
+    By(f64),
+    /// Pixels.
+    Line(f64),
+    Start,
+    End,
+}
+
+/// True when the key press goes to a button or link (Space activates those).
+fn on_control(ev: &web_sys::KeyboardEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        .map(|el| matches!(el.tag_name().to_ascii_uppercase().as_str(), "BUTTON" | "A" | "SUMMARY"))
+        .unwrap_or(false)
 }
 
 fn instructions_key(pid: i64) -> String {
@@ -654,11 +769,18 @@ fn ItemHeader(lp: Loop) -> impl IntoView {
                 })
                 .collect_view();
             let revisit = s.revisit.is_some();
+            let image = s.item.kind == ItemKind::Image;
             view! {
                 {revisit.then(|| view! { <span class="revisit-badge">"earlier answer"</span> })}
                 <span class="item-id num">{id}</span>
                 <span class="item-ext">{ext}</span>
                 <span class="item-meta">{meta}</span>
+                {image.then(|| view! {
+                    <span class="zoom-hint">
+                        "zoom " <kbd class="kbd kbd-small">"+"</kbd> " " <kbd class="kbd kbd-small">"−"</kbd>
+                        " " <kbd class="kbd kbd-small">"0"</kbd> " or click"
+                    </span>
+                })}
             }
             .into_any()
         })
@@ -695,6 +817,8 @@ fn ItemContent(lp: Loop) -> impl IntoView {
         natural.set(n);
     });
 
+    // Only a different item rebuilds the content (not toggling labels on this one).
+    let item = Memo::new(move |_| lp.shown.with(|s| s.as_ref().map(|s| s.item.clone())));
     move || {
         let phase = lp.phase.get();
         match phase {
@@ -713,8 +837,7 @@ fn ItemContent(lp: Loop) -> impl IntoView {
             }
             .into_any(),
             Phase::Working => {
-                let item = lp.shown.with(|s| s.as_ref().map(|s| s.item.clone()));
-                match item {
+                match item.get() {
                     None => ().into_any(),
                     Some(item) if item.kind == ItemKind::Image => {
                         let src = item.image_url.clone().unwrap_or_else(|| format!("/api/items/{}/image", item.id));
@@ -842,10 +965,12 @@ fn LabelBar(lp: Loop) -> impl IntoView {
                         let name = l.name.clone();
                         let name2 = l.name.clone();
                         let name3 = l.name.clone();
+                        let name4 = l.name.clone();
                         view! {
                             <button
                                 class="label-btn"
                                 class:is-selected=move || is_selected(&name)
+                                class:is-flash=move || lp.flash.with(|f| f.as_deref() == Some(name4.as_str()))
                                 style=format!("--label-color: {}", l.color)
                                 aria-pressed=move || is_selected(&name2).to_string()
                                 disabled=move || !active()
@@ -885,6 +1010,7 @@ fn Preloads(lp: Loop) -> impl IntoView {
     let urls = move || {
         lp.queue.with(|q| {
             q.iter()
+                .map(|l| &l.item)
                 .filter(|i| i.kind == ItemKind::Image)
                 .map(|i| i.image_url.clone().unwrap_or_else(|| format!("/api/items/{}/image", i.id)))
                 .collect::<Vec<_>>()
