@@ -896,12 +896,19 @@ fn ItemContent(lp: Loop) -> impl IntoView {
 
 #[component]
 fn AllDone(lp: Loop) -> impl IntoView {
+    let empty = move || lp.progress.with(|p| p.as_ref().is_some_and(|p| p.total == 0));
     let n = move |f: fn(&Progress) -> i64| lp.progress.with(|p| p.as_ref().map(f).map(fmt_count).unwrap_or_else(|| "–".into()));
     view! {
         <div class="all-done" role="status">
             <div class="all-done-mark" aria-hidden="true">"✓"</div>
-            <h2>"All done"</h2>
-            <p>"Nothing is left for you in this project right now."</p>
+            <h2>{move || if empty() { "No items yet" } else { "All done" }}</h2>
+            <p>
+                {move || if empty() {
+                    "This project has no items. A lead can import some on the project page."
+                } else {
+                    "Nothing is left for you in this project right now."
+                }}
+            </p>
             <dl class="done-counts">
                 <div><dt>"today"</dt><dd class="num">{move || n(|p| p.mine_today)}</dd></div>
                 <div><dt>"mine in all"</dt><dd class="num">{move || n(|p| p.mine_total)}</dd></div>

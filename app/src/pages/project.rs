@@ -118,8 +118,11 @@ pub fn ProjectPage() -> impl IntoView {
             <section class="card progress-card" aria-label="Progress">
                 <div class="progress-card-row">
                     <span class="big-number num">
-                        {move || fmt_count(done.get())}
-                        <span class="muted">" / " {move || fmt_count(total.get())}</span>
+                        {move || progress.with(|p| p.as_ref().map(|p| fmt_count(p.done)).unwrap_or_else(|| "–".into()))}
+                        <span class="muted">
+                            " / "
+                            {move || progress.with(|p| p.as_ref().map(|p| fmt_count(p.total)).unwrap_or_else(|| "–".into()))}
+                        </span>
                     </span>
                     <span class="muted">"items done"</span>
                     <span class="spacer"></span>
