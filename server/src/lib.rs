@@ -1,3 +1,16 @@
 //! The Mirrorset server: JSON API, auth, storage, background jobs and the statistics core.
+//!
+//! Layout: `api` (thin HTTP handlers) → domain modules (`projects`, `import`, `export`,
+//! `stats`) → `store` (all SQL). `auth` says who is calling; `error` is the one error type.
+pub mod api;
+pub mod auth;
 pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod export;
+pub mod import;
+pub mod projects;
+pub mod state;
 pub mod stats;
+pub mod store;
+pub mod web;

@@ -1,0 +1,47 @@
+//! Streamed exports.
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::extract::{PathParam, QueryParams};
+use crate::auth::{managed_project, CurrentUser};
+use crate::error::{AppError, AppResult};
+use crate::export::{export_stream, ExportFormat};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    pub format: Option<String>,
+    #[serde(default)]
+    pub complete_only: bool,
+}
+
+pub async fn export(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    QueryParams(q): QueryParams<ExportQuery>,
+) -> AppResult<Response> {
+    managed_project(&state.db, &caller, pid).await?;
+    let format = match q.format.as_deref() {
+        None => ExportFormat::Jsonl,
+        Some(f) => ExportFormat::parse(f)
+            .ok_or_else(|| AppError::bad_request(format!("unknown format {f:?}: use jsonl or csv")))?,
+    };
+    let stream = export_stream(state.db.clone(), pid, format, q.complete_only);
+    let filename = format!(
+        "project-{pid}{}.{}",
+        if q.complete_only { "-complete" } else { "" },
+        format.extension()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,111 @@
+//! The labeling loop: next item, submit, skip, go back, progress.
+use app::api_types::{Annotation, NextItem, NextRequest, PreviousSubmission, Progress, SkipItem, SubmitAnnotation};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::extract::{JsonBody, PathParam, QueryParams};
+use crate::auth::{visible_project, CurrentUser};
+use crate::error::{AppError, AppResult};
+use crate::projects::validate_submitted_labels;
+use crate::state::AppState;
+use crate::store;
+use crate::store::assignment::Submission;
+
+/// Time on one item above this is clamped: the labeler walked away.
+pub const MAX_TIME_MS: i64 = 3_600_000;
+
+async fn progress_of(state: &AppState, pid: i64, user_id: i64, since: i64) -> AppResult<Progress> {
+    let (mine_today, mine_total, done, total) = store::assignment::progress(&state.db, pid, user_id, since).await?;
+    Ok(Progress { mine_today, mine_total, done, total })
+}
+
+/// The body is optional: no body means "nothing to exclude".
+pub async fn next_item(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    QueryParams(q): QueryParams<SinceQuery>,
+    body: Bytes,
+) -> AppResult<Json<NextItem>> {
+    let req: NextRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        NextRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| AppError::bad_request(format!("bad request body: {e}")))?
+    };
+    let project = visible_project(&state.db, &caller, pid).await?.project;
+    let assigned = store::assignment::assign_next_item(&state.db, &project, caller.id(), &req.exclude).await?;
+    let progress = progress_of(&state, pid, caller.id(), q.since.unwrap_or(0)).await?;
+    Ok(Json(match assigned {
+        Some(a) => NextItem { item: Some(a.item.into_view()), lease_expires_at: Some(a.lease_expires_at), progress },
+        None => NextItem { item: None, lease_expires_at: None, progress },
+    }))
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    JsonBody(req): JsonBody<SubmitAnnotation>,
+) -> AppResult<Json<Annotation>> {
+    let project = visible_project(&state.db, &caller, pid).await?.project;
+    let labels = validate_submitted_labels(&project, &req.labels)?;
+    let client_id = req.client_id.trim();
+    if client_id.is_empty() || client_id.len() > 100 {
+        return Err(AppError::bad_request("client_id must have 1 to 100 characters"));
+    }
+    let submission = Submission {
+        item_id: req.item_id,
+        labels: &labels,
+        time_ms: req.time_ms.clamp(0, MAX_TIME_MS),
+        client_id,
+    };
+    let annotation = store::assignment::submit_annotation(&state.db, &project, caller.id(), &submission).await?;
+    Ok(Json(annotation))
+}
+
+pub async fn skip(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    JsonBody(req): JsonBody<SkipItem>,
+) -> AppResult<StatusCode> {
+    visible_project(&state.db, &caller, pid).await?;
+    store::assignment::skip_item(&state.db, pid, caller.id(), req.item_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct BeforeQuery {
+    pub before: Option<i64>,
+}
+
+pub async fn previous(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    QueryParams(q): QueryParams<BeforeQuery>,
+) -> AppResult<Json<PreviousSubmission>> {
+    visible_project(&state.db, &caller, pid).await?;
+    match store::assignment::previous_submission(&state.db, pid, caller.id(), q.before).await? {
+        Some((item, annotation)) => Ok(Json(PreviousSubmission { item: item.into_view(), annotation })),
+        None => Err(AppError::not_found("no earlier submission")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SinceQuery {
+    pub since: Option<i64>,
+}
+
+pub async fn progress(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    QueryParams(q): QueryParams<SinceQuery>,
+) -> AppResult<Json<Progress>> {
+    visible_project(&state.db, &caller, pid).await?;
+    Ok(Json(progress_of(&state, pid, caller.id(), q.since.unwrap_or(0)).await?))
+}

@@ -1,0 +1,164 @@
+//! `mirrorset import` and `mirrorset export`: the JSON API from the command line, with
+//! progress bars. They use the same HTTP API as the browser UI and users' scripts.
+use std::path::PathBuf;
+
+use app::api_types::{ErrorBody, ImportReport};
+use clap::Args;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::AsyncWriteExt;
+
+use crate::import::ImportFormat;
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The Mirrorset server.
+    #[arg(long, env = "MIRRORSET_URL", default_value = "http://127.0.0.1:3000")]
+    pub url: String,
+    /// An API token (`mirrorset token create`, or the web UI's API tokens page).
+    #[arg(long, env = "MIRRORSET_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The project id.
+    #[arg(long)]
+    pub project: i64,
+    /// jsonl, csv or zip (default: from the file's extension).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The file to import.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The project id.
+    #[arg(long)]
+    pub project: i64,
+    /// jsonl or csv.
+    #[arg(long, default_value = "jsonl")]
+    pub format: String,
+    /// Only items with at least `overlap` labels.
+    #[arg(long)]
+    pub complete_only: bool,
+    /// Where to write (default: standard output).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+fn bytes_bar(len: Option<u64>, verb: &str) -> ProgressBar {
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = if len.is_some() {
+        format!("{verb} {{bar:40}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}")
+    } else {
+        format!("{verb} {{spinner}} {{bytes}} {{bytes_per_sec}}")
+    };
+    bar.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
+
+async fn api_error(resp: reqwest::Response) -> anyhow::Error {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => {
+            let mut msg = format!("{} ({status})", body.error.message);
+            if let Ok(report) = serde_json::from_value::<ImportReport>(body.error.details.clone()) {
+                for e in &report.errors {
+                    let field = if e.field.is_empty() { String::new() } else { format!(" [{}]", e.field) };
+                    msg.push_str(&format!("\n  line {}{}: {}", e.line, field, e.reason));
+                }
+                if report.error_count as usize > report.errors.len() {
+                    msg.push_str(&format!("\n  ... and {} more", report.error_count as usize - report.errors.len()));
+                }
+            }
+            anyhow::anyhow!(msg)
+        }
+        Err(_) => anyhow::anyhow!("the server answered {status}: {text}"),
+    }
+}
+
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let format = match &args.format {
+        Some(f) => ImportFormat::parse(f).ok_or_else(|| anyhow::anyhow!("unknown format {f:?}: use jsonl, csv or zip"))?,
+        None => ImportFormat::from_file_name(&args.file.to_string_lossy())
+            .ok_or_else(|| anyhow::anyhow!("cannot tell the format from the file name; pass --format"))?,
+    };
+    let format_name = match format {
+        ImportFormat::Jsonl => "jsonl",
+        ImportFormat::Csv => "csv",
+        ImportFormat::Zip => "zip",
+    };
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;
+    let len = file.metadata().await?.len();
+    let bar = bytes_bar(Some(len), "uploading");
+    let counting = {
+        let bar = bar.clone();
+        tokio_util::io::ReaderStream::new(file).inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                bar.inc(c.len() as u64);
+            }
+        })
+    };
+    let url = format!("{}/api/projects/{}/import?format={format_name}", args.api.url.trim_end_matches('/'), args.project);
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(&args.api.token)
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(counting))
+        .send()
+        .await?;
+    bar.finish_and_clear();
+    if !resp.status().is_success() {
+        return Err(api_error(resp).await);
+    }
+    let report: ImportReport = resp.json().await?;
+    eprintln!(
+        "imported {} of {} records ({} duplicates skipped)",
+        report.imported, report.lines, report.duplicates
+    );
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/projects/{}/export?format={}&complete_only={}",
+        args.api.url.trim_end_matches('/'),
+        args.project,
+        args.format,
+        args.complete_only
+    );
+    let resp = reqwest::Client::new().get(url).bearer_auth(&args.api.token).send().await?;
+    if !resp.status().is_success() {
+        return Err(api_error(resp).await);
+    }
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match &args.out {
+        Some(path) => Box::new(tokio::fs::File::create(path).await?),
+        None => Box::new(tokio::io::stdout()),
+    };
+    let bar = bytes_bar(None, "downloading");
+    if args.out.is_none() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        bar.inc(chunk.len() as u64);
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    bar.finish_and_clear();
+    Ok(())
+}

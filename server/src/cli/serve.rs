@@ -1,0 +1,126 @@
+//! `mirrorset serve`: the web app.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use app::api_types::Role;
+use clap::Args;
+use leptos::config::{Env, LeptosOptions};
+
+use crate::auth::password::{hash_password, random_secret, validate_new_password};
+use crate::auth::session_store::SqlSessionStore;
+use crate::state::AppState;
+use crate::store::{self, Db};
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Where data lives: the SQLite database (by default), images, thumbnails, upload spool.
+    #[arg(long, env = "MIRRORSET_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER:PASS@HOST/DB`; default: SQLite in the data directory.
+    #[arg(long, env = "MIRRORSET_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DbArgs {
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mirrorset.db").display()))
+    }
+
+    /// Creates the data directory and connects (migrating the schema).
+    pub async fn connect(&self) -> anyhow::Result<Db> {
+        std::fs::create_dir_all(self.data_dir.join("spool"))?;
+        Db::connect(&self.url()).await
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MIRRORSET_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The built site (wasm, JS, CSS) from `cargo leptos build`.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+    /// Create a demo project with a few hundred text and image items (once).
+    #[arg(long)]
+    pub demo: bool,
+    /// Mark the session cookie Secure (set this when serving over HTTPS).
+    #[arg(long, env = "MIRRORSET_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    crate::cli::init_tracing();
+    let db = args.db.connect().await?;
+    clear_spool(&args.db.data_dir);
+    ensure_admin(&db).await?;
+    if args.demo {
+        crate::demo::create_demo_project(&db, &args.db.data_dir).await?;
+    }
+    let sessions = SqlSessionStore::new(&db).await?;
+    let leptos_options = LeptosOptions::builder()
+        .output_name("mirrorset")
+        .site_root(args.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(args.addr)
+        .env(Env::PROD)
+        .build();
+    let state = AppState { db, data_dir: Arc::new(args.db.data_dir.clone()), leptos_options };
+    crate::web::spawn_cleanup(state.clone(), sessions.clone());
+    let app = crate::web::app_router(state, sessions, args.secure_cookies);
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    tracing::info!("Mirrorset is listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Spool files of uploads cut short by a crash are of no further use.
+fn clear_spool(data_dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("spool")) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// On first start, creates the `admin` user: with the password in MIRRORSET_ADMIN_PASSWORD,
+/// or a generated one printed once.
+async fn ensure_admin(db: &Db) -> anyhow::Result<()> {
+    if store::users::count_users(db).await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("MIRRORSET_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (random_secret("")[..20].to_string(), true),
+    };
+    validate_new_password(&password).map_err(|e| anyhow::anyhow!("MIRRORSET_ADMIN_PASSWORD: {e}"))?;
+    let hash = hash_password(password.clone()).await?;
+    store::users::create_user(db, "admin", &hash, Role::Admin).await?;
+    if generated {
+        println!("Created the admin user. Sign in as `admin` with password: {password}");
+        println!("(shown once; set MIRRORSET_ADMIN_PASSWORD before the first start to choose it)");
+    } else {
+        println!("Created the admin user `admin` with the password from MIRRORSET_ADMIN_PASSWORD.");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}

@@ -1,0 +1,230 @@
+//! Items: bulk insertion for imports, and reading one item.
+use app::api_types::{DuplicateLine, ItemKind, ItemView, LineError};
+use sqlx::FromRow;
+use tokio::sync::mpsc;
+
+use super::{now_ms, Db};
+use crate::error::{AppError, AppResult};
+use crate::{on_read, on_write};
+
+/// An image already validated and stored in the data directory.
+#[derive(Clone, Debug)]
+pub struct StoredImage {
+    pub sha256: String,
+    pub format: String,
+    pub width: i64,
+    pub height: i64,
+    pub bytes: i64,
+}
+
+/// One validated record of an import, ready to insert.
+#[derive(Clone, Debug)]
+pub struct NewItem {
+    /// Line number in the uploaded file, for reports.
+    pub line: i64,
+    pub external_id: Option<String>,
+    pub text: Option<String>,
+    pub image: Option<StoredImage>,
+    pub image_name: Option<String>,
+    /// A JSON object, serialized.
+    pub meta: String,
+    pub weight: f64,
+    pub source: Option<String>,
+    pub license: Option<String>,
+    pub content_hash: String,
+}
+
+#[derive(Debug, Default)]
+pub struct InsertOutcome {
+    pub inserted: i64,
+    pub duplicates: i64,
+    pub duplicate_lines: Vec<DuplicateLine>,
+    /// Lines whose external id is already used by another item of the project.
+    pub id_conflicts: Vec<LineError>,
+    pub id_conflict_count: i64,
+}
+
+const COLUMNS_PER_ROW: usize = 13;
+/// Rows per INSERT statement: well under SQLite's 32,766 bound parameters.
+pub const INSERT_BATCH: usize = 500;
+
+/// Inserts every batch received, all in one transaction: if any line's external id collides
+/// with an item already in the project, nothing is kept and the collisions are reported.
+/// Exact duplicates of items already in the project are skipped and reported.
+pub async fn insert_items(
+    db: &Db,
+    project_id: i64,
+    mut batches: mpsc::Receiver<Vec<NewItem>>,
+) -> AppResult<InsertOutcome> {
+    let now = now_ms();
+    let mut out = InsertOutcome::default();
+    on_write!(db, pool => {
+        let mut tx = pool.begin().await?;
+        while let Some(batch) = batches.recv().await {
+            for chunk in batch.chunks(INSERT_BATCH) {
+                // Images first: items reference them.
+                for item in chunk {
+                    if let Some(img) = &item.image {
+                        sqlx::query(
+                            "INSERT INTO images (sha256, format, width, height, bytes, created_at)
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
+                        )
+                        .bind(&img.sha256)
+                        .bind(&img.format)
+                        .bind(img.width)
+                        .bind(img.height)
+                        .bind(img.bytes)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                let sql = insert_sql(chunk.len());
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for item in chunk {
+                    let kind = if item.image.is_some() { "image" } else { "text" };
+                    q = q
+                        .bind(project_id)
+                        .bind(item.external_id.as_deref())
+                        .bind(kind)
+                        .bind(item.text.as_deref())
+                        .bind(item.image.as_ref().map(|i| i.sha256.as_str()))
+                        .bind(item.image_name.as_deref())
+                        .bind(&item.meta)
+                        .bind(item.weight)
+                        .bind(item.source.as_deref())
+                        .bind(item.license.as_deref())
+                        .bind(&item.content_hash)
+                        .bind(now)
+                        .bind(0i64);
+                }
+                let inserted: std::collections::HashSet<String> =
+                    q.fetch_all(&mut *tx).await?.into_iter().collect();
+                out.inserted += inserted.len() as i64;
+                if inserted.len() == chunk.len() {
+                    continue;
+                }
+                // Rows that were not inserted: a duplicate of existing content, or an id clash.
+                for item in chunk.iter().filter(|i| !inserted.contains(&i.content_hash)) {
+                    let existing: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM items WHERE project_id = $1 AND content_hash = $2",
+                    )
+                    .bind(project_id)
+                    .bind(&item.content_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match existing {
+                        Some(id) => {
+                            out.duplicates += 1;
+                            if out.duplicate_lines.len() < 100 {
+                                out.duplicate_lines.push(DuplicateLine {
+                                    line: item.line,
+                                    duplicate_of: format!("item {id}"),
+                                });
+                            }
+                        }
+                        None => {
+                            out.id_conflict_count += 1;
+                            if out.id_conflicts.len() < 100 {
+                                out.id_conflicts.push(LineError {
+                                    line: item.line,
+                                    field: "id".into(),
+                                    reason: format!(
+                                        "the id {:?} is already used by another item of this project",
+                                        item.external_id.as_deref().unwrap_or_default()
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if out.id_conflict_count > 0 {
+            tx.rollback().await?;
+            out.inserted = 0;
+            return Ok(out);
+        }
+        sqlx::query("UPDATE projects SET item_count = item_count + $1 WHERE id = $2")
+            .bind(out.inserted)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
+    Ok(out)
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO items (project_id, external_id, kind, text, image_sha256, image_name, meta, weight, \
+         source, license, content_hash, created_at, label_count) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..COLUMNS_PER_ROW {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&(r * COLUMNS_PER_ROW + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING RETURNING content_hash");
+    sql
+}
+
+#[derive(FromRow)]
+pub struct ItemRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub external_id: Option<String>,
+    pub kind: String,
+    pub text: Option<String>,
+    pub image_sha256: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub meta: String,
+}
+
+pub const ITEM_COLUMNS: &str = "i.id, i.project_id, i.external_id, i.kind, i.text, i.image_sha256, \
+     img.width, img.height, i.meta";
+pub const ITEM_FROM: &str = "items i LEFT JOIN images img ON img.sha256 = i.image_sha256";
+
+impl ItemRow {
+    pub fn into_view(self) -> ItemView {
+        let kind = if self.kind == "image" { ItemKind::Image } else { ItemKind::Text };
+        ItemView {
+            id: self.id,
+            external_id: self.external_id,
+            kind,
+            text: self.text,
+            image_url: (kind == ItemKind::Image).then(|| format!("/api/items/{}/image", self.id)),
+            width: self.width,
+            height: self.height,
+            meta: serde_json::from_str(&self.meta).unwrap_or_default(),
+        }
+    }
+}
+
+pub async fn get_item(db: &Db, item_id: i64) -> AppResult<ItemRow> {
+    let row = on_read!(db, pool => sqlx::query_as::<_, ItemRow>(&format!(
+        "SELECT {ITEM_COLUMNS} FROM {ITEM_FROM} WHERE i.id = $1"
+    ))
+    .bind(item_id)
+    .fetch_optional(pool)
+    .await?);
+    row.ok_or_else(|| AppError::not_found(format!("no item {item_id}")))
+}
+
+/// The format of a stored image, for its content type.
+pub async fn image_format(db: &Db, sha256: &str) -> AppResult<Option<String>> {
+    Ok(on_read!(db, pool => sqlx::query_scalar("SELECT format FROM images WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(pool)
+        .await?))
+}

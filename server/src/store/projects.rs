@@ -1,0 +1,184 @@
+//! Projects: settings, label schema and the item/done counters kept beside them.
+use app::api_types::{LabelDef, LabelKind, Project, ProjectSummary};
+use sqlx::FromRow;
+
+use super::{now_ms, Db};
+use crate::error::{AppError, AppResult};
+use crate::{on_read, on_write};
+
+const PROJECT_COLUMNS: &str =
+    "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count";
+
+#[derive(FromRow)]
+struct ProjectRow {
+    id: i64,
+    name: String,
+    instructions: String,
+    kind: String,
+    labels: String,
+    overlap: i64,
+    lease_seconds: i64,
+    created_at: i64,
+    item_count: i64,
+    done_count: i64,
+}
+
+impl ProjectRow {
+    fn into_summary(self) -> ProjectSummary {
+        let kind = if self.kind == "multi" { LabelKind::Multi } else { LabelKind::Single };
+        // Written only by this module from a Vec<LabelDef>; an unreadable value would be a bug.
+        let labels: Vec<LabelDef> = serde_json::from_str(&self.labels).unwrap_or_default();
+        ProjectSummary {
+            project: Project {
+                id: self.id,
+                name: self.name,
+                instructions: self.instructions,
+                kind,
+                labels,
+                overlap: self.overlap,
+                lease_seconds: self.lease_seconds,
+                created_at: self.created_at,
+            },
+            item_count: self.item_count,
+            done_count: self.done_count,
+        }
+    }
+}
+
+fn kind_str(kind: LabelKind) -> &'static str {
+    match kind {
+        LabelKind::Single => "single",
+        LabelKind::Multi => "multi",
+    }
+}
+
+/// The validated settings of a new project (see `crate::projects::validate_new_project`).
+pub struct ProjectSettings<'a> {
+    pub name: &'a str,
+    pub instructions: &'a str,
+    pub kind: LabelKind,
+    pub labels: &'a [LabelDef],
+    pub overlap: i64,
+    pub lease_seconds: i64,
+}
+
+pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> AppResult<Project> {
+    let labels = serde_json::to_string(s.labels).map_err(anyhow::Error::from)?;
+    let now = now_ms();
+    let row = on_write!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query_as::<_, ProjectRow>(&format!(
+            "INSERT INTO projects (name, instructions, kind, labels, overlap, lease_seconds, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PROJECT_COLUMNS}"
+        ))
+        .bind(s.name)
+        .bind(s.instructions)
+        .bind(kind_str(s.kind))
+        .bind(&labels)
+        .bind(s.overlap)
+        .bind(s.lease_seconds)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        // The creator belongs to the project, so leads see what they made.
+        sqlx::query("INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)")
+            .bind(row.id)
+            .bind(creator)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row
+    });
+    Ok(row.into_summary().project)
+}
+
+pub async fn get_project(db: &Db, id: i64) -> AppResult<ProjectSummary> {
+    let row = on_read!(db, pool => sqlx::query_as::<_, ProjectRow>(&format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?);
+    row.map(ProjectRow::into_summary)
+        .ok_or_else(|| AppError::not_found(format!("no project {id}")))
+}
+
+/// All projects (for admins) or those the user belongs to.
+pub async fn list_projects(db: &Db, user_id: Option<i64>) -> AppResult<Vec<ProjectSummary>> {
+    let rows = on_read!(db, pool => match user_id {
+        None => sqlx::query_as::<_, ProjectRow>(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"
+        ))
+        .fetch_all(pool)
+        .await?,
+        Some(uid) => sqlx::query_as::<_, ProjectRow>(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p
+             WHERE EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $1)
+             ORDER BY id"
+        ))
+        .bind(uid)
+        .fetch_all(pool)
+        .await?,
+    });
+    Ok(rows.into_iter().map(ProjectRow::into_summary).collect())
+}
+
+/// Saves new settings. When the overlap changes, every item's `complete` flag and the done
+/// counter are recomputed in the same transaction.
+pub async fn update_project(db: &Db, p: &Project) -> AppResult<()> {
+    let labels = serde_json::to_string(&p.labels).map_err(anyhow::Error::from)?;
+    on_write!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let old_overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
+            .bind(p.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE projects SET name = $1, instructions = $2, labels = $3, overlap = $4, lease_seconds = $5
+             WHERE id = $6",
+        )
+        .bind(&p.name)
+        .bind(&p.instructions)
+        .bind(&labels)
+        .bind(p.overlap)
+        .bind(p.lease_seconds)
+        .bind(p.id)
+        .execute(&mut *tx)
+        .await?;
+        if old_overlap != p.overlap {
+            sqlx::query(
+                "UPDATE items SET complete = CASE WHEN label_count >= $1 THEN 1 ELSE 0 END WHERE project_id = $2",
+            )
+            .bind(p.overlap)
+            .bind(p.id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE projects SET done_count =
+                   (SELECT COUNT(*) FROM items WHERE project_id = $1 AND complete = 1)
+                 WHERE id = $1",
+            )
+            .bind(p.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Label names that some annotation of the project uses (so they cannot be removed).
+pub async fn labels_in_use(db: &Db, project_id: i64) -> AppResult<std::collections::BTreeSet<String>> {
+    let rows: Vec<String> = on_read!(db, pool => sqlx::query_scalar(
+        "SELECT DISTINCT labels FROM annotations WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?);
+    Ok(rows
+        .iter()
+        .filter_map(|s| serde_json::from_str::<Vec<String>>(s).ok())
+        .flatten()
+        .collect())
+}
