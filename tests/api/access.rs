@@ -268,15 +268,59 @@ async fn error_bodies(b: Backend) {
         .await
         .assert_error(409, "conflict");
     labels.insert(0, label("pos", "p", "#22aa22"));
-    labels.push(label("unsure", "u", "#0000ff"));
+    labels.push(label("unsure", "x", "#0000ff"));
     let updated: Project = admin
         .patch_json_raw(&format!("/api/projects/{pid}"), &ProjectUpdate { labels: Some(labels), ..Default::default() })
         .await
         .ok();
     assert_eq!(updated.labels.len(), 4);
+}
 
-    // The OpenAPI document is served.
-    let doc: Value = anon.get("/api/openapi.json").await;
+/// Every route of the contract (app/src/api_types.rs) is in the OpenAPI document.
+/// (Backend-independent, so it runs once.)
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let resp = server.client().get_raw("/api/openapi.json").await;
+    resp.assert_status(200);
+    let doc: Value = resp.json();
     assert!(doc["openapi"].as_str().map_or(false, |v| v.starts_with("3.1")), "OpenAPI 3.1: {}", doc["openapi"]);
-    assert!(doc["paths"].get("/api/projects/{pid}/next").is_some() || doc["paths"].get("/projects/{pid}/next").is_some());
+    let routes = [
+        ("post", "/api/auth/login"),
+        ("post", "/api/auth/logout"),
+        ("get", "/api/me"),
+        ("get", "/api/users"),
+        ("post", "/api/users"),
+        ("get", "/api/tokens"),
+        ("post", "/api/tokens"),
+        ("delete", "/api/tokens/{id}"),
+        ("get", "/api/projects"),
+        ("post", "/api/projects"),
+        ("get", "/api/projects/{pid}"),
+        ("patch", "/api/projects/{pid}"),
+        ("get", "/api/projects/{pid}/members"),
+        ("post", "/api/projects/{pid}/members"),
+        ("delete", "/api/projects/{pid}/members/{uid}"),
+        ("post", "/api/projects/{pid}/import"),
+        ("post", "/api/projects/{pid}/images"),
+        ("post", "/api/projects/{pid}/next"),
+        ("post", "/api/projects/{pid}/annotations"),
+        ("post", "/api/projects/{pid}/skip"),
+        ("get", "/api/projects/{pid}/previous"),
+        ("get", "/api/projects/{pid}/progress"),
+        ("get", "/api/projects/{pid}/export"),
+        ("get", "/api/items/{id}/image"),
+        ("get", "/api/items/{id}/thumbnail"),
+    ];
+    let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+    let missing: Vec<String> = routes
+        .iter()
+        .filter(|(method, path)| {
+            let short = path.trim_start_matches("/api");
+            let entry = paths.get(*path).or_else(|| paths.get(short));
+            entry.and_then(|e| e.get(*method)).is_none()
+        })
+        .map(|(m, p)| format!("{} {p}", m.to_uppercase()))
+        .collect();
+    assert!(missing.is_empty(), "routes missing from /api/openapi.json: {missing:?}");
 }

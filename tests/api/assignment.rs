@@ -73,9 +73,10 @@ async fn k2_concurrent_labelers(b: Backend) {
     admin.import_texts(pid, "k2c", ITEMS).await;
     let ls = labelers(&server, &admin, pid, "k2lab", LABELERS).await;
 
-    let mut tasks = Vec::new();
+    // A JoinSet aborts the other labelers as soon as one fails (no cascade of errors).
+    let mut tasks = tokio::task::JoinSet::new();
     for (user, client) in ls {
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut mine = Vec::new();
             for _ in 0..ITEMS * 2 {
                 let Some(id) = client.next_id(pid).await else { break };
@@ -85,11 +86,11 @@ async fn k2_concurrent_labelers(b: Backend) {
                 mine.push(id);
             }
             (user.username, mine)
-        }));
+        });
     }
     let mut per_item: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for t in tasks {
-        let (name, mine) = t.await.expect("labeler task");
+    while let Some(done) = tasks.join_next().await {
+        let (name, mine) = done.expect("labeler task");
         let distinct: BTreeSet<_> = mine.iter().collect();
         assert_eq!(distinct.len(), mine.len(), "{name} labeled an item twice: {mine:?}");
         for id in mine {

@@ -35,10 +35,13 @@ async fn kill_mid_work_loses_no_acknowledged_submission(b: Backend) {
 
     // Labelers work until the server dies under them.
     let acked_total = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
+    let finished = Arc::new(AtomicUsize::new(0));
+    // A JoinSet aborts the other labelers as soon as one fails (no cascade of errors).
+    let mut tasks = tokio::task::JoinSet::new();
     for (user, client) in clients.iter().cloned() {
         let acked_total = acked_total.clone();
-        tasks.push(tokio::spawn(async move {
+        let finished = finished.clone();
+        tasks.spawn(async move {
             let mut acked: Vec<Acked> = Vec::new();
             let mut in_flight: Option<(i64, String, String)> = None;
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -80,21 +83,23 @@ async fn kill_mid_work_loses_no_acknowledged_submission(b: Backend) {
                     Err(_) => break,
                 }
             }
+            finished.fetch_add(1, Ordering::SeqCst);
             (user.username.clone(), acked, in_flight)
-        }));
+        });
     }
 
     // Kill the server while they are busy.
     let wait_until = Instant::now() + Duration::from_secs(120);
     while acked_total.load(Ordering::SeqCst) < 40 {
         assert!(Instant::now() < wait_until, "the labelers made no progress");
+        assert!(finished.load(Ordering::SeqCst) < LABELERS, "the labelers stopped before the kill");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.kill();
     let mut acked_by: BTreeMap<String, Vec<Acked>> = BTreeMap::new();
     let mut in_flight_by = BTreeMap::new();
-    for t in tasks {
-        let (name, acked, in_flight) = t.await.expect("labeler task");
+    while let Some(done) = tasks.join_next().await {
+        let (name, acked, in_flight) = done.expect("labeler task");
         acked_by.insert(name.clone(), acked);
         if let Some(f) = in_flight {
             in_flight_by.insert(name, f);
@@ -102,6 +107,7 @@ async fn kill_mid_work_loses_no_acknowledged_submission(b: Backend) {
     }
     let total: usize = acked_by.values().map(Vec::len).sum();
     assert!(total >= 40, "{total} acknowledged before the kill");
+    eprintln!("killed with {total} submissions acknowledged and {} in flight", in_flight_by.len());
 
     server.crash_restart().await;
     let admin = server.admin().await;

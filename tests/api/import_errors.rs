@@ -8,6 +8,7 @@ both_backends!(
     bad_line_imports_nothing,
     bad_csv_row_imports_nothing,
     duplicates_reported_and_skipped,
+    exact_duplicate_lines_are_skipped,
     decompression_bomb_rejected,
     zip_with_parent_paths_rejected,
     broken_uploads_rejected,
@@ -81,29 +82,65 @@ async fn duplicates_reported_and_skipped(b: Backend) {
     let server = TestServer::start(b).await;
     let admin = server.admin().await;
     let pid = admin.simple_project("dups", 1, 600).await.id;
+    // Duplicates are by content (the text or the image), whatever the id and meta say.
     let file = jsonl(&[
         json!({"id": "d1", "text": "same text", "meta": {"k": 1}}),
         json!({"id": "d2", "text": "other text"}),
-        json!({"id": "d1", "text": "same text", "meta": {"k": 1}}),
+        json!({"id": "d3", "text": "same text", "meta": {"k": 2}}),
+        json!({"text": "other text"}),
     ]);
     let report = admin.import(pid, "jsonl", file.clone()).await;
-    assert_eq!((report.lines, report.imported, report.duplicates), (3, 2, 1), "{report:?}");
+    assert_eq!((report.lines, report.imported, report.duplicates), (4, 2, 2), "{report:?}");
     assert_eq!(
         report.duplicate_lines,
-        vec![DuplicateLine { line: 3, duplicate_of: "line 1".into() }],
+        vec![
+            DuplicateLine { line: 3, duplicate_of: "line 1".into() },
+            DuplicateLine { line: 4, duplicate_of: "line 2".into() },
+        ],
         "{report:?}"
     );
     assert!(report.errors.is_empty());
     assert_eq!(admin.summary(pid).await.item_count, 2);
 
-    // The same file again: everything is a duplicate of an existing item.
+    // The same file again: everything is a duplicate, of a stored item (or of an earlier line).
     let again = admin.import(pid, "jsonl", file).await;
-    assert_eq!((again.lines, again.imported, again.duplicates), (3, 0, 3), "{again:?}");
-    assert_eq!(again.duplicate_lines.len(), 3);
+    assert_eq!((again.lines, again.imported, again.duplicates), (4, 0, 4), "{again:?}");
+    assert_eq!(again.duplicate_lines.len(), 4);
     for d in &again.duplicate_lines {
-        assert!(d.duplicate_of.starts_with("item "), "a duplicate of a stored item says which: {d:?}");
+        let ok = if d.line <= 2 { d.duplicate_of.starts_with("item ") } else { d.duplicate_of.starts_with("item ") || d.duplicate_of.starts_with("line ") };
+        assert!(ok, "a duplicate says what it duplicates: {d:?} in {again:?}");
     }
     assert_eq!(admin.summary(pid).await.item_count, 2);
+    // The first of the stored duplicates names the item that holds the content.
+    let item_ids: Vec<i64> = admin.export_jsonl(pid, false).await.iter().map(|l| l["item_id"].as_i64().unwrap()).collect();
+    let first = &again.duplicate_lines[0];
+    let named: i64 = first.duplicate_of.trim_start_matches("item ").parse().expect("item N");
+    assert!(item_ids.contains(&named), "{first:?} names a stored item ({item_ids:?})");
+}
+
+/// A line repeated verbatim (the same id too, as when a file was concatenated twice) is an
+/// exact duplicate: reported and skipped, not an error that refuses the whole file.
+async fn exact_duplicate_lines_are_skipped(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("exact dups", 1, 600).await.id;
+    let line = json!({"id": "e1", "text": "exactly the same", "meta": {"k": 1}, "source": "s"});
+    let file = jsonl(&[line.clone(), json!({"id": "e2", "text": "different"}), line]);
+    let resp = admin.import_raw(pid, "jsonl", file.into_bytes()).await;
+    assert!(
+        resp.status.is_success(),
+        "an exact duplicate line must be skipped as a duplicate, not refused: {} {}",
+        resp.status,
+        resp.text()
+    );
+    let report: ImportReport = resp.json();
+    assert_eq!((report.lines, report.imported, report.duplicates), (3, 2, 1), "{report:?}");
+    assert_eq!(report.duplicate_lines, vec![DuplicateLine { line: 3, duplicate_of: "line 1".into() }]);
+    // The same id with different content is a real conflict, though.
+    let clash = jsonl(&[json!({"id": "c1", "text": "one"}), json!({"id": "c1", "text": "two"})]);
+    let resp = admin.import_raw(pid, "jsonl", clash.into_bytes()).await;
+    let report = report_of(&resp);
+    assert_eq!((report.errors[0].line, report.errors[0].field.as_str()), (2, "id"), "{report:?}");
 }
 
 fn multipart_files(files: &[(&str, &[u8])]) -> (Vec<u8>, String) {
