@@ -75,13 +75,21 @@ fn truthy(var: &str) -> bool {
     matches!(std::env::var(var).as_deref(), Ok(v) if !v.is_empty() && v != "0" && v != "false")
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `<workspace>/target`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace_root().join(dir),
+        _ => workspace_root().join("target"),
+    }
+}
+
 /// The server binary under test.
 pub fn server_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("MIRRORSET_TEST_BIN") {
         return PathBuf::from(bin);
     }
     if truthy("MIRRORSET_TEST_RELEASE") {
-        let bin = workspace_root().join("target/release/mirrorset");
+        let bin = target_dir().join("release/mirrorset");
         assert!(
             bin.exists(),
             "MIRRORSET_TEST_RELEASE is set but {} does not exist: run `cargo leptos build --release` first",
