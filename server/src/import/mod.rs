@@ -156,9 +156,22 @@ fn validate(records: Records, image_source: &mut dyn ImageSource, data_dir: &Pat
         let (line, parsed) = next?;
         v.report.lines += 1;
         let item = parsed.and_then(|r| resolve(line, r, image_source, &mut v.images, data_dir));
-        let item = item.and_then(|item| match item.external_id.as_ref().and_then(|id| ids.get(id)) {
-            Some(first) => Err(FieldError::new("id", format!("the id is used on line {first} too"))),
-            None => Ok(item),
+        // An exact duplicate (a repeated line, id and all) is skipped, not an id clash.
+        let item = item.and_then(|item| {
+            let key = u128::from_str_radix(&item.content_hash[2..34], 16).unwrap_or_default();
+            if let Some(&first) = first_line_of.get(&key) {
+                return Ok(Err(first));
+            }
+            match item.external_id.as_ref().and_then(|id| ids.get(id)) {
+                Some(first) => Err(FieldError::new("id", format!("the id is used on line {first} too"))),
+                None => {
+                    first_line_of.insert(key, line);
+                    if let Some(id) = &item.external_id {
+                        ids.insert(id.clone(), line);
+                    }
+                    Ok(Ok(()))
+                }
+            }
         });
         match item {
             Err(e) => {
@@ -167,20 +180,10 @@ fn validate(records: Records, image_source: &mut dyn ImageSource, data_dir: &Pat
                     v.report.errors.push(LineError { line, field: e.field, reason: e.reason });
                 }
             }
-            Ok(item) => {
-                if let Some(id) = &item.external_id {
-                    ids.insert(id.clone(), line);
-                }
-                let key = u128::from_str_radix(&item.content_hash[2..34], 16).unwrap_or_default();
-                match first_line_of.get(&key) {
-                    Some(&first) => {
-                        v.duplicate_of_line.insert(line, first);
-                    }
-                    None => {
-                        first_line_of.insert(key, line);
-                    }
-                }
+            Ok(Err(first)) => {
+                v.duplicate_of_line.insert(line, first);
             }
+            Ok(Ok(())) => {}
         }
     }
     if v.report.lines == 0 && v.report.error_count == 0 {
