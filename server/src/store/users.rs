@@ -105,7 +105,7 @@ pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str) -> Ap
 
 pub async fn is_member(db: &Db, project_id: i64, user_id: i64) -> AppResult<bool> {
     let found: Option<i64> = on_read!(db, pool => sqlx::query_scalar(
-        "SELECT 1 FROM project_members WHERE project_id = $1 AND user_id = $2",
+        "SELECT user_id FROM project_members WHERE project_id = $1 AND user_id = $2",
     )
     .bind(project_id)
     .bind(user_id)
