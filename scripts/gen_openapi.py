@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Writes server/src/api/openapi.json, the OpenAPI 3.1 description of the JSON API.
+
+The schemas mirror app/src/api_types.rs (the wire types); the API test
+`openapi_document_lists_every_route` checks that every route the server has is described here.
+Run after changing the API:  python3 scripts/gen_openapi.py
+"""
+import json, pathlib
+
+def ref(name): return {"$ref": f"#/components/schemas/{name}"}
+def arr(s): return {"type": "array", "items": s}
+I64 = {"type": "integer", "format": "int64"}
+STR = {"type": "string"}
+def nullable(s): return {"anyOf": [s, {"type": "null"}]}
+def obj(props, required=None):
+    return {"type": "object", "properties": props, "required": required if required is not None else list(props)}
+
+schemas = {
+    "ErrorBody": obj({"error": obj({"code": STR, "message": STR, "details": {}}, ["code", "message"])}),
+    "Role": {"type": "string", "enum": ["admin", "lead", "labeler"]},
+    "User": obj({"id": I64, "username": STR, "role": ref("Role"), "created_at": I64}),
+    "Me": obj({"user": ref("User"), "csrf_token": STR}),
+    "LoginRequest": obj({"username": STR, "password": STR}),
+    "NewUser": obj({"username": STR, "password": STR, "role": ref("Role")}),
+    "NewToken": obj({"name": STR}),
+    "ApiToken": obj({"id": I64, "name": STR, "created_at": I64, "last_used_at": nullable(I64)}),
+    "CreatedToken": obj({"token": ref("ApiToken"), "secret": STR}),
+    "LabelKind": {"type": "string", "enum": ["single", "multi"]},
+    "LabelDef": obj({"name": STR, "key": STR, "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}}),
+    "Project": obj({"id": I64, "name": STR, "instructions": STR, "kind": ref("LabelKind"),
+                    "labels": arr(ref("LabelDef")), "overlap": I64, "lease_seconds": I64, "created_at": I64}),
+    "ProjectSummary": obj({"project": ref("Project"), "item_count": I64, "done_count": I64}),
+    "NewProject": obj({"name": STR, "instructions": STR, "kind": ref("LabelKind"), "labels": arr(ref("LabelDef")),
+                       "overlap": {**I64, "default": 1}, "lease_seconds": {**I64, "default": 600}},
+                      ["name", "kind", "labels"]),
+    "ProjectUpdate": obj({"name": STR, "instructions": STR, "labels": arr(ref("LabelDef")),
+                          "overlap": I64, "lease_seconds": I64}, []),
+    "Member": obj({"user": ref("User"), "added_at": I64}),
+    "AddMember": obj({"user_id": I64, "username": STR}, []),
+    "LineError": obj({"line": I64, "field": STR, "reason": STR}),
+    "DuplicateLine": obj({"line": I64, "duplicate_of": STR}),
+    "ImportReport": obj({"lines": I64, "imported": I64, "duplicates": I64,
+                         "duplicate_lines": arr(ref("DuplicateLine")), "errors": arr(ref("LineError")),
+                         "error_count": I64}),
+    "ItemKind": {"type": "string", "enum": ["text", "image"]},
+    "ItemView": obj({"id": I64, "external_id": nullable(STR), "kind": ref("ItemKind"), "text": nullable(STR),
+                     "image_url": nullable(STR), "width": nullable(I64), "height": nullable(I64),
+                     "meta": {"type": "object"}}),
+    "Progress": obj({"mine_today": I64, "mine_total": I64, "done": I64, "total": I64}),
+    "NextRequest": obj({"exclude": arr(I64)}, []),
+    "NextItem": obj({"item": nullable(ref("ItemView")), "lease_expires_at": nullable(I64), "progress": ref("Progress")}),
+    "SubmitAnnotation": obj({"item_id": I64, "labels": arr(STR), "time_ms": I64, "client_id": STR}),
+    "Annotation": obj({"id": I64, "item_id": I64, "user_id": I64, "labels": arr(STR), "time_ms": I64,
+                       "created_at": I64, "updated_at": I64}),
+    "SkipItem": obj({"item_id": I64}),
+    "PreviousSubmission": obj({"item": ref("ItemView"), "annotation": ref("Annotation")}),
+}
+
+ERR = {"description": "error", "content": {"application/json": {"schema": ref("ErrorBody")}}}
+def ok(schema, status="200", desc="OK"):
+    r = {status: {"description": desc}, "default": ERR}
+    if schema is not None:
+        r[status]["content"] = {"application/json": {"schema": schema}}
+    return r
+def body(schema, required=True):
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+PID = {"name": "pid", "in": "path", "required": True, "schema": I64}
+def q(name, schema, desc): return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
+
+paths = {
+    "/api/health": {"get": {"summary": "Liveness and database check", "security": [], "responses": ok(obj({"status": STR}))}},
+    "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    "/api/auth/login": {"post": {"summary": "Sign in; sets the session cookie", "security": [],
+                                 "requestBody": body(ref("LoginRequest")), "responses": ok(ref("Me"))}},
+    "/api/auth/logout": {"post": {"summary": "Sign out", "responses": ok(None, "204", "signed out")}},
+    "/api/me": {"get": {"summary": "The caller, and the CSRF token for cookie requests", "responses": ok(ref("Me"))}},
+    "/api/users": {"get": {"summary": "All users (admin)", "responses": ok(arr(ref("User")))},
+                   "post": {"summary": "Create a user (admin)", "requestBody": body(ref("NewUser")),
+                            "responses": ok(ref("User"), "201", "created")}},
+    "/api/tokens": {"get": {"summary": "The caller's API tokens", "responses": ok(arr(ref("ApiToken")))},
+                    "post": {"summary": "Create an API token; the secret is shown once", "requestBody": body(ref("NewToken")),
+                             "responses": ok(ref("CreatedToken"), "201", "created")}},
+    "/api/tokens/{id}": {"delete": {"summary": "Revoke one of the caller's tokens",
+                                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
+                                    "responses": ok(None, "204", "revoked")}},
+    "/api/projects": {"get": {"summary": "Projects the caller belongs to (admins: all)", "responses": ok(arr(ref("ProjectSummary")))},
+                      "post": {"summary": "Create a project (admin, lead)", "requestBody": body(ref("NewProject")),
+                               "responses": ok(ref("Project"), "201", "created")}},
+    "/api/projects/{pid}": {"get": {"summary": "One project", "parameters": [PID], "responses": ok(ref("Project"))},
+                            "patch": {"summary": "Change settings (admin, lead member); removing a used label is refused (409)",
+                                      "parameters": [PID], "requestBody": body(ref("ProjectUpdate")), "responses": ok(ref("Project"))}},
+    "/api/projects/{pid}/members": {
+        "get": {"summary": "Members (admin, lead member)", "parameters": [PID], "responses": ok(arr(ref("Member")))},
+        "post": {"summary": "Add a member by user_id or username", "parameters": [PID], "requestBody": body(ref("AddMember")),
+                 "responses": ok(arr(ref("Member")))}},
+    "/api/projects/{pid}/members/{uid}": {"delete": {"summary": "Remove a member",
+        "parameters": [PID, {"name": "uid", "in": "path", "required": True, "schema": I64}], "responses": ok(None, "204", "removed")}},
+    "/api/projects/{pid}/import": {"post": {
+        "summary": "Import a JSONL, CSV or zip file (all or nothing; 422 lists the bad lines in error.details as an ImportReport)",
+        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "zip"]}, "default: from Content-Type")],
+        "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {},
+                                                       "application/octet-stream": {}}},
+        "responses": ok(ref("ImportReport"))}},
+    "/api/projects/{pid}/images": {"post": {"summary": "Upload images one by one (multipart parts named `file`)", "parameters": [PID],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": obj({"file": arr({"type": "string", "format": "binary"})})}}},
+        "responses": ok(ref("ImportReport"))}},
+    "/api/projects/{pid}/next": {"post": {"summary": "Lease the next item to the caller (body optional)",
+        "parameters": [PID, q("since", I64, "start of the caller's day (ms), for mine_today")],
+        "requestBody": body(ref("NextRequest"), False), "responses": ok(ref("NextItem"))}},
+    "/api/projects/{pid}/annotations": {"post": {"summary": "Submit or change the caller's annotation (idempotent on client_id)",
+        "parameters": [PID], "requestBody": body(ref("SubmitAnnotation")), "responses": ok(ref("Annotation"))}},
+    "/api/projects/{pid}/skip": {"post": {"summary": "Skip an item: releases the lease", "parameters": [PID],
+        "requestBody": body(ref("SkipItem")), "responses": ok(None, "204", "skipped")}},
+    "/api/projects/{pid}/previous": {"get": {"summary": "The caller's submission before annotation `before` (or the latest); 404 when none",
+        "parameters": [PID, q("before", I64, "annotation id")], "responses": ok(ref("PreviousSubmission"))}},
+    "/api/projects/{pid}/progress": {"get": {"summary": "The caller's and the project's progress",
+        "parameters": [PID, q("since", I64, "start of the caller's day (ms)")], "responses": ok(ref("Progress"))}},
+    "/api/projects/{pid}/export": {"get": {"summary": "Stream every item with every annotation (admin, lead member)",
+        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv"]}, "default jsonl"),
+                       q("complete_only", {"type": "boolean"}, "only items with at least overlap labels")],
+        "responses": {"200": {"description": "the file", "content": {"application/x-ndjson": {}, "text/csv": {}}}, "default": ERR}}},
+    "/api/items/{id}/image": {"get": {"summary": "The original image of an image item",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
+        "responses": {"200": {"description": "image bytes"}, "default": ERR}}},
+    "/api/items/{id}/thumbnail": {"get": {"summary": "A JPEG thumbnail of an image item",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
+        "responses": {"200": {"description": "image/jpeg"}, "default": ERR}}},
+}
+
+doc = {
+    "openapi": "3.1.0",
+    "info": {"title": "Mirrorset API", "version": "0.1.0",
+             "description": "One API for the browser UI, the CLI and scripts. Authenticate with `Authorization: Bearer <token>` "
+                            "(create one on the API tokens page or with `mirrorset token create`), or with the session cookie "
+                            "from /api/auth/login — cookie requests that change state must send `x-csrf-token` "
+                            "(from GET /api/me). Timestamps are milliseconds since the Unix epoch."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}, {"session": []}],
+    "paths": paths,
+    "components": {"schemas": schemas, "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "session": {"type": "apiKey", "in": "cookie", "name": "mirrorset_session"}}},
+}
+out = pathlib.Path(__file__).resolve().parent.parent / "server/src/api/openapi.json"
+out.write_text(json.dumps(doc, indent=2) + "\n")
+print(f"wrote {out}")
