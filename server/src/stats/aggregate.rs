@@ -1,0 +1,204 @@
+//! Aggregating several annotators' labels into one per item: the shared result type, majority
+//! vote, and the M-step (priors and annotator confusion matrices from item posteriors) that
+//! majority vote and Dawid–Skene share.
+
+use super::Ratings;
+use serde::Serialize;
+
+/// Per-item label distributions and the annotator model behind them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Aggregation {
+    pub n_labels: usize,
+    /// Row-major n_items × n_labels; all zeros for an item without ratings.
+    posteriors: Vec<f64>,
+    /// The most probable label, ties broken by label order; None for an item without ratings.
+    pub labels: Vec<Option<usize>>,
+    /// Whether another label is as probable as the chosen one.
+    pub ties: Vec<bool>,
+    /// Class priors: the mean posterior over rated items.
+    pub priors: Vec<f64>,
+    /// n_annotators × n_labels × n_labels, indexed [annotator][true][given]: the probability
+    /// that the annotator gives `given` to an item whose label is `true`.
+    confusions: Vec<f64>,
+    /// EM iterations run (0 for majority vote).
+    pub iterations: usize,
+    /// Mean log-likelihood per annotation at the last E-step (Dawid–Skene only).
+    pub log_likelihood: Option<f64>,
+    /// Whether EM stopped on the tolerance rather than the iteration limit.
+    pub converged: bool,
+}
+
+impl Aggregation {
+    pub fn posterior(&self, item: usize) -> &[f64] {
+        &self.posteriors[item * self.n_labels..(item + 1) * self.n_labels]
+    }
+
+    /// Row-major [true][given] confusion matrix of one annotator.
+    pub fn confusion(&self, annotator: usize) -> &[f64] {
+        let size = self.n_labels * self.n_labels;
+        &self.confusions[annotator * size..(annotator + 1) * size]
+    }
+
+    pub(crate) fn assemble(
+        ratings: &Ratings,
+        posteriors: Vec<f64>,
+        model: Model,
+        tie_tolerance: f64,
+        iterations: usize,
+        log_likelihood: Option<f64>,
+        converged: bool,
+    ) -> Self {
+        let l = ratings.n_labels();
+        let (mut labels, mut ties) = (Vec::with_capacity(ratings.n_items()), Vec::with_capacity(ratings.n_items()));
+        for i in 0..ratings.n_items() {
+            if ratings.item_len(i) == 0 {
+                labels.push(None);
+                ties.push(false);
+                continue;
+            }
+            let p = &posteriors[i * l..(i + 1) * l];
+            let best = (0..l).fold(0, |b, c| if p[c] > p[b] { c } else { b });
+            ties.push((0..l).any(|c| c != best && p[best] - p[c] <= tie_tolerance));
+            labels.push(Some(best));
+        }
+        let Model { priors, confusions } = model;
+        // Re-index the confusions from the M-step's [annotator][given][true] layout.
+        let n_a = ratings.n_annotators();
+        let mut by_true = vec![0.0; n_a * l * l];
+        for a in 0..n_a {
+            for given in 0..l {
+                for truth in 0..l {
+                    by_true[(a * l + truth) * l + given] = confusions[(a * l + given) * l + truth];
+                }
+            }
+        }
+        Aggregation { n_labels: l, posteriors, labels, ties, priors, confusions: by_true, iterations, log_likelihood, converged }
+    }
+}
+
+/// Priors and confusion matrices; confusions are laid out [annotator][given][true] so that the
+/// E-step's inner loop over true classes reads contiguous memory.
+pub(crate) struct Model {
+    pub(crate) priors: Vec<f64>,
+    pub(crate) confusions: Vec<f64>,
+}
+
+/// M-step: priors are the mean posterior over rated items; annotator a's row for true class c
+/// is Σ over a's ratings (i, given) of T_ic, normalised over `given`. A class with no posterior
+/// mass among a's items leaves the row without evidence: it is uniform over the labels a used
+/// (crowd-kit's behaviour, so results agree).
+pub(crate) fn m_step(ratings: &Ratings, posteriors: &[f64]) -> Model {
+    let l = ratings.n_labels();
+    let n_a = ratings.n_annotators();
+    let mut priors = vec![0.0; l];
+    let mut rated = 0usize;
+    let mut confusions = vec![0.0; n_a * l * l];
+    let mut used = vec![false; n_a * l];
+    for i in 0..ratings.n_items() {
+        if ratings.item_len(i) == 0 {
+            continue;
+        }
+        rated += 1;
+        let t = &posteriors[i * l..(i + 1) * l];
+        for c in 0..l {
+            priors[c] += t[c];
+        }
+        for (&a, &given) in ratings.item_annotators(i).iter().zip(ratings.item_labels(i)) {
+            let (a, given) = (a as usize, given as usize);
+            used[a * l + given] = true;
+            let row = &mut confusions[(a * l + given) * l..(a * l + given + 1) * l];
+            for c in 0..l {
+                row[c] += t[c];
+            }
+        }
+    }
+    if rated > 0 {
+        priors.iter_mut().for_each(|p| *p /= rated as f64);
+    }
+    for a in 0..n_a {
+        let n_used = (0..l).filter(|&g| used[a * l + g]).count();
+        for c in 0..l {
+            let total: f64 = (0..l).map(|g| confusions[(a * l + g) * l + c]).sum();
+            for g in 0..l {
+                let cell = &mut confusions[(a * l + g) * l + c];
+                *cell = if total > 0.0 {
+                    *cell / total
+                } else if used[a * l + g] {
+                    1.0 / n_used as f64
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    Model { priors, confusions }
+}
+
+/// Vote shares per item (the majority-vote posterior).
+pub(crate) fn vote_shares(ratings: &Ratings) -> Vec<f64> {
+    let l = ratings.n_labels();
+    let mut shares = vec![0.0; ratings.n_items() * l];
+    for i in 0..ratings.n_items() {
+        let labels = ratings.item_labels(i);
+        for &c in labels {
+            shares[i * l + c as usize] += 1.0;
+        }
+        let m = labels.len() as f64;
+        if m > 0.0 {
+            shares[i * l..(i + 1) * l].iter_mut().for_each(|s| *s /= m);
+        }
+    }
+    shares
+}
+
+/// Majority vote. The posterior is the vote share; a tie is reported as such and broken by
+/// label order. Annotator confusions are estimated against the vote shares (one M-step), and
+/// show how each annotator's labels relate to the majority.
+pub fn majority_vote(ratings: &Ratings) -> Aggregation {
+    let shares = vote_shares(ratings);
+    let model = m_step(ratings, &shares);
+    // Equal vote counts give bit-identical shares, so ties are exact.
+    Aggregation::assemble(ratings, shares, model, 0.0, 0, None, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::krippendorff::tests::{arb_ratings, ratings_from};
+    use proptest::prelude::*;
+
+    #[test]
+    fn majority_vote_reports_and_breaks_ties_by_label_order() {
+        // Item 0: b, b, a → b. Item 1: b, a → tie, broken to a (first in label order).
+        let r = ratings_from(&[(0, 0, 1), (0, 1, 1), (0, 2, 0), (1, 0, 1), (1, 1, 0)], &["a", "b"]);
+        let mv = majority_vote(&r);
+        assert_eq!(mv.labels, vec![Some(1), Some(0)]);
+        assert_eq!(mv.ties, vec![false, true]);
+        assert_eq!(mv.posterior(0), &[1.0 / 3.0, 2.0 / 3.0]);
+        assert_eq!(mv.posterior(1), &[0.5, 0.5]);
+        assert!((mv.priors[0] - (1.0 / 3.0 + 0.5) / 2.0).abs() < 1e-15);
+        // Annotator 2 rated only item 0 (shares a 1/3, b 2/3) and said a: whatever the true
+        // label, they give a.
+        assert_eq!(mv.confusion(2), &[1.0, 0.0, 1.0, 0.0]);
+    }
+
+    proptest! {
+        #[test]
+        fn posteriors_and_confusion_rows_are_distributions(records in arb_ratings()) {
+            let r = ratings_from(&records, &["1", "2", "3", "4", "5"]);
+            let mv = majority_vote(&r);
+            for i in 0..r.n_items() {
+                let s: f64 = mv.posterior(i).iter().sum();
+                prop_assert!(r.item_len(i) == 0 || (s - 1.0).abs() < 1e-12);
+            }
+            for a in 0..r.n_annotators() {
+                let m = mv.confusion(a);
+                for c in 0..5 {
+                    let s: f64 = m[c * 5..(c + 1) * 5].iter().sum();
+                    prop_assert!((s - 1.0).abs() < 1e-12 || s == 0.0);
+                }
+            }
+            prop_assert!((mv.priors.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Percentile bootstrap confidence intervals by resampling items with replacement.
+//!
+//! A replicate draws n items out of n with replacement and recomputes the statistic with each
+//! item counted as often as it was drawn; the interval is the (1 − c)/2 and (1 + c)/2
+//! quantiles of the defined replicates (linear interpolation, NumPy's default). Replicates
+//! where the statistic is undefined (say, every drawn item got the same label) are counted
+//! and left out.
+
+use super::kappa::{fleiss_kappa_weighted, kappa_from_confusion, KappaWeights, PairTable};
+use super::krippendorff::AlphaUnits;
+use super::rng::{quantile_sorted, SeededRng};
+use super::{Level, Ratings, Stat, Undefined};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BootstrapOptions {
+    /// Number of replicates (default 1,000).
+    pub replicates: usize,
+    /// Confidence level in (0, 1) (default 0.95).
+    pub confidence: f64,
+    pub seed: u64,
+}
+
+impl Default for BootstrapOptions {
+    fn default() -> Self {
+        BootstrapOptions { replicates: 1000, confidence: 0.95, seed: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BootstrapInterval {
+    pub lower: f64,
+    pub upper: f64,
+    pub confidence: f64,
+    pub replicates: usize,
+    /// Replicates whose statistic was undefined and so left out of the quantiles.
+    pub undefined_replicates: usize,
+}
+
+/// Runs the bootstrap over `n_items` items: `statistic` receives how often each item was
+/// drawn in the replicate.
+pub fn bootstrap_items(
+    n_items: usize,
+    options: &BootstrapOptions,
+    mut statistic: impl FnMut(&[u32]) -> Stat,
+) -> Result<BootstrapInterval, Undefined> {
+    if !(options.confidence > 0.0 && options.confidence < 1.0) {
+        return Err(Undefined::new("the confidence level must be between 0 and 1"));
+    }
+    if options.replicates == 0 {
+        return Err(Undefined::new("the bootstrap needs at least one replicate"));
+    }
+    if n_items == 0 {
+        return Err(Undefined::new("there are no items to resample"));
+    }
+    let mut rng = SeededRng::new(options.seed);
+    let mut draws = vec![0u32; n_items];
+    let mut values = Vec::with_capacity(options.replicates);
+    for _ in 0..options.replicates {
+        draws.iter_mut().for_each(|d| *d = 0);
+        for _ in 0..n_items {
+            draws[rng.below(n_items as u64) as usize] += 1;
+        }
+        if let Ok(v) = statistic(&draws) {
+            values.push(v);
+        }
+    }
+    if values.is_empty() {
+        return Err(Undefined::new("the statistic was undefined in every bootstrap replicate"));
+    }
+    values.sort_by(f64::total_cmp);
+    let tail = (1.0 - options.confidence) / 2.0;
+    Ok(BootstrapInterval {
+        lower: quantile_sorted(&values, tail),
+        upper: quantile_sorted(&values, 1.0 - tail),
+        confidence: options.confidence,
+        replicates: options.replicates,
+        undefined_replicates: options.replicates - values.len(),
+    })
+}
+
+/// Bootstrap interval for Krippendorff's alpha.
+pub fn bootstrap_alpha(
+    ratings: &Ratings,
+    level: Level,
+    options: &BootstrapOptions,
+) -> Result<BootstrapInterval, Undefined> {
+    let units = AlphaUnits::new(ratings, level)?;
+    let mut unit_weights = vec![0u32; units.n_units()];
+    bootstrap_items(ratings.n_items(), options, |draws| {
+        for (w, &item) in unit_weights.iter_mut().zip(units.unit_items()) {
+            *w = draws[item];
+        }
+        units.alpha(Some(&unit_weights))
+    })
+}
+
+/// Bootstrap interval for Cohen's kappa between annotators `a` and `b`.
+pub fn bootstrap_cohen_kappa(
+    ratings: &Ratings,
+    a: usize,
+    b: usize,
+    weights: KappaWeights,
+    options: &BootstrapOptions,
+) -> Result<BootstrapInterval, Undefined> {
+    let (a, b) = (a.min(b) as u32, a.max(b) as u32);
+    let table = PairTable::new(ratings);
+    let slot = table
+        .pairs
+        .iter()
+        .position(|&p| p == (a, b))
+        .ok_or_else(|| Undefined::new("the two annotators have no item in common"))?;
+    bootstrap_items(ratings.n_items(), options, |draws| {
+        let cells = table.confusions(Some(draws));
+        kappa_from_confusion(table.confusion(&cells, slot), table.n_labels, weights)
+    })
+}
+
+/// Bootstrap interval for the mean of the pairwise Cohen's kappas.
+pub fn bootstrap_mean_pairwise_kappa(
+    ratings: &Ratings,
+    weights: KappaWeights,
+    options: &BootstrapOptions,
+) -> Result<BootstrapInterval, Undefined> {
+    let table = PairTable::new(ratings);
+    bootstrap_items(ratings.n_items(), options, |draws| {
+        let cells = table.confusions(Some(draws));
+        let defined: Vec<f64> = (0..table.pairs.len())
+            .filter_map(|slot| kappa_from_confusion(table.confusion(&cells, slot), table.n_labels, weights).ok())
+            .collect();
+        if defined.is_empty() {
+            Err(Undefined::new("no pair has a defined kappa"))
+        } else {
+            Ok(defined.iter().sum::<f64>() / defined.len() as f64)
+        }
+    })
+}
+
+/// Bootstrap interval for Fleiss' kappa.
+pub fn bootstrap_fleiss_kappa(ratings: &Ratings, options: &BootstrapOptions) -> Result<BootstrapInterval, Undefined> {
+    fleiss_kappa_weighted(ratings, None)?;
+    bootstrap_items(ratings.n_items(), options, |draws| fleiss_kappa_weighted(ratings, Some(draws)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::kappa::fleiss_kappa;
+    use crate::stats::krippendorff::tests::{krippendorff_2011_example, ratings_from};
+    use crate::stats::krippendorff::krippendorff_alpha;
+
+    #[test]
+    fn same_seed_same_interval_and_it_contains_the_estimate_here() {
+        let r = krippendorff_2011_example();
+        let o = BootstrapOptions { replicates: 500, confidence: 0.95, seed: 42 };
+        let a = bootstrap_alpha(&r, Level::Nominal, &o).unwrap();
+        let b = bootstrap_alpha(&r, Level::Nominal, &o).unwrap();
+        assert_eq!(a, b);
+        let alpha = krippendorff_alpha(&r, Level::Nominal).unwrap();
+        assert!(a.lower < alpha && alpha < a.upper, "{a:?} {alpha}");
+        let other = bootstrap_alpha(&r, Level::Nominal, &BootstrapOptions { seed: 43, ..o }).unwrap();
+        assert_ne!(a, other);
+    }
+
+    #[test]
+    fn all_ones_weights_reproduce_the_point_estimates() {
+        let r = krippendorff_2011_example();
+        let units = AlphaUnits::new(&r, Level::Ordinal).unwrap();
+        let ones = vec![1u32; units.n_units()];
+        assert!((units.alpha(Some(&ones)).unwrap() - krippendorff_alpha(&r, Level::Ordinal).unwrap()).abs() < 1e-15);
+        let r = ratings_from(&[(0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 0), (2, 1, 0)], &["a", "b"]);
+        let ones = vec![1u32; 3];
+        assert_eq!(fleiss_kappa_weighted(&r, Some(&ones)), fleiss_kappa(&r));
+    }
+
+    #[test]
+    fn item_weights_are_multiplicities() {
+        // Weights are multiplicities: weight 2 = the item appears twice.
+        let r = ratings_from(&[(0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 0), (2, 1, 0)], &["a", "b"]);
+        let twice = ratings_from(
+            &[(0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 0), (2, 1, 0), (3, 0, 0), (3, 1, 1), (4, 0, 1), (4, 1, 1), (5, 0, 0), (5, 1, 0)],
+            &["a", "b"],
+        );
+        let units = AlphaUnits::new(&r, Level::Nominal).unwrap();
+        let alpha2 = units.alpha(Some(&[2, 2, 2])).unwrap();
+        assert!((alpha2 - krippendorff_alpha(&twice, Level::Nominal).unwrap()).abs() < 1e-15);
+        assert!((fleiss_kappa_weighted(&r, Some(&[2, 2, 2])).unwrap() - fleiss_kappa(&twice).unwrap()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn bad_options_and_undefined_statistics() {
+        let o = BootstrapOptions { replicates: 10, confidence: 1.5, seed: 1 };
+        assert!(bootstrap_items(3, &o, |_| Ok(0.0)).is_err());
+        let o = BootstrapOptions { confidence: 0.9, ..o };
+        assert!(bootstrap_items(0, &o, |_| Ok(0.0)).is_err());
+        let e = bootstrap_items(3, &o, |_| Err(Undefined::new("x"))).unwrap_err();
+        assert!(e.reason.contains("every bootstrap replicate"));
+        let o = BootstrapOptions { replicates: 200, ..o };
+        let ci = bootstrap_items(3, &o, |d| if d[0] > 1 { Err(Undefined::new("x")) } else { Ok(d[0] as f64) }).unwrap();
+        assert!(ci.undefined_replicates > 0 && ci.undefined_replicates < 200);
+    }
+}

@@ -1,0 +1,418 @@
+//! Annotation records `(item, annotator, label)` coded once into dense integer arrays, grouped
+//! by item, so that every agreement and aggregation loop runs over plain slices.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// How labels relate to each other (Krippendorff's "level of measurement"): it decides which
+/// disagreements count and how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Categories: any two different labels disagree equally.
+    Nominal,
+    /// Ordered categories: the label order matters, distances do not.
+    Ordinal,
+    /// Numbers: differences matter (squared difference).
+    Interval,
+    /// Numbers with a true zero: relative differences matter.
+    Ratio,
+}
+
+impl Level {
+    /// Whether the labels have an order (weighted kappas are reported only then).
+    pub fn is_ordered(self) -> bool {
+        !matches!(self, Level::Nominal)
+    }
+}
+
+/// The labels of a project, in the project's order. The position of a label is its code in
+/// [`Ratings`]; for ordinal data it is the rank, and it breaks ties wherever one label must be
+/// chosen. When every label is a number, `values` holds them (needed by interval and ratio).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelSet {
+    names: Vec<String>,
+    values: Option<Vec<f64>>,
+    index: HashMap<String, usize>,
+}
+
+impl LabelSet {
+    /// Labels in the given order. Duplicate names are an error.
+    pub fn new(names: Vec<String>) -> Result<Self, RatingsError> {
+        let mut index = HashMap::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            if index.insert(name.clone(), i).is_some() {
+                return Err(RatingsError::DuplicateLabel(name.clone()));
+            }
+        }
+        let values = names
+            .iter()
+            .map(|n| n.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect::<Option<Vec<f64>>>();
+        Ok(LabelSet { names, values, index })
+    }
+
+    /// Labels found in the data, with no project order given: ascending by value when all are
+    /// numbers, otherwise in text order, so the result never depends on the order of records.
+    pub fn discovered(names: impl IntoIterator<Item = String>) -> Self {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        names.dedup();
+        let numeric: Option<Vec<f64>> = names
+            .iter()
+            .map(|n| n.trim().parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect();
+        if let Some(values) = numeric {
+            let mut pairs: Vec<(f64, String)> = values.into_iter().zip(names).collect();
+            pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            names = pairs.into_iter().map(|(_, n)| n).collect();
+        }
+        LabelSet::new(names).expect("deduplicated above")
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn name(&self, code: usize) -> &str {
+        &self.names[code]
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The numeric value of every label, when all of them are numbers.
+    pub fn values(&self) -> Option<&[f64]> {
+        self.values.as_deref()
+    }
+}
+
+/// Why records could not be coded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RatingsError {
+    /// A label outside the project's label set; `record` is the record's position.
+    UnknownLabel { record: usize, label: String },
+    /// The same annotator rated the same item twice (records `first` and `second`).
+    Duplicate { item: String, annotator: String, first: usize, second: usize },
+    /// A coded record refers to an item, annotator or label index that does not exist.
+    OutOfRange { record: usize, what: &'static str },
+    /// The label set names a label twice.
+    DuplicateLabel(String),
+}
+
+impl fmt::Display for RatingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RatingsError::UnknownLabel { label, .. } => {
+                write!(f, "unknown label {label:?} (not in the label set)")
+            }
+            RatingsError::Duplicate { item, annotator, .. } => {
+                write!(f, "annotator {annotator:?} rated item {item:?} more than once")
+            }
+            RatingsError::OutOfRange { what, .. } => write!(f, "{what} index out of range"),
+            RatingsError::DuplicateLabel(l) => write!(f, "label {l:?} appears twice in the label set"),
+        }
+    }
+}
+
+impl std::error::Error for RatingsError {}
+
+/// Annotation records grouped by item: the ratings of item `i` are
+/// `annotator_codes[starts[i]..starts[i+1]]` and `label_codes[...]`, sorted by annotator.
+#[derive(Debug, Clone)]
+pub struct Ratings {
+    labels: LabelSet,
+    items: Vec<String>,
+    annotators: Vec<String>,
+    starts: Vec<usize>,
+    annotator_codes: Vec<u32>,
+    label_codes: Vec<u32>,
+}
+
+impl Ratings {
+    /// Codes records given as `(item, annotator, label)` indices into `items`, `annotators` and
+    /// `labels`. Items without records are kept (they have no ratings). One rating per
+    /// (item, annotator) pair: a second one is an error naming both records.
+    pub fn from_codes(
+        items: Vec<String>,
+        annotators: Vec<String>,
+        labels: LabelSet,
+        records: &[(usize, usize, usize)],
+    ) -> Result<Self, RatingsError> {
+        let (n_items, n_annotators, n_labels) = (items.len(), annotators.len(), labels.len());
+        let mut counts = vec![0usize; n_items + 1];
+        for (r, &(i, a, l)) in records.iter().enumerate() {
+            if i >= n_items {
+                return Err(RatingsError::OutOfRange { record: r, what: "item" });
+            }
+            if a >= n_annotators {
+                return Err(RatingsError::OutOfRange { record: r, what: "annotator" });
+            }
+            if l >= n_labels {
+                return Err(RatingsError::OutOfRange { record: r, what: "label" });
+            }
+            counts[i + 1] += 1;
+        }
+        for i in 0..n_items {
+            counts[i + 1] += counts[i];
+        }
+        let starts = counts.clone();
+        // Counting sort by item (stable, so record order is kept within an item) ...
+        let mut order = vec![0u32; records.len()];
+        let mut next = counts;
+        for (r, &(i, _, _)) in records.iter().enumerate() {
+            order[next[i]] = r as u32;
+            next[i] += 1;
+        }
+        // ... then by annotator within each item (a handful of ratings each).
+        for i in 0..n_items {
+            let slice = &mut order[starts[i]..starts[i + 1]];
+            slice.sort_by_key(|&r| (records[r as usize].1, r));
+            for w in slice.windows(2) {
+                let (r1, r2) = (w[0] as usize, w[1] as usize);
+                if records[r1].1 == records[r2].1 {
+                    return Err(RatingsError::Duplicate {
+                        item: items[i].clone(),
+                        annotator: annotators[records[r1].1].clone(),
+                        first: r1,
+                        second: r2,
+                    });
+                }
+            }
+        }
+        let annotator_codes = order.iter().map(|&r| records[r as usize].1 as u32).collect();
+        let label_codes = order.iter().map(|&r| records[r as usize].2 as u32).collect();
+        Ok(Ratings { labels, items, annotators, starts, annotator_codes, label_codes })
+    }
+
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    pub fn items(&self) -> &[String] {
+        &self.items
+    }
+
+    pub fn annotators(&self) -> &[String] {
+        &self.annotators
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn n_annotators(&self) -> usize {
+        self.annotators.len()
+    }
+
+    pub fn n_labels(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn n_annotations(&self) -> usize {
+        self.label_codes.len()
+    }
+
+    /// The annotator codes of item `i`'s ratings (ascending).
+    pub fn item_annotators(&self, i: usize) -> &[u32] {
+        &self.annotator_codes[self.starts[i]..self.starts[i + 1]]
+    }
+
+    /// The label codes of item `i`'s ratings, aligned with [`Ratings::item_annotators`].
+    pub fn item_labels(&self, i: usize) -> &[u32] {
+        &self.label_codes[self.starts[i]..self.starts[i + 1]]
+    }
+
+    /// Number of ratings of item `i`.
+    pub fn item_len(&self, i: usize) -> usize {
+        self.starts[i + 1] - self.starts[i]
+    }
+
+    /// The same data restricted to the given items (for slices), keeping the label set and
+    /// the annotator list so results stay comparable with the whole.
+    pub fn restrict_to_items(&self, keep: &[usize]) -> Ratings {
+        let mut items = Vec::with_capacity(keep.len());
+        let mut starts = Vec::with_capacity(keep.len() + 1);
+        let mut annotator_codes = Vec::new();
+        let mut label_codes = Vec::new();
+        starts.push(0);
+        for &i in keep {
+            items.push(self.items[i].clone());
+            annotator_codes.extend_from_slice(self.item_annotators(i));
+            label_codes.extend_from_slice(self.item_labels(i));
+            starts.push(label_codes.len());
+        }
+        Ratings {
+            labels: self.labels.clone(),
+            items,
+            annotators: self.annotators.clone(),
+            starts,
+            annotator_codes,
+            label_codes,
+        }
+    }
+
+    /// Number of annotators with at least one rating.
+    pub fn n_active_annotators(&self) -> usize {
+        let mut seen = vec![false; self.n_annotators()];
+        for &a in &self.annotator_codes {
+            seen[a as usize] = true;
+        }
+        seen.iter().filter(|s| **s).count()
+    }
+
+    /// Number of items with at least two ratings (the ones agreement can be measured on).
+    pub fn n_pairable_items(&self) -> usize {
+        (0..self.n_items()).filter(|&i| self.item_len(i) >= 2).count()
+    }
+}
+
+/// Builds [`Ratings`] from records named by strings, interning names as they come. With a
+/// label set given, a label outside it is rejected at once; without one, the labels found are
+/// ordered as [`LabelSet::discovered`] does.
+#[derive(Debug, Default)]
+pub struct RatingsBuilder {
+    labels: Option<LabelSet>,
+    item_index: HashMap<String, usize>,
+    items: Vec<String>,
+    annotator_index: HashMap<String, usize>,
+    annotators: Vec<String>,
+    found_labels: HashMap<String, usize>,
+    found_label_names: Vec<String>,
+    records: Vec<(usize, usize, usize)>,
+}
+
+impl RatingsBuilder {
+    /// A builder; `labels` is the project's label order, if known.
+    pub fn new(labels: Option<LabelSet>) -> Self {
+        RatingsBuilder { labels, ..Default::default() }
+    }
+
+    /// Adds one record. Records are numbered from 0 in the order pushed (errors refer to them).
+    pub fn push(&mut self, item: &str, annotator: &str, label: &str) -> Result<(), RatingsError> {
+        let label_code = match &self.labels {
+            Some(set) => set.index_of(label).ok_or_else(|| RatingsError::UnknownLabel {
+                record: self.records.len(),
+                label: label.to_string(),
+            })?,
+            None => intern(&mut self.found_labels, &mut self.found_label_names, label),
+        };
+        let i = intern(&mut self.item_index, &mut self.items, item);
+        let a = intern(&mut self.annotator_index, &mut self.annotators, annotator);
+        self.records.push((i, a, label_code));
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn build(self) -> Result<Ratings, RatingsError> {
+        let RatingsBuilder { labels, items, annotators, found_label_names, mut records, .. } = self;
+        let labels = match labels {
+            Some(set) => set,
+            None => {
+                let set = LabelSet::discovered(found_label_names.iter().cloned());
+                let remap: Vec<usize> = found_label_names
+                    .iter()
+                    .map(|n| set.index_of(n).expect("discovered from these names"))
+                    .collect();
+                for r in &mut records {
+                    r.2 = remap[r.2];
+                }
+                set
+            }
+        };
+        Ratings::from_codes(items, annotators, labels, &records)
+    }
+}
+
+fn intern(index: &mut HashMap<String, usize>, names: &mut Vec<String>, name: &str) -> usize {
+    if let Some(&i) = index.get(name) {
+        return i;
+    }
+    names.push(name.to_string());
+    index.insert(name.to_string(), names.len() - 1);
+    names.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovered_labels_sort_numbers_by_value_and_text_alphabetically() {
+        let set = LabelSet::discovered(["10", "9", "1.5"].map(String::from));
+        assert_eq!(set.names(), ["1.5", "9", "10"]);
+        assert_eq!(set.values(), Some(&[1.5, 9.0, 10.0][..]));
+        let set = LabelSet::discovered(["dog", "cat", "dog"].map(String::from));
+        assert_eq!(set.names(), ["cat", "dog"]);
+        assert_eq!(set.values(), None);
+    }
+
+    #[test]
+    fn label_set_rejects_duplicates() {
+        assert_eq!(
+            LabelSet::new(vec!["a".into(), "a".into()]),
+            Err(RatingsError::DuplicateLabel("a".into()))
+        );
+    }
+
+    #[test]
+    fn builder_groups_by_item_and_sorts_by_annotator() {
+        let mut b = RatingsBuilder::new(None);
+        b.push("x", "bob", "1").unwrap();
+        b.push("y", "ann", "2").unwrap();
+        b.push("x", "ann", "2").unwrap();
+        let r = b.build().unwrap();
+        assert_eq!(r.n_items(), 2);
+        assert_eq!(r.n_annotations(), 3);
+        assert_eq!(r.items(), ["x", "y"]);
+        // Annotators are coded in order of appearance (bob 0, ann 1); item x lists them by code.
+        assert_eq!(r.item_annotators(0), [0, 1]);
+        assert_eq!(r.item_labels(0), [0, 1]);
+        assert_eq!(r.n_pairable_items(), 1);
+    }
+
+    #[test]
+    fn builder_rejects_unknown_label_and_duplicate_rating() {
+        let set = LabelSet::new(vec!["a".into(), "b".into()]).unwrap();
+        let mut b = RatingsBuilder::new(Some(set));
+        b.push("x", "ann", "a").unwrap();
+        assert!(matches!(
+            b.push("x", "bob", "c"),
+            Err(RatingsError::UnknownLabel { record: 1, .. })
+        ));
+        b.push("x", "ann", "b").unwrap();
+        assert!(matches!(
+            b.build(),
+            Err(RatingsError::Duplicate { first: 0, second: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn restrict_keeps_labels_and_annotators() {
+        let mut b = RatingsBuilder::new(None);
+        b.push("x", "ann", "a").unwrap();
+        b.push("y", "bob", "b").unwrap();
+        let r = b.build().unwrap().restrict_to_items(&[1]);
+        assert_eq!(r.n_items(), 1);
+        assert_eq!(r.n_labels(), 2);
+        assert_eq!(r.n_annotators(), 2);
+        assert_eq!(r.item_labels(0), [1]);
+    }
+}
