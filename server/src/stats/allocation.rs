@@ -143,18 +143,31 @@ fn largest_remainder(amount: u64, weights: &[f64], active: &[usize], key_rank: &
     let quotas: Vec<f64> = active.iter().map(|&s| amount as f64 * (weights[s] / total_weight)).collect();
     let mut shares: Vec<u64> = quotas.iter().map(|q| q.floor() as u64).collect();
     let given: u64 = shares.iter().sum();
-    let mut order: Vec<usize> = (0..active.len()).collect();
     let fraction = |j: usize| quotas[j] - quotas[j].floor();
-    order.sort_by(|&a, &b| fraction(b).total_cmp(&fraction(a)).then(key_rank[active[a]].cmp(&key_rank[active[b]])));
+    // Largest fraction first, ties by key order: a total order, so the top k are well defined.
+    let by_priority = |a: &usize, b: &usize| {
+        fraction(*b).total_cmp(&fraction(*a)).then(key_rank[active[*a]].cmp(&key_rank[active[*b]]))
+    };
+    let mut order: Vec<usize> = (0..active.len()).collect();
     if given <= amount {
         // The leftover is below the number of strata (each fraction is below 1), up to
-        // rounding in the quotas; cycle in case rounding made it reach that number.
-        let leftover = amount - given;
-        for j in order.iter().cycle().take(leftover as usize) {
+        // rounding in the quotas; only the top `leftover` need finding, not a full sort.
+        let leftover = (amount - given) as usize;
+        if leftover == 0 {
+            return shares;
+        }
+        if leftover < order.len() {
+            order.select_nth_unstable_by(leftover - 1, by_priority);
+            order.truncate(leftover);
+        } else {
+            order.sort_by(by_priority);
+        }
+        for j in order.iter().cycle().take(leftover) {
             shares[*j] += 1;
         }
     } else {
         // Rounding pushed the floors past the amount: take back from the smallest fractions.
+        order.sort_by(by_priority);
         let mut excess = given - amount;
         for &j in order.iter().rev().cycle() {
             if excess == 0 {

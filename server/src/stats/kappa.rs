@@ -372,6 +372,26 @@ mod tests {
         }
 
         #[test]
+        fn unweighted_kappas_are_invariant_to_relabeling(
+            records in arb_ratings(),
+            permutation in Just((0..5usize).collect::<Vec<_>>()).prop_shuffle(),
+        ) {
+            let names = ["1", "2", "3", "4", "5"];
+            let r = ratings_from(&records, &names);
+            let renamed: Vec<_> = records.iter().map(|&(i, n, l)| (i, n, permutation[l])).collect();
+            let s = ratings_from(&renamed, &names);
+            let same = |x: &Stat, y: &Stat| match (x, y) {
+                (Ok(x), Ok(y)) => (x - y).abs() < 1e-12,
+                (Err(_), Err(_)) => true,
+                _ => false,
+            };
+            prop_assert!(same(&fleiss_kappa(&r), &fleiss_kappa(&s)));
+            for (p, q) in pairwise_cohen_kappa(&r, KappaWeights::Unweighted).iter().zip(pairwise_cohen_kappa(&s, KappaWeights::Unweighted).iter()) {
+                prop_assert!(same(&p.kappa, &q.kappa));
+            }
+        }
+
+        #[test]
         fn kappa_is_one_under_perfect_agreement(truth in proptest::collection::vec(0usize..3, 2..30)) {
             let records: Vec<_> = truth.iter().enumerate().flat_map(|(i, &l)| [(i, 0, l), (i, 1, l), (i, 2, l)]).collect();
             let r = ratings_from(&records, &["a", "b", "c"]);

@@ -182,11 +182,12 @@ fn deviance(x: f64, np: f64) -> f64 {
 pub(crate) fn binomial_pmf(k: u64, n: u64, p: f64) -> f64 {
     let q = 1.0 - p;
     let (kf, nf) = (k as f64, n as f64);
+    // powf is exact where it can be (0.5^n), unlike exp(n ln q).
     if k == 0 {
-        return (nf * q.ln()).exp();
+        return q.powf(nf);
     }
     if k == n {
-        return (nf * p.ln()).exp();
+        return p.powf(nf);
     }
     let lc = stirling_error(nf)
         - stirling_error(kf)

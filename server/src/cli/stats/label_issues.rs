@@ -61,7 +61,7 @@ pub fn label_issues_from_source(source: &Source, labels: Option<&str>) -> Result
         }
         let sum: f64 = row.iter().sum();
         if (sum - 1.0).abs() > SUM_TOLERANCE {
-            bail!("{at}: probabilities sum to {sum}, not 1");
+            bail!("{at}: probabilities sum to {}, not 1", (sum * 1e6).round() / 1e6);
         }
         items.push(item);
         given.push(code);
