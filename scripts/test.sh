@@ -63,9 +63,9 @@ cleanup() {
         echo "[test] stopping PostgreSQL" >&2
         as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
-    if ((rc != 0)) && [[ -f "$PG_DIR/postgres.log" ]]; then
-        echo "[test] last lines of the PostgreSQL log:" >&2
-        tail -n 20 "$PG_DIR/postgres.log" >&2 || true
+    if ((rc != 0)) && [[ -f "$PG_DIR/postgres.log" ]] && grep -qE "FATAL|PANIC" "$PG_DIR/postgres.log"; then
+        echo "[test] PostgreSQL reported:" >&2
+        grep -E "FATAL|PANIC" "$PG_DIR/postgres.log" | tail -n 20 >&2 || true
     fi
     rm -rf "$PG_DIR"
     print_timings
@@ -111,7 +111,10 @@ export LEPTOS_OUTPUT_NAME
 echo "[test] LEPTOS_OUTPUT_NAME=$LEPTOS_OUTPUT_NAME" >&2
 
 step "cargo leptos build (debug)"
-cargo leptos build
+# `--tests` makes the server build resolve features as `cargo test` does (with the
+# dev-dependencies, e.g. fantoccini's TLS stack): otherwise `cargo test` below rebuilds the
+# server and most of its dependencies a second time (about 3 minutes cold on 2 cores).
+cargo leptos build --bin-cargo-args=--tests
 
 step "cargo test --workspace"
 FAILED=0
@@ -126,7 +129,8 @@ else
 
     step "browser test against the release build"
     if grep -Eq '^name = "browser"' server/Cargo.toml; then
-        MIRRORSET_TEST_RELEASE=1 cargo test -p server --test browser || FAILED=1
+        # --workspace, as above: `-p server` would build `app` with other features and relink.
+        MIRRORSET_TEST_RELEASE=1 cargo test --workspace --test browser || FAILED=1
     else
         BROWSER_WARNING='WARNING: no [[test]] named "browser" in server/Cargo.toml: the release build was NOT tested in a browser'
         echo "[test] $BROWSER_WARNING" >&2
