@@ -27,7 +27,7 @@
 //! | DELETE /api/projects/{pid}/members/{uid} | → 204 |
 //! | POST /api/projects/{pid}/import?format=jsonl\|csv\|zip | raw file body → `ImportReport` (admin, lead member); 422 with `ImportReport` in `error.details` when any line is bad |
 //! | POST /api/projects/{pid}/images | multipart, one or more `file` parts → `ImportReport` |
-//! | POST /api/projects/{pid}/next | optional `NextRequest` → `NextItem` (leases an item to the caller) |
+//! | POST /api/projects/{pid}/next?since={ms} | optional `NextRequest` → `NextItem` (leases an item to the caller; `since` as for progress) |
 //! | POST /api/projects/{pid}/annotations | `SubmitAnnotation` → `Annotation` (idempotent on `client_id`) |
 //! | POST /api/projects/{pid}/skip | `SkipItem` → 204 (releases the lease) |
 //! | GET  /api/projects/{pid}/previous?before={annotation_id} | → `PreviousSubmission` (the caller's submission before that one, or the latest; 404 when none) |
