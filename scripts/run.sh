@@ -14,8 +14,30 @@ cd "$ROOT"
 # shellcheck source=scripts/install-toolchain.sh
 source "$ROOT/scripts/install-toolchain.sh" --build
 
-echo "[run] cargo leptos build --release" >&2
-cargo leptos build --release
+# cargo-leptos re-runs wasm-bindgen and wasm-opt on every build (~30 s) even when nothing
+# changed, so remember what was built: the sources (tracked and untracked, not ignored), the
+# tool versions, and the built site and binary themselves (a debug `cargo leptos build` writes
+# the same target/site). Outside a git checkout it always builds.
+build_stamp() {
+    git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 1
+    [[ -x "$ROOT/target/release/mirrorset" && -d "$ROOT/target/site/pkg" ]] || return 1
+    {
+        git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
+            (cd "$ROOT" && xargs -0 sha1sum 2>/dev/null)
+        cargo-leptos --version
+        wasm-bindgen --version
+        find "$ROOT/target/site" -type f -print0 | sort -z | xargs -0 sha1sum
+        stat -c '%Y %s' "$ROOT/target/release/mirrorset"
+    } | sha1sum | cut -d' ' -f1
+}
+STAMP_FILE="$ROOT/target/release/.run-sh-stamp"
+if [[ -f "$STAMP_FILE" && "$(build_stamp || true)" == "$(cat "$STAMP_FILE")" ]]; then
+    echo "[run] nothing changed since the last build; not rebuilding" >&2
+else
+    echo "[run] cargo leptos build --release" >&2
+    cargo leptos build --release
+    build_stamp >"$STAMP_FILE" 2>/dev/null || rm -f "$STAMP_FILE"
+fi
 
 DATA_DIR="$ROOT/data"
 mkdir -p "$DATA_DIR"
