@@ -1,0 +1,746 @@
+//! `mirrorset-bench`: end-to-end benchmark of the labeling loop against the real server.
+//!
+//! Starts `mirrorset serve` on a free 127.0.0.1 port with a temporary data directory (SQLite
+//! by default, or `--database-url postgres://...`), then measures, over HTTP:
+//! import of an N-line JSONL, C labelers running next/submit concurrently (latency
+//! percentiles, throughput), JSONL and CSV export, and the server's peak memory.
+//! See docs/bench.md.
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use futures::StreamExt;
+use rand::distributions::Alphanumeric;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Targets the figures are compared against.
+const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
+const TARGET_NEXT_P99_MS: f64 = 5.0;
+const TARGET_EXPORT_S: f64 = 2.0;
+
+/// Benchmark of the labeling loop: import, concurrent labelers, export, peak memory.
+#[derive(Debug, Parser)]
+#[command(name = "mirrorset-bench", version, about)]
+struct Args {
+    /// Number of text items to generate and import.
+    #[arg(long, default_value_t = 100_000)]
+    items: u64,
+    /// Number of concurrent labelers.
+    #[arg(long, default_value_t = 8)]
+    labelers: usize,
+    /// How long the labelers run, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Stop the labelers once this many annotations were submitted in total.
+    #[arg(long)]
+    annotations: Option<u64>,
+    /// The project's overlap (annotations wanted per item).
+    #[arg(long, default_value_t = 1)]
+    overlap: i64,
+    /// The `mirrorset` binary to start; default: the one next to this executable.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Database for the server (e.g. postgres://USER@HOST/DB, which should be empty);
+    /// default: SQLite in the temporary data directory.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Also print one JSON document with every figure (on stdout, after the summary).
+    #[arg(long)]
+    json: bool,
+    /// Print only the JSON document (implies --json).
+    #[arg(long)]
+    json_only: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server child process
+
+/// The running server; killed (and reaped) when dropped, so also on every error path.
+struct ServerProcess {
+    child: std::process::Child,
+    log_path: PathBuf,
+}
+
+impl ServerProcess {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of the server's output, for error messages.
+    fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn random_string(len: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+fn start_server(bin: &Path, port: u16, data_dir: &Path, database_url: Option<&str>, admin_password: &str) -> Result<ServerProcess> {
+    if !bin.is_file() {
+        bail!(
+            "the server binary {} does not exist (build it with `cargo build --release -p server --bins`, or pass --server-bin)",
+            bin.display()
+        );
+    }
+    let log_path = data_dir.with_extension("server.log");
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("serve")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("MIRRORSET_ADMIN_PASSWORD", admin_password)
+        .env_remove("MIRRORSET_DATABASE_URL")
+        .env_remove("MIRRORSET_ADDR")
+        .env_remove("MIRRORSET_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(url) = database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+    Ok(ServerProcess { child, log_path })
+}
+
+async fn wait_healthy(server: &mut ServerProcess, base: &str) -> Result<Duration> {
+    let client = Client::new();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            bail!("the server exited during start-up ({status}); its output:\n{}", server.log_tail(30));
+        }
+        if let Ok(resp) = client.get(format!("{base}/api/health")).send().await {
+            if resp.status() == StatusCode::OK {
+                return Ok(start.elapsed());
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the server did not answer GET /api/health with 200 within 60 s; its output:\n{}", server.log_tail(30));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Samples the server's VmRSS every 100 ms and keeps the maximum (KiB).
+fn spawn_rss_sampler(pid: u32, max_kib: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            if let Some(kib) = proc_status_kib(pid, "VmRSS") {
+                max_kib.fetch_max(kib, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers
+
+/// Sends a request with a bearer token; any status but 2xx becomes an error naming the step
+/// and carrying the server's error body.
+async fn call(client: &Client, method: Method, url: &str, token: &str, body: Option<&Value>, step: &str) -> Result<Value> {
+    let mut req = client.request(method.clone(), url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.with_context(|| format!("{step}: {method} {url} failed"))?;
+    json_or_error(resp, &format!("{step}: {method} {url}")).await
+}
+
+async fn json_or_error(resp: reqwest::Response, what: &str) -> Result<Value> {
+    let status = resp.status();
+    let bytes = resp.bytes().await.with_context(|| format!("{what}: reading the response"))?;
+    if !status.is_success() {
+        bail!("{what} returned {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{what}: the response is not JSON: {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// Signs in with a password (session cookie + CSRF token), then creates an API token.
+async fn token_for(client: &Client, base: &str, username: &str, password: &str) -> Result<String> {
+    let step = format!("signing in as {username}");
+    let resp = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .with_context(|| format!("{step}: POST /api/auth/login failed"))?;
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_string)
+        .collect();
+    let me = json_or_error(resp, &format!("{step}: POST /api/auth/login")).await?;
+    let csrf = me["csrf_token"].as_str().ok_or_else(|| anyhow!("{step}: no csrf_token in {me}"))?.to_string();
+    if cookies.is_empty() {
+        bail!("{step}: the sign-in response set no cookie");
+    }
+    let resp = client
+        .post(format!("{base}/api/tokens"))
+        .header(reqwest::header::COOKIE, cookies.join("; "))
+        .header("x-csrf-token", csrf)
+        .json(&json!({ "name": "bench" }))
+        .send()
+        .await
+        .with_context(|| format!("{step}: POST /api/tokens failed"))?;
+    let created = json_or_error(resp, &format!("{step}: POST /api/tokens")).await?;
+    created["secret"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{step}: no secret in the token response {created}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+const WORDS: &[&str] = &[
+    "order", "late", "refund", "battery", "screen", "delivery", "great", "broken", "support", "price",
+    "fast", "slow", "charger", "app", "crash", "login", "password", "update", "love", "hate", "works",
+    "again", "never", "always", "package", "driver", "store", "receipt", "quality", "sound",
+];
+const REGIONS: &[&str] = &["eu", "us", "apac", "latam"];
+const DEVICES: &[&str] = &["ios", "android", "web"];
+
+/// Writes N unique JSONL text items of about 100 characters each; returns the file size.
+fn generate_jsonl(path: &Path, n: u64) -> Result<u64> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut text = String::with_capacity(160);
+    for i in 0..n {
+        text.clear();
+        // The number makes every text unique (imports may deduplicate identical texts).
+        text.push_str(&format!("#{i} "));
+        while text.len() < 95 {
+            text.push_str(WORDS[rng.gen_range(0..WORDS.len())]);
+            text.push(' ');
+        }
+        let line = json!({
+            "id": format!("bench-{i}"),
+            "text": text.trim_end(),
+            "meta": {
+                "region": REGIONS[rng.gen_range(0..REGIONS.len())],
+                "device": DEVICES[rng.gen_range(0..DEVICES.len())],
+            },
+        });
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Percentiles {
+    count: usize,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+    mean: f64,
+}
+
+/// Nearest-rank percentiles of latencies in milliseconds.
+fn percentiles(mut ms: Vec<f64>) -> Percentiles {
+    if ms.is_empty() {
+        return Percentiles::default();
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let rank = |p: f64| {
+        let k = ((p / 100.0) * ms.len() as f64).ceil() as usize;
+        ms[k.clamp(1, ms.len()) - 1]
+    };
+    Percentiles {
+        count: ms.len(),
+        p50: rank(50.0),
+        p95: rank(95.0),
+        p99: rank(99.0),
+        max: *ms.last().unwrap(),
+        mean: ms.iter().sum::<f64>() / ms.len() as f64,
+    }
+}
+
+impl Percentiles {
+    fn to_json(self) -> Value {
+        json!({ "count": self.count, "p50_ms": self.p50, "p95_ms": self.p95, "p99_ms": self.p99, "max_ms": self.max, "mean_ms": self.mean })
+    }
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The labeling loop
+
+struct LabelerResult {
+    next_ms: Vec<f64>,
+    submit_ms: Vec<f64>,
+    empty_nexts: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_labeler(
+    index: usize,
+    base: String,
+    pid: i64,
+    token: String,
+    deadline: Instant,
+    limit: Option<u64>,
+    submitted: Arc<AtomicU64>,
+) -> Result<LabelerResult> {
+    let client = Client::builder().pool_max_idle_per_host(1).build()?;
+    let next_url = format!("{base}/api/projects/{pid}/next");
+    let submit_url = format!("{base}/api/projects/{pid}/annotations");
+    let mut out = LabelerResult { next_ms: Vec::new(), submit_ms: Vec::new(), empty_nexts: 0 };
+    let labels = ["a", "b", "c"];
+    let mut seq: u64 = 0;
+    loop {
+        if Instant::now() >= deadline || limit.is_some_and(|l| submitted.load(Ordering::Relaxed) >= l) {
+            break;
+        }
+        let t = Instant::now();
+        let resp = client
+            .post(&next_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .with_context(|| format!("labeling (labeler {index}): POST /next failed"))?;
+        let next = json_or_error(resp, &format!("labeling (labeler {index}): POST /api/projects/{pid}/next")).await?;
+        out.next_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let Some(item_id) = next["item"]["id"].as_i64() else {
+            // Nothing left for this labeler.
+            out.empty_nexts += 1;
+            break;
+        };
+        seq += 1;
+        let body = json!({
+            "item_id": item_id,
+            "labels": [labels[(item_id as usize) % labels.len()]],
+            "time_ms": 1000,
+            "client_id": format!("bench-{index}-{seq}"),
+        });
+        let t = Instant::now();
+        let resp = client
+            .post(&submit_url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("labeling (labeler {index}): POST /annotations failed"))?;
+        json_or_error(resp, &format!("labeling (labeler {index}): POST /api/projects/{pid}/annotations (item {item_id})"))
+            .await?;
+        out.submit_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        submitted.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+
+struct ExportFigures {
+    seconds: f64,
+    bytes: u64,
+    lines: u64,
+}
+
+async fn time_export(client: &Client, base: &str, pid: i64, token: &str, format: &str) -> Result<ExportFigures> {
+    let url = format!("{base}/api/projects/{pid}/export?format={format}");
+    let what = format!("export ({format}): GET {url}");
+    let t = Instant::now();
+    let resp = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("{what} failed"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        bail!("{what} returned {status}: {body}");
+    }
+    let mut stream = resp.bytes_stream();
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    let mut last = b'\n';
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("{what}: the body broke off"))?;
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        if let Some(&b) = chunk.last() {
+            last = b;
+        }
+    }
+    if last != b'\n' {
+        lines += 1;
+    }
+    Ok(ExportFigures { seconds: t.elapsed().as_secs_f64(), bytes, lines })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn run(args: Args) -> Result<()> {
+    let json_out = args.json || args.json_only;
+    let quiet = args.json_only;
+    let say = |s: &str| {
+        if !quiet {
+            eprintln!("{s}");
+        }
+    };
+    if args.labelers == 0 {
+        bail!("--labelers must be at least 1");
+    }
+    let bin = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("mirrorset"),
+    };
+    let tmp = tempfile::Builder::new().prefix("mirrorset-bench-").tempdir().context("creating a temporary directory")?;
+    let data_dir = tmp.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let admin_password = random_string(24);
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let backend = if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) { "postgres" } else { "sqlite" };
+
+    say(&format!("[1/7] starting {} on 127.0.0.1:{port} ({backend})", bin.display()));
+    let mut server = start_server(&bin, port, &data_dir, args.database_url.as_deref(), &admin_password)
+        .context("step 1 (start the server)")?;
+    let server_pid = server.pid();
+    let startup = wait_healthy(&mut server, &base).await.context("step 1 (start the server)")?;
+    let rss_max = Arc::new(AtomicU64::new(0));
+    let stop_sampler = Arc::new(AtomicBool::new(false));
+    let sampler = spawn_rss_sampler(server_pid, rss_max.clone(), stop_sampler.clone());
+
+    let result = bench(&args, &base, &admin_password, &tmp, &rss_max, &say).await;
+
+    // Memory, while the server still runs.
+    let hwm_kib = proc_status_kib(server_pid, "VmHWM");
+    let rss_end_kib = proc_status_kib(server_pid, "VmRSS");
+    stop_sampler.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    if let Ok(Some(status)) = server.child.try_wait() {
+        bail!("the server died during the benchmark ({status}); its output:\n{}", server.log_tail(30));
+    }
+    let mut figures = match result {
+        Ok(f) => f,
+        Err(e) => {
+            let tail = server.log_tail(15);
+            drop(server);
+            return Err(e.context(format!("server output (last lines):\n{tail}")));
+        }
+    };
+    drop(server);
+
+    let rss_peak_kib = rss_max.load(Ordering::Relaxed);
+    figures.json["server"] = json!({
+        "backend": backend,
+        "startup_s": startup.as_secs_f64(),
+        "vm_hwm_mib": hwm_kib.map(mib),
+        "rss_peak_sampled_mib": mib(rss_peak_kib),
+        "rss_end_mib": rss_end_kib.map(mib),
+    });
+
+    if !quiet {
+        let mut s = String::new();
+        s.push_str(&figures.summary);
+        s.push_str("\nServer memory\n");
+        match hwm_kib {
+            Some(k) => s.push_str(&format!("  peak (VmHWM)            {:>10.1} MiB\n", mib(k))),
+            None => s.push_str("  peak (VmHWM)            unavailable (no /proc)\n"),
+        }
+        s.push_str(&format!("  peak RSS (100 ms poll)  {:>10.1} MiB\n", mib(rss_peak_kib)));
+        if let Some(k) = rss_end_kib {
+            s.push_str(&format!("  RSS at the end          {:>10.1} MiB\n", mib(k)));
+        }
+        println!("{s}");
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&figures.json)?);
+    }
+    drop(tmp);
+    Ok(())
+}
+
+struct Figures {
+    summary: String,
+    json: Value,
+}
+
+async fn bench(
+    args: &Args,
+    base: &str,
+    admin_password: &str,
+    tmp: &tempfile::TempDir,
+    rss_max: &AtomicU64,
+    say: &dyn Fn(&str),
+) -> Result<Figures> {
+    let client = Client::new();
+    let n = args.items;
+
+    // 2. Admin token and project.
+    say("[2/7] signing in as admin, creating the project");
+    let admin = token_for(&client, base, "admin", admin_password).await.context("step 2 (sign in as admin)")?;
+    let labels = json!([
+        {"name": "a", "key": "1", "color": "#1f77b4"},
+        {"name": "b", "key": "2", "color": "#ff7f0e"},
+        {"name": "c", "key": "3", "color": "#2ca02c"},
+    ]);
+    let project = call(
+        &client,
+        Method::POST,
+        &format!("{base}/api/projects"),
+        &admin,
+        Some(&json!({ "name": "bench", "kind": "single", "labels": labels, "overlap": args.overlap })),
+        "step 2 (create the project)",
+    )
+    .await?;
+    let pid = project["id"].as_i64().ok_or_else(|| anyhow!("step 2: no project id in {project}"))?;
+
+    // 3. Import.
+    say(&format!("[3/7] generating {n} JSONL items and importing them"));
+    let jsonl = tmp.path().join("items.jsonl");
+    let t = Instant::now();
+    let file_bytes = generate_jsonl(&jsonl, n).context("step 3 (generate the JSONL)")?;
+    let gen_s = t.elapsed().as_secs_f64();
+    let file = tokio::fs::File::open(&jsonl).await?;
+    let url = format!("{base}/api/projects/{pid}/import?format=jsonl");
+    let t = Instant::now();
+    let resp = client
+        .post(&url)
+        .bearer_auth(&admin)
+        .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+        .header(reqwest::header::CONTENT_LENGTH, file_bytes)
+        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)))
+        .send()
+        .await
+        .context("step 3 (import): POST failed")?;
+    let report = json_or_error(resp, &format!("step 3 (import): POST {url}")).await?;
+    let import_s = t.elapsed().as_secs_f64();
+    let imported = report["imported"].as_i64().unwrap_or(-1);
+    if imported != n as i64 {
+        bail!("step 3 (import): {imported} of {n} items imported; the report: {report}");
+    }
+    let import_rate = n as f64 / import_s;
+    let rss_after_import = rss_max.load(Ordering::Relaxed);
+
+    // 4. Labelers.
+    say(&format!("[4/7] creating {} labelers", args.labelers));
+    let mut tokens = Vec::with_capacity(args.labelers);
+    for i in 0..args.labelers {
+        let username = format!("labeler{i:03}");
+        let password = random_string(16);
+        let step = format!("step 4 (create labeler {username})");
+        call(
+            &client,
+            Method::POST,
+            &format!("{base}/api/users"),
+            &admin,
+            Some(&json!({ "username": username, "password": password, "role": "labeler" })),
+            &step,
+        )
+        .await?;
+        call(
+            &client,
+            Method::POST,
+            &format!("{base}/api/projects/{pid}/members"),
+            &admin,
+            Some(&json!({ "username": username })),
+            &step,
+        )
+        .await?;
+        tokens.push(token_for(&client, base, &username, &password).await.context(step)?);
+    }
+
+    // 5. The labeling loop.
+    say(&format!(
+        "[5/7] {} labelers labeling for {} s{}",
+        args.labelers,
+        args.duration,
+        args.annotations.map(|a| format!(" or {a} annotations")).unwrap_or_default()
+    ));
+    let submitted = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(args.duration);
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            tokio::spawn(run_labeler(i, base.to_string(), pid, token, deadline, args.annotations, submitted.clone()))
+        })
+        .collect();
+    let mut next_ms = Vec::new();
+    let mut submit_ms = Vec::new();
+    let mut empty_nexts = 0;
+    for task in tasks {
+        let r = task.await.context("step 5 (labeling): a labeler task panicked")??;
+        next_ms.extend(r.next_ms);
+        submit_ms.extend(r.submit_ms);
+        empty_nexts += r.empty_nexts;
+    }
+    let label_s = start.elapsed().as_secs_f64();
+    let annotations = submitted.load(Ordering::Relaxed);
+    let throughput = annotations as f64 / label_s;
+    let next = percentiles(next_ms);
+    let submit = percentiles(submit_ms);
+    let rss_after_labeling = rss_max.load(Ordering::Relaxed);
+
+    // 6. Export.
+    say("[6/7] exporting (jsonl, csv)");
+    let ej = time_export(&client, base, pid, &admin, "jsonl").await.context("step 6 (export jsonl)")?;
+    let ec = time_export(&client, base, pid, &admin, "csv").await.context("step 6 (export csv)")?;
+    let mut warnings = Vec::new();
+    if ej.lines != n {
+        warnings.push(format!("the JSONL export has {} lines, expected {n}", ej.lines));
+    }
+    if ec.lines != n + 1 {
+        warnings.push(format!("the CSV export has {} lines, expected {} (header + items)", ec.lines, n + 1));
+    }
+    say("[7/7] reading the server's memory");
+
+    // Verdicts.
+    let import_pass = import_rate >= TARGET_IMPORT_ITEMS_PER_S;
+    let next_pass = next.p99 < TARGET_NEXT_P99_MS;
+    let export_j_pass = ej.seconds < TARGET_EXPORT_S;
+    let export_c_pass = ec.seconds < TARGET_EXPORT_S;
+    let note_n = if n == 100_000 { String::new() } else { format!(" (target is for 100,000 items; here {n})") };
+    let note_c = if args.labelers == 50 { String::new() } else { format!(" (target is for C = 50; here C = {})", args.labelers) };
+
+    let mut s = String::new();
+    s.push_str(&format!("\nMirrorset bench: {n} items, {} labelers, overlap {}\n", args.labelers, args.overlap));
+    s.push_str("\nImport\n");
+    s.push_str(&format!("  file                    {:>10.1} MiB (generated in {gen_s:.2} s)\n", file_bytes as f64 / 1048576.0));
+    s.push_str(&format!("  wall time               {:>10.3} s\n", import_s));
+    s.push_str(&format!(
+        "  rate                    {:>10.0} items/s   target >= {:.0}: {}{}\n",
+        import_rate,
+        TARGET_IMPORT_ITEMS_PER_S,
+        verdict(import_pass),
+        note_n
+    ));
+    s.push_str(&format!("\nLabeling ({:.1} s)\n", label_s));
+    s.push_str("                          count      p50      p95      p99      max     mean (ms)\n");
+    for (name, p) in [("next", next), ("submit", submit)] {
+        s.push_str(&format!(
+            "  {name:<20} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
+            p.count, p.p50, p.p95, p.p99, p.max, p.mean
+        ));
+    }
+    s.push_str(&format!(
+        "  next p99 target < {TARGET_NEXT_P99_MS} ms: {}{note_c}\n",
+        verdict(next_pass)
+    ));
+    s.push_str(&format!("  annotations             {:>10}\n", annotations));
+    s.push_str(&format!("  throughput              {:>10.1} annotations/s\n", throughput));
+    if empty_nexts > 0 {
+        s.push_str(&format!("  labelers that ran out of items: {empty_nexts}\n"));
+    }
+    s.push_str("\nExport\n");
+    for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
+        s.push_str(&format!(
+            "  {name:<6} {:>9.3} s  {:>8.1} MiB  {:>8} lines   target < {TARGET_EXPORT_S} s: {}{note_n}\n",
+            e.seconds,
+            e.bytes as f64 / 1048576.0,
+            e.lines,
+            verdict(pass)
+        ));
+    }
+    for w in &warnings {
+        s.push_str(&format!("  WARNING: {w}\n"));
+    }
+
+    let json = json!({
+        "items": n,
+        "labelers": args.labelers,
+        "overlap": args.overlap,
+        "import": {
+            "file_bytes": file_bytes,
+            "seconds": import_s,
+            "items_per_s": import_rate,
+            "target_items_per_s": TARGET_IMPORT_ITEMS_PER_S,
+            "pass": import_pass,
+            "rss_peak_sampled_mib": mib(rss_after_import),
+        },
+        "labeling": {
+            "seconds": label_s,
+            "annotations": annotations,
+            "annotations_per_s": throughput,
+            "labelers_out_of_items": empty_nexts,
+            "next": next.to_json(),
+            "submit": submit.to_json(),
+            "target_next_p99_ms": TARGET_NEXT_P99_MS,
+            "next_pass": next_pass,
+            "rss_peak_sampled_mib": mib(rss_after_labeling),
+        },
+        "export": {
+            "jsonl": { "seconds": ej.seconds, "bytes": ej.bytes, "lines": ej.lines, "pass": export_j_pass },
+            "csv": { "seconds": ec.seconds, "bytes": ec.bytes, "lines": ec.lines, "pass": export_c_pass },
+            "target_seconds": TARGET_EXPORT_S,
+        },
+        "warnings": warnings,
+    });
+    Ok(Figures { summary: s, json })
+}
