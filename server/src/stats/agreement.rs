@@ -234,7 +234,7 @@ mod tests {
     fn per_label_alpha_equals_alpha_on_binary_recoding() {
         let r = krippendorff_2011_example();
         let per_label = per_label_alpha(&r);
-        for c in 0..r.n_labels() {
+        for (c, label) in per_label.iter().enumerate() {
             let mut records = Vec::new();
             for i in 0..r.n_items() {
                 for (a, l) in r.item_annotators(i).iter().zip(r.item_labels(i)) {
@@ -242,7 +242,7 @@ mod tests {
                 }
             }
             let binary = krippendorff_alpha(&ratings_from(&records, &["other", "this"]), Level::Nominal);
-            match (&per_label[c].alpha, binary) {
+            match (&label.alpha, binary) {
                 (Ok(x), Ok(y)) => assert!((x - y).abs() < 1e-12, "label {c}: {x} vs {y}"),
                 (Err(_), Err(_)) => {}
                 (x, y) => panic!("label {c}: {x:?} vs {y:?}"),

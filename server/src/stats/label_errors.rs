@@ -79,8 +79,8 @@ pub fn confident_learning(given: &[usize], probs: &[f64], n_classes: usize) -> R
         };
         joint[given[i]][guess] += 1.0;
     }
-    for j in 0..k {
-        joint[j][j] = joint[j][j].max(1.0);
+    for (j, row) in joint.iter_mut().enumerate() {
+        row[j] = row[j].max(1.0);
     }
     let calibrated = calibrate(&joint, &label_counts, n);
 
@@ -95,8 +95,8 @@ pub fn confident_learning(given: &[usize], probs: &[f64], n_classes: usize) -> R
         if items.len() <= 1 {
             continue; // too few examples to prune (min_examples_per_class)
         }
-        for other in 0..k {
-            let count = prune[other][class] as usize;
+        for (other, counts) in prune.iter().enumerate() {
+            let count = counts[class] as usize;
             if other == class || count == 0 {
                 continue;
             }
@@ -177,6 +177,7 @@ fn round_preserving_sum(values: &[f64]) -> Vec<u64> {
 /// cleanlab's prune-count matrix, indexed [true][given]: the transposed joint, with each given
 /// label keeping at least one item on its diagonal (the difference taken evenly from that
 /// column's nonzero noise counts) and fractions truncated.
+#[allow(clippy::needless_range_loop)] // matrix code reads best with explicit indices
 fn prune_counts(calibrated: &[Vec<u64>]) -> Vec<Vec<u64>> {
     let k = calibrated.len();
     let mut m: Vec<Vec<f64>> = (0..k).map(|t| (0..k).map(|g| calibrated[g][t] as f64).collect()).collect();

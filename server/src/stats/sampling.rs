@@ -120,7 +120,7 @@ mod tests {
         let s = sample_stratified(&pool(), &alloc, 7).unwrap();
         assert_eq!(s.items.len(), 8);
         assert_eq!(&s.items[..2], &[0, 1]);
-        assert!(s.items[2..5].iter().all(|&i| i >= 2 && i < 20));
+        assert!(s.items[2..5].iter().all(|i| (2..20).contains(i)));
         assert!(s.items[5..].iter().all(|&i| i >= 20));
         assert_eq!(s, sample_stratified(&pool(), &alloc, 7).unwrap());
         assert_ne!(s.items, sample_stratified(&pool(), &alloc, 8).unwrap().items);

@@ -212,7 +212,7 @@ pub fn aggregate(args: AggregateArgs) -> Result<Value> {
             majority_vote(&ratings)
         }
         Method::DawidSkene => {
-            if !(args.tol >= 0.0) {
+            if args.tol.is_nan() || args.tol < 0.0 {
                 bail!("--tol must be a number ≥ 0");
             }
             let gold = match args.gold {

@@ -185,9 +185,14 @@ pub fn run(cmd: StatsCommand) -> anyhow::Result<()> {
             })?
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, &output)?;
     use std::io::Write;
-    writeln!(stdout)?;
-    Ok(())
+    let mut stdout = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut stdout, &output)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout));
+    match written {
+        // The reader went away (`| head`): not our error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

@@ -29,13 +29,58 @@ fn non_negative_map<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTre
     Ok(map.into_iter().map(|(k, Wrapped(v))| (k, v)).collect())
 }
 
+/// Strata with distinct keys: a repeated key is rejected while parsing, so the error carries
+/// the line of the repetition.
+trait Keyed {
+    fn key(&self) -> &str;
+}
+
+fn unique_keys<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Keyed,
+{
+    struct Strata<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de> + Keyed> serde::de::Visitor<'de> for Strata<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of strata")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<T>, A::Error> {
+            let mut out: Vec<T> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            while let Some(stratum) = seq.next_element::<T>()? {
+                if !seen.insert(stratum.key().to_string()) {
+                    return Err(serde::de::Error::custom(format!("stratum {:?} appears twice", stratum.key())));
+                }
+                out.push(stratum);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Strata(std::marker::PhantomData))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AllocationFile {
     n: u64,
     #[serde(default)]
     min_per_stratum: Option<u64>,
+    #[serde(deserialize_with = "unique_keys")]
     strata: Vec<StratumLine>,
+}
+
+impl Keyed for StratumLine {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Keyed for AllocatedStratum {
+    fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,6 +117,7 @@ pub fn allocate(file: &Path) -> Result<Value> {
 /// The allocation for `sample`: the output of `allocate` (only `key` and `allocated` are read).
 #[derive(Deserialize)]
 struct AllocationOutput {
+    #[serde(deserialize_with = "unique_keys")]
     strata: Vec<AllocatedStratum>,
 }
 
@@ -196,6 +242,9 @@ mod tests {
         let src = Source { name: "a.json".into(), text: "{\"n\": 5,\n \"strata\": [\n  {\"key\": \"x\", \"production\": -2, \"available\": 3}\n]}".into() };
         let e = parse_document::<AllocationFile>(&src).err().unwrap().to_string();
         assert!(e.starts_with("a.json:3: expected a number ≥ 0, found -2"), "{e}");
+        let src = Source { name: "a.json".into(), text: "{\"n\": 5, \"strata\": [\n{\"key\": \"x\", \"production\": 1, \"available\": 1},\n{\"key\": \"x\", \"production\": 1, \"available\": 1}]}".into() };
+        let e = parse_document::<AllocationFile>(&src).err().unwrap().to_string();
+        assert!(e.starts_with("a.json:3: stratum \"x\" appears twice"), "{e}");
         let src = Source { name: "a.json".into(), text: "{\"n\": 5, \"strata\": [], \"typo\": 1}".into() };
         assert!(parse_document::<AllocationFile>(&src).err().unwrap().to_string().contains("unknown field `typo`"));
     }
