@@ -117,8 +117,11 @@ step "cargo leptos build (debug)"
 cargo leptos build --bin-cargo-args=--tests
 
 step "cargo test --workspace"
+# --no-default-features gives `app` the same feature set as in the server build above (where it
+# is only a dependency); with `default` in it, cargo would rebuild and relink app and server and
+# every test binary (about 2 minutes). No package has default features that tests need.
 FAILED=0
-cargo test --workspace --no-fail-fast "$@" || FAILED=1
+cargo test --workspace --no-default-features --no-fail-fast "$@" || FAILED=1
 
 # ---------------------------------------------------------------------------------------------
 if [[ "${MIRRORSET_SKIP_RELEASE:-}" == 1 ]]; then
@@ -129,8 +132,8 @@ else
 
     step "browser test against the release build"
     if grep -Eq '^name = "browser"' server/Cargo.toml; then
-        # --workspace, as above: `-p server` would build `app` with other features and relink.
-        MIRRORSET_TEST_RELEASE=1 cargo test --workspace --test browser || FAILED=1
+        # The same selection and features as above, so nothing is rebuilt.
+        MIRRORSET_TEST_RELEASE=1 cargo test --workspace --no-default-features --test browser || FAILED=1
     else
         BROWSER_WARNING='WARNING: no [[test]] named "browser" in server/Cargo.toml: the release build was NOT tested in a browser'
         echo "[test] $BROWSER_WARNING" >&2
