@@ -51,6 +51,13 @@ struct Args {
     /// default: SQLite in the temporary data directory.
     #[arg(long)]
     database_url: Option<String>,
+    /// Each labeler waits this long between receiving an item and submitting it (0: a
+    /// closed loop with no think time, the harshest load).
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
+    /// Keep the temporary directory (data, server log) and print its path.
+    #[arg(long)]
+    keep_dir: bool,
     /// Also print one JSON document with every figure (on stdout, after the summary).
     #[arg(long)]
     json: bool,
@@ -356,6 +363,7 @@ async fn run_labeler(
     token: String,
     deadline: Instant,
     limit: Option<u64>,
+    think: Duration,
     submitted: Arc<AtomicU64>,
 ) -> Result<LabelerResult> {
     let client = Client::builder().pool_max_idle_per_host(1).build()?;
@@ -383,6 +391,9 @@ async fn run_labeler(
             break;
         };
         seq += 1;
+        if !think.is_zero() {
+            tokio::time::sleep(think).await;
+        }
         let body = json!({
             "item_id": item_id,
             "labels": [labels[(item_id as usize) % labels.len()]],
@@ -521,7 +532,10 @@ async fn run(args: Args) -> Result<()> {
     if json_out {
         println!("{}", serde_json::to_string_pretty(&figures.json)?);
     }
-    drop(tmp);
+    if args.keep_dir {
+        let kept = tmp.keep();
+        eprintln!("kept {} (server log: {})", kept.display(), kept.join("data.server.log").display());
+    }
     Ok(())
 }
 
@@ -617,19 +631,21 @@ async fn bench(
 
     // 5. The labeling loop.
     say(&format!(
-        "[5/7] {} labelers labeling for {} s{}",
+        "[5/7] {} labelers (think time {} ms) labeling for {} s{}",
         args.labelers,
+        args.think_ms,
         args.duration,
         args.annotations.map(|a| format!(" or {a} annotations")).unwrap_or_default()
     ));
     let submitted = Arc::new(AtomicU64::new(0));
+    let think = Duration::from_millis(args.think_ms);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.duration);
     let tasks: Vec<_> = tokens
         .into_iter()
         .enumerate()
         .map(|(i, token)| {
-            tokio::spawn(run_labeler(i, base.to_string(), pid, token, deadline, args.annotations, submitted.clone()))
+            tokio::spawn(run_labeler(i, base.to_string(), pid, token, deadline, args.annotations, think, submitted.clone()))
         })
         .collect();
     let mut next_ms = Vec::new();
@@ -670,7 +686,10 @@ async fn bench(
     let note_c = if args.labelers == 50 { String::new() } else { format!(" (target is for C = 50; here C = {})", args.labelers) };
 
     let mut s = String::new();
-    s.push_str(&format!("\nMirrorset bench: {n} items, {} labelers, overlap {}\n", args.labelers, args.overlap));
+    s.push_str(&format!(
+        "\nMirrorset bench: {n} items, {} labelers, overlap {}, think time {} ms\n",
+        args.labelers, args.overlap, args.think_ms
+    ));
     s.push_str("\nImport\n");
     s.push_str(&format!("  file                    {:>10.1} MiB (generated in {gen_s:.2} s)\n", file_bytes as f64 / 1048576.0));
     s.push_str(&format!("  wall time               {:>10.3} s\n", import_s));
@@ -716,6 +735,7 @@ async fn bench(
         "items": n,
         "labelers": args.labelers,
         "overlap": args.overlap,
+        "think_ms": args.think_ms,
         "import": {
             "file_bytes": file_bytes,
             "seconds": import_s,
