@@ -58,7 +58,7 @@ pub async fn insert_items(
 ) -> AppResult<InsertOutcome> {
     let now = now_ms();
     let mut out = InsertOutcome::default();
-    on_write!(db, pool => {
+    on_write!(db, pool, is_pg => {
         let mut tx = pool.begin().await?;
         while let Some(batch) = batches.recv().await {
             for chunk in batch.chunks(INSERT_BATCH) {
@@ -79,7 +79,7 @@ pub async fn insert_items(
                         .await?;
                     }
                 }
-                let sql = insert_sql(chunk.len());
+                let sql = insert_sql(chunk.len(), is_pg);
                 let mut q = sqlx::query_scalar::<_, String>(&sql);
                 for item in chunk {
                     let kind = if item.image.is_some() { "image" } else { "text" };
@@ -155,7 +155,9 @@ pub async fn insert_items(
     Ok(out)
 }
 
-fn insert_sql(rows: usize) -> String {
+/// SQLite looks named parameters (`$N`) up one by one while preparing: with 6,500 of them a
+/// batch took ~95 ms to prepare, against ~1 ms with positional `?`. PostgreSQL needs `$N`.
+fn insert_sql(rows: usize, is_pg: bool) -> String {
     let mut sql = String::from(
         "INSERT INTO items (project_id, external_id, kind, text, image_sha256, image_name, meta, weight, \
          source, license, content_hash, created_at, label_count) VALUES ",
@@ -169,8 +171,12 @@ fn insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&(r * COLUMNS_PER_ROW + c + 1).to_string());
+            if is_pg {
+                sql.push('$');
+                sql.push_str(&(r * COLUMNS_PER_ROW + c + 1).to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
