@@ -13,6 +13,9 @@ both_backends!(
     skip_releases_item,
     submit_is_idempotent,
     next_keeps_lease_and_exclude_prefetches,
+    client_id_is_tied_to_its_item,
+    only_handed_out_items_can_be_labeled,
+    settings_change_never_races_a_submission,
 );
 
 /// Adds `n` labelers named `{prefix}{i}` to the project; returns their clients.
@@ -207,4 +210,130 @@ async fn next_keeps_lease_and_exclude_prefetches(b: Backend) {
     a.submit(pid, y, &["pos"]).await;
     c.submit(pid, z, &["pos"]).await;
     assert_eq!(admin.summary(pid).await.done_count, 3);
+}
+
+/// A client id names one submission of one item: reusing it on another item must not answer
+/// 200 with the first annotation (which would silently drop the new label).
+async fn client_id_is_tied_to_its_item(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("cid", 1, 600).await.id;
+    admin.import_texts(pid, "cid", 2).await;
+    let ls = labelers(&server, &admin, pid, "cider", 1).await;
+    let l = &ls[0].1;
+
+    let x = l.next_id(pid).await.unwrap();
+    let cid = client_id();
+    l.submit_raw(pid, x, &["pos"], &cid).await.assert_status(200);
+    let y = l.next_id(pid).await.unwrap();
+    assert_ne!(x, y);
+    let e = l.submit_raw(pid, y, &["neg"], &cid).await.assert_error(409, "conflict");
+    assert!(e.message.contains(&format!("already used for item {x}")), "{}", e.message);
+    // Nothing was recorded for y, and a fresh client id labels it.
+    assert_eq!(l.progress(pid).await.mine_total, 1);
+    let ann = l.submit(pid, y, &["neg"]).await;
+    assert_eq!((ann.item_id, ann.labels.clone()), (y, vec!["neg".to_string()]));
+}
+
+/// A labeler can label only what was handed to them: an item leased to them (also for a
+/// while after the lease ended, when nobody else took it), one they skipped, or one they
+/// labeled before (a change). Anything else is 403, and nothing is stored.
+async fn only_handed_out_items_can_be_labeled(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("handed", 2, 1).await.id;
+    admin.import_texts(pid, "handed", 4).await;
+    let ls = labelers(&server, &admin, pid, "hand", 2).await;
+    let (a, c) = (&ls[0].1, &ls[1].1);
+
+    // Never shown to anybody: refused.
+    let ids: Vec<i64> = admin.export_jsonl(pid, false).await.iter().map(|l| l["item_id"].as_i64().unwrap()).collect();
+    let e = a.submit_raw(pid, ids[3], &["pos"], &client_id()).await.assert_error(403, "forbidden");
+    assert!(e.message.contains("was not handed to you"), "{}", e.message);
+
+    // Leased to c, not to a: refused for a, fine for c.
+    let held_by_c = c.next_id(pid).await.unwrap();
+    a.submit_raw(pid, held_by_c, &["pos"], &client_id()).await.assert_error(403, "forbidden");
+    c.submit(pid, held_by_c, &["pos"]).await;
+
+    // An expired lease (1 s) still counts within the grace.
+    let x = a.next_id(pid).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.submit(pid, x, &["neg"]).await;
+
+    // A skipped item was handed out too.
+    let y = a.next_id(pid).await.unwrap();
+    a.skip(pid, y).await;
+    a.submit(pid, y, &["other"]).await;
+
+    // Changing one's own earlier answer needs no lease.
+    let changed = a.submit(pid, x, &["pos"]).await;
+    assert_eq!(changed.labels, vec!["pos".to_string()]);
+
+    // An item of another project: 404, as before.
+    let other = admin.simple_project("elsewhere", 1, 600).await.id;
+    admin.import_texts(other, "elsewhere", 1).await;
+    let foreign = admin.export_jsonl(other, false).await[0]["item_id"].as_i64().unwrap();
+    a.submit_raw(pid, foreign, &["pos"], &client_id()).await.assert_error(404, "not_found");
+
+    let total: usize = admin.export_jsonl(pid, false).await.iter().map(|l| l["annotations"].as_array().unwrap().len()).sum();
+    assert_eq!(total, 3, "c's one label and a's two; none of the refused ones");
+}
+
+/// Settings are read inside the submission's transaction: while labelers submit `neg`, the
+/// lead keeps trying to remove `neg` (refused while an annotation uses it). Whatever the
+/// interleaving, no annotation ends up with a label the project no longer has, and no item
+/// holds more labels than the overlap.
+async fn settings_change_never_races_a_submission(b: Backend) {
+    const ITEMS: usize = 60;
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("race", 2, 600).await.id;
+    admin.import_texts(pid, "race", ITEMS).await;
+    let ls = labelers(&server, &admin, pid, "racer", 4).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (_, client) in ls {
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            while let Some(id) = client.next_id(pid).await {
+                let r = client.submit_raw(pid, id, &["neg"], &client_id()).await;
+                statuses.push(r.status.as_u16());
+                if r.status.as_u16() == 400 {
+                    // `neg` was removed: answer with a label that exists.
+                    client.submit_raw(pid, id, &["pos"], &client_id()).await.assert_status(200);
+                }
+            }
+            statuses
+        });
+    }
+    let without_neg = vec![label("pos", "p", "#22aa22"), label("other", "o", "#888888")];
+    let mut removed = false;
+    for round in 0..40 {
+        let r = admin.patch_json_raw(&format!("/api/projects/{pid}"), &serde_json::json!({"labels": without_neg})).await;
+        match r.status.as_u16() {
+            200 => {
+                removed = true;
+                break;
+            }
+            409 => {}
+            s => panic!("round {round}: unexpected status {s}: {}", r.text()),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    while let Some(statuses) = tasks.join_next().await {
+        let statuses = statuses.expect("labeler task");
+        assert!(statuses.iter().all(|s| [200, 400, 409].contains(s)), "{statuses:?}");
+    }
+    let project = admin.project(pid).await;
+    let lines = admin.export_jsonl(pid, false).await;
+    let used: BTreeSet<String> = lines
+        .iter()
+        .flat_map(|l| l["annotations"].as_array().unwrap().iter())
+        .flat_map(|a| a["labels"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()))
+        .collect();
+    let names: BTreeSet<String> = project.labels.iter().map(|l| l.name.clone()).collect();
+    assert!(used.is_subset(&names), "annotations use {used:?} but the project has {names:?} (removed: {removed})");
+    for line in &lines {
+        assert!(line["annotations"].as_array().unwrap().len() <= 2, "over the overlap: {line}");
+    }
 }

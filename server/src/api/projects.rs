@@ -52,10 +52,9 @@ pub async fn update_project(
     PathParam(pid): PathParam<i64>,
     JsonBody(update): JsonBody<ProjectUpdate>,
 ) -> AppResult<Json<Project>> {
-    let current = managed_project(&state.db, &caller, pid).await?.project;
-    let in_use = store::projects::labels_in_use(&state.db, pid).await?;
-    let updated = apply_update(current, &update, &in_use)?;
-    store::projects::update_project(&state.db, &updated).await?;
+    managed_project(&state.db, &caller, pid).await?;
+    let updated =
+        store::projects::update_project(&state.db, pid, |current, in_use| apply_update(current, &update, in_use)).await?;
     Ok(Json(updated))
 }
 

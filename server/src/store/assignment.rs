@@ -9,12 +9,26 @@
 //! Capacity: an item can take another labeler while
 //! `label_count + (unexpired leases of other labelers) < overlap`. A labeler's own unexpired
 //! lease therefore reserves a slot, and an expired lease frees it without any clean-up.
+//!
+//! The project's settings (overlap, labels) that a statement depends on are read inside its
+//! transaction, under the same lock: the settings change in `store::projects::update_project`
+//! takes that lock too, so a submission never sees half of a change (an item over its new
+//! overlap, or a label that was just removed).
+//!
+//! Only items handed out can be labeled: a new annotation needs the labeler's lease on the
+//! item (held, or expired less than `LEASE_GRACE_MS` ago, so a slow labeler's answer still
+//! counts when nobody else took the slot) or a skip of it (a skipped item was handed out).
 use app::api_types::{Annotation, Project};
 
 use super::items::{ItemRow, ITEM_COLUMNS, ITEM_FROM};
+use super::projects::{ProjectRow, PROJECT_COLUMNS};
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
 use crate::{on_read, on_write};
+
+/// How long after its end a lease still entitles its labeler to submit (capacity allowing).
+/// Expired leases are kept this long before the clean-up deletes them.
+pub const LEASE_GRACE_MS: i64 = 3_600_000;
 
 /// How many unexpired leases one labeler may hold in a project (the item on screen plus a
 /// few prefetched ones). Older leases beyond this are released.
@@ -63,13 +77,13 @@ pub async fn assign_next_item(
                    AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.user_id = $2)
                    AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
                    AND i.label_count + (SELECT COUNT(*) FROM leases l
-                        WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3) < $4
+                        WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
+                       < (SELECT overlap FROM projects WHERE id = $1)
                  ORDER BY i.id LIMIT 1",
             )
             .bind(pid)
             .bind(user_id)
             .bind(now)
-            .bind(project.overlap)
             .fetch_optional(&mut *tx)
             .await?;
         }
@@ -80,13 +94,13 @@ pub async fn assign_next_item(
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
                    AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
                    AND i.label_count + (SELECT COUNT(*) FROM leases l
-                        WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3) < $4
+                        WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
+                       < (SELECT overlap FROM projects WHERE id = $1)
                  ORDER BY s.skipped_at, i.id LIMIT 1",
             )
             .bind(pid)
             .bind(user_id)
             .bind(now)
-            .bind(project.overlap)
             .fetch_optional(&mut *tx)
             .await?;
         }
@@ -105,12 +119,14 @@ pub async fn assign_next_item(
             .execute(&mut *tx)
             .await?;
             if is_new && held.len() as i64 >= MAX_LEASES_PER_LABELER {
-                // Release the oldest leases so one labeler cannot hoard items.
+                // Release the oldest leases so one labeler cannot hoard items. Ended, not
+                // deleted: the labeler may still answer within the grace (capacity allowing).
                 let surplus = held.len() as i64 + 1 - MAX_LEASES_PER_LABELER;
                 for old in held.iter().take(surplus as usize) {
-                    sqlx::query("DELETE FROM leases WHERE item_id = $1 AND user_id = $2")
+                    sqlx::query("UPDATE leases SET expires_at = $3 WHERE item_id = $1 AND user_id = $2")
                         .bind(old)
                         .bind(user_id)
+                        .bind(now)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -128,7 +144,7 @@ pub async fn assign_next_item(
     }
 }
 
-/// A validated submission (labels checked against the project's schema).
+/// A submission; its labels are checked against the project's schema inside the transaction.
 pub struct Submission<'a> {
     pub item_id: i64,
     pub labels: &'a [String],
@@ -164,30 +180,37 @@ impl AnnotationRow {
 const ANNOTATION_COLUMNS: &str = "id, item_id, user_id, labels, time_ms, created_at, updated_at";
 
 /// Records (or changes) the labeler's annotation of an item. A retried request with the same
-/// client id returns the first result. A new annotation is refused (409) when the item has
-/// no capacity left for this labeler.
+/// client id returns the first result; the same client id on another item is refused (409),
+/// since answering 200 would silently drop the new label. A new annotation is refused when
+/// the item was never handed to the labeler (403) or has no capacity left for them (409).
 pub async fn submit_annotation(
     db: &Db,
-    project: &Project,
+    project_id: i64,
     user_id: i64,
     s: &Submission<'_>,
 ) -> AppResult<Annotation> {
     let now = now_ms();
-    let pid = project.id;
-    let labels_json = serde_json::to_string(s.labels).map_err(anyhow::Error::from)?;
+    let pid = project_id;
     let row: AnnotationRow = on_write!(db, pool, is_pg => {
         let mut tx = pool.begin().await?;
         if is_pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
         }
-        let previous: Option<i64> = sqlx::query_scalar(
-            "SELECT annotation_id FROM submissions WHERE user_id = $1 AND client_id = $2",
+        let previous: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
+             WHERE s.user_id = $1 AND s.client_id = $2",
         )
         .bind(user_id)
         .bind(s.client_id)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(annotation_id) = previous {
+        if let Some((annotation_id, first_item)) = previous {
+            if first_item != s.item_id {
+                return Err(AppError::conflict(format!(
+                    "client_id {:?} was already used for item {first_item}; send a new client_id with every new submission",
+                    s.client_id
+                )));
+            }
             let row = sqlx::query_as::<_, AnnotationRow>(&format!(
                 "SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE id = $1"
             ))
@@ -197,6 +220,17 @@ pub async fn submit_annotation(
             tx.commit().await?;
             return Ok(row.into_annotation());
         }
+        let project: Project = sqlx::query_as::<_, ProjectRow>(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
+        ))
+        .bind(pid)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?
+        .into_summary()
+        .project;
+        let labels = crate::projects::validate_submitted_labels(&project, s.labels)?;
+        let labels_json = serde_json::to_string(&labels).map_err(anyhow::Error::from)?;
         let label_count: Option<i64> = sqlx::query_scalar(
             "SELECT label_count FROM items WHERE id = $1 AND project_id = $2",
         )
@@ -228,6 +262,21 @@ pub async fn submit_annotation(
                 .await?
             }
             None => {
+                let handed_out: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id = $2 AND expires_at > $3)
+                          + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2)",
+                )
+                .bind(s.item_id)
+                .bind(user_id)
+                .bind(now - LEASE_GRACE_MS)
+                .fetch_one(&mut *tx)
+                .await?;
+                if handed_out == 0 {
+                    return Err(AppError::forbidden(format!(
+                        "item {} was not handed to you (or its lease ended over an hour ago): take items with POST /api/projects/{pid}/next",
+                        s.item_id
+                    )));
+                }
                 let others_leases: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $3",
                 )
@@ -374,10 +423,11 @@ pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> App
     Ok((today, total_mine, done, total))
 }
 
-/// Deletes leases that ended (they already count for nothing; this keeps the table small).
+/// Deletes leases that ended more than the grace ago (they already count for nothing towards
+/// capacity; this keeps the table small).
 pub async fn delete_expired_leases(db: &Db) -> AppResult<u64> {
     let done = on_write!(db, pool => sqlx::query("DELETE FROM leases WHERE expires_at <= $1")
-        .bind(now_ms())
+        .bind(now_ms() - LEASE_GRACE_MS)
         .execute(pool)
         .await?
         .rows_affected());

@@ -1,4 +1,6 @@
 //! Projects: settings, label schema and the item/done counters kept beside them.
+use std::collections::BTreeSet;
+
 use app::api_types::{LabelDef, LabelKind, Project, ProjectSummary};
 use sqlx::FromRow;
 
@@ -6,11 +8,11 @@ use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
 use crate::{on_read, on_write};
 
-const PROJECT_COLUMNS: &str =
+pub(super) const PROJECT_COLUMNS: &str =
     "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count";
 
 #[derive(FromRow)]
-struct ProjectRow {
+pub(super) struct ProjectRow {
     id: i64,
     name: String,
     instructions: String,
@@ -24,7 +26,7 @@ struct ProjectRow {
 }
 
 impl ProjectRow {
-    fn into_summary(self) -> ProjectSummary {
+    pub(super) fn into_summary(self) -> ProjectSummary {
         let kind = if self.kind == "multi" { LabelKind::Multi } else { LabelKind::Single };
         // Written only by this module from a Vec<LabelDef>; an unreadable value would be a bug.
         let labels: Vec<LabelDef> = serde_json::from_str(&self.labels).unwrap_or_default();
@@ -124,16 +126,41 @@ pub async fn list_projects(db: &Db, user_id: Option<i64>) -> AppResult<Vec<Proje
     Ok(rows.into_iter().map(ProjectRow::into_summary).collect())
 }
 
-/// Saves new settings. When the overlap changes, every item's `complete` flag and the done
-/// counter are recomputed in the same transaction.
-pub async fn update_project(db: &Db, p: &Project) -> AppResult<()> {
-    let labels = serde_json::to_string(&p.labels).map_err(anyhow::Error::from)?;
-    on_write!(db, pool => {
+/// Changes a project's settings: `change` gets the current settings and the label names that
+/// annotations use, both read inside the write transaction under the assignment lock, and
+/// returns the new settings (or refuses). Read, check and write in one transaction, so a
+/// submission cannot store a label between the "is it in use?" check and its removal. When
+/// the overlap changes, every item's `complete` flag and the done counter are recomputed in
+/// the same transaction.
+pub async fn update_project<F>(db: &Db, project_id: i64, change: F) -> AppResult<Project>
+where
+    F: FnOnce(Project, &BTreeSet<String>) -> AppResult<Project>,
+{
+    let updated = on_write!(db, pool, is_pg => {
         let mut tx = pool.begin().await?;
-        let old_overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
-            .bind(p.id)
-            .fetch_one(&mut *tx)
+        if is_pg {
+            // The assignment lock (see store/assignment.rs): submissions read the overlap and
+            // the labels inside their transaction under this lock, so a settings change is
+            // wholly before or wholly after each of them.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(project_id).execute(&mut *tx).await?;
+        }
+        let current = sqlx::query_as::<_, ProjectRow>(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
+        ))
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no project {project_id}")))?
+        .into_summary()
+        .project;
+        let used: Vec<String> = sqlx::query_scalar("SELECT DISTINCT labels FROM annotations WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_all(&mut *tx)
             .await?;
+        let in_use = label_names(&used);
+        let old_overlap = current.overlap;
+        let p = change(current, &in_use)?;
+        let labels = serde_json::to_string(&p.labels).map_err(anyhow::Error::from)?;
         sqlx::query(
             "UPDATE projects SET name = $1, instructions = $2, labels = $3, overlap = $4, lease_seconds = $5
              WHERE id = $6",
@@ -143,7 +170,7 @@ pub async fn update_project(db: &Db, p: &Project) -> AppResult<()> {
         .bind(&labels)
         .bind(p.overlap)
         .bind(p.lease_seconds)
-        .bind(p.id)
+        .bind(project_id)
         .execute(&mut *tx)
         .await?;
         if old_overlap != p.overlap {
@@ -151,7 +178,7 @@ pub async fn update_project(db: &Db, p: &Project) -> AppResult<()> {
                 "UPDATE items SET complete = CASE WHEN label_count >= $1 THEN 1 ELSE 0 END WHERE project_id = $2",
             )
             .bind(p.overlap)
-            .bind(p.id)
+            .bind(project_id)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -159,26 +186,20 @@ pub async fn update_project(db: &Db, p: &Project) -> AppResult<()> {
                    (SELECT COUNT(*) FROM items WHERE project_id = $1 AND complete = 1)
                  WHERE id = $1",
             )
-            .bind(p.id)
+            .bind(project_id)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
+        p
     });
-    Ok(())
+    Ok(updated)
 }
 
-/// Label names that some annotation of the project uses (so they cannot be removed).
-pub async fn labels_in_use(db: &Db, project_id: i64) -> AppResult<std::collections::BTreeSet<String>> {
-    let rows: Vec<String> = on_read!(db, pool => sqlx::query_scalar(
-        "SELECT DISTINCT labels FROM annotations WHERE project_id = $1",
-    )
-    .bind(project_id)
-    .fetch_all(pool)
-    .await?);
-    Ok(rows
-        .iter()
+/// The label names in annotations' stored label arrays.
+fn label_names(rows: &[String]) -> BTreeSet<String> {
+    rows.iter()
         .filter_map(|s| serde_json::from_str::<Vec<String>>(s).ok())
         .flatten()
-        .collect())
+        .collect()
 }
