@@ -108,6 +108,7 @@ paths = {
         "parameters": [PID, q("since", I64, "start of the caller's day (ms), for mine_today")],
         "requestBody": body(ref("NextRequest"), False), "responses": ok(ref("NextItem"))}},
     "/api/projects/{pid}/annotations": {"post": {"summary": "Submit or change the caller's annotation (idempotent on client_id)",
+        "description": "A retry with the same client_id returns the first annotation; the same client_id on another item is 409. A new annotation needs the item to have been handed to the caller by `next` (a lease, also up to an hour after it ended, or a skip): otherwise 403. 409 also when the item has all the labels it needs.",
         "parameters": [PID], "requestBody": body(ref("SubmitAnnotation")), "responses": ok(ref("Annotation"))}},
     "/api/projects/{pid}/skip": {"post": {"summary": "Skip an item: releases the lease", "parameters": [PID],
         "requestBody": body(ref("SkipItem")), "responses": ok(None, "204", "skipped")}},
