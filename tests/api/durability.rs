@@ -167,7 +167,8 @@ async fn kill_mid_work_loses_no_acknowledged_submission(b: Backend) {
             seen_items.insert(line["item_id"].as_i64().unwrap());
         }
     }
-    assert!(seen_items.len() >= total);
+    // Every acknowledged submission and every retried in-flight one, once each.
+    assert_eq!(seen_items.len(), total + in_flight_by.len());
 
     // Work goes on after the crash.
     let (_, c) = &clients[0];
