@@ -1,7 +1,7 @@
 //! `mirrorset stats` as users run it: the real binary on files.
 //!
-//! - Every example in docs/stats.md whose input files are in the repository is run, and its
-//!   output must be what the page shows (abridged parts marked `…` or `...` match anything), so
+//! - Every example in docs/stats.md is run (inputs from the repository, or made here for the
+//!   error examples), and its output must be what the page shows (abridged parts marked `…` or `...` match anything), so
 //!   the page stays true.
 //! - Extreme input (counts and weights near the largest float) gives the statistic or a clear
 //!   error with status 1, never a wrong number with status 0.
@@ -17,11 +17,11 @@ fn root() -> PathBuf {
 }
 
 fn mirrorset(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mirrorset"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run mirrorset")
+    mirrorset_in(&root(), args)
+}
+
+fn mirrorset_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mirrorset")).args(args).current_dir(dir).output().expect("run mirrorset")
 }
 
 /// Runs `mirrorset stats ARGS`, expecting success; returns the JSON printed.
@@ -88,10 +88,37 @@ fn matches_doc(doc: &Value, actual: &Value, at: &str) -> Result<(), String> {
     }
 }
 
+/// Inputs for the examples of the page's Errors section, which shows only the messages.
+const ERROR_EXAMPLE_INPUTS: [(&str, &str); 3] = [
+    ("probs.jsonl", "{\"item\": \"a\", \"label\": \"x\", \"probs\": {\"x\": 0.5, \"y\": 0.4}}\n"),
+    ("empty.jsonl", ""),
+    ("strata.json", PRETTY_DUPLICATE),
+];
+
+/// An allocation request, pretty-printed, whose second stratum (lines 9 to 13) repeats the key
+/// of the first (lines 4 to 8).
+const PRETTY_DUPLICATE: &str = r#"{
+  "n": 10,
+  "strata": [
+    {
+      "key": "a",
+      "production": 1,
+      "available": 5
+    },
+    {
+      "key": "a",
+      "production": 2,
+      "available": 5
+    }
+  ]
+}
+"#;
+
 #[test]
 fn docs_examples_print_what_the_docs_show() {
     let docs = std::fs::read_to_string(root().join("docs/stats.md")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
+    let fixtures = tempfile::tempdir().unwrap();
     let mut checked = Vec::new();
     let mut skipped = Vec::new();
     let mut wrong = Vec::new();
@@ -118,12 +145,23 @@ fn docs_examples_print_what_the_docs_show() {
             .split_whitespace()
             .map(|a| if tmp.path().join(a).exists() { tmp.path().join(a).to_str().unwrap().to_string() } else { a.to_string() })
             .collect();
+        // The error examples name files the page does not show: made here (in their own
+        // directory, so the messages name them as the page does).
         let missing = args.iter().find(|a| (a.ends_with(".json") || a.ends_with(".jsonl")) && !root().join(a).exists());
-        if let Some(file) = missing {
-            skipped.push(format!("{command} ({file} is not in the repository)"));
-            continue;
-        }
-        let out = mirrorset(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let dir = match missing {
+            None => root(),
+            Some(file) => match ERROR_EXAMPLE_INPUTS.iter().find(|(name, _)| name == file) {
+                Some((name, text)) => {
+                    write(fixtures.path(), name, text);
+                    fixtures.path().to_path_buf()
+                }
+                None => {
+                    skipped.push(format!("{command} ({file} is not in the repository)"));
+                    continue;
+                }
+            },
+        };
+        let out = mirrorset_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
         if let Some(file) = redirect {
             assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
             std::fs::write(tmp.path().join(file), &out.stdout).unwrap();
@@ -140,7 +178,7 @@ fn docs_examples_print_what_the_docs_show() {
         }
         checked.push(command.to_string());
     }
-    eprintln!("checked {} examples; skipped {skipped:#?}", checked.len());
+    assert!(skipped.is_empty(), "examples not run (add their inputs to ERROR_EXAMPLE_INPUTS): {skipped:#?}");
     assert!(wrong.is_empty(), "docs/stats.md shows other outputs than printed:\n{}", wrong.join("\n\n"));
     // Every subcommand's example ran (a parsing slip here must not pass silently).
     for sub in ["agreement", "aggregate", "label-issues", "allocate", "sample ", "distance", "interval", "sample-size", "evaluate"] {
@@ -271,22 +309,7 @@ fn evaluate_with_weights_near_the_largest_float() {
 #[test]
 fn repeated_stratum_in_a_pretty_printed_file_names_the_line_where_it_starts() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = r#"{
-  "n": 10,
-  "strata": [
-    {
-      "key": "a",
-      "production": 1,
-      "available": 5
-    },
-    {
-      "key": "a",
-      "production": 2,
-      "available": 5
-    }
-  ]
-}
-"#;
+    let text = PRETTY_DUPLICATE;
     let file = write(tmp.path(), "strata.json", text);
     assert_eq!(stats_err(&["allocate", &file]), format!("error: {file}:9: stratum \"a\" appears twice (first on line 4)"));
     // The same for the allocation given to `sample`.
