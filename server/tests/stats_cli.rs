@@ -300,7 +300,7 @@ fn evaluate_with_weights_near_the_largest_float() {
     let e = stats_err(&["evaluate", "--gold", &over, "--pred", &pred]);
     assert_eq!(
         e,
-        "error: the weights add up to more than the largest number a float can hold (1.7976931348623157e308); divide them all by a common factor"
+        format!("error: {over}: the weights add up to more than the largest number a float can hold (1.7976931348623157e308); divide them all by a common factor")
     );
 }
 
