@@ -2,7 +2,8 @@
 """Writes server/src/api/openapi.json, the OpenAPI 3.1 description of the JSON API.
 
 The schemas mirror app/src/api_types.rs (the wire types); the API test
-`openapi_document_lists_every_route` checks that every route the server has is described here.
+`openapi_document_lists_every_route` checks that the routes described here are exactly the
+routes the server has (the table in server/src/api/mod.rs).
 Run after changing the API:  python3 scripts/gen_openapi.py
 """
 import json, pathlib

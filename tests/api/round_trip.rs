@@ -45,6 +45,7 @@ async fn jsonl_import_label_export(b: Backend) {
 
     // Label everything, remembering what the labeler was shown and answered.
     let mut given: BTreeMap<i64, (String, &str)> = BTreeMap::new();
+    let mut submitted_at: BTreeMap<i64, String> = BTreeMap::new();
     for _ in 0..3 {
         let next = l.next(pid).await;
         let item = next.item.clone().expect("an item while some are unlabeled");
@@ -62,6 +63,7 @@ async fn jsonl_import_label_export(b: Backend) {
         assert_eq!(ann.time_ms, 1234);
         assert!(ann.created_at > 1_600_000_000_000, "created_at is ms since the epoch: {ann:?}");
         assert!(given.insert(item.id, (text, lab)).is_none(), "item {} handed out twice", item.id);
+        submitted_at.insert(item.id, rfc3339_ms(ann.created_at));
     }
     let done = l.next(pid).await;
     assert!(done.item.is_none(), "nothing left after labeling all three: {done:?}");
@@ -81,10 +83,10 @@ async fn jsonl_import_label_export(b: Backend) {
         assert_eq!(anns[0]["labeler"], "lena", "{line}");
         assert_eq!(anns[0]["labels"], json!([lab]), "{line}");
         assert_eq!(anns[0]["time_ms"], 1234, "{line}");
-        assert!(
-            anns[0]["created_at"].is_string() || anns[0]["created_at"].is_i64(),
-            "annotation timestamp missing: {line}"
-        );
+        // Timestamps are RFC 3339 strings in UTC with milliseconds, the submission's created_at.
+        let created = &submitted_at[&item_id];
+        assert_eq!(anns[0]["created_at"], json!(created), "{line}");
+        assert_eq!(anns[0]["updated_at"], json!(created), "{line}");
         match text.as_str() {
             "The food was great" => {
                 assert_eq!(line["id"], "a1");
@@ -108,12 +110,13 @@ async fn jsonl_import_label_export(b: Backend) {
 
     // CSV export: one row per annotation, same content.
     let (header, rows) = admin.export_csv(pid, false).await;
-    for col in ["item_id", "id", "text", "meta", "weight", "source", "license", "labeler", "labels", "time_ms"] {
-        assert!(header.iter().any(|h| h == col), "CSV export lacks column {col}: {header:?}");
-    }
-    assert!(
-        header.iter().any(|h| h == "annotated_at" || h == "created_at"),
-        "CSV export lacks an annotation timestamp column: {header:?}"
+    assert_eq!(
+        header,
+        [
+            "item_id", "id", "kind", "text", "image", "image_sha256", "meta", "weight", "source", "license",
+            "label_count", "labeler", "labels", "time_ms", "annotated_at", "updated_at",
+        ],
+        "the CSV columns, in order"
     );
     assert_eq!(rows.len(), 3, "{rows:?}");
     for row in &rows {
@@ -123,6 +126,7 @@ async fn jsonl_import_label_export(b: Backend) {
         assert_eq!(row["labeler"], "lena");
         assert_eq!(row["labels"], *lab);
         assert_eq!(row["time_ms"], "1234");
+        assert_eq!(row["annotated_at"], submitted_at[&item_id], "{row:?}");
         if text.contains("great") {
             assert_eq!(row["id"], "a1");
             assert_eq!(row["weight"].parse::<f64>().unwrap(), 2.5);
@@ -226,13 +230,15 @@ async fn zip_image_import(b: Backend) {
 
         let resp = admin.get_raw(&url).await;
         resp.assert_status(200);
-        let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-        assert!(ct.starts_with("image/"), "image served as {ct:?}");
+        let ct = resp.headers.get("content-type").map(|v| v.to_str().unwrap());
+        assert_eq!(ct, Some("image/png"), "the original is served in its own format");
         let img = image::load_from_memory(&resp.body).expect("the served image decodes");
         assert_eq!((img.width() as i64, img.height() as i64), (w, h));
 
         let thumb = admin.get_raw(&format!("/api/items/{}/thumbnail", item.id)).await;
         thumb.assert_status(200);
+        assert_eq!(thumb.headers.get("content-type").map(|v| v.to_str().unwrap()), Some("image/jpeg"));
+        assert_eq!(image::guess_format(&thumb.body).ok(), Some(image::ImageFormat::Jpeg), "thumbnails are JPEG");
         image::load_from_memory(&thumb.body).expect("the thumbnail decodes");
 
         admin.submit(pid, item.id, &["other"]).await;
@@ -241,12 +247,26 @@ async fn zip_image_import(b: Backend) {
     assert_eq!(seen.len(), 2);
     let lines = admin.export_jsonl(pid, false).await;
     for line in &lines {
-        assert!(
-            line["image"].as_str().map_or(false, |s| !s.is_empty()),
-            "the export names each item's image: {line}"
-        );
+        // The export names each item's image as the data file did.
+        let name = if line["id"] == "img1" { "images/a.png" } else { "images/b.png" };
+        assert_eq!(line["image"], name, "{line}");
         assert_eq!(line["annotations"].as_array().unwrap().len(), 1);
     }
     let img1 = lines.iter().find(|l| l["id"] == "img1").expect("img1 exported");
     assert_eq!(img1["meta"], json!({"camera": "front"}));
+}
+
+/// Milliseconds since the epoch as the export writes them: RFC 3339, UTC, three decimals.
+fn rfc3339_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).expect("a valid time");
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }

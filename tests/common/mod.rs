@@ -470,15 +470,16 @@ impl RawResponse {
         })
     }
 
-    /// Asserts a success status and decodes the body.
+    /// Asserts 200 OK (not merely a success: the API says which) and decodes the body.
     pub fn ok<T: DeserializeOwned>(self) -> T {
-        assert!(
-            self.status.is_success(),
-            "{}: expected success, got {}: {}",
-            self.what,
-            self.status,
-            self.text()
-        );
+        self.assert_status(200);
+        self.json()
+    }
+
+    /// Asserts 201 Created (what the API answers when a POST creates a user, token or
+    /// project) and decodes the body.
+    pub fn created<T: DeserializeOwned>(self) -> T {
+        self.assert_status(201);
         self.json()
     }
 
@@ -510,19 +511,6 @@ impl RawResponse {
         body.error
     }
 
-    /// Asserts one of the given statuses and the error shape; returns the error.
-    pub fn assert_error_in(&self, statuses: &[u16]) -> ErrorInfo {
-        assert!(
-            statuses.contains(&self.status.as_u16()),
-            "{}: expected one of {statuses:?}, got {}: {}",
-            self.what,
-            self.status,
-            self.text()
-        );
-        let body: ErrorBody = self.json();
-        assert!(!body.error.message.trim().is_empty(), "{}: empty error message: {}", self.what, self.text());
-        body.error
-    }
 }
 
 /// An HTTP client of the API: a cookie session (with CSRF) or a bearer token.
@@ -678,8 +666,14 @@ impl Client {
         self.get_raw(path).await.ok()
     }
 
+    /// POST expecting 200.
     pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> T {
         self.post_json_raw(path, body).await.ok()
+    }
+
+    /// POST expecting 201 (creations).
+    pub async fn post_created<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> T {
+        self.post_json_raw(path, body).await.created()
     }
 
     // ---- auth ----
@@ -708,17 +702,17 @@ impl Client {
     }
 
     pub async fn create_user(&self, username: &str, password: &str, role: Role) -> User {
-        self.post("/api/users", &NewUser { username: username.into(), password: password.into(), role }).await
+        self.post_created("/api/users", &NewUser { username: username.into(), password: password.into(), role }).await
     }
 
     pub async fn create_token(&self, name: &str) -> CreatedToken {
-        self.post("/api/tokens", &NewToken { name: name.into() }).await
+        self.post_created("/api/tokens", &NewToken { name: name.into() }).await
     }
 
     // ---- projects ----
 
     pub async fn create_project(&self, new: &NewProject) -> Project {
-        self.post("/api/projects", new).await
+        self.post_created("/api/projects", new).await
     }
 
     /// A single-label project with labels pos (p) / neg (n) / other (o).

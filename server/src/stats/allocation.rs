@@ -10,9 +10,13 @@
 //!    production, to the strata that still have items, until n is reached or no stratum with
 //!    production has items left. Strata with zero production get only the minimum.
 //!
+//! Production counts may be anywhere in the finite range, up to the largest float: shares are
+//! computed from counts divided by (a power of two near) the largest one, so no sum overflows.
+//!
 //! "Requested" is what the same procedure gives when every stratum has unlimited items: the
 //! production-matched target that availability may force the allocation away from.
 
+use super::overflow_safe_scale;
 use serde::Serialize;
 use std::fmt;
 
@@ -139,8 +143,14 @@ fn fill(mut amount: u64, weights: &[f64], caps: &mut [u64], allocated: &mut [u64
 /// Hamilton's method: floors of the exact quotas, then one more to each of the largest
 /// fractional parts (ties by key order) until the shares add up to `amount`.
 fn largest_remainder(amount: u64, weights: &[f64], active: &[usize], key_rank: &[usize]) -> Vec<u64> {
-    let total_weight: f64 = active.iter().map(|&s| weights[s]).sum();
-    let quotas: Vec<f64> = active.iter().map(|&s| amount as f64 * (weights[s] / total_weight)).collect();
+    // Weights may be anywhere up to the largest float: divided by (a power of two near) the
+    // largest active one first, their sum is below twice the number of strata and cannot
+    // overflow to infinity (which made every quota 0 and handed the whole amount out in key
+    // order). The division is exact, so ordinary weights give the very same quotas.
+    let scale = overflow_safe_scale(active.iter().map(|&s| weights[s]).fold(0.0, f64::max));
+    let scaled: Vec<f64> = active.iter().map(|&s| weights[s] / scale).collect();
+    let total_weight: f64 = scaled.iter().sum();
+    let quotas: Vec<f64> = scaled.iter().map(|w| amount as f64 * (w / total_weight)).collect();
     let mut shares: Vec<u64> = quotas.iter().map(|q| q.floor() as u64).collect();
     let given: u64 = shares.iter().sum();
     let fraction = |j: usize| quotas[j] - quotas[j].floor();
@@ -185,6 +195,7 @@ fn largest_remainder(amount: u64, weights: &[f64], active: &[usize], key_rank: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::test_support::non_negative_float;
     use proptest::prelude::*;
 
     fn stratum(key: &str, production: f64, available: u64) -> Stratum {
@@ -254,7 +265,84 @@ mod tests {
         assert_eq!(allocate_strata(&empty).unwrap().shortfall, 5);
     }
 
+    #[test]
+    fn production_near_the_largest_float_is_shared_in_proportion() {
+        // The sum of these overflows to infinity: every quota became 0 and the 100 were dealt
+        // out in key order (34 / 33 / 33).
+        let got = run(100, None, vec![stratum("a", f64::MAX, 1000), stratum("b", f64::MAX, 1000), stratum("c", f64::MAX / 2.0, 1000)]);
+        assert_eq!(got, vec![(40, 40), (40, 40), (20, 20)]);
+        // Subnormal counts are counts too.
+        let tiny = f64::from_bits(1);
+        let got = run(10, None, vec![stratum("a", 3.0 * tiny, 100), stratum("b", tiny, 100), stratum("c", 0.0, 100)]);
+        assert_eq!(got, vec![(8, 8), (2, 2), (0, 0)]);
+        // A stratum whose production is a vanishing share still takes what others cannot.
+        let got = run(10, None, vec![stratum("a", f64::MAX, 0), stratum("b", tiny, 100)]);
+        assert_eq!(got, vec![(10, 0), (0, 10)]);
+    }
+
     proptest! {
+        /// Over the whole range of production counts (0, subnormals, up to the largest float):
+        /// the requested shares are the Hamilton quotas (within one of n·p/Σp), add up to n,
+        /// and the allocation respects availability and adds up to what it can.
+        #[test]
+        fn shares_follow_production_over_the_whole_float_range(
+            n in 0u64..10_000,
+            strata in proptest::collection::vec((non_negative_float(), 0u64..500), 1..12),
+        ) {
+            let strata: Vec<Stratum> = strata.iter().enumerate()
+                .map(|(i, &(p, a))| stratum(&format!("s{i:02}"), p, a)).collect();
+            let a = allocate_strata(&AllocationRequest { n, min_per_stratum: None, strata: strata.clone() }).unwrap();
+            let max = strata.iter().map(|s| s.production).fold(0.0, f64::max);
+            let requested: u64 = a.strata.iter().map(|s| s.requested).sum();
+            if max == 0.0 {
+                prop_assert_eq!(requested, 0);
+                prop_assert_eq!(a.total, 0);
+            } else {
+                prop_assert_eq!(requested, n);
+                // Shares of the largest production, in ordinary floats (not a power of two:
+                // the reference does not share the implementation's scaling).
+                let share: Vec<f64> = strata.iter().map(|s| s.production / max).collect();
+                let total_share: f64 = share.iter().sum();
+                for (s, out) in share.iter().zip(&a.strata) {
+                    let quota = n as f64 * s / total_share;
+                    prop_assert!((out.requested as f64 - quota).abs() < 1.0 + 1e-9 * n as f64,
+                        "requested {} for quota {quota} ({:?})", out.requested, a);
+                }
+                let with_production: u64 = strata.iter().filter(|s| s.production > 0.0).map(|s| s.available).sum();
+                prop_assert_eq!(a.total, n.min(with_production));
+            }
+            prop_assert_eq!(a.shortfall, n - a.total);
+            for (s, out) in strata.iter().zip(&a.strata) {
+                prop_assert!(out.allocated <= s.available);
+            }
+        }
+
+        /// With a minimum per stratum, over the whole range of production counts: every
+        /// stratum gets its minimum (or all it has) when the minimums fit in n, nobody gets
+        /// more than it has, and the total is n whenever the items exist.
+        #[test]
+        fn minimums_hold_over_the_whole_float_range(
+            n in 0u64..2_000,
+            min in 0u64..20,
+            strata in proptest::collection::vec((non_negative_float(), 0u64..100), 1..12),
+        ) {
+            let strata: Vec<Stratum> = strata.iter().enumerate()
+                .map(|(i, &(p, a))| stratum(&format!("s{i:02}"), p, a)).collect();
+            let a = allocate_strata(&AllocationRequest { n, min_per_stratum: Some(min), strata: strata.clone() }).unwrap();
+            prop_assert!(a.total <= n);
+            for (s, out) in strata.iter().zip(&a.strata) {
+                prop_assert!(out.allocated <= s.available);
+                if min * strata.len() as u64 <= n {
+                    prop_assert!(out.allocated >= min.min(s.available), "{:?}", a);
+                    prop_assert!(out.requested >= min, "{:?}", a);
+                }
+            }
+            if strata.iter().all(|s| s.production > 0.0) {
+                prop_assert_eq!(a.total, n.min(strata.iter().map(|s| s.available).sum()));
+                prop_assert_eq!(a.strata.iter().map(|s| s.requested).sum::<u64>(), n);
+            }
+        }
+
         #[test]
         fn allocation_sums_to_n_when_enough_items_exist(
             n in 0u64..500,

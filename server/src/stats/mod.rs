@@ -40,6 +40,21 @@ pub use ratings::{LabelSet, Level, Ratings, RatingsBuilder, RatingsError};
 use serde::Serialize;
 use std::fmt;
 
+/// A divisor that brings non-negative values whose largest is `max` below 2 without changing any
+/// result: the largest power of two ≤ `max`. Dividing by a power of two is exact, so sums and
+/// ratios of the scaled values round exactly as those of the originals would, except that the
+/// sums can no longer overflow to infinity (k values add up to less than 2k). For `max` below
+/// the smallest normal float (subnormal weights, whose sums are exact anyway) or not positive,
+/// it is 1.
+pub(crate) fn overflow_safe_scale(max: f64) -> f64 {
+    if max.is_normal() && max > 0.0 {
+        // Keep the exponent bits, clear the mantissa: 2^floor(log2(max)).
+        f64::from_bits(max.to_bits() & 0x7ff0_0000_0000_0000)
+    } else {
+        1.0
+    }
+}
+
 /// Why a statistic has no value for the given data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Undefined {
@@ -79,5 +94,38 @@ pub(crate) fn finite(value: f64, what: &str) -> Stat {
         Ok(value)
     } else {
         Err(Undefined::new(format!("{what} is not a finite number for this data")))
+    }
+}
+
+/// Test inputs shared by the statistics' property tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use proptest::prelude::*;
+
+    /// Any finite float ≥ 0, drawn by bit pattern so every binade is as likely as any other:
+    /// subnormals, ordinary numbers and numbers near the largest float all come up, and the
+    /// edges (0, the smallest subnormal, the smallest normal, 1, the largest) come up often.
+    pub fn non_negative_float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            1 => Just(0.0),
+            1 => Just(f64::from_bits(1)),
+            1 => Just(f64::MIN_POSITIVE),
+            1 => Just(1.0),
+            2 => Just(f64::MAX),
+            2 => (0x7fe0_0000_0000_0000u64..=f64::MAX.to_bits()).prop_map(f64::from_bits),
+            8 => (0u64..=f64::MAX.to_bits()).prop_map(f64::from_bits),
+        ]
+    }
+
+    #[test]
+    fn overflow_safe_scale_is_a_power_of_two_at_most_the_max() {
+        use super::overflow_safe_scale;
+        assert_eq!(overflow_safe_scale(f64::MAX), 2f64.powi(1023));
+        assert_eq!(overflow_safe_scale(3.0), 2.0);
+        assert_eq!(overflow_safe_scale(1.0), 1.0);
+        assert_eq!(overflow_safe_scale(0.75), 0.5);
+        assert_eq!(overflow_safe_scale(f64::MIN_POSITIVE), f64::MIN_POSITIVE);
+        assert_eq!(overflow_safe_scale(f64::from_bits(1)), 1.0);
+        assert_eq!(overflow_safe_scale(0.0), 1.0);
     }
 }

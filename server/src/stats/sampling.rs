@@ -127,6 +127,16 @@ mod tests {
         assert_eq!(s.strata[0], StratumSample { key: "a".into(), allocated: 5, sampled: 5, must_include: 2, available: 20 });
     }
 
+    /// Known output, pinned forever (docs/stats.md: the same seed gives the same sample in every
+    /// release). Computed by an independent implementation of the documented procedure
+    /// (items by id, per-stratum seed = seed XOR FNV-1a(key), partial Fisher–Yates on ChaCha8).
+    #[test]
+    fn known_sample_for_a_seed() {
+        let alloc = vec![("a".to_string(), 5), ("b".to_string(), 3)];
+        let s = sample_stratified(&pool(), &alloc, 7).unwrap();
+        assert_eq!(s.items, [0, 1, 17, 16, 11, 29, 35, 23]);
+    }
+
     #[test]
     fn independent_of_pool_order_and_of_other_strata() {
         let alloc = vec![("a".to_string(), 5), ("b".to_string(), 3)];

@@ -3,7 +3,7 @@
 
 use super::bootstrap::{bootstrap_items, BootstrapInterval, BootstrapOptions};
 use super::special::binomial_half_cdf;
-use super::Undefined;
+use super::{overflow_safe_scale, Undefined};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -44,7 +44,10 @@ pub fn paired_bootstrap_accuracy_difference(
         return Err(Undefined::new("gold labels and both models' predictions must cover the same items"));
     }
     // Per item: weight and weight × (correct_A − correct_B).
-    let w: Vec<f64> = (0..n).map(|i| weights.map_or(1.0, |w| w[i])).collect();
+    // Scaled (exactly, by a power of two) so the replicate sums cannot overflow to infinity
+    // whatever the weights; only their ratio is used.
+    let scale = overflow_safe_scale(weights.map_or(1.0, |w| w.iter().copied().fold(0.0, f64::max)));
+    let w: Vec<f64> = (0..n).map(|i| weights.map_or(1.0, |w| w[i] / scale)).collect();
     let diff: Vec<f64> =
         (0..n).map(|i| w[i] * ((pred_a[i] == gold[i]) as u8 as f64 - (pred_b[i] == gold[i]) as u8 as f64)).collect();
     bootstrap_items(n, options, |draws| {
@@ -93,5 +96,18 @@ mod tests {
         assert!(ci.lower > 0.0 && ci.upper < 0.5, "{ci:?}");
         assert!(ci.lower < 0.25 && 0.25 < ci.upper);
         assert!(paired_bootstrap_accuracy_difference(&gold, &pred_a, &pred_b[..3], None, &o).is_err());
+    }
+
+    #[test]
+    fn paired_bootstrap_with_weights_near_the_largest_float() {
+        // Their sum overflowed: every replicate was inf/inf, undefined.
+        let gold = [0, 1, 0, 1, 0];
+        let pred_a = [0, 1, 0, 1, 1];
+        let pred_b = [0, 0, 0, 1, 1];
+        let o = BootstrapOptions { replicates: 200, confidence: 0.9, seed: 5 };
+        let big = [2f64.powi(1023); 5];
+        let ci = paired_bootstrap_accuracy_difference(&gold, &pred_a, &pred_b, Some(&big), &o).unwrap();
+        let ones = paired_bootstrap_accuracy_difference(&gold, &pred_a, &pred_b, None, &o).unwrap();
+        assert_eq!(ci, ones);
     }
 }

@@ -122,7 +122,9 @@ pub fn evaluate(args: EvaluateArgs) -> Result<Value> {
     let weights: Option<Vec<f64>> =
         gold.iter().any(|g| g.weight.is_some()).then(|| gold.iter().map(|g| g.weight.unwrap_or(1.0)).collect());
     let l = set.len();
-    let evaluation = evaluate_items(&gold_codes, &pred_codes, weights.as_deref(), l).map_err(|e| anyhow!("{e}"))?;
+    // The only refusal left at this point is about the weights, which the gold file holds.
+    let in_gold = |e: crate::stats::Undefined| anyhow!("{}: {e}", gold_source.name);
+    let evaluation = evaluate_items(&gold_codes, &pred_codes, weights.as_deref(), l).map_err(in_gold)?;
     let mut out = match metrics_json(&evaluation, &set) {
         Value::Object(m) => m,
         _ => unreachable!(),
@@ -147,7 +149,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<Value> {
             }
             let slice_codes: Vec<Option<usize>> = item_values.iter().map(|v| Some(values[v])).collect();
             let per = evaluate_by_slice(&gold_codes, &pred_codes, weights.as_deref(), l, &slice_codes, values.len())
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(in_gold)?;
             let by_value: Map<String, Value> =
                 values.iter().map(|(v, &c)| (v.clone(), metrics_json(&per[c], &set))).collect();
             slices.insert(attr, Value::Object(by_value));
@@ -157,7 +159,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<Value> {
 
     if let Some((b_source, b)) = &pred_b {
         let (b_codes, _) = align(b_source, b)?;
-        let eval_b = evaluate_items(&gold_codes, &b_codes, weights.as_deref(), l).map_err(|e| anyhow!("{e}"))?;
+        let eval_b = evaluate_items(&gold_codes, &b_codes, weights.as_deref(), l).map_err(in_gold)?;
         out.insert("model_b".into(), metrics_json(&eval_b, &set));
         let correct = |codes: &[usize]| codes.iter().zip(&gold_codes).map(|(p, g)| p == g).collect::<Vec<bool>>();
         let m = mcnemar_exact(&correct(&pred_codes), &correct(&b_codes)).map_err(|e| anyhow!("{e}"))?;

@@ -66,6 +66,66 @@ pub fn parse_document<T: DeserializeOwned>(source: &Source) -> Result<T> {
         .map_err(|e| anyhow!("{}:{}: {} (column {})", source.name, e.line(), strip_position(&e), e.column()))
 }
 
+/// The 1-based line where element `index` of the array under `field` of the top-level object
+/// starts (its first character), for messages about an element found wrong after parsing: a
+/// serde error raised there would point past the element, at the line after it in a
+/// pretty-printed file. None when the text does not have that shape.
+pub fn array_element_line(text: &str, field: &str, index: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let skip_ws = |mut pos: usize| {
+        while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        pos
+    };
+    // One JSON value starting at `start`, parsed by serde_json itself: its end and, for a key,
+    // its text.
+    let value_end = |start: usize| -> Option<usize> {
+        let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<serde::de::IgnoredAny>();
+        values.next()?.ok()?;
+        Some(start + values.byte_offset())
+    };
+    let mut pos = skip_ws(0);
+    if bytes.get(pos) != Some(&b'{') {
+        return None;
+    }
+    pos += 1;
+    loop {
+        pos = skip_ws(pos);
+        let mut keys = serde_json::Deserializer::from_str(&text[pos..]).into_iter::<String>();
+        let key = keys.next()?.ok()?;
+        pos = skip_ws(pos + keys.byte_offset());
+        if bytes.get(pos) != Some(&b':') {
+            return None;
+        }
+        pos = skip_ws(pos + 1);
+        if key == field {
+            if bytes.get(pos) != Some(&b'[') {
+                return None;
+            }
+            pos += 1;
+            for i in 0.. {
+                pos = skip_ws(pos);
+                if bytes.get(pos).is_none_or(|&b| b == b']') {
+                    return None;
+                }
+                if i == index {
+                    return Some(text[..pos].matches('\n').count() + 1);
+                }
+                pos = skip_ws(value_end(pos)?);
+                if bytes.get(pos) == Some(&b',') {
+                    pos += 1;
+                }
+            }
+        }
+        pos = skip_ws(value_end(pos)?);
+        if bytes.get(pos) != Some(&b',') {
+            return None;
+        }
+        pos += 1;
+    }
+}
+
 /// serde_json appends " at line L column C"; we print the position our own way.
 fn strip_position(e: &serde_json::Error) -> String {
     let text = e.to_string();
@@ -137,6 +197,18 @@ mod tests {
         let e = parse_document::<Row>(&source("{\n  \"item\": [1]\n}")).err().unwrap().to_string();
         assert!(e.starts_with("f.jsonl:2: "), "{e}");
         assert!(parse_document::<Row>(&source("  ")).err().unwrap().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn array_elements_are_located_where_they_start() {
+        let text = "{\n  \"n\": [1, {\"x\": \"]\"}],\n  \"strata\": [\n    {\n      \"key\": \"a\"\n    },\n    {\"key\": \"b\"}, {\n\"key\": 3}\n  ]\n}";
+        assert_eq!(array_element_line(text, "strata", 0), Some(4));
+        assert_eq!(array_element_line(text, "strata", 1), Some(7));
+        assert_eq!(array_element_line(text, "strata", 2), Some(7));
+        assert_eq!(array_element_line(text, "strata", 3), None);
+        assert_eq!(array_element_line(text, "n", 1), Some(2));
+        assert_eq!(array_element_line(text, "other", 0), None);
+        assert_eq!(array_element_line("[1]", "strata", 0), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `mirrorset stats allocate`, `sample`, `distance`, `interval` and `sample-size`: building
 //! production-matched dev sets.
 
-use super::input::{parse_document, parse_jsonl, read_source, scalar_text, Line};
+use super::input::{array_element_line, parse_document, parse_jsonl, read_source, scalar_text, Line, Source};
 use crate::stats::allocation::{allocate_strata, AllocationRequest, Stratum};
 use crate::stats::distance::{distribution_distance, slice_distances};
 use crate::stats::proportion::{wilson_interval, wilson_sample_size};
@@ -29,36 +29,24 @@ fn non_negative_map<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTre
     Ok(map.into_iter().map(|(k, Wrapped(v))| (k, v)).collect())
 }
 
-/// Strata with distinct keys: a repeated key is rejected while parsing, so the error carries
-/// the line of the repetition.
+/// Strata with distinct keys. Checked after parsing rather than while (serde's position would
+/// then be past the repeated stratum, the line after it in a pretty-printed file): the error
+/// names the line where the repetition starts and the line of the first one.
 trait Keyed {
     fn key(&self) -> &str;
 }
 
-fn unique_keys<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Keyed,
-{
-    struct Strata<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Deserialize<'de> + Keyed> serde::de::Visitor<'de> for Strata<T> {
-        type Value = Vec<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of strata")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<T>, A::Error> {
-            let mut out: Vec<T> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            while let Some(stratum) = seq.next_element::<T>()? {
-                if !seen.insert(stratum.key().to_string()) {
-                    return Err(serde::de::Error::custom(format!("stratum {:?} appears twice", stratum.key())));
-                }
-                out.push(stratum);
-            }
-            Ok(out)
+fn unique_keys<T: Keyed>(source: &Source, strata: &[T]) -> Result<()> {
+    let mut first = std::collections::HashMap::new();
+    for (i, s) in strata.iter().enumerate() {
+        if let Some(j) = first.insert(s.key(), i) {
+            let line = |index| array_element_line(&source.text, "strata", index);
+            let at = line(i).map_or(String::new(), |l| format!(":{l}"));
+            let first_at = line(j).map_or(String::new(), |l| format!(" (first on line {l})"));
+            bail!("{}{at}: stratum {:?} appears twice{first_at}", source.name, s.key());
         }
     }
-    d.deserialize_seq(Strata(std::marker::PhantomData))
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -67,7 +55,6 @@ struct AllocationFile {
     n: u64,
     #[serde(default)]
     min_per_stratum: Option<u64>,
-    #[serde(deserialize_with = "unique_keys")]
     strata: Vec<StratumLine>,
 }
 
@@ -95,6 +82,7 @@ struct StratumLine {
 pub fn allocate(file: &Path) -> Result<Value> {
     let source = read_source(file)?;
     let doc: AllocationFile = parse_document(&source)?;
+    unique_keys(&source, &doc.strata)?;
     let request = AllocationRequest {
         n: doc.n,
         min_per_stratum: doc.min_per_stratum,
@@ -117,7 +105,6 @@ pub fn allocate(file: &Path) -> Result<Value> {
 /// The allocation for `sample`: the output of `allocate` (only `key` and `allocated` are read).
 #[derive(Deserialize)]
 struct AllocationOutput {
-    #[serde(deserialize_with = "unique_keys")]
     strata: Vec<AllocatedStratum>,
 }
 
@@ -139,6 +126,7 @@ pub fn sample(allocation: &Path, pool: &Path, seed: u64) -> Result<Value> {
     super::input::at_most_one_stdin(&[allocation, pool])?;
     let alloc_source = read_source(allocation)?;
     let alloc: AllocationOutput = parse_document(&alloc_source)?;
+    unique_keys(&alloc_source, &alloc.strata)?;
     let pool_source = read_source(pool)?;
     let lines: Vec<Line<PoolLine>> = parse_jsonl(&pool_source)?;
     let mut items = Vec::with_capacity(lines.len());
@@ -235,7 +223,6 @@ pub fn sample_size(accuracy: f64, half_width: f64, confidence: f64) -> Result<Va
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::stats::input::Source;
 
     #[test]
     fn allocation_file_errors_carry_line_numbers() {
@@ -243,8 +230,9 @@ mod tests {
         let e = parse_document::<AllocationFile>(&src).err().unwrap().to_string();
         assert!(e.starts_with("a.json:3: expected a number ≥ 0, found -2"), "{e}");
         let src = Source { name: "a.json".into(), text: "{\"n\": 5, \"strata\": [\n{\"key\": \"x\", \"production\": 1, \"available\": 1},\n{\"key\": \"x\", \"production\": 1, \"available\": 1}]}".into() };
-        let e = parse_document::<AllocationFile>(&src).err().unwrap().to_string();
-        assert!(e.starts_with("a.json:3: stratum \"x\" appears twice"), "{e}");
+        let doc = parse_document::<AllocationFile>(&src).unwrap();
+        let e = unique_keys(&src, &doc.strata).unwrap_err().to_string();
+        assert_eq!(e, "a.json:3: stratum \"x\" appears twice (first on line 2)");
         let src = Source { name: "a.json".into(), text: "{\"n\": 5, \"strata\": [], \"typo\": 1}".into() };
         assert!(parse_document::<AllocationFile>(&src).err().unwrap().to_string().contains("unknown field `typo`"));
     }
