@@ -47,6 +47,10 @@ pub struct ExportArgs {
     /// Only items with at least `overlap` labels.
     #[arg(long)]
     pub complete_only: bool,
+    /// CSV: write cells exactly as stored. By default a cell starting with = + - @ (or a tab or
+    /// carriage return) gets a leading ' so spreadsheets do not run it as a formula.
+    #[arg(long)]
+    pub keep_formulas: bool,
     /// Where to write (default: standard output).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
@@ -134,11 +138,12 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
 
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let url = format!(
-        "{}/api/projects/{}/export?format={}&complete_only={}",
+        "{}/api/projects/{}/export?format={}&complete_only={}&formulas={}",
         args.api.url.trim_end_matches('/'),
         args.project,
         args.format,
-        args.complete_only
+        args.complete_only,
+        if args.keep_formulas { "keep" } else { "neutralise" }
     );
     let resp = reqwest::Client::new().get(url).bearer_auth(&args.api.token).send().await?;
     if !resp.status().is_success() {
