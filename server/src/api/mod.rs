@@ -20,6 +20,12 @@ use crate::state::AppState;
 /// The OpenAPI 3.1 description of every route below.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// Routes whose bodies stream for as long as they need: the request timeout
+/// (`crate::web::request_timeout`) leaves them alone. Uploads guard their reads with their own
+/// idle timeout; the export's response head comes at once and its body streams after it.
+pub const STREAMING_ROUTES: &[&str] =
+    &["/api/projects/{pid}/import", "/api/projects/{pid}/images", "/api/projects/{pid}/export"];
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(auth::health))
