@@ -119,7 +119,11 @@ paths = {
         "parameters": [PID, q("since", I64, "start of the caller's day (ms)")], "responses": ok(ref("Progress"))}},
     "/api/projects/{pid}/export": {"get": {"summary": "Stream every item with every annotation (admin, lead member)",
         "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv"]}, "default jsonl"),
-                       q("complete_only", {"type": "boolean"}, "only items with at least overlap labels")],
+                       q("complete_only", {"type": "boolean"}, "only items with at least overlap labels"),
+                       q("formulas", {"type": "string", "enum": ["neutralise", "keep"], "default": "neutralise"},
+                         "CSV only. neutralise: a cell starting with = + - @, tab or carriage return gets a leading ' "
+                         "(so spreadsheets show it as text instead of running it as a formula) and every cell is quoted; "
+                         "this applies to every cell, so a text or label -3 is exported as '-3. keep: the values exactly as stored.")],
         "responses": {"200": {"description": "the file", "content": {"application/x-ndjson": {}, "text/csv": {}}}, "default": ERR}}},
     "/api/items/{id}/image": {"get": {"summary": "The original image of an image item",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],

@@ -32,12 +32,12 @@
 //! | POST /api/projects/{pid}/skip | `SkipItem` → 204 (releases the lease) |
 //! | GET  /api/projects/{pid}/previous?before={annotation_id} | → `PreviousSubmission` (the caller's submission before that one, or the latest; 404 when none) |
 //! | GET  /api/projects/{pid}/progress?since={ms} | → `Progress` |
-//! | GET  /api/projects/{pid}/export?format=jsonl\|csv&complete_only=true | streamed file (admin, lead member) |
+//! | GET  /api/projects/{pid}/export?format=jsonl\|csv&complete_only=true&formulas=neutralise\|keep | streamed file (admin, lead member); CSV cells that a spreadsheet would run as formulas get a leading `'` unless `formulas=keep` |
 //! | GET  /api/items/{id}/image, /api/items/{id}/thumbnail | image bytes (members of the item's project) |
 //! | GET  /api/openapi.json | the OpenAPI 3.1 document |
 //!
 //! Errors: `ErrorBody` with a fitting status (400 bad input, 401 signed out, 403 not allowed,
-//! 404 not found, 409 conflict, 413 too large, 422 invalid import, 500 internal).
+//! 404 not found, 408 request timeout, 409 conflict, 413 too large, 422 invalid import, 500 internal).
 use serde::{Deserialize, Serialize};
 
 /// The JSON body of every error response: `{"error": {"code", "message", "details"}}`.
@@ -49,7 +49,7 @@ pub struct ErrorBody {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ErrorInfo {
     /// Stable, machine-readable: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `invalid_import`, `internal`.
+    /// `conflict`, `payload_too_large`, `invalid_import`, `request_timeout`, `internal`.
     pub code: String,
     /// One sentence a person can act on.
     pub message: String,
@@ -337,4 +337,37 @@ pub struct Progress {
     /// Items with at least `overlap` labels.
     pub done: i64,
     pub total: i64,
+}
+
+/// Keys the labeling page (`pages/label.rs`, `on_key`) keeps for its own commands, with what
+/// each does there. A label may not use one: the server refuses it (`projects.rs`) and the
+/// labels editor says why, both from this one list. Label keys are single characters compared
+/// in lower case, so `S` is `s`. The page's other keys (Enter, Backspace, Escape, the arrows,
+/// Page Up/Down, Home, End) are names longer than one character, which no label key can be,
+/// and `r` (check again) only works once no item is shown, when label keys do nothing.
+pub const RESERVED_KEYS: &[(&str, &str)] = &[
+    ("s", "skip"),
+    ("u", "go back"),
+    ("?", "instructions"),
+    ("+", "zoom in"),
+    ("=", "zoom in"),
+    ("-", "zoom out"),
+    ("_", "zoom out"),
+    ("0", "reset zoom"),
+    (" ", "scroll"),
+];
+
+/// What the labeling page does with this key, when it keeps it for itself.
+pub fn reserved_key(key: &str) -> Option<&'static str> {
+    let key = key.to_lowercase();
+    RESERVED_KEYS.iter().find(|(k, _)| *k == key).map(|(_, what)| *what)
+}
+
+/// A key as people read it: `Space` for " ".
+pub fn key_name(key: &str) -> &str {
+    if key == " " {
+        "Space"
+    } else {
+        key
+    }
 }

@@ -6,6 +6,19 @@ use wasm_bindgen::JsCast;
 
 use leptos::prelude::window;
 
+/// True when `s` is a path on this site: it starts with one `/` and nothing in it can make a
+/// browser resolve it against another origin. Browsers read `\` as `/` (so `/\evil.com` is
+/// `//evil.com`, another host) and silently drop tabs and newlines from URLs (so `/\t/evil.com`
+/// is `//evil.com` too): paths with a backslash or any control character are refused outright,
+/// as is anything with a scheme or starting with `//`.
+pub fn is_same_origin_path(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/'))
+        && !s.contains('\\')
+        && !s.chars().any(char::is_control)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
@@ -153,4 +166,35 @@ pub fn guard_unload(pending: impl Fn() -> bool + 'static) -> leptos::prelude::Wi
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_same_origin_path;
+
+    #[test]
+    fn same_origin_paths() {
+        for ok in ["/", "/projects/3/label?x=1", "/api/items/5/image", "/a/b#c", "/%09/x", "/a//b"] {
+            assert!(is_same_origin_path(ok), "{ok:?} refused");
+        }
+        for bad in [
+            "",
+            "projects",
+            "//evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\r/evil.com",
+            "/a\\b",
+            "/x\u{0}y",
+            "/x\u{7f}",
+            "/x\u{85}",
+            "https://evil.com",
+            "javascript:alert(1)",
+            " /x",
+        ] {
+            assert!(!is_same_origin_path(bad), "{bad:?} accepted");
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub enum AppError {
     /// An import with bad lines: nothing was imported; `details` lists them.
     #[error("{message}")]
     InvalidImport { message: String, details: serde_json::Value },
+    /// The request was not read and answered within the server's request timeout.
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -55,6 +58,7 @@ impl AppError {
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::InvalidImport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_import"),
+            AppError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AppError::Database(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

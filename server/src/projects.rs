@@ -1,12 +1,10 @@
 //! Project settings: validation of names, label schemas and limits.
 use std::collections::HashSet;
 
-use app::api_types::{LabelDef, LabelKind, NewProject, Project, ProjectUpdate};
+use app::api_types::{key_name, reserved_key, LabelDef, LabelKind, NewProject, Project, ProjectUpdate};
 
 use crate::error::{AppError, AppResult};
 
-/// Keys the labeling view uses for itself: skip, undo, instructions, zoom, submit.
-pub const RESERVED_KEYS: &[&str] = &["s", "u", "?", "+", "-", "0", " "];
 pub const MAX_LABELS: usize = 64;
 pub const MAX_OVERLAP: i64 = 100;
 pub const MAX_LEASE_SECONDS: i64 = 24 * 3600;
@@ -42,9 +40,11 @@ pub fn validate_labels(labels: &[LabelDef]) -> AppResult<Vec<LabelDef>> {
         if key.chars().count() != 1 {
             return Err(AppError::bad_request(format!("label {n} ({name}): the key must be one character")));
         }
-        if RESERVED_KEYS.contains(&key.as_str()) {
+        // The one list the labels editor uses too (app::api_types::RESERVED_KEYS).
+        if let Some(what) = reserved_key(&key) {
             return Err(AppError::bad_request(format!(
-                "label {n} ({name}): the key {key:?} is reserved (s skips, u undoes, ? shows instructions, + - 0 zoom)"
+                "label {n} ({name}): the key {} is reserved: it is \"{what}\" on the labeling page",
+                key_name(&key)
             )));
         }
         if !keys.insert(key.clone()) {
@@ -175,6 +175,19 @@ mod tests {
         assert!(validate_labels(&[label("a", "12")]).is_err());
         assert!(validate_labels(&[]).is_err());
         assert!(validate_labels(&[label("a", "1"), label("a", "2")]).is_err());
+    }
+
+    #[test]
+    fn every_reserved_key_is_refused_and_no_other() {
+        for (key, what) in app::api_types::RESERVED_KEYS {
+            for k in [key.to_string(), key.to_uppercase()] {
+                let err = validate_labels(&[label("a", &k)]).expect_err(&format!("{k:?} accepted"));
+                assert!(err.to_string().contains(what), "{k:?}: {err}");
+            }
+        }
+        for key in ["1", "9", "a", "p", "r", "x", "/", "é"] {
+            assert!(validate_labels(&[label("a", key)]).is_ok(), "{key:?} refused");
+        }
     }
 
     #[test]

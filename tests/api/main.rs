@@ -13,3 +13,4 @@ mod assignment;
 mod durability;
 mod import_errors;
 mod round_trip;
+mod security;

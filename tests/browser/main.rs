@@ -4,7 +4,8 @@
 //! It signs in with the keyboard, opens a project, labels three items with label keys, goes
 //! back twice with `u` and changes an earlier answer, and then checks through the export API
 //! that every label (including the changed one) was stored. A screenshot of the labeling view
-//! is saved to `target/screenshots/labeling.png`.
+//! is saved to `target/screenshots/labeling.png`. Chromium's console must show no
+//! Content-Security-Policy violation on any page it visited.
 //!
 //! Needs: `cargo leptos build` (or `--release` with `MIRRORSET_TEST_RELEASE=1`) first, and
 //! `/usr/bin/chromium` + `/usr/bin/chromedriver` (`apt-get install chromium chromium-driver`).
@@ -87,6 +88,8 @@ impl Driver {
                 ],
             }),
         );
+        // Keep the console, so the test can read it (`console_messages`).
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         ClientBuilder::native()
             .capabilities(caps)
             .connect(&self.url)
@@ -100,6 +103,37 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// chromedriver's console log of the page: every message since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _url: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(r#"{"type":"browser"}"#.to_string()))
+    }
+}
+
+/// The console messages since the last call, as "LEVEL message".
+async fn console_messages(c: &Client) -> Vec<String> {
+    let log = c.issue_cmd(BrowserLog).await.expect("read the browser console (goog:loggingPrefs)");
+    log.as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| format!("{} {}", e["level"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Presses one key on whatever has focus (like a person at the keyboard).
@@ -248,6 +282,14 @@ async fn keyboard_labeling_with_undo_reaches_the_export() {
             Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+
+    // Every page above ran under the server's Content-Security-Policy: nothing was refused.
+    let violations: Vec<String> = console_messages(&c)
+        .await
+        .into_iter()
+        .filter(|m| m.contains("Content Security Policy") || m.contains("Refused to"))
+        .collect();
+    assert!(violations.is_empty(), "Content-Security-Policy violations in the console: {violations:#?}");
 
     c.close().await.unwrap();
 }

@@ -3,19 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use leptos::prelude::*;
 
-use crate::api_types::LabelDef;
-
-/// Keys the labeling view uses for its own commands; a label on one of them hides the command
-/// from the keyboard (its button still works).
-pub const RESERVED_KEYS: &[(&str, &str)] = &[
-    ("s", "skip"),
-    ("u", "go back"),
-    ("?", "instructions"),
-    ("+", "zoom in"),
-    ("=", "zoom in"),
-    ("-", "zoom out"),
-    ("0", "reset zoom"),
-];
+use crate::api_types::{key_name, reserved_key, LabelDef, RESERVED_KEYS};
 
 const PALETTE: &[&str] = &[
     "#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
@@ -81,6 +69,13 @@ pub fn validate(defs: &[LabelDef]) -> Result<(), String> {
         if d.key.chars().count() != 1 {
             return Err(format!("Label “{}” needs exactly one key (a single character).", d.name));
         }
+        if let Some(what) = reserved_key(&d.key) {
+            return Err(format!(
+                "Label “{}” cannot use the key {}: it is “{what}” on the labeling page.",
+                d.name,
+                key_name(&d.key)
+            ));
+        }
         for e in &defs[..i] {
             if e.name == d.name {
                 return Err(format!("Two labels are called “{}”.", d.name));
@@ -93,17 +88,17 @@ pub fn validate(defs: &[LabelDef]) -> Result<(), String> {
     Ok(())
 }
 
-/// Notes about keys that shadow the labeling view's own commands.
-pub fn key_warnings(rows: &[LabelRow]) -> Vec<String> {
-    rows.iter()
-        .filter_map(|r| {
-            let k = r.key.get().to_lowercase();
-            RESERVED_KEYS
-                .iter()
-                .find(|(rk, _)| *rk == k)
-                .map(|(rk, what)| format!("Key {rk} is also “{what}”; the label wins, the command stays on its button."))
-        })
-        .collect()
+/// The keys no label may use, grouped by what they do: "s skip · u go back · + = zoom in · …".
+pub fn reserved_keys_hint() -> String {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (key, what) in RESERVED_KEYS {
+        match groups.iter_mut().find(|(w, _)| w == what) {
+            Some((_, keys)) => keys.push(key_name(key)),
+            None => groups.push((what, vec![key_name(key)])),
+        }
+    }
+    let list: Vec<String> = groups.iter().map(|(what, keys)| format!("{} {what}", keys.join(" "))).collect();
+    format!("Keys kept for the labeling page: {}.", list.join(" · "))
 }
 
 #[component]
@@ -115,7 +110,6 @@ pub fn LabelsEditor(rows: RwSignal<Vec<LabelRow>>, #[prop(into)] id_prefix: Stri
             r.push(LabelRow::new("", &key, color));
         });
     };
-    let warnings = move || rows.with(|r| key_warnings(r));
     let prefix = StoredValue::new(id_prefix);
 
     view! {
@@ -168,7 +162,7 @@ pub fn LabelsEditor(rows: RwSignal<Vec<LabelRow>>, #[prop(into)] id_prefix: Stri
             </For>
             <div class="labels-foot">
                 <button type="button" class="btn btn-quiet" on:click=add>"+ Add label"</button>
-                <span class="hint">{move || warnings().join(" ")}</span>
+                <span class="hint">{reserved_keys_hint()}</span>
             </div>
         </div>
     }
@@ -192,5 +186,24 @@ mod tests {
         assert!(validate(&[def("a", "12")]).is_err());
         assert!(validate(&[def("a", "1"), def("a", "2")]).is_err());
         assert!(validate(&[def("a", "x"), def("b", "X")]).is_err());
+    }
+
+    /// The editor refuses exactly the keys the server refuses, and its hint names them all:
+    /// both read `api_types::RESERVED_KEYS` (the server's side is tested in server/src/projects.rs).
+    #[test]
+    fn reserved_keys_are_refused_and_listed() {
+        let hint = reserved_keys_hint();
+        for (key, what) in RESERVED_KEYS {
+            let err = validate(&[def("a", key)]).expect_err(key);
+            assert!(err.contains(what), "{key:?}: {err}");
+            assert!(validate(&[def("a", &key.to_uppercase())]).is_err(), "{key:?} upper case");
+            assert!(hint.contains(&format!("{} ", key_name(key))), "{key:?} missing from {hint}");
+            assert!(hint.contains(what), "{what:?} missing from {hint}");
+        }
+        assert_eq!(
+            hint,
+            "Keys kept for the labeling page: s skip · u go back · ? instructions · + = zoom in · - _ zoom out · 0 reset zoom · Space scroll."
+        );
+        assert!(validate(&[def("a", "r"), def("b", "1")]).is_ok());
     }
 }

@@ -58,7 +58,13 @@ pub fn ProgressBar(
                 aria-valuemax=move || total.get().to_string()
                 aria-valuenow=move || done.get().to_string()
             >
-                <span class="progress-fill" style:width=move || format!("{:.2}%", pct())></span>
+                // No width while empty (the style sheet's is 0): the server renders the bar
+                // empty, and the CSP refuses a `style` attribute in served HTML. Widths set
+                // later go through the CSSOM, which it allows.
+                <span
+                    class="progress-fill"
+                    style:width=move || Some(pct()).filter(|p| *p > 0.0).map(|p| format!("{p:.2}%"))
+                ></span>
             </span>
             {numbers.then(|| view! {
                 <span class="progress-numbers num">
@@ -88,13 +94,50 @@ pub fn fmt_count(n: i64) -> String {
 }
 
 /// A grey block of a given size, standing in for text that is still loading.
+///
+/// The width is a class (`w-12em`, `w-90pc` for 90%) defined in style/main.css, not a
+/// `style` attribute: the server renders skeletons, and the Content-Security-Policy refuses
+/// inline styles in served HTML. A test checks that every width used has its rule.
 #[component]
-pub fn Skeleton(#[prop(into, default = "8em".into())] width: String) -> impl IntoView {
-    view! { <span class="skeleton" style:width=width aria-hidden="true"></span> }
+pub fn Skeleton(#[prop(default = "8em")] width: &'static str) -> impl IntoView {
+    view! { <span class=format!("skeleton {}", width_class(width)) aria-hidden="true"></span> }
+}
+
+/// "12em" → "w-12em", "90%" → "w-90pc".
+pub fn width_class(width: &str) -> String {
+    format!("w-{}", width.replace('%', "pc"))
 }
 
 #[cfg(test)]
 mod tests {
+    /// Every `<Skeleton width="…"/>` in the UI has its width class in the style sheet.
+    #[test]
+    fn skeleton_widths_have_css_rules() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let css = std::fs::read_to_string(root.join("../style/main.css")).unwrap();
+        let mut sources = vec![root.join("src")];
+        let mut widths = vec!["8em".to_string()];
+        while let Some(path) = sources.pop() {
+            if path.is_dir() {
+                sources.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for part in text.split("<Skeleton width=\"").skip(1) {
+                    let w = part.split('"').next().unwrap();
+                    // (Not the "…" of the comments about it.)
+                    if w.starts_with(|c: char| c.is_ascii_digit()) {
+                        widths.push(w.to_string());
+                    }
+                }
+            }
+        }
+        assert!(widths.len() > 5, "found {widths:?}");
+        for w in widths {
+            let rule = format!(".skeleton.{} {{", super::width_class(&w));
+            assert!(css.contains(&rule), "style/main.css has no `{rule}` for <Skeleton width=\"{w}\"/>");
+        }
+    }
+
     #[test]
     fn counts_are_grouped() {
         assert_eq!(super::fmt_count(0), "0");

@@ -4,6 +4,7 @@ use leptos::task::spawn_local;
 use leptos_router::components::A;
 
 use crate::api_client;
+use crate::components::Skeleton;
 use crate::session::use_session;
 
 #[component]
@@ -50,7 +51,7 @@ pub fn TopBar() -> impl IntoView {
             <div class="topbar-user">
                 <Show
                     when=move || session.me.with(|m| m.is_some())
-                    fallback=|| view! { <span class="skeleton" style="width:9em" aria-hidden="true"></span> }
+                    fallback=|| view! { <Skeleton width="9em"/> }
                 >
                     {user_line}
                 </Show>

@@ -978,7 +978,8 @@ fn LabelBar(lp: Loop) -> impl IntoView {
                                 class="label-btn"
                                 class:is-selected=move || is_selected(&name)
                                 class:is-flash=move || lp.flash.with(|f| f.as_deref() == Some(name4.as_str()))
-                                style=format!("--label-color: {}", l.color)
+                                // Through the CSSOM (not a `style` attribute, which the CSP refuses).
+                                style=("--label-color", l.color.clone())
                                 aria-pressed=move || is_selected(&name2).to_string()
                                 disabled=move || !active()
                                 on:click=move |_| lp.choose(&name3)

@@ -9,12 +9,15 @@ use crate::components::{Status, StatusLine};
 use crate::session::use_session;
 use crate::util;
 
-/// Only same-site paths are followed after signing in.
+/// Where to go after signing in: `next` when it is a path on this site (not the sign-in page
+/// again), else nothing. A crafted `?next=` must not send a user who just signed in to another
+/// origin (see `util::is_same_origin_path` for the tricks it refuses).
+pub fn safe_redirect_target(next: &str) -> Option<&str> {
+    (util::is_same_origin_path(next) && !next.starts_with("/login")).then_some(next)
+}
+
 fn safe_next(next: Option<String>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.starts_with("/login") => n,
-        _ => "/".to_string(),
-    }
+    next.as_deref().and_then(safe_redirect_target).unwrap_or("/").to_string()
 }
 
 #[component]
@@ -124,7 +127,28 @@ pub fn LoginPage() -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{safe_next, safe_redirect_target};
+
+    #[test]
+    fn redirect_targets_stay_on_site() {
+        assert_eq!(safe_redirect_target("/projects/3/label?x=1"), Some("/projects/3/label?x=1"));
+        assert_eq!(safe_redirect_target("/"), Some("/"));
+        for bad in [
+            "//evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\\evil.com",
+            "/x\\y",
+            "https://evil.com",
+            "javascript:alert(1)",
+            "/projects\u{0}",
+            "/login",
+            "/login?next=/",
+            "",
+        ] {
+            assert_eq!(safe_redirect_target(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn next_stays_on_site() {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::extract::{PathParam, QueryParams};
 use crate::auth::{managed_project, CurrentUser};
 use crate::error::{AppError, AppResult};
-use crate::export::{export_stream, ExportFormat};
+use crate::export::{export_stream, ExportFormat, Formulas};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -16,6 +16,8 @@ pub struct ExportQuery {
     pub format: Option<String>,
     #[serde(default)]
     pub complete_only: bool,
+    /// CSV only: `neutralise` (default) or `keep` (see `crate::export`).
+    pub formulas: Option<String>,
 }
 
 pub async fn export(
@@ -30,7 +32,13 @@ pub async fn export(
         Some(f) => ExportFormat::parse(f)
             .ok_or_else(|| AppError::bad_request(format!("unknown format {f:?}: use jsonl or csv")))?,
     };
-    let stream = export_stream(state.db.clone(), pid, format, q.complete_only);
+    let formulas = match q.formulas.as_deref() {
+        None => Formulas::default(),
+        Some(f) => Formulas::parse(f).ok_or_else(|| {
+            AppError::bad_request(format!("unknown formulas {f:?}: use neutralise (the default) or keep"))
+        })?,
+    };
+    let stream = export_stream(state.db.clone(), pid, format, formulas, q.complete_only);
     let filename = format!(
         "project-{pid}{}.{}",
         if q.complete_only { "-complete" } else { "" },

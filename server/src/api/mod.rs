@@ -59,6 +59,12 @@ fn table() -> Routes {
         .get("/items/{id}/thumbnail", items::thumbnail)
 }
 
+/// Routes whose bodies stream for as long as they need: the request timeout
+/// (`crate::web::request_timeout`) leaves them alone. Uploads guard their reads with their own
+/// idle timeout; the export's response head comes at once and its body streams after it.
+pub const STREAMING_ROUTES: &[&str] =
+    &["/api/projects/{pid}/import", "/api/projects/{pid}/images", "/api/projects/{pid}/export"];
+
 pub fn router() -> Router<AppState> {
     table()
         .router

@@ -47,6 +47,10 @@ pub struct ExportArgs {
     /// Only items with at least `overlap` labels.
     #[arg(long)]
     pub complete_only: bool,
+    /// CSV: write cells exactly as stored. By default a cell starting with = + - @ (or a tab or
+    /// carriage return) gets a leading ' so spreadsheets do not run it as a formula.
+    #[arg(long)]
+    pub keep_formulas: bool,
     /// Where to write (default: standard output).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
@@ -87,7 +91,24 @@ async fn api_error(resp: reqwest::Response) -> anyhow::Error {
     }
 }
 
+/// True when the token would cross a network unencrypted: plain http to a host other than
+/// this machine.
+fn token_in_clear(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else { return false };
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    url.scheme() == "http" && !loopback
+}
+
+fn warn_if_in_clear(api: &ApiArgs) {
+    if token_in_clear(&api.url) {
+        eprintln!("warning: {} is plain HTTP, so your token travels unencrypted; use https://", api.url);
+    }
+}
+
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    warn_if_in_clear(&args.api);
     let format = match &args.format {
         Some(f) => ImportFormat::parse(f).ok_or_else(|| anyhow::anyhow!("unknown format {f:?}: use jsonl, csv or zip"))?,
         None => ImportFormat::from_file_name(&args.file.to_string_lossy())
@@ -133,12 +154,14 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
 }
 
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    warn_if_in_clear(&args.api);
     let url = format!(
-        "{}/api/projects/{}/export?format={}&complete_only={}",
+        "{}/api/projects/{}/export?format={}&complete_only={}&formulas={}",
         args.api.url.trim_end_matches('/'),
         args.project,
         args.format,
-        args.complete_only
+        args.complete_only,
+        if args.keep_formulas { "keep" } else { "neutralise" }
     );
     let resp = reqwest::Client::new().get(url).bearer_auth(&args.api.token).send().await?;
     if !resp.status().is_success() {
@@ -161,4 +184,18 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     out.flush().await?;
     bar.finish_and_clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_in_clear;
+
+    #[test]
+    fn plain_http_beyond_this_machine_is_flagged() {
+        assert!(token_in_clear("http://labels.example.org"));
+        assert!(token_in_clear("http://10.0.0.5:3000"));
+        for ok in ["https://labels.example.org", "http://127.0.0.1:3000", "http://localhost:3000", "http://[::1]:3000"] {
+            assert!(!token_in_clear(ok), "{ok}");
+        }
+    }
 }

@@ -49,9 +49,28 @@ pub struct ServeArgs {
     /// Create a demo project with a few hundred text and image items (once).
     #[arg(long)]
     pub demo: bool,
-    /// Mark the session cookie Secure (set this when serving over HTTPS).
+    /// The address people reach the app at, e.g. https://labels.example.org. When it is
+    /// https, the session cookie is Secure (the browser never sends it over plain HTTP).
+    #[arg(long, env = "MIRRORSET_PUBLIC_URL", value_parser = crate::web::parse_public_url)]
+    pub public_url: Option<reqwest::Url>,
+    /// Mark the session cookie Secure even without an https --public-url (kept for existing
+    /// set-ups; --public-url https://... implies it).
     #[arg(long, env = "MIRRORSET_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Seconds a request may take to arrive and be answered before it gets a 408 (uploads
+    /// and export downloads stream and are not limited by it).
+    #[arg(long, env = "MIRRORSET_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+}
+
+impl ServeArgs {
+    pub fn web_config(&self) -> crate::web::WebConfig {
+        let https = self.public_url.as_ref().is_some_and(|u| u.scheme() == "https");
+        crate::web::WebConfig {
+            secure_cookies: self.secure_cookies || https,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -72,7 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build();
     let state = AppState { db, data_dir: Arc::new(args.db.data_dir.clone()), leptos_options };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
-    let app = crate::web::app_router(state, sessions, args.secure_cookies);
+    let app = crate::web::app_router(state, sessions, args.web_config());
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!("Mirrorset is listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;

