@@ -20,7 +20,8 @@ pub fn app_router(state: AppState, sessions: SqlSessionStore, secure_cookies: bo
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure_cookies)
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(14)));
+        // Slides: `auth::CurrentUser` re-saves active sessions, which moves this expiry.
+        .with_expiry(Expiry::OnInactivity(idle_duration(state.session_idle)));
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     Router::new()
@@ -41,6 +42,10 @@ pub fn app_router(state: AppState, sessions: SqlSessionStore, secure_cookies: bo
             HeaderValue::from_static("same-origin"),
         ))
         .with_state(state)
+}
+
+fn idle_duration(idle: Duration) -> tower_sessions::cookie::time::Duration {
+    tower_sessions::cookie::time::Duration::milliseconds(idle.as_millis().min(i64::MAX as u128) as i64)
 }
 
 /// Housekeeping every minute: expired sessions and leases.

@@ -11,7 +11,7 @@ pub mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 
 use crate::error::AppError;
@@ -51,6 +51,9 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{pid}/export", get(export::export))
         .route("/items/{id}/image", get(items::image))
         .route("/items/{id}/thumbnail", get(items::thumbnail))
+        .route("/users/{id}", patch(users::update_user))
+        .route("/users/{id}/password", post(users::reset_password))
+        .route("/me/password", post(auth::change_own_password))
         .fallback(|| async { AppError::not_found("no such API route (see /api/openapi.json)") })
 }
 
