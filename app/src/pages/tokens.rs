@@ -135,7 +135,7 @@ pub fn TokensPage() -> impl IntoView {
             <div class="page-head"><h1>"API tokens"</h1></div>
             <p class="muted">
                 "Scripts use a token as " <code>"Authorization: Bearer <secret>"</code>
-                "; it acts as you, with your role."
+                "; it acts as you, with your role, but cannot create tokens."
             </p>
             <form class="inline-form" on:submit=create>
                 <input id="tok-name" class="input" type="text" placeholder="token name, e.g. nightly-export" aria-label="Token name" bind:value=name/>
