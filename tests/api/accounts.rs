@@ -13,6 +13,7 @@ both_backends!(
     role_changes_take_effect_at_once,
     password_changes_sign_out_other_sessions,
     the_last_enabled_admin_cannot_be_locked_out,
+    admins_disabling_each_other_at_once_keep_one,
     only_admins_reach_the_account_routes,
     tokens_expire_and_cannot_mint_tokens,
     failed_sign_ins_are_throttled,
@@ -161,6 +162,67 @@ async fn the_last_enabled_admin_cannot_be_locked_out(b: Backend) {
     let users: Vec<User> = server.admin().await.get("/api/users").await;
     let enabled_admins = users.iter().filter(|u| u.role == Role::Admin && !u.disabled).count();
     assert_eq!(enabled_admins, 1, "{users:?}");
+}
+
+/// A connection of the test holding the rows of some users locked (PostgreSQL: `FOR UPDATE`;
+/// SQLite: the database's write lock), so that requests pile up behind it.
+enum HeldRows {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+async fn hold_user_rows(server: &TestServer, ids: &[i64]) -> HeldRows {
+    use sqlx::Connection;
+    let list = ids.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(", ");
+    if server.database_url().starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(server.database_url()).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+        HeldRows::Sqlite(conn)
+    } else {
+        let mut conn = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        sqlx::query(&format!("SELECT id FROM users WHERE id IN ({list}) FOR UPDATE")).execute(&mut conn).await.unwrap();
+        HeldRows::Postgres(conn)
+    }
+}
+
+async fn release(held: HeldRows) {
+    match held {
+        HeldRows::Sqlite(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop).unwrap(),
+        HeldRows::Postgres(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop).unwrap(),
+    }
+}
+
+async fn admins_disabling_each_other_at_once_keep_one(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let (a2, c2) = server.user(&admin, "a2", Role::Admin).await;
+    let (a3, c3) = server.user(&admin, "a3", Role::Admin).await;
+    let first = admin.me().await.user.id;
+    patch_user(&c2, first, json!({"disabled": true})).await.assert_status(200);
+
+    // a2 and a3 are the only enabled admins. Each disables the other while their rows are
+    // locked, so both requests have passed authentication and wait inside their update when
+    // the lock goes: without the accounts lock both would count the other as the remaining
+    // admin, and nobody would be left.
+    let held = hold_user_rows(&server, &[a2.id, a3.id]).await;
+    let (by_a2, by_a3) = (c2.clone(), c3.clone());
+    let t2 = tokio::spawn(async move { patch_user(&by_a2, a3.id, json!({"disabled": true})).await });
+    let t3 = tokio::spawn(async move { patch_user(&by_a3, a2.id, json!({"disabled": true})).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    release(held).await;
+    let answers = [t2.await.unwrap(), t3.await.unwrap()];
+    let ok = answers.iter().filter(|r| r.status.as_u16() == 200).count();
+    assert_eq!(ok, 1, "exactly one succeeds: {answers:?}");
+    let refused = answers.iter().find(|r| r.status.as_u16() != 200).unwrap();
+    refused.assert_error(409, "conflict");
+    let mut enabled = 0;
+    for name in ["a2", "a3"] {
+        if server.client().login_raw(name, &password_for(name)).await.status.is_success() {
+            enabled += 1;
+        }
+    }
+    assert_eq!(enabled, 1, "one enabled admin remains");
 }
 
 async fn only_admins_reach_the_account_routes(b: Backend) {

@@ -156,7 +156,10 @@ pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str) -> Ap
 pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate) -> AppResult<UserChange> {
     let now = now_ms();
     on_write!(db, pool, is_pg => {
-        let mut tx = pool.begin().await?;
+        // SQLite: IMMEDIATE takes the write lock before the check reads anything, so even a
+        // writer outside this pool (the `mirrorset user` CLI) cannot slip in between; a
+        // deferred transaction would also fail at once (SQLITE_BUSY) rather than wait for it.
+        let mut tx = if is_pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
         if is_pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
                 .bind(ACCOUNTS_LOCK.0)
