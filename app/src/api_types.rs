@@ -20,7 +20,7 @@
 //! | DELETE /api/tokens/{id} | → 204 |
 //! | PATCH /api/users/{id} | `UserUpdate` → `User` (admin; refuses to disable or demote the last enabled admin, or to disable oneself: 409) |
 //! | POST /api/users/{id}/password | `PasswordReset` → 204 (admin; signs the user out everywhere) |
-//! | POST /api/me/password | `PasswordChange` → 204 (signs out the caller's other sessions) |
+//! | POST /api/me/password | `PasswordChange` → 204 (signs out the caller's other sessions; 403 when the current password is wrong) |
 //! | GET  /api/projects | → `Vec<ProjectSummary>` (the projects the caller belongs to; admins see all) |
 //! | POST /api/projects | `NewProject` → `Project` (admin, lead) |
 //! | GET  /api/projects/{pid} | → `Project` |
@@ -122,6 +122,8 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// Body of `POST /api/tokens`. Only a signed-in session can create tokens (403 with a bearer
+/// token), so a leaked token cannot mint more.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewToken {
     pub name: String,
