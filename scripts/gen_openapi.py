@@ -19,12 +19,12 @@ def obj(props, required=None):
 schemas = {
     "ErrorBody": obj({"error": obj({"code": STR, "message": STR, "details": {}}, ["code", "message"])}),
     "Role": {"type": "string", "enum": ["admin", "lead", "labeler"]},
-    "User": obj({"id": I64, "username": STR, "role": ref("Role"), "created_at": I64}),
+    "User": obj({"id": I64, "username": STR, "role": ref("Role"), "created_at": I64, "disabled": {"type": "boolean"}}),
     "Me": obj({"user": ref("User"), "csrf_token": STR}),
     "LoginRequest": obj({"username": STR, "password": STR}),
     "NewUser": obj({"username": STR, "password": STR, "role": ref("Role")}),
-    "NewToken": obj({"name": STR}),
-    "ApiToken": obj({"id": I64, "name": STR, "created_at": I64, "last_used_at": nullable(I64)}),
+    "NewToken": obj({"name": STR, "expires_in_days": nullable({**I64, "minimum": 1, "maximum": 3650})}, ["name"]),
+    "ApiToken": obj({"id": I64, "name": STR, "created_at": I64, "last_used_at": nullable(I64), "expires_at": nullable(I64)}),
     "CreatedToken": obj({"token": ref("ApiToken"), "secret": STR}),
     "LabelKind": {"type": "string", "enum": ["single", "multi"]},
     "LabelDef": obj({"name": STR, "key": STR, "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}}),
@@ -55,6 +55,9 @@ schemas = {
                        "created_at": I64, "updated_at": I64}),
     "SkipItem": obj({"item_id": I64}),
     "PreviousSubmission": obj({"item": ref("ItemView"), "annotation": ref("Annotation")}),
+    "UserUpdate": obj({"role": ref("Role"), "disabled": {"type": "boolean"}}, []),
+    "PasswordReset": obj({"password": {"type": "string", "minLength": 8}}),
+    "PasswordChange": obj({"current_password": STR, "new_password": {"type": "string", "minLength": 8}}),
 }
 
 ERR = {"description": "error", "content": {"application/json": {"schema": ref("ErrorBody")}}}
@@ -71,7 +74,7 @@ def q(name, schema, desc): return {"name": name, "in": "query", "required": Fals
 paths = {
     "/api/health": {"get": {"summary": "Liveness and database check", "security": [], "responses": ok(obj({"status": STR}))}},
     "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-    "/api/auth/login": {"post": {"summary": "Sign in; sets the session cookie", "security": [],
+    "/api/auth/login": {"post": {"summary": "Sign in; sets the session cookie (429 with Retry-After after too many failures)", "security": [],
                                  "requestBody": body(ref("LoginRequest")), "responses": ok(ref("Me"))}},
     "/api/auth/logout": {"post": {"summary": "Sign out", "responses": ok(None, "204", "signed out")}},
     "/api/me": {"get": {"summary": "The caller, and the CSRF token for cookie requests", "responses": ok(ref("Me"))}},
@@ -79,7 +82,7 @@ paths = {
                    "post": {"summary": "Create a user (admin)", "requestBody": body(ref("NewUser")),
                             "responses": ok(ref("User"), "201", "created")}},
     "/api/tokens": {"get": {"summary": "The caller's API tokens", "responses": ok(arr(ref("ApiToken")))},
-                    "post": {"summary": "Create an API token; the secret is shown once", "requestBody": body(ref("NewToken")),
+                    "post": {"summary": "Create an API token; the secret is shown once (a signed-in session only: 403 with a bearer token)", "requestBody": body(ref("NewToken")),
                              "responses": ok(ref("CreatedToken"), "201", "created")}},
     "/api/tokens/{id}": {"delete": {"summary": "Revoke one of the caller's tokens",
                                     "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
@@ -131,6 +134,16 @@ paths = {
     "/api/items/{id}/thumbnail": {"get": {"summary": "A JPEG thumbnail of an image item",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
         "responses": {"200": {"description": "image/jpeg"}, "default": ERR}}},
+    "/api/users/{id}": {"patch": {"summary": "Change a user's role or disabled state (admin); disabling signs them out and refuses "
+                                             "their tokens; 409 for disabling oneself or leaving no enabled admin",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
+        "requestBody": body(ref("UserUpdate")), "responses": ok(ref("User"))}},
+    "/api/users/{id}/password": {"post": {"summary": "Set a user's password (admin; not one's own); signs them out everywhere",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
+        "requestBody": body(ref("PasswordReset")), "responses": ok(None, "204", "password set")}},
+    "/api/me/password": {"post": {"summary": "Change one's own password (403 when current_password is wrong); "
+                                             "signs out the caller's other sessions",
+        "requestBody": body(ref("PasswordChange")), "responses": ok(None, "204", "password changed")}},
 }
 
 doc = {

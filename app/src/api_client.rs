@@ -244,12 +244,30 @@ pub async fn create_user(body: &NewUser) -> ApiResult<User> {
     send("POST", "/api/users", body).await
 }
 
+pub async fn update_user(id: i64, body: &UserUpdate) -> ApiResult<User> {
+    send("PATCH", &format!("/api/users/{id}"), body).await
+}
+
+pub async fn reset_password(id: i64, password: &str) -> ApiResult<()> {
+    send("POST", &format!("/api/users/{id}/password"), &PasswordReset { password: password.to_string() }).await
+}
+
+/// Changes the caller's own password; a wrong current password is a 403 (no redirect).
+pub async fn change_password(current_password: &str, new_password: &str) -> ApiResult<()> {
+    let body = PasswordChange {
+        current_password: current_password.to_string(),
+        new_password: new_password.to_string(),
+    };
+    send("POST", "/api/me/password", &body).await
+}
+
 pub async fn tokens() -> ApiResult<Vec<ApiToken>> {
     get("/api/tokens").await
 }
 
-pub async fn create_token(name: &str) -> ApiResult<CreatedToken> {
-    send("POST", "/api/tokens", &NewToken { name: name.to_string() }).await
+/// A token that stops working after `expires_in_days` days (None: never).
+pub async fn create_token(name: &str, expires_in_days: Option<i64>) -> ApiResult<CreatedToken> {
+    send("POST", "/api/tokens", &NewToken { name: name.to_string(), expires_in_days }).await
 }
 
 pub async fn revoke_token(id: i64) -> ApiResult<()> {

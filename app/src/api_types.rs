@@ -18,6 +18,9 @@
 //! | GET  /api/tokens | → `Vec<ApiToken>` (own tokens) |
 //! | POST /api/tokens | `NewToken` → `CreatedToken` (the secret is shown once) |
 //! | DELETE /api/tokens/{id} | → 204 |
+//! | PATCH /api/users/{id} | `UserUpdate` → `User` (admin; refuses to disable or demote the last enabled admin, or to disable oneself: 409) |
+//! | POST /api/users/{id}/password | `PasswordReset` → 204 (admin; signs the user out everywhere) |
+//! | POST /api/me/password | `PasswordChange` → 204 (signs out the caller's other sessions; 403 when the current password is wrong) |
 //! | GET  /api/projects | → `Vec<ProjectSummary>` (the projects the caller belongs to; admins see all) |
 //! | POST /api/projects | `NewProject` → `Project` (admin, lead) |
 //! | GET  /api/projects/{pid} | → `Project` |
@@ -37,7 +40,8 @@
 //! | GET  /api/openapi.json | the OpenAPI 3.1 document |
 //!
 //! Errors: `ErrorBody` with a fitting status (400 bad input, 401 signed out, 403 not allowed,
-//! 404 not found, 408 request timeout, 409 conflict, 413 too large, 422 invalid import, 500 internal).
+//! 404 not found, 408 request timeout, 409 conflict, 413 too large, 422 invalid import, 500 internal;
+//! 429 too many failed sign-ins and 503 busy, both with a `Retry-After` header).
 use serde::{Deserialize, Serialize};
 
 /// The JSON body of every error response: `{"error": {"code", "message", "details"}}`.
@@ -49,7 +53,8 @@ pub struct ErrorBody {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ErrorInfo {
     /// Stable, machine-readable: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `invalid_import`, `request_timeout`, `internal`.
+    /// `conflict`, `payload_too_large`, `invalid_import`, `request_timeout`, `internal`;
+    /// `account_disabled` and `token_expired` (401), `too_many_requests` (429), `unavailable` (503).
     pub code: String,
     /// One sentence a person can act on.
     pub message: String,
@@ -92,6 +97,9 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub created_at: i64,
+    /// A disabled user cannot sign in; their sessions and tokens are refused.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -114,9 +122,15 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// Body of `POST /api/tokens`. Only a signed-in session can create tokens (403 with a bearer
+/// token), so a leaked token cannot mint more.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewToken {
     pub name: String,
+    /// The token stops working this many days after its creation (1 to 3650); absent or
+    /// null: it never expires.
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -125,6 +139,9 @@ pub struct ApiToken {
     pub name: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// When it stops working; None: never.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -132,6 +149,30 @@ pub struct CreatedToken {
     pub token: ApiToken,
     /// The secret, shown once; only its hash is stored.
     pub secret: String,
+}
+
+/// The shortest password the server accepts (the UI checks it too, before asking).
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Body of `PATCH /api/users/{id}` (admin): fields left out stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    /// true disables the account (and signs it out everywhere); false enables it again.
+    pub disabled: Option<bool>,
+}
+
+/// Body of `POST /api/users/{id}/password` (admin): the user's new password.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PasswordReset {
+    pub password: String,
+}
+
+/// Body of `POST /api/me/password`: the caller changes their own password.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

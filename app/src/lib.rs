@@ -22,7 +22,7 @@ use leptos_router::path;
 
 use components::TopBar;
 use pages::{
-    label::LabelPage, login::LoginPage, project::ProjectPage, projects::ProjectsPage,
+    account::AccountPage, label::LabelPage, login::LoginPage, project::ProjectPage, projects::ProjectsPage,
     tokens::TokensPage, users::UsersPage, NotFound,
 };
 use session::Session;
@@ -91,6 +91,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/projects/:id/label") view=LabelPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
+                    <Route path=path!("/account") view=AccountPage/>
                 </Routes>
             </main>
         </div>

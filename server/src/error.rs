@@ -25,6 +25,23 @@ pub enum AppError {
     /// The request was not read and answered within the server's request timeout.
     #[error("{0}")]
     RequestTimeout(String),
+    /// The caller's account is disabled (their session or token, or a sign-in with the right
+    /// password).
+    #[error("this account is disabled; an admin can enable it again")]
+    AccountDisabled,
+    /// The bearer token is past its `expires_at`.
+    #[error("this API token expired; create a new one on the API tokens page")]
+    TokenExpired,
+    /// The session was signed out elsewhere (a password change or reset).
+    #[error("{0}")]
+    SessionEnded(String),
+    /// Too many failed attempts (sign-in throttling); answered with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
+    /// The server is saturated (e.g. every password-hashing slot is busy); answered with
+    /// `Retry-After`.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_secs: u64 },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -50,9 +67,13 @@ impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            AppError::Unauthorized | AppError::WrongCredentials => {
+            AppError::Unauthorized | AppError::WrongCredentials | AppError::SessionEnded(_) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
+            AppError::AccountDisabled => (StatusCode::UNAUTHORIZED, "account_disabled"),
+            AppError::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            AppError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            AppError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -81,12 +102,23 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            AppError::TooManyRequests { retry_after_secs, .. } | AppError::Unavailable { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        };
         let details = match self {
             AppError::InvalidImport { details, .. } => details,
             _ => serde_json::Value::Null,
         };
         let body = ErrorBody { error: ErrorInfo { code: code.to_string(), message, details } };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            // At least 1: `Retry-After: 0` invites an immediate retry that fails the same way.
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
     }
 }
 

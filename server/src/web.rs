@@ -44,7 +44,8 @@ pub fn app_router(state: AppState, sessions: SqlSessionStore, config: WebConfig)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(14)));
+        // Slides: `auth::CurrentUser` re-saves active sessions, which moves this expiry.
+        .with_expiry(Expiry::OnInactivity(idle_duration(state.session_idle)));
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     Router::new()
@@ -154,6 +155,10 @@ pub fn parse_public_url(s: &str) -> Result<reqwest::Url, String> {
         ));
     }
     Ok(url)
+}
+
+fn idle_duration(idle: Duration) -> tower_sessions::cookie::time::Duration {
+    tower_sessions::cookie::time::Duration::milliseconds(idle.as_millis().min(i64::MAX as u128) as i64)
 }
 
 /// Housekeeping every minute: expired sessions and leases.

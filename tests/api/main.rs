@@ -9,6 +9,7 @@
 mod common;
 
 mod access;
+mod accounts;
 mod assignment;
 mod durability;
 mod import_errors;

@@ -320,3 +320,134 @@ fn check_export(export: &[Value], answers: &[(String, &str)]) -> Option<String> 
     }
     None
 }
+
+/// Signs in through the sign-in page with the keyboard, once the page is live.
+async fn sign_in(c: &Client, server: &TestServer, username: &str, password: &str) {
+    c.goto(&server.url("/login")).await.unwrap();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let btn = c.find(Locator::Css("form.login-card button[type=submit]")).await.unwrap();
+        if btn.is_enabled().await.unwrap_or(false) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sign-in page never became live (hydration failed?)");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let focused = c.active_element().await.unwrap();
+    focused.send_keys(username).await.unwrap();
+    press(c, char::from(Key::Tab)).await;
+    c.active_element().await.unwrap().send_keys(password).await.unwrap();
+    press(c, char::from(Key::Enter)).await;
+    wait_text(c, ".topbar-user-name", "the signed-in user", |t| t == username).await;
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let shot = c.screenshot().await.unwrap();
+    let dir = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), shot).unwrap();
+}
+
+/// Waits for the browser's confirm() dialog and accepts it.
+async fn accept_confirm(c: &Client) -> String {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        if let Ok(text) = c.get_alert_text().await {
+            c.accept_alert().await.unwrap();
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no confirm dialog appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn focused_id(c: &Client) -> Option<String> {
+    c.active_element().await.ok()?.attr("id").await.ok().flatten()
+}
+
+/// The account pages from the keyboard: an admin disables a user, changes their role and
+/// resets their password on the Users page, creates an expiring token, and changes their own
+/// password on the Account page; each change is checked through the API. Screenshots of the
+/// Users, API tokens and Account pages go to `target/screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_manages_accounts_from_the_keyboard() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let api = server.admin().await;
+    let kim = api.create_user("kim", &password_for("kim"), Role::Labeler).await;
+    let user = |users: Vec<app::api_types::User>| users.into_iter().find(|u| u.id == kim.id).unwrap();
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, "admin", server.admin_password()).await;
+    c.goto(&server.url("/admin/users")).await.unwrap();
+    wait_text(&c, ".table td", "kim's row", |t| t == "kim").await;
+
+    // Disable: Enter on the row's button, then confirm.
+    let enter = char::from(Key::Enter).to_string();
+    c.find(Locator::Css("button[aria-label='Disable kim']")).await.unwrap().send_keys(&enter).await.unwrap();
+    let question = accept_confirm(&c).await;
+    assert!(question.contains("Disable kim"), "{question}");
+    wait_text(&c, "#users-status", "the disable message", |t| t.starts_with("Disabled kim")).await;
+    wait_text(&c, ".state-badge.is-off", "kim shown as disabled", |t| t == "disabled").await;
+    assert!(user(api.get("/api/users").await).disabled, "kim is disabled on the server");
+
+    // Role: the row's select.
+    c.find(Locator::Css("select[aria-label='Role of kim']")).await.unwrap().select_by_value("lead").await.unwrap();
+    wait_text(&c, "#users-status", "the role message", |t| t == "kim is now a lead.").await;
+    assert_eq!(user(api.get("/api/users").await).role, Role::Lead);
+
+    // Reset password: the form opens with focus in its first field; Tab, Enter.
+    c.find(Locator::Css("button[aria-label='Reset the password of kim']")).await.unwrap().send_keys(&enter).await.unwrap();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while focused_id(&c).await.as_deref() != Some("rp-new") {
+        assert!(Instant::now() < deadline, "focus never reached the reset form");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.active_element().await.unwrap().send_keys("kim's new password").await.unwrap();
+    press(&c, char::from(Key::Tab)).await;
+    c.active_element().await.unwrap().send_keys("kim's new password").await.unwrap();
+    press(&c, char::from(Key::Enter)).await;
+    wait_text(&c, "#reset-status", "the reset message", |t| t == "New password set; kim was signed out.").await;
+    screenshot(&c, "users.png").await;
+    api.patch_json_raw(&format!("/api/users/{}", kim.id), &json!({"disabled": false})).await.assert_status(200);
+    server.client().login("kim", "kim's new password").await;
+
+    // A token with the default expiry (90 days) from the form.
+    c.goto(&server.url("/tokens")).await.unwrap();
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let name = c.find(Locator::Id("tok-name")).await.unwrap();
+        // Typing before hydration would be lost: wait until the table has loaded.
+        if c.find(Locator::Css("td.empty-cell")).await.is_ok() {
+            name.send_keys("nightly").await.unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tokens page never loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    press(&c, char::from(Key::Enter)).await;
+    wait_text(&c, ".table td", "the new token's row", |t| t == "nightly").await;
+    let tokens: Vec<app::api_types::ApiToken> = api.get("/api/tokens").await;
+    let expires = tokens[0].expires_at.expect("the form's default expiry");
+    assert!((expires - tokens[0].created_at - 90 * 86_400_000).abs() < 1000, "{tokens:?}");
+    screenshot(&c, "tokens.png").await;
+
+    // The account page, from the name in the top bar: change the own password.
+    c.find(Locator::Css("a.topbar-user-name")).await.unwrap().send_keys(&enter).await.unwrap();
+    wait_text(&c, "h1", "the account page", |t| t == "Your account").await;
+    c.find(Locator::Id("acc-current")).await.unwrap().send_keys(server.admin_password()).await.unwrap();
+    press(&c, char::from(Key::Tab)).await;
+    c.active_element().await.unwrap().send_keys("the admin's new password").await.unwrap();
+    press(&c, char::from(Key::Tab)).await;
+    c.active_element().await.unwrap().send_keys("the admin's new password").await.unwrap();
+    press(&c, char::from(Key::Enter)).await;
+    wait_text(&c, "#account-status", "the change message", |t| t.starts_with("Password changed")).await;
+    screenshot(&c, "account.png").await;
+    // The browser stays signed in; the API client's session (another one) was signed out.
+    c.goto(&server.url("/admin/users")).await.unwrap();
+    wait_text(&c, ".table td", "kim's row again", |t| t == "kim").await;
+    api.get_raw("/api/me").await.assert_error(401, "unauthorized");
+    server.client().login("admin", "the admin's new password").await;
+
+    c.close().await.unwrap();
+}

@@ -413,6 +413,24 @@ impl TestServer {
         self.spawn_and_wait().await;
     }
 
+    /// Runs one SQL statement on the server's database behind its back (SQLite file or
+    /// PostgreSQL database), e.g. to move a timestamp into the past; returns the rows affected.
+    pub async fn exec_sql(&self, sql: &str) -> u64 {
+        use sqlx::Connection;
+        let affected = if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.expect("open the SQLite database");
+            let done = sqlx::query(sql).execute(&mut conn).await;
+            let _ = conn.close().await;
+            done.map(|r| r.rows_affected())
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url).await.expect("connect to the PostgreSQL database");
+            let done = sqlx::query(sql).execute(&mut conn).await;
+            let _ = conn.close().await;
+            done.map(|r| r.rows_affected())
+        };
+        affected.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// A client that is not signed in.
     pub fn client(&self) -> Client {
         Client::new(&self.base_url)
@@ -706,7 +724,7 @@ impl Client {
     }
 
     pub async fn create_token(&self, name: &str) -> CreatedToken {
-        self.post_created("/api/tokens", &NewToken { name: name.into() }).await
+        self.post_created("/api/tokens", &NewToken { name: name.into(), expires_in_days: None }).await
     }
 
     // ---- projects ----

@@ -1,11 +1,13 @@
 //! Small building blocks shared by the pages.
 pub mod labels_editor;
+pub mod password;
 pub mod status;
 pub mod topbar;
 
 use leptos::prelude::*;
 
 pub use labels_editor::{LabelRow, LabelsEditor};
+pub use password::{check_new_password, NewPasswordFields};
 pub use status::{Status, StatusLine, Tone};
 pub use topbar::TopBar;
 

@@ -27,8 +27,12 @@ pub fn TopBar() -> impl IntoView {
     let user_line = move || {
         session.me.with(|m| {
             m.as_ref().map(|m| {
+                // The name leads to the account page (changing one's password).
+                let name = m.user.username.clone();
                 view! {
-                    <span class="topbar-user-name">{m.user.username.clone()}</span>
+                    <A href="/account" attr:class="topbar-user-name" attr:title="Your account">
+                        {name}
+                    </A>
                     <span class="role-badge">{m.user.role.as_str()}</span>
                 }
             })

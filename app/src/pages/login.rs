@@ -68,7 +68,9 @@ pub fn LoginPage() -> impl IntoView {
                     navigate(&next, NavigateOptions::default());
                 }
                 Err(e) => {
-                    let msg = if e.status == 401 {
+                    // 401 `unauthorized` is a wrong name or password; other answers (a
+                    // disabled account, throttling) say what they mean.
+                    let msg = if e.status == 401 && e.code == "unauthorized" {
                         "Wrong username or password.".to_string()
                     } else {
                         e.message

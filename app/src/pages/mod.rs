@@ -1,4 +1,5 @@
 //! One module per route.
+pub mod account;
 pub mod label;
 pub mod login;
 pub mod project;

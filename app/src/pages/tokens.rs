@@ -1,4 +1,5 @@
-//! `/tokens`: the user's API tokens (for scripts): create, list, revoke.
+//! `/tokens`: the user's API tokens (for scripts): create (with an optional expiry), list,
+//! revoke.
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -11,6 +12,9 @@ use crate::util;
 pub fn TokensPage() -> impl IntoView {
     let tokens = RwSignal::new(Load::<Vec<ApiToken>>::Loading);
     let name = RwSignal::new(String::new());
+    // Days until the new token expires; "" for never. 90 days by default: a forgotten token
+    // should not work for ever.
+    let expires = RwSignal::new("90".to_string());
     let created = RwSignal::new(None::<CreatedToken>);
     let status = RwSignal::new(None::<Status>);
     let busy = RwSignal::new(false);
@@ -37,9 +41,10 @@ pub fn TokensPage() -> impl IntoView {
             util::focus_id("tok-name");
             return;
         }
+        let days = expires.get_untracked().parse::<i64>().ok();
         busy.set(true);
         spawn_local(async move {
-            match api_client::create_token(&n).await {
+            match api_client::create_token(&n, days).await {
                 Ok(t) => {
                     created.set(Some(t));
                     name.set(String::new());
@@ -85,10 +90,10 @@ pub fn TokensPage() -> impl IntoView {
     };
 
     let rows = move || match tokens.get() {
-        Load::Loading => view! { <tr><td><Skeleton width="10em"/></td><td></td><td></td><td></td></tr> }.into_any(),
-        Load::Failed(msg) => view! { <tr><td colspan="4" class="error-text">{msg}</td></tr> }.into_any(),
+        Load::Loading => view! { <tr><td><Skeleton width="10em"/></td><td></td><td></td><td></td><td></td></tr> }.into_any(),
+        Load::Failed(msg) => view! { <tr><td colspan="5" class="error-text">{msg}</td></tr> }.into_any(),
         Load::Ready(ts) if ts.is_empty() => view! {
-            <tr><td colspan="4" class="muted empty-cell">"No tokens yet."</td></tr>
+            <tr><td colspan="5" class="muted empty-cell">"No tokens yet."</td></tr>
         }
         .into_any(),
         Load::Ready(ts) => ts
@@ -97,11 +102,22 @@ pub fn TokensPage() -> impl IntoView {
                 let id = t.id;
                 let tname = t.name.clone();
                 let label = format!("Revoke {}", t.name);
+                let now = util::now_ms();
+                let expiry = match t.expires_at {
+                    None => view! { <span class="muted">"never"</span> }.into_any(),
+                    Some(at) if at <= now => view! {
+                        <span class="state-badge is-off">"expired"</span>
+                        <span class="muted tnum">" " {util::fmt_date(at)}</span>
+                    }
+                    .into_any(),
+                    Some(at) => view! { <span class="muted tnum">{util::fmt_date(at)}</span> }.into_any(),
+                };
                 view! {
                     <tr>
                         <td>{t.name.clone()}</td>
                         <td class="muted tnum">{util::fmt_datetime(t.created_at)}</td>
                         <td class="muted tnum">{t.last_used_at.map(util::fmt_datetime).unwrap_or_else(|| "never".into())}</td>
+                        <td>{expiry}</td>
                         <td class="actions">
                             <button class="btn btn-quiet btn-small btn-danger" aria-label=label on:click=move |_| revoke(id, tname.clone())>
                                 "Revoke"
@@ -119,10 +135,17 @@ pub fn TokensPage() -> impl IntoView {
             <div class="page-head"><h1>"API tokens"</h1></div>
             <p class="muted">
                 "Scripts use a token as " <code>"Authorization: Bearer <secret>"</code>
-                "; it acts as you, with your role."
+                "; it acts as you, with your role, but cannot create tokens."
             </p>
             <form class="inline-form" on:submit=create>
                 <input id="tok-name" class="input" type="text" placeholder="token name, e.g. nightly-export" aria-label="Token name" bind:value=name/>
+                <select id="tok-expires" class="input input-auto" aria-label="Expires" bind:value=expires>
+                    <option value="7">"expires in 7 days"</option>
+                    <option value="30">"expires in 30 days"</option>
+                    <option value="90" selected>"expires in 90 days"</option>
+                    <option value="365">"expires in a year"</option>
+                    <option value="">"never expires"</option>
+                </select>
                 <button type="submit" class="btn btn-primary" disabled=move || busy.get()>"Create token"</button>
             </form>
             <StatusLine status/>
@@ -153,7 +176,7 @@ pub fn TokensPage() -> impl IntoView {
                 </div>
             </Show>
             <table class="table">
-                <thead><tr><th>"Name"</th><th>"Created"</th><th>"Last used"</th><th class="actions"><span class="sr-only">"Actions"</span></th></tr></thead>
+                <thead><tr><th>"Name"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th class="actions"><span class="sr-only">"Actions"</span></th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
         </div>

@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// and export downloads stream and are not limited by it).
     #[arg(long, env = "MIRRORSET_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout_secs: u64,
+    /// Sign a session out after this many minutes without activity (default 14 days; any
+    /// request of the session counts as activity). Fractions are allowed: 0.05 is 3 seconds.
+    #[arg(long, env = "MIRRORSET_SESSION_IDLE_MINUTES", default_value = "20160", value_parser = parse_idle_minutes)]
+    pub session_idle_minutes: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -71,6 +75,14 @@ impl ServeArgs {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
         }
     }
+}
+
+fn parse_idle_minutes(s: &str) -> Result<std::time::Duration, String> {
+    let minutes: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of minutes"))?;
+    if !(minutes.is_finite() && minutes > 0.0 && minutes <= 10.0 * 365.0 * 24.0 * 60.0) {
+        return Err(format!("{s:?}: the idle time must be more than 0 and at most ten years"));
+    }
+    Ok(std::time::Duration::from_secs_f64(minutes * 60.0))
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -89,12 +101,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .site_addr(args.addr)
         .env(Env::PROD)
         .build();
-    let state = AppState { db, data_dir: Arc::new(args.db.data_dir.clone()), leptos_options };
+    let state = AppState {
+        db,
+        data_dir: Arc::new(args.db.data_dir.clone()),
+        leptos_options,
+        session_idle: args.session_idle_minutes,
+        login_throttle: Arc::new(crate::auth::throttle::LoginThrottle::new(Default::default())),
+    };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
     let app = crate::web::app_router(state, sessions, args.web_config());
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!("Mirrorset is listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 

@@ -49,6 +49,9 @@ pub struct TokenCreateArgs {
     /// A name to recognise the token by.
     #[arg(long, default_value = "cli")]
     pub name: String,
+    /// The token stops working this many days from now (default: never).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=crate::api::users::MAX_TOKEN_DAYS))]
+    pub expires_in_days: Option<i64>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -87,7 +90,10 @@ pub async fn create_token(args: TokenCreateArgs) -> anyhow::Result<()> {
     let user = store::users::find_user_by_username(&db, &args.username)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user {:?}", args.username))?;
-    let created = crate::api::users::issue_token(&db, user.id, &args.name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let expires_at = args.expires_in_days.map(|days| store::now_ms() + days * 86_400_000);
+    let created = crate::api::users::issue_token(&db, user.id, &args.name, expires_at)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The secret alone on stdout, so `TOKEN=$(mirrorset token create ...)` works.
     eprintln!("Token {:?} for {} (shown once; use it as `Authorization: Bearer <token>`):", args.name, user.username);
     println!("{}", created.secret);

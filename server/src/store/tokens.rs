@@ -1,34 +1,48 @@
 //! API tokens: only a hash of each secret is stored.
-use app::api_types::ApiToken;
+use app::api_types::{ApiToken, User};
 
-use super::{now_ms, Db};
+use super::{now_ms, users, Db};
 use crate::error::AppResult;
 use crate::{on_read, on_write};
 
-pub async fn create_token(db: &Db, user_id: i64, name: &str, token_hash: &str) -> AppResult<ApiToken> {
+pub async fn create_token(
+    db: &Db,
+    user_id: i64,
+    name: &str,
+    token_hash: &str,
+    expires_at: Option<i64>,
+) -> AppResult<ApiToken> {
     let now = now_ms();
     let (id,): (i64,) = on_write!(db, pool => sqlx::query_as(
-        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id",
     )
     .bind(user_id)
     .bind(name)
     .bind(token_hash)
     .bind(now)
+    .bind(expires_at)
     .fetch_one(pool)
     .await?);
-    Ok(ApiToken { id, name: name.to_string(), created_at: now, last_used_at: None })
+    Ok(ApiToken { id, name: name.to_string(), created_at: now, last_used_at: None, expires_at })
 }
 
 pub async fn list_tokens(db: &Db, user_id: i64) -> AppResult<Vec<ApiToken>> {
-    let rows: Vec<(i64, String, i64, Option<i64>)> = on_read!(db, pool => sqlx::query_as(
-        "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = $1 ORDER BY id",
+    let rows: Vec<(i64, String, i64, Option<i64>, Option<i64>)> = on_read!(db, pool => sqlx::query_as(
+        "SELECT id, name, created_at, last_used_at, expires_at FROM api_tokens WHERE user_id = $1 ORDER BY id",
     )
     .bind(user_id)
     .fetch_all(pool)
     .await?);
     Ok(rows
         .into_iter()
-        .map(|(id, name, created_at, last_used_at)| ApiToken { id, name, created_at, last_used_at })
+        .map(|(id, name, created_at, last_used_at, expires_at)| ApiToken {
+            id,
+            name,
+            created_at,
+            last_used_at,
+            expires_at,
+        })
         .collect())
 }
 
@@ -42,18 +56,28 @@ pub async fn delete_token(db: &Db, user_id: i64, token_id: i64) -> AppResult<boo
     Ok(done > 0)
 }
 
-/// The owner of the token with this hash. `last_used_at` is refreshed at most once a minute,
-/// so scripts hammering the API don't turn every read into a write.
-pub async fn user_for_token(db: &Db, token_hash: &str) -> AppResult<Option<i64>> {
-    let row: Option<(i64, i64, Option<i64>)> = on_read!(db, pool => sqlx::query_as(
-        "SELECT id, user_id, last_used_at FROM api_tokens WHERE token_hash = $1",
+/// A token found by its hash, with its owner.
+pub struct TokenOwner {
+    pub user: User,
+    pub expires_at: Option<i64>,
+}
+
+/// The token with this hash and its owner (disabled or not: the caller decides). An expired
+/// token is returned too, so the caller can say that it expired. `last_used_at` is refreshed
+/// at most once a minute, and never for an expired token or a disabled owner, so scripts
+/// hammering the API don't turn every read into a write.
+pub async fn token_owner(db: &Db, token_hash: &str) -> AppResult<Option<TokenOwner>> {
+    let row: Option<(i64, i64, Option<i64>, Option<i64>)> = on_read!(db, pool => sqlx::query_as(
+        "SELECT id, user_id, last_used_at, expires_at FROM api_tokens WHERE token_hash = $1",
     )
     .bind(token_hash)
     .fetch_optional(pool)
     .await?);
-    let Some((token_id, user_id, last_used)) = row else { return Ok(None) };
+    let Some((token_id, user_id, last_used, expires_at)) = row else { return Ok(None) };
+    let Some(user) = users::get_user(db, user_id).await? else { return Ok(None) };
     let now = now_ms();
-    if last_used.is_none_or(|t| now - t > 60_000) {
+    let usable = !user.disabled && expires_at.is_none_or(|t| t > now);
+    if usable && last_used.is_none_or(|t| now - t > 60_000) {
         on_write!(db, pool => sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(token_id)
@@ -61,5 +85,5 @@ pub async fn user_for_token(db: &Db, token_hash: &str) -> AppResult<Option<i64>>
             .await?
             .rows_affected());
     }
-    Ok(Some(user_id))
+    Ok(Some(TokenOwner { user, expires_at }))
 }

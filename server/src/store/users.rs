@@ -1,5 +1,11 @@
 //! Users and project membership.
-use app::api_types::{Member, Role, User};
+//!
+//! The invariant of account changes: at least one enabled admin remains, so nobody can lock
+//! everybody out. Every statement that could break it (disabling or demoting an admin) runs in
+//! `update_user`'s transaction, which holds the accounts lock: on SQLite the single writer
+//! connection, on PostgreSQL a transaction-scoped advisory lock, so two admins disabling each
+//! other at the same moment cannot both succeed.
+use app::api_types::{Member, Role, User, UserUpdate};
 use sqlx::FromRow;
 
 use super::{now_ms, Db};
@@ -12,7 +18,11 @@ struct UserRow {
     username: String,
     role: String,
     created_at: i64,
+    disabled_at: Option<i64>,
 }
+
+/// The columns of `UserRow`, in its order.
+const USER_COLUMNS: &str = "id, username, role, created_at, disabled_at";
 
 impl UserRow {
     fn into_user(self) -> User {
@@ -22,15 +32,30 @@ impl UserRow {
             // The schema's CHECK constraint allows only the three roles.
             role: Role::parse(&self.role).unwrap_or(Role::Labeler),
             created_at: self.created_at,
+            disabled: self.disabled_at.is_some(),
         }
     }
 }
 
-/// A user with the password hash, for signing in.
+/// A user with the password hash and session epoch, for signing in and checking sessions.
 pub struct UserWithHash {
     pub user: User,
     pub password_hash: String,
+    /// Sessions signed in under another epoch are no longer valid.
+    pub session_epoch: i64,
 }
+
+/// What `update_user` did.
+pub enum UserChange {
+    Updated(User),
+    NotFound,
+    /// Refused: afterwards no enabled admin would remain.
+    LastAdmin,
+}
+
+/// Key of the PostgreSQL advisory lock that serialises account changes (two 32-bit keys, a
+/// space apart from the single-key project locks of `assignment`).
+const ACCOUNTS_LOCK: (i32, i32) = (0x6d73, 1);
 
 pub async fn count_users(db: &Db) -> AppResult<i64> {
     Ok(on_read!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
@@ -40,7 +65,7 @@ pub async fn create_user(db: &Db, username: &str, password_hash: &str, role: Rol
     let now = now_ms();
     let result = on_write!(db, pool => sqlx::query_as::<_, UserRow>(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
-         RETURNING id, username, role, created_at",
+         RETURNING id, username, role, created_at, disabled_at",
     )
     .bind(username)
     .bind(password_hash)
@@ -57,23 +82,41 @@ pub async fn create_user(db: &Db, username: &str, password_hash: &str, role: Rol
     }
 }
 
+type RowWithHash = (i64, String, String, i64, Option<i64>, String, i64);
+
+fn with_hash((id, username, role, created_at, disabled_at, password_hash, session_epoch): RowWithHash) -> UserWithHash {
+    UserWithHash {
+        user: UserRow { id, username, role, created_at, disabled_at }.into_user(),
+        password_hash,
+        session_epoch,
+    }
+}
+
 pub async fn find_user_with_hash(db: &Db, username: &str) -> AppResult<Option<UserWithHash>> {
-    let row: Option<(i64, String, String, i64, String)> = on_read!(db, pool => sqlx::query_as(
-        "SELECT id, username, role, created_at, password_hash FROM users WHERE username = $1",
-    )
+    let row: Option<RowWithHash> = on_read!(db, pool => sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, password_hash, session_epoch FROM users WHERE username = $1"
+    ))
     .bind(username)
     .fetch_optional(pool)
     .await?);
-    Ok(row.map(|(id, username, role, created_at, password_hash)| UserWithHash {
-        user: UserRow { id, username, role, created_at }.into_user(),
-        password_hash,
-    }))
+    Ok(row.map(with_hash))
+}
+
+/// One user by id, with the password hash and session epoch.
+pub async fn get_user_with_hash(db: &Db, id: i64) -> AppResult<Option<UserWithHash>> {
+    let row: Option<RowWithHash> = on_read!(db, pool => sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, password_hash, session_epoch FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?);
+    Ok(row.map(with_hash))
 }
 
 pub async fn get_user(db: &Db, id: i64) -> AppResult<Option<User>> {
-    let row = on_read!(db, pool => sqlx::query_as::<_, UserRow>(
-        "SELECT id, username, role, created_at FROM users WHERE id = $1",
-    )
+    let row = on_read!(db, pool => sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+    ))
     .bind(id)
     .fetch_optional(pool)
     .await?);
@@ -85,22 +128,83 @@ pub async fn find_user_by_username(db: &Db, username: &str) -> AppResult<Option<
 }
 
 pub async fn list_users(db: &Db) -> AppResult<Vec<User>> {
-    let rows = on_read!(db, pool => sqlx::query_as::<_, UserRow>(
-        "SELECT id, username, role, created_at FROM users ORDER BY username",
-    )
+    let rows = on_read!(db, pool => sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+    ))
     .fetch_all(pool)
     .await?);
     Ok(rows.into_iter().map(UserRow::into_user).collect())
 }
 
-pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str) -> AppResult<()> {
-    on_write!(db, pool => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-        .bind(password_hash)
+/// Sets a new password hash and bumps the session epoch, which signs out every session of
+/// the user. Returns the new epoch (for the one session that should stay), or None when there
+/// is no such user.
+pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str) -> AppResult<Option<i64>> {
+    Ok(on_write!(db, pool => sqlx::query_scalar(
+        "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2
+         RETURNING session_epoch",
+    )
+    .bind(password_hash)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?))
+}
+
+/// Changes a user's role and/or disabled state, refusing a change that would leave no
+/// enabled admin. Disabling bumps the session epoch, so the user's sessions end for good
+/// (re-enabling does not revive them; tokens, checked against the flag, work again).
+pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate) -> AppResult<UserChange> {
+    let now = now_ms();
+    on_write!(db, pool, is_pg => {
+        // SQLite: IMMEDIATE takes the write lock before the check reads anything, so even a
+        // writer outside this pool (the `mirrorset user` CLI) cannot slip in between; a
+        // deferred transaction would also fail at once (SQLITE_BUSY) rather than wait for it.
+        let mut tx = if is_pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
+        if is_pg {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(ACCOUNTS_LOCK.0)
+                .bind(ACCOUNTS_LOCK.1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let Some(before) = sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(UserRow::into_user)
+        else {
+            return Ok(UserChange::NotFound);
+        };
+        let role = change.role.unwrap_or(before.role);
+        let disabled = change.disabled.unwrap_or(before.disabled);
+        let was_enabled_admin = before.role == Role::Admin && !before.disabled;
+        let stays_enabled_admin = role == Role::Admin && !disabled;
+        if was_enabled_admin && !stays_enabled_admin {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL AND id <> $1",
+            )
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if others == 0 {
+                return Ok(UserChange::LastAdmin);
+            }
+        }
+        let row = sqlx::query_as::<_, UserRow>(&format!(
+            "UPDATE users SET role = $1,
+                 disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, $3) ELSE NULL END,
+                 session_epoch = session_epoch + CASE WHEN $2 AND disabled_at IS NULL THEN 1 ELSE 0 END
+             WHERE id = $4 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(role.as_str())
+        .bind(disabled)
+        .bind(now)
         .bind(user_id)
-        .execute(pool)
-        .await?
-        .rows_affected());
-    Ok(())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(UserChange::Updated(row.into_user()))
+    })
 }
 
 pub async fn is_member(db: &Db, project_id: i64, user_id: i64) -> AppResult<bool> {
@@ -141,8 +245,8 @@ pub async fn remove_member(db: &Db, project_id: i64, user_id: i64) -> AppResult<
 }
 
 pub async fn list_members(db: &Db, project_id: i64) -> AppResult<Vec<Member>> {
-    let rows: Vec<(i64, String, String, i64, i64)> = on_read!(db, pool => sqlx::query_as(
-        "SELECT u.id, u.username, u.role, u.created_at, m.added_at
+    let rows: Vec<(i64, String, String, i64, Option<i64>, i64)> = on_read!(db, pool => sqlx::query_as(
+        "SELECT u.id, u.username, u.role, u.created_at, u.disabled_at, m.added_at
          FROM project_members m JOIN users u ON u.id = m.user_id
          WHERE m.project_id = $1 ORDER BY u.username",
     )
@@ -151,8 +255,8 @@ pub async fn list_members(db: &Db, project_id: i64) -> AppResult<Vec<Member>> {
     .await?);
     Ok(rows
         .into_iter()
-        .map(|(id, username, role, created_at, added_at)| Member {
-            user: UserRow { id, username, role, created_at }.into_user(),
+        .map(|(id, username, role, created_at, disabled_at, added_at)| Member {
+            user: UserRow { id, username, role, created_at, disabled_at }.into_user(),
             added_at,
         })
         .collect())
