@@ -253,7 +253,7 @@ async fn tokens_expire_and_cannot_mint_tokens(b: Backend) {
     let admin = server.admin().await;
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let expiring: CreatedToken = admin
-        .post("/api/tokens", &NewToken { name: "month".into(), expires_in_days: Some(30) })
+        .post_created("/api/tokens", &NewToken { name: "month".into(), expires_in_days: Some(30) })
         .await;
     let month = 30 * 86_400_000;
     let at = expiring.token.expires_at.expect("an expiry");
