@@ -19,6 +19,16 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The server cannot take this now (import slots full, shutting down): 503 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_secs: u64 },
+    /// Not enough free disk for an upload: 507.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// The client stopped sending the request body: 408.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// An import with bad lines: nothing was imported; `details` lists them.
     #[error("{message}")]
     InvalidImport { message: String, details: serde_json::Value },
@@ -55,6 +65,9 @@ impl AppError {
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::InvalidImport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_import"),
+            AppError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
+            AppError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AppError::Database(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -77,12 +90,26 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            AppError::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        };
         let details = match self {
             AppError::InvalidImport { details, .. } => details,
             _ => serde_json::Value::Null,
         };
         let body = ErrorBody { error: ErrorInfo { code: code.to_string(), message, details } };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body will not be read: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

@@ -43,7 +43,8 @@ pub fn app_router(state: AppState, sessions: SqlSessionStore, secure_cookies: bo
         .with_state(state)
 }
 
-/// Housekeeping every minute: expired sessions and leases.
+/// Housekeeping every minute: expired sessions and leases, imports whose server died (stale
+/// heartbeat), and the marker that keeps this instance's spool directory from looking dead.
 pub fn spawn_cleanup(state: AppState, sessions: SqlSessionStore) {
     use tower_sessions::session_store::ExpiredDeletion;
     tokio::spawn(async move {
@@ -56,6 +57,10 @@ pub fn spawn_cleanup(state: AppState, sessions: SqlSessionStore) {
             if let Err(e) = crate::store::assignment::delete_expired_leases(&state.db).await {
                 tracing::warn!(error = %e, "could not delete expired leases");
             }
+            if let Err(e) = crate::import::job::reap_stale(&state.db, false).await {
+                tracing::warn!(error = %e, "could not clean up stale imports");
+            }
+            crate::import::spool::touch_alive(&state.spool.dir);
         }
     });
 }

@@ -12,4 +12,7 @@ mod access;
 mod assignment;
 mod durability;
 mod import_errors;
+mod import_limits;
+mod import_load;
+mod import_shutdown;
 mod round_trip;

@@ -30,7 +30,7 @@ pub async fn export(
         Some(f) => ExportFormat::parse(f)
             .ok_or_else(|| AppError::bad_request(format!("unknown format {f:?}: use jsonl or csv")))?,
     };
-    let stream = export_stream(state.db.clone(), pid, format, q.complete_only);
+    let stream = export_stream(state.db.clone(), pid, format, q.complete_only, state.shutdown.clone());
     let filename = format!(
         "project-{pid}{}.{}",
         if q.complete_only { "-complete" } else { "" },

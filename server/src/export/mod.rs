@@ -2,6 +2,7 @@
 //! so memory stays flat at any size.
 use axum::body::Bytes;
 use futures::Stream;
+use tokio_util::sync::CancellationToken;
 use serde_json::{json, Value};
 
 use crate::error::AppError;
@@ -136,23 +137,34 @@ pub fn format_page(page: &ExportPage, format: ExportFormat, first: bool) -> Vec<
     out
 }
 
-/// The whole export as a stream of chunks, one page each.
+/// The whole export as a stream of chunks, one page each. When `cancel` fires (the server
+/// shuts down) the stream ends with an error, so the client sees a broken download rather
+/// than a file that looks complete.
 pub fn export_stream(
     db: Db,
     project_id: i64,
     format: ExportFormat,
     complete_only: bool,
+    cancel: CancellationToken,
 ) -> impl Stream<Item = Result<Bytes, AppError>> + Send + 'static {
     struct State {
         db: Db,
         after: i64,
         first: bool,
         done: bool,
+        cancel: CancellationToken,
     }
-    let init = State { db, after: 0, first: true, done: false };
+    let init = State { db, after: 0, first: true, done: false, cancel };
     futures::stream::unfold(init, move |mut st| async move {
         if st.done {
             return None;
+        }
+        if st.cancel.is_cancelled() {
+            st.done = true;
+            return Some((Err(AppError::Unavailable {
+                message: "the server is shutting down; the export was cut short".into(),
+                retry_after_secs: 30,
+            }), st));
         }
         match export_page(&st.db, project_id, st.after, PAGE_SIZE, complete_only).await {
             Err(e) => {
