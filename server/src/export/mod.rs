@@ -218,6 +218,21 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_shutdown_cuts_the_stream_with_an_error() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("e.db").display())).await.unwrap();
+        let cancel = CancellationToken::new();
+        // Before the shutdown: an empty project streams to its end without an error.
+        let all: Vec<_> = export_stream(db.clone(), 1, ExportFormat::Jsonl, false, cancel.clone()).collect().await;
+        assert!(all.iter().all(|r| r.is_ok()));
+        cancel.cancel();
+        let mut stream = Box::pin(export_stream(db, 1, ExportFormat::Jsonl, false, cancel));
+        assert!(matches!(stream.next().await, Some(Err(AppError::Unavailable { .. }))));
+        assert!(stream.next().await.is_none());
+    }
+
     #[test]
     fn jsonl_lists_each_items_annotations() {
         let page = ExportPage { items: vec![item(1), item(2)], annotations: vec![ann(1, "ann"), ann(1, "bob")] };
