@@ -534,7 +534,7 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
             b = rx.recv() => b,
         };
         let Some(batch) = batch else { break };
-        for chunk in batch.chunks(INSERT_BATCH) {
+        for chunk in batch.chunks(store::items::chunk_rows(&ctx.db)) {
             // Once an id clashed the import is refused: the rest is only checked, not written.
             let out = if totals.id_conflict_count > 0 {
                 store::items::check_chunk(&ctx.db, job.project_id, chunk).await
