@@ -101,11 +101,15 @@ paths = {
         "parameters": [PID, {"name": "uid", "in": "path", "required": True, "schema": I64}], "responses": ok(None, "204", "removed")}},
     "/api/projects/{pid}/import": {"post": {
         "summary": "Import a JSONL, CSV or zip file (all or nothing; 422 lists the bad lines in error.details as an ImportReport)",
+        "description": "409 while another import of the project runs; 503 with Retry-After when the server runs as many "
+                       "imports as it allows; 507 when the upload cannot fit on disk above the reserve; 408 when the body "
+                       "stops arriving for the idle timeout; 413 over the size, zip entry or zip size limits.",
         "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "zip"]}, "default: from Content-Type")],
         "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {},
                                                        "application/octet-stream": {}}},
         "responses": ok(ref("ImportReport"))}},
     "/api/projects/{pid}/images": {"post": {"summary": "Upload images one by one (multipart parts named `file`)", "parameters": [PID],
+        "description": "An import like POST /import: the same 409, 503, 507 and 408 answers; at most 1,000 images of 50 MiB each.",
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": obj({"file": arr({"type": "string", "format": "binary"})})}}},
         "responses": ok(ref("ImportReport"))}},
     "/api/projects/{pid}/next": {"post": {"summary": "Lease the next item to the caller (body optional)",

@@ -3,16 +3,15 @@
 //! The items go through the ordinary import pipeline (a zip with a JSONL file and images),
 //! so the demo exercises the same code a user's upload does.
 use std::io::{Cursor, Write};
-use std::path::Path;
 
 use app::api_types::{LabelDef, LabelKind, Role};
 use image::{ImageFormat, Rgb, RgbImage};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::import::{self, ImportFormat};
+use crate::import::{self, ImportCtx, ImportFormat, ImportJob};
+use crate::store;
 use crate::store::projects::ProjectSettings;
-use crate::store::{self, Db};
 
 pub const TEXT_PROJECT: &str = "Demo: review sentiment";
 pub const IMAGE_PROJECT: &str = "Demo: shapes and colours";
@@ -21,7 +20,8 @@ fn label(name: &str, key: &str, color: &str) -> LabelDef {
     LabelDef { name: name.into(), key: key.into(), color: color.into() }
 }
 
-pub async fn create_demo_project(db: &Db, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn create_demo_project(ctx: &ImportCtx) -> anyhow::Result<()> {
+    let db = &ctx.db;
     let existing = store::projects::list_projects(db, None).await?;
     if existing.iter().any(|p| p.project.name == TEXT_PROJECT) {
         return Ok(());
@@ -60,7 +60,7 @@ pub async fn create_demo_project(db: &Db, data_dir: &Path) -> anyhow::Result<()>
         });
         writeln!(jsonl, "{line}")?;
     }
-    import_zip(db, data_dir, text.id, &[("items.jsonl", jsonl)]).await?;
+    import_zip(ctx, text.id, &[("items.jsonl", jsonl)]).await?;
 
     let image_labels = [
         label("red", "r", "#d32f2f"),
@@ -98,13 +98,13 @@ pub async fn create_demo_project(db: &Db, data_dir: &Path) -> anyhow::Result<()>
     }
     files.push(("items.jsonl".to_string(), jsonl));
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    import_zip(db, data_dir, images.id, &refs).await?;
+    import_zip(ctx, images.id, &refs).await?;
     tracing::info!("created the demo projects");
     Ok(())
 }
 
-async fn import_zip(db: &Db, data_dir: &Path, project_id: i64, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
-    let spool = tempfile::NamedTempFile::new_in(data_dir.join("spool"))?;
+async fn import_zip(ctx: &ImportCtx, project_id: i64, files: &[(&str, Vec<u8>)]) -> anyhow::Result<()> {
+    let spool = tempfile::NamedTempFile::new_in(ctx.spool_dir.as_path())?;
     {
         let mut zip = zip::ZipWriter::new(spool.reopen()?);
         for (name, bytes) in files {
@@ -113,7 +113,8 @@ async fn import_zip(db: &Db, data_dir: &Path, project_id: i64, files: &[(&str, V
         }
         zip.finish()?;
     }
-    import::import_file(db, data_dir, project_id, spool.path().to_path_buf(), ImportFormat::Zip)
+    let job = ImportJob::start(ctx, project_id).await.map_err(|e| anyhow::anyhow!("demo import failed: {e}"))?;
+    import::import_file(ctx, job, spool.into_temp_path(), ImportFormat::Zip)
         .await
         .map_err(|e| anyhow::anyhow!("demo import failed: {e}"))?;
     Ok(())

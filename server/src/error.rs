@@ -19,10 +19,18 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The server cannot take this now (import slots full, every password-hashing slot busy,
+    /// shutting down): 503 with `Retry-After`.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_secs: u64 },
+    /// Not enough free disk for an upload: 507.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// An import with bad lines: nothing was imported; `details` lists them.
     #[error("{message}")]
     InvalidImport { message: String, details: serde_json::Value },
-    /// The request was not read and answered within the server's request timeout.
+    /// The request was not read and answered in time (the request timeout), or the client
+    /// stopped sending an upload's body (the body idle timeout): 408.
     #[error("{0}")]
     RequestTimeout(String),
     /// The caller's account is disabled (their session or token, or a sign-in with the right
@@ -38,10 +46,6 @@ pub enum AppError {
     /// Too many failed attempts (sign-in throttling); answered with `Retry-After`.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
-    /// The server is saturated (e.g. every password-hashing slot is busy); answered with
-    /// `Retry-After`.
-    #[error("{message}")]
-    Unavailable { message: String, retry_after_secs: u64 },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -79,6 +83,7 @@ impl AppError {
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::InvalidImport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_import"),
+            AppError::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
             AppError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AppError::Database(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -117,6 +122,12 @@ impl IntoResponse for AppError {
         if let Some(secs) = retry_after {
             // At least 1: `Retry-After: 0` invites an immediate retry that fails the same way.
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body will not be read: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
         response
     }

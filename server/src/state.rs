@@ -5,20 +5,41 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::throttle::LoginThrottle;
+use crate::import::spool::SpoolConfig;
+use crate::import::{ImportCtx, ImportGate};
 use crate::store::Db;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
-    /// Images, thumbnails and import spool files live here.
+    /// Images and thumbnails live here (shared by every instance).
     pub data_dir: Arc<PathBuf>,
     pub leptos_options: LeptosOptions,
     /// A session ends after this long without activity (`--session-idle-minutes`).
     pub session_idle: Duration,
     /// Failed sign-ins per user name and client address (in memory, per instance).
     pub login_throttle: Arc<LoginThrottle>,
+    /// This instance's upload spool: its directory, the disk reserve, the body idle timeout.
+    pub spool: Arc<SpoolConfig>,
+    /// At most a few imports at once on this server.
+    pub import_gate: ImportGate,
+    /// Cancelled on shutdown: running imports and streaming exports stop cleanly.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn import_ctx(&self) -> ImportCtx {
+        ImportCtx {
+            db: self.db.clone(),
+            data_dir: self.data_dir.clone(),
+            spool_dir: Arc::new(self.spool.dir.clone()),
+            shutdown: self.shutdown.clone(),
+            gate: self.import_gate.clone(),
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {

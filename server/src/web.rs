@@ -161,7 +161,8 @@ fn idle_duration(idle: Duration) -> tower_sessions::cookie::time::Duration {
     tower_sessions::cookie::time::Duration::milliseconds(idle.as_millis().min(i64::MAX as u128) as i64)
 }
 
-/// Housekeeping every minute: expired sessions and leases.
+/// Housekeeping every minute: expired sessions and leases, imports whose server died (stale
+/// heartbeat), and the marker that keeps this instance's spool directory from looking dead.
 pub fn spawn_cleanup(state: AppState, sessions: SqlSessionStore) {
     use tower_sessions::session_store::ExpiredDeletion;
     tokio::spawn(async move {
@@ -174,6 +175,10 @@ pub fn spawn_cleanup(state: AppState, sessions: SqlSessionStore) {
             if let Err(e) = crate::store::assignment::delete_expired_leases(&state.db).await {
                 tracing::warn!(error = %e, "could not delete expired leases");
             }
+            if let Err(e) = crate::import::job::reap_stale(&state.db, false).await {
+                tracing::warn!(error = %e, "could not clean up stale imports");
+            }
+            crate::import::spool::touch_alive(&state.spool.dir);
         }
     });
 }

@@ -14,6 +14,8 @@ both_backends!(
     decompression_bomb_rejected,
     zip_with_parent_paths_rejected,
     broken_uploads_rejected,
+    refused_imports_leave_no_images,
+    over_long_csv_record_refused,
 );
 
 /// The `ImportReport` in a 422's `error.details`.
@@ -270,5 +272,80 @@ async fn broken_uploads_rejected(b: Backend) {
     let zip = zip_of(&[("data.jsonl", data.as_bytes()), ("fake.png", b"not an image at all")]);
     let report = report_of(&admin.import_raw(pid, "zip", zip).await);
     assert_eq!((report.errors[0].line, report.errors[0].field.as_str()), (1, "image"), "{report:?}");
+    assert_eq!(admin.summary(pid).await.item_count, 0);
+}
+
+/// Images are stored while an upload is validated. When the import is then refused (a bad
+/// line, or an id that clashes with a stored item at insertion), the images it stored go
+/// again: files, thumbnails and `images` rows. Images that something else uses stay.
+async fn refused_imports_leave_no_images(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("refused images", 1, 600).await.id;
+    let images_dir = server.data_dir().join("images");
+    let thumbs_dir = server.data_dir().join("thumbnails");
+    let files = || (count_files(&images_dir), count_files(&thumbs_dir));
+    let kept = png(6, 6, 200);
+    let report = admin
+        .import(pid, "zip", zip_of(&[("d.jsonl", jsonl(&[json!({"id": "kept", "image": "k.png"})]).as_bytes()), ("k.png", &kept)]))
+        .await;
+    assert_eq!(report.imported, 1, "{report:?}");
+    assert_eq!(files(), (1, 1));
+    admin.import(pid, "jsonl", jsonl(&[json!({"id": "taken", "text": "a stored text item"})])).await;
+
+    let (a, b2, c) = (png(5, 5, 1), png(5, 5, 2), png(5, 5, 3));
+    // Refused at validation: a bad line next to good image lines (and the kept image again).
+    let data = jsonl(&[
+        json!({"id": "a", "image": "a.png"}),
+        json!({"id": "b", "image": "b.png"}),
+        json!({"id": "k2", "image": "k.png"}),
+        json!({"id": "w", "image": "c.png", "weight": "heavy"}),
+    ]);
+    let zip = zip_of(&[("d.jsonl", data.as_bytes()), ("a.png", &a), ("b.png", &b2), ("c.png", &c), ("k.png", &kept)]);
+    let report = report_of(&admin.import_raw(pid, "zip", zip).await);
+    assert_eq!(report.error_count, 1, "{report:?}");
+    assert_eq!(files(), (1, 1), "only the image of the stored item is left");
+
+    // Refused at insertion: an id already used by a stored item, after 600 good lines (so at
+    // least one chunk of pending rows with images was written first).
+    let mut lines: Vec<serde_json::Value> = (0..600).map(|i| json!({"id": format!("n{i}"), "text": format!("text {i}")})).collect();
+    lines[0] = json!({"id": "n0", "image": "a.png"});
+    lines[1] = json!({"id": "n1", "image": "b.png"});
+    lines.push(json!({"id": "taken", "image": "c.png"}));
+    let zip = zip_of(&[("d.jsonl", jsonl(&lines).as_bytes()), ("a.png", &a), ("b.png", &b2), ("c.png", &c)]);
+    let resp = admin.import_raw(pid, "zip", zip).await;
+    let report = report_of(&resp);
+    assert_eq!((report.error_count, report.errors[0].line, report.errors[0].field.as_str()), (1, 601, "id"), "{report:?}");
+    assert_eq!(files(), (1, 1), "the refused import's images are collected");
+    assert_eq!(admin.summary(pid).await.item_count, 2);
+    assert_eq!(admin.export_jsonl(pid, false).await.len(), 2);
+
+    // The same images import fine afterwards, and are served.
+    let data = jsonl(&[json!({"id": "a", "image": "a.png"}), json!({"id": "b", "image": "b.png"})]);
+    let report = admin.import(pid, "zip", zip_of(&[("d.jsonl", data.as_bytes()), ("a.png", &a), ("b.png", &b2)])).await;
+    assert_eq!(report.imported, 2, "{report:?}");
+    assert_eq!(files(), (3, 3));
+    let items = admin.export_jsonl(pid, false).await;
+    for item in items.iter().filter(|i| i["kind"] == "image") {
+        let id = item["item_id"].as_i64().unwrap();
+        admin.get_raw(&format!("/api/items/{id}/image")).await.assert_status(200);
+        admin.get_raw(&format!("/api/items/{id}/thumbnail")).await.assert_status(200);
+    }
+}
+
+/// A CSV record is capped like a JSONL line (4 MiB): reported by line, nothing imported.
+async fn over_long_csv_record_refused(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("long csv", 1, 600).await.id;
+    let long = "x".repeat(5 * 1024 * 1024);
+    let csv = format!("id,text\nr1,fine\nr2,{long}\nr3,also fine\n");
+    let report = report_of(&admin.import_raw(pid, "csv", csv.into_bytes()).await);
+    assert_eq!((report.error_count, report.errors[0].line), (1, 3), "{report:?}");
+    assert!(report.errors[0].reason.contains("longer than 4 MiB"), "{report:?}");
+    // An unclosed quote would make the rest of the file one record: refused at the cap.
+    let csv = format!("id,text\nr1,fine\nr2,\"{long}\n");
+    let report = report_of(&admin.import_raw(pid, "csv", csv.into_bytes()).await);
+    assert!(report.errors.iter().any(|e| e.reason.contains("unclosed quote")), "{report:?}");
     assert_eq!(admin.summary(pid).await.item_count, 0);
 }

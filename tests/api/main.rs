@@ -13,5 +13,8 @@ mod accounts;
 mod assignment;
 mod durability;
 mod import_errors;
+mod import_limits;
+mod import_load;
+mod import_shutdown;
 mod round_trip;
 mod security;

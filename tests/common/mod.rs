@@ -401,6 +401,30 @@ impl TestServer {
         }
     }
 
+    /// SIGTERM, then waits up to `limit` for the server to exit by itself: returns how long it
+    /// took, or None if it had to be killed (SIGKILL) at the limit. Start it again with
+    /// `start_again`.
+    pub fn stop_within(&mut self, limit: Duration) -> Option<Duration> {
+        let mut child = self.child.take()?;
+        let t = Instant::now();
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        while t.elapsed() < limit {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Starts a stopped server again on the same port, database and data directory.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.spawn_and_wait().await;
+    }
+
     /// A clean stop and a new start on the same port, database and data directory.
     pub async fn restart(&mut self) {
         self.stop();
@@ -932,6 +956,22 @@ pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         w.write_all(bytes).expect("zip write");
     }
     w.finish().expect("zip finish").into_inner()
+}
+
+/// How many files are under `dir` (recursively; 0 if it does not exist).
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                count_files(&p)
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 /// JSONL text from JSON values, one per line.

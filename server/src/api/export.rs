@@ -38,7 +38,7 @@ pub async fn export(
             AppError::bad_request(format!("unknown formulas {f:?}: use neutralise (the default) or keep"))
         })?,
     };
-    let stream = export_stream(state.db.clone(), pid, format, formulas, q.complete_only);
+    let stream = export_stream(state.db.clone(), pid, format, formulas, q.complete_only, state.shutdown.clone());
     let filename = format!(
         "project-{pid}{}.{}",
         if q.complete_only { "-complete" } else { "" },

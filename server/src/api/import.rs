@@ -6,12 +6,12 @@ use axum::http::{header, HeaderMap};
 use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 
 use super::extract::{PathParam, QueryParams};
 use crate::auth::{managed_project, CurrentUser};
 use crate::error::{AppError, AppResult};
-use crate::import::{self, images::MAX_IMAGE_BYTES, ImportFormat};
+use crate::import::spool::{self, SpoolFile};
+use crate::import::{self, images::MAX_IMAGE_BYTES, ImportFormat, ImportJob};
 use crate::state::AppState;
 
 /// The largest upload accepted (spooled to disk, never held in memory).
@@ -51,76 +51,80 @@ pub async fn import_file(
             AppError::bad_request("say which format this is: ?format=jsonl|csv|zip (or a matching Content-Type)")
         })?,
     };
-    let spool = spool_body(&state, body).await?;
-    let report = import::import_file(&state.db, &state.data_dir, pid, spool.to_path_buf(), format).await;
-    drop(spool); // deletes the file
-    Ok(Json(report?))
+    spool::check_fits(&state.spool, content_length(&headers))?;
+    let ctx = state.import_ctx();
+    // Registered before the body is read: a second import of the project, or one too many on
+    // the server, is refused before the client sends gigabytes.
+    let job = ImportJob::start(&ctx, pid).await?;
+    let spooled = match spool_body(&state, body).await {
+        Ok(p) => p,
+        Err(e) => return Err(import::abandon(job, e).await),
+    };
+    Ok(Json(import::import_file(&ctx, job, spooled, format).await?))
 }
 
-/// Streams the request body into a temporary file under the data directory.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Streams the request body into a spool file (deleted when dropped).
 async fn spool_body(state: &AppState, body: Body) -> AppResult<tempfile::TempPath> {
-    let path = tempfile::NamedTempFile::new_in(state.data_dir.join("spool"))
-        .map_err(|e| AppError::Internal(e.into()))?
-        .into_temp_path();
-    let mut file = tokio::fs::File::create(&path).await.map_err(|e| AppError::Internal(e.into()))?;
+    let mut file = SpoolFile::create(&state.spool, MAX_UPLOAD_BYTES, "the upload").await?;
     let mut stream = body.into_data_stream();
-    let mut written: u64 = 0;
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = spool::next_or_timeout(&state.spool, stream.next()).await? {
         let chunk = chunk.map_err(|e| AppError::bad_request(format!("the upload broke off: {e}")))?;
-        written += chunk.len() as u64;
-        if written > MAX_UPLOAD_BYTES {
-            return Err(AppError::PayloadTooLarge(format!(
-                "uploads are limited to {} GiB",
-                MAX_UPLOAD_BYTES >> 30
-            )));
-        }
-        file.write_all(&chunk).await.map_err(|e| AppError::Internal(e.into()))?;
+        file.write(&chunk).await?;
     }
-    file.flush().await.map_err(|e| AppError::Internal(e.into()))?;
-    Ok(path)
+    file.finish().await
 }
 
-/// `multipart/form-data` with one or more `file` parts; each image becomes an item.
+/// `multipart/form-data` with one or more `file` parts; each image becomes an item. Each part
+/// is spooled to a file of its own, never held in memory.
 pub async fn upload_images(
     State(state): State<AppState>,
     caller: CurrentUser,
     PathParam(pid): PathParam<i64>,
+    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> AppResult<Json<ImportReport>> {
     managed_project(&state.db, &caller, pid).await?;
+    spool::check_fits(&state.spool, content_length(&headers))?;
+    let ctx = state.import_ctx();
+    let job = ImportJob::start(&ctx, pid).await?;
+    let files = match spool_images(&state, &mut multipart).await {
+        Ok(files) => files,
+        Err(e) => return Err(import::abandon(job, e).await),
+    };
+    Ok(Json(import::import_images(&ctx, job, files).await?))
+}
+
+/// Spools each `file` part to a file of its own.
+async fn spool_images(state: &AppState, multipart: &mut Multipart) -> AppResult<Vec<(String, tempfile::TempPath)>> {
     let mut files = Vec::new();
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
+    while let Some(mut field) = spool::next_or_timeout(&state.spool, multipart.next_field())
+        .await?
         .map_err(|e| AppError::bad_request(format!("bad multipart body: {e}")))?
     {
         if field.name() != Some("file") {
             continue;
         }
-        let name = field.file_name().map(str::to_string).unwrap_or_else(|| format!("image-{}", files.len() + 1));
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| AppError::bad_request(format!("the upload broke off: {e}")))?
-        {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() as u64 > MAX_IMAGE_BYTES {
-                return Err(AppError::PayloadTooLarge(format!(
-                    "{name} is larger than {} MiB",
-                    MAX_IMAGE_BYTES >> 20
-                )));
-            }
-        }
-        files.push((name, bytes));
-        if files.len() > MAX_IMAGES_PER_UPLOAD {
+        if files.len() == MAX_IMAGES_PER_UPLOAD {
             return Err(AppError::PayloadTooLarge(format!(
                 "at most {MAX_IMAGES_PER_UPLOAD} images per upload; use a zip for more"
             )));
         }
+        let name = field.file_name().map(str::to_string).unwrap_or_else(|| format!("image-{}", files.len() + 1));
+        let mut file = SpoolFile::create(&state.spool, MAX_IMAGE_BYTES, &name).await?;
+        while let Some(chunk) = spool::next_or_timeout(&state.spool, field.chunk())
+            .await?
+            .map_err(|e| AppError::bad_request(format!("the upload broke off: {e}")))?
+        {
+            file.write(&chunk).await?;
+        }
+        files.push((name, file.finish().await?));
     }
     if files.is_empty() {
         return Err(AppError::bad_request("send one or more images as multipart parts named `file`"));
     }
-    Ok(Json(import::import_images(&state.db, &state.data_dir, pid, files).await?))
+    Ok(files)
 }

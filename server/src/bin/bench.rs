@@ -24,6 +24,8 @@ use serde_json::{json, Value};
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
 const TARGET_NEXT_P99_MS: f64 = 5.0;
 const TARGET_EXPORT_S: f64 = 2.0;
+/// Labeling while a large import runs (issue 6).
+const TARGET_DURING_IMPORT_P99_MS: f64 = 50.0;
 
 /// Benchmark of the labeling loop: import, concurrent labelers, export, peak memory.
 #[derive(Debug, Parser)]
@@ -64,6 +66,14 @@ struct Args {
     /// Print only the JSON document (implies --json).
     #[arg(long)]
     json_only: bool,
+    /// After the labeling step, run the labelers again while a lead imports a JSONL of this
+    /// many lines into another project, and report next/submit latencies during the import.
+    #[arg(long)]
+    import_during: Option<u64>,
+    /// With --import-during: this many more labelers that use cookie sessions and the CSRF
+    /// header (as the browser does), besides the --labelers that use bearer tokens.
+    #[arg(long, default_value_t = 0)]
+    cookie_labelers: usize,
 }
 
 fn main() {
@@ -222,8 +232,24 @@ async fn json_or_error(resp: reqwest::Response, what: &str) -> Result<Value> {
         .with_context(|| format!("{what}: the response is not JSON: {}", String::from_utf8_lossy(&bytes)))
 }
 
-/// Signs in with a password (session cookie + CSRF token), then creates an API token.
-async fn token_for(client: &Client, base: &str, username: &str, password: &str) -> Result<String> {
+/// How a labeler authenticates: a bearer token, or a session cookie with its CSRF token.
+#[derive(Clone)]
+enum Auth {
+    Bearer(String),
+    Cookie { cookie: String, csrf: String },
+}
+
+impl Auth {
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Cookie { cookie, csrf } => req.header(reqwest::header::COOKIE, cookie).header("x-csrf-token", csrf),
+        }
+    }
+}
+
+/// Signs in with a password: the session cookie and the CSRF token.
+async fn sign_in(client: &Client, base: &str, username: &str, password: &str) -> Result<Auth> {
     let step = format!("signing in as {username}");
     let resp = client
         .post(format!("{base}/api/auth/login"))
@@ -244,10 +270,15 @@ async fn token_for(client: &Client, base: &str, username: &str, password: &str) 
     if cookies.is_empty() {
         bail!("{step}: the sign-in response set no cookie");
     }
-    let resp = client
-        .post(format!("{base}/api/tokens"))
-        .header(reqwest::header::COOKIE, cookies.join("; "))
-        .header("x-csrf-token", csrf)
+    Ok(Auth::Cookie { cookie: cookies.join("; "), csrf })
+}
+
+/// Signs in with a password (session cookie + CSRF token), then creates an API token.
+async fn token_for(client: &Client, base: &str, username: &str, password: &str) -> Result<String> {
+    let step = format!("signing in as {username}");
+    let session = sign_in(client, base, username, password).await?;
+    let resp = session
+        .apply(client.post(format!("{base}/api/tokens")))
         .json(&json!({ "name": "bench" }))
         .send()
         .await
@@ -360,11 +391,12 @@ async fn run_labeler(
     index: usize,
     base: String,
     pid: i64,
-    token: String,
+    auth: Auth,
     deadline: Instant,
     limit: Option<u64>,
     think: Duration,
     submitted: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
 ) -> Result<LabelerResult> {
     let client = Client::builder().pool_max_idle_per_host(1).build()?;
     let next_url = format!("{base}/api/projects/{pid}/next");
@@ -373,13 +405,15 @@ async fn run_labeler(
     let labels = ["a", "b", "c"];
     let mut seq: u64 = 0;
     loop {
-        if Instant::now() >= deadline || limit.is_some_and(|l| submitted.load(Ordering::Relaxed) >= l) {
+        if Instant::now() >= deadline
+            || stop.load(Ordering::Relaxed)
+            || limit.is_some_and(|l| submitted.load(Ordering::Relaxed) >= l)
+        {
             break;
         }
         let t = Instant::now();
-        let resp = client
-            .post(&next_url)
-            .bearer_auth(&token)
+        let resp = auth
+            .apply(client.post(&next_url))
             .send()
             .await
             .with_context(|| format!("labeling (labeler {index}): POST /next failed"))?;
@@ -401,9 +435,8 @@ async fn run_labeler(
             "client_id": format!("bench-{index}-{seq}"),
         });
         let t = Instant::now();
-        let resp = client
-            .post(&submit_url)
-            .bearer_auth(&token)
+        let resp = auth
+            .apply(client.post(&submit_url))
             .json(&body)
             .send()
             .await
@@ -414,6 +447,99 @@ async fn run_labeler(
         submitted.fetch_add(1, Ordering::Relaxed);
     }
     Ok(out)
+}
+
+/// Uploads a JSONL file to the project's import route; returns the report.
+async fn import_file(client: &Client, base: &str, pid: i64, token: &str, path: &Path, bytes: u64, step: &str) -> Result<Value> {
+    let file = tokio::fs::File::open(path).await?;
+    let url = format!("{base}/api/projects/{pid}/import?format=jsonl");
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+        .header(reqwest::header::CONTENT_LENGTH, bytes)
+        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)))
+        .send()
+        .await
+        .with_context(|| format!("{step}: POST failed"))?;
+    json_or_error(resp, &format!("{step}: POST {url}")).await
+}
+
+/// Figures of the labeling loop run while a large import is under way.
+struct DuringImport {
+    lines: u64,
+    import_s: f64,
+    bearer: usize,
+    cookie: usize,
+    next: Percentiles,
+    submit: Percentiles,
+    annotations: u64,
+}
+
+/// Runs the bearer labelers (`tokens`) and `cookie_labelers` more with cookie sessions on
+/// project `pid` while `lines` lines are imported into a new project; every request must
+/// succeed (a failed one ends the benchmark with its error).
+#[allow(clippy::too_many_arguments)]
+async fn label_during_import(
+    client: &Client,
+    base: &str,
+    admin: &str,
+    pid: i64,
+    tokens: &[String],
+    cookie_labelers: usize,
+    lines: u64,
+    think: Duration,
+    tmp: &tempfile::TempDir,
+) -> Result<DuringImport> {
+    let step = "step 5b (labeling during an import)";
+    let mut auths: Vec<Auth> = tokens.iter().cloned().map(Auth::Bearer).collect();
+    for i in 0..cookie_labelers {
+        let username = format!("cookie{i:03}");
+        let password = random_string(16);
+        call(client, Method::POST, &format!("{base}/api/users"), admin,
+             Some(&json!({ "username": username, "password": password, "role": "labeler" })), step).await?;
+        call(client, Method::POST, &format!("{base}/api/projects/{pid}/members"), admin,
+             Some(&json!({ "username": username })), step).await?;
+        auths.push(sign_in(client, base, &username, &password).await.context(step)?);
+    }
+    let target = call(client, Method::POST, &format!("{base}/api/projects"), admin,
+        Some(&json!({ "name": "bench import target", "kind": "single",
+                      "labels": [{"name": "a", "key": "1", "color": "#1f77b4"}], "overlap": 1 })), step).await?;
+    let target = target["id"].as_i64().ok_or_else(|| anyhow!("{step}: no project id in {target}"))?;
+    let path = tmp.path().join("during.jsonl");
+    let bytes = generate_jsonl(&path, lines).context(step)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitted = Arc::new(AtomicU64::new(0));
+    let far = Instant::now() + Duration::from_secs(24 * 3600);
+    let tasks: Vec<_> = auths
+        .into_iter()
+        .enumerate()
+        .map(|(i, auth)| tokio::spawn(run_labeler(1000 + i, base.to_string(), pid, auth, far, None, think, submitted.clone(), stop.clone())))
+        .collect();
+    let t = Instant::now();
+    let report = import_file(client, base, target, admin, &path, bytes, step).await;
+    let import_s = t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let (mut next_ms, mut submit_ms) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let r = task.await.with_context(|| format!("{step}: a labeler task panicked"))??;
+        next_ms.extend(r.next_ms);
+        submit_ms.extend(r.submit_ms);
+    }
+    let report = report?;
+    if report["imported"].as_u64() != Some(lines) {
+        bail!("{step}: the import did not import {lines} items: {report}");
+    }
+    Ok(DuringImport {
+        lines,
+        import_s,
+        bearer: tokens.len(),
+        cookie: cookie_labelers,
+        next: percentiles(next_ms),
+        submit: percentiles(submit_ms),
+        annotations: submitted.load(Ordering::Relaxed),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,19 +706,8 @@ async fn bench(
     let t = Instant::now();
     let file_bytes = generate_jsonl(&jsonl, n).context("step 3 (generate the JSONL)")?;
     let gen_s = t.elapsed().as_secs_f64();
-    let file = tokio::fs::File::open(&jsonl).await?;
-    let url = format!("{base}/api/projects/{pid}/import?format=jsonl");
     let t = Instant::now();
-    let resp = client
-        .post(&url)
-        .bearer_auth(&admin)
-        .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
-        .header(reqwest::header::CONTENT_LENGTH, file_bytes)
-        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)))
-        .send()
-        .await
-        .context("step 3 (import): POST failed")?;
-    let report = json_or_error(resp, &format!("step 3 (import): POST {url}")).await?;
+    let report = import_file(&client, base, pid, &admin, &jsonl, file_bytes, "step 3 (import)").await?;
     let import_s = t.elapsed().as_secs_f64();
     let imported = report["imported"].as_i64().unwrap_or(-1);
     if imported != n as i64 {
@@ -641,11 +756,13 @@ async fn bench(
     let think = Duration::from_millis(args.think_ms);
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.duration);
+    let no_stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = tokens
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, token)| {
-            tokio::spawn(run_labeler(i, base.to_string(), pid, token, deadline, args.annotations, think, submitted.clone()))
+            let auth = Auth::Bearer(token.clone());
+            tokio::spawn(run_labeler(i, base.to_string(), pid, auth, deadline, args.annotations, think, submitted.clone(), no_stop.clone()))
         })
         .collect();
     let mut next_ms = Vec::new();
@@ -663,6 +780,19 @@ async fn bench(
     let next = percentiles(next_ms);
     let submit = percentiles(submit_ms);
     let rss_after_labeling = rss_max.load(Ordering::Relaxed);
+
+    // 5b. Labeling while a large import runs.
+    let during = match args.import_during {
+        None => None,
+        Some(lines) => {
+            say(&format!(
+                "[5b] {} bearer + {} cookie labelers labeling while {lines} lines are imported into another project",
+                tokens.len(),
+                args.cookie_labelers
+            ));
+            Some(label_during_import(&client, base, &admin, pid, &tokens, args.cookie_labelers, lines, think, tmp).await?)
+        }
+    };
 
     // 6. Export.
     say("[6/7] exporting (jsonl, csv)");
@@ -717,6 +847,23 @@ async fn bench(
     if empty_nexts > 0 {
         s.push_str(&format!("  labelers that ran out of items: {empty_nexts}\n"));
     }
+    if let Some(d) = &during {
+        s.push_str(&format!(
+            "\nLabeling during an import of {} lines ({:.1} s; {} bearer + {} cookie labelers, {} annotations)\n",
+            d.lines, d.import_s, d.bearer, d.cookie, d.annotations
+        ));
+        s.push_str("                          count      p50      p95      p99      max     mean (ms)\n");
+        for (name, p) in [("next", d.next), ("submit", d.submit)] {
+            s.push_str(&format!(
+                "  {name:<20} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
+                p.count, p.p50, p.p95, p.p99, p.max, p.mean
+            ));
+        }
+        s.push_str(&format!(
+            "  next and submit p99 target < {TARGET_DURING_IMPORT_P99_MS} ms: {}\n",
+            verdict(d.next.p99 < TARGET_DURING_IMPORT_P99_MS && d.submit.p99 < TARGET_DURING_IMPORT_P99_MS)
+        ));
+    }
     s.push_str("\nExport\n");
     for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
         s.push_str(&format!(
@@ -761,6 +908,17 @@ async fn bench(
             "target_seconds": TARGET_EXPORT_S,
         },
         "warnings": warnings,
+        "during_import": during.as_ref().map(|d| json!({
+            "lines": d.lines,
+            "import_seconds": d.import_s,
+            "bearer_labelers": d.bearer,
+            "cookie_labelers": d.cookie,
+            "annotations": d.annotations,
+            "next": d.next.to_json(),
+            "submit": d.submit.to_json(),
+            "target_p99_ms": TARGET_DURING_IMPORT_P99_MS,
+            "pass": d.next.p99 < TARGET_DURING_IMPORT_P99_MS && d.submit.p99 < TARGET_DURING_IMPORT_P99_MS,
+        })),
     });
     Ok(Figures { summary: s, json })
 }

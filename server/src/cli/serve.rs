@@ -1,7 +1,9 @@
 //! `mirrorset serve`: the web app.
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::api_types::Role;
 use clap::Args;
@@ -9,7 +11,10 @@ use leptos::config::{Env, LeptosOptions};
 
 use crate::auth::password::{hash_password, random_secret, validate_new_password};
 use crate::auth::session_store::SqlSessionStore;
+use crate::import::spool::{self, SpoolConfig};
+use crate::import::{ImportCtx, ImportGate};
 use crate::state::AppState;
+use tokio_util::sync::CancellationToken;
 use crate::store::{self, Db};
 
 #[derive(Debug, Args)]
@@ -65,6 +70,20 @@ pub struct ServeArgs {
     /// request of the session counts as activity). Fractions are allowed: 0.05 is 3 seconds.
     #[arg(long, env = "MIRRORSET_SESSION_IDLE_MINUTES", default_value = "20160", value_parser = parse_idle_minutes)]
     pub session_idle_minutes: std::time::Duration,
+    /// Seconds in-flight requests get after SIGTERM (imports and exports are cancelled at
+    /// once and clean up); then the server exits anyway.
+    #[arg(long, env = "MIRRORSET_SHUTDOWN_TIMEOUT", default_value_t = 20)]
+    pub shutdown_timeout: u64,
+    /// Imports running at once on this server; more get 503 with Retry-After.
+    #[arg(long, env = "MIRRORSET_MAX_CONCURRENT_IMPORTS", default_value_t = 2)]
+    pub max_concurrent_imports: usize,
+    /// Disk space (MiB) uploads never use: an upload that cannot fit above it is refused
+    /// with 507, and spooling stops when the disk falls below it.
+    #[arg(long, env = "MIRRORSET_MIN_FREE_DISK_MB", default_value_t = 1024)]
+    pub min_free_disk_mb: u64,
+    /// Seconds an upload may send nothing before it is answered 408 and its spool removed.
+    #[arg(long, env = "MIRRORSET_BODY_IDLE_TIMEOUT", default_value_t = 60)]
+    pub body_idle_timeout: u64,
 }
 
 impl ServeArgs {
@@ -88,12 +107,31 @@ fn parse_idle_minutes(s: &str) -> Result<std::time::Duration, String> {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::cli::init_tracing();
     let db = args.db.connect().await?;
-    clear_spool(&args.db.data_dir);
-    ensure_admin(&db).await?;
-    if args.demo {
-        crate::demo::create_demo_project(&db, &args.db.data_dir).await?;
+    let spool_dir = spool::prepare_instance_dir(&args.db.data_dir)?;
+    let reaped = crate::import::job::reap_stale(&db, true).await?;
+    if reaped > 0 {
+        tracing::info!(reaped, "removed the rows of imports cut short when a server stopped");
     }
-    let sessions = SqlSessionStore::new(&db).await?;
+    ensure_admin(&db).await?;
+    let spool = Arc::new(SpoolConfig {
+        dir: spool_dir.clone(),
+        min_free_bytes: args.min_free_disk_mb.saturating_mul(1024 * 1024),
+        idle_timeout: Duration::from_secs(args.body_idle_timeout.max(1)),
+    });
+    let shutdown = CancellationToken::new();
+    let import_gate = ImportGate::new(args.max_concurrent_imports);
+    let data_dir = Arc::new(args.db.data_dir.clone());
+    if args.demo {
+        let ctx = ImportCtx {
+            db: db.clone(),
+            data_dir: data_dir.clone(),
+            spool_dir: Arc::new(spool_dir.clone()),
+            shutdown: shutdown.clone(),
+            gate: import_gate.clone(),
+        };
+        crate::demo::create_demo_project(&ctx).await?;
+    }
+    let sessions = SqlSessionStore::new(&db, &args.db.data_dir).await?;
     let leptos_options = LeptosOptions::builder()
         .output_name("mirrorset")
         .site_root(args.site_root.as_str())
@@ -103,26 +141,53 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build();
     let state = AppState {
         db,
-        data_dir: Arc::new(args.db.data_dir.clone()),
+        data_dir,
         leptos_options,
         session_idle: args.session_idle_minutes,
         login_throttle: Arc::new(crate::auth::throttle::LoginThrottle::new(Default::default())),
+        spool,
+        import_gate,
+        shutdown: shutdown.clone(),
     };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
     let app = crate::web::app_router(state, sessions, args.web_config());
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!("Mirrorset is listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await?;
+    serve_until_shutdown(listener, app, shutdown, Duration::from_secs(args.shutdown_timeout)).await?;
+    let _ = std::fs::remove_dir_all(&spool_dir);
     Ok(())
 }
 
-/// Spool files of uploads cut short by a crash are of no further use.
-fn clear_spool(data_dir: &std::path::Path) {
-    if let Ok(entries) = std::fs::read_dir(data_dir.join("spool")) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
+/// Serves until SIGTERM or Ctrl-C; then stops accepting connections, cancels imports and
+/// exports (they clean up and answer 503 / end their stream), and gives in-flight requests
+/// `deadline` to finish before returning anyway. An import still cleaning up at the deadline
+/// leaves invisible pending rows that the next start removes.
+async fn serve_until_shutdown(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let signal = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!(deadline_secs = deadline.as_secs(), "shutting down: cancelling imports and exports");
+            shutdown.cancel();
+        }
+    };
+    // With the peer's address, for sign-in throttling per client address.
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        res = &mut server => res?,
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
+            tracing::warn!("requests still running at the shutdown deadline; exiting anyway");
         }
     }
+    Ok(())
 }
 
 /// On first start, creates the `admin` user: with the password in MIRRORSET_ADMIN_PASSWORD,

@@ -14,6 +14,7 @@
 //! values, for programs (not spreadsheets) that read the file; JSONL is never changed.
 use axum::body::Bytes;
 use futures::Stream;
+use tokio_util::sync::CancellationToken;
 use serde_json::{json, Value};
 
 use crate::error::AppError;
@@ -203,24 +204,35 @@ pub fn format_page(page: &ExportPage, format: ExportFormat, formulas: Formulas, 
     out
 }
 
-/// The whole export as a stream of chunks, one page each.
+/// The whole export as a stream of chunks, one page each. When `cancel` fires (the server
+/// shuts down) the stream ends with an error, so the client sees a broken download rather
+/// than a file that looks complete.
 pub fn export_stream(
     db: Db,
     project_id: i64,
     format: ExportFormat,
     formulas: Formulas,
     complete_only: bool,
+    cancel: CancellationToken,
 ) -> impl Stream<Item = Result<Bytes, AppError>> + Send + 'static {
     struct State {
         db: Db,
         after: i64,
         first: bool,
         done: bool,
+        cancel: CancellationToken,
     }
-    let init = State { db, after: 0, first: true, done: false };
+    let init = State { db, after: 0, first: true, done: false, cancel };
     futures::stream::unfold(init, move |mut st| async move {
         if st.done {
             return None;
+        }
+        if st.cancel.is_cancelled() {
+            st.done = true;
+            return Some((Err(AppError::Unavailable {
+                message: "the server is shutting down; the export was cut short".into(),
+                retry_after_secs: 30,
+            }), st));
         }
         match export_page(&st.db, project_id, st.after, PAGE_SIZE, complete_only).await {
             Err(e) => {
@@ -272,6 +284,21 @@ mod tests {
             created_at: 1_700_000_000_000,
             updated_at: 1_700_000_000_500,
         }
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_cuts_the_stream_with_an_error() {
+        use futures::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("e.db").display())).await.unwrap();
+        let cancel = CancellationToken::new();
+        // Before the shutdown: an empty project streams to its end without an error.
+        let all: Vec<_> = export_stream(db.clone(), 1, ExportFormat::Jsonl, Formulas::default(), false, cancel.clone()).collect().await;
+        assert!(all.iter().all(|r| r.is_ok()));
+        cancel.cancel();
+        let mut stream = Box::pin(export_stream(db, 1, ExportFormat::Jsonl, Formulas::default(), false, cancel));
+        assert!(matches!(stream.next().await, Some(Err(AppError::Unavailable { .. }))));
+        assert!(stream.next().await.is_none());
     }
 
     #[test]

@@ -1,34 +1,61 @@
-//! Imports: all or nothing, streamed, with a report a person can act on.
+//! Imports: all or nothing, streamed, with a report a person can act on, and never holding
+//! the database's writer for more than a few milliseconds at a time.
 //!
-//! An upload is first spooled to a file in the data directory (so the request body never
-//! sits in memory), then read twice on a blocking thread:
+//! An upload is first spooled to a file in this instance's spool directory (so the request
+//! body never sits in memory), then read twice on a blocking thread:
 //! 1. validation: every record is parsed and checked, images are decoded under limits and
-//!    stored (content-addressed, so storing is harmless if the import is then refused), and
-//!    exact duplicates within the file are found. Any bad line: nothing is imported and the
-//!    first 100 bad lines are reported.
+//!    stored (content-addressed), and exact duplicates within the file are found. Any bad
+//!    line: nothing is imported, the first 100 bad lines are reported, and the images this
+//!    import stored are removed again unless something else uses them.
 //! 2. insertion: the records are read again and sent in batches to the store, which inserts
-//!    them in one transaction and skips duplicates of items already in the project.
+//!    them in short transactions of `INSERT_BATCH` rows as pending rows, invisible to every
+//!    reader (see `store::imports`). Only when the reader of the second pass has reported
+//!    success (no I/O error, no line that changed, no panic) and no id clashed with a stored
+//!    item is the import committed: one short statement makes all its rows visible at once.
+//!    Otherwise its pending rows are deleted in short chunks, and its new images collected.
+//!
+//! Why not one transaction (as before): on SQLite it held the single writer connection for the
+//! whole insertion pass, and every labeler's submission waited behind it. Why not a staging
+//! table copied over at the end: the copy of a million rows is itself one long write; marking
+//! rows visible by a watermark costs one row update.
+//!
+//! The import runs on a task of its own (`tokio::spawn`), so a client that hangs up does not
+//! cut it short between two chunks; `ImportJob` still cleans up if the task dies.
 pub mod images;
+pub mod job;
 pub mod record;
 pub mod sources;
+pub mod spool;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use app::api_types::{DuplicateLine, ImportReport, LineError};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{AppError, AppResult};
-use crate::store::items::{NewItem, StoredImage, INSERT_BATCH};
-use crate::store::{self, Db};
+use crate::store::imports::EndState;
+use crate::store::items::{ChunkOutcome, NewItem, StoredImage, INSERT_BATCH};
+use crate::store;
+use images::Claims;
+pub use job::{ImportCtx, ImportGate, ImportJob};
+use job::Progress;
 use record::{Content, FieldError, Record};
 use sources::Records;
 
 pub const MAX_REPORTED: usize = 100;
 pub const MAX_DATA_FILE_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+/// Entries a zip may hold (its directory is read into memory whole).
+pub const MAX_ZIP_ENTRIES: usize = 200_000;
+/// The uncompressed size of all entries of a zip together, as declared by its directory; no
+/// entry is read past its declared size, so this also bounds what is actually read.
+pub const MAX_ZIP_UNCOMPRESSED: u64 = 32 * 1024 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportFormat {
@@ -54,7 +81,7 @@ impl ImportFormat {
 }
 
 /// Where image bytes come from while importing.
-trait ImageSource: Send {
+pub trait ImageSource: Send {
     fn read(&mut self, name: &str) -> Result<Vec<u8>, String>;
 }
 
@@ -78,16 +105,35 @@ impl ImageSource for ZipImages {
             .archive
             .by_name(&full)
             .map_err(|_| format!("the zip has no file {full:?}"))?;
-        sources::read_limited(entry, images::MAX_IMAGE_BYTES).map_err(|e| format!("cannot read {full:?}: {e}"))
+        let declared = entry.size();
+        if declared > images::MAX_IMAGE_BYTES {
+            return Err(format!("{full:?} is larger than {} MiB", images::MAX_IMAGE_BYTES >> 20));
+        }
+        // Never past the declared size: the directory's sizes were checked against the limits.
+        sources::read_limited(entry, declared)
+            .map_err(|_| format!("{full:?} holds more bytes than the zip's directory declares"))
     }
 }
 
-/// Files uploaded one by one, by name.
-pub struct MemoryImages(pub HashMap<String, Vec<u8>>);
-impl ImageSource for MemoryImages {
+/// Files uploaded one by one and spooled to disk, by name.
+struct FileImages(HashMap<String, PathBuf>);
+impl ImageSource for FileImages {
     fn read(&mut self, name: &str) -> Result<Vec<u8>, String> {
-        self.0.get(name).cloned().ok_or_else(|| format!("no uploaded file {name:?}"))
+        let path = self.0.get(name).ok_or_else(|| format!("no uploaded file {name:?}"))?;
+        let file = File::open(path).map_err(|e| format!("cannot read the upload of {name:?}: {e}"))?;
+        sources::read_limited(file, images::MAX_IMAGE_BYTES).map_err(|e| format!("{name:?}: {e}"))
     }
+}
+
+/// Opens the records of an upload with their image source; called once per pass.
+pub type Opener = Arc<dyn Fn() -> AppResult<(Records, Box<dyn ImageSource>)> + Send + Sync>;
+
+/// The images validation stored, for collecting them if the import does not commit.
+#[derive(Default)]
+struct Stored {
+    claims: Claims,
+    /// Images whose files this import created.
+    created: Vec<String>,
 }
 
 /// What validation learned, for the insertion pass.
@@ -99,6 +145,13 @@ struct Validation {
     images: HashMap<String, StoredImage>,
 }
 
+/// Lines between two looks at the shutdown token.
+const CANCEL_CHECK_LINES: i64 = 1000;
+
+fn cancelled_error() -> io::Error {
+    io::Error::other("the server is shutting down")
+}
+
 fn content_hash(content: &Content, image: Option<&StoredImage>) -> String {
     match (content, image) {
         (_, Some(img)) => format!("i:{}", img.sha256),
@@ -107,14 +160,13 @@ fn content_hash(content: &Content, image: Option<&StoredImage>) -> String {
     }
 }
 
-/// Turns a checked record into an insertable item, resolving (and on first sight storing)
-/// its image.
+/// Turns a checked record into an insertable item, resolving its image from `cache` or, on
+/// first sight, through `store` (which validates and stores it).
 fn resolve(
     line: i64,
     record: Record,
-    image_source: &mut dyn ImageSource,
     cache: &mut HashMap<String, StoredImage>,
-    data_dir: &Path,
+    store: &mut dyn FnMut(&str) -> Result<StoredImage, String>,
 ) -> Result<NewItem, FieldError> {
     let (text, image, image_name) = match &record.content {
         Content::Text(t) => (Some(t.clone()), None, None),
@@ -122,9 +174,7 @@ fn resolve(
             let stored = match cache.get(name) {
                 Some(s) => s.clone(),
                 None => {
-                    let bytes = image_source.read(name).map_err(|e| FieldError::new("image", e))?;
-                    let stored = images::validate_and_store(data_dir, &bytes)
-                        .map_err(|e| FieldError::new("image", format!("{name}: {e}")))?;
+                    let stored = store(name).map_err(|e| FieldError::new("image", e))?;
                     cache.insert(name.clone(), stored.clone());
                     stored
                 }
@@ -147,15 +197,37 @@ fn resolve(
     })
 }
 
-fn validate(records: Records, image_source: &mut dyn ImageSource, data_dir: &Path) -> io::Result<Validation> {
+fn validate(
+    records: Records,
+    image_source: &mut dyn ImageSource,
+    data_dir: &Path,
+    stored: &mut Stored,
+    cancel: &CancellationToken,
+    progress: &Progress,
+) -> io::Result<Validation> {
     let mut v = Validation::default();
+    let mut store = |name: &str| -> Result<StoredImage, String> {
+        let bytes = image_source.read(name)?;
+        let (image, created) = images::validate_and_store(data_dir, &bytes, &mut stored.claims)
+            .map_err(|e| format!("{name}: {e}"))?;
+        if created {
+            stored.created.push(image.sha256.clone());
+        }
+        Ok(image)
+    };
     // The first 16 bytes of SHA-256 are plenty to tell content apart, at a third the memory.
     let mut first_line_of: HashMap<u128, i64> = HashMap::new();
     let mut ids: HashMap<String, i64> = HashMap::new();
     for next in records {
         let (line, parsed) = next?;
         v.report.lines += 1;
-        let item = parsed.and_then(|r| resolve(line, r, image_source, &mut v.images, data_dir));
+        if v.report.lines % CANCEL_CHECK_LINES == 0 {
+            if cancel.is_cancelled() {
+                return Err(cancelled_error());
+            }
+            progress.lines.store(v.report.lines, Ordering::Relaxed);
+        }
+        let item = parsed.and_then(|r| resolve(line, r, &mut v.images, &mut store));
         // An exact duplicate (a repeated line, id and all) is skipped, not an id clash.
         let item = item.and_then(|item| {
             let key = u128::from_str_radix(&item.content_hash[2..34], 16).unwrap_or_default();
@@ -186,6 +258,7 @@ fn validate(records: Records, image_source: &mut dyn ImageSource, data_dir: &Pat
             Ok(Ok(())) => {}
         }
     }
+    progress.lines.store(v.report.lines, Ordering::Relaxed);
     if v.report.lines == 0 && v.report.error_count == 0 {
         v.report.error_count = 1;
         v.report.errors.push(LineError { line: 0, field: String::new(), reason: "the file has no records".into() });
@@ -193,28 +266,38 @@ fn validate(records: Records, image_source: &mut dyn ImageSource, data_dir: &Pat
     Ok(v)
 }
 
+/// The second pass: reads the records again and sends the items in batches. Any difference
+/// from the first pass (a line that no longer parses, an image not seen before) is an error,
+/// and so is any I/O error: the import is then not committed.
 fn send_items(
     records: Records,
-    v: &Validation,
-    image_source: &mut dyn ImageSource,
-    data_dir: &Path,
+    duplicate_of_line: &HashMap<i64, i64>,
+    mut cache: HashMap<String, StoredImage>,
     tx: mpsc::Sender<Vec<NewItem>>,
+    cancel: &CancellationToken,
 ) -> io::Result<()> {
-    let mut cache = v.images.clone();
+    let mut not_seen = |name: &str| -> Result<StoredImage, String> {
+        Err(format!("the image {name:?} was not named in the first reading"))
+    };
     let mut batch = Vec::with_capacity(INSERT_BATCH);
+    let mut count = 0i64;
     for next in records {
         let (line, parsed) = next?;
-        if v.duplicate_of_line.contains_key(&line) {
+        count += 1;
+        if count % CANCEL_CHECK_LINES == 0 && cancel.is_cancelled() {
+            return Err(cancelled_error());
+        }
+        if duplicate_of_line.contains_key(&line) {
             continue;
         }
         let item = parsed
-            .and_then(|r| resolve(line, r, image_source, &mut cache, data_dir))
+            .and_then(|r| resolve(line, r, &mut cache, &mut not_seen))
             .map_err(|e| io::Error::other(format!("line {line} changed between passes: {}", e.reason)))?;
         batch.push(item);
         if batch.len() == INSERT_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(INSERT_BATCH));
             if tx.blocking_send(full).is_err() {
-                return Ok(()); // the inserter stopped; its error is reported
+                return Ok(()); // the inserter stopped, for a reason of its own
             }
         }
     }
@@ -225,13 +308,39 @@ fn send_items(
 }
 
 /// Opens the records of a spooled upload (twice, once per pass) with their image source.
-fn open(path: &Path, format: ImportFormat, data_dir: &Path) -> Result<(Records, Box<dyn ImageSource>), AppError> {
+fn open(path: &Path, format: ImportFormat, spool_dir: &Path) -> Result<(Records, Box<dyn ImageSource>), AppError> {
     match format {
         ImportFormat::Jsonl => Ok((sources::jsonl_records(File::open(path).map_err(io_err)?), Box::new(NoImages))),
         ImportFormat::Csv => Ok((sources::csv_records(File::open(path).map_err(io_err)?), Box::new(NoImages))),
         ImportFormat::Zip => {
-            let mut archive = zip::ZipArchive::new(File::open(path).map_err(io_err)?)
+            let mut file = File::open(path).map_err(io_err)?;
+            // Counted before the zip library reads its whole directory into memory.
+            let declared_entries = sources::zip_declared_entries(&mut file).map_err(io_err)?;
+            let too_many = |n: u64| {
+                AppError::PayloadTooLarge(format!(
+                    "the zip holds {n} files; at most {MAX_ZIP_ENTRIES} are accepted (split it); nothing was imported"
+                ))
+            };
+            if let Some(n) = declared_entries.filter(|&n| n > MAX_ZIP_ENTRIES as u64) {
+                return Err(too_many(n));
+            }
+            let mut archive = zip::ZipArchive::new(file)
                 .map_err(|e| AppError::bad_request(format!("not a readable zip file: {e}")))?;
+            if archive.len() > MAX_ZIP_ENTRIES {
+                return Err(too_many(archive.len() as u64));
+            }
+            let mut declared: u64 = 0;
+            for i in 0..archive.len() {
+                let entry = archive.by_index_raw(i).map_err(|e| AppError::bad_request(format!("not a readable zip file: {e}")))?;
+                declared = declared.saturating_add(entry.size());
+            }
+            if declared > MAX_ZIP_UNCOMPRESSED {
+                return Err(AppError::PayloadTooLarge(format!(
+                    "the zip unpacks to {} GiB; at most {} GiB are accepted; nothing was imported",
+                    declared >> 30,
+                    MAX_ZIP_UNCOMPRESSED >> 30
+                )));
+            }
             let names: Vec<String> = archive.file_names().map(str::to_string).collect();
             if let Some(bad) = names.iter().find(|n| sources::unsafe_entry_name(n)) {
                 return Err(AppError::bad_request(format!(
@@ -251,12 +360,18 @@ fn open(path: &Path, format: ImportFormat, data_dir: &Path) -> Result<(Records, 
             let data_file = (*data_file).clone();
             let inner_format = ImportFormat::from_file_name(&data_file).unwrap_or(ImportFormat::Jsonl);
             // Extract the data file so it can be read while images are read from the archive.
-            let mut extracted = tempfile::tempfile_in(data_dir.join("spool")).map_err(io_err)?;
+            let mut extracted = tempfile::tempfile_in(spool_dir).map_err(io_err)?;
             {
                 let entry = archive.by_name(&data_file).map_err(|e| AppError::bad_request(e.to_string()))?;
-                let copied = io::copy(&mut entry.take(MAX_DATA_FILE_BYTES + 1), &mut extracted).map_err(io_err)?;
-                if copied > MAX_DATA_FILE_BYTES {
+                let limit = entry.size().min(MAX_DATA_FILE_BYTES);
+                if entry.size() > MAX_DATA_FILE_BYTES {
                     return Err(AppError::PayloadTooLarge("the data file in the zip is too large".into()));
+                }
+                let copied = io::copy(&mut entry.take(limit + 1), &mut extracted).map_err(io_err)?;
+                if copied > limit {
+                    return Err(AppError::bad_request(
+                        "the data file in the zip holds more bytes than the zip's directory declares",
+                    ));
                 }
             }
             io::Seek::rewind(&mut extracted).map_err(io_err)?;
@@ -273,50 +388,243 @@ fn io_err(e: io::Error) -> AppError {
     AppError::Internal(e.into())
 }
 
-/// Imports a spooled upload into the project. On any bad line, nothing is imported and the
-/// error carries the report.
-pub async fn import_file(db: &Db, data_dir: &Path, project_id: i64, path: PathBuf, format: ImportFormat) -> AppResult<ImportReport> {
-    let data_dir = data_dir.to_path_buf();
-    let (v, path, data_dir) = tokio::task::spawn_blocking(move || -> AppResult<_> {
-        let (records, mut images) = open(&path, format, &data_dir)?;
-        let v = validate(records, images.as_mut(), &data_dir).map_err(|e| AppError::bad_request(format!("cannot read the upload: {e}")))?;
-        Ok((v, path, data_dir))
+/// Imports a spooled upload into the job's project. On any bad line, nothing is imported and
+/// the error carries the report. Runs on a task of its own (see the module's documentation).
+pub async fn import_file(ctx: &ImportCtx, job: ImportJob, spool: tempfile::TempPath, format: ImportFormat) -> AppResult<ImportReport> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let path = spool.to_path_buf();
+        let spool_dir = ctx.spool_dir.clone();
+        let opener: Opener = Arc::new(move || open(&path, format, &spool_dir));
+        let report = run(&ctx, job, opener, "line").await;
+        drop(spool); // deletes the file
+        report
     })
     .await
-    .map_err(anyhow::Error::from)??;
-    if v.report.error_count > 0 {
-        return Err(refused(v.report));
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("the import task failed: {e}")))?
+}
+
+/// Images uploaded one by one (spooled files, by name) become one image item each.
+pub async fn import_images(ctx: &ImportCtx, job: ImportJob, files: Vec<(String, tempfile::TempPath)>) -> AppResult<ImportReport> {
+    // Written as a JSONL spool so single uploads take exactly the path zips take.
+    let list = tempfile::NamedTempFile::new_in(ctx.spool_dir.as_path()).map_err(io_err)?.into_temp_path();
+    let mut names = HashMap::new();
+    {
+        let mut w = io::BufWriter::new(File::create(&list).map_err(io_err)?);
+        for (name, path) in &files {
+            let line = serde_json::json!({ "image": name });
+            io::Write::write_all(&mut w, format!("{line}\n").as_bytes()).map_err(io_err)?;
+            names.insert(name.clone(), path.to_path_buf());
+        }
+        io::Write::flush(&mut w).map_err(io_err)?;
     }
-    let (tx, rx) = mpsc::channel(4);
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let path = list.to_path_buf();
+        let opener: Opener = Arc::new(move || {
+            let records = sources::jsonl_records(File::open(&path).map_err(io_err)?);
+            Ok((records, Box::new(FileImages(names.clone())) as Box<dyn ImageSource>))
+        });
+        let report = run(&ctx, job, opener, "file").await;
+        drop((list, files));
+        report
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("the import task failed: {e}")))?
+}
+
+/// Ends an import whose upload never arrived whole (nothing was inserted); returns `err`.
+pub async fn abandon(job: ImportJob, err: AppError) -> AppError {
+    let id = job.id;
+    if let Err(e) = job.abort(EndState::Failed, &err.to_string()).await {
+        tracing::error!(import = id, error = %e, "could not mark an abandoned import failed");
+    }
+    err
+}
+
+/// What the insertion pass added up.
+#[derive(Default)]
+struct Totals {
+    inserted: i64,
+    max_id: i64,
+    duplicates: i64,
+    duplicate_lines: Vec<DuplicateLine>,
+    id_conflict_count: i64,
+    id_conflicts: Vec<LineError>,
+}
+
+impl Totals {
+    fn add(&mut self, out: ChunkOutcome) {
+        self.inserted += out.inserted;
+        self.max_id = self.max_id.max(out.max_id);
+        self.duplicates += out.duplicates.len() as i64;
+        for (line, id) in out.duplicates {
+            if self.duplicate_lines.len() < MAX_REPORTED {
+                self.duplicate_lines.push(DuplicateLine { line, duplicate_of: format!("item {id}") });
+            }
+        }
+        self.id_conflict_count += out.id_conflicts.len() as i64;
+        for c in out.id_conflicts {
+            if self.id_conflicts.len() < MAX_REPORTED {
+                self.id_conflicts.push(c);
+            }
+        }
+    }
+}
+
+/// Both passes, then commit or clean up. `dup_word` names what a duplicate repeats ("line",
+/// "file").
+async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) -> AppResult<ImportReport> {
+    let cancel = ctx.shutdown.clone();
+    // Pass 1: validation (stores images).
+    let first = {
+        let (opener, data_dir, cancel, progress) = (opener.clone(), ctx.data_dir.clone(), cancel.clone(), job.progress.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut stored = Stored::default();
+            let v = opener().and_then(|(records, mut images)| {
+                validate(records, images.as_mut(), &data_dir, &mut stored, &cancel, &progress).map_err(|e| {
+                    if cancel.is_cancelled() {
+                        job::shutting_down()
+                    } else {
+                        AppError::bad_request(format!("cannot read the upload: {e}"))
+                    }
+                })
+            });
+            (stored, v)
+        })
+        .await
+    };
+    let (stored, v) = match first {
+        Ok(x) => x,
+        Err(e) => {
+            let err = AppError::Internal(anyhow::anyhow!("the validation of the upload failed: {e}"));
+            return Err(end_without_commit(ctx, job, EndState::Failed, Stored::default(), err).await);
+        }
+    };
+    let v = match v {
+        Ok(v) => v,
+        Err(e) => {
+            let state = if cancel.is_cancelled() { EndState::Cancelled } else { EndState::Failed };
+            return Err(end_without_commit(ctx, job, state, stored, e).await);
+        }
+    };
+    if v.report.error_count > 0 {
+        return Err(end_without_commit(ctx, job, EndState::Failed, stored, refused(v.report)).await);
+    }
+
+    // Pass 2: insertion of pending rows, in short transactions.
+    let (tx, mut rx) = mpsc::channel::<Vec<NewItem>>(4);
     let producer = {
-        let data_dir = data_dir.clone();
-        let v_images = Validation { images: v.images.clone(), duplicate_of_line: v.duplicate_of_line.clone(), ..Default::default() };
+        let (opener, cancel, dups, cache) = (opener.clone(), cancel.clone(), v.duplicate_of_line.clone(), v.images.clone());
         tokio::task::spawn_blocking(move || -> AppResult<()> {
-            let (records, mut images) = open(&path, format, &data_dir)?;
-            send_items(records, &v_images, images.as_mut(), &data_dir, tx).map_err(|e| AppError::Internal(e.into()))
+            let (records, _) = opener()?;
+            send_items(records, &dups, cache, tx, &cancel).map_err(|e| AppError::Internal(e.into()))
         })
     };
-    let outcome = store::items::insert_items(db, project_id, rx).await;
-    producer.await.map_err(anyhow::Error::from)??;
-    let outcome = outcome?;
+    let mut totals = Totals::default();
+    let mut store_error = None;
+    let mut cancelled = false;
+    'batches: loop {
+        let batch = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                cancelled = true;
+                break;
+            }
+            b = rx.recv() => b,
+        };
+        let Some(batch) = batch else { break };
+        for chunk in batch.chunks(store::items::chunk_rows(&ctx.db)) {
+            // Once an id clashed the import is refused: the rest is only checked, not written.
+            let out = if totals.id_conflict_count > 0 {
+                store::items::check_chunk(&ctx.db, job.project_id, chunk).await
+            } else {
+                store::items::insert_chunk(&ctx.db, job.project_id, chunk).await
+            };
+            match out {
+                Ok(out) => totals.add(out),
+                Err(e) => {
+                    store_error = Some(e);
+                    break 'batches;
+                }
+            }
+            job.progress.inserted.store(totals.inserted, Ordering::Relaxed);
+            // Labelers' writes queue for the writer; let them in between two chunks.
+            tokio::task::yield_now().await;
+        }
+    }
+    // The producer stops at its next send once the receiver is gone.
+    drop(rx);
+    let produced = producer.await;
+    let failure = if cancelled || cancel.is_cancelled() {
+        Some((EndState::Cancelled, job::shutting_down()))
+    } else if let Some(e) = store_error {
+        Some((EndState::Failed, e))
+    } else {
+        match produced {
+            Err(e) => Some((
+                EndState::Failed,
+                AppError::Internal(anyhow::anyhow!("the second reading of the upload failed: {e}")),
+            )),
+            Ok(Err(e)) => Some((EndState::Failed, e)),
+            Ok(Ok(())) => None,
+        }
+    };
+    if let Some((state, err)) = failure {
+        return Err(end_without_commit(ctx, job, state, stored, err).await);
+    }
+
     let mut report = v.report;
     let mut duplicate_lines: Vec<DuplicateLine> = v
         .duplicate_of_line
         .iter()
-        .map(|(&line, &first)| DuplicateLine { line, duplicate_of: format!("line {first}") })
-        .chain(outcome.duplicate_lines)
+        .map(|(&line, &first)| DuplicateLine { line, duplicate_of: format!("{dup_word} {first}") })
+        .chain(totals.duplicate_lines)
         .collect();
     duplicate_lines.sort_by_key(|d| d.line);
     duplicate_lines.truncate(MAX_REPORTED);
-    report.duplicates = v.duplicate_of_line.len() as i64 + outcome.duplicates;
+    report.duplicates = v.duplicate_of_line.len() as i64 + totals.duplicates;
     report.duplicate_lines = duplicate_lines;
-    if outcome.id_conflict_count > 0 {
-        report.errors = outcome.id_conflicts;
-        report.error_count = outcome.id_conflict_count;
-        return Err(refused(report));
+    if totals.id_conflict_count > 0 {
+        report.errors = totals.id_conflicts;
+        report.error_count = totals.id_conflict_count;
+        return Err(end_without_commit(ctx, job, EndState::Failed, stored, refused(report)).await);
     }
-    report.imported = outcome.inserted;
+    if let Err(e) = job.commit(report.lines, totals.inserted, totals.max_id).await {
+        // The job's Drop removes the pending rows; the images go with them.
+        collect_images(ctx, stored).await;
+        return Err(e);
+    }
+    report.imported = totals.inserted;
     Ok(report)
+}
+
+/// Ends an import that will not commit: its pending rows are deleted, it is marked failed or
+/// cancelled, and the images it stored that nothing else uses are removed. Returns `err`.
+async fn end_without_commit(ctx: &ImportCtx, job: ImportJob, state: EndState, stored: Stored, err: AppError) -> AppError {
+    let id = job.id;
+    if let Err(e) = job.abort(state, &err.to_string()).await {
+        tracing::error!(import = id, error = %e, "could not remove the rows of a failed import");
+    }
+    collect_images(ctx, stored).await;
+    err
+}
+
+/// Removes the images (rows and files) an import created that nothing references.
+async fn collect_images(ctx: &ImportCtx, stored: Stored) {
+    if stored.created.is_empty() {
+        return;
+    }
+    let gone = match store::imports::delete_unreferenced_images(&ctx.db, &stored.created).await {
+        Ok(gone) => gone,
+        Err(e) => {
+            tracing::error!(error = %e, "could not collect the images of a refused import");
+            return;
+        }
+    };
+    let data_dir = ctx.data_dir.clone();
+    let removed = tokio::task::spawn_blocking(move || stored.claims.remove_unshared_files(&data_dir, &gone)).await;
+    tracing::info!(removed = removed.unwrap_or(0), "removed the images of an import that did not commit");
 }
 
 fn refused(mut report: ImportReport) -> AppError {
@@ -336,58 +644,161 @@ fn refused(mut report: ImportReport) -> AppError {
     }
 }
 
-/// Images uploaded one by one become one image item each.
-pub async fn import_images(db: &Db, data_dir: &Path, project_id: i64, files: Vec<(String, Vec<u8>)>) -> AppResult<ImportReport> {
-    // Written as a JSONL spool so single uploads take exactly the path zips take.
-    let spool = tempfile::NamedTempFile::new_in(data_dir.join("spool")).map_err(io_err)?;
-    let mut names = HashMap::new();
-    {
-        let mut w = io::BufWriter::new(spool.as_file());
-        for (name, bytes) in files {
-            let line = serde_json::json!({ "image": name });
-            io::Write::write_all(&mut w, format!("{line}\n").as_bytes()).map_err(io_err)?;
-            names.insert(name, bytes);
+#[cfg(test)]
+mod tests {
+    //! The two-pass pipeline against a fresh SQLite database: an import whose second reading
+    //! fails halfway commits nothing, whatever made it fail.
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    use app::api_types::{LabelDef, LabelKind, Role};
+
+    use crate::store::projects::ProjectSettings;
+    use crate::store::Db;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ctx: ImportCtx,
+        pid: i64,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let user = store::users::create_user(&db, "lead", "x", Role::Admin).await.unwrap();
+        let labels = [LabelDef { name: "a".into(), key: "a".into(), color: "#000000".into() }];
+        let settings = ProjectSettings {
+            name: "p",
+            instructions: "",
+            kind: LabelKind::Single,
+            labels: &labels,
+            overlap: 1,
+            lease_seconds: 60,
+        };
+        let pid = store::projects::create_project(&db, &settings, user.id).await.unwrap().id;
+        let ctx = ImportCtx {
+            db,
+            data_dir: Arc::new(dir.path().to_path_buf()),
+            spool_dir: Arc::new(spool),
+            shutdown: CancellationToken::new(),
+            gate: ImportGate::new(2),
+        };
+        Fixture { _dir: dir, ctx, pid }
+    }
+
+    #[derive(Clone, Copy)]
+    enum Fault {
+        None,
+        IoErrorAt(usize),
+        PanicAt(usize),
+    }
+
+    fn records(n: usize, fault: Fault) -> Records {
+        Box::new((0..n).map(move |i| {
+            match fault {
+                Fault::IoErrorAt(k) if i >= k => return Err(io::Error::other("injected read error")),
+                Fault::PanicAt(k) if i >= k => panic!("injected panic in the producer"),
+                _ => {}
+            }
+            let line = serde_json::json!({"id": format!("r{i}"), "text": format!("record {i}")}).to_string();
+            Ok(((i + 1) as i64, record::parse_json_line(&line)))
+        }))
+    }
+
+    /// The first reading is clean; the second one meets `fault`.
+    fn opener(n: usize, fault: Fault) -> Opener {
+        let calls = AtomicUsize::new(0);
+        Arc::new(move || {
+            let second = calls.fetch_add(1, Ordering::SeqCst) > 0;
+            let fault = if second { fault } else { Fault::None };
+            Ok((records(n, fault), Box::new(NoImages) as Box<dyn ImageSource>))
+        })
+    }
+
+    async fn stored_rows(db: &Db) -> i64 {
+        crate::on_read!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM items").fetch_one(pool).await.unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_second_pass_commits_nothing() {
+        for fault in [Fault::IoErrorAt(1_700), Fault::PanicAt(1_700)] {
+            let f = fixture().await;
+            let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+            let import_id = job.id;
+            let res = run(&f.ctx, job, opener(3_000, fault), "line").await;
+            assert!(matches!(res, Err(AppError::Internal(_))), "{:?}", res.map(|r| r.imported));
+            let summary = store::projects::get_project(&f.ctx.db, f.pid).await.unwrap();
+            assert_eq!(summary.item_count, 0);
+            // Three chunks were inserted before the fault; they are gone, not just hidden.
+            assert_eq!(stored_rows(&f.ctx.db).await, 0);
+            assert_eq!(store::imports::state_of(&f.ctx.db, import_id).await.unwrap().as_deref(), Some("failed"));
+            // The project takes the next import.
+            let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+            let report = run(&f.ctx, job, opener(3_000, Fault::None), "line").await.unwrap();
+            assert_eq!(report.imported, 3_000);
+            let summary = store::projects::get_project(&f.ctx.db, f.pid).await.unwrap();
+            assert_eq!(summary.item_count, 3_000);
         }
-        io::Write::flush(&mut w).map_err(io_err)?;
     }
-    let data_dir = data_dir.to_path_buf();
-    let path = spool.path().to_path_buf();
-    let v = {
-        let data_dir = data_dir.clone();
-        let path = path.clone();
-        let mut images = MemoryImages(names);
-        tokio::task::spawn_blocking(move || {
-            let records = sources::jsonl_records(File::open(&path)?);
-            validate(records, &mut images, &data_dir)
-        })
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(io_err)?
-    };
-    if v.report.error_count > 0 {
-        return Err(refused(v.report));
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_rows_are_invisible_until_commit_and_one_import_runs_per_project() {
+        let f = fixture().await;
+        let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        let second = ImportJob::start(&f.ctx, f.pid).await;
+        assert!(matches!(second, Err(AppError::Conflict(_))), "a second import of the project waits");
+        let items: Vec<NewItem> = (0..10)
+            .map(|i| NewItem {
+                line: i + 1,
+                external_id: None,
+                text: Some(format!("t{i}")),
+                image: None,
+                image_name: None,
+                meta: "{}".into(),
+                weight: 1.0,
+                source: None,
+                license: None,
+                content_hash: format!("t:{i:064}"),
+            })
+            .collect();
+        let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items).await.unwrap();
+        assert_eq!(out.inserted, 10);
+        assert!(store::items::get_item(&f.ctx.db, out.max_id).await.is_err(), "pending rows are not readable");
+        let export = store::export::export_page(&f.ctx.db, f.pid, 0, 100, false).await.unwrap();
+        assert!(export.items.is_empty(), "nor exported");
+        job.commit(10, 10, out.max_id).await.unwrap();
+        assert!(store::items::get_item(&f.ctx.db, out.max_id).await.is_ok());
+        assert_eq!(store::export::export_page(&f.ctx.db, f.pid, 0, 100, false).await.unwrap().items.len(), 10);
+        assert_eq!(store::projects::get_project(&f.ctx.db, f.pid).await.unwrap().item_count, 10);
     }
-    let (tx, rx) = mpsc::channel(4);
-    let producer = {
-        let v_images = Validation { images: v.images.clone(), duplicate_of_line: v.duplicate_of_line.clone(), ..Default::default() };
-        tokio::task::spawn_blocking(move || {
-            let records = sources::jsonl_records(File::open(&path)?);
-            send_items(records, &v_images, &mut NoImages, &data_dir, tx)
-        })
-    };
-    let outcome = store::items::insert_items(db, project_id, rx).await;
-    producer.await.map_err(anyhow::Error::from)?.map_err(io_err)?;
-    drop(spool);
-    let outcome = outcome?;
-    let mut report = v.report;
-    report.imported = outcome.inserted;
-    report.duplicates = v.duplicate_of_line.len() as i64 + outcome.duplicates;
-    report.duplicate_lines = v
-        .duplicate_of_line
-        .iter()
-        .map(|(&line, &first)| DuplicateLine { line, duplicate_of: format!("file {first}") })
-        .chain(outcome.duplicate_lines)
-        .take(MAX_REPORTED)
-        .collect();
-    Ok(report)
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_cancels_a_running_import_and_removes_its_rows() {
+        let f = fixture().await;
+        let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        let import_id = job.id;
+        // A second reading that is slow enough to be cancelled in the middle.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cancel = f.ctx.shutdown.clone();
+        let opener: Opener = {
+            let calls = calls.clone();
+            Arc::new(move || {
+                let second = calls.fetch_add(1, Ordering::SeqCst) > 0;
+                let cancel = cancel.clone();
+                let it = records(5_000, Fault::None).enumerate().map(move |(i, r)| {
+                    if second && i == 2_000 {
+                        cancel.cancel();
+                    }
+                    r
+                });
+                Ok((Box::new(it) as Records, Box::new(NoImages) as Box<dyn ImageSource>))
+            })
+        };
+        let res = run(&f.ctx, job, opener, "line").await;
+        assert!(matches!(res, Err(AppError::Unavailable { .. })), "{:?}", res.map(|r| r.imported));
+        assert_eq!(stored_rows(&f.ctx.db).await, 0);
+        assert_eq!(store::imports::state_of(&f.ctx.db, import_id).await.unwrap().as_deref(), Some("cancelled"));
+    }
 }

@@ -73,6 +73,7 @@ pub async fn assign_next_item(
             chosen = sqlx::query_scalar(
                 "SELECT i.id FROM items i
                  WHERE i.project_id = $1 AND i.complete = 0
+                   AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
                    AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.user_id = $2)
                    AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
@@ -91,6 +92,7 @@ pub async fn assign_next_item(
             chosen = sqlx::query_scalar(
                 "SELECT i.id FROM skips s JOIN items i ON i.id = s.item_id
                  WHERE s.user_id = $2 AND s.project_id = $1 AND i.complete = 0
+                   AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
                    AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
                    AND i.label_count + (SELECT COUNT(*) FROM leases l

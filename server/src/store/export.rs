@@ -35,7 +35,7 @@ pub struct ExportPage {
 }
 
 /// Up to `limit` items with id > `after`, in id order (keyset paging: each page costs the
-/// same however deep the export is).
+/// same however deep the export is). Pending rows of a running import are left out.
 pub async fn export_page(
     db: &Db,
     project_id: i64,
@@ -45,7 +45,10 @@ pub async fn export_page(
 ) -> AppResult<ExportPage> {
     let items: Vec<ExportItem> = on_read!(db, pool => sqlx::query_as(
         "SELECT id, external_id, kind, text, image_sha256, image_name, meta, weight, source, license, label_count
-         FROM items WHERE project_id = $1 AND id > $2 AND complete >= $3 ORDER BY id LIMIT $4",
+         FROM items
+         WHERE project_id = $1 AND id > $2 AND complete >= $3
+           AND id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+         ORDER BY id LIMIT $4",
     )
     .bind(project_id)
     .bind(after)

@@ -1,0 +1,119 @@
+//! Imports stay all or nothing when the server stops under them: SIGTERM cancels them (and the
+//! server exits within its shutdown deadline), SIGKILL leaves invisible rows that the next
+//! start removes.
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::*;
+
+both_backends!(sigterm_mid_import_cancels_it_within_the_deadline, sigkill_mid_import_is_all_or_nothing);
+
+/// Runs one SQL count against the server's database directly.
+async fn count(server: &TestServer, sql: &str) -> i64 {
+    use sqlx::Connection;
+    match server.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(server.database_url()).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
+fn big_file(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 60);
+    for i in 0..n {
+        out.extend_from_slice(json!({"id": format!("big-{i}"), "text": format!("a large import, item {i}")}).to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Starts importing `body` into the project; returns the (status, body) of the answer, or
+/// None if the connection broke.
+fn import_in_background(base: &str, token: &str, pid: i64, body: Vec<u8>) -> tokio::task::JoinHandle<Option<(u16, String)>> {
+    let req = reqwest::Client::new()
+        .post(format!("{base}/api/projects/{pid}/import?format=jsonl"))
+        .bearer_auth(token)
+        .body(body);
+    tokio::spawn(async move {
+        let resp = req.send().await.ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    })
+}
+
+/// Waits until the import has written pending rows (it is in its insertion pass).
+async fn wait_for_pending_rows(server: &TestServer, pid: i64) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let sql = format!("SELECT COUNT(*) FROM items WHERE project_id = {pid}");
+    while count(server, &sql).await == 0 {
+        assert!(Instant::now() < deadline, "the import never reached its insertion pass");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const LINES: usize = 200_000;
+
+async fn sigterm_mid_import_cancels_it_within_the_deadline(b: Backend) {
+    let mut server = TestServer::start_with_args(b, &["--shutdown-timeout", "8"]).await;
+    let admin = server.admin().await;
+    let token = admin.create_token("import").await.secret;
+    let pid = admin.simple_project("stopped import", 1, 600).await.id;
+    admin.import_texts(pid, "before", 10).await;
+    let other = admin.simple_project("pending", 1, 600).await.id;
+
+    let import = import_in_background(server.base_url(), &token, other, big_file(LINES));
+    wait_for_pending_rows(&server, other).await;
+    let took = server.stop_within(Duration::from_secs(20)).expect("the server exits by itself after SIGTERM");
+    assert!(took < Duration::from_secs(8 + 2), "the server took {took:?} to stop; its deadline is 8 s");
+    // The import was answered before the server exited: cancelled, nothing imported.
+    let (status, body) = import.await.unwrap().expect("the import is answered before the server exits");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"code\":\"unavailable\"") && body.contains("nothing was imported"), "{body}");
+
+    server.start_again().await;
+    let admin = server.admin().await;
+    assert_eq!(admin.summary(other).await.item_count, 0);
+    assert!(admin.export_jsonl(other, false).await.is_empty());
+    assert_eq!(admin.summary(pid).await.item_count, 10, "items committed before stay");
+    assert_eq!(count(&server, &format!("SELECT COUNT(*) FROM items WHERE project_id = {other}")).await, 0, "its rows are gone");
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM imports WHERE state = 'cancelled'").await, 1);
+    // Nothing blocks the next import of that project.
+    assert_eq!(admin.import(other, "jsonl", big_file(3)).await.imported, 3);
+}
+
+async fn sigkill_mid_import_is_all_or_nothing(b: Backend) {
+    let mut server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let token = admin.create_token("import").await.secret;
+    let pid = admin.simple_project("killed import", 1, 600).await.id;
+    let import = import_in_background(server.base_url(), &token, pid, big_file(LINES));
+    wait_for_pending_rows(&server, pid).await;
+    server.crash_restart().await;
+    assert!(import.await.unwrap().is_none(), "the import died with the server");
+
+    let admin = server.admin().await;
+    let summary = admin.summary(pid).await;
+    assert_eq!(summary.item_count, 0, "nothing of a killed import is visible");
+    assert!(admin.export_jsonl(pid, false).await.is_empty());
+    assert!(admin.next(pid).await.item.is_none());
+    match b {
+        Backend::Sqlite => {
+            // One server per SQLite file: the start removed the killed import's rows at once.
+            assert_eq!(count(&server, &format!("SELECT COUNT(*) FROM items WHERE project_id = {pid}")).await, 0);
+            assert_eq!(admin.import(pid, "jsonl", big_file(3)).await.imported, 3);
+        }
+        Backend::Postgres => {
+            // Another instance might be the one importing: the import is taken for dead only
+            // once its heartbeat is 2 minutes old; until then the project says why it waits.
+            let resp = admin.import_raw(pid, "jsonl", big_file(3)).await;
+            let err = resp.assert_error(409, "conflict");
+            assert!(err.message.contains("cleaned up within 2 minutes"), "{err:?}");
+        }
+    }
+}
