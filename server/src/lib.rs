@@ -8,6 +8,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod export;
+pub mod http;
 pub mod import;
 pub mod projects;
 pub mod state;

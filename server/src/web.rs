@@ -116,11 +116,8 @@ fn page_csp() {
 /// API's error shape. The upload routes stream bodies of any size and guard their reads with
 /// their own idle timeout, so they are left out (`crate::api::STREAMING_ROUTES`).
 ///
-/// Not covered here: a client that sends its request *headers* slowly. hyper has a header read
-/// timeout (30 s by default), but it only runs with a timer, and `axum::serve` sets none, so
-/// it is off; headers are capped in size (hyper's ~400 KiB read buffer), not in time. Behind
-/// a reverse proxy (the recommended set-up for HTTPS) the proxy's header timeout covers it
-/// (nginx `client_header_timeout`, default 60 s; Caddy `read_header` timeout).
+/// A client that sends its request *headers* slowly is handled before this: the accept loop
+/// (`crate::http`) closes a connection whose headers take longer than the header-read timeout.
 async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     let streaming = request
         .extensions()

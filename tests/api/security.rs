@@ -377,3 +377,29 @@ async fn slow_request_bodies_get_408_but_uploads_stream_on(b: Backend) {
     assert_eq!(report.imported, 3, "{report:?}");
     assert!(elapsed > Duration::from_secs(TIMEOUT_SECS + 1), "{elapsed:?}");
 }
+
+/// A client that sends its request headers a little at a time cannot hold a connection: after
+/// `--header-read-timeout-secs` the server closes it. (Under plain `axum::serve`, hyper had no
+/// timer and the connection stayed open for as long as the client liked.) Not a database
+/// matter, so SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_headers_close_the_connection() {
+    const TIMEOUT_SECS: u64 = 2;
+    let server = TestServer::start_with_args(Backend::Sqlite, &["--header-read-timeout-secs", &TIMEOUT_SECS.to_string()]).await;
+    let port: u16 = server.base_url().rsplit(':').next().unwrap().parse().unwrap();
+
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let start = Instant::now();
+    tcp.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0").await.unwrap();
+    tcp.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(TIMEOUT_SECS + 8), tcp.read_to_end(&mut answer)).await;
+    let elapsed = start.elapsed();
+    assert!(closed.is_ok(), "the connection was still open after {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(TIMEOUT_SECS * 1000 - 100), "closed before the timeout: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(TIMEOUT_SECS + 3), "closing took {elapsed:?}");
+
+    // Prompt clients are served as before, on the same server.
+    let health = server.client().get_raw("/api/health").await;
+    health.assert_status(200);
+}

@@ -1,5 +1,4 @@
 //! `mirrorset serve`: the web app.
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +65,10 @@ pub struct ServeArgs {
     /// and export downloads stream and are not limited by it).
     #[arg(long, env = "MIRRORSET_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers before its connection is closed
+    /// (so slow clients cannot hold connections open).
+    #[arg(long, env = "MIRRORSET_HEADER_READ_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
     /// Sign a session out after this many minutes without activity (default 14 days; any
     /// request of the session counts as activity). Fractions are allowed: 0.05 is 3 seconds.
     #[arg(long, env = "MIRRORSET_SESSION_IDLE_MINUTES", default_value = "20160", value_parser = parse_idle_minutes)]
@@ -153,7 +156,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let app = crate::web::app_router(state, sessions, args.web_config());
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!("Mirrorset is listening on http://{}", listener.local_addr()?);
-    serve_until_shutdown(listener, app, shutdown, Duration::from_secs(args.shutdown_timeout)).await?;
+    let header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
+    serve_until_shutdown(listener, app, header_read_timeout, shutdown, Duration::from_secs(args.shutdown_timeout)).await?;
     let _ = std::fs::remove_dir_all(&spool_dir);
     Ok(())
 }
@@ -165,29 +169,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve_until_shutdown(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    header_read_timeout: Duration,
     shutdown: CancellationToken,
     deadline: Duration,
 ) -> anyhow::Result<()> {
-    let signal = {
+    {
         let shutdown = shutdown.clone();
-        async move {
+        tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!(deadline_secs = deadline.as_secs(), "shutting down: cancelling imports and exports");
             shutdown.cancel();
-        }
-    };
-    // With the peer's address, for sign-in throttling per client address.
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal)
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        res = &mut server => res?,
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
-            tracing::warn!("requests still running at the shutdown deadline; exiting anyway");
-        }
+        });
     }
-    Ok(())
+    crate::http::serve(listener, app, header_read_timeout, shutdown, deadline).await
 }
 
 /// On first start, creates the `admin` user: with the password in MIRRORSET_ADMIN_PASSWORD,
