@@ -121,7 +121,10 @@ paths = {
     "/api/projects/{pid}/progress": {"get": {"summary": "The caller's and the project's progress",
         "parameters": [PID, q("since", I64, "start of the caller's day (ms)")], "responses": ok(ref("Progress"))}},
     "/api/projects/{pid}/export": {"get": {"summary": "Stream every item with every annotation (admin, lead member)",
-        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv"]}, "default jsonl"),
+        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "annotations"]},
+                         "default jsonl. annotations: one {\"item\", \"annotator\", \"label\"} line per annotation, the input of "
+                         "`mirrorset stats agreement` and `aggregate`; item is the numeric item id (external id as `id`); "
+                         "multi-label projects get one line per label, item \"<item id>/<label>\", label present or absent"),
                        q("complete_only", {"type": "boolean"}, "only items with at least overlap labels"),
                        q("formulas", {"type": "string", "enum": ["neutralise", "keep"], "default": "neutralise"},
                          "CSV only. neutralise: a cell starting with = + - @, tab or carriage return gets a leading ' "

@@ -15,3 +15,4 @@ mod durability;
 mod import_errors;
 mod round_trip;
 mod security;
+mod export_annotations;

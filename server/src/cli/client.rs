@@ -41,7 +41,8 @@ pub struct ExportArgs {
     /// The project id.
     #[arg(long)]
     pub project: i64,
-    /// jsonl or csv.
+    /// jsonl, csv, or annotations (one {"item", "annotator", "label"} line per annotation, the
+    /// input of `mirrorset stats agreement` and `aggregate`).
     #[arg(long, default_value = "jsonl")]
     pub format: String,
     /// Only items with at least `overlap` labels.
