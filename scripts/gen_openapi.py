@@ -58,6 +58,13 @@ schemas = {
     "UserUpdate": obj({"role": ref("Role"), "disabled": {"type": "boolean"}}, []),
     "PasswordReset": obj({"password": {"type": "string", "minLength": 8}}),
     "PasswordChange": obj({"current_password": STR, "new_password": {"type": "string", "minLength": 8}}),
+    "AuditAction": {"type": "string", "enum": ["annotation_created", "annotation_changed", "project_created", "project_updated",
+                                                "member_added", "member_removed", "user_created", "role_changed",
+                                                "user_disabled", "user_enabled", "password_reset", "password_changed"]},
+    "AuditEntry": obj({"id": I64, "at": I64, "actor_id": nullable(I64), "actor": nullable(STR), "project_id": nullable(I64),
+                       "item_id": nullable(I64), "user_id": nullable(I64), "user": nullable(STR), "action": ref("AuditAction"),
+                       "before": {"description": "the changed fields before the change; null for a creation"},
+                       "after": {"description": "the changed fields after it"}}),
 }
 
 ERR = {"description": "error", "content": {"application/json": {"schema": ref("ErrorBody")}}}
@@ -144,6 +151,17 @@ paths = {
     "/api/users/{id}/password": {"post": {"summary": "Set a user's password (admin; not one's own); signs them out everywhere",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
         "requestBody": body(ref("PasswordReset")), "responses": ok(None, "204", "password set")}},
+    "/api/projects/{pid}/items/{id}/history": {"get": {
+        "summary": "An item's audit history, oldest first: who created or changed an annotation, when, before and after (admin, lead member)",
+        "parameters": [PID, {"name": "id", "in": "path", "required": True, "schema": I64}],
+        "responses": ok(arr(ref("AuditEntry")))}},
+    "/api/projects/{pid}/audit": {"get": {
+        "summary": "The project's audit log as JSON Lines, one AuditEntry per line, oldest first: annotations, settings, members (admin, lead member)",
+        "parameters": [PID],
+        "responses": {"200": {"description": "JSONL of AuditEntry", "content": {"application/x-ndjson": {}}}, "default": ERR}}},
+    "/api/audit": {"get": {
+        "summary": "The account changes (entries of no project: users created, roles, disabling, password resets, never a password) as JSON Lines (admin)",
+        "responses": {"200": {"description": "JSONL of AuditEntry", "content": {"application/x-ndjson": {}}}, "default": ERR}}},
     "/api/me/password": {"post": {"summary": "Change one's own password (403 when current_password is wrong); "
                                              "signs out the caller's other sessions",
         "requestBody": body(ref("PasswordChange")), "responses": ok(None, "204", "password changed")}},

@@ -16,3 +16,4 @@ mod import_errors;
 mod round_trip;
 mod security;
 mod export_annotations;
+mod audit;
