@@ -13,6 +13,7 @@ both_backends!(
     settings_and_membership_changes_are_logged,
     account_changes_are_logged_without_secrets,
     the_database_refuses_to_change_the_log,
+    no_change_commits_without_its_entry,
 );
 
 fn entries(text: &str) -> Vec<AuditEntry> {
@@ -231,4 +232,59 @@ async fn the_database_refuses_to_change_the_log(b: Backend) {
     assert_eq!(appended, 1);
     let (_, after) = accounts_log(&admin).await;
     assert_eq!(&after[..before.len()], &before[..], "entries changed behind the refusals");
+}
+
+/// The entry is written in the change's own transaction: when the database refuses the entry
+/// (a test trigger here), the change itself is not made either.
+async fn no_change_commits_without_its_entry(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("atomic", 1, 600).await.id;
+    let (lena, l) = server.user(&admin, "lena", Role::Labeler).await;
+    let (max, _) = server.user(&admin, "max", Role::Labeler).await;
+    admin.add_member(pid, lena.id).await;
+    admin.import_texts(pid, "t", 1).await;
+    let item = l.next(pid).await.item.expect("an item").id;
+
+    let refuse = match b {
+        Backend::Sqlite => vec![
+            "CREATE TRIGGER refuse_for_test BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'refused for the test'); END",
+        ],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION refuse_for_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END; $$",
+            "CREATE TRIGGER refuse_for_test BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_for_test()",
+        ],
+    };
+    for sql in refuse {
+        server.exec_sql(sql).await;
+    }
+    l.submit_raw(pid, item, &["pos"], &client_id()).await.assert_error(500, "internal");
+    admin.patch_json_raw(&format!("/api/projects/{pid}"), &json!({"overlap": 2})).await.assert_error(500, "internal");
+    admin
+        .post_json_raw(&format!("/api/projects/{pid}/members"), &AddMember { user_id: Some(max.id), username: None })
+        .await
+        .assert_error(500, "internal");
+    admin
+        .patch_json_raw(&format!("/api/users/{}", max.id), &UserUpdate { role: Some(Role::Lead), disabled: None })
+        .await
+        .assert_error(500, "internal");
+
+    // None of the four changes happened.
+    let exported = admin.export_jsonl(pid, false).await;
+    assert_eq!((exported[0]["label_count"].as_i64(), exported[0]["annotations"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    assert_eq!(admin.project(pid).await.overlap, 1);
+    let members: Vec<Member> = admin.get(&format!("/api/projects/{pid}/members")).await;
+    assert!(members.iter().all(|m| m.user.id != max.id), "{members:?}");
+    let users: Vec<User> = admin.get("/api/users").await;
+    assert_eq!(users.iter().find(|u| u.id == max.id).map(|u| u.role), Some(Role::Labeler));
+
+    // Without the test trigger the same submission goes through, with its entry.
+    server.exec_sql(match b {
+        Backend::Sqlite => "DROP TRIGGER refuse_for_test",
+        Backend::Postgres => "DROP TRIGGER refuse_for_test ON audit_log",
+    })
+    .await;
+    l.submit(pid, item, &["pos"]).await;
+    let history: Vec<AuditEntry> = admin.get(&format!("/api/projects/{pid}/items/{item}/history")).await;
+    assert_eq!(actions(&history), [AuditAction::AnnotationCreated]);
 }
