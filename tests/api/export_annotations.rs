@@ -119,6 +119,15 @@ async fn single_label_annotations_feed_the_stats_commands(b: Backend) {
     }
     assert!(close(&agg["items"][s2.to_string()]["posterior"]["pos"], 2.0 / 3.0), "{agg:#}");
 
+    // The command line downloads the same file.
+    let token = admin.create_token("cli").await.secret;
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorset"))
+        .args(["export", "--url", server.base_url(), "--token", &token, "--project", &pid.to_string(), "--format", "annotations"])
+        .output()
+        .expect("run mirrorset export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+
     // Lead routes only, like the other formats; a bad format names the good ones.
     labelers[0].1.export_raw(pid, "annotations", false).await.assert_error(403, "forbidden");
     let e = admin.export_raw(pid, "annotation", false).await.assert_error(400, "bad_request");
