@@ -58,6 +58,13 @@ schemas = {
     "UserUpdate": obj({"role": ref("Role"), "disabled": {"type": "boolean"}}, []),
     "PasswordReset": obj({"password": {"type": "string", "minLength": 8}}),
     "PasswordChange": obj({"current_password": STR, "new_password": {"type": "string", "minLength": 8}}),
+    "AuditAction": {"type": "string", "enum": ["annotation_created", "annotation_changed", "project_created", "project_updated",
+                                                "member_added", "member_removed", "user_created", "role_changed",
+                                                "user_disabled", "user_enabled", "password_reset", "password_changed"]},
+    "AuditEntry": obj({"id": I64, "at": I64, "actor_id": nullable(I64), "actor": nullable(STR), "project_id": nullable(I64),
+                       "item_id": nullable(I64), "user_id": nullable(I64), "user": nullable(STR), "action": ref("AuditAction"),
+                       "before": {"description": "the changed fields before the change; null for a creation"},
+                       "after": {"description": "the changed fields after it"}}),
 }
 
 ERR = {"description": "error", "content": {"application/json": {"schema": ref("ErrorBody")}}}
@@ -125,7 +132,10 @@ paths = {
     "/api/projects/{pid}/progress": {"get": {"summary": "The caller's and the project's progress",
         "parameters": [PID, q("since", I64, "start of the caller's day (ms)")], "responses": ok(ref("Progress"))}},
     "/api/projects/{pid}/export": {"get": {"summary": "Stream every item with every annotation (admin, lead member)",
-        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv"]}, "default jsonl"),
+        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "annotations"]},
+                         "default jsonl. annotations: one {\"item\", \"annotator\", \"label\"} line per annotation, the input of "
+                         "`mirrorset stats agreement` and `aggregate`; item is the numeric item id (external id as `id`); "
+                         "multi-label projects get one line per label, item \"<item id>/<label>\", label present or absent"),
                        q("complete_only", {"type": "boolean"}, "only items with at least overlap labels"),
                        q("formulas", {"type": "string", "enum": ["neutralise", "keep"], "default": "neutralise"},
                          "CSV only. neutralise: a cell starting with = + - @, tab or carriage return gets a leading ' "
@@ -145,6 +155,17 @@ paths = {
     "/api/users/{id}/password": {"post": {"summary": "Set a user's password (admin; not one's own); signs them out everywhere",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
         "requestBody": body(ref("PasswordReset")), "responses": ok(None, "204", "password set")}},
+    "/api/projects/{pid}/items/{id}/history": {"get": {
+        "summary": "An item's audit history, oldest first: who created or changed an annotation, when, before and after (admin, lead member)",
+        "parameters": [PID, {"name": "id", "in": "path", "required": True, "schema": I64}],
+        "responses": ok(arr(ref("AuditEntry")))}},
+    "/api/projects/{pid}/audit": {"get": {
+        "summary": "The project's audit log as JSON Lines, one AuditEntry per line, oldest first: annotations, settings, members (admin, lead member)",
+        "parameters": [PID],
+        "responses": {"200": {"description": "JSONL of AuditEntry", "content": {"application/x-ndjson": {}}}, "default": ERR}}},
+    "/api/audit": {"get": {
+        "summary": "The account changes (entries of no project: users created, roles, disabling, password resets, never a password) as JSON Lines (admin)",
+        "responses": {"200": {"description": "JSONL of AuditEntry", "content": {"application/x-ndjson": {}}}, "default": ERR}}},
     "/api/me/password": {"post": {"summary": "Change one's own password (403 when current_password is wrong); "
                                              "signs out the caller's other sessions",
         "requestBody": body(ref("PasswordChange")), "responses": ok(None, "204", "password changed")}},

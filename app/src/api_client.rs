@@ -316,6 +316,11 @@ pub fn export_url(pid: i64, format: &str, complete_only: bool) -> String {
     url
 }
 
+/// The project's audit log (JSONL), for a download link.
+pub fn audit_url(pid: i64) -> String {
+    format!("/api/projects/{pid}/audit")
+}
+
 // ---- the labeling loop ----------------------------------------------------------------------
 
 pub async fn next_item(pid: i64, since: i64, exclude: Vec<i64>) -> ApiResult<NextItem> {

@@ -412,3 +412,90 @@ pub fn key_name(key: &str) -> &str {
         key
     }
 }
+
+/// What an audit-log entry records. The names are the `action` strings stored and sent; review
+/// decisions and gold changes will add theirs here.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// A labeler's first answer on an item: `after` {labels}.
+    AnnotationCreated,
+    /// A labeler changed their answer: `before` and `after` {labels}.
+    AnnotationChanged,
+    /// `after`: the new project's settings.
+    ProjectCreated,
+    /// `before` and `after`: the settings that changed.
+    ProjectUpdated,
+    /// `user_id` joined the project.
+    MemberAdded,
+    /// `user_id` left the project.
+    MemberRemoved,
+    /// `after` {username, role}.
+    UserCreated,
+    /// `before` and `after` {role}.
+    RoleChanged,
+    UserDisabled,
+    UserEnabled,
+    /// An admin set `user_id`'s password (never recorded itself).
+    PasswordReset,
+    /// The user changed their own password (never recorded itself).
+    PasswordChanged,
+}
+
+impl AuditAction {
+    pub const ALL: &'static [AuditAction] = &[
+        Self::AnnotationCreated,
+        Self::AnnotationChanged,
+        Self::ProjectCreated,
+        Self::ProjectUpdated,
+        Self::MemberAdded,
+        Self::MemberRemoved,
+        Self::UserCreated,
+        Self::RoleChanged,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::PasswordReset,
+        Self::PasswordChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AnnotationCreated => "annotation_created",
+            Self::AnnotationChanged => "annotation_changed",
+            Self::ProjectCreated => "project_created",
+            Self::ProjectUpdated => "project_updated",
+            Self::MemberAdded => "member_added",
+            Self::MemberRemoved => "member_removed",
+            Self::UserCreated => "user_created",
+            Self::RoleChanged => "role_changed",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::PasswordReset => "password_reset",
+            Self::PasswordChanged => "password_changed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == s)
+    }
+}
+
+/// One audit-log entry, as the history and audit routes send it (timestamps in ms).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    /// Who made the change; None when it was the command line on the server's machine.
+    pub actor_id: Option<i64>,
+    pub actor: Option<String>,
+    pub project_id: Option<i64>,
+    pub item_id: Option<i64>,
+    /// The user the entry is about: the account, the member, or the labeler of an annotation.
+    pub user_id: Option<i64>,
+    pub user: Option<String>,
+    pub action: AuditAction,
+    /// The changed fields before the change (None for a creation).
+    pub before: Option<serde_json::Value>,
+    /// The changed fields after it.
+    pub after: Option<serde_json::Value>,
+}

@@ -3,6 +3,7 @@
 //! Layout: `api` (thin HTTP handlers) → domain modules (`projects`, `import`, `export`,
 //! `stats`) → `store` (all SQL). `auth` says who is calling; `error` is the one error type.
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod demo;

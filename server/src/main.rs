@@ -23,6 +23,9 @@ enum Command {
     Import(cli::client::ImportArgs),
     /// Download a project's items and annotations through the API.
     Export(cli::client::ExportArgs),
+    /// Download an audit log (who changed what, when, before and after) through the API.
+    #[command(subcommand)]
+    Audit(cli::client::AuditCommand),
     /// Statistics (agreement, aggregation, label errors, sampling, evaluation) on your own files.
     #[command(subcommand)]
     Stats(cli::stats::StatsCommand),
@@ -49,6 +52,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Token(cli::user::TokenCommand::Create(args)) => cli::user::create_token(args).await,
         Command::Import(args) => cli::client::import(args).await,
         Command::Export(args) => cli::client::export(args).await,
+        Command::Audit(cmd) => cli::client::audit(cmd).await,
         Command::Stats(_) => unreachable!("handled synchronously"),
     }
 }

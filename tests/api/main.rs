@@ -18,3 +18,5 @@ mod import_load;
 mod import_shutdown;
 mod round_trip;
 mod security;
+mod export_annotations;
+mod audit;

@@ -4,7 +4,8 @@
 //! It signs in with the keyboard, opens a project, labels three items with label keys, goes
 //! back twice with `u` and changes an earlier answer, and then checks through the export API
 //! that every label (including the changed one) was stored. A screenshot of the labeling view
-//! is saved to `target/screenshots/labeling.png`. Chromium's console must show no
+//! is saved to `target/screenshots/labeling.png`; the project page's export and audit-log links
+//! are checked (`project.png`). Chromium's console must show no
 //! Content-Security-Policy violation on any page it visited.
 //!
 //! Needs: `cargo leptos build` (or `--release` with `MIRRORSET_TEST_RELEASE=1`) first, and
@@ -449,5 +450,49 @@ async fn admin_manages_accounts_from_the_keyboard() {
     api.get_raw("/api/me").await.assert_error(401, "unauthorized");
     server.client().login("admin", "the admin's new password").await;
 
+    c.close().await.unwrap();
+}
+
+/// The project page offers every export and the audit log as links a lead reaches with Tab:
+/// the links point at routes that answer with the file. Screenshot: `target/screenshots/project.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_page_links_the_exports_and_the_audit_log() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let pid = admin
+        .create_project(&NewProject {
+            name: "Exports".into(),
+            instructions: String::new(),
+            kind: LabelKind::Single,
+            labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+            overlap: 1,
+            lease_seconds: 600,
+        })
+        .await
+        .id;
+    admin.import_texts(pid, "page", 2).await;
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, "admin", server.admin_password()).await;
+    c.goto(&server.url(&format!("/projects/{pid}"))).await.unwrap();
+    wait_text(&c, "#export-h", "the export card", |t| t == "Export").await;
+    let mut hrefs = Vec::new();
+    for (text, want) in [
+        ("Download annotations", format!("/api/projects/{pid}/export?format=annotations")),
+        ("Download audit log", format!("/api/projects/{pid}/audit")),
+    ] {
+        let link = c.find(Locator::LinkText(text)).await.unwrap_or_else(|_| panic!("no link {text:?}"));
+        assert_eq!(link.attr("href").await.unwrap().as_deref(), Some(want.as_str()), "{text}");
+        hrefs.push(want);
+    }
+    screenshot(&c, "project.png").await;
+    // Nothing is labeled yet: the annotations file is empty, the log holds the creation.
+    let annotations = admin.get_raw(&hrefs[0]).await;
+    annotations.assert_status(200);
+    assert_eq!(annotations.text(), "");
+    let log = admin.get_raw(&hrefs[1]).await;
+    log.assert_status(200);
+    assert!(log.text().contains("\"action\":\"project_created\""), "{}", log.text());
     c.close().await.unwrap();
 }

@@ -440,6 +440,12 @@ impl TestServer {
     /// Runs one SQL statement on the server's database behind its back (SQLite file or
     /// PostgreSQL database), e.g. to move a timestamp into the past; returns the rows affected.
     pub async fn exec_sql(&self, sql: &str) -> u64 {
+        self.try_exec_sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Like `exec_sql`, but the database's refusal is returned (as its message), for tests
+    /// that expect one.
+    pub async fn try_exec_sql(&self, sql: &str) -> Result<u64, String> {
         use sqlx::Connection;
         let affected = if self.database_url.starts_with("sqlite:") {
             let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.expect("open the SQLite database");
@@ -452,7 +458,7 @@ impl TestServer {
             let _ = conn.close().await;
             done.map(|r| r.rows_affected())
         };
-        affected.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        affected.map_err(|e| e.to_string())
     }
 
     /// A client that is not signed in.

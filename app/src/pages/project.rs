@@ -404,6 +404,10 @@ fn ExportCard(pid: i64, project: RwSignal<Load<Project>>) -> impl IntoView {
             <div class="button-row">
                 <a class="btn" download href=move || api_client::export_url(pid, "jsonl", complete_only.get())>"Download JSONL"</a>
                 <a class="btn" download href=move || api_client::export_url(pid, "csv", complete_only.get())>"Download CSV"</a>
+                <a class="btn" download title="One {item, annotator, label} line per annotation, for mirrorset stats"
+                    href=move || api_client::export_url(pid, "annotations", complete_only.get())>"Download annotations"</a>
+                <a class="btn" download title="Who created or changed what, when, before and after (JSON Lines)"
+                    href=api_client::audit_url(pid)>"Download audit log"</a>
             </div>
         </section>
     }

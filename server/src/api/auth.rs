@@ -82,7 +82,7 @@ pub async fn change_own_password(
     }
     throttle.record_success(name);
     let hash = hash_password(req.new_password).await?;
-    let epoch = store::users::set_password_hash(&state.db, caller.id(), &hash).await?.ok_or(AppError::Unauthorized)?;
+    let epoch = store::users::set_password_hash(&state.db, caller.id(), &hash, caller.id()).await?.ok_or(AppError::Unauthorized)?;
     if caller.via == AuthVia::Session {
         session.insert(SESSION_EPOCH_KEY, epoch).await.map_err(session_err)?;
     }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use super::extract::{PathParam, QueryParams};
 use crate::auth::{managed_project, CurrentUser};
 use crate::error::{AppError, AppResult};
-use crate::export::{export_stream, ExportFormat, Formulas};
+use app::api_types::LabelKind;
+
+use crate::export::{export_stream, ExportFormat, Formulas, LabelSchema};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -26,11 +28,11 @@ pub async fn export(
     PathParam(pid): PathParam<i64>,
     QueryParams(q): QueryParams<ExportQuery>,
 ) -> AppResult<Response> {
-    managed_project(&state.db, &caller, pid).await?;
+    let project = managed_project(&state.db, &caller, pid).await?.project;
     let format = match q.format.as_deref() {
         None => ExportFormat::Jsonl,
         Some(f) => ExportFormat::parse(f)
-            .ok_or_else(|| AppError::bad_request(format!("unknown format {f:?}: use jsonl or csv")))?,
+            .ok_or_else(|| AppError::bad_request(format!("unknown format {f:?}: use jsonl, csv or annotations")))?,
     };
     let formulas = match q.formulas.as_deref() {
         None => Formulas::default(),
@@ -38,7 +40,11 @@ pub async fn export(
             AppError::bad_request(format!("unknown formulas {f:?}: use neutralise (the default) or keep"))
         })?,
     };
-    let stream = export_stream(state.db.clone(), pid, format, formulas, q.complete_only, state.shutdown.clone());
+    let schema = LabelSchema {
+        multi: project.kind == LabelKind::Multi,
+        labels: project.labels.into_iter().map(|l| l.name).collect(),
+    };
+    let stream = export_stream(state.db.clone(), pid, format, formulas, schema, q.complete_only, state.shutdown.clone());
     let filename = format!(
         "project-{pid}{}.{}",
         if q.complete_only { "-complete" } else { "" },

@@ -1,5 +1,6 @@
 //! The JSON API: one router that the browser UI, the CLI and users' scripts all use.
 //! Handlers stay thin: they check who may do what and call the domain and store layers.
+mod audit;
 mod auth;
 mod export;
 pub mod extract;
@@ -60,13 +61,22 @@ fn table() -> Routes {
         .get("/projects/{pid}/export", export::export)
         .get("/items/{id}/image", items::image)
         .get("/items/{id}/thumbnail", items::thumbnail)
+        .get("/projects/{pid}/items/{id}/history", audit::item_history)
+        .get("/projects/{pid}/audit", audit::project_log)
+        .get("/audit", audit::accounts_log)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout
 /// (`crate::web::request_timeout`) leaves them alone. Uploads guard their reads with their own
-/// idle timeout; the export's response head comes at once and its body streams after it.
-pub const STREAMING_ROUTES: &[&str] =
-    &["/api/projects/{pid}/import", "/api/projects/{pid}/images", "/api/projects/{pid}/export"];
+/// idle timeout; the export's (and the audit logs') response head comes at once and its body
+/// streams after it.
+pub const STREAMING_ROUTES: &[&str] = &[
+    "/api/projects/{pid}/import",
+    "/api/projects/{pid}/images",
+    "/api/projects/{pid}/export",
+    "/api/projects/{pid}/audit",
+    "/api/audit",
+];
 
 pub fn router() -> Router<AppState> {
     table()

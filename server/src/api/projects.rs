@@ -54,7 +54,7 @@ pub async fn update_project(
 ) -> AppResult<Json<Project>> {
     managed_project(&state.db, &caller, pid).await?;
     let updated =
-        store::projects::update_project(&state.db, pid, |current, in_use| apply_update(current, &update, in_use)).await?;
+        store::projects::update_project(&state.db, pid, caller.id(), |current, in_use| apply_update(current, &update, in_use)).await?;
     Ok(Json(updated))
 }
 
@@ -80,7 +80,7 @@ pub async fn add_member(
         _ => return Err(AppError::bad_request("give a user_id or a username")),
     }
     .ok_or_else(|| AppError::not_found("no such user"))?;
-    store::users::add_member(&state.db, pid, user.id).await?;
+    store::users::add_member(&state.db, pid, user.id, Some(caller.id())).await?;
     Ok(Json(store::users::list_members(&state.db, pid).await?))
 }
 
@@ -90,7 +90,7 @@ pub async fn remove_member(
     PathParam((pid, uid)): PathParam<(i64, i64)>,
 ) -> AppResult<StatusCode> {
     managed_project(&state.db, &caller, pid).await?;
-    if store::users::remove_member(&state.db, pid, uid).await? {
+    if store::users::remove_member(&state.db, pid, uid, caller.id()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::not_found(format!("user {uid} is not a member of project {pid}")))

@@ -40,7 +40,7 @@ pub async fn create_user(
     validate_username(username)?;
     validate_new_password(&new.password)?;
     let hash = hash_password(new.password).await?;
-    let user = store::users::create_user(&state.db, username, &hash, new.role).await?;
+    let user = store::users::create_user(&state.db, username, &hash, new.role, Some(caller.id())).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -56,7 +56,7 @@ pub async fn update_user(
     if id == caller.id() && change.disabled == Some(true) {
         return Err(AppError::conflict("you cannot disable your own account; another admin can"));
     }
-    match store::users::update_user(&state.db, id, &change).await? {
+    match store::users::update_user(&state.db, id, &change, caller.id()).await? {
         UserChange::Updated(user) => Ok(Json(user)),
         UserChange::NotFound => Err(AppError::not_found(format!("no user {id}"))),
         UserChange::LastAdmin => Err(AppError::conflict(
@@ -84,7 +84,7 @@ pub async fn reset_password(
         return Err(AppError::not_found(format!("no user {id}")));
     }
     let hash = hash_password(req.password).await?;
-    match store::users::set_password_hash(&state.db, id, &hash).await? {
+    match store::users::set_password_hash(&state.db, id, &hash, caller.id()).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(AppError::not_found(format!("no user {id}"))),
     }

@@ -1,4 +1,4 @@
-//! `mirrorset import` and `mirrorset export`: the JSON API from the command line, with
+//! `mirrorset import`, `mirrorset export` and `mirrorset audit export`: the JSON API from the command line, with
 //! progress bars. They use the same HTTP API as the browser UI and users' scripts.
 use std::path::PathBuf;
 
@@ -41,7 +41,8 @@ pub struct ExportArgs {
     /// The project id.
     #[arg(long)]
     pub project: i64,
-    /// jsonl or csv.
+    /// jsonl, csv, or annotations (one {"item", "annotator", "label"} line per annotation, the
+    /// input of `mirrorset stats agreement` and `aggregate`).
     #[arg(long, default_value = "jsonl")]
     pub format: String,
     /// Only items with at least `overlap` labels.
@@ -51,6 +52,25 @@ pub struct ExportArgs {
     /// carriage return) gets a leading ' so spreadsheets do not run it as a formula.
     #[arg(long)]
     pub keep_formulas: bool,
+    /// Where to write (default: standard output).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Download an audit log as JSON Lines, one entry per line, oldest first: a project's (lead
+    /// or admin of it), or without --project the account changes (admin).
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The project id (default: the account changes, which belong to no project).
+    #[arg(long)]
+    pub project: Option<i64>,
     /// Where to write (default: standard output).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
@@ -163,16 +183,32 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         args.complete_only,
         if args.keep_formulas { "keep" } else { "neutralise" }
     );
-    let resp = reqwest::Client::new().get(url).bearer_auth(&args.api.token).send().await?;
+    download(&args.api, url, args.out.as_ref()).await
+}
+
+pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
+    let AuditCommand::Export(args) = cmd;
+    warn_if_in_clear(&args.api);
+    let base = args.api.url.trim_end_matches('/');
+    let url = match args.project {
+        Some(pid) => format!("{base}/api/projects/{pid}/audit"),
+        None => format!("{base}/api/audit"),
+    };
+    download(&args.api, url, args.out.as_ref()).await
+}
+
+/// GETs `url` and streams the body to `out` (or stdout), with a progress bar for a file.
+async fn download(api: &ApiArgs, url: String, out_path: Option<&PathBuf>) -> anyhow::Result<()> {
+    let resp = reqwest::Client::new().get(url).bearer_auth(&api.token).send().await?;
     if !resp.status().is_success() {
         return Err(api_error(resp).await);
     }
-    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match &args.out {
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match out_path {
         Some(path) => Box::new(tokio::fs::File::create(path).await?),
         None => Box::new(tokio::io::stdout()),
     };
     let bar = bytes_bar(None, "downloading");
-    if args.out.is_none() {
+    if out_path.is_none() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut body = resp.bytes_stream();

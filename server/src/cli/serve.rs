@@ -196,7 +196,7 @@ async fn ensure_admin(db: &Db) -> anyhow::Result<()> {
     };
     validate_new_password(&password).map_err(|e| anyhow::anyhow!("MIRRORSET_ADMIN_PASSWORD: {e}"))?;
     let hash = hash_password(password.clone()).await?;
-    store::users::create_user(db, "admin", &hash, Role::Admin).await?;
+    store::users::create_user(db, "admin", &hash, Role::Admin, None).await?;
     if generated {
         println!("Created the admin user. Sign in as `admin` with password: {password}");
         println!("(shown once; set MIRRORSET_ADMIN_PASSWORD before the first start to choose it)");

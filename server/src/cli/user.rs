@@ -74,9 +74,9 @@ pub async fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
         store::projects::get_project(&db, pid).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let hash = hash_password(password.clone()).await?;
-    let user = store::users::create_user(&db, &args.username, &hash, role).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user = store::users::create_user(&db, &args.username, &hash, role, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for &pid in &args.projects {
-        store::users::add_member(&db, pid, user.id).await?;
+        store::users::add_member(&db, pid, user.id, None).await?;
     }
     println!("Created {} `{}` (id {}).", role.as_str(), user.username, user.id);
     if generated {

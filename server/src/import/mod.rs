@@ -667,7 +667,7 @@ mod tests {
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).unwrap();
-        let user = store::users::create_user(&db, "lead", "x", Role::Admin).await.unwrap();
+        let user = store::users::create_user(&db, "lead", "x", Role::Admin, None).await.unwrap();
         let labels = [LabelDef { name: "a".into(), key: "a".into(), color: "#000000".into() }];
         let settings = ProjectSettings {
             name: "p",

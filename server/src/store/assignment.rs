@@ -15,16 +15,21 @@
 //! takes that lock too, so a submission never sees half of a change (an item over its new
 //! overlap, or a label that was just removed).
 //!
+//! Every new or changed annotation is appended to the audit log in its own transaction
+//! (`store::audit`).
+//!
 //! Only items handed out can be labeled: a new annotation needs the labeler's lease on the
 //! item (held, or expired less than `LEASE_GRACE_MS` ago, so a slow labeler's answer still
 //! counts when nobody else took the slot) or a skip of it (a skipped item was handed out).
-use app::api_types::{Annotation, Project};
+use app::api_types::{Annotation, AuditAction, Project};
+use serde_json::{json, Value};
 
 use super::items::{ItemRow, ITEM_COLUMNS, ITEM_FROM};
+use super::audit::Entry;
 use super::projects::{ProjectRow, PROJECT_COLUMNS};
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
-use crate::{on_read, on_write};
+use crate::{append_audit, on_read, on_write};
 
 /// How long after its end a lease still entitles its labeler to submit (capacity allowing).
 /// Expired leases are kept this long before the clean-up deletes them.
@@ -243,16 +248,25 @@ pub async fn submit_annotation(
         let Some(label_count) = label_count else {
             return Err(AppError::not_found(format!("no item {} in this project", s.item_id)));
         };
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM annotations WHERE item_id = $1 AND user_id = $2",
+        let existing: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, labels FROM annotations WHERE item_id = $1 AND user_id = $2",
         )
         .bind(s.item_id)
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?;
+        // The audit entry of this submission, appended below in this transaction.
+        let audit = |action, before: Option<&str>| Entry {
+            project_id: Some(pid),
+            item_id: Some(s.item_id),
+            user_id: Some(user_id),
+            before: before.map(|b| json!({"labels": serde_json::from_str::<Value>(b).unwrap_or(Value::Null)})),
+            after: Some(json!({"labels": labels})),
+            ..Entry::new(now, Some(user_id), action)
+        };
         let row = match existing {
-            Some(id) => {
-                sqlx::query_as::<_, AnnotationRow>(&format!(
+            Some((id, old_labels)) => {
+                let row = sqlx::query_as::<_, AnnotationRow>(&format!(
                     "UPDATE annotations SET labels = $1, time_ms = time_ms + $2, updated_at = $3
                      WHERE id = $4 RETURNING {ANNOTATION_COLUMNS}"
                 ))
@@ -261,7 +275,11 @@ pub async fn submit_annotation(
                 .bind(now)
                 .bind(id)
                 .fetch_one(&mut *tx)
-                .await?
+                .await?;
+                if old_labels != labels_json {
+                    append_audit!(tx, audit(AuditAction::AnnotationChanged, Some(&old_labels)))?;
+                }
+                row
             }
             None => {
                 let handed_out: i64 = sqlx::query_scalar(
@@ -318,6 +336,7 @@ pub async fn submit_annotation(
                         .execute(&mut *tx)
                         .await?;
                 }
+                append_audit!(tx, audit(AuditAction::AnnotationCreated, None))?;
                 row
             }
         };

@@ -9,6 +9,7 @@
 //! fail with SQLITE_BUSY, all writes go through a pool of exactly one connection; reads use a
 //! separate pool and, with WAL, never wait for writes.
 pub mod assignment;
+pub mod audit;
 pub mod export;
 pub mod imports;
 pub mod items;

@@ -1,12 +1,14 @@
 //! Projects: settings, label schema and the item/done counters kept beside them.
 use std::collections::BTreeSet;
 
-use app::api_types::{LabelDef, LabelKind, Project, ProjectSummary};
+use app::api_types::{AuditAction, LabelDef, LabelKind, Project, ProjectSummary};
+use serde_json::{json, Map, Value};
 use sqlx::FromRow;
 
+use super::audit::Entry;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
-use crate::{on_read, on_write};
+use crate::{append_audit, on_read, on_write};
 
 pub(super) const PROJECT_COLUMNS: &str =
     "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count";
@@ -89,6 +91,14 @@ pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> A
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        append_audit!(tx, Entry {
+            project_id: Some(row.id),
+            after: Some(json!({
+                "name": s.name, "instructions": s.instructions, "kind": s.kind, "labels": s.labels,
+                "overlap": s.overlap, "lease_seconds": s.lease_seconds,
+            })),
+            ..Entry::new(now, Some(creator), AuditAction::ProjectCreated)
+        })?;
         tx.commit().await?;
         row
     });
@@ -132,7 +142,10 @@ pub async fn list_projects(db: &Db, user_id: Option<i64>) -> AppResult<Vec<Proje
 /// submission cannot store a label between the "is it in use?" check and its removal. When
 /// the overlap changes, every item's `complete` flag and the done counter are recomputed in
 /// the same transaction.
-pub async fn update_project<F>(db: &Db, project_id: i64, change: F) -> AppResult<Project>
+///
+/// The settings that changed are appended to the audit log, before and after, in the same
+/// transaction, as `actor`'s doing.
+pub async fn update_project<F>(db: &Db, project_id: i64, actor: i64, change: F) -> AppResult<Project>
 where
     F: FnOnce(Project, &BTreeSet<String>) -> AppResult<Project>,
 {
@@ -159,6 +172,7 @@ where
             .await?;
         let in_use = label_names(&used);
         let old_overlap = current.overlap;
+        let before = current.clone();
         let p = change(current, &in_use)?;
         let labels = serde_json::to_string(&p.labels).map_err(anyhow::Error::from)?;
         sqlx::query(
@@ -190,10 +204,36 @@ where
             .execute(&mut *tx)
             .await?;
         }
+        if let Some((before, after)) = settings_diff(&before, &p) {
+            append_audit!(tx, Entry {
+                project_id: Some(project_id),
+                before: Some(before),
+                after: Some(after),
+                ..Entry::new(now_ms(), Some(actor), AuditAction::ProjectUpdated)
+            })?;
+        }
         tx.commit().await?;
         p
     });
     Ok(updated)
+}
+
+/// The settings a change touched, as (before, after) objects holding only those fields; None
+/// when nothing changed.
+fn settings_diff(old: &Project, new: &Project) -> Option<(Value, Value)> {
+    let (mut before, mut after) = (Map::new(), Map::new());
+    let mut field = |name: &str, a: Value, b: Value| {
+        if a != b {
+            before.insert(name.to_string(), a);
+            after.insert(name.to_string(), b);
+        }
+    };
+    field("name", json!(old.name), json!(new.name));
+    field("instructions", json!(old.instructions), json!(new.instructions));
+    field("labels", json!(old.labels), json!(new.labels));
+    field("overlap", json!(old.overlap), json!(new.overlap));
+    field("lease_seconds", json!(old.lease_seconds), json!(new.lease_seconds));
+    (!before.is_empty()).then(|| (Value::Object(before), Value::Object(after)))
 }
 
 /// The label names in annotations' stored label arrays.
@@ -202,4 +242,32 @@ fn label_names(rows: &[String]) -> BTreeSet<String> {
         .filter_map(|s| serde_json::from_str::<Vec<String>>(s).ok())
         .flatten()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> Project {
+        Project {
+            id: 1,
+            name: "p".into(),
+            instructions: "i".into(),
+            kind: LabelKind::Single,
+            labels: vec![LabelDef { name: "a".into(), key: "a".into(), color: "#000000".into() }],
+            overlap: 1,
+            lease_seconds: 600,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn settings_diff_holds_only_what_changed() {
+        assert_eq!(settings_diff(&project(), &project()), None);
+        let new = Project { overlap: 3, name: "q".into(), ..project() };
+        assert_eq!(
+            settings_diff(&project(), &new),
+            Some((json!({"name": "p", "overlap": 1}), json!({"name": "q", "overlap": 3})))
+        );
+    }
 }

@@ -1,16 +1,19 @@
-//! Users and project membership.
+//! Users and project membership. Every account and membership change is appended to the
+//! audit log in its own transaction (`store::audit`).
 //!
 //! The invariant of account changes: at least one enabled admin remains, so nobody can lock
 //! everybody out. Every statement that could break it (disabling or demoting an admin) runs in
 //! `update_user`'s transaction, which holds the accounts lock: on SQLite the single writer
 //! connection, on PostgreSQL a transaction-scoped advisory lock, so two admins disabling each
 //! other at the same moment cannot both succeed.
-use app::api_types::{Member, Role, User, UserUpdate};
+use app::api_types::{AuditAction, Member, Role, User, UserUpdate};
+use serde_json::json;
 use sqlx::FromRow;
 
+use super::audit::Entry;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
-use crate::{on_read, on_write};
+use crate::{append_audit, on_read, on_write};
 
 #[derive(FromRow)]
 struct UserRow {
@@ -61,17 +64,30 @@ pub async fn count_users(db: &Db) -> AppResult<i64> {
     Ok(on_read!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
 }
 
-pub async fn create_user(db: &Db, username: &str, password_hash: &str, role: Role) -> AppResult<User> {
+/// Creates a user; `actor` is the admin who did (None: the command line on the server's
+/// machine). Appended to the audit log with the username and role, never the password.
+pub async fn create_user(db: &Db, username: &str, password_hash: &str, role: Role, actor: Option<i64>) -> AppResult<User> {
     let now = now_ms();
-    let result = on_write!(db, pool => sqlx::query_as::<_, UserRow>(
-        "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
-         RETURNING id, username, role, created_at, disabled_at",
-    )
-    .bind(username)
-    .bind(password_hash)
-    .bind(role.as_str())
-    .bind(now)
-    .fetch_one(pool)
+    let result: Result<UserRow, sqlx::Error> = on_write!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query_as::<_, UserRow>(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
+             RETURNING id, username, role, created_at, disabled_at",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        append_audit!(tx, Entry {
+            user_id: Some(row.id),
+            after: Some(json!({"username": username, "role": role.as_str()})),
+            ..Entry::new(now, actor, AuditAction::UserCreated)
+        })?;
+        tx.commit().await?;
+        Ok(row)
+    }
     .await);
     match result {
         Ok(row) => Ok(row.into_user()),
@@ -138,22 +154,34 @@ pub async fn list_users(db: &Db) -> AppResult<Vec<User>> {
 
 /// Sets a new password hash and bumps the session epoch, which signs out every session of
 /// the user. Returns the new epoch (for the one session that should stay), or None when there
-/// is no such user.
-pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str) -> AppResult<Option<i64>> {
-    Ok(on_write!(db, pool => sqlx::query_scalar(
-        "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2
-         RETURNING session_epoch",
-    )
-    .bind(password_hash)
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?))
+/// is no such user. The audit log records that `actor` changed it (their own password, or a
+/// reset by an admin), never the password or its hash.
+pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str, actor: i64) -> AppResult<Option<i64>> {
+    let action = if actor == user_id { AuditAction::PasswordChanged } else { AuditAction::PasswordReset };
+    Ok(on_write!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2
+             RETURNING session_epoch",
+        )
+        .bind(password_hash)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if epoch.is_some() {
+            append_audit!(tx, Entry { user_id: Some(user_id), ..Entry::new(now_ms(), Some(actor), action) })?;
+        }
+        tx.commit().await?;
+        epoch
+    }))
 }
 
 /// Changes a user's role and/or disabled state, refusing a change that would leave no
 /// enabled admin. Disabling bumps the session epoch, so the user's sessions end for good
 /// (re-enabling does not revive them; tokens, checked against the flag, work again).
-pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate) -> AppResult<UserChange> {
+///
+/// A role change and a disabling or re-enabling each append an audit entry, as `actor`'s doing.
+pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate, actor: i64) -> AppResult<UserChange> {
     let now = now_ms();
     on_write!(db, pool, is_pg => {
         // SQLite: IMMEDIATE takes the write lock before the check reads anything, so even a
@@ -202,6 +230,22 @@ pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate) -> AppResul
         .bind(user_id)
         .fetch_one(&mut *tx)
         .await?;
+        let entry = |action| Entry { user_id: Some(user_id), ..Entry::new(now, Some(actor), action) };
+        if role != before.role {
+            append_audit!(tx, Entry {
+                before: Some(json!({"role": before.role.as_str()})),
+                after: Some(json!({"role": role.as_str()})),
+                ..entry(AuditAction::RoleChanged)
+            })?;
+        }
+        if disabled != before.disabled {
+            let action = if disabled { AuditAction::UserDisabled } else { AuditAction::UserEnabled };
+            append_audit!(tx, Entry {
+                before: Some(json!({"disabled": before.disabled})),
+                after: Some(json!({"disabled": disabled})),
+                ..entry(action)
+            })?;
+        }
         tx.commit().await?;
         Ok(UserChange::Updated(row.into_user()))
     })
@@ -218,29 +262,55 @@ pub async fn is_member(db: &Db, project_id: i64, user_id: i64) -> AppResult<bool
     Ok(found.is_some())
 }
 
-pub async fn add_member(db: &Db, project_id: i64, user_id: i64) -> AppResult<()> {
-    on_write!(db, pool => sqlx::query(
-        "INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)
-         ON CONFLICT (project_id, user_id) DO NOTHING",
-    )
-    .bind(project_id)
-    .bind(user_id)
-    .bind(now_ms())
-    .execute(pool)
-    .await?
-    .rows_affected());
+/// Adds the user to the project (nothing when they belong already); `actor` did it (None: the
+/// command line). A new membership is appended to the audit log.
+pub async fn add_member(db: &Db, project_id: i64, user_id: i64, actor: Option<i64>) -> AppResult<()> {
+    let now = now_ms();
+    on_write!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let added = sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)
+             ON CONFLICT (project_id, user_id) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if added > 0 {
+            append_audit!(tx, Entry {
+                project_id: Some(project_id),
+                user_id: Some(user_id),
+                ..Entry::new(now, actor, AuditAction::MemberAdded)
+            })?;
+        }
+        tx.commit().await?;
+    });
     Ok(())
 }
 
-pub async fn remove_member(db: &Db, project_id: i64, user_id: i64) -> AppResult<bool> {
-    let done = on_write!(db, pool => sqlx::query(
-        "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2",
-    )
-    .bind(project_id)
-    .bind(user_id)
-    .execute(pool)
-    .await?
-    .rows_affected());
+/// Removes the user from the project; false when they were not a member. Appended to the
+/// audit log as `actor`'s doing.
+pub async fn remove_member(db: &Db, project_id: i64, user_id: i64, actor: i64) -> AppResult<bool> {
+    let done = on_write!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed > 0 {
+            append_audit!(tx, Entry {
+                project_id: Some(project_id),
+                user_id: Some(user_id),
+                ..Entry::new(now_ms(), Some(actor), AuditAction::MemberRemoved)
+            })?;
+        }
+        tx.commit().await?;
+        removed
+    });
     Ok(done > 0)
 }
 
