@@ -79,7 +79,12 @@ PID = {"name": "pid", "in": "path", "required": True, "schema": I64}
 def q(name, schema, desc): return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 
 paths = {
-    "/api/health": {"get": {"summary": "Liveness and database check", "security": [], "responses": ok(obj({"status": STR}))}},
+    "/api/health": {"get": {"summary": "Liveness and database check, with the app's version and the schema version (the highest applied migration)",
+                            "description": "The probes for load balancers (/health: process up; /ready: database reachable and every migration applied) "
+                                           "and /metrics (Prometheus text) are served at the root, outside this document: see README, Operations.",
+                            "security": [],
+                            "responses": ok(obj({"status": {"type": "string", "enum": ["ok"]}, "version": STR,
+                                                 "schema_version": {"type": "integer", "format": "int64", "minimum": 0}}))}},
     "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     "/api/auth/login": {"post": {"summary": "Sign in; sets the session cookie (429 with Retry-After after too many failures)", "security": [],
                                  "requestBody": body(ref("LoginRequest")), "responses": ok(ref("Me"))}},

@@ -10,6 +10,8 @@ pub mod demo;
 pub mod error;
 pub mod export;
 pub mod http;
+pub mod metrics;
+pub mod ops;
 pub mod import;
 pub mod projects;
 pub mod state;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub import_gate: ImportGate,
     /// Cancelled on shutdown: running imports and streaming exports stop cleanly.
     pub shutdown: CancellationToken,
+    /// Request counts and latencies, labels submitted, active labelers (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 //! Every response carries the security headers set here: a Content-Security-Policy (with a
 //! fresh nonce on each rendered page), `nosniff`, `DENY` framing and a same-origin referrer.
 //! Every request except the streamed uploads gets a deadline (`request_timeout`).
+//! Every request is counted and timed per route pattern for `/metrics` (`crate::metrics`).
 use std::time::Duration;
 
 use app::{shell, App};
@@ -48,8 +49,11 @@ pub fn app_router(state: AppState, sessions: SqlSessionStore, config: WebConfig)
         .with_expiry(Expiry::OnInactivity(idle_duration(state.session_idle)));
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let metrics = state.metrics.clone();
     Router::new()
         .nest("/api", crate::api::router())
+        // /health, /ready, /metrics: at the root, where load balancers and Prometheus look.
+        .merge(crate::ops::router())
         .leptos_routes_with_context(&state, routes, page_csp, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_csp, shell))
         .layer(session_layer)
@@ -73,6 +77,9 @@ pub fn app_router(state: AppState, sessions: SqlSessionStore, config: WebConfig)
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        // Outermost, so a request cut off by the timeout is counted (as a 408) too. Route
+        // layers run after routing, so it sees the route pattern (`MatchedPath`).
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)
 }
 

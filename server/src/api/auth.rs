@@ -89,7 +89,13 @@ pub async fn change_own_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What operators and clients talk to: the app's version and the schema version (the highest
+/// applied migration). Reading the latter also checks that the database answers.
 pub async fn health(State(state): State<AppState>) -> AppResult<Json<serde_json::Value>> {
-    store::users::count_users(&state.db).await?;
-    Ok(Json(serde_json::json!({ "status": "ok" })))
+    let schema_version = state.db.schema_version().await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "schema_version": schema_version,
+    })))
 }

@@ -35,6 +35,7 @@ pub async fn next_item(
         serde_json::from_slice(&body).map_err(|e| AppError::bad_request(format!("bad request body: {e}")))?
     };
     let project = visible_project(&state.db, &caller, pid).await?.project;
+    state.metrics.labeler_seen(caller.id());
     let assigned = store::assignment::assign_next_item(&state.db, &project, caller.id(), &req.exclude).await?;
     let progress = progress_of(&state, pid, caller.id(), q.since.unwrap_or(0)).await?;
     Ok(Json(match assigned {
@@ -63,6 +64,7 @@ pub async fn submit(
         client_id,
     };
     let annotation = store::assignment::submit_annotation(&state.db, pid, caller.id(), &submission).await?;
+    state.metrics.label_submitted();
     Ok(Json(annotation))
 }
 

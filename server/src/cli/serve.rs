@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Seconds an upload may send nothing before it is answered 408 and its spool removed.
     #[arg(long, env = "MIRRORSET_BODY_IDLE_TIMEOUT", default_value_t = 60)]
     pub body_idle_timeout: u64,
+    /// `text` (readable lines) or `json` (one JSON object per line, for log collectors).
+    #[arg(long, env = "MIRRORSET_LOG_FORMAT", value_enum, default_value_t = crate::cli::LogFormat::Text)]
+    pub log_format: crate::cli::LogFormat,
 }
 
 impl ServeArgs {
@@ -108,7 +111,7 @@ fn parse_idle_minutes(s: &str) -> Result<std::time::Duration, String> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    crate::cli::init_tracing();
+    crate::cli::init_tracing(args.log_format);
     let db = args.db.connect().await?;
     let spool_dir = spool::prepare_instance_dir(&args.db.data_dir)?;
     let reaped = crate::import::job::reap_stale(&db, true).await?;
@@ -151,6 +154,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         spool,
         import_gate,
         shutdown: shutdown.clone(),
+        metrics: crate::metrics::Metrics::new(),
     };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
     let app = crate::web::app_router(state, sessions, args.web_config());
@@ -198,10 +202,12 @@ async fn ensure_admin(db: &Db) -> anyhow::Result<()> {
     let hash = hash_password(password.clone()).await?;
     store::users::create_user(db, "admin", &hash, Role::Admin, None).await?;
     if generated {
+        // On stdout, not through the log: the password must not reach a log collector.
         println!("Created the admin user. Sign in as `admin` with password: {password}");
         println!("(shown once; set MIRRORSET_ADMIN_PASSWORD before the first start to choose it)");
     } else {
-        println!("Created the admin user `admin` with the password from MIRRORSET_ADMIN_PASSWORD.");
+        // Through the log, so `--log-format json` output stays all JSON.
+        tracing::info!("created the admin user `admin` with the password from MIRRORSET_ADMIN_PASSWORD");
     }
     Ok(())
 }

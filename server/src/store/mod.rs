@@ -105,6 +105,35 @@ impl Db {
         Ok(())
     }
 
+    /// The migration versions this binary embeds for its backend (`migrations/<backend>`).
+    pub fn embedded_migrations(&self) -> Vec<i64> {
+        let migrator = match self {
+            Db::Sqlite { .. } => sqlx::migrate!("../migrations/sqlite"),
+            Db::Postgres(_) => sqlx::migrate!("../migrations/postgres"),
+        };
+        migrator.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect()
+    }
+
+    /// The versions sqlx recorded as applied successfully (its `_sqlx_migrations` table).
+    pub async fn applied_migrations(&self) -> Result<Vec<i64>, sqlx::Error> {
+        on_read!(self, pool => {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
+                .fetch_all(pool)
+                .await
+        })
+    }
+
+    /// The schema version: the highest applied migration (0 before any). One indexed read of
+    /// a table of a handful of rows, cheap enough for every health check.
+    pub async fn schema_version(&self) -> Result<i64, sqlx::Error> {
+        let version: Option<i64> = on_read!(self, pool => {
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(version.unwrap_or(0))
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres(_))
     }

@@ -1,0 +1,261 @@
+//! Operational metrics, served at `GET /metrics` in the Prometheus text exposition format
+//! (version 0.0.4), written by hand: a few counters, gauges and one histogram family do not
+//! need a metrics crate.
+//!
+//! What is measured, and why it stays bounded:
+//! - `mirrorset_http_requests_total` and `mirrorset_http_request_duration_seconds` (a
+//!   histogram) per method, route and status class. The route is axum's `MatchedPath` (the
+//!   route *pattern*, `/api/projects/{pid}/next`), never the raw path, so the label set is
+//!   the route table's size, not the number of projects or items; requests that matched no
+//!   route (static files, 404s) share the route label `(unmatched)`.
+//! - `mirrorset_labels_submitted_total`: acknowledged submissions. "Labels per minute" is
+//!   `rate(mirrorset_labels_submitted_total[1m]) * 60` in Prometheus.
+//! - `mirrorset_active_labelers`: distinct users who asked for an item in the last 5 minutes.
+//!   Kept in memory per instance (with several instances, sum them: a labeler counts on each
+//!   instance they reached), at most `MAX_TRACKED_LABELERS` users.
+//! - `mirrorset_db_pool_connections` / `mirrorset_db_pool_idle_connections` per pool
+//!   (SQLite: `read` and `write`, the write pool being the single writer; PostgreSQL: `pg`).
+//!   A write pool with no idle connection means the writer is busy.
+//!
+//! Not measured: the SQLite writer's queue depth (requests waiting for the write connection).
+//! Every write goes through `on_write!`, which hands the pool straight to sqlx; counting the
+//! waiters would mean wrapping every acquisition in the store, which is left for the
+//! group-commit writer that will own that queue.
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::store::Db;
+
+/// Upper bounds (seconds) of the latency histogram's buckets: from the labeling loop's 1 ms
+/// target up to the request timeout's order of magnitude.
+pub const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A labeler who asked for no item for this long no longer counts as active.
+pub const ACTIVE_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// The most users the active-labeler gauge remembers; beyond it, the stalest are forgotten.
+pub const MAX_TRACKED_LABELERS: usize = 100_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RouteKey {
+    method: String,
+    route: String,
+    /// "2xx", "4xx", ...
+    status: &'static str,
+}
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    count: u64,
+    sum_seconds: f64,
+    /// Per bucket of `BUCKETS`, not cumulative (made cumulative when written).
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    routes: Mutex<HashMap<RouteKey, RouteStats>>,
+    labels_submitted: AtomicU64,
+    labelers: Mutex<HashMap<i64, Instant>>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let key = RouteKey { method: method.to_string(), route: route.to_string(), status: status_class(status) };
+        let seconds = elapsed.as_secs_f64();
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = routes.entry(key).or_default();
+        stats.count += 1;
+        stats.sum_seconds += seconds;
+        if let Some(i) = BUCKETS.iter().position(|&le| seconds <= le) {
+            stats.buckets[i] += 1;
+        }
+    }
+
+    /// One acknowledged submission.
+    pub fn label_submitted(&self) {
+        self.labels_submitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `user` asked for an item now.
+    pub fn labeler_seen(&self, user: i64) {
+        self.labeler_seen_at(user, Instant::now());
+    }
+
+    fn labeler_seen_at(&self, user: i64, now: Instant) {
+        let mut seen = self.labelers.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(user, now);
+        if seen.len() > MAX_TRACKED_LABELERS {
+            // Over the bound: drop everyone outside the window, and if that is not enough
+            // (a flood of distinct users), the stalest until back at the bound.
+            seen.retain(|_, t| now.duration_since(*t) <= ACTIVE_WINDOW);
+            if seen.len() > MAX_TRACKED_LABELERS {
+                let mut times: Vec<Instant> = seen.values().copied().collect();
+                times.sort_unstable();
+                let cutoff = times[seen.len() - MAX_TRACKED_LABELERS];
+                seen.retain(|_, t| *t >= cutoff);
+            }
+        }
+    }
+
+    /// Distinct users who asked for an item within `ACTIVE_WINDOW` before `now`; forgets
+    /// the others.
+    fn active_labelers_at(&self, now: Instant) -> usize {
+        let mut seen = self.labelers.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|_, t| now.duration_since(*t) <= ACTIVE_WINDOW);
+        seen.len()
+    }
+
+    /// The whole exposition, with the pool gauges read from `db` (no query: sqlx keeps them).
+    pub fn render(&self, db: &Db) -> String {
+        let mut out = String::new();
+        self.render_requests(&mut out);
+        let _ = writeln!(out, "# HELP mirrorset_labels_submitted_total Submissions acknowledged by this instance.");
+        let _ = writeln!(out, "# TYPE mirrorset_labels_submitted_total counter");
+        let _ = writeln!(out, "mirrorset_labels_submitted_total {}", self.labels_submitted.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP mirrorset_active_labelers Distinct users who asked this instance for an item in the last 5 minutes.");
+        let _ = writeln!(out, "# TYPE mirrorset_active_labelers gauge");
+        let _ = writeln!(out, "mirrorset_active_labelers {}", self.active_labelers_at(Instant::now()));
+        let pools: Vec<(&str, u32, usize, u32)> = match db {
+            Db::Sqlite { read, write } => vec![
+                ("read", read.size(), read.num_idle(), read.options().get_max_connections()),
+                ("write", write.size(), write.num_idle(), write.options().get_max_connections()),
+            ],
+            Db::Postgres(pg) => vec![("pg", pg.size(), pg.num_idle(), pg.options().get_max_connections())],
+        };
+        let _ = writeln!(out, "# HELP mirrorset_db_pool_connections Open connections of a database pool (in use or idle).");
+        let _ = writeln!(out, "# TYPE mirrorset_db_pool_connections gauge");
+        for (name, size, _, _) in &pools {
+            let _ = writeln!(out, "mirrorset_db_pool_connections{{pool=\"{name}\"}} {size}");
+        }
+        let _ = writeln!(out, "# HELP mirrorset_db_pool_idle_connections Idle connections of a database pool.");
+        let _ = writeln!(out, "# TYPE mirrorset_db_pool_idle_connections gauge");
+        for (name, _, idle, _) in &pools {
+            let _ = writeln!(out, "mirrorset_db_pool_idle_connections{{pool=\"{name}\"}} {idle}");
+        }
+        let _ = writeln!(out, "# HELP mirrorset_db_pool_max_connections The most connections a database pool opens.");
+        let _ = writeln!(out, "# TYPE mirrorset_db_pool_max_connections gauge");
+        for (name, _, _, max) in &pools {
+            let _ = writeln!(out, "mirrorset_db_pool_max_connections{{pool=\"{name}\"}} {max}");
+        }
+        out
+    }
+
+    fn render_requests(&self, out: &mut String) {
+        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut keys: Vec<&RouteKey> = routes.keys().collect();
+        keys.sort();
+        let _ = writeln!(out, "# HELP mirrorset_http_requests_total HTTP requests answered, by method, route pattern and status class.");
+        let _ = writeln!(out, "# TYPE mirrorset_http_requests_total counter");
+        for key in &keys {
+            let _ = writeln!(out, "mirrorset_http_requests_total{{{}}} {}", labels(key), routes[*key].count);
+        }
+        let _ = writeln!(out, "# HELP mirrorset_http_request_duration_seconds Time to the response head, by method, route pattern and status class.");
+        let _ = writeln!(out, "# TYPE mirrorset_http_request_duration_seconds histogram");
+        for key in &keys {
+            let stats = &routes[*key];
+            let l = labels(key);
+            let mut cumulative = 0;
+            for (le, n) in BUCKETS.iter().zip(stats.buckets) {
+                cumulative += n;
+                let _ = writeln!(out, "mirrorset_http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}");
+            }
+            let _ = writeln!(out, "mirrorset_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}", stats.count);
+            let _ = writeln!(out, "mirrorset_http_request_duration_seconds_sum{{{l}}} {}", stats.sum_seconds);
+            let _ = writeln!(out, "mirrorset_http_request_duration_seconds_count{{{l}}} {}", stats.count);
+        }
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn labels(key: &RouteKey) -> String {
+    format!(
+        "method=\"{}\",route=\"{}\",status=\"{}\"",
+        escape(&key.method),
+        escape(&key.route),
+        key.status
+    )
+}
+
+/// Label values escape `\`, `"` and newlines (the exposition format's rule).
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The middleware: times each request up to its response head and counts it under its route
+/// pattern. Installed with `Router::layer`, so it runs after routing and sees `MatchedPath`.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".to_string());
+    let method = request.method().as_str().to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    metrics.observe_request(&method, &route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_at_the_count() {
+        let m = Metrics::default();
+        for ms in [0.2, 3.0, 3.0, 40.0, 20_000.0] {
+            m.observe_request("POST", "/api/projects/{pid}/next", 200, Duration::from_secs_f64(ms / 1000.0));
+        }
+        let mut out = String::new();
+        m.render_requests(&mut out);
+        let l = "method=\"POST\",route=\"/api/projects/{pid}/next\",status=\"2xx\"";
+        for (le, n) in [("0.0005", 1), ("0.0025", 1), ("0.005", 3), ("0.025", 3), ("0.05", 4), ("10", 4), ("+Inf", 5)] {
+            let line = format!("mirrorset_http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {n}\n");
+            assert!(out.contains(&line), "{line} missing from\n{out}");
+        }
+        assert!(out.contains(&format!("mirrorset_http_requests_total{{{l}}} 5\n")), "{out}");
+        assert!(out.contains(&format!("mirrorset_http_request_duration_seconds_count{{{l}}} 5\n")), "{out}");
+    }
+
+    #[test]
+    fn active_labelers_forget_the_idle_and_stay_bounded() {
+        let m = Metrics::default();
+        let t0 = Instant::now();
+        m.labeler_seen_at(1, t0);
+        m.labeler_seen_at(2, t0 + Duration::from_secs(200));
+        m.labeler_seen_at(1, t0 + Duration::from_secs(250));
+        assert_eq!(m.active_labelers_at(t0 + Duration::from_secs(260)), 2);
+        // User 2 last asked 301 s before, user 1 251 s before.
+        assert_eq!(m.active_labelers_at(t0 + Duration::from_secs(501)), 1);
+        for user in 0..(MAX_TRACKED_LABELERS as i64 + 10) {
+            m.labeler_seen_at(1000 + user, t0 + Duration::from_secs(600) + Duration::from_micros(user as u64));
+        }
+        assert_eq!(m.labelers.lock().unwrap().len(), MAX_TRACKED_LABELERS);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
