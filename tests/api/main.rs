@@ -20,3 +20,4 @@ mod round_trip;
 mod security;
 mod export_annotations;
 mod audit;
+mod ops;

@@ -1,0 +1,151 @@
+//! The operator's endpoints: `/api/health` (versions), `/health` and `/ready` (probes),
+//! `/metrics` (Prometheus text) and `--log-format json`.
+use std::collections::HashMap;
+
+use app::api_types::*;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+both_backends!(
+    health_reports_the_app_and_schema_versions,
+    ready_is_503_while_a_migration_is_missing,
+    metrics_count_requests_per_route_and_labels_submitted,
+    log_format_json_writes_json_lines,
+);
+
+/// The number of migrations this backend's directory holds (the schema version the server
+/// must report once they are all applied: they are numbered 1, 2, ... without gaps).
+fn migration_count(b: Backend) -> i64 {
+    let dir = workspace_root().join("migrations").join(match b {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    });
+    std::fs::read_dir(&dir)
+        .expect("the migrations directory")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql")))
+        .count() as i64
+}
+
+async fn health_reports_the_app_and_schema_versions(b: Backend) {
+    let server = TestServer::start(b).await;
+    let anon = server.client();
+    let n = migration_count(b);
+    assert!(n >= 4, "{n} migrations");
+    let health: Value = anon.get("/api/health").await;
+    assert_eq!(health, json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "schema_version": n }));
+
+    let resp = anon.get_raw("/health").await;
+    assert_eq!(resp.ok::<Value>(), json!({ "status": "ok" }));
+    let resp = anon.get_raw("/ready").await;
+    assert_eq!(resp.ok::<Value>(), json!({ "status": "ok" }));
+}
+
+async fn ready_is_503_while_a_migration_is_missing(b: Backend) {
+    let server = TestServer::start(b).await;
+    let anon = server.client();
+    let n = migration_count(b);
+    // As if this binary were newer than the database's schema (the last migration not applied).
+    assert_eq!(server.exec_sql(&format!("DELETE FROM _sqlx_migrations WHERE version = {n}")).await, 1);
+    let resp = anon.get_raw("/ready").await;
+    let err = resp.assert_error(503, "unavailable");
+    assert_eq!(err.message, format!("migrations not applied yet: [{n}]"));
+    assert_eq!(resp.headers["retry-after"], "5");
+    // The process is still up, and /api/health says which schema it found.
+    assert_eq!(anon.get_raw("/health").await.ok::<Value>(), json!({ "status": "ok" }));
+    let health: Value = anon.get("/api/health").await;
+    assert_eq!(health["schema_version"], json!(n - 1));
+}
+
+/// `/metrics` as (series with its labels, exactly as written) → value.
+async fn scrape(c: &Client) -> (String, HashMap<String, f64>) {
+    let resp = c.get_raw("/metrics").await;
+    resp.assert_status(200);
+    assert_eq!(resp.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = resp.text();
+    let mut series = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad metrics line {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        assert!(series.insert(name.to_string(), value).is_none(), "{name} written twice");
+    }
+    (text, series)
+}
+
+async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("metrics", 1, 600).await.id;
+    admin.import_texts(pid, "m", 10).await;
+    let (labeler, c) = server.user(&admin, "lena", Role::Labeler).await;
+    admin.add_member(pid, labeler.id).await;
+
+    let next = r#"method="POST",route="/api/projects/{pid}/next",status="2xx""#;
+    let submit = r#"method="POST",route="/api/projects/{pid}/annotations",status="2xx""#;
+    for _ in 0..3 {
+        let item = c.next(pid).await.item.expect("an item");
+        c.submit(pid, item.id, &["pos"]).await;
+    }
+    let (text, m) = scrape(&admin).await;
+    assert_eq!(m[&format!("mirrorset_http_requests_total{{{next}}}")], 3.0, "{text}");
+    assert_eq!(m[&format!("mirrorset_http_requests_total{{{submit}}}")], 3.0, "{text}");
+    assert_eq!(m["mirrorset_labels_submitted_total"], 3.0, "{text}");
+    assert_eq!(m["mirrorset_active_labelers"], 1.0, "{text}");
+    // The route pattern is the label, never the path with its ids.
+    assert!(!text.contains(&format!("/api/projects/{pid}/")), "{text}");
+
+    // Two more items asked for, one of them by the admin (a second active labeler), one
+    // more label; a request the API refuses is counted in its own status class.
+    admin.add_member(pid, admin.me().await.user.id).await;
+    let item = c.next(pid).await.item.expect("an item");
+    c.submit(pid, item.id, &["neg"]).await;
+    admin.next(pid).await;
+    c.submit_raw(pid, 999_999, &["pos"], "nope").await.assert_status(404);
+    let (text, m) = scrape(&admin).await;
+    let count = |labels: &str| m[&format!("mirrorset_http_requests_total{{{labels}}}")];
+    assert_eq!(count(next), 5.0, "{text}");
+    assert_eq!(count(submit), 4.0, "{text}");
+    assert_eq!(count(r#"method="POST",route="/api/projects/{pid}/annotations",status="4xx""#), 1.0, "{text}");
+    assert_eq!(m["mirrorset_labels_submitted_total"], 4.0, "{text}");
+    assert_eq!(m["mirrorset_active_labelers"], 2.0, "{text}");
+
+    // The latency histogram of next: cumulative buckets, +Inf equal to the count.
+    let bucket = |le: &str| m[&format!("mirrorset_http_request_duration_seconds_bucket{{{next},le=\"{le}\"}}")];
+    assert_eq!(bucket("+Inf"), 5.0, "{text}");
+    assert_eq!(m[&format!("mirrorset_http_request_duration_seconds_count{{{next}}}")], 5.0, "{text}");
+    let sum = m[&format!("mirrorset_http_request_duration_seconds_sum{{{next}}}")];
+    assert!(sum > 0.0 && sum < 5.0 * 30.0, "{text}");
+    let les = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"];
+    for pair in les.windows(2) {
+        assert!(bucket(pair[0]) <= bucket(pair[1]), "buckets not cumulative at {}: {text}", pair[0]);
+    }
+    assert!(text.contains("# TYPE mirrorset_http_request_duration_seconds histogram\n"), "{text}");
+
+    // Database pools: the sizes `Db::connect` sets.
+    let pools: &[(&str, f64)] = match b {
+        Backend::Sqlite => &[("read", 8.0), ("write", 1.0)],
+        Backend::Postgres => &[("pg", 16.0)],
+    };
+    for (pool, max) in pools {
+        assert_eq!(m[&format!("mirrorset_db_pool_max_connections{{pool=\"{pool}\"}}")], *max, "{text}");
+        let open = m[&format!("mirrorset_db_pool_connections{{pool=\"{pool}\"}}")];
+        let idle = m[&format!("mirrorset_db_pool_idle_connections{{pool=\"{pool}\"}}")];
+        assert!(open >= 1.0 && open <= *max && idle <= open, "{pool}: {text}");
+    }
+}
+
+async fn log_format_json_writes_json_lines(b: Backend) {
+    let server = TestServer::start_with_args(b, &["--log-format", "json"]).await;
+    let anon = server.client();
+    anon.get_raw("/health").await.assert_status(200);
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the server logged nothing");
+    let mut listening = false;
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{log}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        listening |= v["message"].as_str().is_some_and(|m| m.starts_with("Mirrorset is listening on http://127.0.0.1:"));
+    }
+    assert!(listening, "no \"listening\" event in\n{log}");
+}
