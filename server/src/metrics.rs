@@ -17,10 +17,10 @@
 //!   (SQLite: `read` and `write`, the write pool being the single writer; PostgreSQL: `pg`).
 //!   A write pool with no idle connection means the writer is busy.
 //!
-//! Not measured: the SQLite writer's queue depth (requests waiting for the write connection).
-//! Every write goes through `on_write!`, which hands the pool straight to sqlx; counting the
-//! waiters would mean wrapping every acquisition in the store, which is left for the
-//! group-commit writer that will own that queue.
+//! - `mirrorset_sqlite_writes_in_flight` (SQLite only): write operations waiting for the single
+//!   writer or running on it (`store::SQLITE_WRITES_IN_FLIGHT`, counted by `on_write!`), so the
+//!   writer's queue depth is this minus at most one. Commit group sizes are not measured: each
+//!   write is its own transaction today.
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,6 +143,12 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE mirrorset_db_pool_idle_connections gauge");
         for (name, _, idle, _) in &pools {
             let _ = writeln!(out, "mirrorset_db_pool_idle_connections{{pool=\"{name}\"}} {idle}");
+        }
+        if let Db::Sqlite { .. } = db {
+            let _ = writeln!(out, "# HELP mirrorset_sqlite_writes_in_flight SQLite writes waiting for the single writer connection or running on it.");
+            let _ = writeln!(out, "# TYPE mirrorset_sqlite_writes_in_flight gauge");
+            let in_flight = crate::store::SQLITE_WRITES_IN_FLIGHT.load(Ordering::Relaxed);
+            let _ = writeln!(out, "mirrorset_sqlite_writes_in_flight {in_flight}");
         }
         let _ = writeln!(out, "# HELP mirrorset_db_pool_max_connections The most connections a database pool opens.");
         let _ = writeln!(out, "# TYPE mirrorset_db_pool_max_connections gauge");

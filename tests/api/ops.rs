@@ -126,12 +126,57 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
         Backend::Sqlite => &[("read", 8.0), ("write", 1.0)],
         Backend::Postgres => &[("pg", 16.0)],
     };
+    assert_eq!(m.contains_key("mirrorset_sqlite_writes_in_flight"), b == Backend::Sqlite, "{text}");
     for (pool, max) in pools {
         assert_eq!(m[&format!("mirrorset_db_pool_max_connections{{pool=\"{pool}\"}}")], *max, "{text}");
         let open = m[&format!("mirrorset_db_pool_connections{{pool=\"{pool}\"}}")];
         let idle = m[&format!("mirrorset_db_pool_idle_connections{{pool=\"{pool}\"}}")];
         assert!(open >= 1.0 && open <= *max && idle <= open, "{pool}: {text}");
     }
+}
+
+/// The SQLite writer's queue: while another connection holds the database's write lock, two
+/// admins' requests to create a user wait on the single writer (one holds it, one waits for
+/// it), and the gauge says so; when the lock goes, both are served and the gauge falls to 0.
+/// (A user's creation starts its transaction with the INSERT, so SQLite waits out its busy
+/// timeout instead of refusing at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_writes_in_flight_shows_the_writer_queue() {
+    use sqlx::{Connection, Executor};
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let gauge = |m: &HashMap<String, f64>| m["mirrorset_sqlite_writes_in_flight"];
+    assert_eq!(gauge(&scrape(&admin).await.1), 0.0);
+
+    // Hold the write lock from outside (well within the server's 10 s busy timeout).
+    let mut lock = sqlx::SqliteConnection::connect(server.database_url()).await.expect("open the database");
+    lock.execute("BEGIN IMMEDIATE").await.expect("take the write lock");
+    let mut waiting = Vec::new();
+    for name in ["wa", "wb"] {
+        let c = server.admin().await;
+        waiting.push(tokio::spawn(async move {
+            let body = NewUser { username: name.into(), password: password_for(name), role: Role::Labeler };
+            c.post_json_raw("/api/users", &body).await
+        }));
+    }
+    let t = std::time::Instant::now();
+    let mut seen = 0.0;
+    while t.elapsed() < std::time::Duration::from_secs(5) {
+        seen = gauge(&scrape(&admin).await.1);
+        assert!(seen <= 2.0, "{seen} writes in flight for two requests");
+        if seen == 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let finished: Vec<bool> = waiting.iter().map(|w| w.is_finished()).collect();
+    assert_eq!(seen, 2.0, "the two waiting writes never showed (finished: {finished:?})");
+    lock.execute("ROLLBACK").await.expect("release the write lock");
+    for w in waiting {
+        w.await.unwrap().assert_status(201);
+    }
+    assert_eq!(gauge(&scrape(&admin).await.1), 0.0);
+    let _ = lock.close().await;
 }
 
 async fn log_format_json_writes_json_lines(b: Backend) {

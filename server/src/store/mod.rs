@@ -41,18 +41,24 @@ macro_rules! on_read {
 }
 
 /// Runs `$body` with `$pool` bound to the backend's pool for writes, and `$is_pg` telling
-/// which backend it is (for the few statements that only one of them needs).
+/// which backend it is (for the few statements that only one of them needs). On SQLite the
+/// body is counted in `SQLITE_WRITES_IN_FLIGHT` while it runs (every body awaits its writes
+/// inside the macro).
 #[macro_export]
 macro_rules! on_write {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Db::Sqlite { write: $pool, .. } => {
+                let _in_flight = $crate::store::SqliteWriteInFlight::enter();
+                $body
+            }
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
     ($db:expr, $pool:ident, $is_pg:ident => $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite { write: $pool, .. } => {
+                let _in_flight = $crate::store::SqliteWriteInFlight::enter();
                 let $is_pg = false;
                 $body
             }
@@ -62,6 +68,28 @@ macro_rules! on_write {
             }
         }
     };
+}
+
+/// SQLite write operations (`on_write!` bodies) waiting for the single writer connection or
+/// running on it: the writer's queue depth plus the one it is serving. `GET /metrics` shows it
+/// as `mirrorset_sqlite_writes_in_flight`. One process serves one database, so one global.
+pub static SQLITE_WRITES_IN_FLIGHT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Counts one write in `SQLITE_WRITES_IN_FLIGHT` until dropped (also on `?`, early return or
+/// a cancelled request).
+pub struct SqliteWriteInFlight(());
+
+impl SqliteWriteInFlight {
+    pub fn enter() -> SqliteWriteInFlight {
+        SQLITE_WRITES_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SqliteWriteInFlight(())
+    }
+}
+
+impl Drop for SqliteWriteInFlight {
+    fn drop(&mut self) {
+        SQLITE_WRITES_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Db {
