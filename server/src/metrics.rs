@@ -8,7 +8,8 @@
 //!   route *pattern*, `/api/projects/{pid}/next`), never the raw path, so the label set is
 //!   the route table's size, not the number of projects or items; requests that matched no
 //!   route (static files, 404s) share the route label `(unmatched)`.
-//! - `mirrorset_labels_submitted_total`: acknowledged submissions. "Labels per minute" is
+//! - `mirrorset_labels_submitted_total`: acknowledged submissions (a retry with the same
+//!   `client_id` is not counted again). "Labels per minute" is
 //!   `rate(mirrorset_labels_submitted_total[1m]) * 60` in Prometheus.
 //! - `mirrorset_active_labelers`: distinct users who asked for an item in the last 5 minutes.
 //!   Kept in memory per instance (with several instances, sum them: a labeler counts on each

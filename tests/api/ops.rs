@@ -82,13 +82,16 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
 
     let next = r#"method="POST",route="/api/projects/{pid}/next",status="2xx""#;
     let submit = r#"method="POST",route="/api/projects/{pid}/annotations",status="2xx""#;
-    for _ in 0..3 {
-        let item = c.next(pid).await.item.expect("an item");
-        c.submit(pid, item.id, &["pos"]).await;
+    let mut last = 0;
+    for i in 0..3 {
+        last = c.next(pid).await.item.expect("an item").id;
+        c.submit_raw(pid, last, &["pos"], &format!("metrics-{i}")).await.assert_status(200);
     }
+    // A retry of an acknowledged submission (same client_id) is answered but adds no label.
+    c.submit_raw(pid, last, &["pos"], "metrics-2").await.assert_status(200);
     let (text, m) = scrape(&admin).await;
     assert_eq!(m[&format!("mirrorset_http_requests_total{{{next}}}")], 3.0, "{text}");
-    assert_eq!(m[&format!("mirrorset_http_requests_total{{{submit}}}")], 3.0, "{text}");
+    assert_eq!(m[&format!("mirrorset_http_requests_total{{{submit}}}")], 4.0, "{text}");
     assert_eq!(m["mirrorset_labels_submitted_total"], 3.0, "{text}");
     assert_eq!(m["mirrorset_active_labelers"], 1.0, "{text}");
     // The route pattern is the label, never the path with its ids.
@@ -104,7 +107,7 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
     let (text, m) = scrape(&admin).await;
     let count = |labels: &str| m[&format!("mirrorset_http_requests_total{{{labels}}}")];
     assert_eq!(count(next), 5.0, "{text}");
-    assert_eq!(count(submit), 4.0, "{text}");
+    assert_eq!(count(submit), 5.0, "{text}");
     assert_eq!(count(r#"method="POST",route="/api/projects/{pid}/annotations",status="4xx""#), 1.0, "{text}");
     assert_eq!(m["mirrorset_labels_submitted_total"], 4.0, "{text}");
     assert_eq!(m["mirrorset_active_labelers"], 2.0, "{text}");

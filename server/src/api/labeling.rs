@@ -63,8 +63,11 @@ pub async fn submit(
         time_ms: req.time_ms.clamp(0, MAX_TIME_MS),
         client_id,
     };
-    let annotation = store::assignment::submit_annotation(&state.db, pid, caller.id(), &submission).await?;
-    state.metrics.label_submitted();
+    let (annotation, new) = store::assignment::submit_annotation(&state.db, pid, caller.id(), &submission).await?;
+    // A retry of an acknowledged submission (same client_id) adds no label.
+    if new {
+        state.metrics.label_submitted();
+    }
     Ok(Json(annotation))
 }
 

@@ -190,12 +190,13 @@ const ANNOTATION_COLUMNS: &str = "id, item_id, user_id, labels, time_ms, created
 /// client id returns the first result; the same client id on another item is refused (409),
 /// since answering 200 would silently drop the new label. A new annotation is refused when
 /// the item was never handed to the labeler (403) or has no capacity left for them (409).
+/// Returns the annotation and whether this request wrote it (false for a retry).
 pub async fn submit_annotation(
     db: &Db,
     project_id: i64,
     user_id: i64,
     s: &Submission<'_>,
-) -> AppResult<Annotation> {
+) -> AppResult<(Annotation, bool)> {
     let now = now_ms();
     let pid = project_id;
     let row: AnnotationRow = on_write!(db, pool, is_pg => {
@@ -225,7 +226,7 @@ pub async fn submit_annotation(
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(row.into_annotation());
+            return Ok((row.into_annotation(), false));
         }
         let project: Project = sqlx::query_as::<_, ProjectRow>(&format!(
             "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
@@ -362,7 +363,7 @@ pub async fn submit_annotation(
         tx.commit().await?;
         row
     });
-    Ok(row.into_annotation())
+    Ok((row.into_annotation(), true))
 }
 
 /// Releases the labeler's lease and remembers the skip, so the item goes to others first.
