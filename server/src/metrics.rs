@@ -185,6 +185,22 @@ impl Metrics {
     }
 }
 
+/// The method as a label: the standard ones by name, any other (a client may send any token
+/// as a method) as `OTHER`, so the label set stays bounded.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
@@ -217,7 +233,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "(unmatched)".to_string());
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method()).to_string();
     let start = Instant::now();
     let response = next.run(request).await;
     metrics.observe_request(&method, &route, response.status().as_u16(), start.elapsed());
@@ -259,6 +275,14 @@ mod tests {
             m.labeler_seen_at(1000 + user, t0 + Duration::from_secs(600) + Duration::from_micros(user as u64));
         }
         assert_eq!(m.labelers.lock().unwrap().len(), MAX_TRACKED_LABELERS);
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let custom = axum::http::Method::from_bytes(b"X-ANYTHING-123").unwrap();
+        assert_eq!(method_label(&custom), "OTHER");
+        assert_eq!(method_label(&axum::http::Method::TRACE), "OTHER");
+        assert_eq!(method_label(&axum::http::Method::PATCH), "PATCH");
     }
 
     #[test]

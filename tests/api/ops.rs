@@ -104,7 +104,12 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
     c.submit(pid, item.id, &["neg"]).await;
     admin.next(pid).await;
     c.submit_raw(pid, 999_999, &["pos"], "nope").await.assert_status(404);
+    // Methods are chosen by clients: any unknown one is counted as OTHER, never by its name.
+    let odd = admin.raw(reqwest::Method::from_bytes(b"FROB").unwrap(), "/health", None).await;
+    odd.assert_status(405);
     let (text, m) = scrape(&admin).await;
+    assert!(!text.contains("FROB"), "{text}");
+    assert_eq!(m[r#"mirrorset_http_requests_total{method="OTHER",route="/health",status="4xx"}"#], 1.0, "{text}");
     let count = |labels: &str| m[&format!("mirrorset_http_requests_total{{{labels}}}")];
     assert_eq!(count(next), 5.0, "{text}");
     assert_eq!(count(submit), 5.0, "{text}");
