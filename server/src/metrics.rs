@@ -62,14 +62,24 @@ struct RouteStats {
 
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// `--metrics-token`: when set, `/metrics` answers only `Authorization: Bearer <it>`.
+    token: Option<String>,
     routes: Mutex<HashMap<RouteKey, RouteStats>>,
     labels_submitted: AtomicU64,
     labelers: Mutex<HashMap<i64, Instant>>,
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Metrics> {
-        Arc::new(Metrics::default())
+    pub fn new(token: Option<String>) -> Arc<Metrics> {
+        Arc::new(Metrics { token: token.filter(|t| !t.is_empty()), ..Metrics::default() })
+    }
+
+    /// Whether a scrape with this `Authorization` header may read the metrics. The comparison
+    /// takes the same time wherever the first difference is.
+    pub fn may_scrape(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(token) = &self.token else { return true };
+        let Some(given) = authorization.and_then(|h| h.strip_prefix(b"Bearer ")) else { return false };
+        given.len() == token.len() && given.iter().zip(token.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
@@ -275,6 +285,18 @@ mod tests {
             m.labeler_seen_at(1000 + user, t0 + Duration::from_secs(600) + Duration::from_micros(user as u64));
         }
         assert_eq!(m.labelers.lock().unwrap().len(), MAX_TRACKED_LABELERS);
+    }
+
+    #[test]
+    fn a_metrics_token_is_checked_exactly() {
+        assert!(Metrics::new(None).may_scrape(None));
+        assert!(Metrics::new(Some(String::new())).may_scrape(None));
+        let m = Metrics::new(Some("s3cret".into()));
+        assert!(m.may_scrape(Some(b"Bearer s3cret")));
+        for bad in [&b"Bearer s3cre"[..], b"Bearer s3cret2", b"Bearer S3cret", b"s3cret", b"Basic s3cret", b""] {
+            assert!(!m.may_scrape(Some(bad)), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(!m.may_scrape(None));
     }
 
     #[test]

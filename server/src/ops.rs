@@ -6,15 +6,16 @@
 //! - `GET /ready`: this instance can serve: the database answers and every migration the
 //!   binary embeds is applied. 503 in the API's error shape otherwise, so a load balancer
 //!   sends no traffic to an instance whose database is gone or behind.
-//! - `GET /metrics`: Prometheus text format (`crate::metrics`). Anyone who reaches the port can
-//!   read it, like /health: keep the port behind the reverse proxy or a firewall (README).
+//! - `GET /metrics`: Prometheus text format (`crate::metrics`). Without `--metrics-token`,
+//!   anyone who reaches the port can read it, like /health: keep the port behind the reverse
+//!   proxy or a firewall (README); with it, only `Authorization: Bearer <token>` (else 401).
 //!
 //! `GET /api/health` (in the API) adds the app's and the schema's versions.
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -66,11 +67,16 @@ fn not_ready(message: String) -> AppError {
     AppError::Unavailable { message, retry_after_secs: 5 }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !state.metrics.may_scrape(authorization) {
+        return AppError::Unauthorized.into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(&state.db),
     )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -187,6 +187,21 @@ async fn sqlite_writes_in_flight_shows_the_writer_queue() {
     let _ = lock.close().await;
 }
 
+/// `--metrics-token`: /metrics answers only the bearer of that token (401 in the API's error
+/// shape otherwise); the probes stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_token_guards_the_metrics() {
+    let server = TestServer::start_with_args(Backend::Sqlite, &["--metrics-token", "scrape-me"]).await;
+    server.client().get_raw("/metrics").await.assert_error(401, "unauthorized");
+    Client::with_bearer(server.base_url(), "scrape-m").get_raw("/metrics").await.assert_error(401, "unauthorized");
+    // A user's session is not the scraper's token either.
+    server.admin().await.get_raw("/metrics").await.assert_error(401, "unauthorized");
+    let (text, _) = scrape(&Client::with_bearer(server.base_url(), "scrape-me")).await;
+    assert!(text.contains("mirrorset_labels_submitted_total 0\n"), "{text}");
+    server.client().get_raw("/health").await.assert_status(200);
+    server.client().get_raw("/ready").await.assert_status(200);
+}
+
 async fn log_format_json_writes_json_lines(b: Backend) {
     let server = TestServer::start_with_args(b, &["--log-format", "json"]).await;
     let anon = server.client();

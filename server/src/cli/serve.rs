@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// `text` (readable lines) or `json` (one JSON object per line, for log collectors).
     #[arg(long, env = "MIRRORSET_LOG_FORMAT", value_enum, default_value_t = crate::cli::LogFormat::Text)]
     pub log_format: crate::cli::LogFormat,
+    /// When set, GET /metrics answers only requests with `Authorization: Bearer <this>` (401
+    /// otherwise); without it, anyone who reaches the port can read the metrics.
+    #[arg(long, env = "MIRRORSET_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -154,7 +158,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         spool,
         import_gate,
         shutdown: shutdown.clone(),
-        metrics: crate::metrics::Metrics::new(),
+        metrics: crate::metrics::Metrics::new(args.metrics_token.clone()),
     };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
     let app = crate::web::app_router(state, sessions, args.web_config());
