@@ -337,3 +337,33 @@ async fn settings_change_never_races_a_submission(b: Backend) {
         assert!(line["annotations"].as_array().unwrap().len() <= 2, "over the overlap: {line}");
     }
 }
+
+/// Another process holding SQLite's write lock for a moment (`mirrorset user add` on the live
+/// database, a backup) makes labeling wait, not fail: write transactions begin IMMEDIATE, so
+/// the busy timeout applies. (A deferred transaction read first and then failed at once with
+/// SQLITE_BUSY when it tried to write: a 500.) SQLite only: PostgreSQL has row locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn labeling_waits_for_another_process_holding_the_sqlite_writer() {
+    use sqlx::{Connection, Executor};
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("busy", 1, 600).await.id;
+    admin.import_texts(pid, "busy", 3).await;
+    let ls = labelers(&server, &admin, pid, "patient", 1).await;
+    let l = ls[0].1.clone();
+
+    let mut lock = sqlx::SqliteConnection::connect(server.database_url()).await.expect("open the database");
+    lock.execute("BEGIN IMMEDIATE").await.expect("take the write lock");
+    let labeling = tokio::spawn(async move {
+        let next = l.next_raw(pid, &[]).await;
+        let id = next.json::<NextItem>().item.map(|i| i.id);
+        (next.status.as_u16(), id, l)
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lock.execute("ROLLBACK").await.expect("release the write lock");
+    let (status, id, l) = labeling.await.unwrap();
+    assert_eq!(status, 200, "next while another process held the writer");
+    let id = id.expect("an item");
+    l.submit(pid, id, &["pos"]).await;
+    let _ = lock.close().await;
+}

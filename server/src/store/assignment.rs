@@ -24,6 +24,7 @@
 use app::api_types::{Annotation, AuditAction, Project};
 use serde_json::{json, Value};
 
+use super::BeginWrite;
 use super::items::{ItemRow, ITEM_COLUMNS, ITEM_FROM};
 use super::audit::Entry;
 use super::projects::{ProjectRow, PROJECT_COLUMNS};
@@ -58,7 +59,7 @@ pub async fn assign_next_item(
     let expires = now + project.lease_seconds * 1000;
     let pid = project.id;
     let item_id: Option<i64> = on_write!(db, pool, is_pg => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         if is_pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
         }
@@ -200,7 +201,7 @@ pub async fn submit_annotation(
     let now = now_ms();
     let pid = project_id;
     let row: AnnotationRow = on_write!(db, pool, is_pg => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         if is_pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
         }
@@ -370,7 +371,7 @@ pub async fn submit_annotation(
 pub async fn skip_item(db: &Db, project_id: i64, user_id: i64, item_id: i64) -> AppResult<()> {
     let now = now_ms();
     on_write!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM items WHERE id = $1 AND project_id = $2")
             .bind(item_id)
             .bind(project_id)

@@ -8,6 +8,7 @@
 //! rows in short chunks (`delete_pending_chunk`) before it is marked finished, and an import
 //! whose server died is found by its stale heartbeat and cleaned up the same way (`stale`).
 //! Migration `0002_staged_imports.sql` says why item ids can serve as the watermark.
+use super::BeginWrite;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
 use crate::on_write;
@@ -75,7 +76,7 @@ pub async fn heartbeat(db: &Db, import_id: i64, lines: i64, inserted: i64) -> Ap
 pub async fn commit(db: &Db, import_id: i64, project_id: i64, lines: i64, inserted: i64, max_id: i64) -> AppResult<()> {
     let now = now_ms();
     on_write!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         let marked = sqlx::query(
             "UPDATE imports SET state = 'committed', finished_at = $2, heartbeat_at = $2, lines = $3, inserted = $4
              WHERE id = $1 AND state = 'running'",
@@ -167,7 +168,7 @@ pub async fn delete_unreferenced_images(db: &Db, shas: &[String]) -> AppResult<V
     let mut gone = Vec::new();
     for chunk in shas.chunks(200) {
         on_write!(db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = BeginWrite::begin_write(pool).await?;
             for sha in chunk {
                 sqlx::query(
                     "DELETE FROM images WHERE sha256 = $1

@@ -5,6 +5,7 @@
 use app::api_types::{ItemKind, ItemView, LineError};
 use sqlx::FromRow;
 
+use super::BeginWrite;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
 use crate::{on_read, on_write};
@@ -79,7 +80,7 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
         return Ok(out);
     }
     on_write!(db, pool, is_pg => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         // Images first: items reference them.
         for item in chunk {
             if let Some(img) = &item.image {

@@ -167,6 +167,31 @@ impl Db {
     }
 }
 
+/// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at
+/// the start, so when another process holds it (`mirrorset user add` on a live database, a
+/// backup) the busy timeout makes the transaction wait. A plain (deferred) `BEGIN` reads first
+/// and fails at once with SQLITE_BUSY when it then tries to write, which surfaced as a 500.
+pub trait BeginWrite {
+    type Database: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Milliseconds since the Unix epoch: every timestamp in the store.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -5,6 +5,7 @@ use app::api_types::{AuditAction, LabelDef, LabelKind, Project, ProjectSummary};
 use serde_json::{json, Map, Value};
 use sqlx::FromRow;
 
+use super::BeginWrite;
 use super::audit::Entry;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
@@ -70,7 +71,7 @@ pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> A
     let labels = serde_json::to_string(s.labels).map_err(anyhow::Error::from)?;
     let now = now_ms();
     let row = on_write!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         let row = sqlx::query_as::<_, ProjectRow>(&format!(
             "INSERT INTO projects (name, instructions, kind, labels, overlap, lease_seconds, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PROJECT_COLUMNS}"
@@ -150,7 +151,7 @@ where
     F: FnOnce(Project, &BTreeSet<String>) -> AppResult<Project>,
 {
     let updated = on_write!(db, pool, is_pg => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         if is_pg {
             // The assignment lock (see store/assignment.rs): submissions read the overlap and
             // the labels inside their transaction under this lock, so a settings change is

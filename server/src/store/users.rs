@@ -10,6 +10,7 @@ use app::api_types::{AuditAction, Member, Role, User, UserUpdate};
 use serde_json::json;
 use sqlx::FromRow;
 
+use super::BeginWrite;
 use super::audit::Entry;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
@@ -69,7 +70,7 @@ pub async fn count_users(db: &Db) -> AppResult<i64> {
 pub async fn create_user(db: &Db, username: &str, password_hash: &str, role: Role, actor: Option<i64>) -> AppResult<User> {
     let now = now_ms();
     let result: Result<UserRow, sqlx::Error> = on_write!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         let row = sqlx::query_as::<_, UserRow>(
             "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
              RETURNING id, username, role, created_at, disabled_at",
@@ -159,7 +160,7 @@ pub async fn list_users(db: &Db) -> AppResult<Vec<User>> {
 pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str, actor: i64) -> AppResult<Option<i64>> {
     let action = if actor == user_id { AuditAction::PasswordChanged } else { AuditAction::PasswordReset };
     Ok(on_write!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         let epoch: Option<i64> = sqlx::query_scalar(
             "UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2
              RETURNING session_epoch",
@@ -187,7 +188,7 @@ pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate, actor: i64)
         // SQLite: IMMEDIATE takes the write lock before the check reads anything, so even a
         // writer outside this pool (the `mirrorset user` CLI) cannot slip in between; a
         // deferred transaction would also fail at once (SQLITE_BUSY) rather than wait for it.
-        let mut tx = if is_pg { pool.begin().await? } else { pool.begin_with("BEGIN IMMEDIATE").await? };
+        let mut tx = BeginWrite::begin_write(pool).await?;
         if is_pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
                 .bind(ACCOUNTS_LOCK.0)
@@ -267,7 +268,7 @@ pub async fn is_member(db: &Db, project_id: i64, user_id: i64) -> AppResult<bool
 pub async fn add_member(db: &Db, project_id: i64, user_id: i64, actor: Option<i64>) -> AppResult<()> {
     let now = now_ms();
     on_write!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         let added = sqlx::query(
             "INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)
              ON CONFLICT (project_id, user_id) DO NOTHING",
@@ -294,7 +295,7 @@ pub async fn add_member(db: &Db, project_id: i64, user_id: i64, actor: Option<i6
 /// audit log as `actor`'s doing.
 pub async fn remove_member(db: &Db, project_id: i64, user_id: i64, actor: i64) -> AppResult<bool> {
     let done = on_write!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = BeginWrite::begin_write(pool).await?;
         let removed = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
             .bind(project_id)
             .bind(user_id)
