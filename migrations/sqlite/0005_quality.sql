@@ -25,6 +25,21 @@ ALTER TABLE projects ADD COLUMN audit_seed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE items ADD COLUMN gold TEXT;
 CREATE INDEX items_gold ON items(project_id, id) WHERE gold IS NOT NULL;
 
+-- The order labelers' streams follow (issue 8): 'random' (a seeded shuffle by items.rank, the
+-- default for new projects), 'import' (item id; what existing projects did until now) or
+-- 'priority' (items.priority first, e.g. a dev-set campaign, then by rank).
+ALTER TABLE projects ADD COLUMN assignment_order TEXT NOT NULL DEFAULT 'import'
+    CHECK (assignment_order IN ('random', 'import', 'priority'));
+-- An item's place in the random order, fixed at import, so ordering costs no more than the
+-- id order (no ORDER BY random() per request). Existing items get a multiplicative hash.
+ALTER TABLE items ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;
+UPDATE items SET rank = (id * 2654435761) % 4294967296;
+-- Higher first under 'priority' order (a dev-set campaign raises its items).
+ALTER TABLE items ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+-- Labels this item needs when it differs from the project's overlap (a dev-set campaign's own
+-- overlap); NULL: the project's.
+ALTER TABLE items ADD COLUMN overlap INTEGER;
+
 -- The one background job runner's state: work longer than a request (consensus refresh,
 -- dashboard, model training, big exports). A restart finds 'running' jobs whose heartbeat is
 -- stale and resumes or fails them.
