@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod import;
+pub mod prelabels;
 pub mod projects;
 pub mod state;
 pub mod stats;
