@@ -13,6 +13,7 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod import;
+pub mod label_studio;
 pub mod prelabels;
 pub mod releases;
 pub mod projects;
