@@ -5,4 +5,5 @@
 //! classifier (`model`) and the auto-accept threshold (`threshold`). Every estimate they report
 //! (accuracy, precision and their intervals) comes from `crate::stats`.
 pub mod model;
+pub mod rules;
 pub mod threshold;
