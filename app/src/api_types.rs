@@ -382,6 +382,7 @@ pub struct Progress {
     pub mine_total: i64,
     /// Items with at least `overlap` labels.
     pub done: i64,
+    /// Items in the project that need labels (gold items, which never count, are left out).
     pub total: i64,
 }
 

@@ -615,7 +615,8 @@ pub async fn previous_submission(
     Ok(Some((item, row.into_annotation())))
 }
 
-/// (mine since `since`, mine in all, done, total) for the labeler in the project.
+/// (mine since `since`, mine in all, done, total) for the labeler in the project; `total`
+/// leaves gold items out.
 pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> AppResult<(i64, i64, i64, i64)> {
     let (today, total_mine): (i64, i64) = on_read!(db, pool => sqlx::query_as(
         "SELECT COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0), COUNT(*)
@@ -626,8 +627,12 @@ pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> App
     .bind(since)
     .fetch_one(pool)
     .await?);
+    // Gold items are outside the overlap flow: never done, so not part of the total either
+    // (a count over the small gold index).
     let (done, total): (i64, i64) = on_read!(db, pool => sqlx::query_as(
-        "SELECT done_count, item_count FROM projects WHERE id = $1",
+        "SELECT p.done_count, p.item_count - (SELECT COUNT(*) FROM items i
+                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
+         FROM projects p WHERE p.id = $1",
     )
     .bind(project_id)
     .fetch_one(pool)
@@ -750,6 +755,49 @@ mod tests {
         }
         let rows = q.fetch_all(read).await.unwrap();
         rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// `set_campaign_members` moves `complete` and the done count with the items' own overlap,
+    /// and changes nothing when an id is not the project's.
+    #[tokio::test]
+    async fn campaign_members_get_their_own_overlap_and_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let Db::Sqlite { write, .. } = &db else { unreachable!() };
+        for sql in [
+            "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count, visible_max_item_id)
+             VALUES (1, 'p', '', 'single', '[]', 1, 600, 0, 4, 3, 4)",
+            "INSERT INTO items (id, project_id, kind, text, meta, weight, content_hash, created_at, label_count, complete) VALUES
+             (1, 1, 'text', 'a', '{}', 1, 'a', 0, 1, 1), (2, 1, 'text', 'b', '{}', 1, 'b', 0, 1, 1),
+             (3, 1, 'text', 'c', '{}', 1, 'c', 0, 0, 0), (4, 1, 'text', 'd', '{}', 1, 'd', 0, 2, 1)",
+        ] {
+            sqlx::query(sql).execute(write).await.unwrap();
+        }
+        let state = |db: Db| async move {
+            let Db::Sqlite { read, .. } = &db else { unreachable!() };
+            let items: Vec<(i64, i64, Option<i64>, i64)> =
+                sqlx::query_as("SELECT id, priority, overlap, complete FROM items ORDER BY id").fetch_all(read).await.unwrap();
+            let done: i64 = sqlx::query_scalar("SELECT done_count FROM projects WHERE id = 1").fetch_one(read).await.unwrap();
+            (items, done)
+        };
+
+        assert_eq!(set_campaign_members(&db, 1, &[4, 1, 2, 1], 5, Some(2)).await.unwrap(), 3);
+        let (items, done) = state(db.clone()).await;
+        assert_eq!(items, vec![(1, 5, Some(2), 0), (2, 5, Some(2), 0), (3, 0, None, 0), (4, 5, Some(2), 1)]);
+        assert_eq!(done, 1, "items 1 and 2 need a second label now");
+
+        // Out of the campaign: the project's overlap again.
+        assert_eq!(set_campaign_members(&db, 1, &[1], 0, None).await.unwrap(), 1);
+        let (items, done) = state(db.clone()).await;
+        assert_eq!(items[0], (1, 0, None, 1));
+        assert_eq!(done, 2);
+
+        let before = state(db.clone()).await;
+        let e = set_campaign_members(&db, 1, &[2, 999], 9, Some(3)).await.unwrap_err();
+        assert!(matches!(e, AppError::NotFound(_)), "{e:?}");
+        assert!(set_campaign_members(&db, 1, &[2], 9, Some(0)).await.is_err());
+        assert!(set_campaign_members(&db, 2, &[2], 9, Some(3)).await.is_err(), "no project 2");
+        assert_eq!(state(db.clone()).await, before, "a refused change changes nothing");
     }
 
     #[tokio::test]
