@@ -79,9 +79,12 @@ pub async fn submit(
 /// gold item was created or changed, and differs from the gold answer. Called after the
 /// annotation is committed, once per such write (never for a retry or an unchanged answer).
 ///
-/// MERGE NOTE (stream → review): the review work provides `crate::review::record_gold_answer`
-/// (or similar); when both are merged, call it here with these arguments. Until then the miss
-/// is only logged.
+/// MERGE NOTE (stream → review): the review branch (wt-review) records gold misses inside the
+/// submission's transaction with `crate::review_after_annotation!(tx, pid, s.item_id, user_id,
+/// &labels, now)?`, placed in `store::assignment::submit_annotation` right after the
+/// `let (row, changed) = match existing { .. };` block. When merging, keep that one call there
+/// (it covers gold misses and disagreements alike) and reduce this function to the log line, or
+/// remove it. Until then the miss is only logged.
 async fn gold_missed(
     _state: &AppState,
     project_id: i64,
