@@ -67,8 +67,10 @@ schemas = {
     "NextRequest": obj({"exclude": arr(I64)}, []),
     "NextItem": obj({"item": nullable(ref("ItemView")), "lease_expires_at": nullable(I64), "progress": ref("Progress")}),
     "SubmitAnnotation": obj({"item_id": I64, "labels": arr(STR), "time_ms": I64, "client_id": STR}),
+    # gold_answer: only in the answer to a submission that missed a gold item, in training mode.
     "Annotation": obj({"id": I64, "item_id": I64, "user_id": I64, "labels": arr(STR), "time_ms": I64,
-                       "created_at": I64, "updated_at": I64}),
+                       "created_at": I64, "updated_at": I64, "gold_answer": arr(STR)},
+                      ["id", "item_id", "user_id", "labels", "time_ms", "created_at", "updated_at"]),
     "SkipItem": obj({"item_id": I64}),
     "PreviousSubmission": obj({"item": ref("ItemView"), "annotation": ref("Annotation")}),
     "UserUpdate": obj({"role": ref("Role"), "disabled": {"type": "boolean"}}, []),

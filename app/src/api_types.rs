@@ -31,7 +31,7 @@
 //! | POST /api/projects/{pid}/import?format=jsonl\|csv\|zip | raw file body → `ImportReport` (admin, lead member); 422 with `ImportReport` in `error.details` when any line is bad |
 //! | POST /api/projects/{pid}/images | multipart, one or more `file` parts → `ImportReport` |
 //! | POST /api/projects/{pid}/next?since={ms} | optional `NextRequest` → `NextItem` (leases an item to the caller; `since` as for progress) |
-//! | POST /api/projects/{pid}/annotations | `SubmitAnnotation` → `Annotation` (idempotent on `client_id`) |
+//! | POST /api/projects/{pid}/annotations | `SubmitAnnotation` → `Annotation` (idempotent on `client_id`; `gold_answer` after a gold miss in training mode) |
 //! | POST /api/projects/{pid}/skip | `SkipItem` → 204 (releases the lease) |
 //! | GET  /api/projects/{pid}/previous?before={annotation_id} | → `PreviousSubmission` (the caller's submission before that one, or the latest; 404 when none) |
 //! | GET  /api/projects/{pid}/progress?since={ms} | → `Progress` |
@@ -437,6 +437,11 @@ pub struct Annotation {
     pub time_ms: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Only in the answer to a submission, in training mode (project setting
+    /// `gold_training`), when the item was a gold item and the answer missed: the right
+    /// labels, for the labeling page to show. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_answer: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -457,6 +462,7 @@ pub struct Progress {
     pub mine_total: i64,
     /// Items with at least `overlap` labels.
     pub done: i64,
+    /// Items in the project that need labels (gold items, which never count, are left out).
     pub total: i64,
 }
 

@@ -20,4 +20,5 @@ pub mod projects;
 pub mod state;
 pub mod stats;
 pub mod store;
+pub mod stream;
 pub mod web;

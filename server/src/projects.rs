@@ -131,8 +131,8 @@ pub fn validate_new_project(p: &NewProject) -> AppResult<ValidProject> {
     })
 }
 
-/// The project with the update applied. `labels_in_use` are label names annotations use:
-/// removing one of those would orphan labels, so it is refused.
+/// The project with the update applied. `labels_in_use` are label names annotations or gold
+/// answers use: removing one of those would orphan labels, so it is refused.
 pub fn apply_update(
     mut project: Project,
     update: &ProjectUpdate,
@@ -149,7 +149,7 @@ pub fn apply_update(
         let kept: HashSet<&str> = labels.iter().map(|l| l.name.as_str()).collect();
         if let Some(lost) = labels_in_use.iter().find(|n| !kept.contains(n.as_str())) {
             return Err(AppError::conflict(format!(
-                "the label {lost:?} is used by annotations and cannot be removed"
+                "the label {lost:?} is used by annotations or gold answers and cannot be removed"
             )));
         }
         project.labels = labels;

@@ -22,3 +22,5 @@ mod export_annotations;
 mod audit;
 mod ops;
 mod settings;
+mod assignment_order;
+mod gold;

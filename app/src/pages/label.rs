@@ -14,6 +14,7 @@ use crate::api_client;
 use crate::api_types::{Annotation, ItemKind, ItemView, LabelDef, LabelKind, Progress, Project, SubmitAnnotation};
 use crate::components::{fmt_count, Kbd, ProgressBar, Skeleton, Status, StatusLine, Tone};
 use crate::markdown;
+use crate::pages::gold_note::{GoldNoteView, GoldNotes};
 use crate::pages::project_id;
 use crate::util;
 
@@ -89,6 +90,8 @@ struct Loop {
     /// The label just chosen, lit for a moment.
     flash: RwSignal<Option<String>>,
     pane: NodeRef<leptos::html::Div>,
+    /// Training mode: the right answer after a missed gold item.
+    gold_notes: GoldNotes,
 }
 
 const MAX_ZOOM: f64 = 8.0;
@@ -114,6 +117,7 @@ impl Loop {
             instructions_open: RwSignal::new(false),
             flash: RwSignal::new(None),
             pane: NodeRef::new(),
+            gold_notes: GoldNotes::new(),
         }
     }
 
@@ -399,7 +403,11 @@ impl Loop {
             };
             self.inflight.update(|f| f.retain(|x| x.client_id != body.client_id));
             match outcome {
-                Ok(_) => {
+                Ok(a) => {
+                    // Training mode, after a miss: the server sends the right answer.
+                    if let Some(expected) = a.gold_answer {
+                        self.gold_notes.show(body.item_id, body.labels.clone(), expected);
+                    }
                     if self.status.with_untracked(|s| s.as_ref().map(|s| s.tone) == Some(Tone::Warn)) {
                         self.status.set(Status::ok(format!("Saved item {}.", body.item_id)));
                     }
@@ -598,7 +606,10 @@ impl Loop {
                 true
             }
             "Escape" => {
-                self.leave_revisit();
+                // A training note first; the next Esc leaves an earlier answer.
+                if !self.gold_notes.dismiss() {
+                    self.leave_revisit();
+                }
                 true
             }
             // The item pane scrolls from the keyboard wherever focus is.
@@ -719,6 +730,7 @@ fn Labeler(pid: i64) -> impl IntoView {
                 </Show>
             </div>
             <LabelBar lp/>
+            <GoldNoteView notes=lp.gold_notes/>
             <Preloads lp/>
         </div>
     }

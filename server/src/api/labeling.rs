@@ -63,12 +63,44 @@ pub async fn submit(
         time_ms: req.time_ms.clamp(0, MAX_TIME_MS),
         client_id,
     };
-    let (annotation, new) = store::assignment::submit_annotation(&state.db, pid, caller.id(), &submission).await?;
+    let submitted = store::assignment::submit_annotation(&state.db, pid, caller.id(), &submission).await?;
     // A retry of an acknowledged submission (same client_id) adds no label.
-    if new {
+    if submitted.new {
         state.metrics.label_submitted();
     }
-    Ok(Json(annotation))
+    if let Some(miss) = submitted.recorded_gold_miss() {
+        gold_missed(&state, pid, caller.id(), &submitted.annotation, miss).await;
+    }
+    let gold_answer = submitted.training_answer();
+    Ok(Json(Annotation { gold_answer, ..submitted.annotation }))
+}
+
+/// THE ONE CALL SITE for the review module's gold-miss queue (issue 7): a labeler's answer on a
+/// gold item was created or changed, and differs from the gold answer. Called after the
+/// annotation is committed, once per such write (never for a retry or an unchanged answer).
+///
+/// MERGE NOTE (stream → review): the review branch (wt-review) records gold misses inside the
+/// submission's transaction with `crate::review_after_annotation!(tx, pid, s.item_id, user_id,
+/// &labels, now)?`, placed in `store::assignment::submit_annotation` right after the
+/// `let (row, changed) = match existing { .. };` block. When merging, keep that one call there
+/// (it covers gold misses and disagreements alike) and reduce this function to the log line, or
+/// remove it. Until then the miss is only logged.
+async fn gold_missed(
+    _state: &AppState,
+    project_id: i64,
+    user_id: i64,
+    annotation: &Annotation,
+    miss: &store::assignment::GoldOutcome,
+) {
+    tracing::info!(
+        project_id,
+        item_id = annotation.item_id,
+        user_id,
+        annotation_id = annotation.id,
+        labels = ?annotation.labels,
+        gold = ?miss.gold,
+        "gold miss"
+    );
 }
 
 pub async fn skip(

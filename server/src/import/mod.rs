@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use app::api_types::{DuplicateLine, ImportReport, LineError};
+use app::api_types::{DuplicateLine, ImportReport, LabelKind, LineError};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -160,14 +160,67 @@ fn content_hash(content: &Content, image: Option<&StoredImage>) -> String {
     }
 }
 
+/// What an import's records are checked against and stamped with, read once when it starts:
+/// the project (whose id seeds each item's rank) and its label schema (gold answers must use
+/// its labels). Once a gold answer is stored, even as a pending row, a settings change may not
+/// remove its labels (`store::projects::update_project` counts them as in use).
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub project_id: i64,
+    pub kind: LabelKind,
+    /// The label names, in the project's order.
+    pub labels: Vec<String>,
+}
+
+impl Target {
+    pub fn of(project: &app::api_types::Project) -> Target {
+        Target {
+            project_id: project.id,
+            kind: project.kind,
+            labels: project.labels.iter().map(|l| l.name.clone()).collect(),
+        }
+    }
+}
+
+/// Checks a gold answer against the project's labels; returns it as stored (a JSON array in
+/// the project's label order). The rules are a submission's: known labels, none twice,
+/// exactly one in a single-label project.
+pub fn check_gold(target: &Target, gold: &[String]) -> Result<String, FieldError> {
+    let mut seen = std::collections::HashSet::new();
+    for l in gold {
+        if !target.labels.contains(l) {
+            return Err(FieldError::new(
+                "gold",
+                format!("unknown label {l:?} (this project's labels: {})", target.labels.join(", ")),
+            ));
+        }
+        if !seen.insert(l.as_str()) {
+            return Err(FieldError::new("gold", format!("the label {l:?} is given twice")));
+        }
+    }
+    if gold.is_empty() {
+        return Err(FieldError::new("gold", "names no label: give a label name, or leave gold out"));
+    }
+    if target.kind == LabelKind::Single && gold.len() != 1 {
+        return Err(FieldError::new(
+            "gold",
+            format!("names {} labels, but this project takes exactly one label per item", gold.len()),
+        ));
+    }
+    let ordered: Vec<&String> = target.labels.iter().filter(|l| seen.contains(l.as_str())).collect();
+    Ok(serde_json::to_string(&ordered).unwrap_or_default())
+}
+
 /// Turns a checked record into an insertable item, resolving its image from `cache` or, on
-/// first sight, through `store` (which validates and stores it).
+/// first sight, through `store` (which validates and stores it), and checking its gold answer.
 fn resolve(
+    target: &Target,
     line: i64,
     record: Record,
     cache: &mut HashMap<String, StoredImage>,
     store: &mut dyn FnMut(&str) -> Result<StoredImage, String>,
 ) -> Result<NewItem, FieldError> {
+    let gold = record.gold.as_deref().map(|g| check_gold(target, g)).transpose()?;
     let (text, image, image_name) = match &record.content {
         Content::Text(t) => (Some(t.clone()), None, None),
         Content::Image(name) => {
@@ -183,6 +236,7 @@ fn resolve(
         }
     };
     let content_hash = content_hash(&record.content, image.as_ref());
+    let rank = crate::stream::rank(target.project_id, record.external_id.as_deref(), &content_hash);
     Ok(NewItem {
         line,
         external_id: record.external_id,
@@ -194,10 +248,13 @@ fn resolve(
         source: record.source,
         license: record.license,
         content_hash,
+        rank,
+        gold,
     })
 }
 
 fn validate(
+    target: &Target,
     records: Records,
     image_source: &mut dyn ImageSource,
     data_dir: &Path,
@@ -227,7 +284,7 @@ fn validate(
             }
             progress.lines.store(v.report.lines, Ordering::Relaxed);
         }
-        let item = parsed.and_then(|r| resolve(line, r, &mut v.images, &mut store));
+        let item = parsed.and_then(|r| resolve(target, line, r, &mut v.images, &mut store));
         // An exact duplicate (a repeated line, id and all) is skipped, not an id clash.
         let item = item.and_then(|item| {
             let key = u128::from_str_radix(&item.content_hash[2..34], 16).unwrap_or_default();
@@ -270,6 +327,7 @@ fn validate(
 /// from the first pass (a line that no longer parses, an image not seen before) is an error,
 /// and so is any I/O error: the import is then not committed.
 fn send_items(
+    target: &Target,
     records: Records,
     duplicate_of_line: &HashMap<i64, i64>,
     mut cache: HashMap<String, StoredImage>,
@@ -291,7 +349,7 @@ fn send_items(
             continue;
         }
         let item = parsed
-            .and_then(|r| resolve(line, r, &mut cache, &mut not_seen))
+            .and_then(|r| resolve(target, line, r, &mut cache, &mut not_seen))
             .map_err(|e| io::Error::other(format!("line {line} changed between passes: {}", e.reason)))?;
         batch.push(item);
         if batch.len() == INSERT_BATCH {
@@ -476,13 +534,18 @@ impl Totals {
 /// "file").
 async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) -> AppResult<ImportReport> {
     let cancel = ctx.shutdown.clone();
+    let target = match store::projects::get_project(&ctx.db, job.project_id).await {
+        Ok(summary) => Target::of(&summary.project),
+        Err(e) => return Err(end_without_commit(ctx, job, EndState::Failed, Stored::default(), e).await),
+    };
     // Pass 1: validation (stores images).
     let first = {
         let (opener, data_dir, cancel, progress) = (opener.clone(), ctx.data_dir.clone(), cancel.clone(), job.progress.clone());
+        let target = target.clone();
         tokio::task::spawn_blocking(move || {
             let mut stored = Stored::default();
             let v = opener().and_then(|(records, mut images)| {
-                validate(records, images.as_mut(), &data_dir, &mut stored, &cancel, &progress).map_err(|e| {
+                validate(&target, records, images.as_mut(), &data_dir, &mut stored, &cancel, &progress).map_err(|e| {
                     if cancel.is_cancelled() {
                         job::shutting_down()
                     } else {
@@ -516,9 +579,10 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
     let (tx, mut rx) = mpsc::channel::<Vec<NewItem>>(4);
     let producer = {
         let (opener, cancel, dups, cache) = (opener.clone(), cancel.clone(), v.duplicate_of_line.clone(), v.images.clone());
+        let target = target.clone();
         tokio::task::spawn_blocking(move || -> AppResult<()> {
             let (records, _) = opener()?;
-            send_items(records, &dups, cache, tx, &cancel).map_err(|e| AppError::Internal(e.into()))
+            send_items(&target, records, &dups, cache, tx, &cancel).map_err(|e| AppError::Internal(e.into()))
         })
     };
     let mut totals = Totals::default();
@@ -763,6 +827,8 @@ mod tests {
                 source: None,
                 license: None,
                 content_hash: format!("t:{i:064}"),
+                rank: 0,
+                gold: None,
             })
             .collect();
         let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items).await.unwrap();

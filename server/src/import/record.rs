@@ -10,6 +10,9 @@ pub struct Record {
     pub weight: f64,
     pub source: Option<String>,
     pub license: Option<String>,
+    /// The known answer (label names as given; checked against the project's labels in
+    /// `import::check_gold`), for a gold item.
+    pub gold: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +35,7 @@ impl FieldError {
     }
 }
 
-pub const KNOWN_FIELDS: &[&str] = &["id", "text", "image", "meta", "weight", "source", "license"];
+pub const KNOWN_FIELDS: &[&str] = &["id", "text", "image", "meta", "weight", "source", "license", "gold"];
 pub const MAX_ID_LEN: usize = 200;
 pub const MAX_TEXT_BYTES: usize = 1 << 20;
 const MAX_SHORT_FIELD: usize = 1000;
@@ -68,7 +71,18 @@ pub fn parse_json_line(line: &str) -> Result<Record, FieldError> {
         Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
         Some(_) => return Err(FieldError::new("weight", "must be a number")),
     };
-    build(
+    let gold = match obj.get("gold") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(vec![s.clone()]),
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| FieldError::new("gold", GOLD_SHAPE))?,
+        ),
+        Some(_) => return Err(FieldError::new("gold", GOLD_SHAPE)),
+    };
+    let mut record = build(
         external_id,
         text,
         image,
@@ -76,8 +90,12 @@ pub fn parse_json_line(line: &str) -> Result<Record, FieldError> {
         weight,
         optional_string(&obj, "source")?,
         optional_string(&obj, "license")?,
-    )
+    )?;
+    record.gold = gold;
+    Ok(record)
 }
+
+const GOLD_SHAPE: &str = "must be a label name or an array of label names";
 
 fn optional_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
     match obj.get(field) {
@@ -102,6 +120,7 @@ pub fn parse_csv_record(headers: &[String], cells: &[String]) -> Result<Record, 
     let mut weight = 1.0;
     let mut source = None;
     let mut license = None;
+    let mut gold = None;
     let mut meta = Map::new();
     for (h, c) in headers.iter().zip(cells) {
         let non_empty = (!c.is_empty()).then(|| c.clone());
@@ -118,6 +137,13 @@ pub fn parse_csv_record(headers: &[String], cells: &[String]) -> Result<Record, 
             }
             "source" => source = non_empty,
             "license" => license = non_empty,
+            // Several labels (multi-label projects) are joined with `|`, as the CSV export
+            // writes them.
+            "gold" => {
+                if !c.trim().is_empty() {
+                    gold = Some(c.split('|').map(|l| l.trim().to_string()).collect());
+                }
+            }
             "meta" => {
                 return Err(FieldError::new(
                     "meta",
@@ -131,7 +157,9 @@ pub fn parse_csv_record(headers: &[String], cells: &[String]) -> Result<Record, 
             }
         }
     }
-    build(id, text, image, meta, weight, source, license)
+    let mut record = build(id, text, image, meta, weight, source, license)?;
+    record.gold = gold;
+    Ok(record)
 }
 
 fn build(
@@ -188,7 +216,7 @@ fn build(
             return Err(FieldError::new(field, format!("is longer than {MAX_SHORT_FIELD} characters")));
         }
     }
-    Ok(Record { external_id, content, meta, weight, source, license })
+    Ok(Record { external_id, content, meta, weight, source, license, gold: None })
 }
 
 #[cfg(test)]
@@ -222,11 +250,28 @@ mod tests {
             (r#"{"text": "a", "label": "x"}"#, "label"),
             (r#"{"text": "   "}"#, "text"),
             (r#"{"text": "a", "id": 1.5}"#, "id"),
+            (r#"{"text": "a", "gold": 3}"#, "gold"),
+            (r#"{"text": "a", "gold": ["a", 1]}"#, "gold"),
+            (r#"{"text": "a", "gold": {"a": 1}}"#, "gold"),
         ];
         for (line, field) in cases {
             let e = parse_json_line(line).expect_err(line);
             assert_eq!(e.field, field, "{line}: {}", e.reason);
         }
+    }
+
+    #[test]
+    fn gold_is_a_label_or_a_list_of_labels() {
+        let r = parse_json_line(r#"{"text": "a", "gold": "pos"}"#).unwrap();
+        assert_eq!(r.gold, Some(vec!["pos".to_string()]));
+        let r = parse_json_line(r#"{"text": "a", "gold": ["x", "y"]}"#).unwrap();
+        assert_eq!(r.gold, Some(vec!["x".to_string(), "y".to_string()]));
+        assert_eq!(parse_json_line(r#"{"text": "a", "gold": null}"#).unwrap().gold, None);
+        let h: Vec<String> = ["text", "gold"].map(String::from).to_vec();
+        let r = parse_csv_record(&h, &["hi", "x | y"].map(String::from)).unwrap();
+        assert_eq!(r.gold, Some(vec!["x".to_string(), "y".to_string()]));
+        assert!(r.meta.is_empty(), "gold is not a slice attribute");
+        assert_eq!(parse_csv_record(&h, &["hi", ""].map(String::from)).unwrap().gold, None);
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub struct NewItem {
     pub source: Option<String>,
     pub license: Option<String>,
     pub content_hash: String,
+    /// The item's place in the `random` order (`crate::stream::rank`).
+    pub rank: i64,
+    /// The known answer of a gold item: a JSON array of label names, checked against the
+    /// project's labels.
+    pub gold: Option<String>,
 }
 
 /// What one chunk of an import did.
@@ -49,7 +54,7 @@ pub struct ChunkOutcome {
     pub id_conflicts: Vec<LineError>,
 }
 
-const COLUMNS_PER_ROW: usize = 13;
+const COLUMNS_PER_ROW: usize = 15;
 /// Items per batch from the reader of an import to the inserter: well under SQLite's 32,766
 /// bound parameters.
 pub const INSERT_BATCH: usize = 500;
@@ -115,7 +120,9 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
                 .bind(item.license.as_deref())
                 .bind(&item.content_hash)
                 .bind(now)
-                .bind(0i64);
+                .bind(0i64)
+                .bind(item.rank)
+                .bind(item.gold.as_deref());
         }
         let rows = q.fetch_all(&mut *tx).await?;
         out.inserted = rows.len() as i64;
@@ -189,7 +196,7 @@ fn id_conflict(item: &NewItem) -> LineError {
 fn insert_sql(rows: usize, is_pg: bool) -> String {
     let mut sql = String::from(
         "INSERT INTO items (project_id, external_id, kind, text, image_sha256, image_name, meta, weight, \
-         source, license, content_hash, created_at, label_count) VALUES ",
+         source, license, content_hash, created_at, label_count, rank, gold) VALUES ",
     );
     for r in 0..rows {
         if r > 0 {

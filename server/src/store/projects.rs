@@ -256,7 +256,11 @@ where
         .ok_or_else(|| AppError::not_found(format!("no project {project_id}")))?
         .into_summary()
         .project;
-        let used: Vec<String> = sqlx::query_scalar("SELECT DISTINCT labels FROM annotations WHERE project_id = $1")
+        // Gold answers use labels too (pending rows of a running import included).
+        let used: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT labels FROM annotations WHERE project_id = $1
+             UNION SELECT DISTINCT gold FROM items WHERE project_id = $1 AND gold IS NOT NULL",
+        )
             .bind(project_id)
             .fetch_all(&mut *tx)
             .await?;
@@ -279,8 +283,11 @@ where
         .await?;
         write_quality!(tx, project_id, p.quality, p.assignment_order);
         if old_overlap != p.overlap {
+            // Items with an overlap of their own (a dev-set campaign's) keep it; gold items
+            // are outside the overlap flow and never complete.
             sqlx::query(
-                "UPDATE items SET complete = CASE WHEN label_count >= $1 THEN 1 ELSE 0 END WHERE project_id = $2",
+                "UPDATE items SET complete = CASE WHEN label_count >= $1 THEN 1 ELSE 0 END
+                 WHERE project_id = $2 AND overlap IS NULL AND gold IS NULL",
             )
             .bind(p.overlap)
             .bind(project_id)
