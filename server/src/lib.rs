@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod ops;
 pub mod import;
 pub mod projects;
+pub mod review;
 pub mod state;
 pub mod stats;
 pub mod store;
