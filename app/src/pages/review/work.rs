@@ -399,11 +399,13 @@ fn DecisionBar(w: Work) -> impl IntoView {
                         }
                     }
                 </For>
-                <button class="btn btn-primary submit-btn" disabled=move || !active() on:click=move |_| w.confirm()>
+                <button class="btn btn-primary submit-btn"
+                    disabled=move || !active() || (consensus().is_none() && w.selected.with(|s| s.is_empty()))
+                    on:click=move |_| w.confirm()>
                     {move || if multi() && !w.selected.with(|s| s.is_empty()) {
                         "Decide selected ".to_string()
                     } else {
-                        match consensus() { Some(c) => format!("Confirm consensus: {c} "), None => "Confirm consensus ".to_string() }
+                        match consensus() { Some(c) => format!("Confirm consensus: {c} "), None => "No consensus yet ".to_string() }
                     }}
                     <Kbd k="⏎"/>
                 </button>
