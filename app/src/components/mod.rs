@@ -2,6 +2,7 @@
 pub mod item_body;
 pub mod labels_editor;
 pub mod password;
+pub mod quality_settings;
 pub mod status;
 pub mod topbar;
 
@@ -10,6 +11,7 @@ use leptos::prelude::*;
 pub use item_body::{label_for_key, ItemBody, MetaPairs};
 pub use labels_editor::{LabelRow, LabelsEditor};
 pub use password::{check_new_password, NewPasswordFields};
+pub use quality_settings::{QualityFields, QualityForm};
 pub use status::{Status, StatusLine, Tone};
 pub use topbar::TopBar;
 

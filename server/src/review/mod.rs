@@ -325,6 +325,8 @@ mod tests {
             overlap: 2,
             lease_seconds: 600,
             created_at: 0,
+            quality: Default::default(),
+            assignment_order: Default::default(),
         }
     }
     fn v(s: &[&str]) -> Vec<String> {
