@@ -119,10 +119,12 @@ pub fn ProjectPage() -> impl IntoView {
             <div class="crumbs"><a href="/">"Projects"</a> " / "</div>
             <div class="page-head">
                 <h1>{name}</h1>
-                <Show when=move || session.can_manage()>
-                    <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/review")).unwrap_or_default()>"Review " <Kbd k="R"/></a>
-                </Show>
-                <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
+                <div class="head-actions">
+                    <Show when=move || session.can_manage()>
+                        <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/review")).unwrap_or_default()>"Review " <Kbd k="R"/></a>
+                    </Show>
+                    <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
+                </div>
             </div>
             <div class="project-summary">{summary}</div>
             <section class="card progress-card" aria-label="Progress">

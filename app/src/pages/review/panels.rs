@@ -17,7 +17,7 @@ pub fn LabelChips(labels: Vec<String>, defs: Vec<LabelDef>) -> impl IntoView {
         .into_iter()
         .map(|l| {
             let color = defs.iter().find(|d| d.name == l).map(|d| d.color.clone()).unwrap_or_else(|| "#888888".into());
-            view! { <span class="chip" style=("--label-color", color)>{l}</span> }
+            view! { <span class="label-chip" style=("--label-color", color)>{l}</span> }
         })
         .collect_view()
 }
