@@ -194,6 +194,70 @@ paths = {
         "requestBody": body(ref("PasswordChange")), "responses": ok(None, "204", "password changed")}},
 }
 
+# ---- review (issue 7): queues, decisions, gold answers ----
+schemas["AuditAction"]["enum"] += ["review_decided", "gold_changed"]
+F64 = {"type": "number", "format": "double"}
+LABELS = arr(STR)
+schemas.update({
+    "ReviewQueueCount": obj({"queue": STR, "open": I64, "resolved": I64}),
+    "ReviewQueues": obj({"queues": arr(ref("ReviewQueueCount"))}),
+    "ReviewReason": obj({"queue": STR, "reason": STR, "detail": {"description": "the numbers behind the reason"},
+                         "labeler": nullable(STR), "created_at": nullable(I64)}),
+    "ReviewQueueItem": obj({"item_id": I64, "external_id": nullable(STR), "snippet": STR, "label_count": I64,
+                            "reasons": arr(ref("ReviewReason"))}),
+    "ReviewQueuePage": obj({"queue": STR, "items": arr(ref("ReviewQueueItem")), "next_after": nullable(I64), "open": I64}),
+    "NewQueueEntries": obj({"item_ids": arr(I64), "external_ids": arr(STR), "reason": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "detail": {"description": "any JSON, shown with the reason"}}, ["reason"]),
+    "QueueEntriesAdded": obj({"added": I64, "already_open": I64}),
+    "FinalSource": {"type": "string", "enum": ["adjudicated", "gold", "consensus", "none"]},
+    "FinalLabel": obj({"labels": nullable(LABELS), "source": ref("FinalSource")}),
+    "GoldAction": {"type": "string", "enum": ["labeler_wrong", "gold_corrected"]},
+    "ReviewDecisionRequest": obj({"labels": LABELS, "note": {"type": "string", "maxLength": 2000}, "queue": STR,
+                                  "gold_action": nullable(ref("GoldAction"))}, ["labels", "queue"]),
+    "ReviewDecision": obj({"id": I64, "item_id": I64, "reviewer_id": I64, "reviewer": STR, "queue": STR, "labels": LABELS,
+                           "note": STR, "gold_outcome": nullable(ref("GoldAction")), "created_at": I64}),
+    "ReviewAnswer": obj({"user_id": I64, "username": STR, "labels": LABELS, "time_ms": I64, "created_at": I64, "updated_at": I64}),
+    "ReviewConsensus": obj({"labels": LABELS, "posterior": F64, "method": STR, "n_labels": I64, "computed_at": I64}),
+    "ReviewItem": obj({"item": ref("ItemView"), "label_count": I64, "k": I64, "answers": arr(ref("ReviewAnswer")),
+                       "consensus": nullable(ref("ReviewConsensus")), "gold": nullable(LABELS),
+                       "decisions": arr(ref("ReviewDecision")), "final_label": ref("FinalLabel"),
+                       "reasons": arr(ref("ReviewReason")), "history": arr(ref("AuditEntry"))}),
+    "GoldUpdate": obj({"labels": nullable(LABELS)}, []),
+    "GoldAnswer": obj({"item_id": I64, "gold": nullable(LABELS)}),
+})
+QNAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+         "description": "disagreement, gold_miss, audit, or a custom queue"}
+ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": I64}
+FILTERS = [q("pair", STR, "U1,U2: two labelers (usernames or user ids) whose answers on the item differ"),
+           q("slice", STR, "ATTR:VALUE: items whose meta attribute has this value (compared as text)"),
+           q("label", STR, "items with this label in some answer")]
+paths.update({
+    "/api/projects/{pid}/review/queues": {"get": {
+        "summary": "Every review queue with its open (filtered) and resolved counts (admin, lead member)",
+        "parameters": [PID] + FILTERS[1:], "responses": ok(ref("ReviewQueues"))}},
+    "/api/projects/{pid}/review/queues/{name}": {"get": {
+        "summary": "A page of the queue's open items in item id order, with why each is there (admin, lead member)",
+        "parameters": [PID, QNAME] + FILTERS + [q("after", I64, "the previous page's next_after"),
+                                                q("limit", {**I64, "minimum": 1, "maximum": 500, "default": 50}, "items per page")],
+        "responses": ok(ref("ReviewQueuePage"))}},
+    "/api/projects/{pid}/review/queues/{name}/entries": {"post": {
+        "summary": "Feed a queue: items by numeric and/or external id with a reason; any unknown id refuses the request (400) and adds nothing",
+        "parameters": [PID, QNAME], "requestBody": body(ref("NewQueueEntries")), "responses": ok(ref("QueueEntriesAdded"))}},
+    "/api/projects/{pid}/review/items/{item_id}": {"get": {
+        "summary": "An item for review: every labeler's answer, the consensus and posterior, gold, decisions, final label, open reasons, history",
+        "parameters": [PID, ITEM_ID], "responses": ok(ref("ReviewItem"))}},
+    "/api/projects/{pid}/review/items/{item_id}/decision": {"post": {
+        "summary": "Decide the item's final labels (audited with before and after); the item leaves every queue",
+        "description": "gold_action is required from the gold_miss queue and only allowed on gold items: labeler_wrong "
+                       "(the labels must equal the gold answer) or gold_corrected (the labels become the gold answer).",
+        "parameters": [PID, ITEM_ID], "requestBody": body(ref("ReviewDecisionRequest")),
+        "responses": ok(ref("ReviewDecision"), "201", "decided")}},
+    "/api/projects/{pid}/items/{id}/gold": {"put": {
+        "summary": "Mark, change or (labels null) unmark an item's gold answer (admin, lead member; audited)",
+        "parameters": [PID, {"name": "id", "in": "path", "required": True, "schema": I64}],
+        "requestBody": body(ref("GoldUpdate")), "responses": ok(ref("GoldAnswer"))}},
+})
+
 doc = {
     "openapi": "3.1.0",
     "info": {"title": "Mirrorset API", "version": "0.1.0",

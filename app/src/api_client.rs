@@ -356,3 +356,22 @@ pub async fn previous(pid: i64, before: Option<i64>) -> ApiResult<Option<Previou
 pub async fn progress(pid: i64, since: i64) -> ApiResult<Progress> {
     get(&format!("/api/projects/{pid}/progress?since={since}")).await
 }
+
+// ---- review (leads and admins) ----------------------------------------------------------------
+
+/// `query`: the filters as a query string without `?` (`pair=a,b&slice=...`), or "".
+pub async fn review_queues(pid: i64, query: &str) -> ApiResult<ReviewQueues> {
+    get(&format!("/api/projects/{pid}/review/queues?{query}")).await
+}
+
+pub async fn review_queue_page(pid: i64, queue: &str, query: &str, after: i64, limit: i64) -> ApiResult<ReviewQueuePage> {
+    get(&format!("/api/projects/{pid}/review/queues/{}?{query}&after={after}&limit={limit}", encode(queue))).await
+}
+
+pub async fn review_item(pid: i64, item_id: i64) -> ApiResult<ReviewItem> {
+    get(&format!("/api/projects/{pid}/review/items/{item_id}")).await
+}
+
+pub async fn review_decide(pid: i64, item_id: i64, body: &ReviewDecisionRequest) -> ApiResult<ReviewDecision> {
+    send("POST", &format!("/api/projects/{pid}/review/items/{item_id}/decision"), body).await
+}

@@ -526,6 +526,11 @@ pub enum AuditAction {
     PasswordReset,
     /// The user changed their own password (never recorded itself).
     PasswordChanged,
+    /// A lead decided an item's final labels in review: `before` {labels, source} (the final
+    /// label until then), `after` {labels, source, queue, note, gold_outcome}.
+    ReviewDecided,
+    /// A lead marked, changed or unmarked an item's gold answer: `before` and `after` {gold}.
+    GoldChanged,
 }
 
 impl AuditAction {
@@ -542,6 +547,8 @@ impl AuditAction {
         Self::UserEnabled,
         Self::PasswordReset,
         Self::PasswordChanged,
+        Self::ReviewDecided,
+        Self::GoldChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -558,6 +565,8 @@ impl AuditAction {
             Self::UserEnabled => "user_enabled",
             Self::PasswordReset => "password_reset",
             Self::PasswordChanged => "password_changed",
+            Self::ReviewDecided => "review_decided",
+            Self::GoldChanged => "gold_changed",
         }
     }
 
@@ -584,4 +593,230 @@ pub struct AuditEntry {
     pub before: Option<serde_json::Value>,
     /// The changed fields after it.
     pub after: Option<serde_json::Value>,
+}
+
+// ---- review (issue 7) -----------------------------------------------------------------------
+//
+// | method + path | body → response |
+// |---|---|
+// | GET  /api/projects/{pid}/review/queues?slice=ATTR:VALUE&label=NAME | → `ReviewQueues` (admin, lead member) |
+// | GET  /api/projects/{pid}/review/queues/{name}?pair=U1,U2&slice=ATTR:VALUE&label=NAME&after=ID&limit=N | → `ReviewQueuePage` |
+// | POST /api/projects/{pid}/review/queues/{name}/entries | `NewQueueEntries` → `QueueEntriesAdded` |
+// | GET  /api/projects/{pid}/review/items/{item_id} | → `ReviewItem` |
+// | POST /api/projects/{pid}/review/items/{item_id}/decision | `ReviewDecisionRequest` → 201 `ReviewDecision` |
+// | PUT  /api/projects/{pid}/items/{item_id}/gold | `GoldUpdate` → `GoldAnswer` |
+
+/// The built-in review queues; any other name (letters, digits, `_`, `-`) is a custom queue fed
+/// through `POST .../review/queues/{name}/entries`.
+pub const REVIEW_QUEUES: &[&str] = &["disagreement", "gold_miss", "audit"];
+
+/// One queue's counts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewQueueCount {
+    pub queue: String,
+    /// Items waiting for a decision (after the filters of the request).
+    pub open: i64,
+    /// Entries resolved by a decision (all time, unfiltered).
+    pub resolved: i64,
+}
+
+/// `GET /api/projects/{pid}/review/queues`: the built-in queues first, then custom ones by name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewQueues {
+    pub queues: Vec<ReviewQueueCount>,
+}
+
+/// Why an item is in a queue.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewReason {
+    pub queue: String,
+    /// `labels_differ`, `low_posterior`, `gold_miss`, `audit`, or a feeder's own reason.
+    pub reason: String,
+    /// Numbers behind the reason (posterior and threshold, the labels and the gold, ...).
+    pub detail: serde_json::Value,
+    /// The labeler concerned (a gold miss's), if any.
+    pub labeler: Option<String>,
+    /// When the entry was made; None for reasons derived at read time.
+    pub created_at: Option<i64>,
+}
+
+/// One item of a queue page.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewQueueItem {
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    /// The start of the text (or the image's name), for the list.
+    pub snippet: String,
+    pub label_count: i64,
+    pub reasons: Vec<ReviewReason>,
+}
+
+/// `GET /api/projects/{pid}/review/queues/{name}`: open items in item id order (keyset paging:
+/// pass `next_after` as `after` for the next page; None at the end).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewQueuePage {
+    pub queue: String,
+    pub items: Vec<ReviewQueueItem>,
+    pub next_after: Option<i64>,
+    /// Open items in the queue under these filters, in all pages.
+    pub open: i64,
+}
+
+/// Body of `POST /api/projects/{pid}/review/queues/{name}/entries`: items by numeric id and/or
+/// external id, and why they need review. Unknown ids refuse the whole request (400).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NewQueueEntries {
+    #[serde(default)]
+    pub item_ids: Vec<i64>,
+    #[serde(default)]
+    pub external_ids: Vec<String>,
+    pub reason: String,
+    /// Any JSON object, shown with the reason.
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct QueueEntriesAdded {
+    /// New open entries.
+    pub added: i64,
+    /// Items that already had an open entry in this queue (left as they were).
+    pub already_open: i64,
+}
+
+/// Where an item's final label comes from, in order of precedence.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalSource {
+    /// The latest review decision.
+    Adjudicated,
+    /// The item's gold answer.
+    Gold,
+    /// The consensus of its labels, once it has all k of them.
+    Consensus,
+    None,
+}
+
+impl FinalSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adjudicated => "adjudicated",
+            Self::Gold => "gold",
+            Self::Consensus => "consensus",
+            Self::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FinalLabel {
+    /// None when the source is `none`.
+    pub labels: Option<Vec<String>>,
+    pub source: FinalSource,
+}
+
+/// What a decision on a gold item says about the gold answer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GoldAction {
+    /// The gold answer stands; the labeler was wrong (the decision's labels must equal it).
+    LabelerWrong,
+    /// The gold answer was wrong: the decision's labels become the new gold answer (audited).
+    GoldCorrected,
+}
+
+impl GoldAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LabelerWrong => "labeler_wrong",
+            Self::GoldCorrected => "gold_corrected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "labeler_wrong" => Some(Self::LabelerWrong),
+            "gold_corrected" => Some(Self::GoldCorrected),
+            _ => None,
+        }
+    }
+}
+
+/// Body of `POST /api/projects/{pid}/review/items/{item_id}/decision`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReviewDecisionRequest {
+    /// The final labels, checked against the project's labels like a submission.
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub note: String,
+    /// The queue the item was reviewed from.
+    pub queue: String,
+    /// Required from the `gold_miss` queue; only allowed on gold items.
+    #[serde(default)]
+    pub gold_action: Option<GoldAction>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewDecision {
+    pub id: i64,
+    pub item_id: i64,
+    pub reviewer_id: i64,
+    pub reviewer: String,
+    pub queue: String,
+    pub labels: Vec<String>,
+    pub note: String,
+    pub gold_outcome: Option<GoldAction>,
+    pub created_at: i64,
+}
+
+/// One labeler's answer, as a lead sees it in review.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewAnswer {
+    pub user_id: i64,
+    pub username: String,
+    pub labels: Vec<String>,
+    pub time_ms: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The consensus row the background job computed for the item.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewConsensus {
+    pub labels: Vec<String>,
+    pub posterior: f64,
+    pub method: String,
+    pub n_labels: i64,
+    pub computed_at: i64,
+}
+
+/// `GET /api/projects/{pid}/review/items/{item_id}`: everything a lead needs to decide.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewItem {
+    pub item: ItemView,
+    pub label_count: i64,
+    /// Labels the item needs (its own overlap, else the project's).
+    pub k: i64,
+    /// Oldest first.
+    pub answers: Vec<ReviewAnswer>,
+    pub consensus: Option<ReviewConsensus>,
+    pub gold: Option<Vec<String>>,
+    /// Oldest first; the last one is the adjudicated label.
+    pub decisions: Vec<ReviewDecision>,
+    pub final_label: FinalLabel,
+    /// The open queue reasons of the item.
+    pub reasons: Vec<ReviewReason>,
+    /// The item's audit log, oldest first.
+    pub history: Vec<AuditEntry>,
+}
+
+/// Body of `PUT /api/projects/{pid}/items/{item_id}/gold`: the gold answer, or null to unmark.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GoldUpdate {
+    pub labels: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GoldAnswer {
+    pub item_id: i64,
+    pub gold: Option<Vec<String>>,
 }

@@ -25,6 +25,7 @@ use pages::{
     account::AccountPage, label::LabelPage, login::LoginPage, project::ProjectPage, projects::ProjectsPage,
     tokens::TokensPage, users::UsersPage, NotFound,
 };
+use pages::review::{ReviewItemPage, ReviewQueuePage, ReviewQueuesPage};
 use session::Session;
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -89,6 +90,9 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/projects/:id") view=ProjectPage/>
                     <Route path=path!("/projects/:id/label") view=LabelPage/>
+                    <Route path=path!("/projects/:id/review") view=ReviewQueuesPage/>
+                    <Route path=path!("/projects/:id/review/item/:item_id") view=ReviewItemPage/>
+                    <Route path=path!("/projects/:id/review/:queue") view=ReviewQueuePage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/account") view=AccountPage/>

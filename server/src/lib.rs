@@ -17,6 +17,7 @@ pub mod label_studio;
 pub mod prelabels;
 pub mod releases;
 pub mod projects;
+pub mod review;
 pub mod state;
 pub mod stats;
 pub mod store;

@@ -21,6 +21,7 @@ mod security;
 mod export_annotations;
 mod audit;
 mod ops;
+mod review;
 mod settings;
 mod assignment_order;
 mod gold;

@@ -115,6 +115,7 @@ async fn jsonl_import_label_export(b: Backend) {
         [
             "item_id", "id", "kind", "text", "image", "image_sha256", "meta", "weight", "source", "license",
             "label_count", "labeler", "labels", "time_ms", "annotated_at", "updated_at",
+            "final_labels", "final_source", "posterior", "gold", "review_note",
         ],
         "the CSV columns, in order"
     );

@@ -500,3 +500,87 @@ async fn project_page_links_the_exports_and_the_audit_log() {
     assert!(log.text().contains("\"action\":\"project_created\""), "{}", log.text());
     c.close().await.unwrap();
 }
+
+/// Review (issue 7): a lead opens the queues from the project page with `R`, then the
+/// disagreement queue of one labeler pair, adjudicates two items with label keys, and the
+/// export carries the final labels with source `adjudicated`. Screenshots:
+/// `target/screenshots/review-queues.png` and `review-item.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_adjudicates_a_disagreement_queue_with_the_keyboard() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let pid = admin
+        .create_project(&NewProject {
+            name: "Review sentiment".into(),
+            instructions: String::new(),
+            kind: LabelKind::Single,
+            labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+            overlap: 2,
+            lease_seconds: 600,
+            quality: Default::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
+        })
+        .await
+        .id;
+    admin.import(pid, "jsonl", concat!(
+        r#"{"id": "r-1", "text": "The soup was cold but the staff were lovely.", "meta": {"region": "eu"}}"#, "\n",
+        r#"{"id": "r-2", "text": "Fine, I guess.", "meta": {"region": "us"}}"#, "\n",
+        r#"{"id": "r-3", "text": "Wonderful evening.", "meta": {"region": "eu"}}"#, "\n",
+    )).await;
+    let (lee, _) = server.user(&admin, "lee", Role::Lead).await;
+    admin.add_member(pid, lee.id).await;
+    // ann and bob disagree on r-1 and r-2 and agree on r-3.
+    for (name, answers) in [("ann", ["positive", "positive", "positive"]), ("bob", ["negative", "negative", "positive"])] {
+        let (u, c) = server.user(&admin, name, Role::Labeler).await;
+        admin.add_member(pid, u.id).await;
+        for _ in 0..3 {
+            let item = c.next(pid).await.item.expect("an item");
+            let i = match item.external_id.as_deref() { Some("r-1") => 0, Some("r-2") => 1, _ => 2 };
+            c.submit(pid, item.id, &[answers[i]]).await;
+        }
+    }
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, "lee", &password_for("lee")).await;
+    c.goto(&server.url(&format!("/projects/{pid}"))).await.unwrap();
+    wait_text(&c, ".page-head h1", "the project page", |t| t == "Review sentiment").await;
+    wait_text(&c, ".page-head a", "the review link", |t| t.contains("Review")).await;
+    press(&c, 'r').await;
+    wait_text(&c, ".queue-table td.num.strong", "the disagreement count", |t| t == "2").await;
+    screenshot(&c, "review-queues.png").await;
+
+    c.goto(&server.url(&format!("/projects/{pid}/review/disagreement?pair=ann,bob"))).await.unwrap();
+    let first = wait_text(&c, ".review-page .item-text", "the first queued item", |t| !t.is_empty()).await;
+    wait_text(&c, ".answers td.who", "the answers", |t| t == "bob").await;
+    wait_text(&c, ".label-btn", "the label buttons", |t| t.contains("negative")).await;
+    screenshot(&c, "review-item.png").await;
+    press(&c, '2').await;
+    let second = wait_text(&c, ".review-page .item-text", "the second queued item", |t| !t.is_empty() && t != first).await;
+    press(&c, '1').await;
+    wait_text(&c, ".all-done h2", "the empty queue", |t| t == "Queue empty").await;
+
+    // The export: both items adjudicated, the third with no final label yet (no consensus row).
+    let want = [(first.clone(), "negative"), (second.clone(), "positive")];
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let export = admin.export_jsonl(pid, false).await;
+        let ok = want.iter().all(|(text, label)| {
+            export.iter().any(|l| {
+                l["text"].as_str() == Some(text.as_str()) && l["final_source"] == "adjudicated" && l["final_labels"] == json!([label])
+            })
+        });
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the export lacks the adjudicated labels {want:?}: {export:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let violations: Vec<String> = console_messages(&c)
+        .await
+        .into_iter()
+        .filter(|m| m.contains("Content Security Policy") || m.contains("Refused to"))
+        .collect();
+    assert!(violations.is_empty(), "Content-Security-Policy violations in the console: {violations:#?}");
+    c.close().await.unwrap();
+}

@@ -1,4 +1,5 @@
 //! Small building blocks shared by the pages.
+pub mod item_body;
 pub mod labels_editor;
 pub mod password;
 pub mod quality_settings;
@@ -7,6 +8,7 @@ pub mod topbar;
 
 use leptos::prelude::*;
 
+pub use item_body::{label_for_key, ItemBody, MetaPairs};
 pub use labels_editor::{LabelRow, LabelsEditor};
 pub use password::{check_new_password, NewPasswordFields};
 pub use quality_settings::{QualityFields, QualityForm};

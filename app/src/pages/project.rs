@@ -49,12 +49,17 @@ pub fn ProjectPage() -> impl IntoView {
 
     let navigate = use_navigate();
     let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-        if util::typing_in_field(&ev) || !matches!(ev.key().as_str(), "l" | "L") {
+        if util::typing_in_field(&ev) || !matches!(ev.key().as_str(), "l" | "L" | "r" | "R") {
+            return;
+        }
+        // `R`: the review queues (leads and admins).
+        let review = matches!(ev.key().as_str(), "r" | "R");
+        if review && !session.can_manage() {
             return;
         }
         if let Some(id) = pid.get_untracked() {
             ev.prevent_default();
-            navigate(&format!("/projects/{id}/label"), NavigateOptions::default());
+            navigate(&format!("/projects/{id}/{}", if review { "review" } else { "label" }), NavigateOptions::default());
         }
     });
     on_cleanup(move || handle.remove());
@@ -114,7 +119,12 @@ pub fn ProjectPage() -> impl IntoView {
             <div class="crumbs"><a href="/">"Projects"</a> " / "</div>
             <div class="page-head">
                 <h1>{name}</h1>
-                <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
+                <div class="head-actions">
+                    <Show when=move || session.can_manage()>
+                        <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/review")).unwrap_or_default()>"Review " <Kbd k="R"/></a>
+                    </Show>
+                    <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
+                </div>
             </div>
             <div class="project-summary">{summary}</div>
             <section class="card progress-card" aria-label="Progress">

@@ -8,6 +8,7 @@ mod import;
 mod items;
 mod labeling;
 mod projects;
+mod review;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -64,6 +65,12 @@ fn table() -> Routes {
         .get("/projects/{pid}/items/{id}/history", audit::item_history)
         .get("/projects/{pid}/audit", audit::project_log)
         .get("/audit", audit::accounts_log)
+        .get("/projects/{pid}/review/queues", review::list_queues)
+        .get("/projects/{pid}/review/queues/{name}", review::queue_page)
+        .post("/projects/{pid}/review/queues/{name}/entries", review::add_entries)
+        .get("/projects/{pid}/review/items/{item_id}", review::review_item)
+        .post("/projects/{pid}/review/items/{item_id}/decision", review::decide)
+        .put("/projects/{pid}/items/{id}/gold", review::set_gold)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout
@@ -108,6 +115,9 @@ impl Routes {
     }
     fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.add(Method::POST, path, routing::post(handler))
+    }
+    fn put<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::PUT, path, routing::put(handler))
     }
     fn patch<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.add(Method::PATCH, path, routing::patch(handler))

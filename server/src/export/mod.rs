@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::error::AppError;
 use crate::store::export::{export_page, ExportAnnotation, ExportItem, ExportPage};
+use app::api_types::FinalLabel;
 use crate::store::Db;
 
 pub const PAGE_SIZE: i64 = 2000;
@@ -93,7 +94,33 @@ pub fn neutralise_cell(cell: &str) -> std::borrow::Cow<'_, str> {
 pub const CSV_HEADER: &[&str] = &[
     "item_id", "id", "kind", "text", "image", "image_sha256", "meta", "weight", "source", "license",
     "label_count", "labeler", "labels", "time_ms", "annotated_at", "updated_at",
+    // The item's final label and its provenance (`crate::review::final_label`), repeated on
+    // each of its rows.
+    "final_labels", "final_source", "posterior", "gold", "review_note",
 ];
+
+/// The item's final label (see `crate::review`).
+fn final_of(item: &ExportItem) -> FinalLabel {
+    crate::review::final_label(
+        crate::review::parse_labels(item.review.decision.as_deref()),
+        crate::review::parse_labels(item.gold.as_deref()),
+        crate::review::parse_labels(item.review.consensus.as_deref()),
+        item.label_count,
+        item.k,
+    )
+}
+
+/// The CSV cells of the final-label columns.
+fn final_cells(item: &ExportItem) -> [String; 5] {
+    let f = final_of(item);
+    [
+        f.labels.map(|l| l.join("|")).unwrap_or_default(),
+        f.source.as_str().to_string(),
+        item.review.posterior.map(|p| p.to_string()).unwrap_or_default(),
+        item.gold.is_some().to_string(),
+        item.review.note.clone().unwrap_or_default(),
+    ]
+}
 
 /// RFC 3339 in UTC with milliseconds.
 pub fn timestamp(ms: i64) -> String {
@@ -110,6 +137,7 @@ fn labels_of(a: &ExportAnnotation) -> Vec<String> {
 }
 
 fn item_json(item: &ExportItem, annotations: &[&ExportAnnotation]) -> Value {
+    let fin = final_of(item);
     json!({
         "item_id": item.id,
         "id": item.external_id,
@@ -129,6 +157,11 @@ fn item_json(item: &ExportItem, annotations: &[&ExportAnnotation]) -> Value {
             "created_at": timestamp(a.created_at),
             "updated_at": timestamp(a.updated_at),
         })).collect::<Vec<_>>(),
+        "final_labels": fin.labels,
+        "final_source": fin.source,
+        "posterior": item.review.posterior,
+        "gold": item.gold.is_some(),
+        "review_note": item.review.note,
     })
 }
 
@@ -262,8 +295,10 @@ pub fn format_page(page: &ExportPage, format: ExportFormat, formulas: Formulas, 
                     item.license.clone().unwrap_or_default(),
                     item.label_count.to_string(),
                 ];
+                let fin = final_cells(item);
                 if mine.is_empty() {
-                    write_csv_record(w, base.iter().map(String::as_str).chain(["", "", "", "", ""]), formulas);
+                    let none = ["", "", "", "", ""];
+                    write_csv_record(w, base.iter().map(String::as_str).chain(none).chain(fin.iter().map(String::as_str)), formulas);
                 }
                 for a in mine {
                     let extra = [
@@ -273,7 +308,7 @@ pub fn format_page(page: &ExportPage, format: ExportFormat, formulas: Formulas, 
                         timestamp(a.created_at),
                         timestamp(a.updated_at),
                     ];
-                    write_csv_record(w, base.iter().chain(extra.iter()).map(String::as_str), formulas);
+                    write_csv_record(w, base.iter().chain(extra.iter()).chain(fin.iter()).map(String::as_str), formulas);
                 }
             }
         }
@@ -354,6 +389,9 @@ mod tests {
             source: None,
             license: Some("cc-by".into()),
             label_count: 1,
+            gold: None,
+            k: 1,
+            review: Default::default(),
         }
     }
 
@@ -523,6 +561,49 @@ mod tests {
                 t("4/old/x", "bob", "present", "old/x"),
             ]
         );
+    }
+
+    #[test]
+    fn final_label_columns_follow_the_precedence() {
+        use crate::store::export::ExportReview;
+        let review = |d: Option<&str>, c: Option<&str>, note: Option<&str>| ExportReview {
+            consensus: c.map(Into::into),
+            posterior: c.map(|_| 0.75),
+            decision: d.map(Into::into),
+            note: note.map(Into::into),
+        };
+        let page = ExportPage {
+            items: vec![
+                ExportItem { review: review(Some(r#"["neg"]"#), Some(r#"["pos"]"#), Some("typo")), gold: Some(r#"["pos"]"#.into()), ..item(1) },
+                ExportItem { review: review(None, Some(r#"["pos"]"#), None), gold: Some(r#"["neg"]"#.into()), ..item(2) },
+                ExportItem { review: review(None, Some(r#"["pos"]"#), None), ..item(3) },
+                // A consensus before the item has its k labels is no final label.
+                ExportItem { review: review(None, Some(r#"["pos"]"#), None), k: 3, ..item(4) },
+                item(5),
+            ],
+            annotations: vec![ann(1, "ann")],
+        };
+        let got: Vec<Value> = lines(format_page(&page, ExportFormat::Jsonl, Formulas::Neutralise, &LabelSchema::default(), true))
+            .into_iter()
+            .map(|l| json!([l["final_labels"], l["final_source"], l["posterior"], l["gold"], l["review_note"]]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                json!([["neg"], "adjudicated", 0.75, true, "typo"]),
+                json!([["neg"], "gold", 0.75, true, null]),
+                json!([["pos"], "consensus", 0.75, false, null]),
+                json!([null, "none", 0.75, false, null]),
+                json!([null, "none", null, false, null]),
+            ]
+        );
+        let bytes = format_page(&page, ExportFormat::Csv, Formulas::Keep, &LabelSchema::default(), true);
+        let mut r = csv::Reader::from_reader(bytes.as_slice());
+        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(&header[16..], ["final_labels", "final_source", "posterior", "gold", "review_note"]);
+        let rows: Vec<Vec<String>> = r.records().map(|r| r.unwrap().iter().skip(16).map(String::from).collect()).collect();
+        assert_eq!(rows[0], ["neg", "adjudicated", "0.75", "true", "typo"]);
+        assert_eq!(rows[4], ["", "none", "", "false", ""]);
     }
 
     #[test]

@@ -531,6 +531,7 @@ pub async fn submit_annotation(
                 Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training != 0, changed })
             }
         };
+        crate::review_after_annotation!(tx, pid, s.item_id, user_id, &labels, now)?; // review queues (store::review)
         sqlx::query("DELETE FROM leases WHERE item_id = $1 AND user_id = $2")
             .bind(s.item_id)
             .bind(user_id)

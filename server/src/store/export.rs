@@ -16,6 +16,24 @@ pub struct ExportItem {
     pub source: Option<String>,
     pub license: Option<String>,
     pub label_count: i64,
+    /// The gold answer (JSON array), if the item is a gold item.
+    pub gold: Option<String>,
+    /// Labels the item needs: its own overlap, else the project's.
+    pub k: i64,
+    /// Its consensus and latest review decision, read per page (`review_page`).
+    #[sqlx(skip)]
+    pub review: ExportReview,
+}
+
+/// What the final label of an exported item is made of, besides its gold answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExportReview {
+    /// The consensus row's labels (JSON array) and posterior.
+    pub consensus: Option<String>,
+    pub posterior: Option<f64>,
+    /// The latest review decision's labels (JSON array) and note.
+    pub decision: Option<String>,
+    pub note: Option<String>,
 }
 
 #[derive(sqlx::FromRow, Debug)]
@@ -43,8 +61,9 @@ pub async fn export_page(
     limit: i64,
     complete_only: bool,
 ) -> AppResult<ExportPage> {
-    let items: Vec<ExportItem> = on_read!(db, pool => sqlx::query_as(
-        "SELECT id, external_id, kind, text, image_sha256, image_name, meta, weight, source, license, label_count
+    let mut items: Vec<ExportItem> = on_read!(db, pool => sqlx::query_as(
+        "SELECT id, external_id, kind, text, image_sha256, image_name, meta, weight, source, license, label_count,
+                gold, COALESCE(overlap, (SELECT p.overlap FROM projects p WHERE p.id = $1)) AS k
          FROM items
          WHERE project_id = $1 AND id > $2 AND complete >= $3
            AND id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
@@ -70,5 +89,50 @@ pub async fn export_page(
         .await?),
         _ => Vec::new(),
     };
+    review_page(db, project_id, &mut items).await?;
     Ok(ExportPage { items, annotations })
+}
+
+/// Fills in each item's consensus and latest decision: two range reads of the page's item ids
+/// (the `consensus` primary key, the `review_decisions_project` index), so the items query
+/// stays as it is and a page costs the same at any depth.
+async fn review_page(db: &Db, project_id: i64, items: &mut [ExportItem]) -> AppResult<()> {
+    let (Some(first), Some(last)) = (items.first().map(|i| i.id), items.last().map(|i| i.id)) else {
+        return Ok(());
+    };
+    let consensus: Vec<(i64, String, f64)> = on_read!(db, pool => sqlx::query_as(
+        "SELECT item_id, labels, posterior FROM consensus
+         WHERE item_id >= $2 AND item_id <= $3 AND project_id = $1 ORDER BY item_id",
+    )
+    .bind(project_id)
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?);
+    // Ordered by item then id: the last row of an item is its latest decision.
+    let decisions: Vec<(i64, String, String)> = on_read!(db, pool => sqlx::query_as(
+        "SELECT item_id, labels, note FROM review_decisions
+         WHERE project_id = $1 AND item_id >= $2 AND item_id <= $3 ORDER BY item_id, id",
+    )
+    .bind(project_id)
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?);
+    let (mut c, mut d) = (consensus.into_iter().peekable(), decisions.into_iter().peekable());
+    for item in items.iter_mut() {
+        while let Some((id, labels, posterior)) = c.next_if(|r| r.0 <= item.id) {
+            if id == item.id {
+                item.review.consensus = Some(labels);
+                item.review.posterior = Some(posterior);
+            }
+        }
+        while let Some((id, labels, note)) = d.next_if(|r| r.0 <= item.id) {
+            if id == item.id {
+                item.review.decision = Some(labels);
+                item.review.note = Some(note);
+            }
+        }
+    }
+    Ok(())
 }

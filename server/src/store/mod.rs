@@ -14,6 +14,7 @@ pub mod export;
 pub mod imports;
 pub mod items;
 pub mod projects;
+pub mod review;
 pub mod tokens;
 pub mod users;
 
