@@ -75,16 +75,9 @@ pub async fn submit(
     Ok(Json(Annotation { gold_answer, ..submitted.annotation }))
 }
 
-/// THE ONE CALL SITE for the review module's gold-miss queue (issue 7): a labeler's answer on a
-/// gold item was created or changed, and differs from the gold answer. Called after the
-/// annotation is committed, once per such write (never for a retry or an unchanged answer).
-///
-/// MERGE NOTE (stream → review): the review branch (wt-review) records gold misses inside the
-/// submission's transaction with `crate::review_after_annotation!(tx, pid, s.item_id, user_id,
-/// &labels, now)?`, placed in `store::assignment::submit_annotation` right after the
-/// `let (row, changed) = match existing { .. };` block. When merging, keep that one call there
-/// (it covers gold misses and disagreements alike) and reduce this function to the log line, or
-/// remove it. Until then the miss is only logged.
+/// Logs a labeler's miss on a gold item (created or changed answer differing from gold; never
+/// a retry or an unchanged answer). The gold-miss review queue entry itself is written inside
+/// the submission's transaction (`review_after_annotation!` in `store::assignment`).
 async fn gold_missed(
     _state: &AppState,
     project_id: i64,
