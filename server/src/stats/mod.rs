@@ -32,7 +32,7 @@ pub mod ratings;
 pub mod sampling;
 pub mod significance;
 
-mod rng;
+pub(crate) mod rng;
 mod special;
 
 pub use ratings::{LabelSet, Level, Ratings, RatingsBuilder, RatingsError};
