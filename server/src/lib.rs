@@ -14,6 +14,8 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod import;
+pub mod prelabels;
+pub mod releases;
 pub mod projects;
 pub mod state;
 pub mod stats;
