@@ -238,7 +238,13 @@ schemas.update({
                          "joint_dev_vs_production": nullable(DISTANCE), "joint_pool_vs_production": nullable(DISTANCE),
                          "accuracy": NUM, "accuracy_source": STR, "confidence": NUM, "half_width": nullable(NUM),
                          "key_attribute": STR, "key_slices": arr(obj({"value": STR, "n": I64, "half_width": nullable(NUM)})),
-                         "reasons": arr(STR)}),
+                         "reasons": arr(STR),
+                         "top_up": obj({"target_tvd": NUM, "tvd_now": NUM, "tvd_after": NUM, "reached": {"type": "boolean"},
+                                        "new_labels": I64,
+                                        "strata": arr(obj({"values": arr(STR), "production_share": NUM, "members": I64,
+                                                           "add": I64, "available": I64}))})},
+                        ["profile_id", "members", "pool_items", "attributes", "joint_dev_vs_production", "joint_pool_vs_production",
+                         "accuracy", "accuracy_source", "confidence", "half_width", "key_attribute", "key_slices", "reasons"]),
 })
 paths.update({
     "/api/projects/{pid}/profiles": {
@@ -273,7 +279,9 @@ paths.update({
     "/api/projects/{pid}/devsets/{id}/report": {"get": {
         "summary": "Distribution report: per attribute and jointly, dev set vs production and pool vs production (TVD, PSI with its reading, KL), "
                    "Wilson half-width overall and per key slice. profile_id compares with another (newer) profile: the drift check.",
-        "parameters": [PID, DEVSET_ID, q("profile_id", I64, "default: the dev set's own profile")],
+        "parameters": [PID, DEVSET_ID, q("profile_id", I64, "default: the dev set's own profile"),
+                       q("max_tvd", {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                         "the drift check: add top_up, the fewest new labels (members kept) that bring the joint TVD under this")],
         "responses": ok(ref("DevsetReport"))}},
 })
 

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-both_backends!(devset_end_to_end_matches_the_stats_cli, devset_bad_input_saves_nothing);
+both_backends!(devset_end_to_end_matches_the_stats_cli, devset_bad_input_saves_nothing, devset_cli_round_trip);
 
 /// A small deterministic generator (the test must not depend on a crate's random stream).
 struct Lcg(u64);
@@ -60,10 +60,12 @@ fn pool_jsonl(prefix: &str, n: usize, seed: u64) -> String {
 
 /// Production: `n` meta records from production's mix.
 fn production_jsonl(n: usize, seed: u64) -> String {
+    records_jsonl(n, seed, PROD_REGIONS, PROD_DEVICES)
+}
+
+fn records_jsonl(n: usize, seed: u64, regions: &[(&str, f64)], devices: &[(&str, f64)]) -> String {
     let mut g = Lcg(seed);
-    (0..n)
-        .map(|_| json!({"region": g.pick(PROD_REGIONS), "device": g.pick(PROD_DEVICES)}).to_string() + "\n")
-        .collect()
+    (0..n).map(|_| json!({"region": g.pick(regions), "device": g.pick(devices)}).to_string() + "\n").collect()
 }
 
 async fn upload_profile(c: &Client, pid: i64, name: &str, query: &str, body: &str) -> RawResponse {
@@ -200,6 +202,35 @@ async fn devset_end_to_end_matches_the_stats_cli(b: Backend) {
         assert!(s["half_width"].as_f64().unwrap() <= 0.072, "{s}");
     }
 
+    // Drift: production moved (more eu, more web; towards what the pool has plenty of). Against the newer profile the report
+    // shows the shift, and the top-up plan keeps every member and adds the fewest new labels
+    // that bring the joint TVD under 0.02.
+    let newer: Value = upload_profile(
+        &admin,
+        pid,
+        "december",
+        "",
+        &records_jsonl(20_000, 13, &[("eu", 0.35), ("us", 0.4), ("apac", 0.25)], &[("mobile", 0.5), ("web", 0.35), ("tablet", 0.15)]),
+    )
+    .await
+    .created();
+    let drift: Value =
+        admin.get(&format!("/api/projects/{pid}/devsets/{id}/report?profile_id={}&max_tvd=0.02", newer["id"])).await;
+    assert!(drift["joint_dev_vs_production"]["tvd"].as_f64().unwrap() > 0.05, "{drift:#}");
+    let top_up = &drift["top_up"];
+    assert_eq!(top_up["reached"], true, "{top_up:#}");
+    assert!(top_up["tvd_after"].as_f64().unwrap() <= 0.02);
+    let added: u64 = top_up["strata"].as_array().unwrap().iter().map(|s| s["add"].as_u64().unwrap()).sum();
+    assert_eq!(added, top_up["new_labels"].as_u64().unwrap());
+    assert!(added > 0);
+    // Only strata below their new share of the final size get new items.
+    let final_size = (size + added) as f64;
+    for s in top_up["strata"].as_array().unwrap() {
+        if s["add"].as_u64().unwrap() > 0 {
+            assert!(s["members"].as_f64().unwrap() < s["production_share"].as_f64().unwrap() * final_size, "{s}");
+        }
+    }
+
     // Progress: nothing labeled yet, every member counted in its stratum.
     let progress: Value = admin.get(&format!("/api/projects/{pid}/devsets/{id}/progress")).await;
     assert_eq!(progress["total"]["members"], size);
@@ -293,4 +324,52 @@ async fn devset_bad_input_saves_nothing(b: Backend) {
     assert_eq!(e.message, "the attribute \"plan\" is not in both the profile and the pool; attributes in both: device, region");
     let devsets: Vec<Value> = admin.get(&path).await;
     assert!(devsets.is_empty(), "{devsets:?}");
+}
+
+/// `mirrorset devset ...` through the API with a token: profile, draft, plan, sample, report,
+/// and a refused profile's lines on standard error with exit status 1.
+async fn devset_cli_round_trip(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("cli", 1, 600).await.id;
+    admin.import(pid, "jsonl", pool_jsonl("cli", 300, 5)).await;
+    let token = admin.create_token("cli").await.secret;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (url, project) = (server.base_url().to_string(), pid.to_string());
+    let run = |args: &[&str]| {
+        let common = ["--url", url.as_str(), "--token", token.as_str(), "--project", project.as_str()];
+        let out = Command::new(server_binary()).arg("devset").arg(args[0]).args(common).args(&args[1..]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let ok = |args: &[&str]| -> Value {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(0), "mirrorset devset {args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let prod = write("prod.jsonl", &production_jsonl(2000, 3));
+    let profile = ok(&["profile", "--name", "nov", "--date", "2026-11-30", &prod]);
+    let draft = write("draft.json", &json!({"name": "cli", "profile_id": profile["id"], "attributes": ["region"], "size": 40}).to_string());
+    let created = ok(&["create", &draft]);
+    let id = created["id"].to_string();
+    assert_eq!(ok(&["plan", "--devset", &id])["size"], 40);
+    assert_eq!(ok(&["sample", "--devset", &id])["members"], 40);
+    assert_eq!(ok(&["report", "--devset", &id])["members"], 40);
+    assert_eq!(ok(&["progress", "--devset", &id])["total"]["members"], 40);
+    assert_eq!(ok(&["list"]).as_array().unwrap().len(), 1);
+
+    let bad = write("bad.jsonl", "{\"plan\": \"pro\"}\n");
+    let (code, out, err) = run(&["profile", "--name", "bad", "--date", "2026-11-30", &bad]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        err.trim_end(),
+        "error: 1 bad line in the production sample; nothing was saved (the first 1 are listed) (422 Unprocessable Entity)\n  \
+         line 1 [plan]: unknown attribute \"plan\": no item of the pool has it (the pool's attributes: device, region)"
+    );
+    assert_eq!(ok(&["profiles"]).as_array().unwrap().len(), 1);
 }

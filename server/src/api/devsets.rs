@@ -387,6 +387,8 @@ pub async fn progress(
 pub struct ReportQuery {
     /// Another (newer) profile to compare with; the dev set's own by default.
     pub profile_id: Option<i64>,
+    /// The drift check: propose the fewest new labels that bring the joint TVD under this.
+    pub max_tvd: Option<f64>,
 }
 
 pub async fn get_report(
@@ -401,9 +403,26 @@ pub async fn get_report(
     let profile = find_profile(&state, pid, profile_id).await?;
     let (attributes, cells) = decode_profile(&profile)?;
     let draft = draft_of(&row)?;
+    if let Some(t) = q.max_tvd {
+        if !(t > 0.0 && t < 1.0) {
+            return Err(AppError::bad_request("max_tvd must be between 0 and 1"));
+        }
+    }
     let members = store::member_metas(&state.db, id).await?;
-    let pool: Vec<_> = store::pool_rows(&state.db, pid).await?.into_iter().map(|r| r.meta).collect();
-    let report = tokio::task::spawn_blocking(move || report(profile_id, &draft, &attributes, &cells, &members, &pool))
+    let rows = store::pool_rows(&state.db, pid).await?;
+    // Items a top-up may add: in no dev set, and not excluded by the draft.
+    let eligible: Vec<_> = rows
+        .iter()
+        .filter(|r| r.devset.is_none())
+        .filter(|r| !r.license.as_ref().is_some_and(|l| draft.exclude.licenses.contains(l)))
+        .filter(|r| !r.source.as_ref().is_some_and(|s| draft.exclude.sources.contains(s)))
+        .map(|r| r.meta.clone())
+        .collect();
+    let pool: Vec<_> = rows.into_iter().map(|r| r.meta).collect();
+    let max_tvd = q.max_tvd;
+    let report = tokio::task::spawn_blocking(move || {
+        report(profile_id, &draft, &attributes, &cells, &members, &pool, max_tvd.map(|t| (t, eligible.as_slice())))
+    })
         .await
         .map_err(anyhow::Error::from)?
         .map_err(|m| unprocessable(m, Value::Null))?;

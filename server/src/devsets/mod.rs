@@ -7,6 +7,7 @@
 //! Invariants: an item is in at most one dev set (the store's primary key on
 //! `devset_members.item_id`, and the plan excludes other dev sets' items); a sample is a pure
 //! function of the plan, the eligible items and the seed (`stats::sampling`).
+pub mod drift;
 pub mod plan;
 pub mod profile;
 
@@ -79,6 +80,10 @@ pub struct Report {
     pub key_slices: Vec<SliceHalfWidth>,
     /// Why a distance is missing, when one is.
     pub reasons: Vec<String>,
+    /// With a target TVD (the drift check): the fewest new labels that bring the dev set,
+    /// keeping its members, back under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_up: Option<drift::TopUp>,
 }
 
 fn shares(counts: &BTreeMap<String, f64>, value: &str) -> f64 {
@@ -99,6 +104,7 @@ pub fn report(
     profile_cells: &[(Vec<String>, f64)],
     members: &[Map<String, Value>],
     pool: &[Map<String, Value>],
+    top_up: Option<(f64, &[Map<String, Value>])>,
 ) -> Result<Report, String> {
     let mut reasons = Vec::new();
     let cols: Vec<usize> = draft
@@ -179,7 +185,22 @@ pub fn report(
         .into_iter()
         .map(|(value, n)| SliceHalfWidth { value, n, half_width: half_width(accuracy, n, confidence) })
         .collect();
+    // The drift check: members, production and the items still free to add, per stratum.
+    let top_up = top_up.map(|(target, eligible)| {
+        let mut cells: BTreeMap<Vec<String>, (u64, f64, u64)> = BTreeMap::new();
+        for (v, c) in &production {
+            cells.entry(v.clone()).or_default().1 += c;
+        }
+        for (v, c) in &dev {
+            cells.entry(v.clone()).or_default().0 += *c as u64;
+        }
+        for m in eligible {
+            cells.entry(item_values(&attrs, m)).or_default().2 += 1;
+        }
+        drift::top_up(&cells, target)
+    });
     Ok(Report {
+        top_up,
         profile_id,
         members: members.len() as u64,
         pool_items: pool.len() as u64,

@@ -270,7 +270,7 @@ pub fn plan_size(draft: &Draft, production_by_key_value: &BTreeMap<String, f64>)
     let c = draft.calculator.as_ref().expect("validated: size or calculator");
     let overall = wilson_sample_size(c.expected_accuracy, c.half_width, c.confidence).map_err(|e| PlanError(e.reason))?;
     let mut per_value = Vec::new();
-    if let (Some(key), Some(h)) = (&c.key_attribute, c.key_half_width) {
+    if let (Some(_), Some(h)) = (&c.key_attribute, c.key_half_width) {
         let needed = wilson_sample_size(c.expected_accuracy, h, c.confidence).map_err(|e| PlanError(e.reason))?;
         let total: f64 = production_by_key_value.values().sum();
         for (value, count) in production_by_key_value {
@@ -285,29 +285,28 @@ pub fn plan_size(draft: &Draft, production_by_key_value: &BTreeMap<String, f64>)
                 total: (needed as f64 / share - 1e-9).ceil() as u64,
             });
         }
-        let _ = key;
     }
     let worst = per_value.iter().max_by(|a, b| a.total.cmp(&b.total).then(b.value.cmp(&a.value)));
     match worst {
         Some(w) if w.total > overall => {
             let c_key = c.key_attribute.as_deref().unwrap_or("");
             let message = format!(
-                "{c_key}={} drove the size: ±{} for it needs {} of its items, and at its production share {:.1}% \
-                 that is {} in all (the overall ±{} needs {overall})",
+                "{c_key}={} drove the size: ±{:.1} points for it needs {} of its items, and at its production share \
+                 {:.1}% that is {} in all (the overall ±{:.1} points needs {overall})",
                 w.value,
-                c.key_half_width.unwrap_or(0.0),
+                c.key_half_width.unwrap_or(0.0) * 100.0,
                 w.needed,
                 w.production_share * 100.0,
                 w.total,
-                c.half_width
+                c.half_width * 100.0
             );
             let total = w.total;
             Ok((total, SizeDriver { requirement: "key_attribute".into(), message, overall: Some(overall), per_value }))
         }
         _ => {
             let message = format!(
-                "the overall ±{} at expected accuracy {} drove the size: {overall} items",
-                c.half_width, c.expected_accuracy
+                "the overall ±{:.1} points at expected accuracy {} drove the size: {overall} items",
+                c.half_width * 100.0, c.expected_accuracy
             );
             Ok((overall, SizeDriver { requirement: "overall".into(), message, overall: Some(overall), per_value }))
         }
