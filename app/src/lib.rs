@@ -89,6 +89,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/projects/:id") view=ProjectPage/>
                     <Route path=path!("/projects/:id/label") view=LabelPage/>
+                    <Route path=path!("/projects/:id/devsets") view=crate::pages::devset::DevsetPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/account") view=AccountPage/>
