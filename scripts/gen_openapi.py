@@ -258,6 +258,99 @@ paths.update({
         "requestBody": body(ref("GoldUpdate")), "responses": ok(ref("GoldAnswer"))}},
 })
 
+# ---- production-matched dev sets (issue 8)
+NUM = {"type": "number"}
+DEVSET_ID = {"name": "id", "in": "path", "required": True, "schema": I64}
+DISTANCE = obj({"attribute": STR, "tvd": NUM, "psi": NUM, "kl": NUM,
+                "reading": {"type": "string", "description": "the usual reading of PSI: < 0.1 stable, 0.1–0.25 moderate, > 0.25 significant shift"}})
+schemas.update({
+    "ProfileAttribute": obj({"name": STR, "kind": {"type": "string", "enum": ["categorical", "numeric"]},
+                             "edges": arr(NUM)}, ["name", "kind"]),
+    "ProfileSummary": obj({"id": I64, "name": STR, "date": {"type": "string", "format": "date"}, "records": NUM,
+                           "attributes": arr(ref("ProfileAttribute")), "combinations": I64, "created_at": I64}),
+    "ProfileDetail": {"allOf": [ref("ProfileSummary"), obj({"cells": arr({"type": "array", "prefixItems": [arr(STR), NUM]})})]},
+    "SizeCalculator": obj({"expected_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
+                           "half_width": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                           "confidence": {"type": "number", "default": 0.95},
+                           "key_attribute": nullable(STR), "key_half_width": nullable(NUM)}, ["expected_accuracy", "half_width"]),
+    "NewDevset": obj({"name": STR, "profile_id": I64, "seed": {**I64, "minimum": 0, "default": 0},
+                      "overlap": {**I64, "minimum": 1, "maximum": 100, "default": 3},
+                      "attributes": arr(STR), "size": nullable({**I64, "minimum": 1}), "calculator": nullable(ref("SizeCalculator")),
+                      "min_per_stratum": {**I64, "minimum": 0, "default": 0},
+                      "must_include": obj({"weight_at_least": nullable(NUM), "external_ids": arr(STR)}, []),
+                      "exclude": obj({"licenses": arr(STR), "sources": arr(STR)}, [])},
+                     ["name", "profile_id", "attributes"]),
+    "Devset": obj({"id": I64, "name": STR, "profile_id": I64, "seed": I64, "overlap": I64, "priority": I64,
+                   "draft": {"type": "object", "description": "the draft fields of NewDevset"},
+                   "sampled_at": nullable(I64), "members": I64, "created_at": I64}),
+    "PlanStratum": obj({"key": STR, "values": arr(STR), "production": NUM, "production_share": NUM, "requested": I64,
+                        "available": I64, "must_include": I64, "allocated": I64, "shortfall": I64,
+                        "message": {"type": "string", "description": "for a stratum that cannot be filled: \"EU × tablet: 12 of 40 — import more EU tablet items\""}},
+                       ["key", "values", "production", "production_share", "requested", "available", "must_include", "allocated", "shortfall"]),
+    "DevsetPlan": obj({"attributes": arr(STR), "size": I64,
+                       "size_driver": obj({"requirement": {"type": "string", "enum": ["size", "overall", "key_attribute"]}, "message": STR,
+                                           "overall": nullable(I64),
+                                           "per_value": arr(obj({"value": STR, "production_share": NUM, "needed": I64, "total": I64}))}),
+                       "min_per_stratum": I64, "pool_items": I64, "eligible_items": I64,
+                       "excluded": obj({"license": I64, "source": I64, "other_devset": I64}),
+                       "strata": arr(ref("PlanStratum")), "total": I64, "shortfall": I64,
+                       "expected": arr(DISTANCE), "expected_joint": DISTANCE, "messages": arr(STR)}),
+    "DevsetSample": obj({"seed": I64, "members": I64, "items": arr(I64), "per_stratum": {"type": "object", "additionalProperties": I64}}),
+    "StratumProgress": obj({"stratum": STR, "members": I64, "labeled": I64, "complete": I64, "agreed": I64}),
+    "DevsetProgress": obj({"total": ref("StratumProgress"), "strata": arr(ref("StratumProgress"))}),
+    "DevsetReport": obj({"profile_id": I64, "members": I64, "pool_items": I64,
+                         "attributes": arr(obj({"attribute": STR, "bars": arr(obj({"value": STR, "production": NUM, "dev": NUM, "pool": NUM})),
+                                                "dev_vs_production": nullable(DISTANCE), "pool_vs_production": nullable(DISTANCE)})),
+                         "joint_dev_vs_production": nullable(DISTANCE), "joint_pool_vs_production": nullable(DISTANCE),
+                         "accuracy": NUM, "accuracy_source": STR, "confidence": NUM, "half_width": nullable(NUM),
+                         "key_attribute": STR, "key_slices": arr(obj({"value": STR, "n": I64, "half_width": nullable(NUM)})),
+                         "reasons": arr(STR),
+                         "top_up": obj({"target_tvd": NUM, "tvd_now": NUM, "tvd_after": NUM, "reached": {"type": "boolean"},
+                                        "new_labels": I64,
+                                        "strata": arr(obj({"values": arr(STR), "production_share": NUM, "members": I64,
+                                                           "add": I64, "available": I64}))})},
+                        ["profile_id", "members", "pool_items", "attributes", "joint_dev_vs_production", "joint_pool_vs_production",
+                         "accuracy", "accuracy_source", "confidence", "half_width", "key_attribute", "key_slices", "reasons"]),
+})
+paths.update({
+    "/api/projects/{pid}/profiles": {
+        "get": {"summary": "Production profiles, newest first (admin, lead member)", "parameters": [PID],
+                "responses": ok(arr(ref("ProfileSummary")))},
+        "post": {"summary": "Upload a production profile (admin, lead member): a sample of records (meta attributes, or full items) "
+                            "or a counts table (attribute columns and `count`); streamed to disk; numeric attributes bucketed by "
+                            "production quartiles. 422 (code unprocessable) lists bad lines in error.details; nothing is saved.",
+                 "parameters": [PID, {**q("name", STR, "the profile's name"), "required": True},
+                                {**q("date", {"type": "string", "format": "date"}, "when production looked like this"), "required": True},
+                                q("kind", {"type": "string", "enum": ["records", "counts"], "default": "records"}, "records or a counts table"),
+                                q("format", {"type": "string", "enum": ["jsonl", "csv"], "default": "jsonl"}, "file format")],
+                 "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/octet-stream": {}}},
+                 "responses": ok(ref("ProfileSummary"), "201", "created")}},
+    "/api/projects/{pid}/profiles/{id}": {"get": {"summary": "One profile with its joint counts", "parameters": [PID, DEVSET_ID],
+                                                  "responses": ok(ref("ProfileDetail"))}},
+    "/api/projects/{pid}/devsets": {
+        "get": {"summary": "Dev sets of the project (admin, lead member)", "parameters": [PID], "responses": ok(arr(ref("Devset")))},
+        "post": {"summary": "Create a dev-set draft; one that cannot be planned (size above the eligible pool, floors above the size, "
+                            "attributes not in both profile and pool) is 422 and nothing is saved",
+                 "parameters": [PID], "requestBody": body(ref("NewDevset")), "responses": ok(ref("Devset"), "201", "created")}},
+    "/api/projects/{pid}/devsets/{id}": {"get": {"summary": "One dev set", "parameters": [PID, DEVSET_ID], "responses": ok(ref("Devset"))}},
+    "/api/projects/{pid}/devsets/{id}/plan": {"get": {
+        "summary": "The plan: size and what drove it, allocation per stratum with minimums as floors, shortfalls named, expected TVD/PSI/KL per attribute",
+        "parameters": [PID, DEVSET_ID], "responses": ok(ref("DevsetPlan"))}},
+    "/api/projects/{pid}/devsets/{id}/sample": {"post": {
+        "summary": "Sample the plan with the dev set's seed (reproducible); the members become a campaign (items.priority raised, "
+                   "items.overlap the dev set's); 409 when already sampled or an item was taken by another dev set",
+        "parameters": [PID, DEVSET_ID], "responses": ok(ref("DevsetSample"), "201", "sampled")}},
+    "/api/projects/{pid}/devsets/{id}/progress": {"get": {"summary": "Campaign progress per stratum: labeled, complete, agreed (all labels equal)",
+        "parameters": [PID, DEVSET_ID], "responses": ok(ref("DevsetProgress"))}},
+    "/api/projects/{pid}/devsets/{id}/report": {"get": {
+        "summary": "Distribution report: per attribute and jointly, dev set vs production and pool vs production (TVD, PSI with its reading, KL), "
+                   "Wilson half-width overall and per key slice. profile_id compares with another (newer) profile: the drift check.",
+        "parameters": [PID, DEVSET_ID, q("profile_id", I64, "default: the dev set's own profile"),
+                       q("max_tvd", {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                         "the drift check: add top_up, the fewest new labels (members kept) that bring the joint TVD under this")],
+        "responses": ok(ref("DevsetReport"))}},
+})
+
 doc = {
     "openapi": "3.1.0",
     "info": {"title": "Mirrorset API", "version": "0.1.0",

@@ -93,6 +93,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/projects/:id/review") view=ReviewQueuesPage/>
                     <Route path=path!("/projects/:id/review/item/:item_id") view=ReviewItemPage/>
                     <Route path=path!("/projects/:id/review/:queue") view=ReviewQueuePage/>
+                    <Route path=path!("/projects/:id/devsets") view=crate::pages::devset::DevsetPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/account") view=AccountPage/>

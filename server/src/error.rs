@@ -29,6 +29,10 @@ pub enum AppError {
     /// An import with bad lines: nothing was imported; `details` lists them.
     #[error("{message}")]
     InvalidImport { message: String, details: serde_json::Value },
+    /// Well-formed input that cannot be used (a production profile with bad lines, a dev-set
+    /// draft that cannot be planned): 422; nothing was saved; `details` may list the lines.
+    #[error("{message}")]
+    Unprocessable { message: String, details: serde_json::Value },
     /// The request was not read and answered in time (the request timeout), or the client
     /// stopped sending an upload's body (the body idle timeout): 408.
     #[error("{0}")]
@@ -83,6 +87,7 @@ impl AppError {
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::InvalidImport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_import"),
+            AppError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             AppError::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
             AppError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AppError::Database(_) | AppError::Internal(_) => {
@@ -114,7 +119,7 @@ impl IntoResponse for AppError {
             _ => None,
         };
         let details = match self {
-            AppError::InvalidImport { details, .. } => details,
+            AppError::InvalidImport { details, .. } | AppError::Unprocessable { details, .. } => details,
             _ => serde_json::Value::Null,
         };
         let body = ErrorBody { error: ErrorInfo { code: code.to_string(), message, details } };

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod demo;
+pub mod devsets;
 pub mod error;
 pub mod export;
 pub mod http;

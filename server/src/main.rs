@@ -26,6 +26,9 @@ enum Command {
     /// Download an audit log (who changed what, when, before and after) through the API.
     #[command(subcommand)]
     Audit(cli::client::AuditCommand),
+    /// Production profiles and production-matched dev sets through the API.
+    #[command(subcommand)]
+    Devset(cli::devset::DevsetCommand),
     /// Statistics (agreement, aggregation, label errors, sampling, evaluation) on your own files.
     #[command(subcommand)]
     Stats(cli::stats::StatsCommand),
@@ -53,6 +56,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => cli::client::import(args).await,
         Command::Export(args) => cli::client::export(args).await,
         Command::Audit(cmd) => cli::client::audit(cmd).await,
+        Command::Devset(cmd) => cli::devset::run(cmd).await,
         Command::Stats(_) => unreachable!("handled synchronously"),
     }
 }

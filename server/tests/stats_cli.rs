@@ -188,12 +188,16 @@ fn docs_examples_print_what_the_docs_show() {
 
 // ------------------------------------------------------------------ seeded sampling
 
-/// The seeded sample of the docs' example, in full: the same ids in every release.
+/// A seeded sample of the docs' example pool, in full: the same ids in every release. The
+/// allocation is fixed here (it is what `allocate` gave before minimums became floors), so the
+/// pin is about the sampler alone.
 #[test]
 fn sample_with_a_seed_is_pinned() {
     let tmp = tempfile::tempdir().unwrap();
-    let allocation = stats_ok(&["allocate", "tests/data/stats/examples/allocation_request.json"]);
-    let allocation = write(tmp.path(), "allocation.json", &allocation.to_string());
+    let allocation = r#"{"strata": [
+        {"key": "region=eu|device=mobile", "allocated": 52}, {"key": "region=eu|device=web", "allocated": 12},
+        {"key": "region=us|device=mobile", "allocated": 27}, {"key": "region=us|device=web", "allocated": 9}]}"#;
+    let allocation = write(tmp.path(), "allocation.json", allocation);
     let pool = "tests/data/stats/examples/pool.jsonl";
     let sample = stats_ok(&["sample", "--allocation", &allocation, "--pool", pool, "--seed", "1"]);
     let ids: Vec<&str> = sample["items"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
@@ -318,5 +322,25 @@ fn repeated_stratum_in_a_pretty_printed_file_names_the_line_where_it_starts() {
     assert_eq!(
         stats_err(&["sample", "--allocation", &alloc, "--pool", &pool]),
         format!("error: {alloc}:8: stratum \"a\" appears twice (first on line 4)")
+    );
+}
+
+/// Floors that add up to more than n: refused with the sum and what to change, nothing printed.
+#[test]
+fn allocate_refuses_floors_above_n() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        tmp.path(),
+        "floors.json",
+        r#"{"n": 30, "min_per_stratum": 10, "strata": [
+            {"key": "a", "production": 50, "available": 100}, {"key": "b", "production": 30, "available": 100},
+            {"key": "c", "production": 15, "available": 100}, {"key": "d", "production": 5, "available": 100}]}"#,
+    );
+    assert_eq!(
+        stats_err(&["allocate", &file]),
+        format!(
+            "error: {file}: the minimum of 10 per stratum needs 40 items over 4 strata (each stratum's minimum \
+             or all its items, if fewer), more than the dev-set size 30; lower the minimum or raise the size"
+        )
     );
 }

@@ -22,6 +22,7 @@ mod export_annotations;
 mod audit;
 mod ops;
 mod review;
+mod devsets;
 mod settings;
 mod assignment_order;
 mod gold;

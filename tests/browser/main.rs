@@ -584,3 +584,97 @@ async fn lead_adjudicates_a_disagreement_queue_with_the_keyboard() {
     assert!(violations.is_empty(), "Content-Security-Policy violations in the console: {violations:#?}");
     c.close().await.unwrap();
 }
+
+/// A lead's dev set in the browser (issue 8): uploads a production profile, builds a draft
+/// with the size calculator (the per-region requirement drives the size, and the plan says
+/// so), samples with `S`, and sees the report. Screenshots: `target/screenshots/devset-plan.png`
+/// and `devset-report.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_builds_a_production_matched_dev_set() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let pid = admin
+        .create_project(&NewProject {
+            name: "Dev sets".into(),
+            instructions: String::new(),
+            kind: LabelKind::Single,
+            labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+            overlap: 1,
+            lease_seconds: 600,
+            quality: Default::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
+        })
+        .await
+        .id;
+    // The pool leans eu/web; production leans us/mobile.
+    let pool: String = (0..2000)
+        .map(|i| {
+            let region = ["eu", "eu", "eu", "us", "apac"][i % 5];
+            let device = ["web", "web", "mobile"][(i / 5) % 3];
+            json!({"id": format!("p{i}"), "text": format!("item {i}"), "meta": {"region": region, "device": device}}).to_string() + "\n"
+        })
+        .collect();
+    admin.import(pid, "jsonl", pool).await;
+    let production: String = (0..3000)
+        .map(|i| {
+            let region = ["us", "us", "eu", "apac"][i % 4];
+            let device = ["mobile", "mobile", "web"][(i / 4) % 3];
+            json!({"region": region, "device": device}).to_string() + "\n"
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("production.jsonl");
+    std::fs::write(&file, production).unwrap();
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, "admin", server.admin_password()).await;
+    c.goto(&server.url(&format!("/projects/{pid}"))).await.unwrap();
+    wait_text(&c, "#export-h", "the project page", |t| t == "Export").await;
+    press(&c, 'd').await;
+    wait_text(&c, "#profiles-h", "the dev-set page", |t| t == "Production profiles").await;
+
+    // Upload the profile.
+    c.find(Locator::Css("#pf-name")).await.unwrap().send_keys("november").await.unwrap();
+    c.execute(
+        "const d = document.querySelector('input[type=date]'); d.value = '2026-11-30'; d.dispatchEvent(new Event('input', {bubbles: true}));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("input[type=file]")).await.unwrap().send_keys(file.to_str().unwrap()).await.unwrap();
+    c.find(Locator::Css("form.form-grid button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_text(&c, ".ok-text", "the saved profile", |t| t.starts_with("Saved “november”: 3,000 records")).await;
+
+    // The draft: size calculator, ±3 points overall and ±5 for every region (the latter drives
+    // the size: 139 items per region at a 25 % share).
+    c.find(Locator::Css("#dv-name")).await.unwrap().send_keys("dev-nov").await.unwrap();
+    c.find(Locator::Css("#dv-attrs")).await.unwrap().send_keys("region, device").await.unwrap();
+    c.find(Locator::Css("#dv-key")).await.unwrap().send_keys("region").await.unwrap();
+    c.find(Locator::Css("#dv-khw")).await.unwrap().send_keys("5").await.unwrap();
+    c.find(Locator::Css("form.form-card button[type=submit]")).await.unwrap().click().await.unwrap();
+    let head = wait_text(&c, "#plan-h + p, section p", "the plan's size", |t| t.contains("drove the size")).await;
+    assert!(head.contains("region=apac drove the size"), "{head}");
+    wait_text(&c, "#plan-table", "the plan table", |t| t.contains("apac × mobile")).await;
+    section_screenshot(&c, "plan-h", "devset-plan.png").await;
+
+    // Sample with S (focus out of the form first), then the report.
+    c.execute("document.activeElement && document.activeElement.blur();", vec![]).await.unwrap();
+    press(&c, 's').await;
+    wait_text(&c, "#report-table", "the report", |t| t.contains("stable (PSI < 0.1)")).await;
+    wait_text(&c, "#progress-table", "the campaign progress", |t| t.contains("Members")).await;
+    section_screenshot(&c, "report-h", "devset-report.png").await;
+    let devsets: Vec<Value> = admin.get(&format!("/api/projects/{pid}/devsets")).await;
+    assert_eq!(devsets.len(), 1);
+    assert!(devsets[0]["members"].as_i64().unwrap() > 0, "{devsets:?}");
+    c.close().await.unwrap();
+}
+
+/// A screenshot of the card headed by `#heading_id` (the dev-set cards are below the fold).
+async fn section_screenshot(c: &Client, heading_id: &str, name: &str) {
+    let el = c.find(Locator::Css(&format!("section[aria-labelledby={heading_id}]"))).await.unwrap();
+    let shot = el.screenshot().await.unwrap();
+    let dir = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), shot).unwrap();
+}

@@ -1,6 +1,7 @@
 //! One module per route.
 pub mod account;
 pub mod gold_note;
+pub mod devset;
 pub mod label;
 pub mod login;
 pub mod project;

@@ -49,17 +49,19 @@ pub fn ProjectPage() -> impl IntoView {
 
     let navigate = use_navigate();
     let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-        if util::typing_in_field(&ev) || !matches!(ev.key().as_str(), "l" | "L" | "r" | "R") {
+        if util::typing_in_field(&ev) {
             return;
         }
-        // `R`: the review queues (leads and admins).
-        let review = matches!(ev.key().as_str(), "r" | "R");
-        if review && !session.can_manage() {
-            return;
-        }
+        // L: label; R: the review queues, D: dev sets (both for admins and leads).
+        let page = match ev.key().as_str() {
+            "l" | "L" => "label",
+            "r" | "R" if session.can_manage() => "review",
+            "d" | "D" if session.can_manage() => "devsets",
+            _ => return,
+        };
         if let Some(id) = pid.get_untracked() {
             ev.prevent_default();
-            navigate(&format!("/projects/{id}/{}", if review { "review" } else { "label" }), NavigateOptions::default());
+            navigate(&format!("/projects/{id}/{page}"), NavigateOptions::default());
         }
     });
     on_cleanup(move || handle.remove());
@@ -122,6 +124,7 @@ pub fn ProjectPage() -> impl IntoView {
                 <div class="head-actions">
                     <Show when=move || session.can_manage()>
                         <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/review")).unwrap_or_default()>"Review " <Kbd k="R"/></a>
+                        <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/devsets")).unwrap_or_default()>"Dev sets " <Kbd k="D"/></a>
                     </Show>
                     <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
                 </div>

@@ -68,7 +68,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Streams the request body into a spool file (deleted when dropped).
-async fn spool_body(state: &AppState, body: Body) -> AppResult<tempfile::TempPath> {
+pub(super) async fn spool_body(state: &AppState, body: Body) -> AppResult<tempfile::TempPath> {
     let mut file = SpoolFile::create(&state.spool, MAX_UPLOAD_BYTES, "the upload").await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = spool::next_or_timeout(&state.spool, stream.next()).await? {

@@ -1,6 +1,7 @@
 //! The JSON API: one router that the browser UI, the CLI and users' scripts all use.
 //! Handlers stay thin: they check who may do what and call the domain and store layers.
 mod audit;
+mod devsets;
 mod auth;
 mod export;
 pub mod extract;
@@ -71,6 +72,17 @@ fn table() -> Routes {
         .get("/projects/{pid}/review/items/{item_id}", review::review_item)
         .post("/projects/{pid}/review/items/{item_id}/decision", review::decide)
         .put("/projects/{pid}/items/{id}/gold", review::set_gold)
+        // Production-matched dev sets (issue 8). The profile upload streams to disk.
+        .get("/projects/{pid}/profiles", devsets::list_profiles)
+        .post_with("/projects/{pid}/profiles", devsets::upload_profile, |r| r.layer(DefaultBodyLimit::disable()))
+        .get("/projects/{pid}/profiles/{id}", devsets::get_profile)
+        .get("/projects/{pid}/devsets", devsets::list_devsets)
+        .post("/projects/{pid}/devsets", devsets::create_devset)
+        .get("/projects/{pid}/devsets/{id}", devsets::get_devset)
+        .get("/projects/{pid}/devsets/{id}/plan", devsets::get_plan)
+        .post("/projects/{pid}/devsets/{id}/sample", devsets::sample)
+        .get("/projects/{pid}/devsets/{id}/progress", devsets::progress)
+        .get("/projects/{pid}/devsets/{id}/report", devsets::get_report)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout
@@ -83,6 +95,7 @@ pub const STREAMING_ROUTES: &[&str] = &[
     "/api/projects/{pid}/export",
     "/api/projects/{pid}/audit",
     "/api/audit",
+    "/api/projects/{pid}/profiles",
 ];
 
 pub fn router() -> Router<AppState> {

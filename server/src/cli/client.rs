@@ -121,7 +121,7 @@ fn token_in_clear(url: &str) -> bool {
     url.scheme() == "http" && !loopback
 }
 
-fn warn_if_in_clear(api: &ApiArgs) {
+pub(crate) fn warn_if_in_clear(api: &ApiArgs) {
     if token_in_clear(&api.url) {
         eprintln!("warning: {} is plain HTTP, so your token travels unencrypted; use https://", api.url);
     }

@@ -1,5 +1,6 @@
 //! The `mirrorset` command line: one subcommand per file.
 pub mod client;
+pub mod devset;
 pub mod serve;
 pub mod stats;
 pub mod user;

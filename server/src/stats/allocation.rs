@@ -1,20 +1,44 @@
 //! Allocating a dev set of size n over strata (combinations of slice attributes) so that it
-//! matches production.
+//! matches production, with a minimum per stratum as a *floor*, not an addition.
 //!
-//! 1. Every stratum first gets min(m, available), m being the optional minimum per stratum.
-//!    (If those minimums alone exceed n, n is shared out equally instead, largest remainders
-//!    and key order deciding who gets the odd ones.)
-//! 2. The rest is shared in proportion to production counts, rounded by largest remainder
-//!    (Hamilton), ties broken by stratum key order.
-//! 3. A stratum that cannot take its share passes the shortfall on, again in proportion to
-//!    production, to the strata that still have items, until n is reached or no stratum with
-//!    production has items left. Strata with zero production get only the minimum.
+//! Before rounding, stratum s gets
 //!
-//! Production counts may be anywhere in the finite range, up to the largest float: shares are
-//! computed from counts divided by (a power of two near) the largest one, so no sum overflows.
+//! ```text
+//!     x_s = clamp(λ · production_s, floor_s, available_s),   floor_s = min(minimum, available_s)
+//! ```
 //!
-//! "Requested" is what the same procedure gives when every stratum has unlimited items: the
-//! production-matched target that availability may force the allocation away from.
+//! where λ is the one value that makes the x_s add up to n (water-filling): strata whose
+//! proportional share is below their floor sit at it, strata short of items sit at their
+//! availability, all others are exactly proportional to production. A stratum with zero
+//! production gets its floor. When even every stratum at its upper bound (availability; the
+//! floor for zero production) falls short of n, each sits there and the shortfall is reported.
+//!
+//! Why floors and not "minimum first, then share the rest" (what this module did before): the
+//! addition over-represents every small stratum even when its proportional share already exceeds
+//! the minimum. With floors, a minimum that every stratum's share already meets changes nothing.
+//!
+//! λ is solved exactly rather than by re-sharing (fix every stratum that crosses a bound, share
+//! the rest again, repeat), which can fix too many strata at once and land elsewhere: the total
+//! S(λ) = Σ x_s(λ) is continuous, non-decreasing and linear between the breakpoints
+//! floor_s/production_s (a stratum starts to grow) and available_s/production_s (it stops).
+//! A binary search over the sorted breakpoints finds the first one at which S reaches n, in
+//! O(k log k). The strata strictly between their bounds in the segment before it then share
+//! R = n − C (C: the integer sum of the strata at a bound) in proportion to production (quota
+//! R·p_s/P, P their production, which is λ·p_s), rounded by largest remainder (Hamilton) with
+//! ties broken by stratum key: each quota lies between two integer bounds, so neither its floor
+//! nor its ceiling crosses one.
+//!
+//! Floors that add up to more than n are an error: no allocation of n can honour them.
+//!
+//! Production counts may be anywhere in the finite range, up to the largest float: the search
+//! only compares ratios of two counts, and the shares divide by (a power of two near) the
+//! largest count first, so no sum overflows and a count of 1 next to the largest float still
+//! counts.
+//!
+//! "Requested" is what the same rule gives with unlimited items (floor = the minimum for every
+//! stratum): the production-matched target that availability may force the allocation away
+//! from. When those unlimited floors alone exceed n (possible only when some strata hold fewer
+//! items than the minimum), requested uses the actual floors min(minimum, available) instead.
 
 use super::overflow_safe_scale;
 use serde::Serialize;
@@ -56,6 +80,8 @@ pub struct Allocation {
 pub enum AllocationError {
     DuplicateKey(String),
     BadProduction { key: String, value: f64 },
+    /// Σ min(minimum, available) > n.
+    FloorsExceedN { n: u64, minimum: u64, strata: usize, floors: u128 },
 }
 
 impl fmt::Display for AllocationError {
@@ -65,6 +91,12 @@ impl fmt::Display for AllocationError {
             AllocationError::BadProduction { key, value } => {
                 write!(f, "stratum {key:?} has production {value}; it must be a finite number ≥ 0")
             }
+            AllocationError::FloorsExceedN { n, minimum, strata, floors } => write!(
+                f,
+                "the minimum of {minimum} per stratum needs {floors} items over {strata} strata \
+                 (each stratum's minimum or all its items, if fewer), more than the dev-set size {n}; \
+                 lower the minimum or raise the size"
+            ),
         }
     }
 }
@@ -90,11 +122,24 @@ pub fn allocate_strata(request: &AllocationRequest) -> Result<Allocation, Alloca
     for (rank, &s) in by_key.iter().enumerate() {
         key_rank[s] = rank;
     }
+    let minimum = request.min_per_stratum.unwrap_or(0);
+    let floors: Vec<u64> = strata.iter().map(|s| s.available.min(minimum)).collect();
+    let floors_total: u128 = floors.iter().map(|&f| f as u128).sum();
+    if floors_total > request.n as u128 {
+        return Err(AllocationError::FloorsExceedN {
+            n: request.n,
+            minimum,
+            strata: strata.len(),
+            floors: floors_total,
+        });
+    }
     let production: Vec<f64> = strata.iter().map(|s| s.production).collect();
-    let available: Vec<u64> = strata.iter().map(|s| s.available).collect();
-    let unlimited = vec![u64::MAX; strata.len()];
-    let requested = allocate(request.n, request.min_per_stratum, &production, &unlimited, &key_rank);
-    let allocated = allocate(request.n, request.min_per_stratum, &production, &available, &key_rank);
+    let caps: Vec<Option<u64>> = strata.iter().map(|s| Some(s.available)).collect();
+    let allocated = water_fill(request.n, &production, &floors, &caps, &key_rank);
+    let unlimited_floor = minimum as u128 * strata.len() as u128;
+    let requested_floors =
+        if unlimited_floor <= request.n as u128 { vec![minimum; strata.len()] } else { floors.clone() };
+    let requested = water_fill(request.n, &production, &requested_floors, &vec![None; strata.len()], &key_rank);
     let total: u64 = allocated.iter().sum();
     Ok(Allocation {
         strata: strata
@@ -107,85 +152,165 @@ pub fn allocate_strata(request: &AllocationRequest) -> Result<Allocation, Alloca
     })
 }
 
-fn allocate(n: u64, minimum: Option<u64>, production: &[f64], available: &[u64], key_rank: &[usize]) -> Vec<u64> {
+/// The allocation of `n` by x_s = clamp(λ·p_s, floor_s, cap_s), rounded (see the top of the
+/// file). `cap` None is unlimited. Requires Σ floor ≤ n.
+fn water_fill(n: u64, production: &[f64], floors: &[u64], caps: &[Option<u64>], key_rank: &[usize]) -> Vec<u64> {
     let k = production.len();
-    let mut allocated = vec![0u64; k];
-    let base: Vec<u64> = available.iter().map(|&a| a.min(minimum.unwrap_or(0))).collect();
-    let base_total: u128 = base.iter().map(|&b| b as u128).sum();
-    if base_total > n as u128 {
-        let mut caps = base;
-        let equal = vec![1.0; k];
-        fill(n, &equal, &mut caps, &mut allocated, key_rank);
-        return allocated;
-    }
-    let mut caps: Vec<u64> = available.iter().zip(&base).map(|(a, b)| a - b).collect();
-    allocated.copy_from_slice(&base);
-    fill(n - base_total as u64, production, &mut caps, &mut allocated, key_rank);
-    allocated
-}
-
-/// Shares `amount` in proportion to `weights` among strata with capacity left, passing any
-/// share a stratum cannot take on to the others, round after round.
-fn fill(mut amount: u64, weights: &[f64], caps: &mut [u64], allocated: &mut [u64], key_rank: &[usize]) {
-    let mut active: Vec<usize> = (0..weights.len()).filter(|&s| caps[s] > 0 && weights[s] > 0.0).collect();
-    while amount > 0 && !active.is_empty() {
-        let shares = largest_remainder(amount, weights, &active, key_rank);
-        for (&s, share) in active.iter().zip(shares) {
-            let given = share.min(caps[s]);
-            allocated[s] += given;
-            caps[s] -= given;
-            amount -= given;
+    // Upper bound of each stratum as λ → ∞: its cap, or its floor when it has no production.
+    let top = |s: usize| if production[s] > 0.0 { caps[s] } else { Some(floors[s]) };
+    if (0..k).all(|s| top(s).is_some()) {
+        let most: u128 = (0..k).map(|s| top(s).unwrap() as u128).sum();
+        if most <= n as u128 {
+            return (0..k).map(|s| top(s).unwrap()).collect();
         }
-        active.retain(|&s| caps[s] > 0);
     }
+    // Breakpoints: at λ = floor/p a stratum leaves its floor (Enter), at λ = cap/p it reaches
+    // its cap (Leave). Sorted by ln(bound) − ln(p), which no range of production can overflow
+    // or underflow to a tie that is not one (a count of 1 next to the largest float).
+    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Event {
+        Enter,
+        Leave,
+    }
+    let mut events: Vec<(f64, Event, usize)> = Vec::with_capacity(2 * k);
+    for s in (0..k).filter(|&s| production[s] > 0.0) {
+        let ln_p = production[s].ln();
+        events.push(((floors[s] as f64).ln() - ln_p, Event::Enter, s));
+        if let Some(cap) = caps[s] {
+            events.push(((cap as f64).ln() - ln_p, Event::Leave, s));
+        }
+    }
+    // Enter before Leave at the same λ (a stratum whose floor is its cap passes through).
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    // S at the λ of event e: λ·p_s is bound_e·(p_s/p_e), a ratio of productions, which is
+    // finite or +∞ (then clamped to the cap) and never needs a sum of productions.
+    let bound = |(_, event, s): (f64, Event, usize)| match event {
+        Event::Enter => floors[s] as f64,
+        Event::Leave => caps[s].unwrap() as f64,
+    };
+    let total_at = |e: usize| -> f64 {
+        let (b, t) = (bound(events[e]), events[e].2);
+        (0..k)
+            .map(|s| {
+                let grown = if b == 0.0 || production[s] == 0.0 { 0.0 } else { b * (production[s] / production[t]) };
+                grown.max(floors[s] as f64).min(caps[s].map_or(f64::INFINITY, |c| c as f64))
+            })
+            .sum()
+    };
+    // S is non-decreasing in λ: the first event at which it reaches n closes the segment that
+    // holds the solution (binary search, O(k log k) in all).
+    let (mut lo, mut hi) = (0, events.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if total_at(mid) >= n as f64 {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    // Events before `lo` have happened: entered strata grow, left ones sit at their cap.
+    let mut state = vec![0u8; k]; // 0 at floor, 1 in between, 2 at cap
+    for &(_, event, s) in &events[..lo] {
+        state[s] = if event == Event::Enter { 1 } else { 2 };
+    }
+    let fixed: u128 = (0..k)
+        .map(|s| match state[s] {
+            0 => floors[s] as u128,
+            2 => caps[s].unwrap() as u128,
+            _ => 0,
+        })
+        .sum();
+    let mut x: Vec<u64> = (0..k)
+        .map(|s| match state[s] {
+            0 => floors[s],
+            2 => caps[s].unwrap(),
+            _ => 0,
+        })
+        .collect();
+    let middle: Vec<usize> = (0..k).filter(|&s| state[s] == 1).collect();
+    if middle.is_empty() {
+        return x;
+    }
+    let rest = (n as u128).saturating_sub(fixed) as u64;
+    // Scaled by the largest among them, so the sum cannot overflow.
+    let scale = overflow_safe_scale(middle.iter().map(|&s| production[s]).fold(0.0, f64::max));
+    let p_total: f64 = middle.iter().map(|&s| production[s] / scale).sum();
+    let quotas: Vec<f64> = middle
+        .iter()
+        .map(|&s| {
+            let q = rest as f64 * ((production[s] / scale) / p_total);
+            // Within its bounds by construction; clamped against float rounding at a breakpoint.
+            q.max(floors[s] as f64).min(caps[s].map_or(f64::INFINITY, |c| c as f64))
+        })
+        .collect();
+    let shares = largest_remainder(rest, &middle, &quotas, floors, caps, key_rank);
+    for (&s, share) in middle.iter().zip(shares) {
+        x[s] = share;
+    }
+    x
 }
 
-/// Hamilton's method: floors of the exact quotas, then one more to each of the largest
-/// fractional parts (ties by key order) until the shares add up to `amount`.
-fn largest_remainder(amount: u64, weights: &[f64], active: &[usize], key_rank: &[usize]) -> Vec<u64> {
-    // Weights may be anywhere up to the largest float: divided by (a power of two near) the
-    // largest active one first, their sum is below twice the number of strata and cannot
-    // overflow to infinity (which made every quota 0 and handed the whole amount out in key
-    // order). The division is exact, so ordinary weights give the very same quotas.
-    let scale = overflow_safe_scale(active.iter().map(|&s| weights[s]).fold(0.0, f64::max));
-    let scaled: Vec<f64> = active.iter().map(|&s| weights[s] / scale).collect();
-    let total_weight: f64 = scaled.iter().sum();
-    let quotas: Vec<f64> = scaled.iter().map(|w| amount as f64 * (w / total_weight)).collect();
+/// Hamilton's method over the strata in between: floors of the quotas, then one more to each
+/// of the largest fractional parts (ties by key order) until the shares add up to `amount`,
+/// never past a stratum's cap nor below its floor.
+fn largest_remainder(
+    amount: u64,
+    middle: &[usize],
+    quotas: &[f64],
+    floors: &[u64],
+    caps: &[Option<u64>],
+    key_rank: &[usize],
+) -> Vec<u64> {
     let mut shares: Vec<u64> = quotas.iter().map(|q| q.floor() as u64).collect();
     let given: u64 = shares.iter().sum();
     let fraction = |j: usize| quotas[j] - quotas[j].floor();
-    // Largest fraction first, ties by key order: a total order, so the top k are well defined.
     let by_priority = |a: &usize, b: &usize| {
-        fraction(*b).total_cmp(&fraction(*a)).then(key_rank[active[*a]].cmp(&key_rank[active[*b]]))
+        fraction(*b).total_cmp(&fraction(*a)).then(key_rank[middle[*a]].cmp(&key_rank[middle[*b]]))
     };
-    let mut order: Vec<usize> = (0..active.len()).collect();
-    if given <= amount {
-        // The leftover is below the number of strata (each fraction is below 1), up to
-        // rounding in the quotas; only the top `leftover` need finding, not a full sort.
-        let leftover = (amount - given) as usize;
-        if leftover == 0 {
-            return shares;
+    let mut order: Vec<usize> = (0..middle.len()).collect();
+    if given < amount {
+        let mut leftover = amount - given;
+        let room = |j: usize, share: u64| caps[middle[j]].is_none_or(|c| share < c);
+        if (leftover as usize) < order.len() {
+            // Only the top `leftover` are needed, not a full sort; fall back to it if any of
+            // them has no room (possible only through float rounding at a bound).
+            let take = leftover as usize;
+            order.select_nth_unstable_by(take - 1, by_priority);
+            order[..take].sort_by(by_priority);
+            if order[..take].iter().all(|&j| room(j, shares[j])) {
+                for &j in &order[..take] {
+                    shares[j] += 1;
+                }
+                return shares;
+            }
         }
-        if leftover < order.len() {
-            order.select_nth_unstable_by(leftover - 1, by_priority);
-            order.truncate(leftover);
-        } else {
-            order.sort_by(by_priority);
+        order.sort_by(by_priority);
+        while leftover > 0 {
+            let before = leftover;
+            for &j in &order {
+                if leftover > 0 && room(j, shares[j]) {
+                    shares[j] += 1;
+                    leftover -= 1;
+                }
+            }
+            if before == leftover {
+                break;
+            }
         }
-        for j in order.iter().cycle().take(leftover) {
-            shares[*j] += 1;
-        }
-    } else {
+    } else if given > amount {
         // Rounding pushed the floors past the amount: take back from the smallest fractions.
         order.sort_by(by_priority);
         let mut excess = given - amount;
-        for &j in order.iter().rev().cycle() {
-            if excess == 0 {
-                break;
+        while excess > 0 {
+            let before = excess;
+            for &j in order.iter().rev() {
+                if excess > 0 && shares[j] > floors[middle[j]] {
+                    shares[j] -= 1;
+                    excess -= 1;
+                }
             }
-            if shares[j] > 0 {
-                shares[j] -= 1;
-                excess -= 1;
+            if before == excess {
+                break;
             }
         }
     }
@@ -226,18 +351,73 @@ mod tests {
     }
 
     #[test]
-    fn minimum_per_stratum_comes_first() {
-        // Requested: 2 each, then 4 by 8:1:1 → 3.2, 0.4, 0.4 → 3, 0, 0 plus one to b (tie with
-        // c, key order). Allocated: c has only 1, so 5 remain after the minimums, shared by a
-        // and b alone (c is exhausted) in ratio 8:1 → 4.44, 0.56 → 4 and 1.
+    fn minimum_per_stratum_is_a_floor() {
+        // Requested (unlimited): shares 8 / 1 / 1 put b and c below the minimum 2; they sit at
+        // it and a takes the other 6. Allocated: c has 1 item, so its floor and cap are 1; b's
+        // share at λ = 7/80 is 0.875, so it sits at 2 and a takes 7.
         let got = run(10, Some(2), vec![stratum("a", 80.0, 100), stratum("b", 10.0, 100), stratum("c", 10.0, 1)]);
-        assert_eq!(got, vec![(5, 6), (3, 3), (2, 1)]);
+        assert_eq!(got, vec![(6, 7), (2, 2), (2, 1)]);
+    }
+
+    /// The issue's example: n = 300, minimum 10, four strata. Adding the minimum first landed
+    /// at TVD ≈ 0.05 from production; with floors only the smallest stratum (proportional share
+    /// 9) is lifted, and the dev set is within 0.005 of production.
+    #[test]
+    fn floors_are_not_additions() {
+        let production = [5500.0, 3000.0, 1200.0, 300.0];
+        let strata: Vec<Stratum> =
+            production.iter().enumerate().map(|(i, &p)| stratum(&format!("s{i}"), p, 10_000)).collect();
+        let a = allocate_strata(&AllocationRequest { n: 300, min_per_stratum: Some(10), strata }).unwrap();
+        let allocated: Vec<f64> = a.strata.iter().map(|s| s.allocated as f64).collect();
+        assert_eq!(allocated, [164.0, 90.0, 36.0, 10.0]);
+        let tvd = crate::stats::distance::distribution_distance(&production, &allocated).unwrap().tvd;
+        assert!(tvd < 0.005, "{tvd}");
+        // The old rule (10 each, then 260 by production: 143, 78, 31.2, 7.8).
+        let additive = [153.0, 88.0, 41.0, 18.0];
+        let old = crate::stats::distance::distribution_distance(&production, &additive).unwrap().tvd;
+        assert!(old > 0.04, "{old}");
     }
 
     #[test]
-    fn minimums_larger_than_n_are_shared_equally() {
-        let got = run(3, Some(5), vec![stratum("a", 1.0, 10), stratum("b", 100.0, 10), stratum("c", 0.0, 10)]);
-        assert_eq!(got, vec![(1, 1), (1, 1), (1, 1)]);
+    fn zero_production_gets_its_floor_and_short_strata_their_availability() {
+        // "new" has no production: it gets the minimum 3 and nothing more. "b" has 4 items for a
+        // share of 45: it gives all 4 and a takes the rest of the proportional part.
+        let got = run(
+            100,
+            Some(3),
+            vec![stratum("a", 50.0, 1000), stratum("b", 45.0, 4), stratum("c", 5.0, 1000), stratum("new", 0.0, 1000)],
+        );
+        // Requested: 97 over 50:45:5 → 48.5, 43.65, 4.85 → 48, 44, 5 (remainders .5, .65, .85).
+        // Allocated: b at 4, 93 over 50:5 → 84.55, 8.45 → 85, 8.
+        assert_eq!(got, vec![(48, 85), (44, 4), (5, 8), (3, 3)]);
+        // Even every stratum at its availability falls short: each gives all it has (a stratum
+        // without production its floor) and the shortfall is reported.
+        let a = allocate_strata(&AllocationRequest {
+            n: 50,
+            min_per_stratum: Some(2),
+            strata: vec![stratum("a", 1.0, 10), stratum("b", 3.0, 5), stratum("idle", 0.0, 100)],
+        })
+        .unwrap();
+        assert_eq!(a.strata.iter().map(|s| s.allocated).collect::<Vec<_>>(), [10, 5, 2]);
+        assert_eq!((a.total, a.shortfall), (17, 33));
+    }
+
+    #[test]
+    fn floors_above_n_are_an_error() {
+        let request = AllocationRequest {
+            n: 3,
+            min_per_stratum: Some(5),
+            strata: vec![stratum("a", 1.0, 10), stratum("b", 100.0, 10), stratum("c", 0.0, 1)],
+        };
+        let err = allocate_strata(&request).unwrap_err();
+        assert_eq!(err, AllocationError::FloorsExceedN { n: 3, minimum: 5, strata: 3, floors: 11 });
+        assert_eq!(
+            err.to_string(),
+            "the minimum of 5 per stratum needs 11 items over 3 strata (each stratum's minimum or all \
+             its items, if fewer), more than the dev-set size 3; lower the minimum or raise the size"
+        );
+        // Floors are capped by availability: 5 + 5 + 1 = 11 fits in 11.
+        assert!(allocate_strata(&AllocationRequest { n: 11, ..request }).is_ok());
     }
 
     #[test]
@@ -328,7 +508,13 @@ mod tests {
         ) {
             let strata: Vec<Stratum> = strata.iter().enumerate()
                 .map(|(i, &(p, a))| stratum(&format!("s{i:02}"), p, a)).collect();
-            let a = allocate_strata(&AllocationRequest { n, min_per_stratum: Some(min), strata: strata.clone() }).unwrap();
+            let floors: u64 = strata.iter().map(|s| s.available.min(min)).sum();
+            let result = allocate_strata(&AllocationRequest { n, min_per_stratum: Some(min), strata: strata.clone() });
+            if floors > n {
+                prop_assert!(matches!(result, Err(AllocationError::FloorsExceedN { .. })), "{:?}", result);
+                return Ok(());
+            }
+            let a = result.unwrap();
             prop_assert!(a.total <= n);
             for (s, out) in strata.iter().zip(&a.strata) {
                 prop_assert!(out.allocated <= s.available);
@@ -352,6 +538,9 @@ mod tests {
             let strata: Vec<Stratum> = strata.iter().enumerate()
                 .map(|(i, &(p, a))| stratum(&format!("s{i:02}"), p as f64, a)).collect();
             let available: u64 = strata.iter().map(|s| s.available).sum();
+            if min.unwrap_or(0) * strata.len() as u64 > n {
+                return Ok(());
+            }
             let a = allocate_strata(&AllocationRequest { n, min_per_stratum: min, strata: strata.clone() }).unwrap();
             prop_assert_eq!(a.total, n.min(available));
             prop_assert_eq!(a.strata.iter().map(|s| s.requested).sum::<u64>(), n);
@@ -363,6 +552,56 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// The water-filling rule itself, against a plain bisection for λ: every allocation is
+        /// within its bounds and within 1 of clamp(λ·p, floor, available), and the total is n
+        /// or everything the bounds allow.
+        #[test]
+        fn allocation_is_the_rounded_water_filling(
+            n in 0u64..3_000,
+            min in 0u64..15,
+            strata in proptest::collection::vec((0u32..1000, 0u64..300), 1..25),
+        ) {
+            let strata: Vec<Stratum> = strata.iter().enumerate()
+                .map(|(i, &(p, a))| stratum(&format!("s{i:02}"), p as f64, a)).collect();
+            let floors: Vec<u64> = strata.iter().map(|s| s.available.min(min)).collect();
+            if floors.iter().sum::<u64>() > n {
+                return Ok(());
+            }
+            let a = allocate_strata(&AllocationRequest { n, min_per_stratum: Some(min), strata: strata.clone() }).unwrap();
+            let x = |lambda: f64, s: usize| (lambda * strata[s].production).max(floors[s] as f64).min(strata[s].available as f64);
+            let top: u64 = (0..strata.len()).map(|s| if strata[s].production > 0.0 { strata[s].available } else { floors[s] }).sum();
+            prop_assert_eq!(a.total, n.min(top));
+            if n < top {
+                let (mut lo, mut hi) = (0.0f64, 1e9f64);
+                for _ in 0..200 {
+                    let mid = (lo + hi) / 2.0;
+                    if (0..strata.len()).map(|s| x(mid, s)).sum::<f64>() < n as f64 { lo = mid } else { hi = mid }
+                }
+                for (s, out) in a.strata.iter().enumerate() {
+                    prop_assert!((out.allocated as f64 - x(hi, s)).abs() < 1.0 + 1e-6, "{s}: {} vs {} ({a:?})", out.allocated, x(hi, s));
+                }
+            }
+            for (s, out) in a.strata.iter().enumerate() {
+                prop_assert!(out.allocated >= floors[s] && out.allocated <= strata[s].available);
+            }
+        }
+
+        /// Floors are not additions: when every stratum's proportional share already meets the
+        /// minimum (and items are plentiful), the minimum changes nothing.
+        #[test]
+        fn a_minimum_every_share_meets_changes_nothing(
+            n in 100u64..5_000,
+            strata in proptest::collection::vec(1u32..1000, 1..10),
+        ) {
+            let total: f64 = strata.iter().map(|&p| p as f64).sum();
+            let min = strata.iter().map(|&p| (n as f64 * p as f64 / total).floor() as u64).min().unwrap();
+            let strata: Vec<Stratum> = strata.iter().enumerate()
+                .map(|(i, &p)| stratum(&format!("s{i:02}"), p as f64, 1_000_000)).collect();
+            let with = allocate_strata(&AllocationRequest { n, min_per_stratum: Some(min), strata: strata.clone() }).unwrap();
+            let without = allocate_strata(&AllocationRequest { n, min_per_stratum: None, strata }).unwrap();
+            prop_assert_eq!(with, without);
         }
     }
 }

@@ -10,6 +10,7 @@
 //! separate pool and, with WAL, never wait for writes.
 pub mod assignment;
 pub mod audit;
+pub mod devsets;
 pub mod export;
 pub mod imports;
 pub mod items;

@@ -83,7 +83,7 @@ pub enum StatsCommand {
         #[arg(long)]
         labels: Option<String>,
     },
-    /// Allocate a dev set over strata in proportion to production.
+    /// Allocate a dev set over strata in proportion to production, the minimum per stratum a floor.
     /// FILE: {"n", "min_per_stratum", "strata": [{"key", "production", "available"}]}.
     Allocate { file: PathBuf },
     /// Draw the items of a dev set from a pool, given an allocation (the output of allocate).

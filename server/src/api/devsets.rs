@@ -1,0 +1,430 @@
+//! Production profiles and production-matched dev sets (issue 8). Leads and admins of the
+//! project only (labelers get 403). The work is in `crate::devsets`; SQL in `store::devsets`.
+use std::collections::BTreeMap;
+use std::io::BufReader;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::extract::{JsonBody, PathParam, QueryParams};
+use crate::auth::{managed_project, CurrentUser};
+use crate::devsets::plan::{build_plan, validate_draft, Draft, Plan, PlanError, Planned};
+use crate::devsets::profile::{self, FileFormat, ParsedProfile, ProfileAttribute, ProfileRefusal, UploadKind};
+use crate::devsets::{report, sample_members, Report};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::devsets::{self as store, DevsetRow, DevsetStoreError, NewDevset, NewProfile, ProfileRow};
+
+impl From<DevsetStoreError> for AppError {
+    fn from(e: DevsetStoreError) -> Self {
+        match e {
+            DevsetStoreError::Conflict(m) => AppError::conflict(m),
+            DevsetStoreError::Database(e) => AppError::Database(e),
+        }
+    }
+}
+
+fn unprocessable(message: impl Into<String>, details: Value) -> AppError {
+    AppError::Unprocessable { message: message.into(), details }
+}
+
+impl From<PlanError> for AppError {
+    fn from(e: PlanError) -> Self {
+        unprocessable(e.0, Value::Null)
+    }
+}
+
+// ------------------------------------------------------------------ profiles
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ProfileSummary {
+    pub id: i64,
+    pub name: String,
+    pub date: String,
+    pub records: f64,
+    pub attributes: Vec<ProfileAttribute>,
+    pub combinations: usize,
+    pub created_at: i64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ProfileDetail {
+    #[serde(flatten)]
+    pub summary: ProfileSummary,
+    /// [[values in attribute order], count]
+    pub cells: Vec<(Vec<String>, f64)>,
+}
+
+fn decode_profile(row: &ProfileRow) -> AppResult<(Vec<ProfileAttribute>, Vec<(Vec<String>, f64)>)> {
+    let attributes = serde_json::from_str(&row.attributes).map_err(anyhow::Error::from)?;
+    let cells = serde_json::from_str(&row.cells).map_err(anyhow::Error::from)?;
+    Ok((attributes, cells))
+}
+
+fn profile_summary(row: &ProfileRow) -> AppResult<ProfileSummary> {
+    let (attributes, cells) = decode_profile(row)?;
+    Ok(ProfileSummary {
+        id: row.id,
+        name: row.name.clone(),
+        date: row.profile_date.clone(),
+        records: row.records,
+        attributes,
+        combinations: cells.len(),
+        created_at: row.created_at,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ProfileQuery {
+    pub name: String,
+    /// YYYY-MM-DD.
+    pub date: String,
+    /// records (default) or counts.
+    pub kind: Option<UploadKind>,
+    /// jsonl (default) or csv.
+    pub format: Option<FileFormat>,
+}
+
+fn valid_date(d: &str) -> bool {
+    let b = d.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && (1..=12).contains(&d[5..7].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&d[8..10].parse::<u32>().unwrap_or(0))
+}
+
+pub async fn upload_profile(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    QueryParams(q): QueryParams<ProfileQuery>,
+    _headers: HeaderMap,
+    body: Body,
+) -> AppResult<(StatusCode, Json<ProfileSummary>)> {
+    managed_project(&state.db, &caller, pid).await?;
+    let name = q.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::bad_request("a profile needs a name of 1 to 200 characters"));
+    }
+    if !valid_date(&q.date) {
+        return Err(AppError::bad_request(format!("date {:?} is not a date like 2026-12-01", q.date)));
+    }
+    let known = store::pool_attributes(&state.db, pid).await?;
+    let spooled = super::import::spool_body(&state, body).await?;
+    let (kind, format) = (q.kind.unwrap_or(UploadKind::Records), q.format.unwrap_or(FileFormat::Jsonl));
+    // Parsing a million lines is CPU work: off the async workers.
+    let parsed = tokio::task::spawn_blocking(move || -> std::io::Result<Result<ParsedProfile, ProfileRefusal>> {
+        let open = || std::fs::File::open(&spooled).map(|f| BufReader::with_capacity(1 << 16, f));
+        match kind {
+            UploadKind::Records => profile::parse_records(open, format, &known),
+            UploadKind::Counts => profile::parse_counts(open()?, format, &known),
+        }
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(anyhow::Error::from)?;
+    let parsed = parsed.map_err(|r| {
+        unprocessable(r.message, json!({"bad_lines": r.bad_lines, "errors": r.lines}))
+    })?;
+    let row = store::insert_profile(
+        &state.db,
+        pid,
+        &NewProfile {
+            name: &name,
+            date: &q.date,
+            records: parsed.records,
+            attributes: serde_json::to_string(&parsed.attributes).map_err(anyhow::Error::from)?,
+            cells: serde_json::to_string(&parsed.cells).map_err(anyhow::Error::from)?,
+        },
+        caller.id(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(profile_summary(&row)?)))
+}
+
+pub async fn list_profiles(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+) -> AppResult<Json<Vec<ProfileSummary>>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let rows = store::list_profiles(&state.db, pid).await?;
+    Ok(Json(rows.iter().map(profile_summary).collect::<AppResult<_>>()?))
+}
+
+async fn find_profile(state: &AppState, pid: i64, id: i64) -> AppResult<ProfileRow> {
+    store::get_profile(&state.db, pid, id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no production profile {id} in this project")))
+}
+
+pub async fn get_profile(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+) -> AppResult<Json<ProfileDetail>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let row = find_profile(&state, pid, id).await?;
+    let (_, cells) = decode_profile(&row)?;
+    Ok(Json(ProfileDetail { summary: profile_summary(&row)?, cells }))
+}
+
+// ------------------------------------------------------------------ dev sets
+
+/// A draft: its name, profile and campaign settings, and the `Draft` fields beside them.
+#[derive(Deserialize, Debug)]
+pub struct NewDevsetBody {
+    pub name: String,
+    pub profile_id: i64,
+    /// Sampling seed (default 0).
+    #[serde(default)]
+    pub seed: u32,
+    /// Labels per dev item in the campaign (default 3).
+    #[serde(default)]
+    pub overlap: Option<i64>,
+    #[serde(flatten)]
+    pub draft: Draft,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Devset {
+    pub id: i64,
+    pub name: String,
+    pub profile_id: i64,
+    pub seed: i64,
+    pub overlap: i64,
+    pub priority: i64,
+    pub draft: Draft,
+    pub sampled_at: Option<i64>,
+    pub members: i64,
+    pub created_at: i64,
+}
+
+fn devset_view(row: &DevsetRow, members: i64) -> AppResult<Devset> {
+    Ok(Devset {
+        id: row.id,
+        name: row.name.clone(),
+        profile_id: row.profile_id,
+        seed: row.seed,
+        overlap: row.overlap,
+        priority: row.priority,
+        draft: serde_json::from_str(&row.draft).map_err(anyhow::Error::from)?,
+        sampled_at: row.sampled_at,
+        members,
+        created_at: row.created_at,
+    })
+}
+
+/// The plan of `draft` against its profile and today's pool.
+async fn plan_for(state: &AppState, pid: i64, profile_id: i64, draft: &Draft, this: Option<i64>) -> AppResult<Planned> {
+    let profile = find_profile(state, pid, profile_id).await?;
+    let (attributes, cells) = decode_profile(&profile)?;
+    let known = store::pool_attributes(&state.db, pid).await?;
+    validate_draft(draft, &attributes, &known)?;
+    let pool = store::pool_rows(&state.db, pid).await?;
+    let draft = draft.clone();
+    let planned = tokio::task::spawn_blocking(move || build_plan(&draft, &attributes, &cells, &pool, this))
+        .await
+        .map_err(anyhow::Error::from)??;
+    Ok(planned)
+}
+
+pub async fn create_devset(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    JsonBody(body): JsonBody<NewDevsetBody>,
+) -> AppResult<(StatusCode, Json<Devset>)> {
+    managed_project(&state.db, &caller, pid).await?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::bad_request("a dev set needs a name of 1 to 200 characters"));
+    }
+    let overlap = body.overlap.unwrap_or(3);
+    if !(1..=100).contains(&overlap) {
+        return Err(AppError::bad_request("overlap must be between 1 and 100"));
+    }
+    // A draft that cannot be planned (size above the pool, floors above the size, unknown
+    // attributes) is refused before anything is saved.
+    plan_for(&state, pid, body.profile_id, &body.draft, None).await?;
+    let row = store::insert_devset(
+        &state.db,
+        pid,
+        &NewDevset {
+            name,
+            profile_id: body.profile_id,
+            draft: serde_json::to_string(&body.draft).map_err(anyhow::Error::from)?,
+            seed: body.seed as i64,
+            overlap,
+            priority: 100,
+        },
+        caller.id(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(devset_view(&row, 0)?)))
+}
+
+pub async fn list_devsets(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+) -> AppResult<Json<Vec<Devset>>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let rows = store::list_devsets(&state.db, pid).await?;
+    Ok(Json(rows.iter().map(|(r, m)| devset_view(r, *m)).collect::<AppResult<_>>()?))
+}
+
+async fn find_devset(state: &AppState, pid: i64, id: i64) -> AppResult<DevsetRow> {
+    store::get_devset(&state.db, pid, id).await?.ok_or_else(|| AppError::not_found(format!("no dev set {id} in this project")))
+}
+
+pub async fn get_devset(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+) -> AppResult<Json<Devset>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let row = find_devset(&state, pid, id).await?;
+    let members = store::member_ids(&state.db, id).await?.len() as i64;
+    Ok(Json(devset_view(&row, members)?))
+}
+
+fn draft_of(row: &DevsetRow) -> AppResult<Draft> {
+    Ok(serde_json::from_str(&row.draft).map_err(anyhow::Error::from)?)
+}
+
+pub async fn get_plan(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+) -> AppResult<Json<Plan>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let row = find_devset(&state, pid, id).await?;
+    Ok(Json(plan_for(&state, pid, row.profile_id, &draft_of(&row)?, Some(id)).await?.plan))
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct SampleResult {
+    pub seed: i64,
+    pub members: u64,
+    /// Member item ids, in item order.
+    pub items: Vec<i64>,
+    pub per_stratum: BTreeMap<String, u64>,
+}
+
+pub async fn sample(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+) -> AppResult<(StatusCode, Json<SampleResult>)> {
+    managed_project(&state.db, &caller, pid).await?;
+    let row = find_devset(&state, pid, id).await?;
+    if row.sampled_at.is_some() {
+        return Err(AppError::conflict(format!(
+            "the dev set {:?} is already sampled; create a new draft for another sample",
+            row.name
+        )));
+    }
+    let planned = plan_for(&state, pid, row.profile_id, &draft_of(&row)?, Some(id)).await?;
+    let members = sample_members(&planned, row.seed as u64);
+    store::save_sample(&state.db, &row, &members).await?;
+    let mut per_stratum = BTreeMap::new();
+    for (_, s) in &members {
+        *per_stratum.entry(s.clone()).or_insert(0) += 1;
+    }
+    let mut items: Vec<i64> = members.iter().map(|m| m.0).collect();
+    items.sort_unstable();
+    Ok((StatusCode::CREATED, Json(SampleResult { seed: row.seed, members: items.len() as u64, items, per_stratum })))
+}
+
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
+pub struct StratumProgress {
+    pub stratum: String,
+    pub members: u64,
+    /// At least one label.
+    pub labeled: u64,
+    /// All the labels the campaign asks for.
+    pub complete: u64,
+    /// Complete, and every label the same.
+    pub agreed: u64,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Progress {
+    pub total: StratumProgress,
+    pub strata: Vec<StratumProgress>,
+}
+
+pub async fn progress(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+) -> AppResult<Json<Progress>> {
+    managed_project(&state.db, &caller, pid).await?;
+    find_devset(&state, pid, id).await?;
+    let rows = store::member_progress(&state.db, id).await?;
+    let mut strata: BTreeMap<String, StratumProgress> = BTreeMap::new();
+    let mut total = StratumProgress { stratum: "all".into(), ..Default::default() };
+    for (stratum, labels, needed, distinct) in rows {
+        let s = strata.entry(stratum.clone()).or_insert_with(|| StratumProgress { stratum, ..Default::default() });
+        for p in [&mut *s, &mut total] {
+            p.members += 1;
+            p.labeled += (labels > 0) as u64;
+            p.complete += (labels >= needed) as u64;
+            p.agreed += (labels >= needed && distinct == 1) as u64;
+        }
+    }
+    Ok(Json(Progress { total, strata: strata.into_values().collect() }))
+}
+
+#[derive(Deserialize)]
+pub struct ReportQuery {
+    /// Another (newer) profile to compare with; the dev set's own by default.
+    pub profile_id: Option<i64>,
+    /// The drift check: propose the fewest new labels that bring the joint TVD under this.
+    pub max_tvd: Option<f64>,
+}
+
+pub async fn get_report(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+    QueryParams(q): QueryParams<ReportQuery>,
+) -> AppResult<Json<Report>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let row = find_devset(&state, pid, id).await?;
+    let profile_id = q.profile_id.unwrap_or(row.profile_id);
+    let profile = find_profile(&state, pid, profile_id).await?;
+    let (attributes, cells) = decode_profile(&profile)?;
+    let draft = draft_of(&row)?;
+    if let Some(t) = q.max_tvd {
+        if !(t > 0.0 && t < 1.0) {
+            return Err(AppError::bad_request("max_tvd must be between 0 and 1"));
+        }
+    }
+    let members = store::member_metas(&state.db, id).await?;
+    let rows = store::pool_rows(&state.db, pid).await?;
+    // Items a top-up may add: in no dev set, and not excluded by the draft.
+    let eligible: Vec<_> = rows
+        .iter()
+        .filter(|r| r.devset.is_none())
+        .filter(|r| !r.license.as_ref().is_some_and(|l| draft.exclude.licenses.contains(l)))
+        .filter(|r| !r.source.as_ref().is_some_and(|s| draft.exclude.sources.contains(s)))
+        .map(|r| r.meta.clone())
+        .collect();
+    let pool: Vec<_> = rows.into_iter().map(|r| r.meta).collect();
+    let max_tvd = q.max_tvd;
+    let report = tokio::task::spawn_blocking(move || {
+        report(profile_id, &draft, &attributes, &cells, &members, &pool, max_tvd.map(|t| (t, eligible.as_slice())))
+    })
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|m| unprocessable(m, Value::Null))?;
+    Ok(Json(report))
+}

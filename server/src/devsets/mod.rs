@@ -1,0 +1,218 @@
+//! Production-matched dev sets (issue 8): the domain room between the API and the store.
+//!
+//! - `profile`: parsing a production profile upload (records or counts, JSONL or CSV).
+//! - `plan`: a draft's eligible pool, size, allocation and expected distances.
+//! - here: sampling a plan into members, and the distribution report of a dev set.
+//!
+//! Invariants: an item is in at most one dev set (the store's primary key on
+//! `devset_members.item_id`, and the plan excludes other dev sets' items); a sample is a pure
+//! function of the plan, the eligible items and the seed (`stats::sampling`).
+pub mod drift;
+pub mod plan;
+pub mod profile;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::stats::distance::{distribution_distance, slice_distances};
+use crate::stats::sampling::{sample_stratified, PoolItem};
+use plan::{attribute_distance, half_width, item_values, production_cells, AttributeDistance, Draft, Planned};
+use profile::ProfileAttribute;
+
+/// The members a plan's sample picks: (item id, stratum key), reproducible from the seed.
+pub fn sample_members(planned: &Planned, seed: u64) -> Vec<(i64, String)> {
+    // Zero-padded ids sort like the numbers, so the draw does not depend on the pool's order.
+    let pool: Vec<PoolItem> = planned
+        .eligible
+        .iter()
+        .map(|e| PoolItem {
+            id: format!("{:020}", e.id),
+            stratum: planned.plan.strata[e.stratum].key.clone(),
+            must_include: e.must_include,
+        })
+        .collect();
+    let allocation: Vec<(String, u64)> = planned.plan.strata.iter().map(|s| (s.key.clone(), s.allocated)).collect();
+    let sample = sample_stratified(&pool, &allocation, seed).expect("item ids and stratum keys are unique");
+    sample.items.iter().map(|&i| (planned.eligible[i].id, pool[i].stratum.clone())).collect()
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Bar {
+    pub value: String,
+    pub production: f64,
+    pub dev: f64,
+    pub pool: f64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AttributeReport {
+    pub attribute: String,
+    /// Shares (each column sums to 1 when it has any items).
+    pub bars: Vec<Bar>,
+    pub dev_vs_production: Option<AttributeDistance>,
+    pub pool_vs_production: Option<AttributeDistance>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SliceHalfWidth {
+    pub value: String,
+    pub n: u64,
+    pub half_width: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Report {
+    pub profile_id: i64,
+    pub members: u64,
+    pub pool_items: u64,
+    pub attributes: Vec<AttributeReport>,
+    pub joint_dev_vs_production: Option<AttributeDistance>,
+    pub joint_pool_vs_production: Option<AttributeDistance>,
+    /// The accuracy the half-widths are computed at: the draft's expected accuracy, or 0.5
+    /// (the widest interval) when the draft gave a size.
+    pub accuracy: f64,
+    pub accuracy_source: String,
+    pub confidence: f64,
+    pub half_width: Option<f64>,
+    pub key_attribute: String,
+    pub key_slices: Vec<SliceHalfWidth>,
+    /// Why a distance is missing, when one is.
+    pub reasons: Vec<String>,
+    /// With a target TVD (the drift check): the fewest new labels that bring the dev set,
+    /// keeping its members, back under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_up: Option<drift::TopUp>,
+}
+
+fn shares(counts: &BTreeMap<String, f64>, value: &str) -> f64 {
+    let total: f64 = counts.values().sum();
+    if total > 0.0 {
+        counts.get(value).copied().unwrap_or(0.0) / total
+    } else {
+        0.0
+    }
+}
+
+/// The distribution report of a dev set's members (their meta) against a profile, with the pool
+/// beside it. `pool` is every item's meta (members included).
+pub fn report(
+    profile_id: i64,
+    draft: &Draft,
+    profile_attrs: &[ProfileAttribute],
+    profile_cells: &[(Vec<String>, f64)],
+    members: &[Map<String, Value>],
+    pool: &[Map<String, Value>],
+    top_up: Option<(f64, &[Map<String, Value>])>,
+) -> Result<Report, String> {
+    let mut reasons = Vec::new();
+    let cols: Vec<usize> = draft
+        .attributes
+        .iter()
+        .map(|a| {
+            profile_attrs
+                .iter()
+                .position(|p| &p.name == a)
+                .ok_or_else(|| format!("the profile has no attribute {a:?}, which the dev set is stratified by"))
+        })
+        .collect::<Result<_, _>>()?;
+    let attrs: Vec<&ProfileAttribute> = cols.iter().map(|&c| &profile_attrs[c]).collect();
+    let production = production_cells(&cols, profile_cells);
+    let tally = |metas: &[Map<String, Value>]| {
+        let mut cells: BTreeMap<Vec<String>, f64> = BTreeMap::new();
+        for m in metas {
+            *cells.entry(item_values(&attrs, m)).or_insert(0.0) += 1.0;
+        }
+        cells
+    };
+    let dev = tally(members);
+    let pool_cells = tally(pool);
+    let mut attributes = Vec::new();
+    for (a, name) in draft.attributes.iter().enumerate() {
+        let marginal = |cells: &BTreeMap<Vec<String>, f64>| {
+            let mut m: BTreeMap<String, f64> = BTreeMap::new();
+            for (v, c) in cells {
+                *m.entry(v[a].clone()).or_insert(0.0) += c;
+            }
+            m
+        };
+        let (p, d, q) = (marginal(&production), marginal(&dev), marginal(&pool_cells));
+        let values: std::collections::BTreeSet<&String> = p.keys().chain(d.keys()).chain(q.keys()).collect();
+        let bars: Vec<Bar> = values
+            .iter()
+            .map(|v| Bar { value: (*v).clone(), production: shares(&p, v), dev: shares(&d, v), pool: shares(&q, v) })
+            .collect();
+        let distance = |side: &BTreeMap<String, f64>, what: &str, reasons: &mut Vec<String>| {
+            let pv: Vec<f64> = values.iter().map(|v| p.get(*v).copied().unwrap_or(0.0)).collect();
+            let qv: Vec<f64> = values.iter().map(|v| side.get(*v).copied().unwrap_or(0.0)).collect();
+            match distribution_distance(&pv, &qv) {
+                Ok(d) => Some(attribute_distance(name, &d)),
+                Err(e) => {
+                    reasons.push(format!("{name}, {what} vs production: {}", e.reason));
+                    None
+                }
+            }
+        };
+        let dev_vs_production = distance(&d, "dev set", &mut reasons);
+        let pool_vs_production = distance(&q, "pool", &mut reasons);
+        attributes.push(AttributeReport { attribute: name.clone(), bars, dev_vs_production, pool_vs_production });
+    }
+    let joint = |side: &BTreeMap<Vec<String>, f64>, what: &str, reasons: &mut Vec<String>| {
+        let p: Vec<(Vec<String>, f64)> = production.iter().map(|(v, c)| (v.clone(), *c)).collect();
+        let q: Vec<(Vec<String>, f64)> = side.iter().map(|(v, c)| (v.clone(), *c)).collect();
+        match slice_distances(&draft.attributes, &p, &q) {
+            Ok(d) => Some(attribute_distance("joint", &d.joint)),
+            Err(e) => {
+                reasons.push(format!("joint, {what} vs production: {}", e.reason));
+                None
+            }
+        }
+    };
+    let joint_dev_vs_production = joint(&dev, "dev set", &mut reasons);
+    let joint_pool_vs_production = joint(&pool_cells, "pool", &mut reasons);
+    let (accuracy, accuracy_source, confidence) = match &draft.calculator {
+        Some(c) => (c.expected_accuracy, "the draft's expected accuracy".to_string(), c.confidence),
+        None => (0.5, "0.5, the widest interval (the draft gave a size, not an expected accuracy)".to_string(), 0.95),
+    };
+    let key = draft.calculator.as_ref().and_then(|c| c.key_attribute.clone()).unwrap_or_else(|| draft.attributes[0].clone());
+    let k = draft.attributes.iter().position(|a| a == &key).unwrap_or(0);
+    let mut per_value: BTreeMap<String, u64> = BTreeMap::new();
+    for (v, c) in &dev {
+        *per_value.entry(v[k].clone()).or_insert(0) += *c as u64;
+    }
+    let key_slices = per_value
+        .into_iter()
+        .map(|(value, n)| SliceHalfWidth { value, n, half_width: half_width(accuracy, n, confidence) })
+        .collect();
+    // The drift check: members, production and the items still free to add, per stratum.
+    let top_up = top_up.map(|(target, eligible)| {
+        let mut cells: BTreeMap<Vec<String>, (u64, f64, u64)> = BTreeMap::new();
+        for (v, c) in &production {
+            cells.entry(v.clone()).or_default().1 += c;
+        }
+        for (v, c) in &dev {
+            cells.entry(v.clone()).or_default().0 += *c as u64;
+        }
+        for m in eligible {
+            cells.entry(item_values(&attrs, m)).or_default().2 += 1;
+        }
+        drift::top_up(&cells, target)
+    });
+    Ok(Report {
+        top_up,
+        profile_id,
+        members: members.len() as u64,
+        pool_items: pool.len() as u64,
+        attributes,
+        joint_dev_vs_production,
+        joint_pool_vs_production,
+        accuracy,
+        accuracy_source,
+        confidence,
+        half_width: half_width(accuracy, members.len() as u64, confidence),
+        key_attribute: key,
+        key_slices,
+        reasons,
+    })
+}

@@ -1,0 +1,326 @@
+//! Production profiles, dev sets and their members (migration 0008).
+//!
+//! Invariant: an item is in at most one dev set. `devset_members.item_id` is the primary key,
+//! so a sample whose items were taken by another dev set in the meantime fails as a whole (one
+//! transaction) instead of sharing them; and a dev set is sampled once (`sampled_at` is set in
+//! the same transaction, guarded by `sampled_at IS NULL`).
+//!
+//! Campaign columns: sampling sets `items.priority` and `items.overlap` of the members (the
+//! stream reads them under the 'priority' order). Until the stream work provides its store
+//! function for that, the UPDATE lives here.
+//!
+//! Items of an import that has not committed (id above `projects.visible_max_item_id`) are
+//! not in the pool.
+use std::collections::BTreeSet;
+
+use futures::TryStreamExt;
+use serde_json::{Map, Value};
+use sqlx::FromRow;
+
+use super::{now_ms, BeginWrite, Db};
+use crate::devsets::plan::PoolRow;
+use crate::{on_read, on_write};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct ProfileRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub profile_date: String,
+    pub records: f64,
+    pub attributes: String,
+    pub cells: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct DevsetRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub profile_id: i64,
+    pub draft: String,
+    pub seed: i64,
+    pub overlap: i64,
+    pub priority: i64,
+    pub sampled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const PROFILE_COLUMNS: &str = "id, project_id, name, profile_date, records, attributes, cells, created_at";
+const DEVSET_COLUMNS: &str = "id, project_id, name, profile_id, draft, seed, overlap, priority, sampled_at, created_at";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevsetStoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+fn parse_meta(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The attribute names any visible item of the project has in its `meta`.
+pub async fn pool_attributes(db: &Db, project_id: i64) -> sqlx::Result<BTreeSet<String>> {
+    on_read!(db, pool => {
+        let mut rows = sqlx::query_scalar::<_, String>(
+            "SELECT meta FROM items WHERE project_id = $1
+               AND id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)",
+        )
+        .bind(project_id)
+        .fetch(pool);
+        let mut names = BTreeSet::new();
+        while let Some(meta) = rows.try_next().await? {
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&meta) {
+                names.extend(m.into_iter().map(|(k, _)| k));
+            }
+        }
+        Ok(names)
+    })
+}
+
+/// Every visible item of the project with what a plan needs, and its dev set if it has one.
+pub async fn pool_rows(db: &Db, project_id: i64) -> sqlx::Result<Vec<PoolRow>> {
+    type Row = (i64, Option<String>, String, f64, Option<String>, Option<String>, Option<i64>);
+    on_read!(db, pool => {
+        let mut rows = sqlx::query_as::<_, Row>(
+            "SELECT i.id, i.external_id, i.meta, i.weight, i.source, i.license, m.devset_id
+               FROM items i LEFT JOIN devset_members m ON m.item_id = i.id
+              WHERE i.project_id = $1
+                AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+              ORDER BY i.id",
+        )
+        .bind(project_id)
+        .fetch(pool);
+        let mut out = Vec::new();
+        while let Some((id, external_id, meta, weight, source, license, devset)) = rows.try_next().await? {
+            out.push(PoolRow { id, external_id, meta: parse_meta(&meta), weight, source, license, devset });
+        }
+        Ok(out)
+    })
+}
+
+pub struct NewProfile<'a> {
+    pub name: &'a str,
+    pub date: &'a str,
+    pub records: f64,
+    pub attributes: String,
+    pub cells: String,
+}
+
+pub async fn insert_profile(db: &Db, project_id: i64, p: &NewProfile<'_>, creator: i64) -> Result<ProfileRow, DevsetStoreError> {
+    let result = on_write!(db, pool => {
+        sqlx::query_as::<_, ProfileRow>(&format!(
+            "INSERT INTO production_profiles (project_id, name, profile_date, records, attributes, cells, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PROFILE_COLUMNS}"
+        ))
+        .bind(project_id)
+        .bind(p.name)
+        .bind(p.date)
+        .bind(p.records)
+        .bind(&p.attributes)
+        .bind(&p.cells)
+        .bind(creator)
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await
+    });
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(DevsetStoreError::Conflict(format!("this project already has a profile named {:?}", p.name)))
+        }
+        other => Ok(other?),
+    }
+}
+
+pub async fn list_profiles(db: &Db, project_id: i64) -> sqlx::Result<Vec<ProfileRow>> {
+    on_read!(db, pool => {
+        sqlx::query_as::<_, ProfileRow>(&format!(
+            "SELECT {PROFILE_COLUMNS} FROM production_profiles WHERE project_id = $1 ORDER BY profile_date DESC, id DESC"
+        ))
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+pub async fn get_profile(db: &Db, project_id: i64, id: i64) -> sqlx::Result<Option<ProfileRow>> {
+    on_read!(db, pool => {
+        sqlx::query_as::<_, ProfileRow>(&format!(
+            "SELECT {PROFILE_COLUMNS} FROM production_profiles WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+pub struct NewDevset<'a> {
+    pub name: &'a str,
+    pub profile_id: i64,
+    pub draft: String,
+    pub seed: i64,
+    pub overlap: i64,
+    pub priority: i64,
+}
+
+pub async fn insert_devset(db: &Db, project_id: i64, d: &NewDevset<'_>, creator: i64) -> Result<DevsetRow, DevsetStoreError> {
+    let result = on_write!(db, pool => {
+        sqlx::query_as::<_, DevsetRow>(&format!(
+            "INSERT INTO devsets (project_id, name, profile_id, draft, seed, overlap, priority, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {DEVSET_COLUMNS}"
+        ))
+        .bind(project_id)
+        .bind(d.name)
+        .bind(d.profile_id)
+        .bind(&d.draft)
+        .bind(d.seed)
+        .bind(d.overlap)
+        .bind(d.priority)
+        .bind(creator)
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await
+    });
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(DevsetStoreError::Conflict(format!("this project already has a dev set named {:?}", d.name)))
+        }
+        other => Ok(other?),
+    }
+}
+
+pub async fn list_devsets(db: &Db, project_id: i64) -> sqlx::Result<Vec<(DevsetRow, i64)>> {
+    on_read!(db, pool => {
+        let rows = sqlx::query_as::<_, DevsetRow>(&format!(
+            "SELECT {DEVSET_COLUMNS} FROM devsets WHERE project_id = $1 ORDER BY id"
+        ))
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devset_members WHERE devset_id = $1")
+                .bind(row.id)
+                .fetch_one(pool)
+                .await?;
+            out.push((row, members));
+        }
+        Ok(out)
+    })
+}
+
+pub async fn get_devset(db: &Db, project_id: i64, id: i64) -> sqlx::Result<Option<DevsetRow>> {
+    on_read!(db, pool => {
+        sqlx::query_as::<_, DevsetRow>(&format!("SELECT {DEVSET_COLUMNS} FROM devsets WHERE project_id = $1 AND id = $2"))
+            .bind(project_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+/// Members per INSERT statement (3 parameters each).
+const MEMBER_BATCH: usize = 300;
+
+/// Stores a sample: the members, `sampled_at`, and the campaign's priority and overlap on the
+/// members' items, all in one transaction.
+pub async fn save_sample(db: &Db, devset: &DevsetRow, members: &[(i64, String)]) -> Result<(), DevsetStoreError> {
+    let now = now_ms();
+    let result: Result<(), DevsetStoreError> = on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let marked = sqlx::query("UPDATE devsets SET sampled_at = $1 WHERE id = $2 AND sampled_at IS NULL")
+            .bind(now)
+            .bind(devset.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if marked == 0 {
+            return Err(DevsetStoreError::Conflict(format!(
+                "the dev set {:?} is already sampled; create a new draft for another sample",
+                devset.name
+            )));
+        }
+        for chunk in members.chunks(MEMBER_BATCH) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            let sql = format!("INSERT INTO devset_members (item_id, devset_id, stratum) VALUES {}", values.join(", "));
+            let mut q = sqlx::query(&sql);
+            for (item, stratum) in chunk {
+                q = q.bind(*item).bind(devset.id).bind(stratum);
+            }
+            match q.execute(&mut *tx).await {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(DevsetStoreError::Conflict(
+                        "an item of this sample was put in another dev set meanwhile; nothing was saved, sample again".into(),
+                    ));
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        // The campaign: dev items first in 'priority' order, with their own overlap.
+        sqlx::query(
+            "UPDATE items SET priority = $1, overlap = $2
+              WHERE id IN (SELECT item_id FROM devset_members WHERE devset_id = $3)",
+        )
+        .bind(devset.priority)
+        .bind(devset.overlap)
+        .bind(devset.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    });
+    result
+}
+
+/// The members' meta, in item order.
+pub async fn member_metas(db: &Db, devset_id: i64) -> sqlx::Result<Vec<Map<String, Value>>> {
+    on_read!(db, pool => {
+        let metas = sqlx::query_scalar::<_, String>(
+            "SELECT i.meta FROM devset_members m JOIN items i ON i.id = m.item_id WHERE m.devset_id = $1 ORDER BY i.id",
+        )
+        .bind(devset_id)
+        .fetch_all(pool)
+        .await?;
+        Ok(metas.iter().map(|m| parse_meta(m)).collect())
+    })
+}
+
+/// The members' ids, in item order.
+pub async fn member_ids(db: &Db, devset_id: i64) -> sqlx::Result<Vec<i64>> {
+    on_read!(db, pool => {
+        sqlx::query_scalar::<_, i64>("SELECT item_id FROM devset_members WHERE devset_id = $1 ORDER BY item_id")
+            .bind(devset_id)
+            .fetch_all(pool)
+            .await
+    })
+}
+
+/// Per member: its stratum, its number of labels, the labels it needs, and how many distinct
+/// label sets it has (1 = everyone agreed).
+pub async fn member_progress(db: &Db, devset_id: i64) -> sqlx::Result<Vec<(String, i64, i64, i64)>> {
+    on_read!(db, pool => {
+        sqlx::query_as::<_, (String, i64, i64, i64)>(
+            "SELECT m.stratum, i.label_count, COALESCE(i.overlap, p.overlap),
+                    (SELECT COUNT(DISTINCT a.labels) FROM annotations a WHERE a.item_id = i.id)
+               FROM devset_members m
+               JOIN items i ON i.id = m.item_id
+               JOIN projects p ON p.id = i.project_id
+              WHERE m.devset_id = $1
+              ORDER BY m.stratum",
+        )
+        .bind(devset_id)
+        .fetch_all(pool)
+        .await
+    })
+}
