@@ -1,5 +1,6 @@
 //! The JSON API: one router that the browser UI, the CLI and users' scripts all use.
 //! Handlers stay thin: they check who may do what and call the domain and store layers.
+mod agreement;
 mod audit;
 mod auth;
 mod export;
@@ -64,6 +65,10 @@ fn table() -> Routes {
         .get("/projects/{pid}/items/{id}/history", audit::item_history)
         .get("/projects/{pid}/audit", audit::project_log)
         .get("/audit", audit::accounts_log)
+        .get("/projects/{pid}/jobs", agreement::list_jobs)
+        .get("/projects/{pid}/agreement", agreement::dashboard)
+        .get("/projects/{pid}/agreement/slices", agreement::slices)
+        .get("/projects/{pid}/agreement/items", agreement::items)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout
