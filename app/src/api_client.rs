@@ -356,3 +356,13 @@ pub async fn previous(pid: i64, before: Option<i64>) -> ApiResult<Option<Previou
 pub async fn progress(pid: i64, since: i64) -> ApiResult<Progress> {
     get(&format!("/api/projects/{pid}/progress?since={since}")).await
 }
+
+// ---- agreement dashboard ----------------------------------------------------------------
+
+pub async fn agreement(pid: i64, week: bool) -> ApiResult<AgreementDashboard> {
+    get(&format!("/api/projects/{pid}/agreement?period={}", if week { "week" } else { "day" })).await
+}
+
+pub async fn agreement_slices(pid: i64, attr: &str) -> ApiResult<AgreementSlices> {
+    get(&format!("/api/projects/{pid}/agreement/slices?attr={}", encode(attr))).await
+}

@@ -22,7 +22,7 @@ use leptos_router::path;
 
 use components::TopBar;
 use pages::{
-    account::AccountPage, label::LabelPage, login::LoginPage, project::ProjectPage, projects::ProjectsPage,
+    account::AccountPage, agreement::AgreementPage, label::LabelPage, login::LoginPage, project::ProjectPage, projects::ProjectsPage,
     tokens::TokensPage, users::UsersPage, NotFound,
 };
 use session::Session;
@@ -89,6 +89,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage/>
                     <Route path=path!("/projects/:id") view=ProjectPage/>
                     <Route path=path!("/projects/:id/label") view=LabelPage/>
+                    <Route path=path!("/projects/:id/agreement") view=AgreementPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/account") view=AccountPage/>

@@ -1,5 +1,6 @@
 //! One module per route.
 pub mod account;
+pub mod agreement;
 pub mod label;
 pub mod login;
 pub mod project;

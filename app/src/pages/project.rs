@@ -47,12 +47,18 @@ pub fn ProjectPage() -> impl IntoView {
 
     let navigate = use_navigate();
     let handle = window_event_listener(leptos::ev::keydown, move |ev| {
-        if util::typing_in_field(&ev) || !matches!(ev.key().as_str(), "l" | "L") {
+        if util::typing_in_field(&ev) {
             return;
         }
+        // L: label; A: the agreement dashboard (leads and admins).
+        let page = match ev.key().as_str() {
+            "l" | "L" => "label",
+            "a" | "A" if session.can_manage() => "agreement",
+            _ => return,
+        };
         if let Some(id) = pid.get_untracked() {
             ev.prevent_default();
-            navigate(&format!("/projects/{id}/label"), NavigateOptions::default());
+            navigate(&format!("/projects/{id}/{page}"), NavigateOptions::default());
         }
     });
     on_cleanup(move || handle.remove());
@@ -112,6 +118,9 @@ pub fn ProjectPage() -> impl IntoView {
             <div class="crumbs"><a href="/">"Projects"</a> " / "</div>
             <div class="page-head">
                 <h1>{name}</h1>
+                <Show when=move || session.can_manage()>
+                    <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/agreement")).unwrap_or_default()>"Agreement " <Kbd k="A"/></a>
+                </Show>
                 <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
             </div>
             <div class="project-summary">{summary}</div>
