@@ -7,7 +7,8 @@
 //!
 //! The loop: every refresh interval, queue a consensus job for each project whose annotations
 //! changed since its last one (a cheap signature: count and newest `updated_at` of its
-//! annotations, skips, gold items and the settings that change the numbers), and re-queue or
+//! annotations, skips, gold items and the settings that change the numbers: method, level of
+//! measurement, target alpha), and re-queue or
 //! fail jobs whose runner died (stale heartbeat); then claim and run queued jobs one at a time.
 //! A running job's heartbeat is refreshed every few seconds. On shutdown the running job is
 //! cancelled between steps and put back in the queue, so the next start finishes it.

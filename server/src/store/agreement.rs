@@ -115,6 +115,8 @@ pub struct ChangeSignature {
     pub project_id: i64,
     pub consensus_method: String,
     pub measurement: String,
+    /// Slices are marked against it.
+    pub target_alpha: f64,
     pub annotations: i64,
     pub last_update: i64,
     pub skips: i64,
@@ -124,7 +126,7 @@ pub struct ChangeSignature {
 pub async fn change_signatures(db: &Db) -> Result<Vec<ChangeSignature>, sqlx::Error> {
     on_read!(db, pool => {
         sqlx::query_as(
-            "SELECT p.id AS project_id, p.consensus_method, p.measurement,
+            "SELECT p.id AS project_id, p.consensus_method, p.measurement, p.target_alpha,
                     (SELECT COUNT(*) FROM annotations a WHERE a.project_id = p.id) AS annotations,
                     (SELECT COALESCE(MAX(a.updated_at), 0) FROM annotations a WHERE a.project_id = p.id) AS last_update,
                     (SELECT COUNT(*) FROM skips s WHERE s.project_id = p.id) AS skips,
