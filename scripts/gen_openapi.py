@@ -351,6 +351,61 @@ paths.update({
         "responses": ok(ref("DevsetReport"))}},
 })
 
+# ---- issue 7: background jobs and the agreement dashboard (appended) ----
+F64 = {"type": "number", "format": "double"}
+BOOL = {"type": "boolean"}
+schemas.update({
+    "JobInfo": obj({"id": I64, "kind": STR, "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                    "progress_done": I64, "progress_total": I64, "error": nullable(STR), "created_at": I64,
+                    "started_at": nullable(I64), "heartbeat_at": nullable(I64), "finished_at": nullable(I64)}),
+    "Interval": obj({"lower": F64, "upper": F64}),
+    "StatValue": obj({"value": nullable(F64), "interval": nullable(ref("Interval")), "n": I64, "reason": nullable(STR)}),
+    "LabelAgreementRow": obj({"label": STR, "alpha": ref("StatValue")}),
+    "PairCell": obj({"a": STR, "b": STR, "n": I64, "kappa": nullable(F64), "reason": nullable(STR)}),
+    "LabelConfusion": obj({"a": STR, "b": STR, "count": F64, "share": F64}),
+    "AlphaPoint": obj({"period_start": I64, "n": I64, "alpha": nullable(F64), "reason": nullable(STR)}),
+    "LabelerAgreement": obj({"user_id": I64, "username": STR, "items_labeled": I64, "median_seconds": nullable(F64),
+                             "skips": I64, "skip_rate": nullable(F64), "agreement_with_others": ref("StatValue"),
+                             "ds_confusion": arr(arr(F64)), "gold_accuracy": ref("StatValue")}),
+    "AgreementDashboard": obj({"project_id": I64, "computed_at": nullable(I64), "refreshing": BOOL,
+                               "measurement": {"type": "string", "enum": ["nominal", "ordinal"]},
+                               "consensus_method": {"type": "string", "enum": ["majority", "dawid_skene"]},
+                               "target_alpha": F64, "multi_label": BOOL, "n_items": I64, "n_annotations": I64, "n_labelers": I64,
+                               "alpha": ref("StatValue"), "fleiss_kappa": ref("StatValue"), "mean_cohen_kappa": ref("StatValue"),
+                               "percent_agreement": ref("StatValue"), "per_label": arr(ref("LabelAgreementRow")),
+                               "pairs": arr(ref("PairCell")), "confusion": arr(ref("LabelConfusion")),
+                               "period": {"type": "string", "enum": ["day", "week"]}, "over_time": arr(ref("AlphaPoint")),
+                               "confusion_labels": arr(STR), "labelers": arr(ref("LabelerAgreement")),
+                               "slice_attributes": arr(STR)}),
+    "SliceRow": obj({"value": STR, "items": I64, "alpha": ref("StatValue"), "below_target": BOOL}),
+    "AgreementSlices": obj({"attr": STR, "computed_at": nullable(I64), "target_alpha": F64, "rows": arr(ref("SliceRow"))}),
+    "ItemLabels": obj({"labeler": STR, "labels": arr(STR)}),
+    "DisagreementItem": obj({"item_id": I64, "external_id": nullable(STR), "snippet": nullable(STR), "labels": arr(ref("ItemLabels"))}),
+    "DisagreementList": obj({"total": I64, "limit": I64, "items": arr(ref("DisagreementItem"))}),
+})
+paths.update({
+    "/api/projects/{pid}/jobs": {"get": {"summary": "The project's 50 most recent background jobs, newest first, with progress (admin, lead member)",
+        "parameters": [PID], "responses": ok(arr(ref("JobInfo")))}},
+    "/api/projects/{pid}/agreement": {"get": {
+        "summary": "The agreement dashboard as last computed by the background refresh (admin, lead member)",
+        "description": "Recomputed automatically (every 15 s by default) when labels change; computed_at says when. "
+                       "Intervals: percentile bootstrap, 1,000 replicates, seed 0 (as `mirrorset stats agreement --bootstrap 1000`).",
+        "parameters": [PID, q("period", {"type": "string", "enum": ["day", "week"], "default": "day"}, "alpha-over-time buckets")],
+        "responses": ok(ref("AgreementDashboard"))}},
+    "/api/projects/{pid}/agreement/slices": {"get": {
+        "summary": "Alpha with its interval per value of a meta attribute (attributes with at most 50 values; 400 otherwise)",
+        "parameters": [PID, {"name": "attr", "in": "query", "required": True, "schema": STR, "description": "meta attribute"}],
+        "responses": ok(ref("AgreementSlices"))}},
+    "/api/projects/{pid}/agreement/items": {"get": {
+        "summary": "The items where labelers disagree, behind a dashboard number: give exactly one filter (400 otherwise)",
+        "parameters": [PID, q("pair", STR, "U1,U2: usernames; items both labeled differently"),
+                       q("labels", STR, "A,B: one labeler chose A, another B"),
+                       q("label", STR, "NAME: some labelers chose it and others did not"),
+                       q("slice", STR, "ATTR:VALUE: items of the slice with differing answers"),
+                       q("limit", {**I64, "minimum": 1, "maximum": 500, "default": 100}, "items listed at most")],
+        "responses": ok(ref("DisagreementList"))}},
+})
+
 doc = {
     "openapi": "3.1.0",
     "info": {"title": "Mirrorset API", "version": "0.1.0",

@@ -375,3 +375,13 @@ pub async fn review_item(pid: i64, item_id: i64) -> ApiResult<ReviewItem> {
 pub async fn review_decide(pid: i64, item_id: i64, body: &ReviewDecisionRequest) -> ApiResult<ReviewDecision> {
     send("POST", &format!("/api/projects/{pid}/review/items/{item_id}/decision"), body).await
 }
+
+// ---- agreement dashboard ----------------------------------------------------------------
+
+pub async fn agreement(pid: i64, week: bool) -> ApiResult<AgreementDashboard> {
+    get(&format!("/api/projects/{pid}/agreement?period={}", if week { "week" } else { "day" })).await
+}
+
+pub async fn agreement_slices(pid: i64, attr: &str) -> ApiResult<AgreementSlices> {
+    get(&format!("/api/projects/{pid}/agreement/slices?attr={}", encode(attr))).await
+}

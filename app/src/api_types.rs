@@ -820,3 +820,177 @@ pub struct GoldAnswer {
     pub item_id: i64,
     pub gold: Option<Vec<String>>,
 }
+
+// ---- Agreement dashboard, consensus and background jobs (issue 7) ----
+//
+// | GET /api/projects/{pid}/jobs | → `Vec<JobInfo>` (leads) |
+// | GET /api/projects/{pid}/agreement?period=day\|week | → `AgreementDashboard` (leads) |
+// | GET /api/projects/{pid}/agreement/slices?attr=NAME | → `AgreementSlices` (leads) |
+// | GET /api/projects/{pid}/agreement/items?pair=U1,U2 \| labels=A,B \| label=A \| slice=ATTR:VALUE | → `DisagreementList` (leads) |
+
+/// One background job (consensus refresh, later model training and big exports).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobInfo {
+    pub id: i64,
+    pub kind: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    pub progress_done: i64,
+    pub progress_total: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub heartbeat_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A bootstrap (or Wilson) interval.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Interval {
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// A statistic as the dashboard shows it: the value with its 95% interval and the number of
+/// items it rests on, or (value None) the reason it is undefined.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatValue {
+    pub value: Option<f64>,
+    pub interval: Option<Interval>,
+    /// Pairable items (items with two or more labels) behind the number.
+    pub n: i64,
+    /// Why the value (or its interval) is missing.
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LabelAgreementRow {
+    pub label: String,
+    /// One-vs-rest alpha (multi-label projects: the label's present/absent alpha).
+    pub alpha: StatValue,
+}
+
+/// Cohen's kappa of two labelers over the items both labeled.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PairCell {
+    pub a: String,
+    pub b: String,
+    pub n: i64,
+    pub kappa: Option<f64>,
+    pub reason: Option<String>,
+}
+
+/// Two different labels given to the same item, from the coincidence matrix: `count` is the
+/// coincidence mass o(a, b) + o(b, a), `share` its part of all off-diagonal mass.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LabelConfusion {
+    pub a: String,
+    pub b: String,
+    pub count: f64,
+    pub share: f64,
+}
+
+/// Alpha over the items whose last label arrived in one day or week (UTC).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AlphaPoint {
+    /// Start of the period, ms since the epoch (weeks start on Monday).
+    pub period_start: i64,
+    pub n: i64,
+    pub alpha: Option<f64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LabelerAgreement {
+    pub user_id: i64,
+    pub username: String,
+    pub items_labeled: i64,
+    pub median_seconds: Option<f64>,
+    pub skips: i64,
+    /// skips / (skips + items labeled).
+    pub skip_rate: Option<f64>,
+    /// Agreement with the plurality of the other labelers (their own label left out), on the
+    /// items where the others have a unique plurality, with a Wilson interval.
+    pub agreement_with_others: StatValue,
+    /// Dawid–Skene confusion matrix: rows the true label, columns the label given, in
+    /// `AgreementDashboard.confusion_labels` order.
+    pub ds_confusion: Vec<Vec<f64>>,
+    /// Accuracy on gold items (the label set equals the gold answer), with a Wilson interval;
+    /// `n` is the number of gold items labeled.
+    pub gold_accuracy: StatValue,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AgreementDashboard {
+    pub project_id: i64,
+    /// When these numbers were computed (ms); None before the first computation.
+    pub computed_at: Option<i64>,
+    /// A refresh is queued or running (new labels arrived since `computed_at`).
+    pub refreshing: bool,
+    /// `nominal` or `ordinal`.
+    pub measurement: String,
+    /// `majority` or `dawid_skene`.
+    pub consensus_method: String,
+    pub target_alpha: f64,
+    pub multi_label: bool,
+    pub n_items: i64,
+    pub n_annotations: i64,
+    pub n_labelers: i64,
+    pub alpha: StatValue,
+    pub fleiss_kappa: StatValue,
+    pub mean_cohen_kappa: StatValue,
+    pub percent_agreement: StatValue,
+    pub per_label: Vec<LabelAgreementRow>,
+    pub pairs: Vec<PairCell>,
+    /// Label pairs mixed up, most first (single-label projects; empty for multi-label).
+    pub confusion: Vec<LabelConfusion>,
+    /// `day` or `week`.
+    pub period: String,
+    pub over_time: Vec<AlphaPoint>,
+    /// Row/column labels of every `ds_confusion` (multi-label: `absent`, `present`).
+    pub confusion_labels: Vec<String>,
+    pub labelers: Vec<LabelerAgreement>,
+    /// `meta` attributes that slices can be taken by.
+    pub slice_attributes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SliceRow {
+    pub value: String,
+    pub items: i64,
+    pub alpha: StatValue,
+    /// The interval's upper bound is below the project's target alpha.
+    pub below_target: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AgreementSlices {
+    pub attr: String,
+    pub computed_at: Option<i64>,
+    pub target_alpha: f64,
+    pub rows: Vec<SliceRow>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ItemLabels {
+    pub labeler: String,
+    pub labels: Vec<String>,
+}
+
+/// An item whose labelers disagree (in the filter asked for).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DisagreementItem {
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    /// The first 160 characters of the text (None for images).
+    pub snippet: Option<String>,
+    pub labels: Vec<ItemLabels>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DisagreementList {
+    /// All matching items (the list holds at most `limit`).
+    pub total: i64,
+    pub limit: i64,
+    pub items: Vec<DisagreementItem>,
+}

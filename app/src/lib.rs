@@ -22,7 +22,7 @@ use leptos_router::path;
 
 use components::TopBar;
 use pages::{
-    account::AccountPage, label::LabelPage, login::LoginPage, project::ProjectPage, projects::ProjectsPage,
+    account::AccountPage, agreement::AgreementPage, label::LabelPage, login::LoginPage, project::ProjectPage, projects::ProjectsPage,
     tokens::TokensPage, users::UsersPage, NotFound,
 };
 use pages::review::{ReviewItemPage, ReviewQueuePage, ReviewQueuesPage};
@@ -94,6 +94,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/projects/:id/review/item/:item_id") view=ReviewItemPage/>
                     <Route path=path!("/projects/:id/review/:queue") view=ReviewQueuePage/>
                     <Route path=path!("/projects/:id/devsets") view=crate::pages::devset::DevsetPage/>
+                    <Route path=path!("/projects/:id/agreement") view=AgreementPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/account") view=AccountPage/>

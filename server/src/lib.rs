@@ -2,6 +2,7 @@
 //!
 //! Layout: `api` (thin HTTP handlers) → domain modules (`projects`, `import`, `export`,
 //! `stats`) → `store` (all SQL). `auth` says who is calling; `error` is the one error type.
+pub mod agreement;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod import;
+pub mod jobs;
 pub mod label_studio;
 pub mod prelabels;
 pub mod releases;

@@ -23,6 +23,7 @@ mod audit;
 mod ops;
 mod review;
 mod devsets;
+mod agreement;
 mod settings;
 mod assignment_order;
 mod gold;

@@ -2,6 +2,7 @@
 pub mod account;
 pub mod gold_note;
 pub mod devset;
+pub mod agreement;
 pub mod label;
 pub mod login;
 pub mod project;

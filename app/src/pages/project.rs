@@ -52,9 +52,10 @@ pub fn ProjectPage() -> impl IntoView {
         if util::typing_in_field(&ev) {
             return;
         }
-        // L: label; R: the review queues, D: dev sets (both for admins and leads).
+        // L: label; A: agreement, R: review queues, D: dev sets (the three for leads and admins).
         let page = match ev.key().as_str() {
             "l" | "L" => "label",
+            "a" | "A" if session.can_manage() => "agreement",
             "r" | "R" if session.can_manage() => "review",
             "d" | "D" if session.can_manage() => "devsets",
             _ => return,
@@ -123,6 +124,7 @@ pub fn ProjectPage() -> impl IntoView {
                 <h1>{name}</h1>
                 <div class="head-actions">
                     <Show when=move || session.can_manage()>
+                        <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/agreement")).unwrap_or_default()>"Agreement " <Kbd k="A"/></a>
                         <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/review")).unwrap_or_default()>"Review " <Kbd k="R"/></a>
                         <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/devsets")).unwrap_or_default()>"Dev sets " <Kbd k="D"/></a>
                     </Show>

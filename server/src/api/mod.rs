@@ -1,5 +1,6 @@
 //! The JSON API: one router that the browser UI, the CLI and users' scripts all use.
 //! Handlers stay thin: they check who may do what and call the domain and store layers.
+mod agreement;
 mod audit;
 mod devsets;
 mod auth;
@@ -83,6 +84,10 @@ fn table() -> Routes {
         .post("/projects/{pid}/devsets/{id}/sample", devsets::sample)
         .get("/projects/{pid}/devsets/{id}/progress", devsets::progress)
         .get("/projects/{pid}/devsets/{id}/report", devsets::get_report)
+        .get("/projects/{pid}/jobs", agreement::list_jobs)
+        .get("/projects/{pid}/agreement", agreement::dashboard)
+        .get("/projects/{pid}/agreement/slices", agreement::slices)
+        .get("/projects/{pid}/agreement/items", agreement::items)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout

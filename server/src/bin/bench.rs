@@ -20,6 +20,9 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "bench/agreement.rs"]
+mod agreement;
+
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
 const TARGET_NEXT_P99_MS: f64 = 5.0;
@@ -74,6 +77,10 @@ struct Args {
     /// header (as the browser does), besides the --labelers that use bearer tokens.
     #[arg(long, default_value_t = 0)]
     cookie_labelers: usize,
+    /// Also measure the consensus refresh and the agreement dashboard (issue 7) on a second
+    /// project of --items items × 3 labels (see bench/agreement.rs).
+    #[arg(long)]
+    agreement: bool,
 }
 
 fn main() {
@@ -129,7 +136,7 @@ fn random_string(len: usize) -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
-fn start_server(bin: &Path, port: u16, data_dir: &Path, database_url: Option<&str>, admin_password: &str) -> Result<ServerProcess> {
+fn start_server(bin: &Path, port: u16, data_dir: &Path, database_url: Option<&str>, admin_password: &str, extra: &[&str]) -> Result<ServerProcess> {
     if !bin.is_file() {
         bail!(
             "the server binary {} does not exist (build it with `cargo build --release -p server --bins`, or pass --server-bin)",
@@ -144,6 +151,7 @@ fn start_server(bin: &Path, port: u16, data_dir: &Path, database_url: Option<&st
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .env("MIRRORSET_ADMIN_PASSWORD", admin_password)
         .env_remove("MIRRORSET_DATABASE_URL")
         .env_remove("MIRRORSET_ADDR")
@@ -604,7 +612,9 @@ async fn run(args: Args) -> Result<()> {
     let backend = if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) { "postgres" } else { "sqlite" };
 
     say(&format!("[1/7] starting {} on 127.0.0.1:{port} ({backend})", bin.display()));
-    let mut server = start_server(&bin, port, &data_dir, args.database_url.as_deref(), &admin_password)
+    // The agreement scenario waits for refreshes: check for changes every second.
+    let extra: &[&str] = if args.agreement { &["--refresh-interval-secs", "1"] } else { &[] };
+    let mut server = start_server(&bin, port, &data_dir, args.database_url.as_deref(), &admin_password, extra)
         .context("step 1 (start the server)")?;
     let server_pid = server.pid();
     let startup = wait_healthy(&mut server, &base).await.context("step 1 (start the server)")?;
@@ -794,6 +804,17 @@ async fn bench(
         }
     };
 
+    // 5c. The agreement dashboard and consensus refresh (issue 7).
+    let agreement = if args.agreement {
+        let db_url = match &args.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", tmp.path().join("data").join("mirrorset.db").display()),
+        };
+        Some(agreement::scenario(&client, base, &admin, &db_url, n, pid, &tokens, args.duration, tmp, say).await?)
+    } else {
+        None
+    };
+
     // 6. Export.
     say("[6/7] exporting (jsonl, csv)");
     let ej = time_export(&client, base, pid, &admin, "jsonl").await.context("step 6 (export jsonl)")?;
@@ -864,6 +885,9 @@ async fn bench(
             verdict(d.next.p99 < TARGET_DURING_IMPORT_P99_MS && d.submit.p99 < TARGET_DURING_IMPORT_P99_MS)
         ));
     }
+    if let Some(a) = &agreement {
+        s.push_str(&a.summary());
+    }
     s.push_str("\nExport\n");
     for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
         s.push_str(&format!(
@@ -879,6 +903,7 @@ async fn bench(
     }
 
     let json = json!({
+        "agreement": agreement.as_ref().map(|a| a.to_json()),
         "items": n,
         "labelers": args.labelers,
         "overlap": args.overlap,

@@ -94,6 +94,14 @@ pub struct ServeArgs {
     /// otherwise); without it, anyone who reaches the port can read the metrics.
     #[arg(long, env = "MIRRORSET_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Seconds between checks for projects whose labels changed; a changed project's
+    /// consensus and agreement dashboard are then recomputed in the background.
+    #[arg(long, env = "MIRRORSET_REFRESH_INTERVAL_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub refresh_interval_secs: u64,
+    /// A background job whose heartbeat is older than this many seconds lost its server:
+    /// it is resumed (or failed, for kinds that cannot resume).
+    #[arg(long, env = "MIRRORSET_JOB_STALE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub job_stale_secs: u64,
 }
 
 impl ServeArgs {
@@ -161,11 +169,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics: crate::metrics::Metrics::new(args.metrics_token.clone()),
     };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
+    let jobs = crate::jobs::spawn(
+        state.db.clone(),
+        shutdown.clone(),
+        crate::jobs::JobsConfig {
+            refresh_interval: Duration::from_secs(args.refresh_interval_secs),
+            stale_after: Duration::from_secs(args.job_stale_secs),
+        },
+    );
     let app = crate::web::app_router(state, sessions, args.web_config());
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!("Mirrorset is listening on http://{}", listener.local_addr()?);
     let header_read_timeout = Duration::from_secs(args.header_read_timeout_secs);
-    serve_until_shutdown(listener, app, header_read_timeout, shutdown, Duration::from_secs(args.shutdown_timeout)).await?;
+    serve_until_shutdown(listener, app, header_read_timeout, shutdown.clone(), Duration::from_secs(args.shutdown_timeout)).await?;
+    // The runner puts its running job back in the queue before the process ends.
+    shutdown.cancel();
+    if tokio::time::timeout(Duration::from_secs(5), jobs).await.is_err() {
+        tracing::warn!("the job runner did not stop within 5 s; the next start resumes its job");
+    }
     let _ = std::fs::remove_dir_all(&spool_dir);
     Ok(())
 }

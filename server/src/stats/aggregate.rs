@@ -161,6 +161,48 @@ pub fn majority_vote(ratings: &Ratings) -> Aggregation {
     Aggregation::assemble(ratings, shares, model, 0.0, 0, None, false)
 }
 
+/// Each annotator's agreement with the consensus of the others: on every item the annotator
+/// rated where the other annotators' ratings have a single most frequent label (a plurality,
+/// not a tie), whether the annotator gave that label. Leaving the annotator's own rating out
+/// keeps a labeler from agreeing with themselves (on an item with two ratings this is plain
+/// pairwise agreement). Returns (agreeing, compared) per annotator code.
+pub fn leave_one_out_agreement(ratings: &Ratings) -> Vec<(u64, u64)> {
+    let l = ratings.n_labels();
+    let mut out = vec![(0u64, 0u64); ratings.n_annotators()];
+    let mut tally = vec![0u32; l];
+    for i in 0..ratings.n_items() {
+        let labels = ratings.item_labels(i);
+        if labels.len() < 2 {
+            continue;
+        }
+        for &c in labels {
+            tally[c as usize] += 1;
+        }
+        for (&a, &own) in ratings.item_annotators(i).iter().zip(labels) {
+            tally[own as usize] -= 1;
+            // The others' plurality label, if unique.
+            let (mut best, mut best_count, mut tied) = (0usize, 0u32, false);
+            for (c, &t) in tally.iter().enumerate() {
+                if t > best_count {
+                    (best, best_count, tied) = (c, t, false);
+                } else if t == best_count && t > 0 {
+                    tied = true;
+                }
+            }
+            tally[own as usize] += 1;
+            if best_count > 0 && !tied {
+                let entry = &mut out[a as usize];
+                entry.1 += 1;
+                entry.0 += (best == own as usize) as u64;
+            }
+        }
+        for &c in labels {
+            tally[c as usize] = 0;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +222,15 @@ mod tests {
         // Annotator 2 rated only item 0 (shares a 1/3, b 2/3) and said a: whatever the true
         // label, they give a.
         assert_eq!(mv.confusion(2), &[1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn leave_one_out_compares_with_the_others_plurality() {
+        // Item 0: a, a, b. Annotator 0 (a) vs others {a, b}: tie, not compared; annotator 1
+        // likewise; annotator 2 (b) vs others {a, a}: compared, disagrees.
+        // Item 1: a, a. Each vs the other: agrees. Item 2 (one rating): nothing.
+        let r = ratings_from(&[(0, 0, 0), (0, 1, 0), (0, 2, 1), (1, 0, 0), (1, 1, 0), (2, 2, 1)], &["a", "b"]);
+        assert_eq!(leave_one_out_agreement(&r), vec![(1, 1), (1, 1), (0, 1)]);
     }
 
     proptest! {

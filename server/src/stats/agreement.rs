@@ -11,11 +11,18 @@ use serde::Serialize;
 /// ratings, the share of agreeing pairs among its m(m − 1)/2 pairs; averaged over those items
 /// with equal weight.
 pub fn percent_agreement(ratings: &Ratings) -> Stat {
+    percent_agreement_weighted(ratings, None)
+}
+
+/// [`percent_agreement`] with item multiplicities (a bootstrap replicate: item i counted
+/// `weights[i]` times; `None` is once each).
+pub(crate) fn percent_agreement_weighted(ratings: &Ratings, weights: Option<&[u32]>) -> Stat {
     let mut tally = vec![0u32; ratings.n_labels()];
     let (mut sum, mut items) = (0.0, 0usize);
     for i in 0..ratings.n_items() {
         let labels = ratings.item_labels(i);
-        if labels.len() < 2 {
+        let w = weights.map_or(1, |w| w[i]);
+        if labels.len() < 2 || w == 0 {
             continue;
         }
         let m = labels.len() as f64;
@@ -28,8 +35,8 @@ pub fn percent_agreement(ratings: &Ratings) -> Stat {
             agreeing += (*t as f64) * (*t as f64 - 1.0);
             *t = 0;
         }
-        sum += agreeing / (m * (m - 1.0));
-        items += 1;
+        sum += w as f64 * agreeing / (m * (m - 1.0));
+        items += w as usize;
     }
     if items == 0 {
         return Err(Undefined::new("no item has two or more ratings"));

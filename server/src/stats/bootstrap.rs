@@ -136,6 +136,12 @@ pub fn bootstrap_mean_pairwise_kappa(
     })
 }
 
+/// Bootstrap interval for percent agreement.
+pub fn bootstrap_percent_agreement(ratings: &Ratings, options: &BootstrapOptions) -> Result<BootstrapInterval, Undefined> {
+    super::agreement::percent_agreement(ratings)?;
+    bootstrap_items(ratings.n_items(), options, |draws| super::agreement::percent_agreement_weighted(ratings, Some(draws)))
+}
+
 /// Bootstrap interval for Fleiss' kappa.
 pub fn bootstrap_fleiss_kappa(ratings: &Ratings, options: &BootstrapOptions) -> Result<BootstrapInterval, Undefined> {
     fleiss_kappa_weighted(ratings, None)?;
@@ -192,6 +198,19 @@ mod tests {
         let r = ratings_from(&[(0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 0), (2, 1, 0)], &["a", "b"]);
         let ones = vec![1u32; 3];
         assert_eq!(fleiss_kappa_weighted(&r, Some(&ones)), fleiss_kappa(&r));
+    }
+
+    #[test]
+    fn percent_agreement_weights_are_multiplicities() {
+        use crate::stats::agreement::{percent_agreement, percent_agreement_weighted};
+        let r = ratings_from(&[(0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 0), (2, 1, 0)], &["a", "b"]);
+        assert_eq!(percent_agreement_weighted(&r, Some(&[1, 1, 1])), percent_agreement(&r));
+        // Item 0 (disagreeing) twice, item 2 left out: 1 agreeing of 3.
+        assert!((percent_agreement_weighted(&r, Some(&[2, 1, 0])).unwrap() - 1.0 / 3.0).abs() < 1e-15);
+        let o = BootstrapOptions { replicates: 200, confidence: 0.95, seed: 3 };
+        let ci = bootstrap_percent_agreement(&r, &o).unwrap();
+        assert!(ci.lower >= 0.0 && ci.upper <= 1.0 && ci.lower <= ci.upper);
+        assert_eq!(bootstrap_percent_agreement(&r, &o), bootstrap_percent_agreement(&r, &o));
     }
 
     #[test]

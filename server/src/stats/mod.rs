@@ -59,6 +59,15 @@ pub(crate) fn overflow_safe_scale(max: f64) -> f64 {
     }
 }
 
+/// The median of the values (the 0.5 quantile, as NumPy's `median`); undefined when empty.
+pub fn median(values: &mut [f64]) -> Stat {
+    if values.is_empty() {
+        return Err(Undefined::new("there are no values"));
+    }
+    values.sort_by(f64::total_cmp);
+    finite(rng::quantile_sorted(values, 0.5), "the median")
+}
+
 /// Why a statistic has no value for the given data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Undefined {
@@ -119,6 +128,13 @@ pub(crate) mod test_support {
             2 => (0x7fe0_0000_0000_0000u64..=f64::MAX.to_bits()).prop_map(f64::from_bits),
             8 => (0u64..=f64::MAX.to_bits()).prop_map(f64::from_bits),
         ]
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(super::median(&mut [3.0, 1.0, 2.0]), Ok(2.0));
+        assert_eq!(super::median(&mut [4.0, 1.0, 2.0, 3.0]), Ok(2.5));
+        assert!(super::median(&mut []).is_err());
     }
 
     #[test]

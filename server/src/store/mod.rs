@@ -8,12 +8,14 @@
 //! SQLite has one writer at a time. Rather than let connections race for the write lock and
 //! fail with SQLITE_BUSY, all writes go through a pool of exactly one connection; reads use a
 //! separate pool and, with WAL, never wait for writes.
+pub mod agreement;
 pub mod assignment;
 pub mod audit;
 pub mod devsets;
 pub mod export;
 pub mod imports;
 pub mod items;
+pub mod jobs;
 pub mod projects;
 pub mod review;
 pub mod tokens;

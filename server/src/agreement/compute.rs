@@ -1,0 +1,433 @@
+//! The numbers of the agreement dashboard and the consensus rows, from a [`Dataset`], in one
+//! pure function: [`compute`]. Every statistic is the statistics core's (`crate::stats`);
+//! this module only chooses the units, names things and packs the wire types.
+use std::collections::BTreeMap;
+
+use app::api_types::{
+    AgreementDashboard, AlphaPoint, Interval, LabelAgreementRow, LabelConfusion, LabelerAgreement, PairCell, SliceRow,
+    StatValue,
+};
+use serde::{Deserialize, Serialize};
+
+use super::dataset::{slice_value, Dataset};
+use crate::stats::agreement::{agreement_report, AgreementOptions};
+use crate::stats::aggregate::{leave_one_out_agreement, majority_vote, Aggregation};
+use crate::stats::bootstrap::{bootstrap_alpha, bootstrap_percent_agreement, BootstrapInterval, BootstrapOptions};
+use crate::stats::dawid_skene::{dawid_skene, DawidSkeneOptions};
+use crate::stats::krippendorff::{coincidence_matrix, krippendorff_alpha};
+use crate::stats::proportion::wilson_interval;
+use crate::stats::{median, Level, Stat, Undefined};
+use crate::store::agreement::ConsensusRow;
+
+/// The dashboard's bootstrap: 1,000 replicates at 95%, seed 0 (the `mirrorset stats
+/// agreement --bootstrap 1000` default seed, so the command reproduces the intervals).
+pub const BOOTSTRAP: BootstrapOptions = BootstrapOptions { replicates: 1000, confidence: 0.95, seed: 0 };
+
+/// Slices are offered for meta attributes with at most this many distinct values.
+pub const MAX_SLICE_VALUES: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Majority,
+    DawidSkene,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Method {
+        if s == "dawid_skene" {
+            Method::DawidSkene
+        } else {
+            Method::Majority
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Majority => "majority",
+            Method::DawidSkene => "dawid_skene",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub project_id: i64,
+    pub level: Level,
+    pub method: Method,
+    pub target_alpha: f64,
+    /// Skips per user id.
+    pub skips: Vec<(i64, String, i64)>,
+}
+
+/// What the consensus job stores (the job's result), so that GET is a read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// With `over_time` per day.
+    pub dashboard: AgreementDashboard,
+    pub over_time_week: Vec<AlphaPoint>,
+    /// Per slice attribute, its rows.
+    pub slices: BTreeMap<String, Vec<SliceRow>>,
+}
+
+pub struct Computed {
+    pub snapshot: Snapshot,
+    pub consensus: Vec<ConsensusRow>,
+}
+
+fn interval(ci: Result<BootstrapInterval, Undefined>) -> (Option<Interval>, Option<String>) {
+    match ci {
+        Ok(ci) => (Some(Interval { lower: ci.lower, upper: ci.upper }), None),
+        Err(e) => (None, Some(format!("no interval: {}", e.reason))),
+    }
+}
+
+fn stat_value(value: &Stat, ci: Option<Result<BootstrapInterval, Undefined>>, n: usize) -> StatValue {
+    match value {
+        Err(e) => StatValue { value: None, interval: None, n: n as i64, reason: Some(e.reason.clone()) },
+        Ok(v) => {
+            let (interval, reason) = ci.map(interval).unwrap_or((None, None));
+            StatValue { value: Some(*v), interval, n: n as i64, reason }
+        }
+    }
+}
+
+fn proportion(agree: u64, n: u64) -> StatValue {
+    match wilson_interval(agree, n, 0.95) {
+        Ok(ci) => StatValue {
+            value: Some(ci.estimate),
+            interval: Some(Interval { lower: ci.lower, upper: ci.upper }),
+            n: n as i64,
+            reason: None,
+        },
+        Err(e) => StatValue { value: None, interval: None, n: n as i64, reason: Some(e.reason) },
+    }
+}
+
+/// Alpha with its bootstrap interval over some units.
+fn alpha_of_units(d: &Dataset, units: &[usize], level: Level) -> StatValue {
+    let r = d.ratings.restrict_to_items(units);
+    let alpha = krippendorff_alpha(&r, level);
+    let ci = alpha.is_ok().then(|| bootstrap_alpha(&r, level, &BOOTSTRAP));
+    stat_value(&alpha, ci, r.n_pairable_items())
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Start (ms) of the UTC day or the Monday-started week holding `t`.
+pub fn period_start(t: i64, week: bool) -> i64 {
+    let day = t.div_euclid(DAY_MS);
+    if week {
+        // 1970-01-01 was a Thursday: day 0 is 3 days after a Monday.
+        ((day + 3).div_euclid(7) * 7 - 3) * DAY_MS
+    } else {
+        day * DAY_MS
+    }
+}
+
+fn over_time(d: &Dataset, level: Level, week: bool) -> Vec<AlphaPoint> {
+    let mut buckets: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (u, &ix) in d.unit_item.iter().enumerate() {
+        buckets.entry(period_start(d.items[ix].last_at, week)).or_default().push(u);
+    }
+    buckets
+        .into_iter()
+        .map(|(start, units)| {
+            let r = d.ratings.restrict_to_items(&units);
+            let alpha = krippendorff_alpha(&r, level);
+            AlphaPoint {
+                period_start: start,
+                n: r.n_pairable_items() as i64,
+                alpha: alpha.as_ref().ok().copied(),
+                reason: alpha.err().map(|e| e.reason),
+            }
+        })
+        .collect()
+}
+
+fn slices(d: &Dataset, level: Level, target: f64) -> BTreeMap<String, Vec<SliceRow>> {
+    let mut values: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
+    for item in &d.items {
+        for (k, v) in &item.meta {
+            if let Some(v) = slice_value(v) {
+                *values.entry(k.as_str()).or_default().entry(v).or_default() += 1;
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (attr, counts) in values {
+        if counts.len() > MAX_SLICE_VALUES {
+            continue;
+        }
+        let rows = counts
+            .into_iter()
+            .map(|(value, items)| {
+                let units = d.units_of(|i| i.meta.get(attr).and_then(slice_value).as_deref() == Some(value.as_str()));
+                let alpha = alpha_of_units(d, &units, level);
+                let below_target = alpha.interval.is_some_and(|ci| ci.upper < target);
+                SliceRow { value, items: items as i64, alpha, below_target }
+            })
+            .collect();
+        out.insert(attr.to_string(), rows);
+    }
+    out
+}
+
+/// Consensus rows from the chosen aggregation: single-label, the winning label and its
+/// posterior; multi-label, the labels whose present/absent unit came out present, with the
+/// smallest posterior among the item's decisions (the least certain one bounds the whole).
+fn consensus_rows(d: &Dataset, agg: &Aggregation) -> Vec<ConsensusRow> {
+    let mut out: Vec<ConsensusRow> = Vec::with_capacity(d.items.len());
+    for (u, &ix) in d.unit_item.iter().enumerate() {
+        let Some(choice) = agg.labels[u] else { continue };
+        let p = agg.posterior(u)[choice];
+        let n = d.ratings.item_len(u) as i64;
+        let item_id = d.items[ix].id;
+        if !d.multi {
+            let labels = serde_json::to_string(&[&d.label_names[choice]]).expect("strings serialize");
+            out.push(ConsensusRow { item_id, labels, posterior: p, n_labels: n });
+            continue;
+        }
+        if out.last().map(|r| r.item_id) != Some(item_id) {
+            out.push(ConsensusRow { item_id, labels: "[]".into(), posterior: 1.0, n_labels: n });
+        }
+        let row = out.last_mut().expect("pushed above");
+        row.posterior = row.posterior.min(p);
+        if d.ratings.labels().name(choice) == crate::export::PRESENT {
+            let mut labels: Vec<String> = serde_json::from_str(&row.labels).expect("written here");
+            labels.push(d.label_names[d.unit_label[u]].clone());
+            row.labels = serde_json::to_string(&labels).expect("strings serialize");
+        }
+    }
+    out
+}
+
+/// Gold answers as (unit, label code) for Dawid–Skene (single-label: a one-label gold answer
+/// in the label set; multi-label: every unit of a gold item).
+fn gold_units(d: &Dataset) -> Vec<(usize, usize)> {
+    let mut gold = Vec::new();
+    for (u, &ix) in d.unit_item.iter().enumerate() {
+        let Some(g) = &d.items[ix].gold else { continue };
+        if d.multi {
+            gold.push((u, g.contains(&d.label_names[d.unit_label[u]]) as usize));
+        } else if let [one] = g.as_slice() {
+            if let Some(c) = d.ratings.labels().index_of(one) {
+                gold.push((u, c));
+            }
+        }
+    }
+    gold
+}
+
+pub fn compute(d: &Dataset, s: &Settings, computed_at: i64) -> Computed {
+    let level = if d.multi { Level::Nominal } else { s.level };
+    let r = &d.ratings;
+    let report = agreement_report(r, &AgreementOptions { level, bootstrap: Some(BOOTSTRAP) });
+    let ci = report.ci.clone().expect("bootstrap asked for");
+    let n = report.n_pairable_items;
+    let pa_ci = report.percent_agreement.is_ok().then(|| bootstrap_percent_agreement(r, &BOOTSTRAP));
+
+    // Annotator codes of `r` by name (a labeler whose every answer was unusable has none).
+    let names: &[String] = r.annotators();
+    let code_of = |username: &str| names.iter().position(|n| n == username);
+    let per_label = if d.multi {
+        (0..d.label_names.len())
+            .filter(|&c| d.unit_label.contains(&c))
+            .map(|c| {
+                let units: Vec<usize> = (0..d.unit_label.len()).filter(|&u| d.unit_label[u] == c).collect();
+                LabelAgreementRow { label: d.label_names[c].clone(), alpha: alpha_of_units(d, &units, Level::Nominal) }
+            })
+            .collect()
+    } else {
+        report
+            .per_label_alpha
+            .iter()
+            .map(|l| LabelAgreementRow { label: d.label_names[l.label].clone(), alpha: stat_value(&l.alpha, None, n) })
+            .collect()
+    };
+    let pairs = report
+        .pairwise_cohen_kappa
+        .iter()
+        .map(|p| PairCell {
+            a: names[p.a].to_string(),
+            b: names[p.b].to_string(),
+            n: p.n as i64,
+            kappa: p.kappa.as_ref().ok().copied(),
+            reason: p.kappa.as_ref().err().map(|e| e.reason.clone()),
+        })
+        .collect();
+    let confusion = if d.multi { Vec::new() } else { label_confusion(d) };
+
+    // Dawid–Skene always (the per-labeler confusions); majority vote when that is the method.
+    let ds = dawid_skene(r, &DawidSkeneOptions { gold: gold_units(d), ..Default::default() }).ok();
+    let chosen = match s.method {
+        Method::DawidSkene => ds.clone(),
+        Method::Majority => (r.n_annotations() > 0).then(|| majority_vote(r)),
+    };
+    let consensus = chosen.as_ref().map(|agg| consensus_rows(d, agg)).unwrap_or_default();
+
+    let l = r.n_labels();
+    let loo = leave_one_out_agreement(r);
+    let mut labelers: Vec<LabelerAgreement> = d
+        .users
+        .iter()
+        .enumerate()
+        .map(|(a, (user_id, username))| {
+            let code = code_of(username);
+            let mut secs = d.seconds[a].clone();
+            let (mut gold_n, mut gold_ok) = (0u64, 0u64);
+            for item in &d.items {
+                let (Some(g), Some((_, labels))) = (&item.gold, item.answers.iter().find(|(x, _)| *x == a)) else {
+                    continue;
+                };
+                gold_n += 1;
+                let (mut x, mut y) = (labels.clone(), g.clone());
+                x.sort();
+                y.sort();
+                gold_ok += (x == y) as u64;
+            }
+            let skips = s.skips.iter().find(|(id, _, _)| id == user_id).map_or(0, |x| x.2);
+            let labeled = secs.len() as i64;
+            LabelerAgreement {
+                user_id: *user_id,
+                username: username.clone(),
+                items_labeled: labeled,
+                median_seconds: median(&mut secs).ok(),
+                skips,
+                skip_rate: (labeled + skips > 0).then(|| skips as f64 / (labeled + skips) as f64),
+                agreement_with_others: code.map_or_else(|| proportion(0, 0), |c| proportion(loo[c].0, loo[c].1)),
+                ds_confusion: ds
+                    .as_ref()
+                    .zip(code)
+                    .map(|(ds, a)| ds.confusion(a).chunks(l).map(<[f64]>::to_vec).collect())
+                    .unwrap_or_default(),
+                gold_accuracy: proportion(gold_ok, gold_n),
+            }
+        })
+        .collect();
+    // Labelers who only skipped so far.
+    for (user_id, username, skips) in &s.skips {
+        if !d.users.iter().any(|(id, _)| id == user_id) {
+            labelers.push(LabelerAgreement {
+                user_id: *user_id,
+                username: username.clone(),
+                items_labeled: 0,
+                median_seconds: None,
+                skips: *skips,
+                skip_rate: Some(1.0),
+                agreement_with_others: proportion(0, 0),
+                ds_confusion: Vec::new(),
+                gold_accuracy: proportion(0, 0),
+            });
+        }
+    }
+
+    let slices = slices(d, level, s.target_alpha);
+    let dashboard = AgreementDashboard {
+        project_id: s.project_id,
+        computed_at: Some(computed_at),
+        refreshing: false,
+        measurement: crate::stats::krippendorff::level_name(s.level).to_string(),
+        consensus_method: s.method.as_str().to_string(),
+        target_alpha: s.target_alpha,
+        multi_label: d.multi,
+        n_items: d.items.len() as i64,
+        n_annotations: d.seconds.iter().map(Vec::len).sum::<usize>() as i64,
+        n_labelers: d.users.len() as i64,
+        alpha: stat_value(&report.krippendorff_alpha, Some(ci.krippendorff_alpha), n),
+        fleiss_kappa: stat_value(&report.fleiss_kappa, Some(ci.fleiss_kappa), n),
+        mean_cohen_kappa: stat_value(&report.mean_pairwise_cohen_kappa, Some(ci.mean_pairwise_cohen_kappa), n),
+        percent_agreement: stat_value(&report.percent_agreement, pa_ci, n),
+        per_label,
+        pairs,
+        confusion,
+        period: "day".into(),
+        over_time: over_time(d, level, false),
+        confusion_labels: r.labels().names().to_vec(),
+        labelers,
+        slice_attributes: slices.keys().cloned().collect(),
+    };
+    Computed {
+        snapshot: Snapshot { dashboard, over_time_week: over_time(d, level, true), slices },
+        consensus,
+    }
+}
+
+fn label_confusion(d: &Dataset) -> Vec<LabelConfusion> {
+    let o = coincidence_matrix(&d.ratings);
+    let mut out = Vec::new();
+    let mut total = 0.0;
+    for a in 0..o.len() {
+        for b in a + 1..o.len() {
+            let count = o[a][b] + o[b][a];
+            if count > 0.0 {
+                total += count;
+                out.push(LabelConfusion { a: d.label_names[a].clone(), b: d.label_names[b].clone(), count, share: 0.0 });
+            }
+        }
+    }
+    for c in &mut out {
+        c.share = c.count / total;
+    }
+    out.sort_by(|x, y| y.count.total_cmp(&x.count));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dataset::tests::{ann, item};
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings { project_id: 1, level: Level::Nominal, method: Method::Majority, target_alpha: 0.8, skips: vec![(3, "u3".into(), 2)] }
+    }
+
+    #[test]
+    fn weeks_start_on_monday_and_days_at_midnight() {
+        // 2026-12-01 (a Tuesday) 17:00 UTC.
+        let t = 1_796_144_400_000;
+        assert_eq!(period_start(t, false), 1_796_083_200_000);
+        // Monday 2026-11-30 00:00 UTC.
+        assert_eq!(period_start(t, true), 1_795_996_800_000);
+        assert_eq!(period_start(1_795_996_800_000, true), 1_795_996_800_000);
+    }
+
+    #[test]
+    fn consensus_labeler_rows_and_slices() {
+        // Items 1, 2: u1 and u2 agree; item 3: they differ (u3 breaks the tie).
+        let rows = [
+            ann(1, 1, &["a"], 0), ann(1, 2, &["a"], 0),
+            ann(2, 1, &["b"], 0), ann(2, 2, &["b"], 0),
+            ann(3, 1, &["a"], DAY_MS), ann(3, 2, &["b"], DAY_MS), ann(3, 3, &["b"], DAY_MS),
+        ];
+        let items = [item(1, r#"{"region":"eu"}"#), item(2, r#"{"region":"us"}"#), item(3, r#"{"region":"eu"}"#)];
+        let d = Dataset::build(false, &["a".into(), "b".into()], &rows, &items).unwrap();
+        let c = compute(&d, &settings(), 42);
+        let labels: Vec<(i64, &str, f64)> = c.consensus.iter().map(|r| (r.item_id, r.labels.as_str(), r.posterior)).collect();
+        assert_eq!(labels, vec![(1, r#"["a"]"#, 1.0), (2, r#"["b"]"#, 1.0), (3, r#"["b"]"#, 2.0 / 3.0)]);
+        let dash = &c.snapshot.dashboard;
+        assert_eq!((dash.n_items, dash.n_annotations, dash.n_labelers), (3, 7, 3));
+        assert_eq!(dash.over_time.len(), 2);
+        assert_eq!(dash.confusion.len(), 1);
+        let u3 = dash.labelers.iter().find(|l| l.username == "u3").unwrap();
+        assert_eq!((u3.items_labeled, u3.skips, u3.skip_rate), (1, 2, Some(2.0 / 3.0)));
+        // u1 vs the others: item 1 agree, item 2 agree, item 3 (others b, b) disagree.
+        let u1 = &dash.labelers[0];
+        assert_eq!((u1.agreement_with_others.value, u1.agreement_with_others.n), (Some(2.0 / 3.0), 3));
+        assert_eq!(u1.median_seconds, Some(1.0));
+        assert!(u1.gold_accuracy.value.is_none() && u1.gold_accuracy.reason.is_some());
+        let eu = &c.snapshot.slices["region"];
+        assert_eq!(eu.iter().map(|r| (r.value.as_str(), r.items)).collect::<Vec<_>>(), vec![("eu", 2), ("us", 1)]);
+        assert!(eu[1].alpha.value.is_none(), "one item, one label: undefined");
+    }
+
+    #[test]
+    fn multi_label_consensus_lists_present_labels_with_the_weakest_posterior() {
+        let rows = [ann(1, 1, &["a", "b"], 0), ann(1, 2, &["a"], 0), ann(1, 3, &["a", "b"], 0)];
+        let d = Dataset::build(true, &["a".into(), "b".into()], &rows, &[item(1, "{}")]).unwrap();
+        let c = compute(&d, &settings(), 1);
+        assert_eq!(c.consensus.len(), 1);
+        assert_eq!(c.consensus[0].labels, r#"["a","b"]"#);
+        assert!((c.consensus[0].posterior - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(c.snapshot.dashboard.per_label.len(), 2);
+        assert_eq!(c.snapshot.dashboard.confusion_labels, ["absent", "present"]);
+    }
+}

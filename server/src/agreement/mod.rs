@@ -1,0 +1,181 @@
+//! The agreement dashboard and consensus (issue 7).
+//!
+//! A consensus job ([`refresh`], run by `crate::jobs`) reads a project's annotations, computes
+//! every item's consensus and the whole dashboard with the statistics core, writes the
+//! consensus rows in short batches, and stores the dashboard as the job's result. Reading the
+//! dashboard is then one row read ([`dashboard`], [`slices`]); only the drill-down
+//! ([`disagreements`]) reads the annotations at request time, so it always lists the items as
+//! they are now.
+pub mod compute;
+pub mod dataset;
+pub mod drill;
+
+use app::api_types::{AgreementDashboard, AgreementSlices, DisagreementItem, DisagreementList, LabelDef};
+
+use crate::error::{AppError, AppResult};
+use crate::jobs::JobCtx;
+use crate::stats::Level;
+use crate::store::agreement::{self as store, ConsensusRow};
+use crate::store::{jobs, now_ms, Db};
+use compute::{Method, Settings, Snapshot};
+use dataset::Dataset;
+
+/// Consensus rows per write transaction: short enough that a labeler's submit waiting for
+/// the SQLite writer behind one batch waits milliseconds.
+pub const BATCH: usize = 300;
+
+/// The job kind name in the `jobs` table.
+pub const KIND: &str = "consensus";
+
+async fn load(db: &Db, project_id: i64) -> anyhow::Result<Option<(Dataset, Settings)>> {
+    let Some(q) = store::quality(db, project_id).await? else { return Ok(None) };
+    let labels: Vec<LabelDef> = serde_json::from_str(&q.labels)?;
+    let names: Vec<String> = labels.into_iter().map(|l| l.name).collect();
+    let rows = store::annotations(db, project_id).await?;
+    let items = store::labeled_items(db, project_id).await?;
+    let skips = store::skips(db, project_id).await?;
+    let multi = q.kind == "multi";
+    let dataset = tokio::task::spawn_blocking(move || Dataset::build(multi, &names, &rows, &items)).await??;
+    let settings = Settings {
+        project_id,
+        level: if q.measurement == "ordinal" { Level::Ordinal } else { Level::Nominal },
+        method: Method::parse(&q.consensus_method),
+        target_alpha: q.target_alpha,
+        skips,
+    };
+    Ok(Some((dataset, settings)))
+}
+
+/// The consensus job: computes and stores the project's consensus and dashboard. Returns the
+/// job's result (the [`Snapshot`] as JSON text). Stops between batches when cancelled.
+pub async fn refresh(ctx: &JobCtx, project_id: i64) -> anyhow::Result<String> {
+    let started = now_ms();
+    let Some((dataset, settings)) = load(&ctx.db, project_id).await? else {
+        anyhow::bail!("project {project_id} no longer exists");
+    };
+    let method = settings.method;
+    // CPU work off the async threads, so requests keep being served meanwhile.
+    let computed = tokio::task::spawn_blocking(move || compute::compute(&dataset, &settings, now_ms())).await?;
+    let rows: Vec<ConsensusRow> = computed.consensus;
+    let total = rows.len() as i64;
+    ctx.progress(0, total).await?;
+    for (n, batch) in rows.chunks(BATCH).enumerate() {
+        ctx.check_cancelled()?;
+        store::write_consensus(&ctx.db, project_id, method.as_str(), batch).await?;
+        ctx.progress(((n + 1) * BATCH).min(rows.len()) as i64, total).await?;
+        // Let waiting labeling requests take the writer between batches.
+        tokio::task::yield_now().await;
+    }
+    store::prune_consensus(&ctx.db, project_id, started).await?;
+    Ok(serde_json::to_string(&computed.snapshot)?)
+}
+
+async fn snapshot(db: &Db, project_id: i64) -> AppResult<Option<Snapshot>> {
+    match jobs::latest_result(db, KIND, project_id).await? {
+        None => Ok(None),
+        Some((text, _)) => Ok(Some(serde_json::from_str(&text).map_err(anyhow::Error::from)?)),
+    }
+}
+
+/// The stored dashboard (an empty one before the first computation); `week` picks the
+/// weekly alpha-over-time series.
+pub async fn dashboard(db: &Db, project_id: i64, week: bool) -> AppResult<AgreementDashboard> {
+    let refreshing = jobs::pending(db, KIND, project_id).await?;
+    let mut d = match snapshot(db, project_id).await? {
+        Some(s) => {
+            let mut d = s.dashboard;
+            if week {
+                d.over_time = s.over_time_week;
+                d.period = "week".into();
+            }
+            d
+        }
+        None => empty_dashboard(db, project_id).await?,
+    };
+    d.refreshing = refreshing;
+    Ok(d)
+}
+
+async fn empty_dashboard(db: &Db, project_id: i64) -> AppResult<AgreementDashboard> {
+    let q = store::quality(db, project_id).await?.ok_or_else(|| AppError::not_found("no such project"))?;
+    let none = || app::api_types::StatValue { reason: Some("not computed yet".into()), ..Default::default() };
+    Ok(AgreementDashboard {
+        project_id,
+        computed_at: None,
+        refreshing: false,
+        measurement: q.measurement,
+        consensus_method: q.consensus_method,
+        target_alpha: q.target_alpha,
+        multi_label: q.kind == "multi",
+        n_items: 0,
+        n_annotations: 0,
+        n_labelers: 0,
+        alpha: none(),
+        fleiss_kappa: none(),
+        mean_cohen_kappa: none(),
+        percent_agreement: none(),
+        per_label: Vec::new(),
+        pairs: Vec::new(),
+        confusion: Vec::new(),
+        period: "day".into(),
+        over_time: Vec::new(),
+        confusion_labels: Vec::new(),
+        labelers: Vec::new(),
+        slice_attributes: Vec::new(),
+    })
+}
+
+/// One row per value of the meta attribute, from the stored snapshot.
+pub async fn slices(db: &Db, project_id: i64, attr: &str) -> AppResult<AgreementSlices> {
+    let snap = snapshot(db, project_id).await?;
+    let target = match &snap {
+        Some(s) => s.dashboard.target_alpha,
+        None => store::quality(db, project_id).await?.map_or(0.8, |q| q.target_alpha),
+    };
+    let computed_at = snap.as_ref().and_then(|s| s.dashboard.computed_at);
+    let rows = match snap {
+        None => Vec::new(),
+        Some(mut s) => match s.slices.remove(attr) {
+            Some(rows) => rows,
+            None if s.dashboard.computed_at.is_some() => {
+                return Err(AppError::bad_request(format!(
+                    "no slices by {attr:?}: the labeled items' meta attributes with at most {} values are: {}",
+                    compute::MAX_SLICE_VALUES,
+                    if s.slices.is_empty() { "(none)".to_string() } else { s.slices.keys().cloned().collect::<Vec<_>>().join(", ") }
+                )))
+            }
+            None => Vec::new(),
+        },
+    };
+    Ok(AgreementSlices { attr: attr.to_string(), computed_at, target_alpha: target, rows })
+}
+
+/// The items where labelers disagree under the filter, first `limit` of them by id.
+pub async fn disagreements(db: &Db, project_id: i64, filter: drill::Filter, limit: usize) -> AppResult<DisagreementList> {
+    let Some((d, _)) = load(db, project_id).await? else { return Err(AppError::not_found("no such project")) };
+    let (total, mut items) = tokio::task::spawn_blocking(move || {
+        let found = drill::disagreeing(&d, &filter);
+        let items: Vec<DisagreementItem> = found
+            .iter()
+            .take(limit)
+            .map(|&i| {
+                let item = &d.items[i];
+                DisagreementItem {
+                    item_id: item.id,
+                    external_id: item.external_id.clone(),
+                    snippet: None,
+                    labels: drill::answers(&d, item),
+                }
+            })
+            .collect();
+        (found.len(), items)
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
+    let ids: Vec<i64> = items.iter().map(|i| i.item_id).collect();
+    let snippets = store::snippets(db, project_id, &ids).await?;
+    for item in &mut items {
+        item.snippet = snippets.iter().find(|(id, _)| *id == item.item_id).and_then(|(_, s)| s.clone());
+    }
+    Ok(DisagreementList { total: total as i64, limit: limit as i64, items })
+}

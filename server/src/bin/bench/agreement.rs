@@ -1,0 +1,290 @@
+//! `mirrorset-bench --agreement`: the consensus refresh and the agreement dashboard at scale
+//! (issue 7). A second project gets the bench's item count × 3 labels: the items through the
+//! import route, the 3 annotations per item written straight into the database (labeling them
+//! over HTTP would take longer than the whole rest of the bench; the refresh reads the table
+//! either way). Then it measures:
+//! - the first refresh (majority vote) and the Dawid–Skene refresh of every item: the job's
+//!   own duration (started → finished) and the wall time from the change until the dashboard
+//!   shows it (adds the wait for the next refresh tick, 1 s here);
+//! - how long `GET /agreement` takes to serve the full dashboard (1,000 bootstrap replicates);
+//! - next/submit latency of the bench's labelers on the main project, without and then with
+//!   refreshes of the big project running back to back.
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Client, Method};
+use serde_json::{json, Value};
+use server::store::{now_ms, BeginWrite, Db};
+
+use super::{call, percentiles, run_labeler, Auth, Percentiles};
+
+pub const TARGET_DASHBOARD_S: f64 = 1.0;
+pub const TARGET_DS_REFRESH_S: f64 = 5.0;
+/// Labeling latency during a refresh, relative to without one.
+pub const TARGET_SLOWDOWN: f64 = 1.2;
+
+pub struct AgreementFigures {
+    pub items: u64,
+    pub annotations: u64,
+    pub insert_s: f64,
+    pub majority_job_s: f64,
+    pub majority_wall_s: f64,
+    pub ds_job_s: f64,
+    pub ds_wall_s: f64,
+    pub dashboard: Percentiles,
+    pub dashboard_bytes: usize,
+    pub alpha: Value,
+    pub without: (Percentiles, Percentiles),
+    pub with: (Percentiles, Percentiles),
+    pub refreshes_during: u64,
+}
+
+async fn jobs(client: &Client, base: &str, pid: i64, admin: &str) -> Result<Vec<Value>> {
+    let v = call(client, Method::GET, &format!("{base}/api/projects/{pid}/jobs"), admin, None, "agreement (jobs)").await?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+/// Waits for a consensus job created after `after` (ms) to finish; returns its duration (s).
+async fn wait_job(client: &Client, base: &str, pid: i64, admin: &str, after: i64) -> Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        for j in jobs(client, base, pid, admin).await? {
+            if j["created_at"].as_i64().unwrap_or(0) >= after && j["kind"] == "consensus" {
+                match j["state"].as_str() {
+                    Some("done") => {
+                        let ms = j["finished_at"].as_i64().unwrap_or(0) - j["started_at"].as_i64().unwrap_or(0);
+                        return Ok(ms as f64 / 1000.0);
+                    }
+                    Some("failed") => bail!("the consensus job failed: {j}"),
+                    _ => {}
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no consensus job finished within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes 3 annotations per item of the project, by 3 raters of differing accuracy.
+async fn insert_annotations(db: &Db, pid: i64, raters: &[i64]) -> Result<u64> {
+    let labels = ["a", "b", "c"];
+    let accuracy = [0.9, 0.8, 0.65];
+    let ids: Vec<i64> = server::on_read!(db, pool => {
+        sqlx::query_scalar("SELECT id FROM items WHERE project_id = $1 ORDER BY id").bind(pid).fetch_all(pool).await?
+    });
+    let mut rng = StdRng::seed_from_u64(7);
+    let now = now_ms();
+    let mut rows: Vec<(i64, i64, &str)> = Vec::with_capacity(ids.len() * raters.len());
+    for &id in &ids {
+        let truth = rng.gen_range(0..3usize);
+        for (r, &user) in raters.iter().enumerate() {
+            let label = if rng.gen_bool(accuracy[r]) { truth } else { (truth + rng.gen_range(1..3usize)) % 3 };
+            rows.push((id, user, labels[label]));
+        }
+    }
+    for chunk in rows.chunks(1000) {
+        let mut sql = String::from("INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("($1, ${}, ${}, ${}, 2000, $2, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5));
+        }
+        server::on_write!(db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let mut q = sqlx::query(&sql).bind(pid).bind(now);
+            for (item, user, label) in chunk {
+                q = q.bind(*item).bind(*user).bind(format!("[\"{label}\"]"));
+            }
+            q.execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+    }
+    server::on_write!(db, pool => {
+        sqlx::query("UPDATE items SET label_count = 3, complete = 1 WHERE project_id = $1").bind(pid).execute(pool).await?;
+        sqlx::query("UPDATE projects SET done_count = item_count WHERE id = $1").bind(pid).execute(pool).await?;
+    });
+    Ok(rows.len() as u64)
+}
+
+/// `first`: the labelers' index base, distinct per run (their client ids must never repeat).
+async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first: usize) -> Result<(Percentiles, Percentiles)> {
+    let submitted = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            tokio::spawn(run_labeler(first + i, base.to_string(), pid, Auth::Bearer(t.clone()), deadline, None, Duration::ZERO, submitted.clone(), stop.clone()))
+        })
+        .collect();
+    let (mut next, mut submit) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let r = t.await.context("a labeler task panicked")??;
+        next.extend(r.next_ms);
+        submit.extend(r.submit_ms);
+    }
+    Ok((percentiles(next), percentiles(submit)))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn scenario(
+    client: &Client,
+    base: &str,
+    admin: &str,
+    db_url: &str,
+    n: u64,
+    main_pid: i64,
+    tokens: &[String],
+    seconds: f64,
+    tmp: &tempfile::TempDir,
+    say: &dyn Fn(&str),
+) -> Result<AgreementFigures> {
+    let step = "agreement";
+    say(&format!("[agreement] a project of {n} items × 3 labels"));
+    let labels = json!([{"name": "a", "key": "1", "color": "#1f77b4"}, {"name": "b", "key": "2", "color": "#ff7f0e"},
+                        {"name": "c", "key": "3", "color": "#2ca02c"}]);
+    let p = call(client, Method::POST, &format!("{base}/api/projects"), admin,
+                 Some(&json!({"name": "agreement bench", "kind": "single", "labels": labels, "overlap": 3})), step).await?;
+    let pid = p["id"].as_i64().ok_or_else(|| anyhow!("no project id in {p}"))?;
+    let path = tmp.path().join("agreement.jsonl");
+    let bytes = super::generate_jsonl(&path, n)?;
+    super::import_file(client, base, pid, admin, &path, bytes, "agreement (import)").await?;
+    let mut raters = Vec::new();
+    for i in 0..3 {
+        let u = call(client, Method::POST, &format!("{base}/api/users"), admin,
+                     Some(&json!({"username": format!("rater{i}"), "password": super::random_string(16), "role": "labeler"})), step).await?;
+        raters.push(u["id"].as_i64().ok_or_else(|| anyhow!("no user id in {u}"))?);
+        call(client, Method::POST, &format!("{base}/api/projects/{pid}/members"), admin, Some(&json!({"user_id": raters[i]})), step).await?;
+    }
+    let db = Db::connect(db_url).await.context("agreement: connecting to the server's database")?;
+    let t = Instant::now();
+    let before = now_ms();
+    let annotations = insert_annotations(&db, pid, &raters).await?;
+    let insert_s = t.elapsed().as_secs_f64();
+
+    say("[agreement] first refresh (majority vote)");
+    let t = Instant::now();
+    let majority_job_s = wait_job(client, base, pid, admin, before).await?;
+    let majority_wall_s = t.elapsed().as_secs_f64();
+
+    say("[agreement] serving the dashboard");
+    let mut times = Vec::new();
+    let mut dashboard_bytes = 0;
+    let mut alpha = Value::Null;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let d = call(client, Method::GET, &format!("{base}/api/projects/{pid}/agreement"), admin, None, step).await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        dashboard_bytes = d.to_string().len();
+        alpha = d["alpha"].clone();
+    }
+    let dashboard = percentiles(times);
+
+    say("[agreement] Dawid–Skene refresh of every item");
+    let before = now_ms();
+    server::on_write!(&db, pool => {
+        sqlx::query("UPDATE projects SET consensus_method = 'dawid_skene' WHERE id = $1").bind(pid).execute(pool).await?;
+    });
+    let t = Instant::now();
+    let ds_job_s = wait_job(client, base, pid, admin, before).await?;
+    let ds_wall_s = t.elapsed().as_secs_f64();
+
+    say(&format!("[agreement] {} labelers for {seconds} s without, then with refreshes running", tokens.len()));
+    let without = label_for(base, main_pid, tokens, seconds, 2000).await?;
+    // Keep the big project's refreshes going back to back: touch one annotation whenever the
+    // previous refresh is done, so each tick finds a change.
+    let stop = Arc::new(AtomicBool::new(false));
+    let refreshes = Arc::new(AtomicU64::new(0));
+    let churn = {
+        let (db, stop, refreshes, client, base, admin) =
+            (db.clone(), stop.clone(), refreshes.clone(), client.clone(), base.to_string(), admin.to_string());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let before = now_ms();
+                let touched: Result<(), sqlx::Error> = server::on_write!(&db, pool => {
+                    sqlx::query("UPDATE annotations SET updated_at = $1 WHERE id = (SELECT MIN(id) FROM annotations WHERE project_id = $2)")
+                        .bind(before).bind(pid).execute(pool).await.map(|_| ())
+                });
+                if touched.is_err() || wait_job(&client, &base, pid, &admin, before).await.is_err() {
+                    break;
+                }
+                refreshes.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    // Let the first refresh start before measuring.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let with = label_for(base, main_pid, tokens, seconds, 3000).await?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = churn.await;
+    Ok(AgreementFigures {
+        items: n,
+        annotations,
+        insert_s,
+        majority_job_s,
+        majority_wall_s,
+        ds_job_s,
+        ds_wall_s,
+        dashboard,
+        dashboard_bytes,
+        alpha,
+        without,
+        with,
+        refreshes_during: refreshes.load(Ordering::Relaxed),
+    })
+}
+
+impl AgreementFigures {
+    pub fn summary(&self) -> String {
+        let mut s = format!("\nAgreement ({} items × 3 labels = {} annotations, written in {:.1} s)\n", self.items, self.annotations, self.insert_s);
+        s += &format!("  first refresh (majority)   job {:>7.2} s   change → dashboard {:>6.2} s\n", self.majority_job_s, self.majority_wall_s);
+        s += &format!(
+            "  Dawid–Skene refresh        job {:>7.2} s   change → dashboard {:>6.2} s   target job < {TARGET_DS_REFRESH_S} s: {}\n",
+            self.ds_job_s,
+            self.ds_wall_s,
+            super::verdict(self.ds_job_s < TARGET_DS_REFRESH_S)
+        );
+        s += &format!(
+            "  GET /agreement             p50 {:>6.2} ms  max {:>6.2} ms  ({} KiB)   target < {TARGET_DASHBOARD_S} s: {}\n",
+            self.dashboard.p50,
+            self.dashboard.max,
+            self.dashboard_bytes / 1024,
+            super::verdict(self.dashboard.max / 1000.0 < TARGET_DASHBOARD_S)
+        );
+        s += &format!("  alpha                      {}\n", self.alpha);
+        s += "  labeling (main project)      count      p50      p95      p99 (ms)\n";
+        for (name, (n, sub)) in [("without refresh", &self.without), ("with refresh", &self.with)] {
+            s += &format!("  {name:<16} next   {:>8} {:>8.2} {:>8.2} {:>8.2}\n", n.count, n.p50, n.p95, n.p99);
+            s += &format!("  {name:<16} submit {:>8} {:>8.2} {:>8.2} {:>8.2}\n", sub.count, sub.p50, sub.p95, sub.p99);
+        }
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        let r_next = ratio(self.with.0.p50, self.without.0.p50);
+        let r_submit = ratio(self.with.1.p50, self.without.1.p50);
+        s += &format!(
+            "  p50 with/without: next {r_next:.2}, submit {r_submit:.2} ({} refreshes ran)   target <= {TARGET_SLOWDOWN}: {}\n",
+            self.refreshes_during,
+            super::verdict(r_next <= TARGET_SLOWDOWN && r_submit <= TARGET_SLOWDOWN)
+        );
+        s
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "items": self.items, "annotations": self.annotations,
+            "majority_job_s": self.majority_job_s, "majority_change_to_dashboard_s": self.majority_wall_s,
+            "ds_job_s": self.ds_job_s, "ds_change_to_dashboard_s": self.ds_wall_s,
+            "dashboard_get": self.dashboard.to_json(), "dashboard_bytes": self.dashboard_bytes,
+            "labeling_without_refresh": {"next": self.without.0.to_json(), "submit": self.without.1.to_json()},
+            "labeling_with_refresh": {"next": self.with.0.to_json(), "submit": self.with.1.to_json()},
+            "refreshes_during": self.refreshes_during,
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! What the consensus job and the agreement dashboard read, and the consensus rows they write.
+//!
+//! The job reads a project's annotations in one ordered pass (item id, then annotation id:
+//! the order of the `annotations` export, so the statistics see exactly what
+//! `mirrorset stats` sees on that export) and writes consensus rows in short transactions of
+//! a few hundred rows, so the single SQLite writer is never held for long by a refresh.
+use super::{now_ms, BeginWrite, Db};
+use crate::{on_read, on_write};
+
+/// The project's settings the computation needs (columns of migration 0005, read here
+/// directly so this does not depend on the settings' API plumbing).
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct QualityRow {
+    pub kind: String,
+    pub labels: String,
+    pub measurement: String,
+    pub consensus_method: String,
+    pub target_alpha: f64,
+}
+
+pub async fn quality(db: &Db, project_id: i64) -> Result<Option<QualityRow>, sqlx::Error> {
+    on_read!(db, pool => {
+        sqlx::query_as("SELECT kind, labels, measurement, consensus_method, target_alpha FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct AnnotationRow {
+    pub item_id: i64,
+    pub user_id: i64,
+    pub username: String,
+    /// JSON array of label names.
+    pub labels: String,
+    pub time_ms: i64,
+    pub created_at: i64,
+}
+
+/// Every annotation of the project's visible items, by item id then annotation id.
+pub async fn annotations(db: &Db, project_id: i64) -> Result<Vec<AnnotationRow>, sqlx::Error> {
+    on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT a.item_id, a.user_id, u.username, a.labels, a.time_ms, a.created_at
+             FROM annotations a JOIN users u ON u.id = a.user_id
+             WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+             ORDER BY a.item_id, a.id",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct ItemRow {
+    pub id: i64,
+    pub external_id: Option<String>,
+    /// JSON object.
+    pub meta: String,
+    /// JSON array of label names, for gold items.
+    pub gold: Option<String>,
+}
+
+/// The labeled items' ids, external ids, meta and gold answers, by id.
+pub async fn labeled_items(db: &Db, project_id: i64) -> Result<Vec<ItemRow>, sqlx::Error> {
+    on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT i.id, i.external_id, i.meta, i.gold FROM items i
+             WHERE i.project_id = $1 AND i.label_count > 0
+               AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+             ORDER BY i.id",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Skips per labeler of the project: (user id, username, skips).
+pub async fn skips(db: &Db, project_id: i64) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+    on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT s.user_id, u.username, COUNT(*) FROM skips s JOIN users u ON u.id = s.user_id
+             WHERE s.project_id = $1 GROUP BY s.user_id, u.username",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Text snippets of some items (for drill-down lists): (id, first characters of the text).
+pub async fn snippets(db: &Db, project_id: i64, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    on_read!(db, pool => {
+        // The ids are integers we format ourselves: no injection through the IN list.
+        sqlx::query_as(&format!(
+            "SELECT id, SUBSTR(text, 1, 160) FROM items WHERE project_id = $1 AND id IN ({list})"
+        ))
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// What says whether a project's annotations changed since the last computation: cheap
+/// aggregates over indexed columns, compared with what the last consensus job recorded.
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeSignature {
+    pub project_id: i64,
+    pub consensus_method: String,
+    pub measurement: String,
+    /// Slices are marked against it.
+    pub target_alpha: f64,
+    pub annotations: i64,
+    pub last_update: i64,
+    pub skips: i64,
+    pub gold_items: i64,
+}
+
+pub async fn change_signatures(db: &Db) -> Result<Vec<ChangeSignature>, sqlx::Error> {
+    on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT p.id AS project_id, p.consensus_method, p.measurement, p.target_alpha,
+                    (SELECT COUNT(*) FROM annotations a WHERE a.project_id = p.id) AS annotations,
+                    (SELECT COALESCE(MAX(a.updated_at), 0) FROM annotations a WHERE a.project_id = p.id) AS last_update,
+                    (SELECT COUNT(*) FROM skips s WHERE s.project_id = p.id) AS skips,
+                    (SELECT COUNT(*) FROM items i WHERE i.project_id = p.id AND i.gold IS NOT NULL) AS gold_items
+             FROM projects p ORDER BY p.id",
+        )
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// One item's consensus as computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsensusRow {
+    pub item_id: i64,
+    /// JSON array of label names.
+    pub labels: String,
+    pub posterior: f64,
+    pub n_labels: i64,
+}
+
+/// Upserts one batch of consensus rows in one short transaction.
+pub async fn write_consensus(db: &Db, project_id: i64, method: &str, rows: &[ConsensusRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut sql = String::from(
+        "INSERT INTO consensus (item_id, project_id, labels, posterior, method, n_labels, computed_at) VALUES ",
+    );
+    for r in 0..rows.len() {
+        let b = r * 4;
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${}, $1, ${}, ${}, $2, ${}, $3)", b + 4, b + 5, b + 6, b + 7));
+    }
+    sql.push_str(
+        " ON CONFLICT (item_id) DO UPDATE SET labels = excluded.labels, posterior = excluded.posterior,
+          method = excluded.method, n_labels = excluded.n_labels, computed_at = excluded.computed_at",
+    );
+    on_write!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let mut q = sqlx::query(&sql).bind(project_id).bind(method).bind(now);
+        for r in rows {
+            q = q.bind(r.item_id).bind(&r.labels).bind(r.posterior).bind(r.n_labels);
+        }
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+/// Removes the consensus rows a computation that started at `computed_before` did not
+/// rewrite: items that no longer have labels.
+pub async fn prune_consensus(db: &Db, project_id: i64, computed_before: i64) -> Result<u64, sqlx::Error> {
+    on_write!(db, pool => {
+        let done = sqlx::query("DELETE FROM consensus WHERE project_id = $1 AND computed_at < $2")
+            .bind(project_id)
+            .bind(computed_before)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected())
+    })
+}
