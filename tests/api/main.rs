@@ -21,3 +21,4 @@ mod security;
 mod export_annotations;
 mod audit;
 mod ops;
+mod export_paging;
