@@ -22,3 +22,4 @@ mod export_annotations;
 mod audit;
 mod ops;
 mod export_paging;
+mod authz_matrix;
