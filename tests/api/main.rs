@@ -23,3 +23,4 @@ mod audit;
 mod ops;
 mod export_paging;
 mod authz_matrix;
+mod memory;
