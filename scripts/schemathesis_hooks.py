@@ -46,3 +46,10 @@ def labels_of_the_seeded_project(ctx, body):
     if isinstance(body, dict):
         body = {**body, "labels": ["pos"] if len(str(body.get("client_id", ""))) % 2 else ["neg"]}
     return body
+
+
+@schemathesis.hook("filter_case").apply_to(method="PATCH", path="/api/projects/{pid}")
+def keep_the_seeded_projects_labels(ctx, case):
+    """Project 1's labels (pos, neg) are what `labels_of_the_seeded_project` submits."""
+    body = case.body if isinstance(case.body, dict) else {}
+    return not ((case.path_parameters or {}).get("pid") == 1 and "labels" in body)

@@ -207,6 +207,79 @@ pub struct Project {
     /// How long a handed-out item stays reserved for its labeler.
     pub lease_seconds: i64,
     pub created_at: i64,
+    /// Agreement, consensus, gold and review settings.
+    pub quality: QualitySettings,
+    /// The order labelers' streams follow.
+    pub assignment_order: AssignmentOrder,
+}
+
+/// Krippendorff's level of measurement for the project's labels.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Measurement {
+    /// Labels are categories: every disagreement weighs the same.
+    #[default]
+    Nominal,
+    /// The label order (as listed) is meaningful: near misses weigh less.
+    Ordinal,
+}
+
+/// How an item's labels become its consensus label.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsensusMethod {
+    #[default]
+    Majority,
+    /// Weighs each labeler by their estimated confusion matrix.
+    DawidSkene,
+}
+
+/// The order items are handed out in.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentOrder {
+    /// A seeded shuffle fixed at import, so a pool imported sorted is not labeled one kind at a time.
+    #[default]
+    Random,
+    /// Import order (item id).
+    Import,
+    /// Priority items (a dev-set campaign) first, then at random.
+    Priority,
+}
+
+/// A project's agreement, consensus, gold and review settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct QualitySettings {
+    pub measurement: Measurement,
+    /// The alpha a lead aims for; slices whose interval lies below it are marked. In (0, 1].
+    pub target_alpha: f64,
+    pub consensus_method: ConsensusMethod,
+    /// A complete item whose consensus posterior is below this goes to the disagreement queue. In [0, 1].
+    pub review_threshold: f64,
+    /// Share of a labeler's stream drawn from gold items; 0 turns gold off. In [0, 0.5].
+    pub gold_rate: f64,
+    /// Show a labeler the right answer after a gold miss.
+    pub gold_training: bool,
+    /// Share of completed items drawn into the random audit queue. In [0, 1].
+    pub audit_rate: f64,
+    /// Seed of the random audit draw.
+    pub audit_seed: i64,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        QualitySettings {
+            measurement: Measurement::Nominal,
+            target_alpha: 0.8,
+            consensus_method: ConsensusMethod::Majority,
+            review_threshold: 0.8,
+            gold_rate: 0.05,
+            gold_training: false,
+            audit_rate: 0.02,
+            audit_seed: 0,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -228,6 +301,10 @@ pub struct NewProject {
     pub overlap: i64,
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: i64,
+    #[serde(default)]
+    pub quality: QualitySettings,
+    #[serde(default)]
+    pub assignment_order: AssignmentOrder,
 }
 
 pub fn default_overlap() -> i64 {
@@ -246,6 +323,9 @@ pub struct ProjectUpdate {
     pub labels: Option<Vec<LabelDef>>,
     pub overlap: Option<i64>,
     pub lease_seconds: Option<i64>,
+    /// Replaces all quality settings at once.
+    pub quality: Option<QualitySettings>,
+    pub assignment_order: Option<AssignmentOrder>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -43,6 +43,8 @@ pub async fn create_demo_project(ctx: &ImportCtx) -> anyhow::Result<()> {
             labels: &text_labels,
             overlap: 1,
             lease_seconds: 600,
+            quality: &app::api_types::QualitySettings::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
         },
         admin.id,
     )
@@ -78,6 +80,8 @@ pub async fn create_demo_project(ctx: &ImportCtx) -> anyhow::Result<()> {
             labels: &image_labels,
             overlap: 1,
             lease_seconds: 600,
+            quality: &app::api_types::QualitySettings::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
         },
         admin.id,
     )

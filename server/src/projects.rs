@@ -1,7 +1,10 @@
 //! Project settings: validation of names, label schemas and limits.
 use std::collections::HashSet;
 
-use app::api_types::{key_name, reserved_key, LabelDef, LabelKind, NewProject, Project, ProjectUpdate};
+use app::api_types::{
+    key_name, reserved_key, AssignmentOrder, LabelDef, LabelKind, NewProject, Project, ProjectUpdate,
+    QualitySettings,
+};
 
 use crate::error::{AppError, AppResult};
 
@@ -80,6 +83,30 @@ fn validate_lease(seconds: i64) -> AppResult<i64> {
     Ok(seconds)
 }
 
+/// Checks the quality settings' ranges; every rate and threshold is a finite share.
+pub fn validate_quality(q: &QualitySettings) -> AppResult<QualitySettings> {
+    let share = |name: &str, v: f64, lo: f64, hi: f64, open_lo: bool| -> AppResult<()> {
+        let ok = v.is_finite() && v <= hi && if open_lo { v > lo } else { v >= lo };
+        if ok {
+            Ok(())
+        } else {
+            let lo_bracket = if open_lo { "(" } else { "[" };
+            Err(AppError::bad_request(format!("quality.{name} must be in {lo_bracket}{lo}, {hi}]")))
+        }
+    };
+    share("target_alpha", q.target_alpha, 0.0, 1.0, true)?;
+    share("review_threshold", q.review_threshold, 0.0, 1.0, false)?;
+    share("gold_rate", q.gold_rate, 0.0, MAX_GOLD_RATE, false)?;
+    share("audit_rate", q.audit_rate, 0.0, 1.0, false)?;
+    if q.audit_seed < 0 {
+        return Err(AppError::bad_request("quality.audit_seed must be 0 or more"));
+    }
+    Ok(q.clone())
+}
+
+/// At most half a labeler's stream is gold: more would leave little real work.
+pub const MAX_GOLD_RATE: f64 = 0.5;
+
 pub struct ValidProject {
     pub name: String,
     pub instructions: String,
@@ -87,6 +114,8 @@ pub struct ValidProject {
     pub labels: Vec<LabelDef>,
     pub overlap: i64,
     pub lease_seconds: i64,
+    pub quality: QualitySettings,
+    pub assignment_order: AssignmentOrder,
 }
 
 pub fn validate_new_project(p: &NewProject) -> AppResult<ValidProject> {
@@ -97,6 +126,8 @@ pub fn validate_new_project(p: &NewProject) -> AppResult<ValidProject> {
         labels: validate_labels(&p.labels)?,
         overlap: validate_overlap(p.overlap)?,
         lease_seconds: validate_lease(p.lease_seconds)?,
+        quality: validate_quality(&p.quality)?,
+        assignment_order: p.assignment_order,
     })
 }
 
@@ -128,6 +159,12 @@ pub fn apply_update(
     }
     if let Some(lease) = update.lease_seconds {
         project.lease_seconds = validate_lease(lease)?;
+    }
+    if let Some(quality) = &update.quality {
+        project.quality = validate_quality(quality)?;
+    }
+    if let Some(order) = update.assignment_order {
+        project.assignment_order = order;
     }
     Ok(project)
 }
@@ -208,6 +245,8 @@ mod tests {
             overlap: 1,
             lease_seconds: 600,
             created_at: 0,
+            quality: QualitySettings::default(),
+            assignment_order: AssignmentOrder::Random,
         };
         let used = ["a".to_string()].into_iter().collect();
         let update = ProjectUpdate { labels: Some(vec![label("b", "2")]), ..Default::default() };
@@ -227,6 +266,8 @@ mod tests {
             overlap: 1,
             lease_seconds: 600,
             created_at: 0,
+            quality: QualitySettings::default(),
+            assignment_order: AssignmentOrder::Random,
         };
         assert!(validate_submitted_labels(&p, &["a".into()]).is_ok());
         assert!(validate_submitted_labels(&p, &["a".into(), "b".into()]).is_err());

@@ -24,3 +24,4 @@ mod ops;
 mod export_paging;
 mod authz_matrix;
 mod memory;
+mod settings;

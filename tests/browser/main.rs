@@ -194,6 +194,8 @@ async fn keyboard_labeling_with_undo_reaches_the_export() {
             labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
             overlap: 1,
             lease_seconds: 600,
+            quality: Default::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
         })
         .await;
     let pid = project.id;
@@ -467,6 +469,8 @@ async fn project_page_links_the_exports_and_the_audit_log() {
             labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
             overlap: 1,
             lease_seconds: 600,
+            quality: Default::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
         })
         .await
         .id;

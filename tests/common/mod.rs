@@ -590,7 +590,9 @@ impl Client {
     pub fn new(base_url: &str) -> Client {
         Client {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
+                // Generous: a 500,000-line import in a debug build on a loaded 2-core CI machine
+                // can take minutes; a hung server still fails the test.
+                .timeout(Duration::from_secs(600))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("reqwest client"),
@@ -915,6 +917,8 @@ pub fn new_project(name: &str, overlap: i64, lease_seconds: i64) -> NewProject {
         labels: vec![label("pos", "p", "#22aa22"), label("neg", "n", "#aa2222"), label("other", "o", "#888888")],
         overlap,
         lease_seconds,
+        quality: Default::default(),
+        assignment_order: app::api_types::AssignmentOrder::Import,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Small building blocks shared by the pages.
 pub mod labels_editor;
 pub mod password;
+pub mod quality_settings;
 pub mod status;
 pub mod topbar;
 
@@ -8,6 +9,7 @@ use leptos::prelude::*;
 
 pub use labels_editor::{LabelRow, LabelsEditor};
 pub use password::{check_new_password, NewPasswordFields};
+pub use quality_settings::{QualityFields, QualityForm};
 pub use status::{Status, StatusLine, Tone};
 pub use topbar::TopBar;
 

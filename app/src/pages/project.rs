@@ -8,7 +8,9 @@ use leptos_router::NavigateOptions;
 use crate::api_client;
 use crate::api_types::{ImportReport, LabelKind, Member, Progress, Project, ProjectUpdate};
 use crate::components::labels_editor::{rows_from, to_defs};
-use crate::components::{fmt_count, Kbd, LabelsEditor, Load, ProgressBar, Skeleton, Status, StatusLine};
+use crate::components::{
+    fmt_count, Kbd, LabelsEditor, Load, ProgressBar, QualityFields, QualityForm, Skeleton, Status, StatusLine,
+};
 use crate::pages::project_id;
 use crate::session::use_session;
 use crate::upload::{self, ImportKind, UploadBody};
@@ -513,6 +515,7 @@ fn SettingsCard(pid: i64, project: RwSignal<Load<Project>>) -> impl IntoView {
     let labels = RwSignal::new(rows_from(&p.labels));
     let overlap = RwSignal::new(p.overlap.to_string());
     let lease = RwSignal::new(p.lease_seconds.to_string());
+    let quality = QualityForm::new(&p.quality, p.assignment_order);
     let status = RwSignal::new(None::<Status>);
     let busy = RwSignal::new(false);
 
@@ -536,12 +539,21 @@ fn SettingsCard(pid: i64, project: RwSignal<Load<Project>>) -> impl IntoView {
             status.set(Status::error("Lease must be a whole number of seconds."));
             return;
         };
+        let (q, order) = match quality.parse() {
+            Ok(v) => v,
+            Err(e) => {
+                status.set(Status::error(e));
+                return;
+            }
+        };
         let body = ProjectUpdate {
             name: Some(name.get_untracked().trim().to_string()),
             instructions: Some(instructions.get_untracked()),
             labels: Some(defs),
             overlap: Some(k),
             lease_seconds: Some(l),
+            quality: Some(q),
+            assignment_order: Some(order),
         };
         busy.set(true);
         spawn_local(async move {
@@ -577,6 +589,7 @@ fn SettingsCard(pid: i64, project: RwSignal<Load<Project>>) -> impl IntoView {
                     <span class="field-label">"Lease (seconds)"</span>
                     <input class="input" type="number" min="10" step="10" bind:value=lease/>
                 </label>
+                <QualityFields form=quality/>
                 <label class="field field-wide">
                     <span class="field-label">"Instructions (markdown)"</span>
                     <textarea class="input textarea" rows="8" bind:value=instructions></textarea>

@@ -180,6 +180,8 @@ fn NewProjectForm(on_cancel: impl Fn() + Copy + Send + Sync + 'static) -> impl I
             labels: defs,
             overlap: k,
             lease_seconds: lease_s,
+            quality: Default::default(),
+            assignment_order: Default::default(),
         };
         busy.set(true);
         status.set(Status::info("Creating…"));

@@ -33,6 +33,8 @@ pub async fn create_project(
         labels: &p.labels,
         overlap: p.overlap,
         lease_seconds: p.lease_seconds,
+        quality: &p.quality,
+        assignment_order: p.assignment_order,
     };
     let project = store::projects::create_project(&state.db, &settings, caller.id()).await?;
     Ok((StatusCode::CREATED, Json(project)))

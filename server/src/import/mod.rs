@@ -676,6 +676,8 @@ mod tests {
             labels: &labels,
             overlap: 1,
             lease_seconds: 60,
+            quality: &app::api_types::QualitySettings::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
         };
         let pid = store::projects::create_project(&db, &settings, user.id).await.unwrap().id;
         let ctx = ImportCtx {

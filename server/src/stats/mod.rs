@@ -32,7 +32,7 @@ pub mod ratings;
 pub mod sampling;
 pub mod significance;
 
-mod rng;
+pub(crate) mod rng;
 mod special;
 
 pub use ratings::{LabelSet, Level, Ratings, RatingsBuilder, RatingsError};
@@ -43,13 +43,17 @@ use std::fmt;
 /// A divisor that brings non-negative values whose largest is `max` below 2 without changing any
 /// result: the largest power of two ≤ `max`. Dividing by a power of two is exact, so sums and
 /// ratios of the scaled values round exactly as those of the originals would, except that the
-/// sums can no longer overflow to infinity (k values add up to less than 2k). For `max` below
-/// the smallest normal float (subnormal weights, whose sums are exact anyway) or not positive,
-/// it is 1.
+/// sums can no longer overflow to infinity (k values add up to less than 2k). Subnormal values
+/// are scaled up the same way: their sums are exact, but a product such as F1 × support would
+/// lose all but a few bits (a weighted F1 of 2/3 came out as 1/2). For `max` not positive, it is 1.
 pub(crate) fn overflow_safe_scale(max: f64) -> f64 {
     if max.is_normal() && max > 0.0 {
         // Keep the exponent bits, clear the mantissa: 2^floor(log2(max)).
         f64::from_bits(max.to_bits() & 0x7ff0_0000_0000_0000)
+    } else if max > 0.0 && max.is_finite() {
+        // Subnormal: the value is mantissa × 2^-1074; keep the mantissa's highest bit.
+        let bits = max.to_bits();
+        f64::from_bits(1u64 << (63 - bits.leading_zeros()))
     } else {
         1.0
     }
@@ -125,7 +129,8 @@ pub(crate) mod test_support {
         assert_eq!(overflow_safe_scale(1.0), 1.0);
         assert_eq!(overflow_safe_scale(0.75), 0.5);
         assert_eq!(overflow_safe_scale(f64::MIN_POSITIVE), f64::MIN_POSITIVE);
-        assert_eq!(overflow_safe_scale(f64::from_bits(1)), 1.0);
+        assert_eq!(overflow_safe_scale(f64::from_bits(1)), f64::from_bits(1));
+        assert_eq!(overflow_safe_scale(f64::from_bits(3)), f64::from_bits(2));
         assert_eq!(overflow_safe_scale(0.0), 1.0);
     }
 }

@@ -36,6 +36,15 @@ impl SeededRng {
         }
     }
 
+    /// Puts `items` in a uniformly random order (Fisher–Yates, the same draws as the partial
+    /// shuffle in `sampling`).
+    pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
+        for j in 0..items.len() {
+            let pick = j + self.below((items.len() - j) as u64) as usize;
+            items.swap(j, pick);
+        }
+    }
+
     /// The raw stream, for the known-output test.
     #[cfg(test)]
     fn next_u64(&mut self) -> u64 {

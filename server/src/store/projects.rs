@@ -1,7 +1,10 @@
 //! Projects: settings, label schema and the item/done counters kept beside them.
 use std::collections::BTreeSet;
 
-use app::api_types::{AuditAction, LabelDef, LabelKind, Project, ProjectSummary};
+use app::api_types::{
+    AssignmentOrder, AuditAction, ConsensusMethod, LabelDef, LabelKind, Measurement, Project,
+    ProjectSummary, QualitySettings,
+};
 use serde_json::{json, Map, Value};
 use sqlx::FromRow;
 
@@ -12,7 +15,9 @@ use crate::error::{AppError, AppResult};
 use crate::{append_audit, on_read, on_write};
 
 pub(super) const PROJECT_COLUMNS: &str =
-    "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count";
+    "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count,
+     measurement, target_alpha, consensus_method, review_threshold, gold_rate, gold_training,
+     audit_rate, audit_seed, assignment_order";
 
 #[derive(FromRow)]
 pub(super) struct ProjectRow {
@@ -26,6 +31,15 @@ pub(super) struct ProjectRow {
     created_at: i64,
     item_count: i64,
     done_count: i64,
+    measurement: String,
+    target_alpha: f64,
+    consensus_method: String,
+    review_threshold: f64,
+    gold_rate: f64,
+    gold_training: i64,
+    audit_rate: f64,
+    audit_seed: i64,
+    assignment_order: String,
 }
 
 impl ProjectRow {
@@ -43,11 +57,78 @@ impl ProjectRow {
                 overlap: self.overlap,
                 lease_seconds: self.lease_seconds,
                 created_at: self.created_at,
+                quality: QualitySettings {
+                    measurement: if self.measurement == "ordinal" { Measurement::Ordinal } else { Measurement::Nominal },
+                    target_alpha: self.target_alpha,
+                    consensus_method: if self.consensus_method == "dawid_skene" {
+                        ConsensusMethod::DawidSkene
+                    } else {
+                        ConsensusMethod::Majority
+                    },
+                    review_threshold: self.review_threshold,
+                    gold_rate: self.gold_rate,
+                    gold_training: self.gold_training != 0,
+                    audit_rate: self.audit_rate,
+                    audit_seed: self.audit_seed,
+                },
+                assignment_order: match self.assignment_order.as_str() {
+                    "random" => AssignmentOrder::Random,
+                    "priority" => AssignmentOrder::Priority,
+                    _ => AssignmentOrder::Import,
+                },
             },
             item_count: self.item_count,
             done_count: self.done_count,
         }
     }
+}
+
+/// The database spelling of the settings' enums (the CHECK constraints of migration 0005).
+fn measurement_str(m: Measurement) -> &'static str {
+    match m {
+        Measurement::Nominal => "nominal",
+        Measurement::Ordinal => "ordinal",
+    }
+}
+
+fn consensus_method_str(m: ConsensusMethod) -> &'static str {
+    match m {
+        ConsensusMethod::Majority => "majority",
+        ConsensusMethod::DawidSkene => "dawid_skene",
+    }
+}
+
+pub(crate) fn assignment_order_str(o: AssignmentOrder) -> &'static str {
+    match o {
+        AssignmentOrder::Random => "random",
+        AssignmentOrder::Import => "import",
+        AssignmentOrder::Priority => "priority",
+    }
+}
+
+/// Stores a project's quality settings and order inside the caller's transaction (a macro,
+/// so one statement serves both backends' transaction types).
+macro_rules! write_quality {
+    ($tx:expr, $project_id:expr, $q:expr, $order:expr) => {
+        sqlx::query(
+            "UPDATE projects SET measurement = $1, target_alpha = $2, consensus_method = $3,
+                 review_threshold = $4, gold_rate = $5, gold_training = $6, audit_rate = $7,
+                 audit_seed = $8, assignment_order = $9
+             WHERE id = $10",
+        )
+        .bind(measurement_str($q.measurement))
+        .bind($q.target_alpha)
+        .bind(consensus_method_str($q.consensus_method))
+        .bind($q.review_threshold)
+        .bind($q.gold_rate)
+        .bind($q.gold_training as i64)
+        .bind($q.audit_rate)
+        .bind($q.audit_seed)
+        .bind(assignment_order_str($order))
+        .bind($project_id)
+        .execute(&mut *$tx)
+        .await?
+    };
 }
 
 fn kind_str(kind: LabelKind) -> &'static str {
@@ -65,6 +146,8 @@ pub struct ProjectSettings<'a> {
     pub labels: &'a [LabelDef],
     pub overlap: i64,
     pub lease_seconds: i64,
+    pub quality: &'a QualitySettings,
+    pub assignment_order: AssignmentOrder,
 }
 
 pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> AppResult<Project> {
@@ -85,6 +168,7 @@ pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> A
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        write_quality!(tx, row.id, s.quality, s.assignment_order);
         // The creator belongs to the project, so leads see what they made.
         sqlx::query("INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)")
             .bind(row.id)
@@ -97,13 +181,18 @@ pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> A
             after: Some(json!({
                 "name": s.name, "instructions": s.instructions, "kind": s.kind, "labels": s.labels,
                 "overlap": s.overlap, "lease_seconds": s.lease_seconds,
+                "quality": s.quality, "assignment_order": s.assignment_order,
             })),
             ..Entry::new(now, Some(creator), AuditAction::ProjectCreated)
         })?;
         tx.commit().await?;
         row
     });
-    Ok(row.into_summary().project)
+    // The row was read back by the INSERT, before `write_quality!` stored these.
+    let mut project = row.into_summary().project;
+    project.quality = s.quality.clone();
+    project.assignment_order = s.assignment_order;
+    Ok(project)
 }
 
 pub async fn get_project(db: &Db, id: i64) -> AppResult<ProjectSummary> {
@@ -188,6 +277,7 @@ where
         .bind(project_id)
         .execute(&mut *tx)
         .await?;
+        write_quality!(tx, project_id, p.quality, p.assignment_order);
         if old_overlap != p.overlap {
             sqlx::query(
                 "UPDATE items SET complete = CASE WHEN label_count >= $1 THEN 1 ELSE 0 END WHERE project_id = $2",
@@ -234,6 +324,8 @@ fn settings_diff(old: &Project, new: &Project) -> Option<(Value, Value)> {
     field("labels", json!(old.labels), json!(new.labels));
     field("overlap", json!(old.overlap), json!(new.overlap));
     field("lease_seconds", json!(old.lease_seconds), json!(new.lease_seconds));
+    field("quality", json!(old.quality), json!(new.quality));
+    field("assignment_order", json!(old.assignment_order), json!(new.assignment_order));
     (!before.is_empty()).then(|| (Value::Object(before), Value::Object(after)))
 }
 
@@ -259,6 +351,8 @@ mod tests {
             overlap: 1,
             lease_seconds: 600,
             created_at: 0,
+            quality: QualitySettings::default(),
+            assignment_order: AssignmentOrder::Random,
         }
     }
 
