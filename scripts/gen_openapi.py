@@ -16,18 +16,37 @@ def nullable(s): return {"anyOf": [s, {"type": "null"}]}
 def obj(props, required=None):
     return {"type": "object", "properties": props, "required": required if required is not None else list(props)}
 
+# The constraints the server enforces (the schemathesis run, scripts/schemathesis.sh, checks that
+# every request these allow is accepted). Text the server trims must keep a non-blank character:
+# `\\S` (unanchored) says so. Lengths count characters (code points), as the server does.
+def text(max_len, min_len=1):
+    return {"type": "string", "minLength": min_len, "maxLength": max_len, "pattern": "\\S"}
+USERNAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.-]+$",
+            "description": "letters, digits, '.', '_' or '-'"}
+PASSWORD = {"type": "string", "minLength": 8, "description": "at least 8 characters"}
+# One character, not one the labeling page keeps for itself (app::api_types::RESERVED_KEYS,
+# compared lowercased: S and U too), and not U+0130, whose lowercase is two characters.
+LABEL_KEY = {"type": "string", "minLength": 1, "maxLength": 1, "pattern": "^[^sSuU?+=\\-_0 \u0130]$",
+             "description": "one key; not s, u, ?, +, =, -, _, 0 or Space (the labeling page's own keys); "
+                            "stored lowercased, unique within the project"}
+OVERLAP = {"type": "integer", "format": "int64", "minimum": 1, "maximum": 100}
+LEASE_SECONDS = {"type": "integer", "format": "int64", "minimum": 1, "maximum": 86400}
+LABELS = {"type": "array", "minItems": 1, "maxItems": 64,
+          "description": "label names and keys (keys compared lowercased) must be unique within the project"}
+
 schemas = {
     "ErrorBody": obj({"error": obj({"code": STR, "message": STR, "details": {}}, ["code", "message"])}),
     "Role": {"type": "string", "enum": ["admin", "lead", "labeler"]},
     "User": obj({"id": I64, "username": STR, "role": ref("Role"), "created_at": I64, "disabled": {"type": "boolean"}}),
     "Me": obj({"user": ref("User"), "csrf_token": STR}),
     "LoginRequest": obj({"username": STR, "password": STR}),
-    "NewUser": obj({"username": STR, "password": STR, "role": ref("Role")}),
-    "NewToken": obj({"name": STR, "expires_in_days": nullable({**I64, "minimum": 1, "maximum": 3650})}, ["name"]),
+    "NewUser": obj({"username": USERNAME, "password": PASSWORD, "role": ref("Role")}),
+    "NewToken": obj({"name": text(100), "expires_in_days": nullable({**I64, "minimum": 1, "maximum": 3650})}, ["name"]),
     "ApiToken": obj({"id": I64, "name": STR, "created_at": I64, "last_used_at": nullable(I64), "expires_at": nullable(I64)}),
     "CreatedToken": obj({"token": ref("ApiToken"), "secret": STR}),
     "LabelKind": {"type": "string", "enum": ["single", "multi"]},
-    "LabelDef": obj({"name": STR, "key": STR, "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}}),
+    "LabelDef": obj({"name": text(100), "key": LABEL_KEY,
+                     "color": {"type": "string", "minLength": 7, "maxLength": 7, "pattern": "^#[0-9a-fA-F]{6}$"}}),
     "Project": obj({"id": I64, "name": STR, "instructions": STR, "kind": ref("LabelKind"),
                     "labels": arr(ref("LabelDef")), "overlap": I64, "lease_seconds": I64, "created_at": I64,
                     "quality": ref("QualitySettings"), "assignment_order": ref("AssignmentOrder")}),
@@ -45,15 +64,17 @@ schemas = {
         "audit_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.02},
         "audit_seed": {**I64, "minimum": 0, "default": 0}}, []),
     "ProjectSummary": obj({"project": ref("Project"), "item_count": I64, "done_count": I64}),
-    "NewProject": obj({"name": STR, "instructions": STR, "kind": ref("LabelKind"), "labels": arr(ref("LabelDef")),
-                       "overlap": {**I64, "default": 1}, "lease_seconds": {**I64, "default": 600},
+    "NewProject": obj({"name": text(200), "instructions": STR, "kind": ref("LabelKind"), "labels": {**LABELS, "items": ref("LabelDef")},
+                       "overlap": {**OVERLAP, "default": 1}, "lease_seconds": {**LEASE_SECONDS, "default": 600},
                        "quality": ref("QualitySettings"), "assignment_order": {**ref("AssignmentOrder"), "default": "random"}},
                       ["name", "kind", "labels"]),
-    "ProjectUpdate": obj({"name": STR, "instructions": STR, "labels": arr(ref("LabelDef")),
-                          "overlap": I64, "lease_seconds": I64, "quality": ref("QualitySettings"),
+    "ProjectUpdate": obj({"name": text(200), "instructions": STR, "labels": {**LABELS, "items": ref("LabelDef")},
+                          "overlap": OVERLAP, "lease_seconds": LEASE_SECONDS, "quality": ref("QualitySettings"),
                           "assignment_order": ref("AssignmentOrder")}, []),
     "Member": obj({"user": ref("User"), "added_at": I64}),
-    "AddMember": obj({"user_id": I64, "username": STR}, []),
+    "AddMember": {**obj({"user_id": I64, "username": text(64)}, []),
+                  "anyOf": [{"required": ["user_id"]}, {"required": ["username"]}],
+                  "description": "user_id, or else username"},
     "LineError": obj({"line": I64, "field": STR, "reason": STR}),
     "DuplicateLine": obj({"line": I64, "duplicate_of": STR}),
     "ImportReport": obj({"lines": I64, "imported": I64, "duplicates": I64,
@@ -66,16 +87,21 @@ schemas = {
     "Progress": obj({"mine_today": I64, "mine_total": I64, "done": I64, "total": I64}),
     "NextRequest": obj({"exclude": arr(I64)}, []),
     "NextItem": obj({"item": nullable(ref("ItemView")), "lease_expires_at": nullable(I64), "progress": ref("Progress")}),
-    "SubmitAnnotation": obj({"item_id": I64, "labels": arr(STR), "time_ms": I64, "client_id": STR}),
+    "SubmitAnnotation": {**obj({"item_id": I64,
+                             "labels": {**arr(STR), "minItems": 1, "uniqueItems": True, "description": "names of the project's labels, each once; "
+                                                                   "exactly one in a single-label project, at least one in a multi-label one"},
+                             "time_ms": {**I64, "description": "clamped to 0 .. 3,600,000"},
+                             "client_id": {**text(100), "description": "the client's id of this submission: a retry with the same id changes nothing"}}),
+                         "example": {"item_id": 1, "labels": ["pos"], "time_ms": 1800, "client_id": "3f2c9a10-example"}},
     # gold_answer: only in the answer to a submission that missed a gold item, in training mode.
     "Annotation": obj({"id": I64, "item_id": I64, "user_id": I64, "labels": arr(STR), "time_ms": I64,
                        "created_at": I64, "updated_at": I64, "gold_answer": arr(STR)},
                       ["id", "item_id", "user_id", "labels", "time_ms", "created_at", "updated_at"]),
-    "SkipItem": obj({"item_id": I64}),
+    "SkipItem": {**obj({"item_id": I64}), "example": {"item_id": 1}},
     "PreviousSubmission": obj({"item": ref("ItemView"), "annotation": ref("Annotation")}),
     "UserUpdate": obj({"role": ref("Role"), "disabled": {"type": "boolean"}}, []),
-    "PasswordReset": obj({"password": {"type": "string", "minLength": 8}}),
-    "PasswordChange": obj({"current_password": STR, "new_password": {"type": "string", "minLength": 8}}),
+    "PasswordReset": obj({"password": PASSWORD}),
+    "PasswordChange": obj({"current_password": STR, "new_password": PASSWORD}),
     "AuditAction": {"type": "string", "enum": ["annotation_created", "annotation_changed", "project_created", "project_updated",
                                                 "member_added", "member_removed", "user_created", "role_changed",
                                                 "user_disabled", "user_enabled", "password_reset", "password_changed"]},
@@ -93,7 +119,7 @@ def ok(schema, status="200", desc="OK"):
     return r
 def body(schema, required=True):
     return {"required": required, "content": {"application/json": {"schema": schema}}}
-PID = {"name": "pid", "in": "path", "required": True, "schema": I64}
+PID = {"name": "pid", "in": "path", "required": True, "schema": I64, "example": 1}
 def q(name, schema, desc): return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 
 paths = {
@@ -134,13 +160,13 @@ paths = {
         "description": "409 while another import of the project runs; 503 with Retry-After when the server runs as many "
                        "imports as it allows; 507 when the upload cannot fit on disk above the reserve; 408 when the body "
                        "stops arriving for the idle timeout; 413 over the size, zip entry or zip size limits.",
-        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "zip"]}, "default: from Content-Type")],
-        "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {},
-                                                       "application/octet-stream": {}}},
+        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "zip"]}, "default: from Content-Type (needed with any other Content-Type, e.g. application/octet-stream)")],
+        "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}}},
         "responses": ok(ref("ImportReport"))}},
     "/api/projects/{pid}/images": {"post": {"summary": "Upload images one by one (multipart parts named `file`)", "parameters": [PID],
         "description": "An import like POST /import: the same 409, 503, 507 and 408 answers; at most 1,000 images of 50 MiB each.",
-        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": obj({"file": arr({"type": "string", "format": "binary"})})}}},
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {**obj({"file": {**arr({"type": "string", "format": "binary"}), "minItems": 1}}),
+                                                                                  "additionalProperties": False}}}},
         "responses": ok(ref("ImportReport"))}},
     "/api/projects/{pid}/next": {"post": {"summary": "Lease the next item to the caller (body optional)",
         "parameters": [PID, q("since", I64, "start of the caller's day (ms), for mine_today")],
@@ -175,7 +201,7 @@ paths = {
                                              "their tokens; 409 for disabling oneself or leaving no enabled admin",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
         "requestBody": body(ref("UserUpdate")), "responses": ok(ref("User"))}},
-    "/api/users/{id}/password": {"post": {"summary": "Set a user's password (admin; not one's own); signs them out everywhere",
+    "/api/users/{id}/password": {"post": {"summary": "Set a user's password (admin; not one's own: 409, use /api/me/password); signs them out everywhere",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": I64}],
         "requestBody": body(ref("PasswordReset")), "responses": ok(None, "204", "password set")}},
     "/api/projects/{pid}/items/{id}/history": {"get": {
@@ -405,6 +431,35 @@ paths.update({
                        q("limit", {**I64, "minimum": 1, "maximum": 500, "default": 100}, "items listed at most")],
         "responses": ok(ref("DisagreementList"))}},
 })
+# Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
+# schemathesis run's stateful phase) reach items and annotations instead of guessing ids.
+def link(op, params=None, body=None, desc=""):
+    l = {"operationRef": op, "description": desc}
+    if params: l["parameters"] = params
+    if body: l["requestBody"] = body
+    return l
+def ref_op(path, method):
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+PID_FROM_PROJECT = {"pid": "$response.body#/id"}
+paths["/api/projects"]["post"]["responses"]["201"]["links"] = {
+    "Import": link(ref_op("/api/projects/{pid}/import", "post"), PID_FROM_PROJECT, desc="fill the new project"),
+    "Next": link(ref_op("/api/projects/{pid}/next", "post"), PID_FROM_PROJECT, desc="label it"),
+    "Export": link(ref_op("/api/projects/{pid}/export", "get"), PID_FROM_PROJECT),
+    "Members": link(ref_op("/api/projects/{pid}/members", "get"), PID_FROM_PROJECT),
+    "Progress": link(ref_op("/api/projects/{pid}/progress", "get"), PID_FROM_PROJECT),
+}
+PID_SAME = {"pid": "$request.path.pid"}
+paths["/api/projects/{pid}/next"]["post"]["responses"]["200"]["links"] = {
+    "Submit": link(ref_op("/api/projects/{pid}/annotations", "post"), PID_SAME,
+                   {"item_id": "$response.body#/item/id", "labels": ["pos"], "time_ms": 1800, "client_id": "link-submit"},
+                   "answer the leased item (labels: names of the project's labels)"),
+    "Skip": link(ref_op("/api/projects/{pid}/skip", "post"), PID_SAME, {"item_id": "$response.body#/item/id"}, "skip the leased item"),
+    "History": link(ref_op("/api/projects/{pid}/items/{id}/history", "get"), {"pid": "$request.path.pid", "id": "$response.body#/item/id"}),
+}
+paths["/api/projects/{pid}/annotations"]["post"]["responses"]["200"]["links"] = {
+    "Previous": link(ref_op("/api/projects/{pid}/previous", "get"), PID_SAME, desc="go back to it"),
+    "History": link(ref_op("/api/projects/{pid}/items/{id}/history", "get"), {"pid": "$request.path.pid", "id": "$response.body#/item_id"}),
+}
 
 doc = {
     "openapi": "3.1.0",

@@ -170,6 +170,13 @@ _ms_install_test_deps() {
     if ! command -v runuser >/dev/null 2>&1; then
         pkgs+=(util-linux)
     fi
+    # scripts/schemathesis.sh: a venv for the pinned schemathesis, curl to seed its server.
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        pkgs+=(python3-venv)
+    fi
+    if ! command -v curl >/dev/null 2>&1; then
+        pkgs+=(curl)
+    fi
     if ((${#pkgs[@]})); then
         _ms_apt_install "${pkgs[@]}" || return 1
     fi

@@ -6,6 +6,7 @@
 #     and exports MIRRORSET_TEST_PG_URL;
 #  3. builds the site (cargo leptos build) and runs `cargo test --workspace`: unit tests, the
 #     statistics cross-checks, the API tests on SQLite and PostgreSQL, the browser test;
+#     then scripts/schemathesis.sh: the OpenAPI contract fuzzed against a fresh server;
 #  4. builds the release site (cargo leptos build --release) and runs the browser test against
 #     it once more (MIRRORSET_TEST_RELEASE=1).
 # Exits non-zero when anything fails. Extra arguments go to the `cargo test` of step 3
@@ -122,6 +123,10 @@ step "cargo test --workspace"
 # every test binary (about 2 minutes). No package has default features that tests need.
 FAILED=0
 cargo test --workspace --no-default-features --no-fail-fast "$@" || FAILED=1
+
+step "schemathesis against a fresh server (API contract)"
+# The debug server built above; the pinned schemathesis in .venv, installed once (see the script).
+bash scripts/schemathesis.sh || FAILED=1
 
 # ---------------------------------------------------------------------------------------------
 if [[ "${MIRRORSET_SKIP_RELEASE:-}" == 1 ]]; then

@@ -34,7 +34,25 @@ enum Command {
     Stats(cli::stats::StatsCommand),
 }
 
+/// Pins glibc's mmap threshold at its default (128 KiB), which turns off its dynamic
+/// adjustment. By default, each time glibc frees a large mmapped block it raises the threshold
+/// to that block's size (up to 32 MiB) and the trim threshold to twice that; later blocks of
+/// that size then come from the heap of the calling thread's arena and stay resident after
+/// they are freed. argon2 takes 19 MiB per password hash, on whichever blocking thread the
+/// `HashGate` slot runs: after the first hash, every hash left its 19 MiB resident in some
+/// arena. 8 users created and signed in (16 hashes) took the server from 21 to 315 MiB RSS;
+/// with the threshold pinned, to 22 MiB (docs/bench.md, "Memory regression").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn pin_malloc_mmap_threshold() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn main() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    pin_malloc_mmap_threshold();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Stats(cmd) => cli::stats::run(cmd),

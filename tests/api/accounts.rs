@@ -129,7 +129,7 @@ async fn password_changes_sign_out_other_sessions(b: Backend) {
     admin
         .post_json_raw(&format!("/api/users/{me}/password"), &PasswordReset { password: "long enough pw".into() })
         .await
-        .assert_error(400, "bad_request");
+        .assert_error(409, "conflict");
     admin
         .post_json_raw(&format!("/api/users/{}/password", pat.id), &PasswordReset { password: "short".into() })
         .await

@@ -32,7 +32,7 @@ pub async fn next_item(
     let req: NextRequest = if body.iter().all(u8::is_ascii_whitespace) {
         NextRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| AppError::bad_request(format!("bad request body: {e}")))?
+        super::extract::from_json_bytes(&body)?
     };
     let project = visible_project(&state.db, &caller, pid).await?.project;
     state.metrics.labeler_seen(caller.id());

@@ -75,7 +75,8 @@ pub async fn reset_password(
 ) -> AppResult<StatusCode> {
     caller.require_admin()?;
     if id == caller.id() {
-        return Err(AppError::bad_request(
+        // 409 like disabling oneself: the request is well formed, the target is the caller.
+        return Err(AppError::conflict(
             "change your own password with POST /api/me/password (it needs your current password)",
         ));
     }
