@@ -501,13 +501,15 @@ async fn project_page_links_the_exports_and_the_audit_log() {
     c.close().await.unwrap();
 }
 
-/// Review (issue 7): a lead opens the queues from the project page with `R`, then the
-/// disagreement queue of one labeler pair, adjudicates two items with label keys, and the
-/// export carries the final labels with source `adjudicated`. Screenshots:
-/// `target/screenshots/review-queues.png` and `review-item.png`.
+/// The lead's side (issue 7): a lead opens the queues from the project page with `R`, then the
+/// agreement dashboard with `A`, sees alpha, opens the disagreement queue of the labeler pair
+/// from its heat-map cell, adjudicates both items with label keys, and the export carries the
+/// final labels with source `adjudicated`. Screenshots: `target/screenshots/review-queues.png`,
+/// `agreement.png` and `review-item.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lead_adjudicates_a_disagreement_queue_with_the_keyboard() {
-    let server = TestServer::start(Backend::Sqlite).await;
+    // Consensus and the dashboard refresh every second instead of every 15.
+    let server = TestServer::start_with_args(Backend::Sqlite, &["--refresh-interval-secs", "1"]).await;
     let admin = server.admin().await;
     let pid = admin
         .create_project(&NewProject {
@@ -550,7 +552,17 @@ async fn lead_adjudicates_a_disagreement_queue_with_the_keyboard() {
     wait_text(&c, ".queue-table td.num.strong", "the disagreement count", |t| t == "2").await;
     screenshot(&c, "review-queues.png").await;
 
-    c.goto(&server.url(&format!("/projects/{pid}/review/disagreement?pair=ann,bob"))).await.unwrap();
+    // The dashboard, from the project page with `A`; it fills in once the background job ran.
+    c.goto(&server.url(&format!("/projects/{pid}"))).await.unwrap();
+    wait_text(&c, ".page-head h1", "the project page", |t| t == "Review sentiment").await;
+    press(&c, 'a').await;
+    wait_text(&c, ".stat-card .stat-title", "the alpha card", |t| t.starts_with("Krippendorff's alpha")).await;
+    let alpha = wait_text(&c, ".stat-card .stat-value", "alpha's value", |t| !t.is_empty()).await;
+    assert!(alpha.parse::<f64>().is_ok() || alpha.starts_with('-') || alpha.starts_with('−'), "alpha shows as {alpha:?}");
+    screenshot(&c, "agreement.png").await;
+    // The ann × bob cell opens their disagreement queue.
+    let cell = c.find(Locator::Css("a.heat-cell")).await.expect("a heat-map cell");
+    cell.click().await.unwrap();
     let first = wait_text(&c, ".review-page .item-text", "the first queued item", |t| !t.is_empty()).await;
     wait_text(&c, ".answers td.who", "the answers", |t| t == "bob").await;
     wait_text(&c, ".label-btn", "the label buttons", |t| t.contains("negative")).await;

@@ -144,6 +144,31 @@ mod tests {
         }
     }
 
+    /// Every block of the style sheet is closed: one missing `}` after an `@media` rule (a
+    /// merge) once put every later rule inside it, so the dev-set charts drew in black.
+    #[test]
+    fn style_sheet_blocks_are_balanced() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let css = std::fs::read_to_string(root.join("../style/main.css")).unwrap();
+        // Comments may hold braces: leave them out.
+        let mut depth = 0i32;
+        let mut rest = css.as_str();
+        while let Some(c) = rest.chars().next() {
+            if rest.starts_with("/*") {
+                rest = rest.find("*/").map_or("", |end| &rest[end + 2..]);
+                continue;
+            }
+            depth += match c {
+                '{' => 1,
+                '}' => -1,
+                _ => 0,
+            };
+            assert!(depth >= 0, "style/main.css closes a block it never opened near: {:?}", &rest[..rest.len().min(80)]);
+            rest = &rest[c.len_utf8()..];
+        }
+        assert_eq!(depth, 0, "style/main.css leaves {depth} block(s) open");
+    }
+
     #[test]
     fn counts_are_grouped() {
         assert_eq!(super::fmt_count(0), "0");

@@ -25,7 +25,7 @@ fn StatCard(title: &'static str, s: StatValue, #[prop(optional)] hint: &'static 
     };
     view! {
         <div class="card stat-card">
-            <div class="stat-title">{title} <span class="muted">{hint}</span></div>
+            <div class="stat-title">{title} " " <span class="muted">{hint}</span></div>
             <div class="stat-value num">{value}</div>
             <div class="stat-detail muted">{detail}</div>
             <div class="stat-n muted num">{format!("n = {} pairable items", s.n)}</div>
