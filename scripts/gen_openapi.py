@@ -232,13 +232,18 @@ schemas.update({
     "ReviewQueueItem": obj({"item_id": I64, "external_id": nullable(STR), "snippet": STR, "label_count": I64,
                             "reasons": arr(ref("ReviewReason"))}),
     "ReviewQueuePage": obj({"queue": STR, "items": arr(ref("ReviewQueueItem")), "next_after": nullable(I64), "open": I64}),
-    "NewQueueEntries": obj({"item_ids": arr(I64), "external_ids": arr(STR), "reason": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "detail": {"description": "any JSON, shown with the reason"}}, ["reason"]),
+    # At least one id (400 otherwise); the reason is trimmed to 1..200 characters.
+    "NewQueueEntries": {**obj({"item_ids": arr(I64), "external_ids": arr(STR), "reason": text(200),
+                               "detail": {"description": "any JSON, shown with the reason"}}, ["reason"]),
+                        "anyOf": [{"required": ["item_ids"], "properties": {"item_ids": {"minItems": 1}}},
+                                  {"required": ["external_ids"], "properties": {"external_ids": {"minItems": 1}}}]},
     "QueueEntriesAdded": obj({"added": I64, "already_open": I64}),
     "FinalSource": {"type": "string", "enum": ["adjudicated", "gold", "consensus", "none"]},
     "FinalLabel": obj({"labels": nullable(LABELS), "source": ref("FinalSource")}),
     "GoldAction": {"type": "string", "enum": ["labeler_wrong", "gold_corrected"]},
-    "ReviewDecisionRequest": obj({"labels": LABELS, "note": {"type": "string", "maxLength": 2000}, "queue": STR,
+    # labels: names of the project's labels (one in a single-label project), at least one.
+    "ReviewDecisionRequest": obj({"labels": {**LABELS, "minItems": 1, "maxItems": 64}, "note": {"type": "string", "maxLength": 2000},
+                                  "queue": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
                                   "gold_action": nullable(ref("GoldAction"))}, ["labels", "queue"]),
     "ReviewDecision": obj({"id": I64, "item_id": I64, "reviewer_id": I64, "reviewer": STR, "queue": STR, "labels": LABELS,
                            "note": STR, "gold_outcome": nullable(ref("GoldAction")), "created_at": I64}),
@@ -248,14 +253,18 @@ schemas.update({
                        "consensus": nullable(ref("ReviewConsensus")), "gold": nullable(LABELS),
                        "decisions": arr(ref("ReviewDecision")), "final_label": ref("FinalLabel"),
                        "reasons": arr(ref("ReviewReason")), "history": arr(ref("AuditEntry"))}),
-    "GoldUpdate": obj({"labels": nullable(LABELS)}, []),
+    "GoldUpdate": obj({"labels": nullable({**LABELS, "minItems": 1, "maxItems": 64})}, []),
     "GoldAnswer": obj({"item_id": I64, "gold": nullable(LABELS)}),
 })
 QNAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
          "description": "disagreement, gold_miss, audit, or a custom queue"}
 ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": I64}
-FILTERS = [q("pair", STR, "U1,U2: two labelers (usernames or user ids) whose answers on the item differ"),
-           q("slice", STR, "ATTR:VALUE: items whose meta attribute has this value (compared as text)"),
+# The shapes Filters::parse accepts (empty: no filter). `\\S` is never looser than the server's
+# trim (Rust's whitespace is a subset of what the pattern's \\s counts).
+FILTERS = [q("pair", {"type": "string", "pattern": "^$|^[^,]*\\S[^,]*,[^,]*\\S[^,]*$"},
+             "U1,U2: two labelers (usernames or user ids) whose answers on the item differ"),
+           q("slice", {"type": "string", "pattern": "^$|^\\s*[^\\s:][^:]*:"},
+             "ATTR:VALUE: items whose meta attribute has this value (compared as text)"),
            q("label", STR, "items with this label in some answer")]
 paths.update({
     "/api/projects/{pid}/review/queues": {"get": {
@@ -299,12 +308,13 @@ schemas.update({
                            "half_width": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
                            "confidence": {"type": "number", "default": 0.95},
                            "key_attribute": nullable(STR), "key_half_width": nullable(NUM)}, ["expected_accuracy", "half_width"]),
-    "NewDevset": obj({"name": STR, "profile_id": I64, "seed": {**I64, "minimum": 0, "default": 0},
+    # SizeCalculator (below), must_include and exclude refuse unknown fields (serde deny_unknown_fields).
+    "NewDevset": obj({"name": text(200), "profile_id": I64, "seed": {**I64, "minimum": 0, "maximum": 4294967295, "default": 0},
                       "overlap": {**I64, "minimum": 1, "maximum": 100, "default": 3},
                       "attributes": arr(STR), "size": nullable({**I64, "minimum": 1}), "calculator": nullable(ref("SizeCalculator")),
                       "min_per_stratum": {**I64, "minimum": 0, "default": 0},
-                      "must_include": obj({"weight_at_least": nullable(NUM), "external_ids": arr(STR)}, []),
-                      "exclude": obj({"licenses": arr(STR), "sources": arr(STR)}, [])},
+                      "must_include": {**obj({"weight_at_least": nullable(NUM), "external_ids": arr(STR)}, []), "additionalProperties": False},
+                      "exclude": {**obj({"licenses": arr(STR), "sources": arr(STR)}, []), "additionalProperties": False}},
                      ["name", "profile_id", "attributes"]),
     "Devset": obj({"id": I64, "name": STR, "profile_id": I64, "seed": I64, "overlap": I64, "priority": I64,
                    "draft": {"type": "object", "description": "the draft fields of NewDevset"},
@@ -345,7 +355,7 @@ paths.update({
         "post": {"summary": "Upload a production profile (admin, lead member): a sample of records (meta attributes, or full items) "
                             "or a counts table (attribute columns and `count`); streamed to disk; numeric attributes bucketed by "
                             "production quartiles. 422 (code unprocessable) lists bad lines in error.details; nothing is saved.",
-                 "parameters": [PID, {**q("name", STR, "the profile's name"), "required": True},
+                 "parameters": [PID, {**q("name", text(200), "the profile's name"), "required": True},
                                 {**q("date", {"type": "string", "format": "date"}, "when production looked like this"), "required": True},
                                 q("kind", {"type": "string", "enum": ["records", "counts"], "default": "records"}, "records or a counts table"),
                                 q("format", {"type": "string", "enum": ["jsonl", "csv"], "default": "jsonl"}, "file format")],
@@ -376,6 +386,8 @@ paths.update({
                          "the drift check: add top_up, the fewest new labels (members kept) that bring the joint TVD under this")],
         "responses": ok(ref("DevsetReport"))}},
 })
+
+schemas["SizeCalculator"]["additionalProperties"] = False
 
 # ---- issue 7: background jobs and the agreement dashboard (appended) ----
 F64 = {"type": "number", "format": "double"}
@@ -420,14 +432,15 @@ paths.update({
         "responses": ok(ref("AgreementDashboard"))}},
     "/api/projects/{pid}/agreement/slices": {"get": {
         "summary": "Alpha with its interval per value of a meta attribute (attributes with at most 50 values; 400 otherwise)",
-        "parameters": [PID, {"name": "attr", "in": "query", "required": True, "schema": STR, "description": "meta attribute"}],
+        "parameters": [PID, {"name": "attr", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1},
+                             "description": "meta attribute"}],
         "responses": ok(ref("AgreementSlices"))}},
     "/api/projects/{pid}/agreement/items": {"get": {
         "summary": "The items where labelers disagree, behind a dashboard number: give exactly one filter (400 otherwise)",
-        "parameters": [PID, q("pair", STR, "U1,U2: usernames; items both labeled differently"),
-                       q("labels", STR, "A,B: one labeler chose A, another B"),
-                       q("label", STR, "NAME: some labelers chose it and others did not"),
-                       q("slice", STR, "ATTR:VALUE: items of the slice with differing answers"),
+        "parameters": [PID, q("pair", {"type": "string", "pattern": "^[^,]*\\S[^,]*,[\\s\\S]*\\S"}, "U1,U2: usernames; items both labeled differently"),
+                       q("labels", {"type": "string", "pattern": "^[^,]*\\S[^,]*,[\\s\\S]*\\S"}, "A,B: one labeler chose A, another B"),
+                       q("label", {"type": "string", "minLength": 1}, "NAME: some labelers chose it and others did not"),
+                       q("slice", {"type": "string", "pattern": "^[^:]+:"}, "ATTR:VALUE: items of the slice with differing answers"),
                        q("limit", {**I64, "minimum": 1, "maximum": 500, "default": 100}, "items listed at most")],
         "responses": ok(ref("DisagreementList"))}},
 })

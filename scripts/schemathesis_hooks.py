@@ -53,3 +53,77 @@ def keep_the_seeded_projects_labels(ctx, case):
     """Project 1's labels (pos, neg) are what `labels_of_the_seeded_project` submits."""
     body = case.body if isinstance(case.body, dict) else {}
     return not ((case.path_parameters or {}).get("pid") == 1 and "labels" in body)
+
+
+# ---- review, gold and the agreement drill-down (issue 7) ----
+
+def _seeded_labels(body, key):
+    """Names of the seeded project's labels (one: it is single-label), as in submissions."""
+    return ["pos"] if len(str(body.get(key, ""))) % 2 else ["neg"]
+
+
+@schemathesis.hook("map_body").apply_to(method="POST", path="/api/projects/{pid}/review/items/{item_id}/decision")
+def decision_labels_of_the_seeded_project(ctx, body):
+    """A decision's labels must be names of the project's labels (one in project 1); a
+    gold_action is only for gold items and required from the gold_miss queue (400 otherwise,
+    a rule about the item): the seeded items have no gold answer, so none and not that queue."""
+    if isinstance(body, dict):
+        body = {**body, "labels": _seeded_labels(body, "note")}
+        body.pop("gold_action", None)
+        if body.get("queue") == "gold_miss":
+            body["queue"] = "disagreement"
+    return body
+
+
+@schemathesis.hook("map_body").apply_to(method="PUT", path="/api/projects/{pid}/items/{id}/gold")
+def gold_labels_of_the_seeded_project(ctx, body):
+    """A gold answer is checked like a submission; null (unmark) is kept."""
+    if isinstance(body, dict) and body.get("labels") is not None:
+        body = {**body, "labels": _seeded_labels(body, "labels")}
+    return body
+
+
+@schemathesis.hook("map_body").apply_to(method="POST", path="/api/projects/{pid}/review/queues/{name}/entries")
+def entries_of_seeded_items(ctx, body):
+    """Any unknown id refuses the whole request (400, nothing added), a rule about the
+    project's items: the ids become seeded items 1..20 (external ids s1..s20), same counts."""
+    if isinstance(body, dict):
+        body = dict(body)
+        if isinstance(body.get("item_ids"), list):
+            # JSON Schema's integers include 1238.0.
+            body["item_ids"] = [1 + int(abs(i)) % 20 if isinstance(i, (int, float)) else i for i in body["item_ids"]]
+        if isinstance(body.get("external_ids"), list):
+            body["external_ids"] = [f"s{1 + n % 20}" for n in range(len(body["external_ids"]))]
+    return body
+
+
+@schemathesis.hook("filter_query").apply_to(method="GET", path="/api/projects/{pid}/agreement/items")
+def exactly_one_drill_down_filter(ctx, query):
+    """Exactly one of pair, labels, label, slice (400 otherwise): JSON Schema cannot say
+    "exactly one of these parameters"."""
+    return sum(1 for k in ("pair", "labels", "label", "slice") if k in (query or {})) == 1
+
+
+@schemathesis.hook("map_query").apply_to(method="GET", path_regex=r"^/api/projects/\{pid\}/review/queues")
+def pair_of_existing_users(ctx, query):
+    """A review filter's pair must name two users (400 otherwise, a rule about the accounts):
+    a given pair becomes the run's two users."""
+    if isinstance(query, dict) and str(query.get("pair", "")).strip():
+        query = {**query, "pair": "admin,fuzzer"}
+    return query
+
+
+@schemathesis.hook("map_query").apply_to(method="GET", path="/api/projects/{pid}/agreement/slices")
+def attribute_of_the_seeded_items(ctx, query):
+    """Slices exist for the labeled items' meta attributes with at most 50 values (400
+    otherwise, naming them): the seeded items have one, region."""
+    if isinstance(query, dict):
+        query = {**query, "attr": "region"}
+    return query
+
+
+@schemathesis.hook("filter_query").apply_to(method="POST", path="/api/projects/{pid}/import")
+def no_generated_zip(ctx, query):
+    """A generated body is never a zip archive, which format=zip needs (400, "not a readable zip
+    file", pinned by tests/api/import_errors.rs): zip imports are covered by the API tests."""
+    return not (isinstance(query, dict) and query.get("format") == "zip")

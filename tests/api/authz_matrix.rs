@@ -84,6 +84,28 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     // {id} is an image item of P: members of its project see it.
     ("GET /api/items/{id}/image",                         "401 404 200 404 200 200", Via::Any),
     ("GET /api/items/{id}/thumbnail",                     "401 404 200 404 200 200", Via::Any),
+    // Review queues, gold, dev sets, jobs and the agreement dashboard (issues 7, 8): leads and
+    // admins of the project only (`managed_project`); a labeler of P never sees others' labels.
+    ("GET /api/projects/{pid}/review/queues",             "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/review/queues/{name}",      "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/review/queues/{name}/entries", "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/review/items/{item_id}",    "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/review/items/{item_id}/decision", "401 404 403 404 201 201", Via::Any),
+    ("PUT /api/projects/{pid}/items/{id}/gold",           "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/profiles",                  "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/profiles",                 "401 404 403 404 201 201", Via::Any),
+    ("GET /api/projects/{pid}/profiles/{id}",             "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/devsets",                   "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/devsets",                  "401 404 403 404 201 201", Via::Any),
+    ("GET /api/projects/{pid}/devsets/{id}",              "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/devsets/{id}/plan",         "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/devsets/{id}/sample",      "401 404 403 404 201 201", Via::Any),
+    ("GET /api/projects/{pid}/devsets/{id}/progress",     "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/devsets/{id}/report",       "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/jobs",                      "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/agreement",                 "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/agreement/slices",          "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/agreement/items",           "401 404 403 404 200 200", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -178,6 +200,9 @@ struct Ctx {
     p: i64,
     text_item: i64,
     image_item: i64,
+    /// A production profile and a sampled dev set of P.
+    profile: i64,
+    devset: i64,
     spare: User,
     victim: User,
     creds: BTreeMap<Actor, Creds>,
@@ -199,6 +224,15 @@ fn multipart_png(bytes: &[u8]) -> Option<(Vec<u8>, &'static str)> {
     body.extend_from_slice(bytes);
     body.extend_from_slice(b"\r\n--matrixboundary--\r\n");
     Some((body, "multipart/form-data; boundary=matrixboundary"))
+}
+
+/// A production profile's records (JSONL meta), for the dev-set routes: one stratum, so a
+/// dev set of one item always allocates its item there.
+const PROFILE_RECORDS: &str = "{\"region\": \"eu\"}\n{\"region\": \"eu\"}\n";
+
+/// A dev-set draft of one item stratified by region, with a name of its own.
+fn devset_draft(profile: i64) -> Value {
+    json!({"name": format!("matrix-{}", seq()), "profile_id": profile, "attributes": ["region"], "size": 1})
 }
 
 /// An item of P leased to the actor (through its bearer token), or any item of P for a
@@ -276,6 +310,34 @@ async fn request(ctx: &Ctx, route: &str, path: &str, actor: Actor) -> (String, O
             (fill(path, 0), None)
         }
         "GET /api/items/{id}/image" | "GET /api/items/{id}/thumbnail" => (fill(path, ctx.image_item), None),
+        "GET /api/projects/{pid}/review/queues/{name}" | "POST /api/projects/{pid}/review/queues/{name}/entries" => {
+            let body = json!({"item_ids": [ctx.text_item], "reason": "matrix"});
+            let body = (route.starts_with("POST")).then(|| json_body(body)).flatten();
+            (fill(path, 0).replace("{name}", "disagreement"), body)
+        }
+        "GET /api/projects/{pid}/review/items/{item_id}" => (fill(path, 0).replace("{item_id}", &ctx.text_item.to_string()), None),
+        "POST /api/projects/{pid}/review/items/{item_id}/decision" => (
+            fill(path, 0).replace("{item_id}", &ctx.text_item.to_string()),
+            json_body(json!({"labels": ["pos"], "queue": "disagreement"})),
+        ),
+        "PUT /api/projects/{pid}/items/{id}/gold" => (fill(path, ctx.text_item), json_body(json!({"labels": null}))),
+        "POST /api/projects/{pid}/profiles" => {
+            let url = fill(path, 0) + &format!("?name=matrix-{}&date=2026-11-30", seq());
+            (url, Some((PROFILE_RECORDS.as_bytes().to_vec(), "application/octet-stream")))
+        }
+        "GET /api/projects/{pid}/profiles/{id}" => (fill(path, ctx.profile), None),
+        "POST /api/projects/{pid}/devsets" => (fill(path, 0), json_body(devset_draft(ctx.profile))),
+        "POST /api/projects/{pid}/devsets/{id}/sample" => {
+            // A sample succeeds once per dev set: a fresh draft for every call.
+            let created: Value = ctx.admin.post_created(&format!("/api/projects/{p}/devsets"), &devset_draft(ctx.profile)).await;
+            (fill(path, created["id"].as_i64().unwrap()), None)
+        }
+        "GET /api/projects/{pid}/devsets/{id}" | "GET /api/projects/{pid}/devsets/{id}/plan"
+        | "GET /api/projects/{pid}/devsets/{id}/progress" | "GET /api/projects/{pid}/devsets/{id}/report" => {
+            (fill(path, ctx.devset), None)
+        }
+        "GET /api/projects/{pid}/agreement/slices" => (fill(path, 0) + "?attr=region", None),
+        "GET /api/projects/{pid}/agreement/items" => (fill(path, 0) + "?label=pos", None),
         _ => (fill(path, ctx.text_item), None),
     }
 }
@@ -322,6 +384,24 @@ async fn setup(b: Backend) -> Ctx {
     let items = admin.export_jsonl(p, false).await;
     let id_of = |kind: &str| items.iter().find(|l| l["kind"] == kind).and_then(|l| l["item_id"].as_i64()).unwrap();
     let (text_item, image_item) = (id_of("text"), id_of("image"));
+    // Items with a region, a profile and a sampled dev set for the dev-set routes; every
+    // `POST .../sample` of the matrix takes one more item out of the pool.
+    let pool: String =
+        (0..60)
+            .map(|i| {
+                let region = ["eu", "us"][i % 2];
+                json!({"id": format!("r-{i}"), "text": format!("regional {i}"), "meta": {"region": region}}).to_string() + "\n"
+            })
+            .collect();
+    assert_eq!(admin.import(p, "jsonl", pool).await.imported, 60);
+    let profile: Value = admin
+        .raw(Method::POST, &format!("/api/projects/{p}/profiles?name=prod&date=2026-11-30"), Some((PROFILE_RECORDS.as_bytes().to_vec(), "application/octet-stream")))
+        .await
+        .created();
+    let profile = profile["id"].as_i64().unwrap();
+    let devset: Value = admin.post_created(&format!("/api/projects/{p}/devsets"), &devset_draft(profile)).await;
+    let devset = devset["id"].as_i64().unwrap();
+    let _: Value = admin.raw(Method::POST, &format!("/api/projects/{p}/devsets/{devset}/sample"), None).await.created();
 
     let mut creds = BTreeMap::new();
     let admin_pw = server.admin_password().to_string();
@@ -350,7 +430,7 @@ async fn setup(b: Backend) -> Ctx {
     }
     let spare = admin.create_user("spare", &password_for("spare"), Role::Labeler).await;
     let victim = admin.create_user("victim", &password_for("victim"), Role::Labeler).await;
-    Ctx { server, admin, p, text_item, image_item, spare, victim, creds }
+    Ctx { server, admin, p, text_item, image_item, profile, devset, spare, victim, creds }
 }
 
 fn error_code(status: u16) -> Option<&'static str> {
