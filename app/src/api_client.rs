@@ -376,6 +376,11 @@ pub async fn review_decide(pid: i64, item_id: i64, body: &ReviewDecisionRequest)
     send("POST", &format!("/api/projects/{pid}/review/items/{item_id}/decision"), body).await
 }
 
+/// Marks (labels) or unmarks (None) an item's gold answer.
+pub async fn set_gold(pid: i64, item_id: i64, labels: Option<Vec<String>>) -> ApiResult<GoldAnswer> {
+    send("PUT", &format!("/api/projects/{pid}/items/{item_id}/gold"), &GoldUpdate { labels }).await
+}
+
 // ---- agreement dashboard ----------------------------------------------------------------
 
 pub async fn agreement(pid: i64, week: bool) -> ApiResult<AgreementDashboard> {

@@ -503,8 +503,8 @@ async fn project_page_links_the_exports_and_the_audit_log() {
 
 /// The lead's side (issue 7): a lead opens the queues from the project page with `R`, then the
 /// agreement dashboard with `A`, sees alpha, opens the disagreement queue of the labeler pair
-/// from its heat-map cell, adjudicates both items with label keys, and the export carries the
-/// final labels with source `adjudicated`. Screenshots: `target/screenshots/review-queues.png`,
+/// from its heat-map cell, adjudicates both items with label keys (marking the second gold with
+/// `g` first), and the export carries the final labels with source `adjudicated` and the gold flag. Screenshots: `target/screenshots/review-queues.png`,
 /// `agreement.png` and `review-item.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lead_adjudicates_a_disagreement_queue_with_the_keyboard() {
@@ -569,6 +569,9 @@ async fn lead_adjudicates_a_disagreement_queue_with_the_keyboard() {
     screenshot(&c, "review-item.png").await;
     press(&c, '2').await;
     let second = wait_text(&c, ".review-page .item-text", "the second queued item", |t| !t.is_empty() && t != first).await;
+    // `g` makes it a gold item with its consensus as the answer, before it is decided.
+    press(&c, 'g').await;
+    wait_text(&c, "[role=status]", "the gold confirmation", |t| t.contains("is a gold item: positive")).await;
     press(&c, '1').await;
     wait_text(&c, ".all-done h2", "the empty queue", |t| t == "Queue empty").await;
 
@@ -581,7 +584,7 @@ async fn lead_adjudicates_a_disagreement_queue_with_the_keyboard() {
             export.iter().any(|l| {
                 l["text"].as_str() == Some(text.as_str()) && l["final_source"] == "adjudicated" && l["final_labels"] == json!([label])
             })
-        });
+        }) && export.iter().any(|l| l["text"].as_str() == Some(second.as_str()) && l["gold"] == json!(true));
         if ok {
             break;
         }

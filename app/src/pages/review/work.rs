@@ -223,6 +223,41 @@ impl Work {
         self.advance();
     }
 
+    /// `g`: makes the item a gold item whose answer is the selected labels (else the consensus),
+    /// or, on a gold item, unmarks it. The view shows the new gold answer at once.
+    fn toggle_gold(self) {
+        let Some(item) = self.current.get_untracked() else { return };
+        let id = item.item.id;
+        let labels = if item.gold.is_some() {
+            None
+        } else {
+            let selected = self.selected.get_untracked();
+            let chosen = if selected.is_empty() { enter_choice(&item) } else { Some(selected) };
+            match chosen {
+                Some(l) => Some(l),
+                None => {
+                    return self.status.set(Status::warn("Choose the gold answer with a label key first, then press g."));
+                }
+            }
+        };
+        spawn_local(async move {
+            match api_client::set_gold(self.pid, id, labels).await {
+                Ok(g) => {
+                    self.current.update(|c| {
+                        if let Some(c) = c.as_mut().filter(|c| c.item.id == id) {
+                            c.gold = g.gold.clone();
+                        }
+                    });
+                    self.status.set(Status::ok(match g.gold {
+                        Some(l) => format!("Item {id} is a gold item: {}", l.join(", ")),
+                        None => format!("Item {id} is no longer a gold item."),
+                    }));
+                }
+                Err(e) => self.status.set(Status::api(&e)),
+            }
+        });
+    }
+
     fn pass(self) {
         let Some(id) = self.current.with_untracked(|c| c.as_ref().map(|c| c.item.id)) else { return };
         self.back.update_value(|b| b.push(id));
@@ -272,6 +307,10 @@ impl Work {
             }
             "?" => {
                 self.history_open.update(|h| *h = !*h);
+                true
+            }
+            "g" | "G" => {
+                self.toggle_gold();
                 true
             }
             _ => false,
@@ -419,6 +458,10 @@ fn DecisionBar(w: Work) -> impl IntoView {
                         _ => {}
                     }/>
                 <StatusLine status=w.status/>
+                <button class="btn btn-quiet" disabled=move || !active() on:click=move |_| w.toggle_gold()>
+                    {move || if w.current.with(|c| c.as_ref().is_some_and(|c| c.gold.is_some())) { "Unmark gold " } else { "Mark gold " }}
+                    <Kbd k="g"/>
+                </button>
                 <button class="btn btn-quiet" disabled=move || !active() on:click=move |_| w.pass()>"Pass " <Kbd k="s"/></button>
                 <button class="btn btn-quiet" on:click=move |_| w.go_back()>"Back " <Kbd k="u"/></button>
                 <button class="btn btn-quiet" aria-pressed=move || w.history_open.get().to_string()
