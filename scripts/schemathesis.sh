@@ -26,7 +26,8 @@ T0=$SECONDS
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q " $VERSION\$"; then
     echo "[schemathesis] installing schemathesis $VERSION into $VENV" >&2
-    python3 -m venv "$VENV"
+    # --clear: a venv left broken (its checkout moved, its Python gone) is rebuilt, not reused.
+    python3 -m venv --clear "$VENV"
     mkdir -p "$WHEELS"
     # Download only what is missing; with every wheel present this works offline.
     if ! "$VENV/bin/pip" install -q --no-index --find-links "$WHEELS" "schemathesis==$VERSION" 2>/dev/null; then
