@@ -247,6 +247,23 @@ pub enum AssignmentOrder {
     Priority,
 }
 
+/// The database and form spelling of the settings' enums (the same as their JSON), one place.
+macro_rules! spelled {
+    ($t:ident { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $($t::$v => $s),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($t::$v),)+ _ => None }
+            }
+        }
+    };
+}
+spelled!(Measurement { Nominal => "nominal", Ordinal => "ordinal" });
+spelled!(ConsensusMethod { Majority => "majority", DawidSkene => "dawid_skene" });
+spelled!(AssignmentOrder { Random => "random", Import => "import", Priority => "priority" });
+
 /// A project's agreement, consensus, gold and review settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default)]

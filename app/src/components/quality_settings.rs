@@ -21,13 +21,9 @@ pub struct QualityForm {
 impl QualityForm {
     pub fn new(q: &QualitySettings, order: AssignmentOrder) -> Self {
         QualityForm {
-            order: RwSignal::new(order_str(order).into()),
-            measurement: RwSignal::new(
-                if q.measurement == Measurement::Ordinal { "ordinal" } else { "nominal" }.into(),
-            ),
-            consensus: RwSignal::new(
-                if q.consensus_method == ConsensusMethod::DawidSkene { "dawid_skene" } else { "majority" }.into(),
-            ),
+            order: RwSignal::new(order.as_str().into()),
+            measurement: RwSignal::new(q.measurement.as_str().into()),
+            consensus: RwSignal::new(q.consensus_method.as_str().into()),
             target_alpha: RwSignal::new(q.target_alpha.to_string()),
             review_threshold: RwSignal::new(q.review_threshold.to_string()),
             gold_percent: RwSignal::new(percent(q.gold_rate)),
@@ -42,22 +38,11 @@ impl QualityForm {
         let num = |s: RwSignal<String>, what: &str| {
             s.get_untracked().trim().parse::<f64>().map_err(|_| format!("{what} must be a number."))
         };
-        let order = match self.order.get_untracked().as_str() {
-            "import" => AssignmentOrder::Import,
-            "priority" => AssignmentOrder::Priority,
-            _ => AssignmentOrder::Random,
-        };
+        // The selects offer only the enums' own spellings.
+        let order = AssignmentOrder::parse(&self.order.get_untracked()).unwrap_or_default();
         let q = QualitySettings {
-            measurement: if self.measurement.get_untracked() == "ordinal" {
-                Measurement::Ordinal
-            } else {
-                Measurement::Nominal
-            },
-            consensus_method: if self.consensus.get_untracked() == "dawid_skene" {
-                ConsensusMethod::DawidSkene
-            } else {
-                ConsensusMethod::Majority
-            },
+            measurement: Measurement::parse(&self.measurement.get_untracked()).unwrap_or_default(),
+            consensus_method: ConsensusMethod::parse(&self.consensus.get_untracked()).unwrap_or_default(),
             target_alpha: num(self.target_alpha, "Target alpha")?,
             review_threshold: num(self.review_threshold, "Review threshold")?,
             gold_rate: num(self.gold_percent, "Gold share")? / 100.0,
@@ -71,14 +56,6 @@ impl QualityForm {
                 .map_err(|_| "Audit seed must be a whole number.".to_string())?,
         };
         Ok((q, order))
-    }
-}
-
-fn order_str(o: AssignmentOrder) -> &'static str {
-    match o {
-        AssignmentOrder::Random => "random",
-        AssignmentOrder::Import => "import",
-        AssignmentOrder::Priority => "priority",
     }
 }
 

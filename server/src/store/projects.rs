@@ -58,51 +58,21 @@ impl ProjectRow {
                 lease_seconds: self.lease_seconds,
                 created_at: self.created_at,
                 quality: QualitySettings {
-                    measurement: if self.measurement == "ordinal" { Measurement::Ordinal } else { Measurement::Nominal },
+                    // The CHECK constraints of migration 0005 allow only these spellings.
+                    measurement: Measurement::parse(&self.measurement).unwrap_or_default(),
                     target_alpha: self.target_alpha,
-                    consensus_method: if self.consensus_method == "dawid_skene" {
-                        ConsensusMethod::DawidSkene
-                    } else {
-                        ConsensusMethod::Majority
-                    },
+                    consensus_method: ConsensusMethod::parse(&self.consensus_method).unwrap_or_default(),
                     review_threshold: self.review_threshold,
                     gold_rate: self.gold_rate,
                     gold_training: self.gold_training != 0,
                     audit_rate: self.audit_rate,
                     audit_seed: self.audit_seed,
                 },
-                assignment_order: match self.assignment_order.as_str() {
-                    "random" => AssignmentOrder::Random,
-                    "priority" => AssignmentOrder::Priority,
-                    _ => AssignmentOrder::Import,
-                },
+                assignment_order: AssignmentOrder::parse(&self.assignment_order).unwrap_or(AssignmentOrder::Import),
             },
             item_count: self.item_count,
             done_count: self.done_count,
         }
-    }
-}
-
-/// The database spelling of the settings' enums (the CHECK constraints of migration 0005).
-fn measurement_str(m: Measurement) -> &'static str {
-    match m {
-        Measurement::Nominal => "nominal",
-        Measurement::Ordinal => "ordinal",
-    }
-}
-
-fn consensus_method_str(m: ConsensusMethod) -> &'static str {
-    match m {
-        ConsensusMethod::Majority => "majority",
-        ConsensusMethod::DawidSkene => "dawid_skene",
-    }
-}
-
-pub(crate) fn assignment_order_str(o: AssignmentOrder) -> &'static str {
-    match o {
-        AssignmentOrder::Random => "random",
-        AssignmentOrder::Import => "import",
-        AssignmentOrder::Priority => "priority",
     }
 }
 
@@ -116,15 +86,15 @@ macro_rules! write_quality {
                  audit_seed = $8, assignment_order = $9
              WHERE id = $10",
         )
-        .bind(measurement_str($q.measurement))
+        .bind($q.measurement.as_str())
         .bind($q.target_alpha)
-        .bind(consensus_method_str($q.consensus_method))
+        .bind($q.consensus_method.as_str())
         .bind($q.review_threshold)
         .bind($q.gold_rate)
         .bind($q.gold_training as i64)
         .bind($q.audit_rate)
         .bind($q.audit_seed)
-        .bind(assignment_order_str($order))
+        .bind($order.as_str())
         .bind($project_id)
         .execute(&mut *$tx)
         .await?
