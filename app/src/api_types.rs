@@ -1011,3 +1011,133 @@ pub struct DisagreementList {
     pub limit: i64,
     pub items: Vec<DisagreementItem>,
 }
+
+// ---- dev-set releases (issue 9) ---------------------------------------------------------------
+
+/// Body of `POST /api/projects/{pid}/devsets/{id}/releases`: freeze the dev set as its next
+/// release. Everything has a default; `{}` freezes dev/test 50/50 with seed 0.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FreezeRequest {
+    /// Shares of dev and test (normalised; default 0.5 / 0.5).
+    #[serde(default)]
+    pub dev_share: Option<f64>,
+    #[serde(default)]
+    pub test_share: Option<f64>,
+    /// Seed of the split (default 0).
+    #[serde(default)]
+    pub seed: u32,
+    /// A `meta` attribute (a user or thread id): items sharing its value are in one split.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// Labeled items drawn from the training pool (items in no dev set) as a `train_dev` split.
+    #[serde(default)]
+    pub train_dev_size: Option<u64>,
+    /// Only items with one of these licences (items without a licence are left out too).
+    #[serde(default)]
+    pub licenses: Option<Vec<String>>,
+    /// Only items from one of these sources.
+    #[serde(default)]
+    pub sources: Option<Vec<String>>,
+    /// Jaccard threshold of the near-duplicate check (default 0.8).
+    #[serde(default)]
+    pub jaccard_threshold: Option<f64>,
+    /// Freeze although items lack a final label or have open reviews: the reason is recorded
+    /// in the lineage; items without a final label are left out.
+    #[serde(default)]
+    pub override_unready: Option<String>,
+    /// Freeze although the leakage check found pairs: the reason is recorded in the lineage.
+    #[serde(default)]
+    pub override_leakage: Option<String>,
+}
+
+/// An item that blocks a freeze until it is labeled or reviewed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UnreadyItem {
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    /// `no_final_label` or `open_review`.
+    pub reason: String,
+}
+
+/// One side of a leakage pair.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LeakageSide {
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    /// `dev`, `test`, `train_dev`, or `pool` (an item in no dev set: it can end up in training).
+    pub split: String,
+    /// The first 160 characters of the text (None for images).
+    pub snippet: Option<String>,
+}
+
+/// Two items that (nearly) duplicate each other across splits or against the training pool.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LeakagePair {
+    /// `exact` (same normalised text or same image) or `near` (Jaccard ≥ threshold).
+    pub kind: String,
+    pub jaccard: f64,
+    pub a: LeakageSide,
+    pub b: LeakageSide,
+}
+
+/// A release as listed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReleaseSummary {
+    pub id: i64,
+    pub project_id: i64,
+    pub devset_id: i64,
+    /// `v1`, `v2`, ...
+    pub version: String,
+    pub content_hash: String,
+    pub item_count: i64,
+    /// Items per split, e.g. {"dev": 50, "test": 50}.
+    pub splits: std::collections::BTreeMap<String, i64>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+}
+
+/// A release with its lineage (JSON as frozen: project, plan, aggregation, agreement, splits,
+/// filters, leakage check, overrides, who/when, app version) and its dataset card.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReleaseDetail {
+    #[serde(flatten)]
+    pub summary: ReleaseSummary,
+    pub lineage: serde_json::Value,
+    /// The dataset card (README.md of the Hugging Face layout), Markdown with YAML front matter.
+    pub card: String,
+}
+
+/// An item whose final label differs between two releases.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LabelChange {
+    pub item_id: i64,
+    pub external_id: Option<String>,
+    pub from_labels: Vec<String>,
+    pub to_labels: Vec<String>,
+    pub from_provenance: serde_json::Value,
+    pub to_provenance: serde_json::Value,
+}
+
+/// Shares of one attribute value in two releases.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DistributionChange {
+    pub attribute: String,
+    pub value: String,
+    pub from_count: i64,
+    pub to_count: i64,
+    pub from_share: f64,
+    pub to_share: f64,
+}
+
+/// `GET /api/projects/{pid}/releases/{id}/diff/{other}`: from release `id` to release `other`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReleaseDiff {
+    pub from: ReleaseSummary,
+    pub to: ReleaseSummary,
+    /// Item ids (sorted).
+    pub added: Vec<i64>,
+    pub removed: Vec<i64>,
+    pub label_changes: Vec<LabelChange>,
+    /// Per attribute (the dev set's stratification attributes and `label`), per value.
+    pub distribution: Vec<DistributionChange>,
+}

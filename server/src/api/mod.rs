@@ -10,6 +10,7 @@ mod import;
 mod items;
 mod labeling;
 mod projects;
+mod releases;
 mod review;
 pub mod users;
 
@@ -88,6 +89,12 @@ fn table() -> Routes {
         .get("/projects/{pid}/agreement", agreement::dashboard)
         .get("/projects/{pid}/agreement/slices", agreement::slices)
         .get("/projects/{pid}/agreement/items", agreement::items)
+        // Dev-set releases (issue 9).
+        .get("/projects/{pid}/releases", releases::list)
+        .post("/projects/{pid}/devsets/{id}/releases", releases::freeze)
+        .get("/projects/{pid}/releases/{id}", releases::get)
+        .get("/projects/{pid}/releases/{id}/export", releases::export)
+        .get("/projects/{pid}/releases/{id}/diff/{other}", releases::diff)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout

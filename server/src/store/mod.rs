@@ -17,6 +17,7 @@ pub mod imports;
 pub mod items;
 pub mod jobs;
 pub mod projects;
+pub mod releases;
 pub mod review;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,341 @@
+//! Dev-set releases (issue 9): freeze, list, show, export, diff. Leads and admins of the
+//! project only (labelers get 403). The work is in `crate::releases`; SQL in `store::releases`.
+use std::collections::BTreeMap;
+
+use app::api_types::{FreezeRequest, ReleaseDetail, ReleaseDiff, ReleaseSummary};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::extract::{JsonBody, PathParam, QueryParams};
+use crate::auth::{managed_project, CurrentUser};
+use crate::devsets::plan::Draft;
+use crate::devsets::profile::ProfileAttribute;
+use crate::error::{AppError, AppResult};
+use crate::releases::export::{self, ReleaseInfo};
+use crate::releases::{self, content_hash, filtered_out, unready, LeakageCheck, ReleaseItem};
+use crate::state::AppState;
+use crate::store::devsets as devset_store;
+use crate::store::releases::{self as store, NewRelease, ReleaseRow, ReleaseStoreError};
+
+impl From<ReleaseStoreError> for AppError {
+    fn from(e: ReleaseStoreError) -> Self {
+        match e {
+            ReleaseStoreError::Conflict(m) => AppError::conflict(m),
+            ReleaseStoreError::Database(e) => AppError::Database(e),
+        }
+    }
+}
+
+fn unprocessable(message: impl Into<String>, details: Value) -> AppError {
+    AppError::Unprocessable { message: message.into(), details }
+}
+
+async fn summary(state: &AppState, row: &ReleaseRow) -> AppResult<ReleaseSummary> {
+    let splits: BTreeMap<String, i64> = store::split_counts(&state.db, row.id).await?.into_iter().collect();
+    Ok(ReleaseSummary {
+        id: row.id,
+        project_id: row.project_id,
+        devset_id: row.devset_id,
+        version: format!("v{}", row.version),
+        content_hash: row.content_hash.clone(),
+        item_count: row.item_count,
+        splits,
+        created_by: row.created_by.clone(),
+        created_at: row.created_at,
+    })
+}
+
+fn lineage_of(row: &ReleaseRow) -> AppResult<Value> {
+    Ok(serde_json::from_str(&row.lineage).map_err(anyhow::Error::from)?)
+}
+
+fn info<'a>(row: &'a ReleaseRow, lineage: &'a Value) -> ReleaseInfo<'a> {
+    let name = format!(
+        "{}-{}-v{}",
+        lineage["project"]["name"].as_str().unwrap_or("project"),
+        lineage["devset"]["name"].as_str().unwrap_or("devset"),
+        row.version
+    );
+    ReleaseInfo { name: slug(&name), version: format!("v{}", row.version), content_hash: &row.content_hash, lineage }
+}
+
+/// A file-name-safe name: letters, digits, `-`, `_`, `.`; anything else becomes `-`.
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+async fn find_release(state: &AppState, pid: i64, id: i64) -> AppResult<ReleaseRow> {
+    store::get_release(&state.db, pid, id).await?.ok_or_else(|| AppError::not_found(format!("no release {id} in this project")))
+}
+
+async fn detail(state: &AppState, row: &ReleaseRow) -> AppResult<ReleaseDetail> {
+    let lineage = lineage_of(row)?;
+    let items = store::release_items(&state.db, row.id).await?;
+    let card = export::card(&info(row, &lineage), &items);
+    Ok(ReleaseDetail { summary: summary(state, row).await?, lineage, card })
+}
+
+/// `POST /api/projects/{pid}/devsets/{id}/releases`: freeze the dev set as its next release.
+///
+/// Refused with 422 (nothing saved) while members lack a final label or have open reviews
+/// (`details.unready`), or while the leakage check finds pairs (`details.leakage`), unless the
+/// matching override gives a reason; the reason and the list are recorded in the lineage.
+pub async fn freeze(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, devset_id)): PathParam<(i64, i64)>,
+    JsonBody(req): JsonBody<FreezeRequest>,
+) -> AppResult<(StatusCode, Json<ReleaseDetail>)> {
+    let project = managed_project(&state.db, &caller, pid).await?.project;
+    let devset = devset_store::get_devset(&state.db, pid, devset_id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no dev set {devset_id} in this project")))?;
+    if devset.sampled_at.is_none() {
+        return Err(AppError::conflict(format!("the dev set {:?} is not sampled yet: sample it, label it, then freeze", devset.name)));
+    }
+    let settings = releases::validate(&req).map_err(AppError::bad_request)?;
+
+    // Licence and source filter, then readiness of what is left.
+    let all = store::members(&state.db, pid, devset_id).await?;
+    let mut left_out: BTreeMap<&str, u64> = BTreeMap::new();
+    let members: Vec<_> = all
+        .into_iter()
+        .filter(|c| match filtered_out(c, &req) {
+            Some(why) => {
+                *left_out.entry(why).or_default() += 1;
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let blocking = unready(&members);
+    if !blocking.is_empty() && req.override_unready.is_none() {
+        return Err(unprocessable(
+            format!("{} items of the dev set lack a final label or have an open review; label or review them, or override with a reason", blocking.len()),
+            json!({"unready": blocking}),
+        ));
+    }
+    let pool = if settings.train_dev_size > 0 { store::labeled_pool(&state.db, pid).await? } else { Vec::new() };
+    let s2 = settings.clone();
+    let items: Vec<ReleaseItem> = tokio::task::spawn_blocking(move || releases::build_items(&members, &pool, &s2))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|m| unprocessable(m, Value::Null))?;
+    if items.is_empty() {
+        return Err(unprocessable("no item of the dev set has a final label: nothing to freeze", Value::Null));
+    }
+
+    // Leakage: between the release's splits, and against every item that can end up in
+    // training (the pool streams past the release's index).
+    let mut check = LeakageCheck::new(&items, settings.threshold);
+    store::for_each_pool_item(&state.db, pid, |id, ext, text, image| check.check_pool_item(id, ext, text, image)).await?;
+    let pairs = std::mem::take(&mut check.pairs);
+    let pool_items = check.pool_items;
+    drop(check);
+    if !pairs.is_empty() && req.override_leakage.is_none() {
+        return Err(unprocessable(
+            format!("the leakage check found {} pairs of duplicates or near-duplicates; remove them, or override with a reason", pairs.len()),
+            json!({"leakage": pairs}),
+        ));
+    }
+
+    // Lineage.
+    let draft: Draft = serde_json::from_str(&devset.draft).map_err(anyhow::Error::from)?;
+    let profile = devset_store::get_profile(&state.db, pid, devset.profile_id).await?;
+    let distribution = match &profile {
+        Some(p) => distribution(&draft, p, &items),
+        None => Vec::new(),
+    };
+    let dashboard = crate::agreement::dashboard(&state.db, pid, false).await?;
+    let key = draft.calculator.as_ref().and_then(|c| c.key_attribute.clone()).or_else(|| draft.attributes.first().cloned());
+    let per_key_slice = match &key {
+        Some(k) => crate::agreement::slices(&state.db, pid, k).await.map(|s| s.rows).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut split_counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for i in &items {
+        *split_counts.entry(i.split.as_str()).or_default() += 1;
+    }
+    let lineage = json!({
+        "format": 1,
+        "project": {
+            "id": project.id, "name": project.name,
+            "labels": project.labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
+            "multi_label": matches!(project.kind, app::api_types::LabelKind::Multi),
+            "overlap": project.overlap,
+        },
+        "devset": {
+            "id": devset.id, "name": devset.name, "seed": devset.seed, "overlap": devset.overlap,
+            "profile_id": devset.profile_id,
+            "profile": profile.as_ref().map(|p| format!("{} ({})", p.name, p.profile_date)),
+            "plan": draft,
+        },
+        "aggregation": {
+            "method": project.quality.consensus_method.as_str(),
+            "precedence": "adjudicated > gold > consensus of all k labels",
+            "review_threshold": project.quality.review_threshold,
+        },
+        "agreement": {
+            "computed_at": dashboard.computed_at,
+            "measurement": dashboard.measurement,
+            "alpha": dashboard.alpha,
+            "target_alpha": dashboard.target_alpha,
+            "n_items": dashboard.n_items,
+            "n_labelers": dashboard.n_labelers,
+            "key_attribute": key,
+            "per_key_slice": per_key_slice,
+        },
+        "distribution": distribution,
+        "splits": {
+            "dev_share": settings.shares[0], "test_share": settings.shares[1], "seed": settings.seed,
+            "stratified_by": "the dev set's strata", "group_by": settings.group_by,
+            "train_dev_size": settings.train_dev_size, "counts": split_counts,
+        },
+        "filters": {"licenses": req.licenses, "sources": req.sources, "left_out": left_out},
+        "leakage": {"threshold": settings.threshold, "shingle_words": 3, "pool_items": pool_items, "pairs": pairs.len()},
+        "overrides": {
+            "unready": req.override_unready.as_ref().filter(|_| !blocking.is_empty())
+                .map(|r| json!({"reason": r.trim(), "items": blocking})),
+            "leakage": req.override_leakage.as_ref().filter(|_| !pairs.is_empty())
+                .map(|r| json!({"reason": r.trim(), "pairs": pairs})),
+        },
+        "frozen_by": {"id": caller.id(), "username": caller.user.username},
+        "frozen_at": crate::store::now_ms(),
+        "app_version": env!("CARGO_PKG_VERSION"),
+    });
+    let hash = content_hash(&items);
+    let lineage_text = lineage.to_string();
+    let (id, _) = store::insert_release(
+        &state.db,
+        &NewRelease { project_id: pid, devset_id, lineage: &lineage_text, content_hash: &hash, created_by: caller.id() },
+        &items,
+    )
+    .await?;
+    let row = find_release(&state, pid, id).await?;
+    Ok((StatusCode::CREATED, Json(detail(&state, &row).await?)))
+}
+
+/// Per stratification attribute and value: production's share (the dev set's profile) and
+/// the release's dev+test share.
+fn distribution(draft: &Draft, profile: &crate::store::devsets::ProfileRow, items: &[ReleaseItem]) -> Vec<Value> {
+    let attrs: Vec<ProfileAttribute> = serde_json::from_str(&profile.attributes).unwrap_or_default();
+    let cells: Vec<(Vec<String>, f64)> = serde_json::from_str(&profile.cells).unwrap_or_default();
+    let members: Vec<Map<String, Value>> =
+        items.iter().filter(|i| i.split != releases::SPLIT_TRAIN_DEV).map(|i| i.meta.clone()).collect();
+    match crate::devsets::report(profile.id, draft, &attrs, &cells, &members, &[], None) {
+        Ok(r) => r
+            .attributes
+            .iter()
+            .flat_map(|a| a.bars.iter().map(move |b| json!({"attribute": a.attribute, "value": b.value, "production": b.production, "release": b.dev})))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    devset_id: Option<i64>,
+}
+
+/// `GET /api/projects/{pid}/releases[?devset_id=]`: releases, by dev set then version.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> AppResult<Json<Vec<ReleaseSummary>>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let mut out = Vec::new();
+    for row in store::list_releases(&state.db, pid, q.devset_id).await? {
+        out.push(summary(&state, &row).await?);
+    }
+    Ok(Json(out))
+}
+
+/// `GET /api/projects/{pid}/releases/{id}`: summary, lineage and dataset card.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+) -> AppResult<Json<ReleaseDetail>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let row = find_release(&state, pid, id).await?;
+    Ok(Json(detail(&state, &row).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/projects/{pid}/releases/{id}/export?format=zip|jsonl|csv|label_studio|card|manifest`.
+pub async fn export(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id)): PathParam<(i64, i64)>,
+    QueryParams(q): QueryParams<ExportQuery>,
+) -> AppResult<Response> {
+    managed_project(&state.db, &caller, pid).await?;
+    let row = find_release(&state, pid, id).await?;
+    let lineage = lineage_of(&row)?;
+    let items = store::release_items(&state.db, row.id).await?;
+    let info = info(&row, &lineage);
+    let format = q.format.unwrap_or_else(|| "zip".into());
+    let (bytes, content_type, ext) = match format.as_str() {
+        "zip" => (export::zip(&info, &items).map_err(anyhow::Error::from)?, "application/zip", "zip"),
+        "jsonl" => (export::jsonl(&items), "application/x-ndjson", "jsonl"),
+        "csv" => (export::csv(&items), "text/csv; charset=utf-8", "csv"),
+        "label_studio" => (export::label_studio(&items), "application/json", "label-studio.json"),
+        "card" => (export::card(&info, &items).into_bytes(), "text/markdown; charset=utf-8", "md"),
+        "manifest" => {
+            let files = export::files(&info, &items);
+            (files.into_iter().last().map(|f| f.1).unwrap_or_default(), "application/json", "manifest.json")
+        }
+        other => {
+            return Err(AppError::bad_request(format!(
+                "unknown format {other:?}: use zip, jsonl, csv, label_studio, card or manifest"
+            )))
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.{ext}\"", info.name)),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /api/projects/{pid}/releases/{id}/diff/{other}`: from release `id` to `other`.
+pub async fn diff(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam((pid, id, other)): PathParam<(i64, i64, i64)>,
+) -> AppResult<Json<ReleaseDiff>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let (a, b) = (find_release(&state, pid, id).await?, find_release(&state, pid, other).await?);
+    let (ia, ib) = (store::release_items(&state.db, a.id).await?, store::release_items(&state.db, b.id).await?);
+    // The stratification attributes of both releases' plans.
+    let mut attributes: Vec<String> = Vec::new();
+    for row in [&a, &b] {
+        for v in lineage_of(row)?["devset"]["plan"]["attributes"].as_array().into_iter().flatten() {
+            if let Some(s) = v.as_str().filter(|s| !attributes.iter().any(|x| x == s)) {
+                attributes.push(s.to_string());
+            }
+        }
+    }
+    let d = releases::diff::diff(&ia, &ib, &attributes);
+    Ok(Json(ReleaseDiff {
+        from: summary(&state, &a).await?,
+        to: summary(&state, &b).await?,
+        added: d.added,
+        removed: d.removed,
+        label_changes: d.label_changes,
+        distribution: d.distribution,
+    }))
+}
