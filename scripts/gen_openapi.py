@@ -444,6 +444,60 @@ paths.update({
                        q("limit", {**I64, "minimum": 1, "maximum": 500, "default": 100}, "items listed at most")],
         "responses": ok(ref("DisagreementList"))}},
 })
+# Dev-set releases (issue 9).
+RELEASE_ID = {"name": "id", "in": "path", "required": True, "schema": I64, "description": "release id"}
+REASON = text(1000)
+schemas.update({
+    "FreezeRequest": obj({
+        "dev_share": nullable({"type": "number", "exclusiveMinimum": 0, "default": 0.5}),
+        "test_share": nullable({"type": "number", "exclusiveMinimum": 0, "default": 0.5}),
+        "seed": {**I64, "minimum": 0, "maximum": 4294967295, "default": 0},
+        "group_by": nullable({"type": "string", "pattern": "\\S", "description": "meta attribute: one group, one split"}),
+        "train_dev_size": nullable({**I64, "minimum": 0, "description": "labeled training-pool items drawn as train_dev"}),
+        "licenses": nullable(arr(STR)), "sources": nullable(arr(STR)),
+        "jaccard_threshold": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.8}),
+        "override_unready": nullable(REASON), "override_leakage": nullable(REASON)}, []),
+    "UnreadyItem": obj({"item_id": I64, "external_id": nullable(STR), "reason": {"type": "string", "enum": ["no_final_label", "open_review"]}}),
+    "LeakageSide": obj({"item_id": I64, "external_id": nullable(STR), "split": STR, "snippet": nullable(STR)}),
+    "LeakagePair": obj({"kind": {"type": "string", "enum": ["exact", "near"]}, "jaccard": NUM,
+                        "a": ref("LeakageSide"), "b": ref("LeakageSide")}),
+    "ReleaseSummary": obj({"id": I64, "project_id": I64, "devset_id": I64, "version": STR, "content_hash": STR,
+                           "item_count": I64, "splits": {"type": "object", "additionalProperties": I64},
+                           "created_by": nullable(STR), "created_at": I64}),
+    "ReleaseDetail": {"allOf": [ref("ReleaseSummary"), obj({"lineage": {"type": "object"}, "card": STR})]},
+    "LabelChange": obj({"item_id": I64, "external_id": nullable(STR), "from_labels": arr(STR), "to_labels": arr(STR),
+                        "from_provenance": {}, "to_provenance": {}}),
+    "DistributionChange": obj({"attribute": STR, "value": STR, "from_count": I64, "to_count": I64,
+                               "from_share": NUM, "to_share": NUM}),
+    "ReleaseDiff": obj({"from": ref("ReleaseSummary"), "to": ref("ReleaseSummary"), "added": arr(I64), "removed": arr(I64),
+                        "label_changes": arr(ref("LabelChange")), "distribution": arr(ref("DistributionChange"))}),
+})
+paths.update({
+    "/api/projects/{pid}/releases": {"get": {
+        "summary": "Releases of the project, by dev set then version (admin, lead member)",
+        "parameters": [PID, q("devset_id", I64, "only this dev set's")], "responses": ok(arr(ref("ReleaseSummary")))}},
+    "/api/projects/{pid}/devsets/{id}/releases": {"post": {
+        "summary": "Freeze the dev set as its next release vN (admin, lead member). 422 (code unprocessable), nothing saved: "
+                   "error.details.unready lists items without a final label or with an open review, error.details.leakage "
+                   "the duplicate pairs (between splits, or with items in no dev set); override_unready / override_leakage "
+                   "freeze anyway and record the reason in the lineage. 409 before the dev set is sampled.",
+        "parameters": [PID, DEVSET_ID], "requestBody": body(ref("FreezeRequest")),
+        "responses": ok(ref("ReleaseDetail"), "201", "frozen")}},
+    "/api/projects/{pid}/releases/{id}": {"get": {
+        "summary": "A release: summary, lineage (plan, aggregation, agreement, splits, filters, leakage, overrides) and dataset card",
+        "parameters": [PID, RELEASE_ID], "responses": ok(ref("ReleaseDetail"))}},
+    "/api/projects/{pid}/releases/{id}/export": {"get": {
+        "summary": "Download a release: zip (Hugging Face folder: README.md card, data/<split>.jsonl; release.jsonl, release.csv, "
+                   "label_studio.json, lineage.json, manifest.json), jsonl, csv, label_studio, card or manifest",
+        "parameters": [PID, RELEASE_ID, q("format", {"type": "string", "enum": ["zip", "jsonl", "csv", "label_studio", "card", "manifest"],
+                                                      "default": "zip"}, "what to download")],
+        "responses": {"200": {"description": "the file", "content": {"application/zip": {}, "application/x-ndjson": {},
+                                                                      "text/csv": {}, "application/json": {}, "text/markdown": {}}}}}},
+    "/api/projects/{pid}/releases/{id}/diff/{other}": {"get": {
+        "summary": "From release id to release other: items added, removed, labels changed (both provenances), distribution per attribute",
+        "parameters": [PID, RELEASE_ID, {"name": "other", "in": "path", "required": True, "schema": I64, "description": "release id"}],
+        "responses": ok(ref("ReleaseDiff"))}},
+})
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.
 def link(op, params=None, body=None, desc=""):

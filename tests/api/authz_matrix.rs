@@ -106,6 +106,11 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("GET /api/projects/{pid}/agreement",                 "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/agreement/slices",          "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/agreement/items",           "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/releases",                  "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/devsets/{id}/releases",    "401 404 403 404 201 201", Via::Any),
+    ("GET /api/projects/{pid}/releases/{id}",             "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/releases/{id}/export",      "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/releases/{id}/diff/{other}", "401 404 403 404 200 200", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -203,6 +208,8 @@ struct Ctx {
     /// A production profile and a sampled dev set of P.
     profile: i64,
     devset: i64,
+    /// A release of that dev set.
+    release: i64,
     spare: User,
     victim: User,
     creds: BTreeMap<Actor, Creds>,
@@ -336,6 +343,15 @@ async fn request(ctx: &Ctx, route: &str, path: &str, actor: Actor) -> (String, O
         | "GET /api/projects/{pid}/devsets/{id}/progress" | "GET /api/projects/{pid}/devsets/{id}/report" => {
             (fill(path, ctx.devset), None)
         }
+        "POST /api/projects/{pid}/devsets/{id}/releases" => {
+            (fill(path, ctx.devset), json_body(json!({"override_unready": "matrix", "override_leakage": "matrix"})))
+        }
+        "GET /api/projects/{pid}/releases/{id}" | "GET /api/projects/{pid}/releases/{id}/export" => {
+            (fill(path, ctx.release), None)
+        }
+        "GET /api/projects/{pid}/releases/{id}/diff/{other}" => {
+            (fill(path, ctx.release).replace("{other}", &ctx.release.to_string()), None)
+        }
         "GET /api/projects/{pid}/agreement/slices" => (fill(path, 0) + "?attr=region", None),
         "GET /api/projects/{pid}/agreement/items" => (fill(path, 0) + "?label=pos", None),
         _ => (fill(path, ctx.text_item), None),
@@ -401,7 +417,15 @@ async fn setup(b: Backend) -> Ctx {
     let profile = profile["id"].as_i64().unwrap();
     let devset: Value = admin.post_created(&format!("/api/projects/{p}/devsets"), &devset_draft(profile)).await;
     let devset = devset["id"].as_i64().unwrap();
-    let _: Value = admin.raw(Method::POST, &format!("/api/projects/{p}/devsets/{devset}/sample"), None).await.created();
+    let sample: Value = admin.raw(Method::POST, &format!("/api/projects/{p}/devsets/{devset}/sample"), None).await.created();
+    // Its member gets a final label, and the dev set a release.
+    let member = sample["items"][0].as_i64().unwrap();
+    admin
+        .post_json_raw(&format!("/api/projects/{p}/review/items/{member}/decision"), &json!({"labels": ["pos"], "queue": "audit"}))
+        .await
+        .assert_status(201);
+    let release: Value = admin.post_created(&format!("/api/projects/{p}/devsets/{devset}/releases"), &json!({})).await;
+    let release = release["id"].as_i64().unwrap();
 
     let mut creds = BTreeMap::new();
     let admin_pw = server.admin_password().to_string();
@@ -430,7 +454,7 @@ async fn setup(b: Backend) -> Ctx {
     }
     let spare = admin.create_user("spare", &password_for("spare"), Role::Labeler).await;
     let victim = admin.create_user("victim", &password_for("victim"), Role::Labeler).await;
-    Ctx { server, admin, p, text_item, image_item, profile, devset, spare, victim, creds }
+    Ctx { server, admin, p, text_item, image_item, profile, devset, release, spare, victim, creds }
 }
 
 fn error_code(status: u16) -> Option<&'static str> {
