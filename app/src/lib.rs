@@ -94,6 +94,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/projects/:id/review/item/:item_id") view=ReviewItemPage/>
                     <Route path=path!("/projects/:id/review/:queue") view=ReviewQueuePage/>
                     <Route path=path!("/projects/:id/devsets") view=crate::pages::devset::DevsetPage/>
+                    <Route path=path!("/projects/:id/releases") view=crate::pages::release::ReleasesPage/>
                     <Route path=path!("/projects/:id/agreement") view=AgreementPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>

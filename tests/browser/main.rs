@@ -693,3 +693,118 @@ async fn section_screenshot(c: &Client, heading_id: &str, name: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), shot).unwrap();
 }
+
+/// A lead freezes a release in the browser (issue 9): from the dev-set page `V` opens the
+/// releases; `F` tries to freeze and the leakage report lists the planted near-duplicate side
+/// by side; with an override reason the release freezes, shows its hash, lineage and card, and
+/// its zip (the Hugging Face layout) downloads through the page's link with the session.
+/// Screenshots: `target/screenshots/release-leakage.png`, `release-view.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_freezes_a_release_and_downloads_it() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let pid = admin
+        .create_project(&NewProject {
+            name: "Releases".into(),
+            instructions: String::new(),
+            kind: LabelKind::Single,
+            labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+            overlap: 1,
+            lease_seconds: 600,
+            quality: Default::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
+        })
+        .await
+        .id;
+    // 30 texts of 40 words from a 300-word vocabulary: no two alike.
+    let mut state = 11u64;
+    let mut word = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        format!("w{}", (state >> 33) % 300)
+    };
+    let pool: String = (0..30)
+        .map(|i| {
+            let text: Vec<String> = (0..40).map(|_| word()).collect();
+            json!({"id": format!("r{i}"), "text": text.join(" "), "meta": {"region": (["eu", "us"][i % 2])}}).to_string() + "\n"
+        })
+        .collect();
+    admin.import(pid, "jsonl", pool).await;
+    let production: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
+    let profile: Value = admin
+        .raw(reqwest::Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
+             Some((production.into_bytes(), "application/octet-stream")))
+        .await
+        .created();
+    let devset: Value = admin
+        .post_created(&format!("/api/projects/{pid}/devsets"),
+            &json!({"name": "dev-dec", "profile_id": profile["id"], "attributes": ["region"], "size": 8, "overlap": 1}))
+        .await;
+    let did = devset["id"].as_i64().unwrap();
+    let sample: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
+    let members: Vec<i64> = serde_json::from_value(sample["items"].clone()).unwrap();
+    for (n, m) in members.iter().enumerate() {
+        let body = json!({"labels": [(["positive", "negative"][n % 2])], "queue": "audit"});
+        admin.post_json_raw(&format!("/api/projects/{pid}/review/items/{m}/decision"), &body).await.assert_status(201);
+    }
+    // A near copy of a member among the training items.
+    let items = admin.export_jsonl(pid, false).await;
+    let text = items.iter().find(|i| i["item_id"] == members[0]).unwrap()["text"].as_str().unwrap().to_string();
+    let copy = text.replacen(' ', " planted ", 1);
+    admin.import(pid, "jsonl", json!({"id": "copy", "text": copy}).to_string() + "\n").await;
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, "admin", server.admin_password()).await;
+    c.goto(&server.url(&format!("/projects/{pid}/devsets"))).await.unwrap();
+    wait_text(&c, "#profiles-h", "the dev-set page", |t| t == "Production profiles").await;
+    wait_text(&c, ".chip", "the dev set", |t| t.contains("dev-dec")).await;
+    press(&c, 'v').await;
+    wait_text(&c, "#freeze-h", "the releases page", |t| t == "Freeze a release").await;
+    wait_text(&c, "#rl-devset option", "the dev set in the form", |t| t.contains("dev-dec")).await;
+
+    // F: refused, with the pair side by side.
+    press(&c, 'f').await;
+    let pairs = wait_text(&c, "#leakage-table", "the leakage report", |t| t.contains("planted")).await;
+    assert!(pairs.contains("pool") && pairs.contains("near"), "{pairs}");
+    section_screenshot_of(&c, "form[aria-labelledby=freeze-h]", "release-leakage.png").await;
+    let releases: Vec<Value> = admin.get(&format!("/api/projects/{pid}/releases")).await;
+    assert!(releases.is_empty(), "a refused freeze saves nothing");
+
+    // The override, then F again (out of the field first).
+    c.find(Locator::Css("#rl-override-leakage")).await.unwrap().send_keys("the copy is dropped from training").await.unwrap();
+    c.execute("document.activeElement && document.activeElement.blur();", vec![]).await.unwrap();
+    press(&c, 'f').await;
+    let hash = wait_text(&c, "#release-hash", "the frozen release's hash", |t| t.len() == 64).await;
+    wait_text(&c, "#card-preview", "the dataset card", |t| t.contains("configs:") && t.contains("## Known limits")).await;
+    let releases: Vec<Value> = admin.get(&format!("/api/projects/{pid}/releases")).await;
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["content_hash"], hash.as_str());
+    section_screenshot(&c, "release-h", "release-view.png").await;
+
+    // The zip, fetched through the page's download link with the browser's session.
+    let got = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.querySelector('#download-zip').href, {credentials: 'same-origin'})
+               .then(r => r.arrayBuffer()).then(b => { const u = new Uint8Array(b); done([u.length, u[0], u[1]]); })
+               .catch(e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rid = releases[0]["id"].as_i64().unwrap();
+    let api_zip = admin.get_raw(&format!("/api/projects/{pid}/releases/{rid}/export?format=zip")).await;
+    assert_eq!(got, json!([api_zip.body.len(), 0x50, 0x4b]), "the page's zip is the release's zip (PK header)");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(api_zip.body)).unwrap();
+    assert!(archive.by_name("data/dev.jsonl").is_ok() && archive.by_name("README.md").is_ok());
+    c.close().await.unwrap();
+}
+
+/// A screenshot of the element `css`.
+async fn section_screenshot_of(c: &Client, css: &str, name: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap();
+    let shot = el.screenshot().await.unwrap();
+    let dir = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), shot).unwrap();
+}

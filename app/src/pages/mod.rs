@@ -7,6 +7,7 @@ pub mod label;
 pub mod login;
 pub mod project;
 pub mod projects;
+pub mod release;
 pub mod review;
 pub mod tokens;
 pub mod users;

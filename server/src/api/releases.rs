@@ -30,6 +30,10 @@ impl From<ReleaseStoreError> for AppError {
     }
 }
 
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn unprocessable(message: impl Into<String>, details: Value) -> AppError {
     AppError::Unprocessable { message: message.into(), details }
 }
@@ -115,7 +119,7 @@ pub async fn freeze(
     let blocking = unready(&members);
     if !blocking.is_empty() && req.override_unready.is_none() {
         return Err(unprocessable(
-            format!("{} items of the dev set lack a final label or have an open review; label or review them, or override with a reason", blocking.len()),
+            format!("{} of the dev set lack a final label or have an open review; label or review them, or override with a reason", plural(blocking.len(), "item")),
             json!({"unready": blocking}),
         ));
     }
@@ -138,7 +142,7 @@ pub async fn freeze(
     drop(check);
     if !pairs.is_empty() && req.override_leakage.is_none() {
         return Err(unprocessable(
-            format!("the leakage check found {} pairs of duplicates or near-duplicates; remove them, or override with a reason", pairs.len()),
+            format!("the leakage check found {} of duplicates or near-duplicates; remove them, or override with a reason", plural(pairs.len(), "pair")),
             json!({"leakage": pairs}),
         ));
     }

@@ -1,6 +1,7 @@
 //! `/projects/:id/devsets`: production-matched dev sets (issue 8), for admins and leads.
 //! Profiles and the draft form on top; the selected dev set's plan, then (once sampled) its
-//! distribution report and campaign progress. Keys: N new draft, S sample, R reload.
+//! distribution report and campaign progress. Keys: N new draft, S sample, R reload, V its
+//! releases (`pages::release`).
 mod draft;
 mod plan;
 mod profiles;
@@ -78,6 +79,7 @@ pub fn DevsetPage() -> impl IntoView {
         });
     };
 
+    let navigate = leptos_router::hooks::use_navigate();
     let handle = window_event_listener(leptos::ev::keydown, move |ev| {
         if util::typing_in_field(&ev) || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
             return;
@@ -95,6 +97,13 @@ pub fn DevsetPage() -> impl IntoView {
                 ev.prevent_default();
                 refresh.update(|n| *n += 1);
             }
+            "v" | "V" => {
+                if let Some(id) = pid.get_untracked() {
+                    ev.prevent_default();
+                    let q = selected.get_untracked().map(|d| format!("?devset={d}")).unwrap_or_default();
+                    navigate(&format!("/projects/{id}/releases{q}"), Default::default());
+                }
+            }
             _ => {}
         }
     });
@@ -111,7 +120,8 @@ pub fn DevsetPage() -> impl IntoView {
             <div class="crumbs"><a href="/">"Projects"</a> " / " <a href=project_href>"Project"</a> " / "</div>
             <div class="page-head">
                 <h1>"Dev sets"</h1>
-                <span class="muted">"New draft " <Kbd k="N"/> " · Sample " <Kbd k="S"/> " · Reload " <Kbd k="R"/></span>
+                <span class="muted">"New draft " <Kbd k="N"/> " · Sample " <Kbd k="S"/> " · Reload " <Kbd k="R"/>
+                    " · " <a href=move || pid.get().map(|id| format!("/projects/{id}/releases")).unwrap_or_default() id="releases-link">"Releases"</a> " " <Kbd k="V"/></span>
             </div>
             <StatusLine status/>
             {move || pid.get().map(|id| view! {
