@@ -245,6 +245,30 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
     assert_eq!(v3.lineage["overrides"]["leakage"]["reason"], "the planted copy is removed from training by hand");
     assert_eq!(v3.lineage["overrides"]["leakage"]["pairs"].as_array().unwrap().len(), 1);
 
+    // Train-dev from the labeled training pool; the licence filter.
+    let pool_ids: Vec<i64> = admin.export_jsonl(pid, false).await.iter()
+        .filter_map(|i| i["item_id"].as_i64()).filter(|id| !members.contains(id)).collect();
+    for &id in &pool_ids[..4] {
+        decide(&admin, pid, id, "pos").await;
+    }
+    let mut with_train_dev = request.clone();
+    with_train_dev["train_dev_size"] = json!(3);
+    with_train_dev["licenses"] = json!(["cc-by-4.0"]);
+    with_train_dev["override_leakage"] = json!("known copy");
+    let v4: ReleaseDetail = freeze(&admin, pid, did, with_train_dev.clone()).await.created();
+    assert_eq!(v4.summary.splits.get("train_dev"), Some(&3));
+    assert_eq!(v4.summary.item_count, 15);
+    // 40 − 12 members + the planted copy, less the 3 train-dev items (checked between splits).
+    assert_eq!(v4.lineage["leakage"]["pool_items"], 26);
+    assert_eq!(v4.lineage["filters"]["left_out"], json!({}));
+    let tdr = jsonl_rows(&export(&admin, pid, v4.summary.id, "jsonl").await);
+    assert!(tdr.iter().filter(|r| r["split"] == "train_dev").all(|r| pool_ids[..4].contains(&r["item_id"].as_i64().unwrap())));
+    with_train_dev["train_dev_size"] = json!(5);
+    let err = freeze(&admin, pid, did, with_train_dev.clone()).await.assert_error(422, "unprocessable");
+    assert!(err.message.contains("4 labeled items"), "{}", err.message);
+    let err = freeze(&admin, pid, did, json!({"licenses": ["mit"], "override_unready": "x"})).await.assert_error(422, "unprocessable");
+    assert!(err.message.contains("nothing to freeze"), "{}", err.message);
+
     // Bad requests.
     admin.get_raw(&format!("/api/projects/{pid}/releases/{rid1}/export?format=parquet")).await.assert_error(400, "bad_request");
     admin.get_raw(&format!("/api/projects/{pid}/releases/999")).await.assert_error(404, "not_found");
