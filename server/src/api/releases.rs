@@ -135,8 +135,18 @@ pub async fn freeze(
 
     // Leakage: between the release's splits, and against every item that can end up in
     // training (the pool streams past the release's index).
-    let mut check = LeakageCheck::new(&items, settings.threshold);
-    store::for_each_pool_item(&state.db, pid, |id, ext, text, image| check.check_pool_item(id, ext, text, image)).await?;
+    // Images are compared by the dHash of their thumbnails (already small, so cheap to read).
+    let data_dir = state.data_dir.clone();
+    let dhash_of = move |sha: &str| {
+        let path = crate::import::images::thumbnail_path(&data_dir, sha);
+        image::open(path).ok().map(|i| releases::leakage::dhash(&i))
+    };
+    let mut check = LeakageCheck::new(&items, settings.threshold, &dhash_of);
+    store::for_each_pool_item(&state.db, pid, |id, ext, text, image| {
+        let dhash = image.as_deref().and_then(|sha| dhash_of(sha));
+        check.check_pool_item(id, ext, text, image, dhash)
+    })
+    .await?;
     let pairs = std::mem::take(&mut check.pairs);
     let pool_items = check.pool_items;
     drop(check);

@@ -329,7 +329,7 @@ pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
             left.iter().map(|(k, v)| format!("{v} ({k})")).collect::<Vec<_>>().join(", ")));
     }
     limits.push(format!(
-        "The leakage check (exact and near duplicates, Jaccard ≥ {} over word 3-grams) compared the release with {} items that can end up in training; images are compared by exact content only.",
+        "The leakage check (exact and near duplicates, Jaccard ≥ {} over word 3-grams) compared the release with {} items that can end up in training; images by content and by perceptual hash (dHash, at most 6 of 64 bits apart).",
         l["leakage"]["threshold"], l["leakage"]["pool_items"]
     ));
     for x in limits {

@@ -332,13 +332,22 @@ pub struct LeakageCheck<'a> {
     index: leakage::NearDuplicateIndex,
     exact: HashMap<String, Vec<usize>>,
     images: HashMap<&'a str, Vec<usize>>,
+    /// (position, dHash) of the release's images whose thumbnail could be read.
+    image_hashes: Vec<(usize, u64)>,
     release_ids: HashSet<i64>,
     pub pairs: Vec<LeakagePair>,
     pub pool_items: u64,
 }
 
+/// Images whose 64-bit dHashes differ in at most this many bits are near-duplicates: a
+/// resized or re-encoded copy differs in about 4 or fewer (`leakage`'s test), unrelated images
+/// in well over 16.
+pub const IMAGE_HAMMING: u32 = 6;
+
 impl<'a> LeakageCheck<'a> {
-    pub fn new(items: &'a [ReleaseItem], threshold: f64) -> Self {
+    /// `dhash_of` gives an image's perceptual hash by its SHA-256 (None when it cannot be read:
+    /// that image is then compared by exact content only).
+    pub fn new(items: &'a [ReleaseItem], threshold: f64, dhash_of: &dyn Fn(&str) -> Option<u64>) -> Self {
         let cfg = leakage::MinHashConfig { threshold, ..Default::default() };
         let mut index = leakage::NearDuplicateIndex::new(cfg);
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
@@ -352,8 +361,14 @@ impl<'a> LeakageCheck<'a> {
                 images.entry(sha.as_str()).or_default().push(pos);
             }
         }
+        let image_hashes = items
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, it)| Some((pos, dhash_of(it.image_sha256.as_deref()?)?)))
+            .collect();
         let release_ids = items.iter().map(|i| i.item_id).collect();
-        let mut check = LeakageCheck { items, index, exact, images, release_ids, pairs: Vec::new(), pool_items: 0 };
+        let mut check =
+            LeakageCheck { items, index, exact, images, image_hashes, release_ids, pairs: Vec::new(), pool_items: 0 };
         check.between_splits();
         check
     }
@@ -388,6 +403,16 @@ impl<'a> LeakageCheck<'a> {
                 }
             }
         }
+        // Images: every pair of hashes (the release's images only, so quadratic in a number
+        // that stays small next to the pool).
+        for (i, &(x, hx)) in self.image_hashes.iter().enumerate() {
+            for &(y, hy) in &self.image_hashes[i + 1..] {
+                let d = leakage::hamming(hx, hy);
+                if d <= IMAGE_HAMMING && self.items[x].split != self.items[y].split && seen.insert((x.min(y), x.max(y))) {
+                    found.push((x.min(y), x.max(y), "near".to_string(), 1.0 - d as f64 / 64.0));
+                }
+            }
+        }
         for (x, y, kind, jaccard) in found {
             let pair = LeakagePair { kind, jaccard, a: self.side(x), b: self.side(y) };
             self.pairs.push(pair);
@@ -396,7 +421,15 @@ impl<'a> LeakageCheck<'a> {
 
     /// One item of the training pool (in no dev set). Items of the release itself (its
     /// train-dev split) are not pool items here: they are checked between splits.
-    pub fn check_pool_item(&mut self, id: i64, external_id: Option<String>, text: Option<String>, image: Option<String>) {
+    /// `image_dhash`: the pool item's image's perceptual hash, when it has a readable one.
+    pub fn check_pool_item(
+        &mut self,
+        id: i64,
+        external_id: Option<String>,
+        text: Option<String>,
+        image: Option<String>,
+        image_dhash: Option<u64>,
+    ) {
         if self.release_ids.contains(&id) {
             return;
         }
@@ -415,6 +448,14 @@ impl<'a> LeakageCheck<'a> {
         if let Some(sha) = &image {
             for &p in self.images.get(sha.as_str()).into_iter().flatten() {
                 hits.insert(p, ("exact".into(), 1.0));
+            }
+        }
+        if let Some(h) = image_dhash {
+            for &(p, hp) in &self.image_hashes {
+                let d = leakage::hamming(h, hp);
+                if d <= IMAGE_HAMMING {
+                    hits.entry(p).or_insert(("near".into(), 1.0 - d as f64 / 64.0));
+                }
             }
         }
         for (p, (kind, jaccard)) in hits {
@@ -517,16 +558,40 @@ mod tests {
             ReleaseItem { split: "test".into(), ..item(2, &base.replace("crushed", "dented")) },
             ReleaseItem { split: "test".into(), ..item(3, "an unrelated review of a blender that broke after a week of use") },
         ];
-        let mut check = LeakageCheck::new(&items, 0.8);
+        let mut check = LeakageCheck::new(&items, 0.8, &|_| None);
         assert_eq!(check.pairs.len(), 1, "{:?}", check.pairs);
         assert_eq!((check.pairs[0].a.item_id, check.pairs[0].b.item_id, check.pairs[0].kind.as_str()), (1, 2, "near"));
-        check.check_pool_item(9, None, Some("An unrelated   review of a blender that broke after a WEEK of use".into()), None);
-        check.check_pool_item(10, None, Some("nothing like the others at all".into()), None);
-        check.check_pool_item(1, None, Some(base.into()), None);
+        check.check_pool_item(9, None, Some("An unrelated   review of a blender that broke after a WEEK of use".into()), None, None);
+        check.check_pool_item(10, None, Some("nothing like the others at all".into()), None, None);
+        check.check_pool_item(1, None, Some(base.into()), None, None);
         assert_eq!(check.pairs.len(), 2);
         assert_eq!((check.pairs[1].a.item_id, check.pairs[1].b.item_id, check.pairs[1].kind.as_str()), (3, 9, "exact"));
         assert_eq!(check.pairs[1].b.split, "pool");
         assert_eq!(check.pool_items, 2);
+    }
+
+    /// Images: near by the Hamming distance of their dHashes (the score is 1 − d/64), between
+    /// splits and against pool images; identical images by their SHA-256.
+    #[test]
+    fn image_leakage_by_perceptual_hash() {
+        let img = |id: i64, sha: &str, split: &str| ReleaseItem {
+            kind: "image".into(),
+            text: None,
+            image_sha256: Some(sha.into()),
+            split: split.into(),
+            ..item(id, "")
+        };
+        let items = vec![img(1, "aa", "dev"), img(2, "bb", "test"), img(3, "cc", "test")];
+        let hashes: HashMap<&str, u64> = HashMap::from([("aa", 0xFFFF_0000_FFFF_0000), ("bb", 0xFFFF_0000_FFFF_000F), ("cc", 0x1234_5678_9ABC_DEF0)]);
+        let mut check = LeakageCheck::new(&items, 0.8, &|sha| hashes.get(sha).copied());
+        assert_eq!(check.pairs.len(), 1, "{:?}", check.pairs);
+        assert_eq!((check.pairs[0].a.item_id, check.pairs[0].b.item_id), (1, 2));
+        assert_eq!(check.pairs[0].jaccard, 1.0 - 4.0 / 64.0);
+        check.check_pool_item(7, None, None, Some("zz".into()), Some(0x1234_5678_9ABC_DEF1));
+        check.check_pool_item(8, None, None, Some("yy".into()), Some(0x0F0F_0F0F_0F0F_0F0F));
+        check.check_pool_item(9, None, None, Some("cc".into()), None);
+        let pool: Vec<(i64, i64, &str)> = check.pairs[1..].iter().map(|p| (p.a.item_id, p.b.item_id, p.kind.as_str())).collect();
+        assert_eq!(pool, vec![(3, 7, "near"), (3, 9, "exact")]);
     }
 
     fn item(id: i64, text: &str) -> ReleaseItem {
