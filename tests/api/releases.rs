@@ -11,6 +11,7 @@
 //! - The diff reports exactly the planted changes (one item added, one label changed).
 //! - A near-duplicate of a dev item planted among the training items blocks the freeze with
 //!   exactly that pair, until overridden with a reason.
+//! - `mirrorset release list / export --unpack / verify / diff` agree with the API.
 //! - Each export's shape is pinned; the Hugging Face README's front matter parses as YAML with
 //!   the configs, splits and ClassLabel names (python3 + PyYAML, when installed).
 use std::collections::{BTreeMap, BTreeSet};
@@ -224,6 +225,26 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
     let eu = d.distribution.iter().filter(|c| c.attribute == "region").map(|c| c.to_count).sum::<i64>();
     assert_eq!(eu, 12);
     assert_eq!(admin.get::<Vec<ReleaseSummary>>(&format!("/api/projects/{pid}/releases?devset_id={did}")).await.len(), 2);
+
+    // The CLI: list, export --unpack, verify and diff through the API with a token.
+    let token = admin.create_token("cli").await.secret;
+    let (url, project) = (server.base_url().to_string(), pid.to_string());
+    let cli = |args: &[&str]| {
+        let out = Command::new(server_binary()).arg("release").arg(args[0])
+            .args(["--url", url.as_str(), "--token", token.as_str(), "--project", project.as_str()])
+            .args(&args[1..]).output().unwrap();
+        assert!(out.status.success(), "mirrorset release {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed: Vec<ReleaseSummary> = serde_json::from_str(&cli(&["list"])).unwrap();
+    assert_eq!(listed.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), ["v1", "v2"]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let unpacked = out_dir.path().join("v1");
+    cli(&["export", "--release", &rid1.to_string(), "--out", unpacked.to_str().unwrap(), "--unpack"]);
+    let verify = Command::new(server_binary()).args(["release", "verify"]).arg(&unpacked).output().unwrap();
+    assert!(verify.status.success() && String::from_utf8_lossy(&verify.stdout).contains(HASH_V1));
+    let cli_diff: ReleaseDiff = serde_json::from_str(&cli(&["diff", "--from", &rid1.to_string(), "--to", &v2.summary.id.to_string()])).unwrap();
+    assert_eq!(cli_diff.added, d.added);
 
     // Leakage: a near-copy of a dev item (one word of 40 changed) among the training items.
     let rows2 = jsonl_rows(&export(&admin, pid, v2.summary.id, "jsonl").await);
