@@ -7,7 +7,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use app::api_types::{
+    Devset, DevsetProgress as Progress, DevsetSample as SampleResult, NewDevset as NewDevsetBody, ProfileDetail, ProfileSummary,
+    StratumProgress,
+};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{JsonBody, PathParam, QueryParams};
@@ -40,25 +44,6 @@ impl From<PlanError> for AppError {
 
 // ------------------------------------------------------------------ profiles
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct ProfileSummary {
-    pub id: i64,
-    pub name: String,
-    pub date: String,
-    pub records: f64,
-    pub attributes: Vec<ProfileAttribute>,
-    pub combinations: usize,
-    pub created_at: i64,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct ProfileDetail {
-    #[serde(flatten)]
-    pub summary: ProfileSummary,
-    /// [[values in attribute order], count]
-    pub cells: Vec<(Vec<String>, f64)>,
-}
-
 fn decode_profile(row: &ProfileRow) -> AppResult<(Vec<ProfileAttribute>, Vec<(Vec<String>, f64)>)> {
     let attributes = serde_json::from_str(&row.attributes).map_err(anyhow::Error::from)?;
     let cells = serde_json::from_str(&row.cells).map_err(anyhow::Error::from)?;
@@ -73,7 +58,7 @@ fn profile_summary(row: &ProfileRow) -> AppResult<ProfileSummary> {
         date: row.profile_date.clone(),
         records: row.records,
         attributes,
-        combinations: cells.len(),
+        combinations: cells.len() as u64,
         created_at: row.created_at,
     })
 }
@@ -179,35 +164,6 @@ pub async fn get_profile(
 }
 
 // ------------------------------------------------------------------ dev sets
-
-/// A draft: its name, profile and campaign settings, and the `Draft` fields beside them.
-#[derive(Deserialize, Debug)]
-pub struct NewDevsetBody {
-    pub name: String,
-    pub profile_id: i64,
-    /// Sampling seed (default 0).
-    #[serde(default)]
-    pub seed: u32,
-    /// Labels per dev item in the campaign (default 3).
-    #[serde(default)]
-    pub overlap: Option<i64>,
-    #[serde(flatten)]
-    pub draft: Draft,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct Devset {
-    pub id: i64,
-    pub name: String,
-    pub profile_id: i64,
-    pub seed: i64,
-    pub overlap: i64,
-    pub priority: i64,
-    pub draft: Draft,
-    pub sampled_at: Option<i64>,
-    pub members: i64,
-    pub created_at: i64,
-}
 
 fn devset_view(row: &DevsetRow, members: i64) -> AppResult<Devset> {
     Ok(Devset {
@@ -330,15 +286,6 @@ pub async fn get_plan(
     Ok(Json(plan_for(&state, pid, row.profile_id, &draft_of(&row)?, Some(id)).await?.plan))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-pub struct SampleResult {
-    pub seed: i64,
-    pub members: u64,
-    /// Member item ids, in item order.
-    pub items: Vec<i64>,
-    pub per_stratum: BTreeMap<String, u64>,
-}
-
 pub async fn sample(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -362,26 +309,6 @@ pub async fn sample(
     let mut items: Vec<i64> = members.iter().map(|m| m.0).collect();
     items.sort_unstable();
     Ok((StatusCode::CREATED, Json(SampleResult { seed: row.seed, members: items.len() as u64, items, per_stratum })))
-}
-
-#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
-pub struct StratumProgress {
-    pub stratum: String,
-    pub members: u64,
-    /// At least one label.
-    pub labeled: u64,
-    /// All the labels the campaign asks for.
-    pub complete: u64,
-    /// Complete, and every label the same.
-    pub agreed: u64,
-    /// A lead or admin decided the final label in the review queue.
-    pub reviewed: u64,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct Progress {
-    pub total: StratumProgress,
-    pub strata: Vec<StratumProgress>,
 }
 
 pub async fn progress(

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 
 use super::plan::PlanError;
-use super::profile::ProfileAttribute;
+use super::profile::{Categorize, ProfileAttribute};
 
 /// An absent value (no such key, no source, no licence).
 pub const NONE: u32 = u32::MAX;

@@ -15,13 +15,13 @@ pub mod profile;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+pub use app::api_types::{AttributeReport, DevsetReport as Report, DistributionBar as Bar, SliceHalfWidth};
 use crate::stats::distance::{distribution_distance, slice_distances};
 use crate::store::devsets as store;
 use crate::store::Db;
 use crate::stats::sampling::{sample_stratified, PoolItem};
 use index::{IndexBuilder, PoolCache, PoolIndex, PoolItemRow, NONE};
-use plan::{attribute_distance, half_width, production_cells, AttributeDistance, Draft, Planned, PoolView};
+use plan::{attribute_distance, half_width, production_cells, Draft, Planned, PoolView};
 use profile::ProfileAttribute;
 
 /// A project's pool for a plan or a report: its (cached) index and today's dev-set members.
@@ -72,54 +72,6 @@ pub fn sample_members(planned: &Planned, seed: u64) -> Vec<(i64, String)> {
     let allocation: Vec<(String, u64)> = planned.plan.strata.iter().map(|s| (s.key.clone(), s.allocated)).collect();
     let sample = sample_stratified(&pool, &allocation, seed).expect("item ids and stratum keys are unique");
     sample.items.iter().map(|&i| (planned.eligible[i].id, pool[i].stratum.clone())).collect()
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Bar {
-    pub value: String,
-    pub production: f64,
-    pub dev: f64,
-    pub pool: f64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct AttributeReport {
-    pub attribute: String,
-    /// Shares (each column sums to 1 when it has any items).
-    pub bars: Vec<Bar>,
-    pub dev_vs_production: Option<AttributeDistance>,
-    pub pool_vs_production: Option<AttributeDistance>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SliceHalfWidth {
-    pub value: String,
-    pub n: u64,
-    pub half_width: Option<f64>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Report {
-    pub profile_id: i64,
-    pub members: u64,
-    pub pool_items: u64,
-    pub attributes: Vec<AttributeReport>,
-    pub joint_dev_vs_production: Option<AttributeDistance>,
-    pub joint_pool_vs_production: Option<AttributeDistance>,
-    /// The accuracy the half-widths are computed at: the draft's expected accuracy, or 0.5
-    /// (the widest interval) when the draft gave a size.
-    pub accuracy: f64,
-    pub accuracy_source: String,
-    pub confidence: f64,
-    pub half_width: Option<f64>,
-    pub key_attribute: String,
-    pub key_slices: Vec<SliceHalfWidth>,
-    /// Why a distance is missing, when one is.
-    pub reasons: Vec<String>,
-    /// With a target TVD (the drift check): the fewest new labels that bring the dev set,
-    /// keeping its members, back under it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_up: Option<drift::TopUp>,
 }
 
 fn shares(counts: &BTreeMap<String, f64>, value: &str) -> f64 {

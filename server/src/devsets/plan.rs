@@ -16,70 +16,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+pub use app::api_types::{
+    AttributeDistance, DevsetDraft as Draft, DevsetPlan as Plan, Exclusions, KeyValueNeed, MustInclude, PlanExclusions as Excluded,
+    PlanStratum, SizeCalculator, SizeDriver,
+};
 
 use super::index::{Categories, PoolIndex, NONE};
 use super::profile::ProfileAttribute;
 use crate::stats::allocation::{allocate_strata, AllocationRequest, Stratum};
 use crate::stats::distance::{slice_distances, Distance};
 use crate::stats::proportion::{wilson_interval, wilson_sample_size};
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SizeCalculator {
-    pub expected_accuracy: f64,
-    /// Wanted Wilson half-width of the overall accuracy (0.03 = ±3 points).
-    pub half_width: f64,
-    #[serde(default = "default_confidence")]
-    pub confidence: f64,
-    /// Optional: the half-width wanted for every value of `key_attribute` too.
-    #[serde(default)]
-    pub key_attribute: Option<String>,
-    #[serde(default)]
-    pub key_half_width: Option<f64>,
-}
-
-fn default_confidence() -> f64 {
-    0.95
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MustInclude {
-    /// Items whose `weight` is at least this.
-    #[serde(default)]
-    pub weight_at_least: Option<f64>,
-    #[serde(default)]
-    pub external_ids: Vec<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Exclusions {
-    #[serde(default)]
-    pub licenses: Vec<String>,
-    #[serde(default)]
-    pub sources: Vec<String>,
-}
-
-/// A draft as posted. Items already in another dev set are always excluded (an item is in at
-/// most one dev set).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Draft {
-    pub attributes: Vec<String>,
-    #[serde(default)]
-    pub size: Option<u64>,
-    #[serde(default)]
-    pub calculator: Option<SizeCalculator>,
-    #[serde(default)]
-    pub min_per_stratum: u64,
-    #[serde(default)]
-    pub must_include: MustInclude,
-    #[serde(default)]
-    pub exclude: Exclusions,
-}
 
 /// The pool as a plan reads it: the project's index, and what changes without an import.
 pub struct PoolView<'a> {
@@ -96,74 +42,6 @@ pub struct Eligible {
     pub id: i64,
     pub stratum: usize,
     pub must_include: bool,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SizeDriver {
-    /// "size" (given), "overall" or "key_attribute".
-    pub requirement: String,
-    pub message: String,
-    pub overall: Option<u64>,
-    pub per_value: Vec<KeyValueNeed>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct KeyValueNeed {
-    pub value: String,
-    pub production_share: f64,
-    /// Items of this value the half-width needs.
-    pub needed: u64,
-    /// Dev-set size at which a production-matched dev set holds that many.
-    pub total: u64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct PlanStratum {
-    pub key: String,
-    pub values: Vec<String>,
-    pub production: f64,
-    pub production_share: f64,
-    pub requested: u64,
-    pub available: u64,
-    pub must_include: u64,
-    pub allocated: u64,
-    pub shortfall: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct AttributeDistance {
-    pub attribute: String,
-    pub tvd: f64,
-    pub psi: f64,
-    pub kl: f64,
-    pub reading: String,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Excluded {
-    pub license: u64,
-    pub source: u64,
-    pub other_devset: u64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Plan {
-    pub attributes: Vec<String>,
-    pub size: u64,
-    pub size_driver: SizeDriver,
-    pub min_per_stratum: u64,
-    pub pool_items: u64,
-    pub eligible_items: u64,
-    pub excluded: Excluded,
-    pub strata: Vec<PlanStratum>,
-    pub total: u64,
-    pub shortfall: u64,
-    /// Expected distance of the allocation from production, per attribute (marginals).
-    pub expected: Vec<AttributeDistance>,
-    pub expected_joint: AttributeDistance,
-    pub messages: Vec<String>,
 }
 
 /// The plan and, for sampling, the eligible items.
@@ -199,11 +77,6 @@ pub fn production_cells(cols: &[usize], cells: &[(Vec<String>, f64)]) -> BTreeMa
         *out.entry(key).or_insert(0.0) += count;
     }
     out
-}
-
-/// The category values of one pool item under the given profile attributes.
-pub fn item_values(attrs: &[&ProfileAttribute], meta: &Map<String, Value>) -> Vec<String> {
-    attrs.iter().map(|a| a.category(meta.get(&a.name))).collect()
 }
 
 /// Why a draft cannot be planned (a 422 with this message).
