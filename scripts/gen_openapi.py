@@ -332,7 +332,8 @@ schemas.update({
                        "strata": arr(ref("PlanStratum")), "total": I64, "shortfall": I64,
                        "expected": arr(DISTANCE), "expected_joint": DISTANCE, "messages": arr(STR)}),
     "DevsetSample": obj({"seed": I64, "members": I64, "items": arr(I64), "per_stratum": {"type": "object", "additionalProperties": I64}}),
-    "StratumProgress": obj({"stratum": STR, "members": I64, "labeled": I64, "complete": I64, "agreed": I64}),
+    "StratumProgress": obj({"stratum": STR, "members": I64, "labeled": I64, "complete": I64, "agreed": I64,
+                            "reviewed": {**I64, "description": "members with a review decision (a lead or admin set the final label)"}}),
     "DevsetProgress": obj({"total": ref("StratumProgress"), "strata": arr(ref("StratumProgress"))}),
     "DevsetReport": obj({"profile_id": I64, "members": I64, "pool_items": I64,
                          "attributes": arr(obj({"attribute": STR, "bars": arr(obj({"value": STR, "production": NUM, "dev": NUM, "pool": NUM})),
@@ -354,7 +355,8 @@ paths.update({
                 "responses": ok(arr(ref("ProfileSummary")))},
         "post": {"summary": "Upload a production profile (admin, lead member): a sample of records (meta attributes, or full items) "
                             "or a counts table (attribute columns and `count`); streamed to disk; numeric attributes bucketed by "
-                            "production quartiles. 422 (code unprocessable) lists bad lines in error.details; nothing is saved.",
+                            "production quartiles. 422 (code unprocessable) lists bad lines in error.details; nothing is saved. "
+                            "507 when the declared size cannot fit on disk above the reserve (checked before spooling).",
                  "parameters": [PID, {**q("name", text(200), "the profile's name"), "required": True},
                                 {**q("date", {"type": "string", "format": "date"}, "when production looked like this"), "required": True},
                                 q("kind", {"type": "string", "enum": ["records", "counts"], "default": "records"}, "records or a counts table"),
@@ -376,7 +378,7 @@ paths.update({
         "summary": "Sample the plan with the dev set's seed (reproducible); the members become a campaign (items.priority raised, "
                    "items.overlap the dev set's); 409 when already sampled or an item was taken by another dev set",
         "parameters": [PID, DEVSET_ID], "responses": ok(ref("DevsetSample"), "201", "sampled")}},
-    "/api/projects/{pid}/devsets/{id}/progress": {"get": {"summary": "Campaign progress per stratum: labeled, complete, agreed (all labels equal)",
+    "/api/projects/{pid}/devsets/{id}/progress": {"get": {"summary": "Campaign progress per stratum: labeled, complete, agreed (all labels equal), reviewed",
         "parameters": [PID, DEVSET_ID], "responses": ok(ref("DevsetProgress"))}},
     "/api/projects/{pid}/devsets/{id}/report": {"get": {
         "summary": "Distribution report: per attribute and jointly, dev set vs production and pool vs production (TVD, PSI with its reading, KL), "

@@ -1141,3 +1141,301 @@ pub struct ReleaseDiff {
     /// Per attribute (the dev set's stratification attributes and `label`), per value.
     pub distribution: Vec<DistributionChange>,
 }
+
+// ------------------------------------------------------------------ production-matched dev sets
+//
+// Issue 8. Routes (admin, lead member; labelers get 403):
+// GET/POST /api/projects/{pid}/profiles (`Vec<ProfileSummary>`; raw JSONL/CSV body →
+// `ProfileSummary`, 422 with the bad lines, 507 when the declared size does not fit on disk),
+// GET /api/projects/{pid}/profiles/{id} (`ProfileDetail`), GET/POST /api/projects/{pid}/devsets
+// (`Vec<Devset>`; `NewDevset` → `Devset`), GET .../devsets/{id} (`Devset`), GET .../plan
+// (`DevsetPlan`), POST .../sample (`DevsetSample`), GET .../progress (`DevsetProgress`),
+// GET .../report?profile_id=&max_tvd= (`DevsetReport`).
+
+/// One attribute of a production profile: categorical, or numeric with its bucket edges
+/// (production quartiles, distinct, ascending).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileAttribute {
+    pub name: String,
+    /// "categorical" or "numeric".
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileSummary {
+    pub id: i64,
+    pub name: String,
+    /// YYYY-MM-DD: when production looked like this.
+    pub date: String,
+    pub records: f64,
+    pub attributes: Vec<ProfileAttribute>,
+    /// Distinct combinations of attribute values.
+    pub combinations: u64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileDetail {
+    #[serde(flatten)]
+    pub summary: ProfileSummary,
+    /// [[values in attribute order], count]
+    pub cells: Vec<(Vec<String>, f64)>,
+}
+
+/// The size calculator: the dev-set size that gives a Wilson half-width at an expected accuracy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeCalculator {
+    pub expected_accuracy: f64,
+    /// Wanted Wilson half-width of the overall accuracy (0.03 = ±3 points).
+    pub half_width: f64,
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// Optional: the half-width wanted for every value of `key_attribute` too.
+    #[serde(default)]
+    pub key_attribute: Option<String>,
+    #[serde(default)]
+    pub key_half_width: Option<f64>,
+}
+
+pub fn default_confidence() -> f64 {
+    0.95
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MustInclude {
+    /// Items whose `weight` is at least this.
+    #[serde(default)]
+    pub weight_at_least: Option<f64>,
+    #[serde(default)]
+    pub external_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusions {
+    #[serde(default)]
+    pub licenses: Vec<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// A dev-set draft: the stratification, a size or the size calculator, the minimum per stratum
+/// (a floor), must-include items and exclusions. Items already in another dev set are always
+/// excluded (an item is in at most one dev set).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevsetDraft {
+    pub attributes: Vec<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub calculator: Option<SizeCalculator>,
+    #[serde(default)]
+    pub min_per_stratum: u64,
+    #[serde(default)]
+    pub must_include: MustInclude,
+    #[serde(default)]
+    pub exclude: Exclusions,
+}
+
+/// Body of `POST /api/projects/{pid}/devsets`: the name, profile and campaign settings, and the
+/// draft's fields beside them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewDevset {
+    pub name: String,
+    pub profile_id: i64,
+    /// Sampling seed (default 0).
+    #[serde(default)]
+    pub seed: u32,
+    /// Labels per dev item in the campaign (default 3).
+    #[serde(default)]
+    pub overlap: Option<i64>,
+    #[serde(flatten)]
+    pub draft: DevsetDraft,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Devset {
+    pub id: i64,
+    pub name: String,
+    pub profile_id: i64,
+    pub seed: i64,
+    pub overlap: i64,
+    pub priority: i64,
+    pub draft: DevsetDraft,
+    pub sampled_at: Option<i64>,
+    pub members: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SizeDriver {
+    /// "size" (given), "overall" or "key_attribute".
+    pub requirement: String,
+    pub message: String,
+    pub overall: Option<u64>,
+    pub per_value: Vec<KeyValueNeed>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyValueNeed {
+    pub value: String,
+    pub production_share: f64,
+    /// Items of this value the half-width needs.
+    pub needed: u64,
+    /// Dev-set size at which a production-matched dev set holds that many.
+    pub total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanStratum {
+    pub key: String,
+    pub values: Vec<String>,
+    pub production: f64,
+    pub production_share: f64,
+    pub requested: u64,
+    pub available: u64,
+    pub must_include: u64,
+    pub allocated: u64,
+    pub shortfall: u64,
+    /// For a stratum that cannot be filled: "eu × tablet: 12 of 40 — import more eu tablet items".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Distances of a distribution from production, with the usual reading of PSI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttributeDistance {
+    pub attribute: String,
+    pub tvd: f64,
+    pub psi: f64,
+    pub kl: f64,
+    pub reading: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanExclusions {
+    pub license: u64,
+    pub source: u64,
+    pub other_devset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevsetPlan {
+    pub attributes: Vec<String>,
+    pub size: u64,
+    pub size_driver: SizeDriver,
+    pub min_per_stratum: u64,
+    pub pool_items: u64,
+    pub eligible_items: u64,
+    pub excluded: PlanExclusions,
+    pub strata: Vec<PlanStratum>,
+    pub total: u64,
+    pub shortfall: u64,
+    /// Expected distance of the allocation from production, per attribute (marginals).
+    pub expected: Vec<AttributeDistance>,
+    pub expected_joint: AttributeDistance,
+    pub messages: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevsetSample {
+    pub seed: i64,
+    pub members: u64,
+    /// Member item ids, in item order.
+    pub items: Vec<i64>,
+    pub per_stratum: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StratumProgress {
+    pub stratum: String,
+    pub members: u64,
+    /// At least one label.
+    pub labeled: u64,
+    /// All the labels the campaign asks for.
+    pub complete: u64,
+    /// Complete, and every label the same.
+    pub agreed: u64,
+    /// A lead or admin decided the final label in the review queue.
+    pub reviewed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevsetProgress {
+    pub total: StratumProgress,
+    pub strata: Vec<StratumProgress>,
+}
+
+/// One value's shares (each column sums to 1 when it has any items).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DistributionBar {
+    pub value: String,
+    pub production: f64,
+    pub dev: f64,
+    pub pool: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttributeReport {
+    pub attribute: String,
+    pub bars: Vec<DistributionBar>,
+    pub dev_vs_production: Option<AttributeDistance>,
+    pub pool_vs_production: Option<AttributeDistance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SliceHalfWidth {
+    pub value: String,
+    pub n: u64,
+    pub half_width: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopUpStratum {
+    pub values: Vec<String>,
+    pub production_share: f64,
+    pub members: u64,
+    pub add: u64,
+    pub available: u64,
+}
+
+/// The drift check's top-up plan: the fewest new labels that bring the dev set, keeping its
+/// members, back under the target joint TVD.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopUp {
+    pub target_tvd: f64,
+    pub tvd_now: f64,
+    pub tvd_after: f64,
+    pub reached: bool,
+    pub new_labels: u64,
+    pub strata: Vec<TopUpStratum>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DevsetReport {
+    pub profile_id: i64,
+    pub members: u64,
+    pub pool_items: u64,
+    pub attributes: Vec<AttributeReport>,
+    pub joint_dev_vs_production: Option<AttributeDistance>,
+    pub joint_pool_vs_production: Option<AttributeDistance>,
+    /// The accuracy the half-widths are computed at: the draft's expected accuracy, or 0.5
+    /// (the widest interval) when the draft gave a size.
+    pub accuracy: f64,
+    pub accuracy_source: String,
+    pub confidence: f64,
+    pub half_width: Option<f64>,
+    pub key_attribute: String,
+    pub key_slices: Vec<SliceHalfWidth>,
+    /// Why a distance is missing, when one is.
+    pub reasons: Vec<String>,
+    /// With a target TVD (the drift check): the fewest new labels that bring the dev set,
+    /// keeping its members, back under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_up: Option<TopUp>,
+}

@@ -30,6 +30,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Request counts and latencies, labels submitted, active labelers (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The last few projects' dev-set pool indexes (`devsets::index`).
+    pub devset_pools: Arc<crate::devsets::index::PoolCache>,
 }
 
 impl AppState {

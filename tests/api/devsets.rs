@@ -16,7 +16,13 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-both_backends!(devset_end_to_end_matches_the_stats_cli, devset_bad_input_saves_nothing, devset_cli_round_trip);
+both_backends!(
+    devset_end_to_end_matches_the_stats_cli,
+    devset_bad_input_saves_nothing,
+    devset_cli_round_trip,
+    devset_profile_upload_checks_free_disk,
+    devset_plan_categories_match_the_profile_rules,
+);
 
 /// A small deterministic generator (the test must not depend on a crate's random stream).
 struct Lcg(u64);
@@ -235,6 +241,35 @@ async fn devset_end_to_end_matches_the_stats_cli(b: Backend) {
     let progress: Value = admin.get(&format!("/api/projects/{pid}/devsets/{id}/progress")).await;
     assert_eq!(progress["total"]["members"], size);
     assert_eq!(progress["total"]["labeled"], 0);
+    assert_eq!(progress["total"]["reviewed"], 0);
+    // A review decision on a member counts as reviewed in its stratum (and only there).
+    let reviewed_item = *members.iter().next().unwrap();
+    let mut stratum = String::new();
+    for s in progress["strata"].as_array().unwrap() {
+        let key = s["stratum"].as_str().unwrap();
+        let sql = format!("UPDATE devset_members SET stratum = stratum WHERE item_id = {reviewed_item} AND stratum = '{key}'");
+        if server.exec_sql(&sql).await == 1 {
+            stratum = key.to_string();
+        }
+    }
+    assert!(!stratum.is_empty());
+    let _: Value = admin
+        .post_json_raw(
+            &format!("/api/projects/{pid}/review/items/{reviewed_item}/decision"),
+            &json!({"labels": ["pos"], "queue": "audit"}),
+        )
+        .await
+        .created();
+    let progress: Value = admin.get(&format!("/api/projects/{pid}/devsets/{id}/progress")).await;
+    assert_eq!(progress["total"]["reviewed"], 1);
+    for s in progress["strata"].as_array().unwrap() {
+        let expected = if s["stratum"] == stratum.as_str() { 1 } else { 0 };
+        assert_eq!(s["reviewed"], expected, "{s}");
+        assert_eq!(
+            s.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["agreed", "complete", "labeled", "members", "reviewed", "stratum"]
+        );
+    }
 
     // A second dev set in the project: none of the first's items, and the database refuses to
     // share one even if asked.
@@ -372,4 +407,80 @@ async fn devset_cli_round_trip(b: Backend) {
          line 1 [plan]: unknown attribute \"plan\": no item of the pool has it (the pool's attributes: device, region)"
     );
     assert_eq!(ok(&["profiles"]).as_array().unwrap().len(), 1);
+}
+
+/// The profile upload checks the disk like an item import: a body whose declared size does not
+/// fit above the reserve is refused before it is spooled, and nothing is saved.
+async fn devset_profile_upload_checks_free_disk(b: Backend) {
+    let server = TestServer::start_with_args(b, &["--min-free-disk-mb", "1000000000"]).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("disk", 1, 600).await.id;
+    admin.import_raw(pid, "jsonl", b"{\"text\": \"a\", \"meta\": {\"region\": \"eu\"}}\n".to_vec()).await.assert_error(507, "insufficient_storage");
+    let e = upload_profile(&admin, pid, "p", "", "{\"region\": \"eu\"}\n").await.assert_error(507, "insufficient_storage");
+    assert!(e.message.starts_with("the upload (0 MiB) does not fit: the server has "), "{}", e.message);
+    let profiles: Vec<Value> = admin.get(&format!("/api/projects/{pid}/profiles")).await;
+    assert!(profiles.is_empty(), "{profiles:?}");
+}
+
+/// The plan's strata come from the pool index; each item's stratum must be exactly what the
+/// profile's rules give its meta: numbers bucketed by the production quartiles (a numeric
+/// string too, a value on an edge in the upper bucket), a non-numeric string as itself, a
+/// number in a categorical attribute as its text (so 1 and "1" share a stratum), a missing or
+/// null value as "(missing)". A second import after the first plan must show in the next plan
+/// (the index is rebuilt when an import commits).
+async fn devset_plan_categories_match_the_profile_rules(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("cats", 1, 600).await.id;
+    let metas = [
+        json!({"tier": "gold", "len": 1}),
+        json!({"tier": 1, "len": 10}),
+        json!({"tier": "1", "len": "10"}),
+        json!({"tier": true, "len": 25.5}),
+        json!({"tier": null, "len": "n/a"}),
+        json!({"len": 100}),
+        json!({"tier": "gold"}),
+        json!({"tier": "gold", "len": 7}),
+    ];
+    let items: String = metas
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({"id": format!("c{i}"), "text": format!("t{i}"), "meta": m}).to_string() + "\n")
+        .collect();
+    assert_eq!(admin.import(pid, "jsonl", items).await.imported, 8);
+    // Production lengths 0..=40: quartiles 10, 20, 30.
+    let production: String = (0..=40).map(|i| json!({"tier": "gold", "len": i}).to_string() + "\n").collect();
+    let profile: Value = upload_profile(&admin, pid, "p", "", &production).await.created();
+    assert_eq!(profile["attributes"], json!([{"name": "len", "kind": "numeric", "edges": [10.0, 20.0, 30.0]}, {"name": "tier", "kind": "categorical"}]));
+    let draft = json!({"name": "d", "profile_id": profile["id"], "attributes": ["len", "tier"], "size": 1});
+    let created: Value = admin.post_created(&format!("/api/projects/{pid}/devsets"), &draft).await;
+    let plan_path = format!("/api/projects/{pid}/devsets/{}/plan", created["id"]);
+    let available = |plan: &Value| -> Vec<(String, u64)> {
+        plan["strata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["available"].as_u64().unwrap() > 0)
+            .map(|s| (s["key"].as_str().unwrap().to_string(), s["available"].as_u64().unwrap()))
+            .collect()
+    };
+    let plan: Value = admin.get(&plan_path).await;
+    assert_eq!(
+        available(&plan),
+        [
+            ("len=(missing)|tier=gold", 1),
+            ("len=10 – 20|tier=1", 2),
+            ("len=20 – 30|tier=true", 1),
+            ("len=< 10|tier=gold", 2),
+            ("len=n/a|tier=(missing)", 1),
+            ("len=≥ 30|tier=(missing)", 1),
+        ]
+        .map(|(k, n)| (k.to_string(), n))
+    );
+    assert_eq!((plan["pool_items"].as_u64(), plan["eligible_items"].as_u64()), (Some(8), Some(8)));
+    // Another import: the next plan sees it.
+    admin.import(pid, "jsonl", json!({"id": "c8", "text": "t8", "meta": {"tier": "gold", "len": 30}}).to_string() + "\n").await;
+    let plan: Value = admin.get(&plan_path).await;
+    assert_eq!(plan["pool_items"], 9);
+    assert!(available(&plan).contains(&("len=≥ 30|tier=gold".to_string(), 1)), "{plan:#}");
 }

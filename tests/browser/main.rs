@@ -682,6 +682,38 @@ async fn lead_builds_a_production_matched_dev_set() {
     let devsets: Vec<Value> = admin.get(&format!("/api/projects/{pid}/devsets")).await;
     assert_eq!(devsets.len(), 1);
     assert!(devsets[0]["members"].as_i64().unwrap() > 0, "{devsets:?}");
+
+    // The drift check: production moved a little towards eu and web; against the newer profile
+    // (the select's first, newest), the report proposes a top-up plan for a joint TVD of 0.03
+    // (0.02 is out of reach with this small pool: the page says so in red).
+    let december: String = (0..4000)
+        .map(|i| {
+            let region = if i % 20 < 8 { "us" } else if i % 20 < 15 { "eu" } else { "apac" };
+            let device = if (i / 20) % 20 < 11 { "mobile" } else { "web" };
+            json!({"region": region, "device": device}).to_string() + "\n"
+        })
+        .collect();
+    admin
+        .raw(
+            reqwest::Method::POST,
+            &format!("/api/projects/{pid}/profiles?name=december&date=2026-12-01"),
+            Some((december.into_bytes(), "application/octet-stream")),
+        )
+        .await
+        .assert_status(201);
+    c.execute("document.activeElement && document.activeElement.blur();", vec![]).await.unwrap();
+    press(&c, 'r').await;
+    wait_text(&c, "#drift-profile", "the newer profile in the drift check", |t| t.contains("december")).await;
+    press(&c, 'c').await;
+    let tvd = c.find(Locator::Css("#drift-tvd")).await.unwrap();
+    tvd.clear().await.unwrap();
+    tvd.send_keys("0.03").await.unwrap();
+    c.find(Locator::Css("#drift-btn")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "#report-profile", "the report against december", |t| t.contains("december (2026-12-01)")).await;
+    let top_up = wait_text(&c, ".ok-text, .error-text", "the top-up plan", |t| t.contains("new labels")).await;
+    assert!(top_up.starts_with("Top-up: ") && top_up.contains("keeping every member"), "{top_up}");
+    wait_text(&c, "#topup-table", "the top-up table", |t| t.contains("Add")).await;
+    section_screenshot(&c, "report-h", "devset-drift.png").await;
     c.close().await.unwrap();
 }
 

@@ -7,14 +7,18 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use app::api_types::{
+    Devset, DevsetProgress as Progress, DevsetSample as SampleResult, NewDevset as NewDevsetBody, ProfileDetail, ProfileSummary,
+    StratumProgress,
+};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{JsonBody, PathParam, QueryParams};
 use crate::auth::{managed_project, CurrentUser};
-use crate::devsets::plan::{build_plan, validate_draft, Draft, Plan, PlanError, Planned};
+use crate::devsets::plan::{build_plan, validate_draft, Draft, Plan, PlanError, Planned, PoolView};
 use crate::devsets::profile::{self, FileFormat, ParsedProfile, ProfileAttribute, ProfileRefusal, UploadKind};
-use crate::devsets::{report, sample_members, Report};
+use crate::devsets::{load_pool, report, sample_members, LoadedPool, Report};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::devsets::{self as store, DevsetRow, DevsetStoreError, NewDevset, NewProfile, ProfileRow};
@@ -40,25 +44,6 @@ impl From<PlanError> for AppError {
 
 // ------------------------------------------------------------------ profiles
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct ProfileSummary {
-    pub id: i64,
-    pub name: String,
-    pub date: String,
-    pub records: f64,
-    pub attributes: Vec<ProfileAttribute>,
-    pub combinations: usize,
-    pub created_at: i64,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct ProfileDetail {
-    #[serde(flatten)]
-    pub summary: ProfileSummary,
-    /// [[values in attribute order], count]
-    pub cells: Vec<(Vec<String>, f64)>,
-}
-
 fn decode_profile(row: &ProfileRow) -> AppResult<(Vec<ProfileAttribute>, Vec<(Vec<String>, f64)>)> {
     let attributes = serde_json::from_str(&row.attributes).map_err(anyhow::Error::from)?;
     let cells = serde_json::from_str(&row.cells).map_err(anyhow::Error::from)?;
@@ -73,7 +58,7 @@ fn profile_summary(row: &ProfileRow) -> AppResult<ProfileSummary> {
         date: row.profile_date.clone(),
         records: row.records,
         attributes,
-        combinations: cells.len(),
+        combinations: cells.len() as u64,
         created_at: row.created_at,
     })
 }
@@ -104,7 +89,7 @@ pub async fn upload_profile(
     caller: CurrentUser,
     PathParam(pid): PathParam<i64>,
     QueryParams(q): QueryParams<ProfileQuery>,
-    _headers: HeaderMap,
+    headers: HeaderMap,
     body: Body,
 ) -> AppResult<(StatusCode, Json<ProfileSummary>)> {
     managed_project(&state.db, &caller, pid).await?;
@@ -115,7 +100,10 @@ pub async fn upload_profile(
     if !valid_date(&q.date) {
         return Err(AppError::bad_request(format!("date {:?} is not a date like 2026-12-01", q.date)));
     }
-    let known = store::pool_attributes(&state.db, pid).await?;
+    // A declared size that cannot fit on the disk above the reserve is refused (507) before a
+    // byte is spooled, as an item import is; a chunked body is checked while it spools.
+    crate::import::spool::check_fits(&state.spool, super::import::content_length(&headers))?;
+    let known = pool_of(&state, pid).await?.index.attribute_names();
     let spooled = super::import::spool_body(&state, body).await?;
     let (kind, format) = (q.kind.unwrap_or(UploadKind::Records), q.format.unwrap_or(FileFormat::Jsonl));
     // Parsing a million lines is CPU work: off the async workers.
@@ -177,35 +165,6 @@ pub async fn get_profile(
 
 // ------------------------------------------------------------------ dev sets
 
-/// A draft: its name, profile and campaign settings, and the `Draft` fields beside them.
-#[derive(Deserialize, Debug)]
-pub struct NewDevsetBody {
-    pub name: String,
-    pub profile_id: i64,
-    /// Sampling seed (default 0).
-    #[serde(default)]
-    pub seed: u32,
-    /// Labels per dev item in the campaign (default 3).
-    #[serde(default)]
-    pub overlap: Option<i64>,
-    #[serde(flatten)]
-    pub draft: Draft,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct Devset {
-    pub id: i64,
-    pub name: String,
-    pub profile_id: i64,
-    pub seed: i64,
-    pub overlap: i64,
-    pub priority: i64,
-    pub draft: Draft,
-    pub sampled_at: Option<i64>,
-    pub members: i64,
-    pub created_at: i64,
-}
-
 fn devset_view(row: &DevsetRow, members: i64) -> AppResult<Devset> {
     Ok(Devset {
         id: row.id,
@@ -221,17 +180,35 @@ fn devset_view(row: &DevsetRow, members: i64) -> AppResult<Devset> {
     })
 }
 
+/// The project's pool (its cached index and today's dev-set members).
+async fn pool_of(state: &AppState, pid: i64) -> AppResult<LoadedPool> {
+    load_pool(&state.db, &state.devset_pools, pid)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no project {pid}")))
+}
+
 /// The plan of `draft` against its profile and today's pool.
 async fn plan_for(state: &AppState, pid: i64, profile_id: i64, draft: &Draft, this: Option<i64>) -> AppResult<Planned> {
     let profile = find_profile(state, pid, profile_id).await?;
     let (attributes, cells) = decode_profile(&profile)?;
-    let known = store::pool_attributes(&state.db, pid).await?;
-    validate_draft(draft, &attributes, &known)?;
-    let pool = store::pool_rows(&state.db, pid).await?;
+    let pool = pool_of(state, pid).await?;
+    validate_draft(draft, &attributes, &pool.index.attribute_names())?;
+    let must_external = if draft.must_include.external_ids.is_empty() {
+        Vec::new()
+    } else {
+        store::items_by_external_id(&state.db, pid, pool.max_item_id, &draft.must_include.external_ids)
+            .await?
+            .into_iter()
+            .filter_map(|(e, id)| pool.index.ids.binary_search(&id).ok().map(|p| (e, p)))
+            .collect()
+    };
     let draft = draft.clone();
-    let planned = tokio::task::spawn_blocking(move || build_plan(&draft, &attributes, &cells, &pool, this))
-        .await
-        .map_err(anyhow::Error::from)??;
+    let planned = tokio::task::spawn_blocking(move || {
+        let view = PoolView { index: &pool.index, members: &pool.members, must_external: &must_external };
+        build_plan(&draft, &attributes, &cells, &view, this)
+    })
+    .await
+    .map_err(anyhow::Error::from)??;
     Ok(planned)
 }
 
@@ -309,15 +286,6 @@ pub async fn get_plan(
     Ok(Json(plan_for(&state, pid, row.profile_id, &draft_of(&row)?, Some(id)).await?.plan))
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-pub struct SampleResult {
-    pub seed: i64,
-    pub members: u64,
-    /// Member item ids, in item order.
-    pub items: Vec<i64>,
-    pub per_stratum: BTreeMap<String, u64>,
-}
-
 pub async fn sample(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -343,24 +311,6 @@ pub async fn sample(
     Ok((StatusCode::CREATED, Json(SampleResult { seed: row.seed, members: items.len() as u64, items, per_stratum })))
 }
 
-#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq)]
-pub struct StratumProgress {
-    pub stratum: String,
-    pub members: u64,
-    /// At least one label.
-    pub labeled: u64,
-    /// All the labels the campaign asks for.
-    pub complete: u64,
-    /// Complete, and every label the same.
-    pub agreed: u64,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct Progress {
-    pub total: StratumProgress,
-    pub strata: Vec<StratumProgress>,
-}
-
 pub async fn progress(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -371,13 +321,15 @@ pub async fn progress(
     let rows = store::member_progress(&state.db, id).await?;
     let mut strata: BTreeMap<String, StratumProgress> = BTreeMap::new();
     let mut total = StratumProgress { stratum: "all".into(), ..Default::default() };
-    for (stratum, labels, needed, distinct) in rows {
-        let s = strata.entry(stratum.clone()).or_insert_with(|| StratumProgress { stratum, ..Default::default() });
+    for m in rows {
+        let complete = m.labels >= m.needed;
+        let s = strata.entry(m.stratum.clone()).or_insert_with(|| StratumProgress { stratum: m.stratum, ..Default::default() });
         for p in [&mut *s, &mut total] {
             p.members += 1;
-            p.labeled += (labels > 0) as u64;
-            p.complete += (labels >= needed) as u64;
-            p.agreed += (labels >= needed && distinct == 1) as u64;
+            p.labeled += (m.labels > 0) as u64;
+            p.complete += complete as u64;
+            p.agreed += (complete && m.label_sets == 1) as u64;
+            p.reviewed += m.reviewed as u64;
         }
     }
     Ok(Json(Progress { total, strata: strata.into_values().collect() }))
@@ -408,23 +360,14 @@ pub async fn get_report(
             return Err(AppError::bad_request("max_tvd must be between 0 and 1"));
         }
     }
-    let members = store::member_metas(&state.db, id).await?;
-    let rows = store::pool_rows(&state.db, pid).await?;
-    // Items a top-up may add: in no dev set, and not excluded by the draft.
-    let eligible: Vec<_> = rows
-        .iter()
-        .filter(|r| r.devset.is_none())
-        .filter(|r| !r.license.as_ref().is_some_and(|l| draft.exclude.licenses.contains(l)))
-        .filter(|r| !r.source.as_ref().is_some_and(|s| draft.exclude.sources.contains(s)))
-        .map(|r| r.meta.clone())
-        .collect();
-    let pool: Vec<_> = rows.into_iter().map(|r| r.meta).collect();
+    let pool = pool_of(&state, pid).await?;
     let max_tvd = q.max_tvd;
     let report = tokio::task::spawn_blocking(move || {
-        report(profile_id, &draft, &attributes, &cells, &members, &pool, max_tvd.map(|t| (t, eligible.as_slice())))
+        let view = PoolView { index: &pool.index, members: &pool.members, must_external: &[] };
+        report(profile_id, id, &draft, &attributes, &cells, &view, max_tvd)
     })
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(|m| unprocessable(m, Value::Null))?;
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(|m| unprocessable(m, Value::Null))?;
     Ok(Json(report))
 }

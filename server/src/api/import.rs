@@ -63,7 +63,7 @@ pub async fn import_file(
     Ok(Json(import::import_file(&ctx, job, spooled, format).await?))
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 

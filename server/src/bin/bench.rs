@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 
 #[path = "bench/agreement.rs"]
 mod agreement;
+#[path = "bench/devset.rs"]
+mod devset;
 
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
@@ -81,6 +83,16 @@ struct Args {
     /// project of --items items × 3 labels (see bench/agreement.rs).
     #[arg(long)]
     agreement: bool,
+    /// Also measure production-profile uploads and dev-set plans (issue 8) on a project of its
+    /// own (see bench/devset.rs).
+    #[arg(long)]
+    devset: bool,
+    /// With --devset: the pool's size.
+    #[arg(long, default_value_t = 1_000_000)]
+    devset_pool: u64,
+    /// With --devset: the rows of the production sample uploaded.
+    #[arg(long, default_value_t = 1_000_000)]
+    devset_rows: u64,
 }
 
 fn main() {
@@ -622,7 +634,7 @@ async fn run(args: Args) -> Result<()> {
     let stop_sampler = Arc::new(AtomicBool::new(false));
     let sampler = spawn_rss_sampler(server_pid, rss_max.clone(), stop_sampler.clone());
 
-    let result = bench(&args, &base, &admin_password, &tmp, &rss_max, &say).await;
+    let result = bench(&args, &base, &admin_password, &tmp, &rss_max, server_pid, &say).await;
 
     // Memory, while the server still runs.
     let hwm_kib = proc_status_kib(server_pid, "VmHWM");
@@ -686,6 +698,7 @@ async fn bench(
     admin_password: &str,
     tmp: &tempfile::TempDir,
     rss_max: &AtomicU64,
+    server_pid: u32,
     say: &dyn Fn(&str),
 ) -> Result<Figures> {
     let client = Client::new();
@@ -815,6 +828,13 @@ async fn bench(
         None
     };
 
+    // 5d. Production profiles and dev-set plans (issue 8).
+    let devset = if args.devset {
+        Some(devset::scenario(&client, base, &admin, server_pid, args.devset_pool, args.devset_rows, tmp, say).await?)
+    } else {
+        None
+    };
+
     // 6. Export.
     say("[6/7] exporting (jsonl, csv)");
     let ej = time_export(&client, base, pid, &admin, "jsonl").await.context("step 6 (export jsonl)")?;
@@ -888,6 +908,9 @@ async fn bench(
     if let Some(a) = &agreement {
         s.push_str(&a.summary());
     }
+    if let Some(d) = &devset {
+        s.push_str(&d.summary());
+    }
     s.push_str("\nExport\n");
     for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
         s.push_str(&format!(
@@ -904,6 +927,7 @@ async fn bench(
 
     let json = json!({
         "agreement": agreement.as_ref().map(|a| a.to_json()),
+        "devset": devset.as_ref().map(|d| d.to_json()),
         "items": n,
         "labelers": args.labelers,
         "overlap": args.overlap,

@@ -167,6 +167,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         import_gate,
         shutdown: shutdown.clone(),
         metrics: crate::metrics::Metrics::new(args.metrics_token.clone()),
+        devset_pools: Default::default(),
     };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
     let jobs = crate::jobs::spawn(

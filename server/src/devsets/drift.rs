@@ -16,29 +16,10 @@
 //! TVD is returned, marked as not reaching it.
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+pub use app::api_types::{TopUp, TopUpStratum};
 
 /// The most new labels a top-up plan considers.
 pub const MAX_STEPS: u64 = 20_000;
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct TopUpStratum {
-    pub values: Vec<String>,
-    pub production_share: f64,
-    pub members: u64,
-    pub add: u64,
-    pub available: u64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct TopUp {
-    pub target_tvd: f64,
-    pub tvd_now: f64,
-    pub tvd_after: f64,
-    pub reached: bool,
-    pub new_labels: u64,
-    pub strata: Vec<TopUpStratum>,
-}
 
 /// `cells`: per stratum (members now, production count, items available to add).
 pub fn top_up(cells: &BTreeMap<Vec<String>, (u64, f64, u64)>, target_tvd: f64) -> TopUp {

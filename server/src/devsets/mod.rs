@@ -8,18 +8,54 @@
 //! `devset_members.item_id`, and the plan excludes other dev sets' items); a sample is a pure
 //! function of the plan, the eligible items and the seed (`stats::sampling`).
 pub mod drift;
+pub mod index;
 pub mod plan;
 pub mod profile;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
-
+pub use app::api_types::{AttributeReport, DevsetReport as Report, DistributionBar as Bar, SliceHalfWidth};
 use crate::stats::distance::{distribution_distance, slice_distances};
+use crate::store::devsets as store;
+use crate::store::Db;
 use crate::stats::sampling::{sample_stratified, PoolItem};
-use plan::{attribute_distance, half_width, item_values, production_cells, AttributeDistance, Draft, Planned};
+use index::{IndexBuilder, PoolCache, PoolIndex, PoolItemRow, NONE};
+use plan::{attribute_distance, half_width, production_cells, Draft, Planned, PoolView};
 use profile::ProfileAttribute;
+
+/// A project's pool for a plan or a report: its (cached) index and today's dev-set members.
+pub struct LoadedPool {
+    pub index: Arc<PoolIndex>,
+    /// The project's `visible_max_item_id` the index is for.
+    pub max_item_id: i64,
+    pub members: Vec<(usize, i64)>,
+}
+
+/// Loads the pool of a project (None when there is no such project). The index is built on
+/// the first call after an import (one pass over the items, on a blocking thread) and reused
+/// until the next import commits (see `index`).
+pub async fn load_pool(db: &Db, cache: &PoolCache, project_id: i64) -> sqlx::Result<Option<LoadedPool>> {
+    let Some(version) = store::pool_version(db, project_id).await? else { return Ok(None) };
+    let index = cache
+        .get(project_id, version, || async {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<PoolItemRow>>(4);
+            let builder = tokio::task::spawn_blocking(move || {
+                let mut b = IndexBuilder::default();
+                while let Some(chunk) = rx.blocking_recv() {
+                    for row in chunk {
+                        b.push(row);
+                    }
+                }
+                b.finish()
+            });
+            store::stream_pool(db, project_id, version.0, tx).await?;
+            builder.await.map_err(|e| sqlx::Error::Protocol(format!("building the pool index: {e}")))
+        })
+        .await?;
+    let members = index::member_positions(&index, &store::project_members(db, project_id).await?);
+    Ok(Some(LoadedPool { index, max_item_id: version.0, members }))
+}
 
 /// The members a plan's sample picks: (item id, stratum key), reproducible from the seed.
 pub fn sample_members(planned: &Planned, seed: u64) -> Vec<(i64, String)> {
@@ -38,54 +74,6 @@ pub fn sample_members(planned: &Planned, seed: u64) -> Vec<(i64, String)> {
     sample.items.iter().map(|&i| (planned.eligible[i].id, pool[i].stratum.clone())).collect()
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Bar {
-    pub value: String,
-    pub production: f64,
-    pub dev: f64,
-    pub pool: f64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct AttributeReport {
-    pub attribute: String,
-    /// Shares (each column sums to 1 when it has any items).
-    pub bars: Vec<Bar>,
-    pub dev_vs_production: Option<AttributeDistance>,
-    pub pool_vs_production: Option<AttributeDistance>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SliceHalfWidth {
-    pub value: String,
-    pub n: u64,
-    pub half_width: Option<f64>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Report {
-    pub profile_id: i64,
-    pub members: u64,
-    pub pool_items: u64,
-    pub attributes: Vec<AttributeReport>,
-    pub joint_dev_vs_production: Option<AttributeDistance>,
-    pub joint_pool_vs_production: Option<AttributeDistance>,
-    /// The accuracy the half-widths are computed at: the draft's expected accuracy, or 0.5
-    /// (the widest interval) when the draft gave a size.
-    pub accuracy: f64,
-    pub accuracy_source: String,
-    pub confidence: f64,
-    pub half_width: Option<f64>,
-    pub key_attribute: String,
-    pub key_slices: Vec<SliceHalfWidth>,
-    /// Why a distance is missing, when one is.
-    pub reasons: Vec<String>,
-    /// With a target TVD (the drift check): the fewest new labels that bring the dev set,
-    /// keeping its members, back under it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_up: Option<drift::TopUp>,
-}
-
 fn shares(counts: &BTreeMap<String, f64>, value: &str) -> f64 {
     let total: f64 = counts.values().sum();
     if total > 0.0 {
@@ -95,16 +83,16 @@ fn shares(counts: &BTreeMap<String, f64>, value: &str) -> f64 {
     }
 }
 
-/// The distribution report of a dev set's members (their meta) against a profile, with the pool
-/// beside it. `pool` is every item's meta (members included).
+/// The distribution report of dev set `devset_id` (its members are in `pool.members`) against
+/// a profile, with the whole pool beside it.
 pub fn report(
     profile_id: i64,
+    devset_id: i64,
     draft: &Draft,
     profile_attrs: &[ProfileAttribute],
     profile_cells: &[(Vec<String>, f64)],
-    members: &[Map<String, Value>],
-    pool: &[Map<String, Value>],
-    top_up: Option<(f64, &[Map<String, Value>])>,
+    pool: &PoolView<'_>,
+    top_up: Option<f64>,
 ) -> Result<Report, String> {
     let mut reasons = Vec::new();
     let cols: Vec<usize> = draft
@@ -119,15 +107,15 @@ pub fn report(
         .collect::<Result<_, _>>()?;
     let attrs: Vec<&ProfileAttribute> = cols.iter().map(|&c| &profile_attrs[c]).collect();
     let production = production_cells(&cols, profile_cells);
-    let tally = |metas: &[Map<String, Value>]| {
-        let mut cells: BTreeMap<Vec<String>, f64> = BTreeMap::new();
-        for m in metas {
-            *cells.entry(item_values(&attrs, m)).or_insert(0.0) += 1.0;
-        }
-        cells
-    };
-    let dev = tally(members);
-    let pool_cells = tally(pool);
+    let index = pool.index;
+    let mut devset_of: Vec<Option<i64>> = vec![None; index.len()];
+    for &(pos, d) in pool.members {
+        devset_of[pos] = Some(d);
+    }
+    let as_f64 = |t: BTreeMap<Vec<String>, u64>| -> BTreeMap<Vec<String>, f64> { t.into_iter().map(|(k, n)| (k, n as f64)).collect() };
+    let dev = as_f64(index.tally(&attrs, |pos| devset_of[pos] == Some(devset_id)).map_err(|e| e.0)?);
+    let pool_cells = as_f64(index.tally(&attrs, |_| true).map_err(|e| e.0)?);
+    let members: u64 = dev.values().sum::<f64>() as u64;
     let mut attributes = Vec::new();
     for (a, name) in draft.attributes.iter().enumerate() {
         let marginal = |cells: &BTreeMap<Vec<String>, f64>| {
@@ -185,32 +173,45 @@ pub fn report(
         .into_iter()
         .map(|(value, n)| SliceHalfWidth { value, n, half_width: half_width(accuracy, n, confidence) })
         .collect();
-    // The drift check: members, production and the items still free to add, per stratum.
-    let top_up = top_up.map(|(target, eligible)| {
-        let mut cells: BTreeMap<Vec<String>, (u64, f64, u64)> = BTreeMap::new();
-        for (v, c) in &production {
-            cells.entry(v.clone()).or_default().1 += c;
+    // The drift check: members, production and the items still free to add (in no dev set,
+    // not excluded by the draft), per stratum.
+    let top_up = match top_up {
+        None => None,
+        Some(target) => {
+            let bad_license = PoolIndex::flags(&index.licenses, &draft.exclude.licenses);
+            let bad_source = PoolIndex::flags(&index.sources, &draft.exclude.sources);
+            let free = index
+                .tally(&attrs, |pos| {
+                    devset_of[pos].is_none()
+                        && !(index.license[pos] != NONE && bad_license[index.license[pos] as usize])
+                        && !(index.source[pos] != NONE && bad_source[index.source[pos] as usize])
+                })
+                .map_err(|e| e.0)?;
+            let mut cells: BTreeMap<Vec<String>, (u64, f64, u64)> = BTreeMap::new();
+            for (v, c) in &production {
+                cells.entry(v.clone()).or_default().1 += c;
+            }
+            for (v, c) in &dev {
+                cells.entry(v.clone()).or_default().0 += *c as u64;
+            }
+            for (v, n) in free {
+                cells.entry(v).or_default().2 += n;
+            }
+            Some(drift::top_up(&cells, target))
         }
-        for (v, c) in &dev {
-            cells.entry(v.clone()).or_default().0 += *c as u64;
-        }
-        for m in eligible {
-            cells.entry(item_values(&attrs, m)).or_default().2 += 1;
-        }
-        drift::top_up(&cells, target)
-    });
+    };
     Ok(Report {
         top_up,
         profile_id,
-        members: members.len() as u64,
-        pool_items: pool.len() as u64,
+        members,
+        pool_items: index.len() as u64,
         attributes,
         joint_dev_vs_production,
         joint_pool_vs_production,
         accuracy,
         accuracy_source,
         confidence,
-        half_width: half_width(accuracy, members.len() as u64, confidence),
+        half_width: half_width(accuracy, members, confidence),
         key_attribute: key,
         key_slices,
         reasons,

@@ -16,81 +16,24 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+pub use app::api_types::{
+    AttributeDistance, DevsetDraft as Draft, DevsetPlan as Plan, Exclusions, KeyValueNeed, MustInclude, PlanExclusions as Excluded,
+    PlanStratum, SizeCalculator, SizeDriver,
+};
 
+use super::index::{Categories, PoolIndex, NONE};
 use super::profile::ProfileAttribute;
 use crate::stats::allocation::{allocate_strata, AllocationRequest, Stratum};
 use crate::stats::distance::{slice_distances, Distance};
 use crate::stats::proportion::{wilson_interval, wilson_sample_size};
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SizeCalculator {
-    pub expected_accuracy: f64,
-    /// Wanted Wilson half-width of the overall accuracy (0.03 = ±3 points).
-    pub half_width: f64,
-    #[serde(default = "default_confidence")]
-    pub confidence: f64,
-    /// Optional: the half-width wanted for every value of `key_attribute` too.
-    #[serde(default)]
-    pub key_attribute: Option<String>,
-    #[serde(default)]
-    pub key_half_width: Option<f64>,
-}
-
-fn default_confidence() -> f64 {
-    0.95
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MustInclude {
-    /// Items whose `weight` is at least this.
-    #[serde(default)]
-    pub weight_at_least: Option<f64>,
-    #[serde(default)]
-    pub external_ids: Vec<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Exclusions {
-    #[serde(default)]
-    pub licenses: Vec<String>,
-    #[serde(default)]
-    pub sources: Vec<String>,
-}
-
-/// A draft as posted. Items already in another dev set are always excluded (an item is in at
-/// most one dev set).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Draft {
-    pub attributes: Vec<String>,
-    #[serde(default)]
-    pub size: Option<u64>,
-    #[serde(default)]
-    pub calculator: Option<SizeCalculator>,
-    #[serde(default)]
-    pub min_per_stratum: u64,
-    #[serde(default)]
-    pub must_include: MustInclude,
-    #[serde(default)]
-    pub exclude: Exclusions,
-}
-
-/// One pool item as the plan needs it.
-#[derive(Clone, Debug)]
-pub struct PoolRow {
-    pub id: i64,
-    pub external_id: Option<String>,
-    pub meta: Map<String, Value>,
-    pub weight: f64,
-    pub source: Option<String>,
-    pub license: Option<String>,
-    /// The dev set it belongs to, if any.
-    pub devset: Option<i64>,
+/// The pool as a plan reads it: the project's index, and what changes without an import.
+pub struct PoolView<'a> {
+    pub index: &'a PoolIndex,
+    /// Every dev-set member in the pool: (position in the index, dev set), ascending.
+    pub members: &'a [(usize, i64)],
+    /// The draft's must-include external ids that name an item of the pool: (id, position).
+    pub must_external: &'a [(String, usize)],
 }
 
 /// An item the plan may sample, with its stratum.
@@ -99,74 +42,6 @@ pub struct Eligible {
     pub id: i64,
     pub stratum: usize,
     pub must_include: bool,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SizeDriver {
-    /// "size" (given), "overall" or "key_attribute".
-    pub requirement: String,
-    pub message: String,
-    pub overall: Option<u64>,
-    pub per_value: Vec<KeyValueNeed>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct KeyValueNeed {
-    pub value: String,
-    pub production_share: f64,
-    /// Items of this value the half-width needs.
-    pub needed: u64,
-    /// Dev-set size at which a production-matched dev set holds that many.
-    pub total: u64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct PlanStratum {
-    pub key: String,
-    pub values: Vec<String>,
-    pub production: f64,
-    pub production_share: f64,
-    pub requested: u64,
-    pub available: u64,
-    pub must_include: u64,
-    pub allocated: u64,
-    pub shortfall: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct AttributeDistance {
-    pub attribute: String,
-    pub tvd: f64,
-    pub psi: f64,
-    pub kl: f64,
-    pub reading: String,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Excluded {
-    pub license: u64,
-    pub source: u64,
-    pub other_devset: u64,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Plan {
-    pub attributes: Vec<String>,
-    pub size: u64,
-    pub size_driver: SizeDriver,
-    pub min_per_stratum: u64,
-    pub pool_items: u64,
-    pub eligible_items: u64,
-    pub excluded: Excluded,
-    pub strata: Vec<PlanStratum>,
-    pub total: u64,
-    pub shortfall: u64,
-    /// Expected distance of the allocation from production, per attribute (marginals).
-    pub expected: Vec<AttributeDistance>,
-    pub expected_joint: AttributeDistance,
-    pub messages: Vec<String>,
 }
 
 /// The plan and, for sampling, the eligible items.
@@ -202,11 +77,6 @@ pub fn production_cells(cols: &[usize], cells: &[(Vec<String>, f64)]) -> BTreeMa
         *out.entry(key).or_insert(0.0) += count;
     }
     out
-}
-
-/// The category values of one pool item under the given profile attributes.
-pub fn item_values(attrs: &[&ProfileAttribute], meta: &Map<String, Value>) -> Vec<String> {
-    attrs.iter().map(|a| a.category(meta.get(&a.name))).collect()
 }
 
 /// Why a draft cannot be planned (a 422 with this message).
@@ -318,7 +188,7 @@ pub fn build_plan(
     draft: &Draft,
     profile_attrs: &[ProfileAttribute],
     profile_cells: &[(Vec<String>, f64)],
-    pool: &[PoolRow],
+    pool: &PoolView<'_>,
     this_devset: Option<i64>,
 ) -> Result<Planned, PlanError> {
     let cols: Vec<usize> = draft
@@ -329,62 +199,93 @@ pub fn build_plan(
     let attrs: Vec<&ProfileAttribute> = cols.iter().map(|&c| &profile_attrs[c]).collect();
     let production = production_cells(&cols, profile_cells);
 
-    // Eligible pool, by stratum values.
-    let licenses: BTreeSet<&str> = draft.exclude.licenses.iter().map(String::as_str).collect();
-    let sources: BTreeSet<&str> = draft.exclude.sources.iter().map(String::as_str).collect();
-    let must_ids: BTreeSet<&str> = draft.must_include.external_ids.iter().map(String::as_str).collect();
+    // Eligible pool, by stratum: one pass over the index's arrays (see `index`).
+    let cats = Categories::new(pool.index, &attrs)?;
+    let bad_license = PoolIndex::flags(&pool.index.licenses, &draft.exclude.licenses);
+    let bad_source = PoolIndex::flags(&pool.index.sources, &draft.exclude.sources);
+    let mut must_positions: Vec<usize> = pool.must_external.iter().map(|(_, p)| *p).collect();
+    must_positions.sort_unstable();
+    let (mut members, mut musts) = (pool.members.iter().peekable(), must_positions.iter().peekable());
     let mut excluded = Excluded { license: 0, source: 0, other_devset: 0 };
     let mut strata_index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
     for values in production.keys() {
         let next = strata_index.len();
         strata_index.entry(values.clone()).or_insert(next);
     }
-    let mut pool_values: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut found_ids = BTreeSet::new();
-    for (i, row) in pool.iter().enumerate() {
-        if row.devset.is_some_and(|d| Some(d) != this_devset) {
+    // Pool strata by code first (a hash per item), named once per stratum afterwards.
+    let mut by_code: HashMap<u128, usize> = HashMap::new();
+    let mut codes: Vec<u128> = Vec::new();
+    let mut picked: Vec<(usize, usize, bool)> = Vec::new();
+    let mut eligible_at = vec![false; pool.index.len()];
+    let index = pool.index;
+    for pos in 0..index.len() {
+        let devset = match members.peek() {
+            Some(&&(p, d)) if p == pos => {
+                members.next();
+                Some(d)
+            }
+            _ => None,
+        };
+        let listed = match musts.peek() {
+            Some(&&p) if p == pos => {
+                while musts.peek().is_some_and(|&&p| p == pos) {
+                    musts.next();
+                }
+                true
+            }
+            _ => false,
+        };
+        if devset.is_some_and(|d| Some(d) != this_devset) {
             excluded.other_devset += 1;
             continue;
         }
-        if row.license.as_deref().is_some_and(|l| licenses.contains(l)) {
+        if index.license[pos] != NONE && bad_license[index.license[pos] as usize] {
             excluded.license += 1;
             continue;
         }
-        if row.source.as_deref().is_some_and(|s| sources.contains(s)) {
+        if index.source[pos] != NONE && bad_source[index.source[pos] as usize] {
             excluded.source += 1;
             continue;
         }
-        if let Some(e) = row.external_id.as_deref() {
-            if must_ids.contains(e) {
-                found_ids.insert(e);
-            }
-        }
-        let values = item_values(&attrs, &row.meta);
-        let next = strata_index.len();
-        strata_index.entry(values.clone()).or_insert(next);
-        pool_values.push((i, values));
+        eligible_at[pos] = true;
+        let code = cats.code(pos);
+        let next = codes.len();
+        let local = *by_code.entry(code).or_insert_with(|| {
+            codes.push(code);
+            next
+        });
+        let must_include = draft.must_include.weight_at_least.is_some_and(|w| index.weight[pos] >= w) || listed;
+        picked.push((pos, local, must_include));
     }
-    if let Some(missing) = must_ids.iter().find(|id| !found_ids.contains(*id)) {
+    if let Some(missing) = draft
+        .must_include
+        .external_ids
+        .iter()
+        .find(|id| !pool.must_external.iter().any(|(e, p)| e == *id && eligible_at[*p]))
+    {
         return Err(PlanError(format!(
             "the must-include external id {missing:?} is not an eligible item of the pool (unknown, excluded, or in another dev set)"
         )));
+    }
+    let local_values: Vec<Vec<String>> = codes.iter().map(|&c| cats.values(c)).collect();
+    for values in &local_values {
+        let next = strata_index.len();
+        strata_index.entry(values.clone()).or_insert(next);
     }
     // Strata in key order (the allocation's tie-break order), so the plan reads sorted.
     let mut ordered: Vec<(String, Vec<String>)> =
         strata_index.keys().map(|v| (stratum_key(&draft.attributes, v), v.clone())).collect();
     ordered.sort();
     let position: HashMap<&Vec<String>, usize> = ordered.iter().enumerate().map(|(i, (_, v))| (v, i)).collect();
+    let local_to_ordered: Vec<usize> = local_values.iter().map(|v| position[v]).collect();
     let mut available = vec![0u64; ordered.len()];
     let mut must = vec![0u64; ordered.len()];
-    let mut eligible = Vec::with_capacity(pool_values.len());
-    for (i, values) in &pool_values {
-        let s = position[values];
-        let row = &pool[*i];
-        let must_include = draft.must_include.weight_at_least.is_some_and(|w| row.weight >= w)
-            || row.external_id.as_deref().is_some_and(|e| must_ids.contains(e));
+    let mut eligible = Vec::with_capacity(picked.len());
+    for (pos, local, must_include) in picked {
+        let s = local_to_ordered[local];
         available[s] += 1;
         must[s] += must_include as u64;
-        eligible.push(Eligible { id: row.id, stratum: s, must_include });
+        eligible.push(Eligible { id: index.ids[pos], stratum: s, must_include });
     }
     let eligible_items = eligible.len() as u64;
 
@@ -401,7 +302,7 @@ pub fn build_plan(
         return Err(PlanError(format!(
             "a dev set of {size} items is larger than the eligible pool ({eligible_items} items of {} after exclusions); \
              import more items or lower the size",
-            pool.len()
+            pool.index.len()
         )));
     }
 
@@ -469,7 +370,7 @@ pub fn build_plan(
             size,
             size_driver,
             min_per_stratum: draft.min_per_stratum,
-            pool_items: pool.len() as u64,
+            pool_items: pool.index.len() as u64,
             eligible_items,
             excluded,
             strata,

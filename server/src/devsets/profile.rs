@@ -34,6 +34,9 @@ use crate::stats::rng::{quantile_sorted, SeededRng};
 pub const RESERVOIR: usize = 100_000;
 /// Bad lines listed in a refusal (all are counted).
 pub const MAX_LISTED: usize = 100;
+/// The columns of a full item that are not `meta` attributes (the item import's own fields,
+/// `import::record`).
+pub const ITEM_FIELDS: &[&str] = &["id", "text", "image", "weight", "source", "license", "gold"];
 /// The value of an attribute a record does not have.
 pub const MISSING: &str = "(missing)";
 
@@ -51,19 +54,16 @@ pub enum FileFormat {
     Csv,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-pub struct ProfileAttribute {
-    pub name: String,
-    /// "categorical" or "numeric".
-    pub kind: String,
-    /// Numeric: the bucket edges (production quartiles, distinct, ascending).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub edges: Vec<f64>,
+pub use app::api_types::ProfileAttribute;
+
+/// How a raw `meta` value falls into a profile attribute's categories.
+pub trait Categorize {
+    /// The category of a raw meta value under this attribute (a bucket for numeric ones).
+    fn category(&self, value: Option<&Value>) -> String;
 }
 
-impl ProfileAttribute {
-    /// The category of a raw meta value under this attribute (a bucket for numeric ones).
-    pub fn category(&self, value: Option<&Value>) -> String {
+impl Categorize for ProfileAttribute {
+    fn category(&self, value: Option<&Value>) -> String {
         match value {
             None | Some(Value::Null) => MISSING.to_string(),
             Some(Value::Number(n)) if self.kind == "numeric" => bucket_label(&self.edges, n.as_f64().unwrap_or(0.0)),
@@ -147,13 +147,14 @@ fn for_each_record(
                 }
                 match serde_json::from_str::<Value>(&line) {
                     Ok(Value::Object(mut map)) => {
-                        // A full item: its attributes are its meta.
+                        // A full item: its attributes are its meta (none without one).
                         let attrs: Map<String, Value> = match map.remove("meta") {
                             Some(Value::Object(meta)) => meta,
                             Some(_) => {
                                 errors.add(line_no, "meta", "meta must be an object of attributes".into());
                                 continue;
                             }
+                            None if map.contains_key("text") || map.contains_key("image") => Map::new(),
                             None => map,
                         };
                         each(line_no, attrs.into_iter().collect(), errors);
@@ -172,6 +173,9 @@ fn for_each_record(
                     return Ok(());
                 }
             };
+            // Full items (a `text` or `image` column): every column but the item format's own is
+            // a meta attribute, as the item import reads it.
+            let full_items = header.iter().any(|h| h == "text" || h == "image");
             for row in csv.records() {
                 match row {
                     Ok(row) => {
@@ -179,7 +183,7 @@ fn for_each_record(
                         let record = header
                             .iter()
                             .zip(row.iter())
-                            .filter(|(_, v)| !v.is_empty())
+                            .filter(|(k, v)| !v.is_empty() && !(full_items && ITEM_FIELDS.contains(&k.as_str())))
                             .map(|(k, v)| {
                                 // A cell that reads as a number is one (numeric attributes).
                                 let t = v.trim();
@@ -406,6 +410,13 @@ mod tests {
     fn full_items_and_csv() {
         let items = "{\"text\": \"a\", \"meta\": {\"region\": \"eu\"}}\n{\"text\": \"b\", \"meta\": {\"region\": \"us\"}}\n";
         let p = parse_records(|| Ok(Cursor::new(items)), FileFormat::Jsonl, &known(&["region"])).unwrap().unwrap();
+        assert_eq!(p.cells, vec![(vec!["eu".into()], 1.0), (vec!["us".into()], 1.0)]);
+        // Full items without meta, and full items as CSV: their item fields are not attributes.
+        let items = "{\"text\": \"a\"}\n";
+        let p = parse_records(|| Ok(Cursor::new(items)), FileFormat::Jsonl, &known(&["region"])).unwrap().unwrap();
+        assert_eq!((p.attributes.len(), p.cells.clone()), (0, vec![(vec![], 1.0)]));
+        let csv = "id,text,weight,source,license,gold,region\nx1,hello,2,web,cc,pos,eu\nx2,bye,,,,,us\n";
+        let p = parse_records(|| Ok(Cursor::new(csv)), FileFormat::Csv, &known(&["region"])).unwrap().unwrap();
         assert_eq!(p.cells, vec![(vec!["eu".into()], 1.0), (vec!["us".into()], 1.0)]);
         let csv = "region,device\neu,tablet\nus,\n";
         let p = parse_records(|| Ok(Cursor::new(csv)), FileFormat::Csv, &known(&["region", "device"])).unwrap().unwrap();

@@ -11,14 +11,11 @@
 //!
 //! Items of an import that has not committed (id above `projects.visible_max_item_id`) are
 //! not in the pool.
-use std::collections::BTreeSet;
-
 use futures::TryStreamExt;
-use serde_json::{Map, Value};
 use sqlx::FromRow;
 
 use super::{now_ms, BeginWrite, Db};
-use crate::devsets::plan::PoolRow;
+use crate::devsets::index::PoolItemRow;
 use crate::{on_read, on_write};
 
 #[derive(Clone, Debug, FromRow)]
@@ -58,51 +55,91 @@ pub enum DevsetStoreError {
     Database(#[from] sqlx::Error),
 }
 
-fn parse_meta(text: &str) -> Map<String, Value> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
-}
-
-/// The attribute names any visible item of the project has in its `meta`.
-pub async fn pool_attributes(db: &Db, project_id: i64) -> sqlx::Result<BTreeSet<String>> {
+/// What a pool index is valid for: the project's `(visible_max_item_id, item_count)` (see
+/// `devsets::index`). None when the project does not exist.
+pub async fn pool_version(db: &Db, project_id: i64) -> sqlx::Result<Option<(i64, i64)>> {
     on_read!(db, pool => {
-        let mut rows = sqlx::query_scalar::<_, String>(
-            "SELECT meta FROM items WHERE project_id = $1
-               AND id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)",
-        )
-        .bind(project_id)
-        .fetch(pool);
-        let mut names = BTreeSet::new();
-        while let Some(meta) = rows.try_next().await? {
-            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&meta) {
-                names.extend(m.into_iter().map(|(k, _)| k));
-            }
-        }
-        Ok(names)
+        sqlx::query_as::<_, (i64, i64)>("SELECT visible_max_item_id, item_count FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await
     })
 }
 
-/// Every visible item of the project with what a plan needs, and its dev set if it has one.
-pub async fn pool_rows(db: &Db, project_id: i64) -> sqlx::Result<Vec<PoolRow>> {
-    type Row = (i64, Option<String>, String, f64, Option<String>, Option<String>, Option<i64>);
+/// Rows per chunk sent to the index builder.
+const POOL_CHUNK: usize = 10_000;
+
+/// Streams the project's items up to `max_item_id`, in id order, in chunks to `out` (the index
+/// builder runs on a blocking thread at the other end). Stops early if the receiver is gone.
+pub async fn stream_pool(
+    db: &Db,
+    project_id: i64,
+    max_item_id: i64,
+    out: tokio::sync::mpsc::Sender<Vec<PoolItemRow>>,
+) -> sqlx::Result<()> {
+    type Row = (i64, String, f64, Option<String>, Option<String>);
     on_read!(db, pool => {
         let mut rows = sqlx::query_as::<_, Row>(
-            "SELECT i.id, i.external_id, i.meta, i.weight, i.source, i.license, m.devset_id
-               FROM items i LEFT JOIN devset_members m ON m.item_id = i.id
-              WHERE i.project_id = $1
-                AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
-              ORDER BY i.id",
+            "SELECT id, meta, weight, source, license FROM items
+              WHERE project_id = $1 AND id <= $2 ORDER BY id",
         )
         .bind(project_id)
+        .bind(max_item_id)
         .fetch(pool);
-        let mut out = Vec::new();
-        while let Some((id, external_id, meta, weight, source, license, devset)) = rows.try_next().await? {
-            out.push(PoolRow { id, external_id, meta: parse_meta(&meta), weight, source, license, devset });
+        let mut chunk = Vec::with_capacity(POOL_CHUNK);
+        while let Some((id, meta, weight, source, license)) = rows.try_next().await? {
+            chunk.push(PoolItemRow { id, meta, weight, source, license });
+            if chunk.len() == POOL_CHUNK && out.send(std::mem::replace(&mut chunk, Vec::with_capacity(POOL_CHUNK))).await.is_err() {
+                return Ok(());
+            }
         }
-        Ok(out)
+        if !chunk.is_empty() {
+            let _ = out.send(chunk).await;
+        }
+        Ok(())
     })
+}
+
+/// Every dev-set member of the project: (item id, dev set id).
+pub async fn project_members(db: &Db, project_id: i64) -> sqlx::Result<Vec<(i64, i64)>> {
+    on_read!(db, pool => {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT m.item_id, m.devset_id FROM devset_members m JOIN devsets d ON d.id = m.devset_id
+              WHERE d.project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// External ids per lookup statement.
+const EXTERNAL_ID_BATCH: usize = 500;
+
+/// The visible items (up to `max_item_id`) with one of these external ids: (external id, item id).
+pub async fn items_by_external_id(
+    db: &Db,
+    project_id: i64,
+    max_item_id: i64,
+    external_ids: &[String],
+) -> sqlx::Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for chunk in external_ids.chunks(EXTERNAL_ID_BATCH) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT external_id, id FROM items WHERE project_id = $1 AND id <= $2 AND external_id IN ({})",
+            list.join(", ")
+        );
+        let rows: Vec<(String, i64)> = on_read!(db, pool => {
+            let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(project_id).bind(max_item_id);
+            for e in chunk {
+                q = q.bind(e);
+            }
+            q.fetch_all(pool).await?
+        });
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 pub struct NewProfile<'a> {
@@ -283,19 +320,6 @@ pub async fn save_sample(db: &Db, devset: &DevsetRow, members: &[(i64, String)])
     result
 }
 
-/// The members' meta, in item order.
-pub async fn member_metas(db: &Db, devset_id: i64) -> sqlx::Result<Vec<Map<String, Value>>> {
-    on_read!(db, pool => {
-        let metas = sqlx::query_scalar::<_, String>(
-            "SELECT i.meta FROM devset_members m JOIN items i ON i.id = m.item_id WHERE m.devset_id = $1 ORDER BY i.id",
-        )
-        .bind(devset_id)
-        .fetch_all(pool)
-        .await?;
-        Ok(metas.iter().map(|m| parse_meta(m)).collect())
-    })
-}
-
 /// The members' ids, in item order.
 pub async fn member_ids(db: &Db, devset_id: i64) -> sqlx::Result<Vec<i64>> {
     on_read!(db, pool => {
@@ -306,13 +330,26 @@ pub async fn member_ids(db: &Db, devset_id: i64) -> sqlx::Result<Vec<i64>> {
     })
 }
 
-/// Per member: its stratum, its number of labels, the labels it needs, and how many distinct
-/// label sets it has (1 = everyone agreed).
-pub async fn member_progress(db: &Db, devset_id: i64) -> sqlx::Result<Vec<(String, i64, i64, i64)>> {
+/// One member's campaign state.
+#[derive(Debug, FromRow)]
+pub struct MemberProgress {
+    pub stratum: String,
+    pub labels: i64,
+    /// The labels it needs (its own overlap, else the project's).
+    pub needed: i64,
+    /// Distinct label sets among its annotations (1 = everyone agreed).
+    pub label_sets: i64,
+    /// A lead or admin decided its final label in the review queue (`review_decisions`).
+    pub reviewed: bool,
+}
+
+/// Every member's campaign state, by stratum.
+pub async fn member_progress(db: &Db, devset_id: i64) -> sqlx::Result<Vec<MemberProgress>> {
     on_read!(db, pool => {
-        sqlx::query_as::<_, (String, i64, i64, i64)>(
-            "SELECT m.stratum, i.label_count, COALESCE(i.overlap, p.overlap),
-                    (SELECT COUNT(DISTINCT a.labels) FROM annotations a WHERE a.item_id = i.id)
+        sqlx::query_as::<_, MemberProgress>(
+            "SELECT m.stratum, i.label_count AS labels, COALESCE(i.overlap, p.overlap) AS needed,
+                    (SELECT COUNT(DISTINCT a.labels) FROM annotations a WHERE a.item_id = i.id) AS label_sets,
+                    EXISTS (SELECT 1 FROM review_decisions d WHERE d.item_id = i.id) AS reviewed
                FROM devset_members m
                JOIN items i ON i.id = m.item_id
                JOIN projects p ON p.id = i.project_id

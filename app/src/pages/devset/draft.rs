@@ -7,6 +7,38 @@ use super::state::{Devset, DraftForm, ProfileSummary};
 use crate::api_client;
 use crate::components::{Status, StatusLine};
 
+/// A text (or number) box bound to one field of the draft form, with its label and an
+/// optional hint: the form's one field block.
+#[component]
+fn DraftField(
+    form: RwSignal<DraftForm>,
+    label: &'static str,
+    get: fn(&DraftForm) -> &String,
+    set: fn(&mut DraftForm, String),
+    #[prop(optional)] id: Option<&'static str>,
+    #[prop(default = "text")] input_type: &'static str,
+    #[prop(optional)] min: Option<&'static str>,
+    #[prop(optional)] hint: Option<&'static str>,
+) -> impl IntoView {
+    let (value, on_input) = bind(form, get, set);
+    view! {
+        <label class="field field-small">
+            <span class="field-label">{label}</span>
+            <input id=id class="input" type=input_type min=min prop:value=value on:input=on_input/>
+            {hint.map(|h| view! { <span class="hint">{h}</span> })}
+        </label>
+    }
+}
+
+/// The value of one form field, and the input handler that sets it.
+fn bind(
+    form: RwSignal<DraftForm>,
+    get: fn(&DraftForm) -> &String,
+    set: fn(&mut DraftForm, String),
+) -> (impl Fn() -> String + Copy + Send + Sync + 'static, impl Fn(leptos::ev::Event) + Copy + Send + Sync + 'static) {
+    (move || form.with(|f| get(f).clone()), move |ev: leptos::ev::Event| form.update(|f| set(f, event_target_value(&ev))))
+}
+
 #[component]
 pub fn DraftCard(
     pid: i64,
@@ -15,23 +47,8 @@ pub fn DraftCard(
 ) -> impl IntoView {
     let form = RwSignal::new(DraftForm { mode: "calculator".into(), accuracy: "0.9".into(), half_width: "3".into(), ..Default::default() });
     let status = RwSignal::new(None::<Status>);
-    let field = move |get: fn(&DraftForm) -> &String, set: fn(&mut DraftForm, String)| {
-        (
-            move || form.with(|f| get(f).clone()),
-            move |ev: leptos::ev::Event| form.update(|f| set(f, event_target_value(&ev))),
-        )
-    };
-    let (name, set_name) = field(|f| &f.name, |f, v| f.name = v);
-    let (attrs, set_attrs) = field(|f| &f.attributes, |f, v| f.attributes = v);
-    let (size, set_size) = field(|f| &f.size, |f, v| f.size = v);
-    let (acc, set_acc) = field(|f| &f.accuracy, |f, v| f.accuracy = v);
-    let (hw, set_hw) = field(|f| &f.half_width, |f, v| f.half_width = v);
-    let (key, set_key) = field(|f| &f.key_attribute, |f, v| f.key_attribute = v);
-    let (khw, set_khw) = field(|f| &f.key_half_width, |f, v| f.key_half_width = v);
-    let (min, set_min) = field(|f| &f.min_per_stratum, |f, v| f.min_per_stratum = v);
-    let (lic, set_lic) = field(|f| &f.exclude_licenses, |f, v| f.exclude_licenses = v);
-    let (src, set_src) = field(|f| &f.exclude_sources, |f, v| f.exclude_sources = v);
-    let (seed, set_seed) = field(|f| &f.seed, |f, v| f.seed = v);
+    let (name, set_name) = bind(form, |f| &f.name, |f, v| f.name = v);
+    let (attrs, set_attrs) = bind(form, |f| &f.attributes, |f, v| f.attributes = v);
     let is_size = move || form.with(|f| f.mode == "size");
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -98,46 +115,22 @@ pub fn DraftCard(
                     </div>
                 </fieldset>
                 <Show when=is_size>
-                    <label class="field field-small">
-                        <span class="field-label">"Items"</span>
-                        <input class="input" type="number" min="1" prop:value=size on:input=set_size/>
-                    </label>
+                    <DraftField form label="Items" get=|f| &f.size set=|f, v| f.size = v input_type="number" min="1"/>
                 </Show>
                 <Show when=move || !is_size()>
-                    <label class="field field-small">
-                        <span class="field-label">"Expected accuracy"</span>
-                        <input id="dv-acc" class="input" type="text" prop:value=acc on:input=set_acc/>
-                    </label>
-                    <label class="field field-small">
-                        <span class="field-label">"± points overall"</span>
-                        <input id="dv-hw" class="input" type="text" prop:value=hw on:input=set_hw/>
-                    </label>
-                    <label class="field field-small">
-                        <span class="field-label">"Key attribute (optional)"</span>
-                        <input id="dv-key" class="input" type="text" prop:value=key on:input=set_key/>
-                    </label>
-                    <label class="field field-small">
-                        <span class="field-label">"± points per value"</span>
-                        <input id="dv-khw" class="input" type="text" prop:value=khw on:input=set_khw/>
-                    </label>
+                    <DraftField form label="Expected accuracy" id="dv-acc" get=|f| &f.accuracy set=|f, v| f.accuracy = v/>
+                    <DraftField form label="± points overall" id="dv-hw" get=|f| &f.half_width set=|f, v| f.half_width = v/>
+                    <DraftField form label="Key attribute (optional)" id="dv-key" get=|f| &f.key_attribute set=|f, v| f.key_attribute = v/>
+                    <DraftField form label="± points per value" id="dv-khw" get=|f| &f.key_half_width set=|f, v| f.key_half_width = v/>
                 </Show>
-                <label class="field field-small">
-                    <span class="field-label">"Minimum per stratum"</span>
-                    <input class="input" type="number" min="0" prop:value=min on:input=set_min/>
-                    <span class="hint">"a floor, not an addition"</span>
-                </label>
-                <label class="field field-small">
-                    <span class="field-label">"Exclude licences"</span>
-                    <input class="input" type="text" prop:value=lic on:input=set_lic/>
-                </label>
-                <label class="field field-small">
-                    <span class="field-label">"Exclude sources"</span>
-                    <input class="input" type="text" prop:value=src on:input=set_src/>
-                </label>
-                <label class="field field-small">
-                    <span class="field-label">"Seed"</span>
-                    <input class="input" type="number" min="0" prop:value=seed on:input=set_seed/>
-                </label>
+                <DraftField form label="Minimum per stratum" id="dv-min" get=|f| &f.min_per_stratum set=|f, v| f.min_per_stratum = v
+                    input_type="number" min="0" hint="a floor, not an addition"/>
+                <DraftField form label="Must include: weight ≥" id="dv-must-w" get=|f| &f.must_weight set=|f, v| f.must_weight = v/>
+                <DraftField form label="Must include: external ids" id="dv-must-ids" get=|f| &f.must_ids set=|f, v| f.must_ids = v
+                    hint="comma-separated"/>
+                <DraftField form label="Exclude licences" id="dv-lic" get=|f| &f.exclude_licenses set=|f, v| f.exclude_licenses = v/>
+                <DraftField form label="Exclude sources" id="dv-src" get=|f| &f.exclude_sources set=|f, v| f.exclude_sources = v/>
+                <DraftField form label="Seed" id="dv-seed" get=|f| &f.seed set=|f, v| f.seed = v input_type="number" min="0"/>
             </div>
             <p class="hint">"Items already in another dev set are always excluded."</p>
             <button class="btn btn-primary" type="submit">"Save draft and plan"</button>

@@ -1,8 +1,9 @@
 //! `/projects/:id/devsets`: production-matched dev sets (issue 8), for admins and leads.
 //! Profiles and the draft form on top; the selected dev set's plan, then (once sampled) its
-//! distribution report and campaign progress. Keys: N new draft, S sample, R reload, V its
-//! releases (`pages::release`).
+//! distribution report, drift check and campaign progress. Keys: N new draft, S sample,
+//! C drift check, R reload, V its releases (`pages::release`).
 mod draft;
+mod drift;
 mod plan;
 mod profiles;
 mod report;
@@ -93,6 +94,10 @@ pub fn DevsetPage() -> impl IntoView {
                 ev.prevent_default();
                 sample();
             }
+            "c" | "C" => {
+                ev.prevent_default();
+                util::focus_id("drift-profile");
+            }
             "r" | "R" => {
                 ev.prevent_default();
                 refresh.update(|n| *n += 1);
@@ -120,7 +125,7 @@ pub fn DevsetPage() -> impl IntoView {
             <div class="crumbs"><a href="/">"Projects"</a> " / " <a href=project_href>"Project"</a> " / "</div>
             <div class="page-head">
                 <h1>"Dev sets"</h1>
-                <span class="muted">"New draft " <Kbd k="N"/> " · Sample " <Kbd k="S"/> " · Reload " <Kbd k="R"/>
+                <span class="muted">"New draft " <Kbd k="N"/> " · Sample " <Kbd k="S"/> " · Drift check " <Kbd k="C"/> " · Reload " <Kbd k="R"/>
                     " · " <a href=move || pid.get().map(|id| format!("/projects/{id}/releases")).unwrap_or_default() id="releases-link">"Releases"</a> " " <Kbd k="V"/></span>
             </div>
             <StatusLine status/>
@@ -146,7 +151,7 @@ pub fn DevsetPage() -> impl IntoView {
                 {move || selected.get().map(|d| view! {
                     <PlanCard pid=id devset=d sampled refresh on_sample=sample/>
                     <Show when=move || sampled.get()>
-                        <ReportCard pid=id devset=d refresh/>
+                        <ReportCard pid=id devset=d refresh profiles/>
                     </Show>
                 })}
             })}

@@ -3,7 +3,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::state::{bar_layout, pct, AttributeReport, Progress, Report};
+use super::drift::{DriftForm, TopUpTable};
+use super::state::{bar_layout, pct, AttributeReport, ProfileSummary, Progress, Report};
 use super::DistanceRow;
 use crate::api_client;
 use crate::components::Load;
@@ -55,13 +56,16 @@ fn Bars(a: AttributeReport) -> impl IntoView {
 }
 
 #[component]
-pub fn ReportCard(pid: i64, devset: i64, refresh: RwSignal<u32>) -> impl IntoView {
+pub fn ReportCard(pid: i64, devset: i64, refresh: RwSignal<u32>, profiles: RwSignal<Vec<ProfileSummary>>) -> impl IntoView {
     let report = RwSignal::new(Load::<Report>::Loading);
     let progress = RwSignal::new(None::<Progress>);
+    // The drift check: (profile, target TVD); None is the report against the dev set's own profile.
+    let drift = RwSignal::new(None::<(i64, f64)>);
     Effect::new(move |_| {
         refresh.track();
+        let query = drift.get().map(|(p, t)| format!("?profile_id={p}&max_tvd={t}")).unwrap_or_default();
         spawn_local(async move {
-            report.set(match api_client::get::<Report>(&format!("/api/projects/{pid}/devsets/{devset}/report")).await {
+            report.set(match api_client::get::<Report>(&format!("/api/projects/{pid}/devsets/{devset}/report{query}")).await {
                 Ok(r) => Load::Ready(r),
                 Err(e) => Load::Failed(e.message),
             });
@@ -80,7 +84,9 @@ pub fn ReportCard(pid: i64, devset: i64, refresh: RwSignal<u32>) -> impl IntoVie
         Load::Failed(m) => view! { <p class="error-text" role="alert">{m}</p> }.into_any(),
         Load::Ready(r) => {
             let hw = |x: Option<f64>| x.map(|h| format!("±{:.1} points", h * 100.0)).unwrap_or_else(|| "undefined (no items)".into());
+            let against = profiles.with(|ps| ps.iter().find(|p| p.id == r.profile_id).map(|p| format!("{} ({})", p.name, p.date)));
             view! {
+                <p class="muted" id="report-profile">{format!("Against the production profile {}", against.unwrap_or_else(|| format!("#{}", r.profile_id)))}</p>
                 <p>
                     <strong class="num">{format!("{} members", r.members)}</strong>
                     {format!(" · Wilson half-width at accuracy {} ({}): {}", r.accuracy, r.accuracy_source, hw(r.half_width))}
@@ -112,6 +118,7 @@ pub fn ReportCard(pid: i64, devset: i64, refresh: RwSignal<u32>) -> impl IntoVie
                     </tbody>
                 </table>
                 {r.reasons.iter().map(|m| view! { <p class="muted">{m.clone()}</p> }).collect_view()}
+                {r.top_up.clone().map(|t| view! { <TopUpTable t/> })}
             }
             .into_any()
         }
@@ -120,7 +127,7 @@ pub fn ReportCard(pid: i64, devset: i64, refresh: RwSignal<u32>) -> impl IntoVie
         progress.get().map(|p| view! {
             <table class="table table-compact" id="progress-table">
                 <caption>"Campaign progress"</caption>
-                <thead><tr><th>"Stratum"</th><th class="num">"Members"</th><th class="num">"Labeled"</th><th class="num">"Complete"</th><th class="num">"Agreed"</th></tr></thead>
+                <thead><tr><th>"Stratum"</th><th class="num">"Members"</th><th class="num">"Labeled"</th><th class="num">"Complete"</th><th class="num">"Agreed"</th><th class="num">"Reviewed"</th></tr></thead>
                 <tbody>
                     {p.strata.iter().chain(std::iter::once(&p.total)).map(|s| view! {
                         <tr>
@@ -129,6 +136,7 @@ pub fn ReportCard(pid: i64, devset: i64, refresh: RwSignal<u32>) -> impl IntoVie
                             <td class="num">{s.labeled}</td>
                             <td class="num">{s.complete}</td>
                             <td class="num">{s.agreed}</td>
+                            <td class="num">{s.reviewed}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>
@@ -141,6 +149,7 @@ pub fn ReportCard(pid: i64, devset: i64, refresh: RwSignal<u32>) -> impl IntoVie
             <h2 id="report-h">"Distribution report"</h2>
             {legend}
             {body}
+            <DriftForm profiles drift/>
             {progress_view}
         </section>
     }

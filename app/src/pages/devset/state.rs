@@ -1,126 +1,11 @@
-//! The dev-set page's view of the API's answers (only the fields the page shows; the server's
-//! types are in server/src/devsets and /api/openapi.json) and the plain logic of the page,
-//! testable without a browser.
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct ProfileAttribute {
-    pub name: String,
-    pub kind: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct ProfileSummary {
-    pub id: i64,
-    pub name: String,
-    pub date: String,
-    pub records: f64,
-    pub attributes: Vec<ProfileAttribute>,
-    pub combinations: i64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Devset {
-    pub id: i64,
-    pub name: String,
-    pub profile_id: i64,
-    pub seed: i64,
-    pub overlap: i64,
-    pub sampled_at: Option<i64>,
-    pub members: i64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Distance {
-    pub attribute: String,
-    pub tvd: f64,
-    pub psi: f64,
-    pub kl: f64,
-    pub reading: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct SizeDriver {
-    pub requirement: String,
-    pub message: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct PlanStratum {
-    pub key: String,
-    pub values: Vec<String>,
-    pub production_share: f64,
-    pub requested: u64,
-    pub available: u64,
-    pub allocated: u64,
-    pub shortfall: u64,
-    pub message: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Plan {
-    pub size: u64,
-    pub size_driver: SizeDriver,
-    pub eligible_items: u64,
-    pub strata: Vec<PlanStratum>,
-    pub total: u64,
-    pub shortfall: u64,
-    pub expected: Vec<Distance>,
-    pub expected_joint: Distance,
-    pub messages: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Bar {
-    pub value: String,
-    pub production: f64,
-    pub dev: f64,
-    pub pool: f64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct AttributeReport {
-    pub attribute: String,
-    pub bars: Vec<Bar>,
-    pub dev_vs_production: Option<Distance>,
-    pub pool_vs_production: Option<Distance>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct SliceHalfWidth {
-    pub value: String,
-    pub n: u64,
-    pub half_width: Option<f64>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Report {
-    pub members: u64,
-    pub attributes: Vec<AttributeReport>,
-    pub joint_dev_vs_production: Option<Distance>,
-    pub joint_pool_vs_production: Option<Distance>,
-    pub accuracy: f64,
-    pub accuracy_source: String,
-    pub half_width: Option<f64>,
-    pub key_attribute: String,
-    pub key_slices: Vec<SliceHalfWidth>,
-    pub reasons: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct StratumProgress {
-    pub stratum: String,
-    pub members: u64,
-    pub labeled: u64,
-    pub complete: u64,
-    pub agreed: u64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Progress {
-    pub total: StratumProgress,
-    pub strata: Vec<StratumProgress>,
-}
+//! The dev-set page's plain logic, testable without a browser: the draft form's fields and the
+//! request they make, and the bars' geometry. The wire types are `crate::api_types`' (the
+//! server serializes the same structs); the short names below are the page's.
+pub use crate::api_types::{
+    AttributeDistance as Distance, AttributeReport, Devset, DevsetPlan as Plan, DevsetProgress as Progress, DevsetReport as Report,
+    ProfileSummary, TopUp,
+};
+use crate::api_types::{DevsetDraft, Exclusions, MustInclude, NewDevset, SizeCalculator};
 
 /// The draft form's fields, as typed.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -139,32 +24,9 @@ pub struct DraftForm {
     pub exclude_licenses: String,
     pub exclude_sources: String,
     pub must_weight: String,
+    /// Comma-separated external ids the dev set must hold.
+    pub must_ids: String,
     pub seed: String,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SizeCalculator {
-    pub expected_accuracy: f64,
-    pub half_width: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_attribute: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_half_width: Option<f64>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct NewDevset {
-    pub name: String,
-    pub profile_id: i64,
-    pub seed: u32,
-    pub attributes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub calculator: Option<SizeCalculator>,
-    pub min_per_stratum: u64,
-    pub must_include: serde_json::Value,
-    pub exclude: serde_json::Value,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -202,7 +64,16 @@ impl DraftForm {
             } else {
                 (Some(key.to_string()), Some(half_width(&self.key_half_width, "Half-width per value")?))
             };
-            (None, Some(SizeCalculator { expected_accuracy: accuracy, half_width: hw, key_attribute, key_half_width }))
+            (
+                None,
+                Some(SizeCalculator {
+                    expected_accuracy: accuracy,
+                    half_width: hw,
+                    confidence: crate::api_types::default_confidence(),
+                    key_attribute,
+                    key_half_width,
+                }),
+            )
         };
         let min_per_stratum = if self.min_per_stratum.trim().is_empty() {
             0
@@ -210,21 +81,32 @@ impl DraftForm {
             self.min_per_stratum.trim().parse().map_err(|_| "Minimum per stratum: a whole number.".to_string())?
         };
         let seed = if self.seed.trim().is_empty() { 0 } else { self.seed.trim().parse().map_err(|_| "Seed: a whole number.".to_string())? };
-        let must_include = match self.must_weight.trim() {
-            "" => serde_json::json!({}),
-            w => serde_json::json!({"weight_at_least": w.parse::<f64>().map_err(|_| "Must-include weight: a number.".to_string())?}),
+        let weight_at_least = match self.must_weight.trim() {
+            "" => None,
+            w => Some(w.parse::<f64>().map_err(|_| "Must-include weight: a number.".to_string())?),
         };
         Ok(NewDevset {
             name,
             profile_id,
             seed,
-            attributes,
-            size,
-            calculator,
-            min_per_stratum,
-            must_include,
-            exclude: serde_json::json!({"licenses": list(&self.exclude_licenses), "sources": list(&self.exclude_sources)}),
+            overlap: None,
+            draft: DevsetDraft {
+                attributes,
+                size,
+                calculator,
+                min_per_stratum,
+                must_include: MustInclude { weight_at_least, external_ids: list(&self.must_ids) },
+                exclude: Exclusions { licenses: list(&self.exclude_licenses), sources: list(&self.exclude_sources) },
+            },
         })
+    }
+}
+
+/// The drift check's target: a joint TVD strictly between 0 and 1.
+pub fn parse_tvd(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t > 0.0 && t < 1.0 => Ok(t),
+        _ => Err("Target TVD: a number between 0 and 1, like 0.02.".into()),
     }
 }
 
@@ -258,16 +140,32 @@ mod tests {
             key_half_width: "0.05".into(),
             min_per_stratum: "10".into(),
             exclude_licenses: "restricted".into(),
+            must_weight: "2".into(),
+            must_ids: "a-1, a-2".into(),
             ..Default::default()
         };
         let r = form.to_request().unwrap();
         assert_eq!(r.name, "dev");
-        assert_eq!(r.attributes, ["region", "device"]);
-        let c = r.calculator.unwrap();
-        assert_eq!((c.expected_accuracy, c.half_width, c.key_half_width), (0.9, 0.03, Some(0.05)));
-        assert_eq!(r.min_per_stratum, 10);
+        assert_eq!(r.draft.attributes, ["region", "device"]);
+        let c = r.draft.calculator.clone().unwrap();
+        assert_eq!((c.expected_accuracy, c.half_width, c.key_half_width, c.confidence), (0.9, 0.03, Some(0.05), 0.95));
+        assert_eq!(r.draft.min_per_stratum, 10);
+        assert_eq!(r.draft.must_include, MustInclude { weight_at_least: Some(2.0), external_ids: vec!["a-1".into(), "a-2".into()] });
+        // The body the server reads: the draft's fields beside the name (flattened).
+        let body = serde_json::to_value(&r).unwrap();
+        assert_eq!(body["attributes"], serde_json::json!(["region", "device"]));
+        assert_eq!(body["exclude"], serde_json::json!({"licenses": ["restricted"], "sources": []}));
+        assert_eq!(serde_json::from_value::<NewDevset>(body).unwrap(), r);
         assert!(DraftForm { profile_id: None, ..form.clone() }.to_request().unwrap_err().contains("profile"));
         assert!(DraftForm { mode: "size".into(), size: "many".into(), ..form }.to_request().is_err());
+    }
+
+    #[test]
+    fn the_target_tvd_is_a_fraction() {
+        assert_eq!(parse_tvd(" 0.02 "), Ok(0.02));
+        for bad in ["", "0", "1", "2", "-0.1", "x"] {
+            assert!(parse_tvd(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
