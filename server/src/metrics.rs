@@ -139,7 +139,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE mirrorset_active_labelers gauge");
         let _ = writeln!(out, "mirrorset_active_labelers {}", self.active_labelers_at(Instant::now()));
         let pools: Vec<(&str, u32, usize, u32)> = match db {
-            Db::Sqlite { read, write } => vec![
+            Db::Sqlite { read, write, .. } => vec![
                 ("read", read.size(), read.num_idle(), read.options().get_max_connections()),
                 ("write", write.size(), write.num_idle(), write.options().get_max_connections()),
             ],

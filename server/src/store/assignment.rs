@@ -36,7 +36,7 @@ use super::audit::Entry;
 use super::projects::{ProjectRow, PROJECT_COLUMNS};
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
-use crate::{append_audit, on_read, on_write};
+use crate::{append_audit, on_group_write, on_read, on_write};
 
 /// How long after its end a lease still entitles its labeler to submit (capacity allowing).
 /// Expired leases are kept this long before the clean-up deletes them.
@@ -180,8 +180,8 @@ pub async fn assign_next_item(
     let now = now_ms();
     let expires = now + project.lease_seconds * 1000;
     let pid = project.id;
-    let item_id: Option<i64> = on_write!(db, pool, is_pg => {
-        let mut tx = BeginWrite::begin_write(pool).await?;
+    let exclude = exclude.to_vec();
+    let item_id: Option<i64> = on_group_write!(db, tx, is_pg => {
         if is_pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
         }
@@ -357,8 +357,10 @@ pub async fn submit_annotation(
 ) -> AppResult<Submitted> {
     let now = now_ms();
     let pid = project_id;
-    let (row, gold): (AnnotationRow, Option<GoldOutcome>) = on_write!(db, pool, is_pg => {
-        let mut tx = BeginWrite::begin_write(pool).await?;
+    // Owned: on SQLite the body runs on the writer task (`on_group_write!`).
+    let (item_id, time_ms) = (s.item_id, s.time_ms);
+    let (client_id, submitted_labels) = (s.client_id.to_string(), s.labels.to_vec());
+    let submitted: Submitted = on_group_write!(db, tx, is_pg => {
         if is_pg {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
         }
@@ -367,14 +369,14 @@ pub async fn submit_annotation(
              WHERE s.user_id = $1 AND s.client_id = $2",
         )
         .bind(user_id)
-        .bind(s.client_id)
+        .bind(&client_id)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((annotation_id, first_item)) = previous {
-            if first_item != s.item_id {
+            if first_item != item_id {
                 return Err(AppError::conflict(format!(
                     "client_id {:?} was already used for item {first_item}; send a new client_id with every new submission",
-                    s.client_id
+                    &client_id
                 )));
             }
             let row = sqlx::query_as::<_, AnnotationRow>(&format!(
@@ -407,17 +409,17 @@ pub async fn submit_annotation(
         .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?
         .into_summary()
         .project;
-        let labels = crate::projects::validate_submitted_labels(&project, s.labels)?;
+        let labels = crate::projects::validate_submitted_labels(&project, &submitted_labels)?;
         let labels_json = serde_json::to_string(&labels).map_err(anyhow::Error::from)?;
         let item: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
             "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2",
         )
-        .bind(s.item_id)
+        .bind(item_id)
         .bind(pid)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((label_count, item_overlap, gold)) = item else {
-            return Err(AppError::not_found(format!("no item {} in this project", s.item_id)));
+            return Err(AppError::not_found(format!("no item {} in this project", item_id)));
         };
         // The item's own overlap (a dev-set campaign's) wins over the project's.
         let overlap = item_overlap.unwrap_or(project.overlap);
@@ -425,14 +427,14 @@ pub async fn submit_annotation(
         let existing: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, labels FROM annotations WHERE item_id = $1 AND user_id = $2",
         )
-        .bind(s.item_id)
+        .bind(item_id)
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?;
         // The audit entry of this submission, appended below in this transaction.
         let audit = |action, before: Option<&str>| Entry {
             project_id: Some(pid),
-            item_id: Some(s.item_id),
+            item_id: Some(item_id),
             user_id: Some(user_id),
             before: before.map(|b| json!({"labels": serde_json::from_str::<Value>(b).unwrap_or(Value::Null)})),
             after: Some(json!({"labels": labels})),
@@ -445,7 +447,7 @@ pub async fn submit_annotation(
                      WHERE id = $4 RETURNING {ANNOTATION_COLUMNS}"
                 ))
                 .bind(&labels_json)
-                .bind(s.time_ms)
+                .bind(time_ms)
                 .bind(now)
                 .bind(id)
                 .fetch_one(&mut *tx)
@@ -461,7 +463,7 @@ pub async fn submit_annotation(
                     "SELECT (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id = $2 AND expires_at > $3)
                           + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2)",
                 )
-                .bind(s.item_id)
+                .bind(item_id)
                 .bind(user_id)
                 .bind(now - LEASE_GRACE_MS)
                 .fetch_one(&mut *tx)
@@ -469,7 +471,7 @@ pub async fn submit_annotation(
                 if handed_out == 0 {
                     return Err(AppError::forbidden(format!(
                         "item {} was not handed to you (or its lease ended over an hour ago): take items with POST /api/projects/{pid}/next",
-                        s.item_id
+                        item_id
                     )));
                 }
                 // Every labeler may answer a gold item: it has no capacity to check.
@@ -477,7 +479,7 @@ pub async fn submit_annotation(
                     let others_leases: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $3",
                     )
-                    .bind(s.item_id)
+                    .bind(item_id)
                     .bind(user_id)
                     .bind(now)
                     .fetch_one(&mut *tx)
@@ -493,10 +495,10 @@ pub async fn submit_annotation(
                      VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {ANNOTATION_COLUMNS}"
                 ))
                 .bind(pid)
-                .bind(s.item_id)
+                .bind(item_id)
                 .bind(user_id)
                 .bind(&labels_json)
-                .bind(s.time_ms)
+                .bind(time_ms)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -507,7 +509,7 @@ pub async fn submit_annotation(
                         "UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2",
                     )
                     .bind(completes as i64)
-                    .bind(s.item_id)
+                    .bind(item_id)
                     .execute(&mut *tx)
                     .await?;
                     if completes {
@@ -531,14 +533,14 @@ pub async fn submit_annotation(
                 Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training != 0, changed })
             }
         };
-        crate::review_after_annotation!(tx, pid, s.item_id, user_id, &labels, now)?; // review queues (store::review)
+        crate::review_after_annotation!(tx, pid, item_id, user_id, &labels, now)?; // review queues (store::review)
         sqlx::query("DELETE FROM leases WHERE item_id = $1 AND user_id = $2")
-            .bind(s.item_id)
+            .bind(item_id)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM skips WHERE item_id = $1 AND user_id = $2")
-            .bind(s.item_id)
+            .bind(item_id)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
@@ -546,22 +548,21 @@ pub async fn submit_annotation(
             "INSERT INTO submissions (user_id, client_id, annotation_id, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(user_id)
-        .bind(s.client_id)
+        .bind(&client_id)
         .bind(row.id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        (row, gold)
+        Submitted { annotation: row.into_annotation(), new: true, gold }
     });
-    Ok(Submitted { annotation: row.into_annotation(), new: true, gold })
+    Ok(submitted)
 }
 
 /// Releases the labeler's lease and remembers the skip, so the item goes to others first.
 pub async fn skip_item(db: &Db, project_id: i64, user_id: i64, item_id: i64) -> AppResult<()> {
     let now = now_ms();
-    on_write!(db, pool => {
-        let mut tx = BeginWrite::begin_write(pool).await?;
+    on_group_write!(db, tx, _is_pg => {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM items WHERE id = $1 AND project_id = $2")
             .bind(item_id)
             .bind(project_id)
