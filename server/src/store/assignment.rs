@@ -3,8 +3,14 @@
 //! The invariants, under any concurrency: no item gets more than `overlap` annotations, and
 //! no labeler annotates an item twice. Every statement that reads and then changes an item's
 //! capacity runs while holding the project's assignment lock: on SQLite that is the single
-//! writer connection; on PostgreSQL, a transaction-scoped advisory lock on the project id, so
-//! several app instances behind a load balancer serialise on the same lock.
+//! writer connection (the labeling writes go through its group commit, `store::writer`: one
+//! job after another, each in its own savepoint). On PostgreSQL, hand-outs and submissions
+//! take a transaction-scoped advisory lock on the project id in *shared* mode and claim rows:
+//! a hand-out locks the item it gives (`FOR UPDATE SKIP LOCKED`, then checks its capacity
+//! again, `claim_on_pg!`), a submission waits for its item's row lock; so two hand-outs or
+//! submissions contend only when they touch the same item, across any number of app
+//! instances on the database. Settings and campaign changes take the advisory lock
+//! exclusively and never run alongside them.
 //!
 //! Capacity: an item can take another labeler while
 //! `label_count + (unexpired leases of other labelers) < COALESCE(items.overlap, projects.overlap)`
@@ -100,6 +106,77 @@ const SKIPPED_ITEM_SQL: &str = "SELECT i.id FROM skips s JOIN items i ON i.id = 
            < COALESCE(i.overlap, $5)
      ORDER BY s.skipped_at, i.id LIMIT 1";
 
+/// PostgreSQL: the project's assignment lock in shared mode. Hand-outs and submissions take it
+/// shared, so they run concurrently and rely on row locks on the items for capacity (below);
+/// a change of the project's settings or campaign takes it exclusively
+/// (`pg_advisory_xact_lock`, same key) and so still never runs alongside one of them.
+const PG_SHARED_PROJECT_LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1)";
+
+/// How many candidates one hand-out claims and passes over (each one filled up between the
+/// claiming statement's snapshot and its lock) before it gives up on open items.
+const MAX_CLAIM_ATTEMPTS: usize = 16;
+
+/// PostgreSQL: a hand-out query (`open_item_sql`, `SKIPPED_ITEM_SQL`) that also locks the item
+/// it returns, passing over items another transaction has locked (`SKIP LOCKED`: they are
+/// being handed out or labeled right now) and those in $6 (comma-separated ids this hand-out
+/// already passed over).
+fn claim_sql(hand_out_sql: &str) -> String {
+    hand_out_sql.replacen(
+        " ORDER BY ",
+        " AND NOT (i.id = ANY(string_to_array($6, ',')::bigint[])) ORDER BY ",
+        1,
+    ) + " FOR UPDATE OF i SKIP LOCKED"
+}
+
+/// Row claiming on PostgreSQL: the first item of `$claim` (a `claim_sql`) nobody else is
+/// claiming right now, locked until the transaction ends; then its capacity again, in a new
+/// statement, which sees every hand-out and submission committed before the lock was taken
+/// (the claiming statement's snapshot may predate them). A candidate that filled up meanwhile
+/// is passed over and the next one claimed. Every change of an item's capacity (a lease here,
+/// an annotation in `submit_annotation`) happens while holding that item's row lock.
+macro_rules! claim_on_pg {
+    ($tx:ident, $claim:expr, $pid:expr, $user_id:expr, $now:expr, $settings:expr) => {{
+        let claim: &str = $claim;
+        let settings: &StreamSettings = $settings;
+        let mut chosen: Option<i64> = None;
+        let mut passed_over = String::new();
+        for _ in 0..MAX_CLAIM_ATTEMPTS {
+            let candidate: Option<i64> = sqlx::query_scalar(claim)
+                .bind($pid)
+                .bind($user_id)
+                .bind($now)
+                .bind(settings.visible_max_item_id)
+                .bind(settings.overlap)
+                .bind(&passed_over)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let Some(candidate) = candidate else { break };
+            let open: bool = sqlx::query_scalar(HAS_CAPACITY_SQL)
+                .bind(candidate)
+                .bind($user_id)
+                .bind($now)
+                .bind(settings.overlap)
+                .fetch_one(&mut *$tx)
+                .await?;
+            if open {
+                chosen = Some(candidate);
+                break;
+            }
+            if !passed_over.is_empty() {
+                passed_over.push(',');
+            }
+            passed_over.push_str(&candidate.to_string());
+        }
+        chosen
+    }};
+}
+
+/// Whether item $1 can take labeler $2 at $3 ($4: the project's overlap): the capacity rule of
+/// `open_item_sql`, evaluated afresh once the item is locked.
+const HAS_CAPACITY_SQL: &str = "SELECT i.complete = 0 AND i.label_count + (SELECT COUNT(*) FROM leases l
+         WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3) < COALESCE(i.overlap, $4)
+     FROM items i WHERE i.id = $1";
+
 /// The first gold item in rank order from the labeler's starting point $4 (`from_start`), or
 /// before it (the wrap-around), that the labeler ($2) has not answered, skipped or been handed
 /// (leases unexpired at $3); $5: `visible_max_item_id`.
@@ -183,7 +260,7 @@ pub async fn assign_next_item(
     let exclude = exclude.to_vec();
     let item_id: Option<i64> = on_group_write!(db, tx, is_pg => {
         if is_pg {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
+            sqlx::query(PG_SHARED_PROJECT_LOCK).bind(pid).execute(&mut *tx).await?;
         }
         let held: Vec<i64> = sqlx::query_scalar(
             "SELECT l.item_id FROM leases l
@@ -207,7 +284,7 @@ pub async fn assign_next_item(
         if chosen.is_none() && settings.gold_rate > 0.0 {
             chosen = gold_hand_out!(tx, pid, user_id, now, &settings, held.len() as i64);
         }
-        if chosen.is_none() {
+        if chosen.is_none() && !is_pg {
             chosen = sqlx::query_scalar(&open_item_sql(&settings.assignment_order))
             .bind(pid)
             .bind(user_id)
@@ -217,7 +294,12 @@ pub async fn assign_next_item(
             .fetch_optional(&mut *tx)
             .await?;
         }
-        if chosen.is_none() {
+        if chosen.is_none() && is_pg {
+            chosen = claim_on_pg!(tx, &claim_sql(&open_item_sql(&settings.assignment_order)), pid, user_id, now, &settings);
+        }
+        if chosen.is_none() && is_pg {
+            chosen = claim_on_pg!(tx, &claim_sql(SKIPPED_ITEM_SQL), pid, user_id, now, &settings);
+        } else if chosen.is_none() {
             chosen = sqlx::query_scalar(SKIPPED_ITEM_SQL)
             .bind(pid)
             .bind(user_id)
@@ -362,7 +444,7 @@ pub async fn submit_annotation(
     let (client_id, submitted_labels) = (s.client_id.to_string(), s.labels.to_vec());
     let submitted: Submitted = on_group_write!(db, tx, is_pg => {
         if is_pg {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
+            sqlx::query(PG_SHARED_PROJECT_LOCK).bind(pid).execute(&mut *tx).await?;
         }
         let previous: Option<(i64, i64)> = sqlx::query_as(
             "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
@@ -411,9 +493,14 @@ pub async fn submit_annotation(
         .project;
         let labels = crate::projects::validate_submitted_labels(&project, &submitted_labels)?;
         let labels_json = serde_json::to_string(&labels).map_err(anyhow::Error::from)?;
-        let item: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2",
-        )
+        // On PostgreSQL the item's row lock (waited for, not skipped) orders this submission
+        // after any hand-out or submission of the same item in flight, and the capacity reads
+        // below are new statements, so they see what those committed.
+        let item: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(if is_pg {
+            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR UPDATE"
+        } else {
+            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2"
+        })
         .bind(item_id)
         .bind(pid)
         .fetch_optional(&mut *tx)
