@@ -208,6 +208,14 @@ impl Db {
         Ok(version.unwrap_or(0))
     }
 
+    /// Waits until the labeling writes already sent to SQLite's group-commit writer are
+    /// committed (`store::writer`); nothing to wait for on PostgreSQL.
+    pub async fn drain_writes(&self) {
+        if let Db::Sqlite { writer, .. } = self {
+            writer.drain().await;
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres(_))
     }

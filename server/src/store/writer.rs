@@ -46,6 +46,16 @@ use crate::error::{AppError, AppResult};
 /// an import or a settings change behind it) to a few milliseconds.
 pub const MAX_GROUP: usize = 128;
 
+/// `MIRRORSET_GROUP_COMMIT_MAX` overrides `MAX_GROUP` (1 to 1,024). With 1 every labeling
+/// write is its own transaction again, as before group commit: the benchmark's before/after
+/// comparison on one binary (docs/bench.md), and a way back should grouping ever misbehave.
+fn max_group() -> usize {
+    std::env::var("MIRRORSET_GROUP_COMMIT_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(MAX_GROUP, |n| n.clamp(1, 1024))
+}
+
 /// Upper bounds of the commit group size histogram's buckets (`GET /metrics`).
 pub const GROUP_SIZE_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 
@@ -81,7 +91,7 @@ impl GroupWriter {
     /// Starts the writer task on `pool` (the one-connection write pool).
     pub fn start(pool: SqlitePool) -> GroupWriter {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, rx, max_group()));
         GroupWriter { jobs }
     }
 
@@ -119,6 +129,16 @@ impl GroupWriter {
     }
 }
 
+impl GroupWriter {
+    /// Returns once every job sent before this call is committed (or failed): jobs run in the
+    /// order they were sent, so a no-op job's answer comes after all of theirs. For a graceful
+    /// shutdown: a request that was cancelled (its client went away) leaves its job queued, and
+    /// it is still committed before the process exits.
+    pub async fn drain(&self) {
+        let _ = self.run(|_conn| Box::pin(async { Ok(()) })).await;
+    }
+}
+
 fn commit_failed(e: String) -> AppError {
     AppError::Internal(anyhow::anyhow!("the group commit failed, nothing of this request was saved: {e}"))
 }
@@ -127,10 +147,10 @@ fn writer_gone() -> AppError {
     AppError::Internal(anyhow::anyhow!("the database writer could not run this request; nothing of it was saved"))
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: usize) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < max_group {
             match rx.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
@@ -238,6 +258,32 @@ mod tests {
         let mut saved: Vec<i64> = sqlx::query_scalar("SELECT at FROM audit_log").fetch_all(read).await.unwrap();
         saved.sort_unstable();
         assert_eq!(saved, expected, "the refused jobs' rows are gone, the others are all there");
+    }
+
+    /// A request cancelled after its job was sent (its client went away) still has the job
+    /// committed, and `drain` (the graceful shutdown's last step) waits for it.
+    #[tokio::test]
+    async fn drain_waits_for_jobs_of_cancelled_requests() {
+        let (_dir, db) = sqlite().await;
+        let Db::Sqlite { read, writer, .. } = &db else { unreachable!() };
+        for i in 0..5i64 {
+            let job = writer.run(move |conn| {
+                Box::pin(async move {
+                    let mut tx = conn.begin().await?;
+                    sqlx::query("INSERT INTO audit_log (at, action) VALUES ($1, 'annotation_created')")
+                        .bind(i)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            });
+            // Polled once (the job is sent), then dropped: the request was cancelled.
+            assert!(job.now_or_never().is_none());
+        }
+        db.drain_writes().await;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(read).await.unwrap();
+        assert_eq!(n, 5);
     }
 
     /// A commit that fails takes every job of its group with it: none is acknowledged.
