@@ -112,6 +112,25 @@ const SKIPPED_ITEM_SQL: &str = "SELECT i.id FROM skips s JOIN items i ON i.id = 
 /// (`pg_advisory_xact_lock`, same key) and so still never runs alongside one of them.
 const PG_SHARED_PROJECT_LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1)";
 
+/// Row claiming on PostgreSQL is the default; `MIRRORSET_PG_ASSIGNMENT=advisory` brings back the
+/// previous behaviour (every hand-out and submission of a project takes the advisory lock
+/// exclusively and reads without row locks), for the benchmark's comparison of the two
+/// (docs/bench.md) on one binary. Read once.
+fn pg_row_claiming() -> bool {
+    static CLAIMING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CLAIMING.get_or_init(|| std::env::var("MIRRORSET_PG_ASSIGNMENT").map_or(true, |v| v.trim() != "advisory"))
+}
+
+/// The PostgreSQL assignment lock of a hand-out or submission: shared with row claiming,
+/// exclusive without.
+fn pg_project_lock() -> &'static str {
+    if pg_row_claiming() {
+        PG_SHARED_PROJECT_LOCK
+    } else {
+        "SELECT pg_advisory_xact_lock($1)"
+    }
+}
+
 /// How many candidates one hand-out claims and passes over (each one filled up between the
 /// claiming statement's snapshot and its lock) before it gives up on open items.
 const MAX_CLAIM_ATTEMPTS: usize = 16;
@@ -260,7 +279,7 @@ pub async fn assign_next_item(
     let exclude = exclude.to_vec();
     let item_id: Option<i64> = on_group_write!(db, tx, is_pg => {
         if is_pg {
-            sqlx::query(PG_SHARED_PROJECT_LOCK).bind(pid).execute(&mut *tx).await?;
+            sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
         }
         let held: Vec<i64> = sqlx::query_scalar(
             "SELECT l.item_id FROM leases l
@@ -284,7 +303,8 @@ pub async fn assign_next_item(
         if chosen.is_none() && settings.gold_rate > 0.0 {
             chosen = gold_hand_out!(tx, pid, user_id, now, &settings, held.len() as i64);
         }
-        if chosen.is_none() && !is_pg {
+        let claiming = is_pg && pg_row_claiming();
+        if chosen.is_none() && !claiming {
             chosen = sqlx::query_scalar(&open_item_sql(&settings.assignment_order))
             .bind(pid)
             .bind(user_id)
@@ -294,10 +314,10 @@ pub async fn assign_next_item(
             .fetch_optional(&mut *tx)
             .await?;
         }
-        if chosen.is_none() && is_pg {
+        if chosen.is_none() && claiming {
             chosen = claim_on_pg!(tx, &claim_sql(&open_item_sql(&settings.assignment_order)), pid, user_id, now, &settings);
         }
-        if chosen.is_none() && is_pg {
+        if chosen.is_none() && claiming {
             chosen = claim_on_pg!(tx, &claim_sql(SKIPPED_ITEM_SQL), pid, user_id, now, &settings);
         } else if chosen.is_none() {
             chosen = sqlx::query_scalar(SKIPPED_ITEM_SQL)
@@ -444,7 +464,7 @@ pub async fn submit_annotation(
     let (client_id, submitted_labels) = (s.client_id.to_string(), s.labels.to_vec());
     let submitted: Submitted = on_group_write!(db, tx, is_pg => {
         if is_pg {
-            sqlx::query(PG_SHARED_PROJECT_LOCK).bind(pid).execute(&mut *tx).await?;
+            sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
         }
         let previous: Option<(i64, i64)> = sqlx::query_as(
             "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
