@@ -564,6 +564,18 @@ struct ExportFigures {
     lines: u64,
 }
 
+/// (commits, labeling writes) of SQLite's group-commit writer from `GET /metrics` (not there
+/// on PostgreSQL, or from a server before group commit: None).
+async fn commit_groups(client: &Client, base: &str) -> Option<(f64, f64)> {
+    let text = client.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((value("mirrorset_sqlite_commit_group_size_count")?, value("mirrorset_sqlite_commit_group_size_sum")?))
+}
+
 struct ExportCheck {
     over_k: u64,
     annotations: u64,
@@ -850,6 +862,9 @@ async fn bench(
     let submit = percentiles(submit_ms);
     let rss_after_labeling = rss_max.load(Ordering::Relaxed);
 
+    // The group commit's figures (SQLite): labeling writes per commit over the whole run.
+    let group = commit_groups(&client, base).await;
+
     // 5a. With several instances: what the database holds after the labeling.
     let consistency = if bases.len() > 1 {
         say("[5a] checking the export: items over k, acknowledged submissions missing");
@@ -942,6 +957,16 @@ async fn bench(
     if empty_nexts > 0 {
         s.push_str(&format!("  labelers that ran out of items: {empty_nexts}\n"));
     }
+    if let Some((groups, writes)) = group {
+        if groups > 0.0 {
+            s.push_str(&format!(
+                "  group commit            {:>10.0} commits of {:.0} labeling writes ({:.1} per commit)\n",
+                groups,
+                writes,
+                writes / groups
+            ));
+        }
+    }
     if let Some(c) = &consistency {
         s.push_str(&format!(
             "  {} instances: items over k {}, acknowledged {}, in the export {}, lost {}\n",
@@ -1007,6 +1032,7 @@ async fn bench(
             "next_pass": next_pass,
             "rss_peak_sampled_mib": mib(rss_after_labeling),
             "instances": consistency,
+            "commit_groups": group.map(|(g, w)| json!({ "commits": g, "writes": w })),
         },
         "export": {
             "jsonl": { "seconds": ej.seconds, "bytes": ej.bytes, "lines": ej.lines, "pass": export_j_pass },
