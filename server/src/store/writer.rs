@@ -71,7 +71,7 @@ pub static GROUPED_JOBS: AtomicU64 = AtomicU64::new(0);
 
 /// What a job hands back after running: called once its group's commit is known (`Ok`: the
 /// job's result stands; `Err`: the commit failed, the job's effects are gone).
-type Deliver = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Deliver = Box<dyn FnOnce(Result<(), &sqlx::Error>) + Send>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Deliver> + Send>;
 
 /// The handle requests send their jobs through. Cloning it is cheap; the task ends when the
@@ -108,7 +108,7 @@ impl GroupWriter {
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
                 let result = body(conn).await;
-                Box::new(move |commit: Result<(), String>| {
+                Box::new(move |commit: Result<(), &sqlx::Error>| {
                     let _ = done_tx.send(match commit {
                         Ok(()) => result,
                         // Even a job that failed on its own gets the commit's error: whatever it
@@ -139,7 +139,15 @@ impl GroupWriter {
     }
 }
 
-fn commit_failed(e: String) -> AppError {
+/// A failed COMMIT: a 503 when the database's storage refused it (read-only, disk full: it
+/// passes when the condition clears, `error::is_storage_refusal`), else a 500.
+fn commit_failed(e: &sqlx::Error) -> AppError {
+    if crate::error::is_storage_refusal(e) {
+        return AppError::Unavailable {
+            message: crate::error::STORAGE_REFUSAL_MESSAGE.to_string(),
+            retry_after_secs: crate::error::STORAGE_REFUSAL_RETRY_SECS,
+        };
+    }
     AppError::Internal(anyhow::anyhow!("the group commit failed, nothing of this request was saved: {e}"))
 }
 
@@ -196,12 +204,12 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             Err(_) => tracing::error!("group commit: a job panicked; its request fails, the group goes on"),
         }
     }
-    let outcome = tx.commit().await.map_err(|e| {
+    let outcome = tx.commit().await;
+    if let Err(e) = &outcome {
         tracing::error!(error = %e, jobs = delivers.len(), "group commit: COMMIT failed");
-        e.to_string()
-    });
+    }
     for deliver in delivers {
-        deliver(outcome.clone());
+        deliver(outcome.as_ref().map(|_| ()));
     }
 }
 
