@@ -58,6 +58,25 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// What a client reads when the database cannot store anything (issue 11's fault cases).
+pub(crate) const STORAGE_REFUSAL_MESSAGE: &str =
+    "the database cannot store anything right now (read-only or out of disk space); nothing of this request was saved: try again later";
+pub(crate) const STORAGE_REFUSAL_RETRY_SECS: u64 = 5;
+
+/// Whether the database refused a write because of its storage, not because of the request:
+/// SQLite's SQLITE_READONLY (8) and SQLITE_FULL (13), extended codes included (the low byte is
+/// the primary code); PostgreSQL's disk_full (53100) and read_only_sql_transaction (25006, a
+/// standby). These pass when the condition clears, so they are a 503 with `Retry-After`, not
+/// a 500: the server goes on serving reads, and the same request succeeds later.
+pub(crate) fn is_storage_refusal(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else { return false };
+    let Some(code) = db.code() else { return false };
+    if let Ok(n) = code.parse::<i64>() {
+        return matches!(n & 0xff, 8 | 13);
+    }
+    matches!(code.as_ref(), "53100" | "25006")
+}
+
 impl AppError {
     pub fn bad_request(msg: impl Into<String>) -> Self {
         AppError::BadRequest(msg.into())
@@ -90,6 +109,7 @@ impl AppError {
             AppError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             AppError::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
             AppError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            AppError::Database(e) if is_storage_refusal(e) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Database(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -101,6 +121,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let message = match &self {
+            AppError::Database(e) if is_storage_refusal(e) => {
+                tracing::error!(error = %e, "the database refuses writes");
+                STORAGE_REFUSAL_MESSAGE.to_string()
+            }
             // Internal details go to the log, not to the client.
             AppError::Database(e) => {
                 tracing::error!(error = %e, "database error");
@@ -116,6 +140,7 @@ impl IntoResponse for AppError {
             AppError::TooManyRequests { retry_after_secs, .. } | AppError::Unavailable { retry_after_secs, .. } => {
                 Some(*retry_after_secs)
             }
+            AppError::Database(e) if is_storage_refusal(e) => Some(STORAGE_REFUSAL_RETRY_SECS),
             _ => None,
         };
         let details = match self {
@@ -152,5 +177,35 @@ impl From<axum::extract::rejection::QueryRejection> for AppError {
 impl From<axum::extract::rejection::PathRejection> for AppError {
     fn from(e: axum::extract::rejection::PathRejection) -> Self {
         AppError::BadRequest(e.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write refused by a read-only SQLite database is a 503 with `Retry-After` and a message
+    /// that says nothing was saved; another database error stays a 500.
+    #[tokio::test]
+    async fn a_read_only_database_is_a_503_not_a_500() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.db");
+        let mut rw = SqliteConnectOptions::new().filename(&path).create_if_missing(true).connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut rw).await.unwrap();
+        rw.close().await.unwrap();
+        let mut ro = SqliteConnectOptions::new().filename(&path).read_only(true).connect().await.unwrap();
+        let e = sqlx::query("INSERT INTO t VALUES (1)").execute(&mut ro).await.unwrap_err();
+        let response = AppError::from(e).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "5");
+        let body = axum::body::to_bytes(response.into_body(), 10_000).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "unavailable");
+        assert_eq!(v["error"]["message"], STORAGE_REFUSAL_MESSAGE);
+
+        let e = sqlx::query("INSERT INTO no_such_table VALUES (1)").execute(&mut ro).await.unwrap_err();
+        assert_eq!(AppError::from(e).into_response().status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -20,8 +20,11 @@
 //!
 //! - `mirrorset_sqlite_writes_in_flight` (SQLite only): write operations waiting for the single
 //!   writer or running on it (`store::SQLITE_WRITES_IN_FLIGHT`, counted by `on_write!`), so the
-//!   writer's queue depth is this minus at most one. Commit group sizes are not measured: each
-//!   write is its own transaction today.
+//!   writer's queue depth is this minus at most one.
+//! - `mirrorset_sqlite_writer_queue_depth` (SQLite only): labeling writes (hand-out, submission,
+//!   skip) sent to the group-commit writer and not yet taken into a group (`store::writer`).
+//! - `mirrorset_sqlite_commit_group_size` (SQLite only): a histogram of how many of those writes
+//!   each group transaction committed; `_sum / _count` is the mean group size, 1 when idle.
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,7 +142,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE mirrorset_active_labelers gauge");
         let _ = writeln!(out, "mirrorset_active_labelers {}", self.active_labelers_at(Instant::now()));
         let pools: Vec<(&str, u32, usize, u32)> = match db {
-            Db::Sqlite { read, write } => vec![
+            Db::Sqlite { read, write, .. } => vec![
                 ("read", read.size(), read.num_idle(), read.options().get_max_connections()),
                 ("write", write.size(), write.num_idle(), write.options().get_max_connections()),
             ],
@@ -160,6 +163,7 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE mirrorset_sqlite_writes_in_flight gauge");
             let in_flight = crate::store::SQLITE_WRITES_IN_FLIGHT.load(Ordering::Relaxed);
             let _ = writeln!(out, "mirrorset_sqlite_writes_in_flight {in_flight}");
+            render_group_commit(&mut out);
         }
         let _ = writeln!(out, "# HELP mirrorset_db_pool_max_connections The most connections a database pool opens.");
         let _ = writeln!(out, "# TYPE mirrorset_db_pool_max_connections gauge");
@@ -193,6 +197,25 @@ impl Metrics {
             let _ = writeln!(out, "mirrorset_http_request_duration_seconds_count{{{l}}} {}", stats.count);
         }
     }
+}
+
+/// The group-commit writer's queue depth and group size histogram (`store::writer`).
+fn render_group_commit(out: &mut String) {
+    use crate::store::writer;
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_writer_queue_depth Labeling writes waiting for the group-commit writer.");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_writer_queue_depth gauge");
+    let _ = writeln!(out, "mirrorset_sqlite_writer_queue_depth {}", writer::QUEUE_DEPTH.load(Ordering::Relaxed).max(0));
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_commit_group_size Labeling writes committed per group transaction.");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_commit_group_size histogram");
+    let mut cumulative = 0;
+    for (le, n) in writer::GROUP_SIZE_BUCKETS.iter().zip(&writer::GROUP_SIZES) {
+        cumulative += n.load(Ordering::Relaxed);
+        let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let groups = writer::GROUPS.load(Ordering::Relaxed);
+    let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_bucket{{le=\"+Inf\"}} {groups}");
+    let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_sum {}", writer::GROUPED_JOBS.load(Ordering::Relaxed));
+    let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_count {groups}");
 }
 
 /// The method as a label: the standard ones by name, any other (a client may send any token

@@ -147,6 +147,16 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
         Backend::Postgres => &[("pg", 16.0)],
     };
     assert_eq!(m.contains_key("mirrorset_sqlite_writes_in_flight"), b == Backend::Sqlite, "{text}");
+    // The group-commit writer (SQLite): one labeler's requests one after another make groups
+    // of one; every next and every submission that reached the store went through it.
+    assert_eq!(m.contains_key("mirrorset_sqlite_writer_queue_depth"), b == Backend::Sqlite, "{text}");
+    if b == Backend::Sqlite {
+        assert_eq!(m["mirrorset_sqlite_writer_queue_depth"], 0.0, "{text}");
+        let groups = m["mirrorset_sqlite_commit_group_size_count"];
+        assert!(m["mirrorset_sqlite_commit_group_size_sum"] >= 9.0, "{text}");
+        assert_eq!(m["mirrorset_sqlite_commit_group_size_bucket{le=\"+Inf\"}"], groups, "{text}");
+        assert_eq!(m["mirrorset_sqlite_commit_group_size_bucket{le=\"1\"}"], groups, "sequential requests: groups of one; {text}");
+    }
     for (pool, max) in pools {
         assert_eq!(m[&format!("mirrorset_db_pool_max_connections{{pool=\"{pool}\"}}")], *max, "{text}");
         let open = m[&format!("mirrorset_db_pool_connections{{pool=\"{pool}\"}}")];

@@ -461,6 +461,33 @@ impl TestServer {
         affected.map_err(|e| e.to_string())
     }
 
+    /// Another `mirrorset serve` on this server's database (PostgreSQL: several instances behind
+    /// a load balancer), with its own port, data directory and log; the database stays owned
+    /// (and dropped) by `self`.
+    pub async fn another_instance(&self) -> TestServer {
+        let dir = tempfile::Builder::new().prefix("mirrorset-test-").tempdir().expect("tempdir");
+        let dir_path = dir.path().to_path_buf();
+        let data_dir = dir_path.join("data");
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let port = free_port();
+        let mut server = TestServer {
+            backend: self.backend,
+            child: None,
+            port,
+            base_url: format!("http://127.0.0.1:{port}"),
+            database_url: self.database_url.clone(),
+            admin_password: self.admin_password.clone(),
+            data_dir,
+            log_path: dir_path.join("server.log"),
+            dir: Some(dir),
+            dir_path,
+            pg: None,
+            extra_args: self.extra_args.clone(),
+        };
+        server.spawn_and_wait().await;
+        server
+    }
+
     /// A client that is not signed in.
     pub fn client(&self) -> Client {
         Client::new(&self.base_url)

@@ -93,6 +93,11 @@ struct Args {
     /// With --devset: the rows of the production sample uploaded.
     #[arg(long, default_value_t = 1_000_000)]
     devset_rows: u64,
+    /// Start this many `mirrorset serve` processes on the one --database-url (PostgreSQL) and
+    /// spread the labelers over them (labeler i talks to instance i mod N); after labeling, the
+    /// export is checked: no item over k, every acknowledged submission in it (issue 11).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 fn main() {
@@ -571,6 +576,45 @@ struct ExportFigures {
     lines: u64,
 }
 
+/// (commits, labeling writes) of SQLite's group-commit writer from `GET /metrics` (not there
+/// on PostgreSQL, or from a server before group commit: None).
+async fn commit_groups(client: &Client, base: &str) -> Option<(f64, f64)> {
+    let text = client.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((value("mirrorset_sqlite_commit_group_size_count")?, value("mirrorset_sqlite_commit_group_size_sum")?))
+}
+
+struct ExportCheck {
+    over_k: u64,
+    annotations: u64,
+}
+
+/// Reads the JSONL export and counts the items with more than `overlap` annotations and the
+/// annotations in all (the bench's project has no gold items, so every item counts towards k).
+async fn check_export(client: &Client, base: &str, pid: i64, token: &str, overlap: i64) -> Result<ExportCheck> {
+    let url = format!("{base}/api/projects/{pid}/export?format=jsonl");
+    let resp = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url} failed"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        bail!("GET {url} returned {status}: {}", resp.text().await.unwrap_or_default());
+    }
+    let body = resp.text().await?;
+    let mut c = ExportCheck { over_k: 0, annotations: 0 };
+    for line in body.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).with_context(|| format!("an export line is not JSON: {line}"))?;
+        let k = v["annotations"].as_array().map_or(0, |a| a.len()) as u64;
+        c.annotations += k;
+        if k as i64 > overlap {
+            c.over_k += 1;
+        }
+    }
+    Ok(c)
+}
+
 async fn time_export(client: &Client, base: &str, pid: i64, token: &str, format: &str) -> Result<ExportFigures> {
     let url = format!("{base}/api/projects/{pid}/export?format={format}");
     let what = format!("export ({format}): GET {url}");
@@ -611,6 +655,9 @@ async fn run(args: Args) -> Result<()> {
     if args.labelers == 0 {
         bail!("--labelers must be at least 1");
     }
+    if args.instances == 0 || (args.instances > 1 && !args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"))) {
+        bail!("--instances must be 1, or more with a PostgreSQL --database-url (instances share one database)");
+    }
     let bin = match &args.server_bin {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("mirrorset"),
@@ -634,7 +681,29 @@ async fn run(args: Args) -> Result<()> {
     let stop_sampler = Arc::new(AtomicBool::new(false));
     let sampler = spawn_rss_sampler(server_pid, rss_max.clone(), stop_sampler.clone());
 
-    let result = bench(&args, &base, &admin_password, &tmp, &rss_max, server_pid, &say).await;
+    // More instances on the same database (PostgreSQL): the labelers are spread over them.
+    let mut others = Vec::new();
+    let mut bases = vec![base.clone()];
+    for k in 2..=args.instances {
+        let port = free_port()?;
+        let dir = tmp.path().join(format!("data-{k}"));
+        std::fs::create_dir_all(&dir)?;
+        say(&format!("[1/7] starting instance {k} on 127.0.0.1:{port}"));
+        let mut other = start_server(&bin, port, &dir, args.database_url.as_deref(), &admin_password, extra)
+            .with_context(|| format!("step 1 (start instance {k})"))?;
+        let other_base = format!("http://127.0.0.1:{port}");
+        wait_healthy(&mut other, &other_base).await.with_context(|| format!("step 1 (start instance {k})"))?;
+        others.push(other);
+        bases.push(other_base);
+    }
+
+    let result = bench(&args, &bases, &admin_password, &tmp, &rss_max, server_pid, &say).await;
+    for (k, other) in others.iter_mut().enumerate() {
+        if let Ok(Some(status)) = other.child.try_wait() {
+            bail!("instance {} died during the benchmark ({status}); its output:\n{}", k + 2, other.log_tail(30));
+        }
+    }
+    drop(others);
 
     // Memory, while the server still runs.
     let hwm_kib = proc_status_kib(server_pid, "VmHWM");
@@ -694,7 +763,7 @@ struct Figures {
 
 async fn bench(
     args: &Args,
-    base: &str,
+    bases: &[String],
     admin_password: &str,
     tmp: &tempfile::TempDir,
     rss_max: &AtomicU64,
@@ -703,6 +772,7 @@ async fn bench(
 ) -> Result<Figures> {
     let client = Client::new();
     let n = args.items;
+    let base = bases[0].as_str();
 
     // 2. Admin token and project.
     say("[2/7] signing in as admin, creating the project");
@@ -785,7 +855,8 @@ async fn bench(
         .enumerate()
         .map(|(i, token)| {
             let auth = Auth::Bearer(token.clone());
-            tokio::spawn(run_labeler(i, base.to_string(), pid, auth, deadline, args.annotations, think, submitted.clone(), no_stop.clone()))
+            let base = bases[i % bases.len()].clone();
+            tokio::spawn(run_labeler(i, base, pid, auth, deadline, args.annotations, think, submitted.clone(), no_stop.clone()))
         })
         .collect();
     let mut next_ms = Vec::new();
@@ -803,6 +874,24 @@ async fn bench(
     let next = percentiles(next_ms);
     let submit = percentiles(submit_ms);
     let rss_after_labeling = rss_max.load(Ordering::Relaxed);
+
+    // The group commit's figures (SQLite): labeling writes per commit over the whole run.
+    let group = commit_groups(&client, base).await;
+
+    // 5a. With several instances: what the database holds after the labeling.
+    let consistency = if bases.len() > 1 {
+        say("[5a] checking the export: items over k, acknowledged submissions missing");
+        let c = check_export(&client, base, pid, &admin, args.overlap).await.context("step 5a (check the export)")?;
+        Some(json!({
+            "instances": bases.len(),
+            "items_over_k": c.over_k,
+            "annotations_in_export": c.annotations,
+            "acknowledged": annotations,
+            "lost": annotations as i64 - c.annotations as i64,
+        }))
+    } else {
+        None
+    };
 
     // 5b. Labeling while a large import runs.
     let during = match args.import_during {
@@ -888,6 +977,22 @@ async fn bench(
     if empty_nexts > 0 {
         s.push_str(&format!("  labelers that ran out of items: {empty_nexts}\n"));
     }
+    if let Some((groups, writes)) = group {
+        if groups > 0.0 {
+            s.push_str(&format!(
+                "  group commit            {:>10.0} commits of {:.0} labeling writes ({:.1} per commit)\n",
+                groups,
+                writes,
+                writes / groups
+            ));
+        }
+    }
+    if let Some(c) = &consistency {
+        s.push_str(&format!(
+            "  {} instances: items over k {}, acknowledged {}, in the export {}, lost {}\n",
+            c["instances"], c["items_over_k"], c["acknowledged"], c["annotations_in_export"], c["lost"]
+        ));
+    }
     if let Some(d) = &during {
         s.push_str(&format!(
             "\nLabeling during an import of {} lines ({:.1} s; {} bearer + {} cookie labelers, {} annotations)\n",
@@ -950,6 +1055,8 @@ async fn bench(
             "target_next_p99_ms": TARGET_NEXT_P99_MS,
             "next_pass": next_pass,
             "rss_peak_sampled_mib": mib(rss_after_labeling),
+            "instances": consistency,
+            "commit_groups": group.map(|(g, w)| json!({ "commits": g, "writes": w })),
         },
         "export": {
             "jsonl": { "seconds": ej.seconds, "bytes": ej.bytes, "lines": ej.lines, "pass": export_j_pass },

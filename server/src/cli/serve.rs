@@ -178,6 +178,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             stale_after: Duration::from_secs(args.job_stale_secs),
         },
     );
+    let db = state.db.clone();
     let app = crate::web::app_router(state, sessions, args.web_config());
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!("Mirrorset is listening on http://{}", listener.local_addr()?);
@@ -188,6 +189,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if tokio::time::timeout(Duration::from_secs(5), jobs).await.is_err() {
         tracing::warn!("the job runner did not stop within 5 s; the next start resumes its job");
     }
+    // The requests have ended; a labeling write whose request was cancelled (its client went
+    // away) may still be queued for the group commit: commit it before exiting.
+    db.drain_writes().await;
     let _ = std::fs::remove_dir_all(&spool_dir);
     Ok(())
 }

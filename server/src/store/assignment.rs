@@ -3,8 +3,14 @@
 //! The invariants, under any concurrency: no item gets more than `overlap` annotations, and
 //! no labeler annotates an item twice. Every statement that reads and then changes an item's
 //! capacity runs while holding the project's assignment lock: on SQLite that is the single
-//! writer connection; on PostgreSQL, a transaction-scoped advisory lock on the project id, so
-//! several app instances behind a load balancer serialise on the same lock.
+//! writer connection (the labeling writes go through its group commit, `store::writer`: one
+//! job after another, each in its own savepoint). On PostgreSQL, hand-outs and submissions
+//! take a transaction-scoped advisory lock on the project id in *shared* mode and claim rows:
+//! a hand-out locks the item it gives (`FOR UPDATE SKIP LOCKED`, then checks its capacity
+//! again, `claim_on_pg!`), a submission waits for its item's row lock; so two hand-outs or
+//! submissions contend only when they touch the same item, across any number of app
+//! instances on the database. Settings and campaign changes take the advisory lock
+//! exclusively and never run alongside them.
 //!
 //! Capacity: an item can take another labeler while
 //! `label_count + (unexpired leases of other labelers) < COALESCE(items.overlap, projects.overlap)`
@@ -36,7 +42,7 @@ use super::audit::Entry;
 use super::projects::{ProjectRow, PROJECT_COLUMNS};
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
-use crate::{append_audit, on_read, on_write};
+use crate::{append_audit, on_group_write, on_read, on_write};
 
 /// How long after its end a lease still entitles its labeler to submit (capacity allowing).
 /// Expired leases are kept this long before the clean-up deletes them.
@@ -99,6 +105,96 @@ const SKIPPED_ITEM_SQL: &str = "SELECT i.id FROM skips s JOIN items i ON i.id = 
             WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
            < COALESCE(i.overlap, $5)
      ORDER BY s.skipped_at, i.id LIMIT 1";
+
+/// PostgreSQL: the project's assignment lock in shared mode. Hand-outs and submissions take it
+/// shared, so they run concurrently and rely on row locks on the items for capacity (below);
+/// a change of the project's settings or campaign takes it exclusively
+/// (`pg_advisory_xact_lock`, same key) and so still never runs alongside one of them.
+const PG_SHARED_PROJECT_LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1)";
+
+/// Row claiming on PostgreSQL is the default; `MIRRORSET_PG_ASSIGNMENT=advisory` brings back the
+/// previous behaviour (every hand-out and submission of a project takes the advisory lock
+/// exclusively and reads without row locks), for the benchmark's comparison of the two
+/// (docs/bench.md) on one binary. Read once.
+fn pg_row_claiming() -> bool {
+    static CLAIMING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CLAIMING.get_or_init(|| std::env::var("MIRRORSET_PG_ASSIGNMENT").map_or(true, |v| v.trim() != "advisory"))
+}
+
+/// The PostgreSQL assignment lock of a hand-out or submission: shared with row claiming,
+/// exclusive without.
+fn pg_project_lock() -> &'static str {
+    if pg_row_claiming() {
+        PG_SHARED_PROJECT_LOCK
+    } else {
+        "SELECT pg_advisory_xact_lock($1)"
+    }
+}
+
+/// How many candidates one hand-out claims and passes over (each one filled up between the
+/// claiming statement's snapshot and its lock) before it gives up on open items.
+const MAX_CLAIM_ATTEMPTS: usize = 16;
+
+/// PostgreSQL: a hand-out query (`open_item_sql`, `SKIPPED_ITEM_SQL`) that also locks the item
+/// it returns, passing over items another transaction has locked (`SKIP LOCKED`: they are
+/// being handed out or labeled right now) and those in $6 (comma-separated ids this hand-out
+/// already passed over).
+fn claim_sql(hand_out_sql: &str) -> String {
+    hand_out_sql.replacen(
+        " ORDER BY ",
+        " AND NOT (i.id = ANY(string_to_array($6, ',')::bigint[])) ORDER BY ",
+        1,
+    ) + " FOR UPDATE OF i SKIP LOCKED"
+}
+
+/// Row claiming on PostgreSQL: the first item of `$claim` (a `claim_sql`) nobody else is
+/// claiming right now, locked until the transaction ends; then its capacity again, in a new
+/// statement, which sees every hand-out and submission committed before the lock was taken
+/// (the claiming statement's snapshot may predate them). A candidate that filled up meanwhile
+/// is passed over and the next one claimed. Every change of an item's capacity (a lease here,
+/// an annotation in `submit_annotation`) happens while holding that item's row lock.
+macro_rules! claim_on_pg {
+    ($tx:ident, $claim:expr, $pid:expr, $user_id:expr, $now:expr, $settings:expr) => {{
+        let claim: &str = $claim;
+        let settings: &StreamSettings = $settings;
+        let mut chosen: Option<i64> = None;
+        let mut passed_over = String::new();
+        for _ in 0..MAX_CLAIM_ATTEMPTS {
+            let candidate: Option<i64> = sqlx::query_scalar(claim)
+                .bind($pid)
+                .bind($user_id)
+                .bind($now)
+                .bind(settings.visible_max_item_id)
+                .bind(settings.overlap)
+                .bind(&passed_over)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let Some(candidate) = candidate else { break };
+            let open: bool = sqlx::query_scalar(HAS_CAPACITY_SQL)
+                .bind(candidate)
+                .bind($user_id)
+                .bind($now)
+                .bind(settings.overlap)
+                .fetch_one(&mut *$tx)
+                .await?;
+            if open {
+                chosen = Some(candidate);
+                break;
+            }
+            if !passed_over.is_empty() {
+                passed_over.push(',');
+            }
+            passed_over.push_str(&candidate.to_string());
+        }
+        chosen
+    }};
+}
+
+/// Whether item $1 can take labeler $2 at $3 ($4: the project's overlap): the capacity rule of
+/// `open_item_sql`, evaluated afresh once the item is locked.
+const HAS_CAPACITY_SQL: &str = "SELECT i.complete = 0 AND i.label_count + (SELECT COUNT(*) FROM leases l
+         WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3) < COALESCE(i.overlap, $4)
+     FROM items i WHERE i.id = $1";
 
 /// The first gold item in rank order from the labeler's starting point $4 (`from_start`), or
 /// before it (the wrap-around), that the labeler ($2) has not answered, skipped or been handed
@@ -180,10 +276,10 @@ pub async fn assign_next_item(
     let now = now_ms();
     let expires = now + project.lease_seconds * 1000;
     let pid = project.id;
-    let item_id: Option<i64> = on_write!(db, pool, is_pg => {
-        let mut tx = BeginWrite::begin_write(pool).await?;
+    let exclude = exclude.to_vec();
+    let item_id: Option<i64> = on_group_write!(db, tx, is_pg => {
         if is_pg {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
+            sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
         }
         let held: Vec<i64> = sqlx::query_scalar(
             "SELECT l.item_id FROM leases l
@@ -207,7 +303,8 @@ pub async fn assign_next_item(
         if chosen.is_none() && settings.gold_rate > 0.0 {
             chosen = gold_hand_out!(tx, pid, user_id, now, &settings, held.len() as i64);
         }
-        if chosen.is_none() {
+        let claiming = is_pg && pg_row_claiming();
+        if chosen.is_none() && !claiming {
             chosen = sqlx::query_scalar(&open_item_sql(&settings.assignment_order))
             .bind(pid)
             .bind(user_id)
@@ -217,7 +314,12 @@ pub async fn assign_next_item(
             .fetch_optional(&mut *tx)
             .await?;
         }
-        if chosen.is_none() {
+        if chosen.is_none() && claiming {
+            chosen = claim_on_pg!(tx, &claim_sql(&open_item_sql(&settings.assignment_order)), pid, user_id, now, &settings);
+        }
+        if chosen.is_none() && claiming {
+            chosen = claim_on_pg!(tx, &claim_sql(SKIPPED_ITEM_SQL), pid, user_id, now, &settings);
+        } else if chosen.is_none() {
             chosen = sqlx::query_scalar(SKIPPED_ITEM_SQL)
             .bind(pid)
             .bind(user_id)
@@ -357,24 +459,26 @@ pub async fn submit_annotation(
 ) -> AppResult<Submitted> {
     let now = now_ms();
     let pid = project_id;
-    let (row, gold): (AnnotationRow, Option<GoldOutcome>) = on_write!(db, pool, is_pg => {
-        let mut tx = BeginWrite::begin_write(pool).await?;
+    // Owned: on SQLite the body runs on the writer task (`on_group_write!`).
+    let (item_id, time_ms) = (s.item_id, s.time_ms);
+    let (client_id, submitted_labels) = (s.client_id.to_string(), s.labels.to_vec());
+    let submitted: Submitted = on_group_write!(db, tx, is_pg => {
         if is_pg {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(pid).execute(&mut *tx).await?;
+            sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
         }
         let previous: Option<(i64, i64)> = sqlx::query_as(
             "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
              WHERE s.user_id = $1 AND s.client_id = $2",
         )
         .bind(user_id)
-        .bind(s.client_id)
+        .bind(&client_id)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some((annotation_id, first_item)) = previous {
-            if first_item != s.item_id {
+            if first_item != item_id {
                 return Err(AppError::conflict(format!(
                     "client_id {:?} was already used for item {first_item}; send a new client_id with every new submission",
-                    s.client_id
+                    &client_id
                 )));
             }
             let row = sqlx::query_as::<_, AnnotationRow>(&format!(
@@ -407,17 +511,22 @@ pub async fn submit_annotation(
         .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?
         .into_summary()
         .project;
-        let labels = crate::projects::validate_submitted_labels(&project, s.labels)?;
+        let labels = crate::projects::validate_submitted_labels(&project, &submitted_labels)?;
         let labels_json = serde_json::to_string(&labels).map_err(anyhow::Error::from)?;
-        let item: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2",
-        )
-        .bind(s.item_id)
+        // On PostgreSQL the item's row lock (waited for, not skipped) orders this submission
+        // after any hand-out or submission of the same item in flight, and the capacity reads
+        // below are new statements, so they see what those committed.
+        let item: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(if is_pg {
+            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR UPDATE"
+        } else {
+            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2"
+        })
+        .bind(item_id)
         .bind(pid)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((label_count, item_overlap, gold)) = item else {
-            return Err(AppError::not_found(format!("no item {} in this project", s.item_id)));
+            return Err(AppError::not_found(format!("no item {} in this project", item_id)));
         };
         // The item's own overlap (a dev-set campaign's) wins over the project's.
         let overlap = item_overlap.unwrap_or(project.overlap);
@@ -425,14 +534,14 @@ pub async fn submit_annotation(
         let existing: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, labels FROM annotations WHERE item_id = $1 AND user_id = $2",
         )
-        .bind(s.item_id)
+        .bind(item_id)
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?;
         // The audit entry of this submission, appended below in this transaction.
         let audit = |action, before: Option<&str>| Entry {
             project_id: Some(pid),
-            item_id: Some(s.item_id),
+            item_id: Some(item_id),
             user_id: Some(user_id),
             before: before.map(|b| json!({"labels": serde_json::from_str::<Value>(b).unwrap_or(Value::Null)})),
             after: Some(json!({"labels": labels})),
@@ -445,7 +554,7 @@ pub async fn submit_annotation(
                      WHERE id = $4 RETURNING {ANNOTATION_COLUMNS}"
                 ))
                 .bind(&labels_json)
-                .bind(s.time_ms)
+                .bind(time_ms)
                 .bind(now)
                 .bind(id)
                 .fetch_one(&mut *tx)
@@ -461,7 +570,7 @@ pub async fn submit_annotation(
                     "SELECT (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id = $2 AND expires_at > $3)
                           + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2)",
                 )
-                .bind(s.item_id)
+                .bind(item_id)
                 .bind(user_id)
                 .bind(now - LEASE_GRACE_MS)
                 .fetch_one(&mut *tx)
@@ -469,7 +578,7 @@ pub async fn submit_annotation(
                 if handed_out == 0 {
                     return Err(AppError::forbidden(format!(
                         "item {} was not handed to you (or its lease ended over an hour ago): take items with POST /api/projects/{pid}/next",
-                        s.item_id
+                        item_id
                     )));
                 }
                 // Every labeler may answer a gold item: it has no capacity to check.
@@ -477,7 +586,7 @@ pub async fn submit_annotation(
                     let others_leases: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $3",
                     )
-                    .bind(s.item_id)
+                    .bind(item_id)
                     .bind(user_id)
                     .bind(now)
                     .fetch_one(&mut *tx)
@@ -493,10 +602,10 @@ pub async fn submit_annotation(
                      VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {ANNOTATION_COLUMNS}"
                 ))
                 .bind(pid)
-                .bind(s.item_id)
+                .bind(item_id)
                 .bind(user_id)
                 .bind(&labels_json)
-                .bind(s.time_ms)
+                .bind(time_ms)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -507,7 +616,7 @@ pub async fn submit_annotation(
                         "UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2",
                     )
                     .bind(completes as i64)
-                    .bind(s.item_id)
+                    .bind(item_id)
                     .execute(&mut *tx)
                     .await?;
                     if completes {
@@ -531,14 +640,14 @@ pub async fn submit_annotation(
                 Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training != 0, changed })
             }
         };
-        crate::review_after_annotation!(tx, pid, s.item_id, user_id, &labels, now)?; // review queues (store::review)
+        crate::review_after_annotation!(tx, pid, item_id, user_id, &labels, now)?; // review queues (store::review)
         sqlx::query("DELETE FROM leases WHERE item_id = $1 AND user_id = $2")
-            .bind(s.item_id)
+            .bind(item_id)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM skips WHERE item_id = $1 AND user_id = $2")
-            .bind(s.item_id)
+            .bind(item_id)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
@@ -546,22 +655,21 @@ pub async fn submit_annotation(
             "INSERT INTO submissions (user_id, client_id, annotation_id, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(user_id)
-        .bind(s.client_id)
+        .bind(&client_id)
         .bind(row.id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        (row, gold)
+        Submitted { annotation: row.into_annotation(), new: true, gold }
     });
-    Ok(Submitted { annotation: row.into_annotation(), new: true, gold })
+    Ok(submitted)
 }
 
 /// Releases the labeler's lease and remembers the skip, so the item goes to others first.
 pub async fn skip_item(db: &Db, project_id: i64, user_id: i64, item_id: i64) -> AppResult<()> {
     let now = now_ms();
-    on_write!(db, pool => {
-        let mut tx = BeginWrite::begin_write(pool).await?;
+    on_group_write!(db, tx, _is_pg => {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM items WHERE id = $1 AND project_id = $2")
             .bind(item_id)
             .bind(project_id)

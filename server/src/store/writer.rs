@@ -1,0 +1,323 @@
+//! Group commit on SQLite: one writer task commits many labeling writes in one transaction.
+//!
+//! SQLite has one writer. Before this, every `next` and every submission was its own write
+//! transaction (`BEGIN IMMEDIATE` … `COMMIT`), so 50 labelers in a closed loop queued on the
+//! writer connection one transaction at a time, and each commit wrote the pages it touched to
+//! the WAL again (the project's row, the audit log's tail, the annotations' tail: the same
+//! pages, written once per request).
+//!
+//! Now the labeling writes (`store::assignment`: hand-out, submission, skip) are *jobs* sent to
+//! one task per database. The task takes the first job, then every job already queued behind
+//! it (at most `MAX_GROUP`), and runs them one after another on the writer connection inside
+//! one `BEGIN IMMEDIATE` … `COMMIT`. Each job runs inside its own savepoint (the job's body
+//! opens it with `Connection::begin` on the connection, which inside a transaction is a
+//! `SAVEPOINT`): a job that fails (a 409, a 403, a constraint) rolls back only its own
+//! statements, and the others of its group are unaffected.
+//!
+//! **Acknowledged = durable.** A job's result is handed back to its request only after its
+//! group's `COMMIT` returned; if the commit fails, every job of the group gets the error and
+//! none of their effects exists. So a submission acknowledged to a labeler is in the database
+//! (with `synchronous = NORMAL` in WAL mode, as before: durable across a process crash, and
+//! across a power loss up to the last checkpoint's sync).
+//!
+//! **The invariants hold as before.** Jobs run strictly one at a time, in arrival order, on the
+//! single writer connection, and each sees the effects of the jobs before it in its group: the
+//! "assignment lock" of `store::assignment` (the single writer on SQLite) is still held by every
+//! statement that reads and changes an item's capacity.
+//!
+//! **Other writes are unchanged.** The task borrows the write pool's one connection per group
+//! and gives it back after the commit, so imports, settings changes and the rest of `on_write!`
+//! take their turns between groups, as they took their turns between single transactions.
+//!
+//! A group is not held open to wait for more jobs: it is whatever queued while the previous
+//! group ran, so a lone labeler pays no extra latency, and under load the groups grow by
+//! themselves (the commit cost is shared by more writes exactly when writes queue).
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{AppError, AppResult};
+
+/// The most jobs in one group: bounds the time one group holds the writer (and so the wait of
+/// an import or a settings change behind it) to a few milliseconds.
+pub const MAX_GROUP: usize = 128;
+
+/// `MIRRORSET_GROUP_COMMIT_MAX` overrides `MAX_GROUP` (1 to 1,024). With 1 every labeling
+/// write is its own transaction again, as before group commit: the benchmark's before/after
+/// comparison on one binary (docs/bench.md), and a way back should grouping ever misbehave.
+fn max_group() -> usize {
+    std::env::var("MIRRORSET_GROUP_COMMIT_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(MAX_GROUP, |n| n.clamp(1, 1024))
+}
+
+/// Upper bounds of the commit group size histogram's buckets (`GET /metrics`).
+pub const GROUP_SIZE_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/// Jobs sent and not yet taken into a group: the writer's queue depth (`GET /metrics` shows it
+/// as `mirrorset_sqlite_writer_queue_depth`). One process serves one database, so one global,
+/// like `store::SQLITE_WRITES_IN_FLIGHT`.
+pub static QUEUE_DEPTH: AtomicI64 = AtomicI64::new(0);
+
+/// Commit groups by size bucket (not cumulative), and their count and total of jobs.
+pub static GROUP_SIZES: [AtomicU64; GROUP_SIZE_BUCKETS.len()] = [const { AtomicU64::new(0) }; GROUP_SIZE_BUCKETS.len()];
+pub static GROUPS: AtomicU64 = AtomicU64::new(0);
+pub static GROUPED_JOBS: AtomicU64 = AtomicU64::new(0);
+
+/// What a job hands back after running: called once its group's commit is known (`Ok`: the
+/// job's result stands; `Err`: the commit failed, the job's effects are gone).
+type Deliver = Box<dyn FnOnce(Result<(), &sqlx::Error>) + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Deliver> + Send>;
+
+/// The handle requests send their jobs through. Cloning it is cheap; the task ends when the
+/// last handle is dropped (after it committed what was queued).
+#[derive(Clone)]
+pub struct GroupWriter {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl std::fmt::Debug for GroupWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupWriter")
+    }
+}
+
+impl GroupWriter {
+    /// Starts the writer task on `pool` (the one-connection write pool).
+    pub fn start(pool: SqlitePool) -> GroupWriter {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, rx, max_group()));
+        GroupWriter { jobs }
+    }
+
+    /// Runs `body` on the writer connection inside the next group's transaction and returns its
+    /// result once that group is committed. The body must open its own savepoint
+    /// (`Connection::begin` on the connection it is given) and commit it when it succeeded; on
+    /// an error it returns (its savepoint rolls back when dropped).
+    pub async fn run<T, F>(&self, body: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, AppResult<T>> + Send + 'static,
+    {
+        let (done_tx, done_rx) = oneshot::channel::<AppResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = body(conn).await;
+                Box::new(move |commit: Result<(), &sqlx::Error>| {
+                    let _ = done_tx.send(match commit {
+                        Ok(()) => result,
+                        // Even a job that failed on its own gets the commit's error: whatever it
+                        // would have answered, nothing of its group was saved.
+                        Err(e) => Err(commit_failed(e)),
+                    });
+                }) as Deliver
+            })
+        });
+        QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
+        if self.jobs.send(job).is_err() {
+            QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+            return Err(writer_gone());
+        }
+        // A dropped sender: the job never ran or its group could not start (the error is in
+        // the log); nothing of it was saved.
+        done_rx.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+}
+
+impl GroupWriter {
+    /// Returns once every job sent before this call is committed (or failed): jobs run in the
+    /// order they were sent, so a no-op job's answer comes after all of theirs. For a graceful
+    /// shutdown: a request that was cancelled (its client went away) leaves its job queued, and
+    /// it is still committed before the process exits.
+    pub async fn drain(&self) {
+        let _ = self.run(|_conn| Box::pin(async { Ok(()) })).await;
+    }
+}
+
+/// A failed COMMIT: a 503 when the database's storage refused it (read-only, disk full: it
+/// passes when the condition clears, `error::is_storage_refusal`), else a 500.
+fn commit_failed(e: &sqlx::Error) -> AppError {
+    if crate::error::is_storage_refusal(e) {
+        return AppError::Unavailable {
+            message: crate::error::STORAGE_REFUSAL_MESSAGE.to_string(),
+            retry_after_secs: crate::error::STORAGE_REFUSAL_RETRY_SECS,
+        };
+    }
+    AppError::Internal(anyhow::anyhow!("the group commit failed, nothing of this request was saved: {e}"))
+}
+
+fn writer_gone() -> AppError {
+    AppError::Internal(anyhow::anyhow!("the database writer could not run this request; nothing of it was saved"))
+}
+
+async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: usize) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < max_group {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        QUEUE_DEPTH.fetch_sub(group.len() as i64, Ordering::Relaxed);
+        record_group(group.len());
+        commit_group(&pool, group).await;
+    }
+}
+
+fn record_group(size: usize) {
+    GROUPS.fetch_add(1, Ordering::Relaxed);
+    GROUPED_JOBS.fetch_add(size as u64, Ordering::Relaxed);
+    let i = GROUP_SIZE_BUCKETS.iter().position(|&le| size as u64 <= le).unwrap_or(GROUP_SIZE_BUCKETS.len() - 1);
+    GROUP_SIZES[i].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Runs one group in one transaction, then delivers every job's result with the commit's
+/// outcome. When the transaction cannot start, the jobs are dropped unrun (their requests get
+/// `writer_gone`, nothing was written).
+async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, jobs = group.len(), "group commit: no writer connection");
+            return;
+        }
+    };
+    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, jobs = group.len(), "group commit: BEGIN failed");
+            return;
+        }
+    };
+    let mut delivers = Vec::with_capacity(group.len());
+    for job in group {
+        // A panicking job loses its own answer (its request gets `writer_gone`) but not the
+        // writer task; its savepoint was dropped in the unwind, so its statements roll back.
+        match AssertUnwindSafe(job(&mut tx)).catch_unwind().await {
+            Ok(deliver) => delivers.push(deliver),
+            Err(_) => tracing::error!("group commit: a job panicked; its request fails, the group goes on"),
+        }
+    }
+    let outcome = tx.commit().await;
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, jobs = delivers.len(), "group commit: COMMIT failed");
+    }
+    for deliver in delivers {
+        deliver(outcome.as_ref().map(|_| ()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    async fn sqlite() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        (dir, db)
+    }
+
+    /// Jobs sent together share a transaction, a failing job rolls back only its own writes,
+    /// and every result arrives after the commit (the rows are visible to a reader then).
+    #[tokio::test]
+    async fn a_failing_job_rolls_back_only_itself() {
+        let (_dir, db) = sqlite().await;
+        let Db::Sqlite { read, writer, .. } = &db else { unreachable!() };
+        let mut handles = Vec::new();
+        for i in 0..40i64 {
+            let writer = writer.clone();
+            handles.push(tokio::spawn(async move {
+                writer
+                    .run(move |conn| {
+                        Box::pin(async move {
+                            let mut tx = conn.begin().await?;
+                            sqlx::query("INSERT INTO audit_log (at, action) VALUES ($1, 'annotation_created')")
+                                .bind(i)
+                                .execute(&mut *tx)
+                                .await?;
+                            if i % 3 == 0 {
+                                return Err(AppError::conflict(format!("job {i} refuses")));
+                            }
+                            tx.commit().await?;
+                            Ok(i)
+                        })
+                    })
+                    .await
+            }));
+        }
+        let mut ok = Vec::new();
+        for h in handles {
+            match h.await.unwrap() {
+                Ok(i) => ok.push(i),
+                Err(AppError::Conflict(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        ok.sort_unstable();
+        let expected: Vec<i64> = (0..40).filter(|i| i % 3 != 0).collect();
+        assert_eq!(ok, expected);
+        let mut saved: Vec<i64> = sqlx::query_scalar("SELECT at FROM audit_log").fetch_all(read).await.unwrap();
+        saved.sort_unstable();
+        assert_eq!(saved, expected, "the refused jobs' rows are gone, the others are all there");
+    }
+
+    /// A request cancelled after its job was sent (its client went away) still has the job
+    /// committed, and `drain` (the graceful shutdown's last step) waits for it.
+    #[tokio::test]
+    async fn drain_waits_for_jobs_of_cancelled_requests() {
+        let (_dir, db) = sqlite().await;
+        let Db::Sqlite { read, writer, .. } = &db else { unreachable!() };
+        for i in 0..5i64 {
+            let job = writer.run(move |conn| {
+                Box::pin(async move {
+                    let mut tx = conn.begin().await?;
+                    sqlx::query("INSERT INTO audit_log (at, action) VALUES ($1, 'annotation_created')")
+                        .bind(i)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            });
+            // Polled once (the job is sent), then dropped: the request was cancelled.
+            assert!(job.now_or_never().is_none());
+        }
+        db.drain_writes().await;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(read).await.unwrap();
+        assert_eq!(n, 5);
+    }
+
+    /// A commit that fails takes every job of its group with it: none is acknowledged.
+    #[tokio::test]
+    async fn a_failed_commit_acknowledges_nothing() {
+        let (_dir, db) = sqlite().await;
+        let Db::Sqlite { read, writer, .. } = &db else { unreachable!() };
+        // A deferred foreign key is checked at COMMIT: the job itself succeeds, the commit fails.
+        let r = writer
+            .run(|conn| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA defer_foreign_keys = ON").execute(&mut *conn).await?;
+                    let mut tx = conn.begin().await?;
+                    sqlx::query("INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at) VALUES (999, 999, 999, 0, 0)")
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(matches!(r, Err(AppError::Internal(_))), "{r:?}");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leases").fetch_one(read).await.unwrap();
+        assert_eq!(n, 0);
+        // The writer goes on after a failed group.
+        let r = writer.run(|_conn| Box::pin(async move { Ok(7) })).await.unwrap();
+        assert_eq!(r, 7);
+    }
+}
