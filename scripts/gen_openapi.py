@@ -444,6 +444,37 @@ paths.update({
                        q("limit", {**I64, "minimum": 1, "maximum": 500, "default": 100}, "items listed at most")],
         "responses": ok(ref("DisagreementList"))}},
 })
+# Pre-labels (issue 10).
+schemas.update({
+    "PrelabelSourceKind": {"type": "string", "enum": ["model", "rules", "builtin"]},
+    "PrelabelView": obj({"source_id": I64, "source_kind": ref("PrelabelSourceKind"), "source": STR,
+                         "labels": arr(STR), "score": nullable(F64)}),
+    "PrelabelLabelStats": obj({"label": STR, "prelabels": I64, "acceptance": ref("StatValue")}),
+    "PrelabelSource": obj({"id": I64, "kind": ref("PrelabelSourceKind"), "name": STR, "version": STR, "prelabels": I64,
+                           "acceptance": ref("StatValue"), "agreement_hidden": ref("StatValue"),
+                           "mean_time_ms_shown": nullable(F64), "mean_time_ms_hidden": nullable(F64),
+                           "by_label": arr(ref("PrelabelLabelStats")), "created_at": I64}),
+    "PrelabelSettings": {**obj({"hide_until_answered": BOOL})},
+})
+# The labeling loop's answer carries the item's best pre-label when there is one to show.
+schemas["NextItem"]["properties"]["prelabel"] = ref("PrelabelView")
+paths.update({
+    "/api/projects/{pid}/prelabels/import": {"post": {
+        "summary": "Import model predictions: JSONL, one {item, label or labels, score, model, version} per line (admin, lead member)",
+        "description": "All or nothing: any bad line, or a line naming no item of the project, and nothing is stored; the 422 "
+                       "lists the bad lines in error.details as an ImportReport. A (model, version) is one source; importing "
+                       "it again replaces its pre-label of an item. At most 2,000,000 lines.",
+        "parameters": [PID],
+        "requestBody": {"required": True, "content": {"application/x-ndjson": {}}},
+        "responses": ok(ref("ImportReport"))}},
+    "/api/projects/{pid}/prelabels/sources": {"get": {
+        "summary": "Pre-label sources with counts, acceptance (95% Wilson interval) and time per item, per source and label (admin, lead member)",
+        "parameters": [PID], "responses": ok(arr(ref("PrelabelSource")))}},
+    "/api/projects/{pid}/prelabels/settings": {
+        "get": {"summary": "The project's pre-label settings (admin, lead member)", "parameters": [PID], "responses": ok(ref("PrelabelSettings"))},
+        "put": {"summary": "Change the project's pre-label settings", "parameters": [PID],
+                "requestBody": body(ref("PrelabelSettings")), "responses": ok(ref("PrelabelSettings"))}},
+})
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.
 def link(op, params=None, body=None, desc=""):

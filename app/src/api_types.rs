@@ -431,6 +431,10 @@ pub struct NextItem {
     pub lease_expires_at: Option<i64>,
     /// The caller's progress after this hand-out, so the UI needs no second request.
     pub progress: Progress,
+    /// The item's best pre-label (issue 10), unless there is none or the project hides
+    /// pre-labels until the labeler has answered. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prelabel: Option<PrelabelView>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -1010,4 +1014,92 @@ pub struct DisagreementList {
     pub total: i64,
     pub limit: i64,
     pub items: Vec<DisagreementItem>,
+}
+
+// ---- Pre-labels (issue 10) ----
+
+/// What proposes pre-labels: an imported model (one per name and version), the project's
+/// labeling rules, or the built-in model.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PrelabelSourceKind {
+    Model,
+    Rules,
+    Builtin,
+}
+
+impl PrelabelSourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Rules => "rules",
+            Self::Builtin => "builtin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "model" => Some(Self::Model),
+            "rules" => Some(Self::Rules),
+            "builtin" => Some(Self::Builtin),
+            _ => None,
+        }
+    }
+}
+
+/// A pre-label source with what labelers did with its pre-labels.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelSource {
+    pub id: i64,
+    pub kind: PrelabelSourceKind,
+    pub name: String,
+    pub version: String,
+    /// Items it has a pre-label for.
+    pub prelabels: i64,
+    /// Labelers' answers on its items while its pre-label was on screen: the share that took
+    /// the pre-label (n: such answers), with a 95% Wilson interval.
+    pub acceptance: StatValue,
+    /// The same share for answers given with the pre-label hidden (the project setting
+    /// `hide_until_answered`): agreement with the source without anchoring.
+    pub agreement_hidden: StatValue,
+    /// Mean labeler time (ms) per item with the pre-label shown, and with none shown; the
+    /// difference is the time the pre-label saves. None without answers.
+    pub mean_time_ms_shown: Option<f64>,
+    pub mean_time_ms_hidden: Option<f64>,
+    /// The same per proposed label (for a multi-label project: per proposed label set).
+    pub by_label: Vec<PrelabelLabelStats>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelLabelStats {
+    /// The proposed labels, joined with ", ".
+    pub label: String,
+    pub prelabels: i64,
+    pub acceptance: StatValue,
+}
+
+/// Per-project pre-label settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelSettings {
+    /// Hide pre-labels from labelers until they have answered (measures agreement with the
+    /// sources without anchoring the labelers on them).
+    pub hide_until_answered: bool,
+}
+
+impl Default for PrelabelSettings {
+    fn default() -> Self {
+        PrelabelSettings { hide_until_answered: false }
+    }
+}
+
+/// The pre-label shown with an item in the labeling view: the best-scored one over all
+/// sources (a pre-label without a score counts as score 0).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelView {
+    pub source_id: i64,
+    pub source_kind: PrelabelSourceKind,
+    /// "name version" for a model, "rules", "built-in model".
+    pub source: String,
+    pub labels: Vec<String>,
+    pub score: Option<f64>,
 }

@@ -29,6 +29,9 @@ enum Command {
     /// Production profiles and production-matched dev sets through the API.
     #[command(subcommand)]
     Devset(cli::devset::DevsetCommand),
+    /// Pre-labels: import model predictions, list the sources' figures, through the API.
+    #[command(subcommand)]
+    Prelabels(cli::prelabels::PrelabelsCommand),
     /// Statistics (agreement, aggregation, label errors, sampling, evaluation) on your own files.
     #[command(subcommand)]
     Stats(cli::stats::StatsCommand),
@@ -75,6 +78,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Export(args) => cli::client::export(args).await,
         Command::Audit(cmd) => cli::client::audit(cmd).await,
         Command::Devset(cmd) => cli::devset::run(cmd).await,
+        Command::Prelabels(cmd) => cli::prelabels::run(cmd).await,
         Command::Stats(_) => unreachable!("handled synchronously"),
     }
 }

@@ -30,3 +30,4 @@ mod memory;
 mod settings;
 mod assignment_order;
 mod gold;
+mod prelabels;

@@ -9,6 +9,7 @@ pub mod extract;
 mod import;
 mod items;
 mod labeling;
+mod prelabels;
 mod projects;
 mod review;
 pub mod users;
@@ -88,6 +89,13 @@ fn table() -> Routes {
         .get("/projects/{pid}/agreement", agreement::dashboard)
         .get("/projects/{pid}/agreement/slices", agreement::slices)
         .get("/projects/{pid}/agreement/items", agreement::items)
+        // Pre-labels (issue 10). The predictions upload streams to disk.
+        .post_with("/projects/{pid}/prelabels/import", prelabels::import_predictions, |r| {
+            r.layer(DefaultBodyLimit::disable())
+        })
+        .get("/projects/{pid}/prelabels/sources", prelabels::list_sources)
+        .get("/projects/{pid}/prelabels/settings", prelabels::get_settings)
+        .put("/projects/{pid}/prelabels/settings", prelabels::put_settings)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout
@@ -101,6 +109,7 @@ pub const STREAMING_ROUTES: &[&str] = &[
     "/api/projects/{pid}/audit",
     "/api/audit",
     "/api/projects/{pid}/profiles",
+    "/api/projects/{pid}/prelabels/import",
 ];
 
 pub fn router() -> Router<AppState> {

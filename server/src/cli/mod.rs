@@ -1,6 +1,7 @@
 //! The `mirrorset` command line: one subcommand per file.
 pub mod client;
 pub mod devset;
+pub mod prelabels;
 pub mod serve;
 pub mod stats;
 pub mod user;

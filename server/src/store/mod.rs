@@ -16,6 +16,7 @@ pub mod export;
 pub mod imports;
 pub mod items;
 pub mod jobs;
+pub mod prelabels;
 pub mod projects;
 pub mod review;
 pub mod tokens;
