@@ -449,12 +449,19 @@ schemas.update({
     "PrelabelSourceKind": {"type": "string", "enum": ["model", "rules", "builtin"]},
     "PrelabelView": obj({"source_id": I64, "source_kind": ref("PrelabelSourceKind"), "source": STR,
                          "labels": arr(STR), "score": nullable(F64)}),
-    "PrelabelLabelStats": obj({"label": STR, "prelabels": I64, "acceptance": ref("StatValue")}),
+    "PrelabelLabelStats": obj({"label": STR, "prelabels": I64, "acceptance": ref("StatValue"), "audited": I64,
+                               "precision": ref("StatValue"), "auto_accept_min_score": nullable(F64)}),
+    "PrelabelAuditDrawn": obj({"drawn": I64, "queued": I64}),
     "PrelabelSource": obj({"id": I64, "kind": ref("PrelabelSourceKind"), "name": STR, "version": STR, "prelabels": I64,
                            "acceptance": ref("StatValue"), "agreement_hidden": ref("StatValue"),
                            "mean_time_ms_shown": nullable(F64), "mean_time_ms_hidden": nullable(F64),
                            "by_label": arr(ref("PrelabelLabelStats")), "created_at": I64}),
-    "PrelabelSettings": {**obj({"hide_until_answered": BOOL})},
+    # Fields left out take their defaults.
+    "PrelabelSettings": obj({"hide_until_answered": BOOL,
+                             "audit_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.05},
+                             "audit_seed": {**I64, "default": 0},
+                             "target_precision": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.95}},
+                            ["hide_until_answered"]),
 })
 # The labeling loop's answer carries the item's best pre-label when there is one to show.
 schemas["NextItem"]["properties"]["prelabel"] = ref("PrelabelView")
@@ -474,6 +481,10 @@ paths.update({
         "get": {"summary": "The project's pre-label settings (admin, lead member)", "parameters": [PID], "responses": ok(ref("PrelabelSettings"))},
         "put": {"summary": "Change the project's pre-label settings", "parameters": [PID],
                 "requestBody": body(ref("PrelabelSettings")), "responses": ok(ref("PrelabelSettings"))}},
+    "/api/projects/{pid}/prelabels/audit": {"post": {
+        "summary": "Draw the audit sample: a seeded share (audit_rate, audit_seed) of each source's pre-labels per label goes to the prelabel_audit review queue (admin, lead member)",
+        "description": "Repeating the draw with the same settings adds only what new pre-labels bring; a higher rate keeps every earlier draw.",
+        "parameters": [PID], "responses": ok(ref("PrelabelAuditDrawn"))}},
 })
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.

@@ -1076,6 +1076,25 @@ pub struct PrelabelLabelStats {
     pub label: String,
     pub prelabels: i64,
     pub acceptance: StatValue,
+    /// Pre-labels drawn for the audit (`POST .../prelabels/audit`).
+    pub audited: i64,
+    /// Audited precision: the share of decided audits whose final label is the pre-label (n:
+    /// audits with a reviewer's decision), with its 95% Wilson interval.
+    pub precision: StatValue,
+    /// The lowest score at and above which the audited precision's Wilson lower bound meets
+    /// the project's `target_precision`; None while no score does (too few audits, or too many
+    /// wrong).
+    pub auto_accept_min_score: Option<f64>,
+}
+
+/// What an audit draw did.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelAuditDrawn {
+    /// Pre-labels newly drawn (a draw repeated with the same seed and rate adds only what new
+    /// pre-labels bring).
+    pub drawn: i64,
+    /// Items newly put in the `prelabel_audit` review queue.
+    pub queued: i64,
 }
 
 /// Per-project pre-label settings.
@@ -1084,11 +1103,33 @@ pub struct PrelabelSettings {
     /// Hide pre-labels from labelers until they have answered (measures agreement with the
     /// sources without anchoring the labelers on them).
     pub hide_until_answered: bool,
+    /// The share of each source's pre-labels, per label, that an audit draw sends to review.
+    #[serde(default = "default_prelabel_audit_rate")]
+    pub audit_rate: f64,
+    #[serde(default)]
+    pub audit_seed: i64,
+    /// The precision auto-accept must promise: the Wilson lower bound (95%) of the audited
+    /// precision at and above the threshold.
+    #[serde(default = "default_target_precision")]
+    pub target_precision: f64,
+}
+
+fn default_prelabel_audit_rate() -> f64 {
+    0.05
+}
+
+fn default_target_precision() -> f64 {
+    0.95
 }
 
 impl Default for PrelabelSettings {
     fn default() -> Self {
-        PrelabelSettings { hide_until_answered: false }
+        PrelabelSettings {
+            hide_until_answered: false,
+            audit_rate: default_prelabel_audit_rate(),
+            audit_seed: 0,
+            target_precision: default_target_precision(),
+        }
     }
 }
 

@@ -14,10 +14,6 @@ CREATE TABLE prelabel_sources (
     kind        TEXT NOT NULL CHECK (kind IN ('model', 'rules', 'builtin')),
     name        TEXT NOT NULL,
     version     TEXT NOT NULL,
-    -- Auto-accept, per source: off until a lead turns it on; the threshold is recomputed
-    -- from the audits each time, the target is the lead's (e.g. 0.95).
-    auto_accept INTEGER NOT NULL DEFAULT 0,
-    target_precision REAL NOT NULL DEFAULT 0.95,
     created_at  INTEGER NOT NULL,
     UNIQUE (project_id, kind, name, version)
 );
@@ -36,6 +32,18 @@ CREATE TABLE prelabels (
 -- The labeling view reads an item's pre-labels; auto-accept and audits walk a source's.
 CREATE INDEX prelabels_item ON prelabels(item_id);
 CREATE INDEX prelabels_project ON prelabels(project_id, source_id, score);
+
+-- The audit draw: a seeded share of each source's pre-labels per label, sent to the
+-- 'prelabel_audit' review queue. The item's latest review decision says whether the pre-label
+-- was right; the audited precision per source and label rests on these rows only.
+CREATE TABLE prelabel_audits (
+    source_id   INTEGER NOT NULL REFERENCES prelabel_sources(id) ON DELETE CASCADE,
+    item_id     INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    drawn_at    INTEGER NOT NULL,
+    PRIMARY KEY (source_id, item_id)
+);
+CREATE INDEX prelabel_audits_project ON prelabel_audits(project_id);
 
 -- A lead's labeling rules. `label` NULL: the rule abstains on what it matches (an exception
 -- that keeps other rules off those items is written as a rule for another label instead).
@@ -95,5 +103,7 @@ CREATE TABLE prelabel_settings (
     audit_rate          REAL NOT NULL DEFAULT 0.05,  -- share of each source's pre-labels audited
     audit_seed          INTEGER NOT NULL DEFAULT 0,
     retrain_every       INTEGER NOT NULL DEFAULT 0,  -- new final labels between trainings; 0: off
+    -- The precision the auto-accept threshold must reach (its Wilson lower bound, 95%).
+    target_precision    REAL NOT NULL DEFAULT 0.95,
     updated_at          INTEGER NOT NULL
 );

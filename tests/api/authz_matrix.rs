@@ -110,6 +110,7 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("GET /api/projects/{pid}/prelabels/sources",         "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/prelabels/settings",        "401 404 403 404 200 200", Via::Any),
     ("PUT /api/projects/{pid}/prelabels/settings",        "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/prelabels/audit",          "401 404 403 404 200 200", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

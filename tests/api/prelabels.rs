@@ -13,6 +13,7 @@ both_backends!(
     labeler_sees_and_accepts_prelabels,
     hidden_prelabels_measure_agreement,
     prelabel_routes_are_for_leads,
+    audit_draw_precision_and_threshold,
 );
 
 fn jsonl(lines: &[Value]) -> Vec<u8> {
@@ -213,11 +214,19 @@ async fn hidden_prelabels_measure_agreement(b: Backend) {
     let pid = admin.simple_project("hidden", 1, 600).await.id;
     admin.import_texts(pid, "t", 2).await;
     let settings: PrelabelSettings = admin.get(&format!("/api/projects/{pid}/prelabels/settings")).await;
-    assert_eq!(settings, PrelabelSettings { hide_until_answered: false });
+    assert_eq!(settings, PrelabelSettings { hide_until_answered: false, audit_rate: 0.05, audit_seed: 0, target_precision: 0.95 });
     let put = admin
         .raw(Method::PUT, &format!("/api/projects/{pid}/prelabels/settings"), Some((br#"{"hide_until_answered": true}"#.to_vec(), "application/json")))
         .await;
-    assert_eq!(put.ok::<PrelabelSettings>(), PrelabelSettings { hide_until_answered: true });
+    // Fields left out take their defaults.
+    assert_eq!(put.ok::<PrelabelSettings>(), PrelabelSettings { hide_until_answered: true, ..Default::default() });
+    for (body, message) in [
+        (json!({"hide_until_answered": true, "audit_rate": 1.5}), "audit_rate must be between 0 and 1, not 1.5"),
+        (json!({"hide_until_answered": true, "target_precision": 0}), "target_precision must be above 0 and at most 1, not 0"),
+    ] {
+        let resp = admin.raw(Method::PUT, &format!("/api/projects/{pid}/prelabels/settings"), Some((body.to_string().into_bytes(), "application/json"))).await;
+        assert_eq!(resp.assert_error(400, "bad_request").message, message);
+    }
     let bad = admin
         .raw(Method::PUT, &format!("/api/projects/{pid}/prelabels/settings"), Some((br#"{"hide_until_answered": "yes"}"#.to_vec(), "application/json")))
         .await;
@@ -248,4 +257,96 @@ async fn prelabel_routes_are_for_leads(b: Backend) {
     lab.get_raw(&format!("/api/projects/{pid}/prelabels/sources")).await.assert_error(403, "forbidden");
     admin.get_raw(&format!("/api/projects/{}/prelabels/sources", pid + 1000)).await.assert_error(404, "not_found");
     assert_eq!(sources(&admin, pid).await, vec![]);
+}
+
+/// The audit draw: a seeded share per source and label into the `prelabel_audit` queue, the
+/// same on a repeat; reviewers' decisions give precision per source and label with a Wilson
+/// interval, and the auto-accept threshold is the lowest score whose lower bound meets the target.
+async fn audit_draw_precision_and_threshold(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("audit", 1, 600).await.id;
+    admin.import_texts(pid, "t", 50).await;
+    // 40 "pos" pre-labels scored 0.60..0.99 and 10 "neg" ones scored 0.5.
+    let lines: Vec<Value> = (0..50)
+        .map(|i| {
+            if i < 40 {
+                json!({"item": format!("t-{i}"), "label": "pos", "score": 0.6 + i as f64 / 100.0, "model": "m"})
+            } else {
+                json!({"item": format!("t-{i}"), "label": "neg", "score": 0.5, "model": "m"})
+            }
+        })
+        .collect();
+    import_predictions(&admin, pid, &lines).await.ok::<ImportReport>();
+    let put = |body: Value| {
+        let admin = &admin;
+        async move {
+            admin
+                .raw(Method::PUT, &format!("/api/projects/{pid}/prelabels/settings"), Some((body.to_string().into_bytes(), "application/json")))
+                .await
+                .ok::<PrelabelSettings>()
+        }
+    };
+    put(json!({"hide_until_answered": false, "audit_rate": 0.1, "audit_seed": 3, "target_precision": 0.9})).await;
+    let drawn: PrelabelAuditDrawn = admin.post(&format!("/api/projects/{pid}/prelabels/audit"), &json!({})).await;
+    // ⌈0.1 × 40⌉ + ⌈0.1 × 10⌉.
+    assert_eq!(drawn, PrelabelAuditDrawn { drawn: 5, queued: 5 });
+    let again: PrelabelAuditDrawn = admin.post(&format!("/api/projects/{pid}/prelabels/audit"), &json!({})).await;
+    assert_eq!(again, PrelabelAuditDrawn { drawn: 0, queued: 0 }, "the same seed and rate draw the same sample");
+    let page: ReviewQueuePage = admin.get(&format!("/api/projects/{pid}/review/queues/prelabel_audit")).await;
+    assert_eq!(page.open, 5);
+    let s = &sources(&admin, pid).await[0];
+    let pos = s.by_label.iter().find(|l| l.label == "pos").unwrap();
+    assert_eq!((pos.audited, pos.precision.n, pos.precision.value), (4, 0, None));
+    assert_eq!(pos.precision.reason.as_deref(), Some("no audited pre-label decided yet"));
+    assert_eq!(pos.auto_accept_min_score, None);
+
+    // The reviewer agrees with every "pos" audit and overrules the "neg" one.
+    for item in &page.items {
+        let n: usize = item.external_id.as_deref().unwrap()[2..].parse().unwrap();
+        let labels = if n < 40 { json!(["pos"]) } else { json!(["other"]) };
+        admin
+            .post_json_raw(
+                &format!("/api/projects/{pid}/review/items/{}/decision", item.item_id),
+                &json!({"labels": labels, "queue": "prelabel_audit"}),
+            )
+            .await
+            .assert_status(201);
+    }
+    let s = &sources(&admin, pid).await[0];
+    let pos = s.by_label.iter().find(|l| l.label == "pos").unwrap();
+    assert_eq!((pos.audited, pos.precision.n, pos.precision.value), (4, 4, Some(1.0)));
+    let iv = pos.precision.interval.unwrap();
+    assert!((iv.lower - 0.5101).abs() < 1e-3 && iv.upper == 1.0, "{iv:?}");
+    assert_eq!(pos.auto_accept_min_score, None, "4 audits cannot promise 90%");
+    let neg = s.by_label.iter().find(|l| l.label == "neg").unwrap();
+    assert_eq!((neg.audited, neg.precision.n, neg.precision.value), (1, 1, Some(0.0)));
+
+    // Audit every pre-label: 40 right "pos" audits promise 90% from the lowest score up.
+    put(json!({"hide_until_answered": false, "audit_rate": 1.0, "audit_seed": 3, "target_precision": 0.9})).await;
+    let drawn: PrelabelAuditDrawn = admin.post(&format!("/api/projects/{pid}/prelabels/audit"), &json!({})).await;
+    assert_eq!(drawn, PrelabelAuditDrawn { drawn: 45, queued: 45 }, "a higher rate keeps the earlier draws");
+    let page: ReviewQueuePage = admin.get(&format!("/api/projects/{pid}/review/queues/prelabel_audit?limit=500")).await;
+    assert_eq!(page.open, 45);
+    for item in &page.items {
+        let n: usize = item.external_id.as_deref().unwrap()[2..].parse().unwrap();
+        let labels = if n < 40 { json!(["pos"]) } else { json!(["neg"]) };
+        admin
+            .post_json_raw(
+                &format!("/api/projects/{pid}/review/items/{}/decision", item.item_id),
+                &json!({"labels": labels, "queue": "prelabel_audit"}),
+            )
+            .await
+            .assert_status(201);
+    }
+    let s = &sources(&admin, pid).await[0];
+    let pos = s.by_label.iter().find(|l| l.label == "pos").unwrap();
+    assert_eq!((pos.audited, pos.precision.n, pos.precision.value), (40, 40, Some(1.0)));
+    assert_eq!(pos.auto_accept_min_score, Some(0.6));
+    // At 95% the same 40 audits are not enough.
+    put(json!({"hide_until_answered": false, "audit_rate": 1.0, "audit_seed": 3, "target_precision": 0.95})).await;
+    let s = &sources(&admin, pid).await[0];
+    assert_eq!(s.by_label.iter().find(|l| l.label == "pos").unwrap().auto_accept_min_score, None);
+    let neg = s.by_label.iter().find(|l| l.label == "neg").unwrap();
+    assert_eq!((neg.audited, neg.precision.n, neg.precision.value), (10, 10, Some(0.9)), "the first neg audit was overruled");
 }

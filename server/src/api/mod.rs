@@ -96,6 +96,7 @@ fn table() -> Routes {
         .get("/projects/{pid}/prelabels/sources", prelabels::list_sources)
         .get("/projects/{pid}/prelabels/settings", prelabels::get_settings)
         .put("/projects/{pid}/prelabels/settings", prelabels::put_settings)
+        .post("/projects/{pid}/prelabels/audit", prelabels::draw_audit)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout

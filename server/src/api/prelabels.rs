@@ -1,7 +1,7 @@
 //! Pre-labels (issue 10): imported predictions, the sources' figures, the project's pre-label
 //! settings. Admins and the project's leads only (`managed_project`); labelers meet pre-labels
 //! in the labeling loop (`labeling::next_item`).
-use app::api_types::{ImportReport, LabelKind, PrelabelSettings, PrelabelSource};
+use app::api_types::{ImportReport, LabelKind, PrelabelAuditDrawn, PrelabelSettings, PrelabelSource};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
@@ -75,6 +75,27 @@ pub async fn put_settings(
     JsonBody(req): JsonBody<PrelabelSettings>,
 ) -> AppResult<Json<PrelabelSettings>> {
     managed_project(&state.db, &caller, pid).await?;
+    if !(0.0..=1.0).contains(&req.audit_rate) {
+        return Err(AppError::bad_request(format!("audit_rate must be between 0 and 1, not {}", req.audit_rate)));
+    }
+    if !(req.target_precision > 0.0 && req.target_precision <= 1.0) {
+        return Err(AppError::bad_request(format!("target_precision must be above 0 and at most 1, not {}", req.target_precision)));
+    }
     store::prelabels::put_settings(&state.db, pid, &req).await?;
     Ok(Json(req))
+}
+
+/// Draws the audit sample (the project's `audit_rate` and `audit_seed`, per source and label;
+/// see `prelabels::audit`) and puts the drawn items in the `prelabel_audit` review queue.
+pub async fn draw_audit(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+) -> AppResult<Json<PrelabelAuditDrawn>> {
+    managed_project(&state.db, &caller, pid).await?;
+    let settings = store::prelabels::settings(&state.db, pid).await?;
+    let population = store::prelabels::audit_population(&state.db, pid).await?;
+    let drawn = crate::prelabels::audit::draw(&population, settings.audit_rate, settings.audit_seed);
+    let (drawn, queued) = store::prelabels::record_audits(&state.db, pid, &drawn).await?;
+    Ok(Json(PrelabelAuditDrawn { drawn, queued }))
 }

@@ -5,6 +5,7 @@
 //! predictions (`predictions`), labeling rules and their statistics (`rules`), the built-in
 //! text classifier (`model`) and the auto-accept threshold (`threshold`). Every estimate they report
 //! (accuracy, precision and their intervals) comes from `crate::stats`.
+pub mod audit;
 pub mod import;
 pub mod model;
 pub mod predictions;

@@ -6,12 +6,13 @@
 //! outcome row costs a statistic one answer, never a label).
 use std::collections::HashMap;
 
-use app::api_types::{PrelabelLabelStats, PrelabelSettings, PrelabelSource, PrelabelSourceKind, PrelabelView};
+use app::api_types::{PrelabelLabelStats, PrelabelSettings, PrelabelSource, PrelabelSourceKind, PrelabelView, StatValue};
 
 use super::items::ITEM_VISIBLE;
 use super::BeginWrite;
 use super::{now_ms, Db};
 use crate::error::AppResult;
+use crate::prelabels::audit::{self, Audited};
 use crate::prelabels::share;
 use crate::{on_read, on_write};
 
@@ -118,6 +119,16 @@ struct OutcomeRow {
 
 /// The project's sources with their pre-label counts and what labelers did with them.
 pub async fn list_sources(db: &Db, project_id: i64) -> AppResult<Vec<PrelabelSource>> {
+    let target = settings(db, project_id).await?.target_precision;
+    let audits = audit_outcomes(db, project_id).await?;
+    let parsed: Vec<(i64, &str, Vec<String>, Option<f64>, Option<Vec<String>>)> = audits
+        .iter()
+        .map(|(src, labels, score, decision)| {
+            let l: Vec<String> = serde_json::from_str(labels).unwrap_or_default();
+            let d = decision.as_deref().and_then(|d| serde_json::from_str(d).ok());
+            (*src, labels.as_str(), l, *score, d)
+        })
+        .collect();
     let (sources, counts, outcomes): (Vec<SourceRow>, Vec<(i64, String, i64)>, Vec<OutcomeRow>) = on_read!(db, pool => {
         let sources = sqlx::query_as::<_, SourceRow>(
             "SELECT s.id, s.kind, s.name, s.version, s.created_at,
@@ -163,7 +174,24 @@ pub async fn list_sources(db: &Db, project_id: i64) -> AppResult<Vec<PrelabelSou
                         .iter()
                         .filter(|o| o.shown == 1 && &o.labels == labels)
                         .fold((0, 0), |(n, a), o| (n + o.n, a + o.accepted));
-                    PrelabelLabelStats { label: label_text(labels), prelabels: *count, acceptance: share(a, n) }
+                    let stratum: Vec<Audited> = parsed
+                        .iter()
+                        .filter(|p| p.0 == s.id && p.1 == labels.as_str())
+                        .map(|p| Audited { labels: &p.2, score: p.3, decision: p.4.as_deref() })
+                        .collect();
+                    let (decided, correct, auto_accept_min_score) = audit::precision(&stratum, target);
+                    let precision = match share(correct, decided) {
+                        v if decided == 0 => StatValue { reason: Some("no audited pre-label decided yet".into()), ..v },
+                        v => v,
+                    };
+                    PrelabelLabelStats {
+                        label: label_text(labels),
+                        prelabels: *count,
+                        acceptance: share(a, n),
+                        audited: stratum.len() as i64,
+                        precision,
+                        auto_accept_min_score,
+                    }
                 })
                 .collect();
             PrelabelSource {
@@ -189,14 +217,18 @@ fn label_text(labels: &str) -> String {
 }
 
 pub async fn settings(db: &Db, project_id: i64) -> AppResult<PrelabelSettings> {
-    let row: Option<i64> = on_read!(db, pool => {
-        sqlx::query_scalar("SELECT hide_until_answered FROM prelabel_settings WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_optional(pool)
-            .await?
+    let row: Option<(i64, f64, i64, f64)> = on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT hide_until_answered, audit_rate, audit_seed, target_precision FROM prelabel_settings WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
     });
     Ok(match row {
-        Some(hide) => PrelabelSettings { hide_until_answered: hide != 0 },
+        Some((hide, audit_rate, audit_seed, target_precision)) => {
+            PrelabelSettings { hide_until_answered: hide != 0, audit_rate, audit_seed, target_precision }
+        }
         None => PrelabelSettings::default(),
     })
 }
@@ -204,17 +236,89 @@ pub async fn settings(db: &Db, project_id: i64) -> AppResult<PrelabelSettings> {
 pub async fn put_settings(db: &Db, project_id: i64, s: &PrelabelSettings) -> AppResult<()> {
     on_write!(db, pool => {
         sqlx::query(
-            "INSERT INTO prelabel_settings (project_id, hide_until_answered, updated_at) VALUES ($1, $2, $3)
+            "INSERT INTO prelabel_settings (project_id, hide_until_answered, audit_rate, audit_seed, target_precision, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (project_id) DO UPDATE SET hide_until_answered = excluded.hide_until_answered,
-                                                    updated_at = excluded.updated_at",
+                 audit_rate = excluded.audit_rate, audit_seed = excluded.audit_seed,
+                 target_precision = excluded.target_precision, updated_at = excluded.updated_at",
         )
         .bind(project_id)
         .bind(s.hide_until_answered as i64)
+        .bind(s.audit_rate)
+        .bind(s.audit_seed)
+        .bind(s.target_precision)
         .bind(now_ms())
         .execute(pool)
         .await?;
     });
     Ok(())
+}
+
+/// Every pre-label of the project as (source, item, labels JSON): what an audit draws from.
+pub async fn audit_population(db: &Db, project_id: i64) -> AppResult<Vec<(i64, i64, String)>> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_as("SELECT source_id, item_id, labels FROM prelabels WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// Records drawn (source, item) pairs and opens a `prelabel_audit` review entry for each item
+/// (one per item, whatever the number of sources drawing it: one decision settles them all),
+/// in one transaction. Returns (pairs newly drawn, entries newly opened).
+pub async fn record_audits(db: &Db, project_id: i64, drawn: &[(i64, i64)]) -> AppResult<(i64, i64)> {
+    let now = now_ms();
+    let out = on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let (mut new_draws, mut queued) = (0i64, 0i64);
+        for (source, item) in drawn {
+            let inserted = sqlx::query(
+                "INSERT INTO prelabel_audits (source_id, item_id, project_id, drawn_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (source_id, item_id) DO NOTHING",
+            )
+            .bind(source)
+            .bind(item)
+            .bind(project_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+            new_draws += inserted;
+            if inserted == 0 {
+                continue; // drawn before: its entry was opened then (and may be decided)
+            }
+            queued += sqlx::query(super::review::OPEN_ENTRY_SQL)
+                .bind(project_id)
+                .bind(item)
+                .bind(crate::prelabels::audit::QUEUE)
+                .bind(crate::prelabels::audit::QUEUE)
+                .bind(serde_json::json!({"source_id": source}).to_string())
+                .bind(None::<i64>)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as i64;
+        }
+        tx.commit().await?;
+        (new_draws, queued)
+    });
+    Ok(out)
+}
+
+/// The drawn pre-labels with their item's latest decision: (source, labels, score, decision).
+async fn audit_outcomes(db: &Db, project_id: i64) -> AppResult<Vec<(i64, String, Option<f64>, Option<String>)>> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT a.source_id, p.labels, p.score,
+                    (SELECT d.labels FROM review_decisions d WHERE d.item_id = a.item_id ORDER BY d.id DESC LIMIT 1)
+             FROM prelabel_audits a JOIN prelabels p ON p.source_id = a.source_id AND p.item_id = a.item_id
+             WHERE a.project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?
+    }))
 }
 
 #[derive(sqlx::FromRow)]
