@@ -14,6 +14,7 @@ both_backends!(
     hidden_prelabels_measure_agreement,
     prelabel_routes_are_for_leads,
     audit_draw_precision_and_threshold,
+    prelabels_cli_round_trip,
 );
 
 fn jsonl(lines: &[Value]) -> Vec<u8> {
@@ -349,4 +350,40 @@ async fn audit_draw_precision_and_threshold(b: Backend) {
     assert_eq!(s.by_label.iter().find(|l| l.label == "pos").unwrap().auto_accept_min_score, None);
     let neg = s.by_label.iter().find(|l| l.label == "neg").unwrap();
     assert_eq!((neg.audited, neg.precision.n, neg.precision.value), (10, 10, Some(0.9)), "the first neg audit was overruled");
+}
+
+/// `mirrorset prelabels import` uploads a predictions file (a refused one lists its bad lines
+/// on standard error, exit status 1); `mirrorset prelabels sources` prints the sources.
+async fn prelabels_cli_round_trip(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("cli", 1, 600).await.id;
+    admin.import_texts(pid, "t", 3).await;
+    let token = admin.create_token("cli").await.secret;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, project) = (server.base_url().to_string(), pid.to_string());
+    let run = |cmd: &str, file: Option<&[u8]>| {
+        let mut c = std::process::Command::new(server_binary());
+        c.args(["prelabels", cmd, "--url", url.as_str(), "--token", token.as_str(), "--project", project.as_str()]);
+        if let Some(bytes) = file {
+            let path = dir.path().join("predictions.jsonl");
+            std::fs::write(&path, bytes).unwrap();
+            c.arg(&path);
+        }
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let bad = jsonl(&[json!({"item": "t-0", "label": "pos"}), json!({"item": "t-9", "label": "pos"})]);
+    let (code, _, err) = run("import", Some(&bad));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("line 2 [item]: the project has no item with id \"t-9\""), "{err}");
+    let good = jsonl(&[json!({"item": "t-0", "label": "pos", "score": 0.7, "model": "cli"}), json!({"item": "t-1", "label": "neg", "model": "cli"})]);
+    let (code, out, err) = run("import", Some(&good));
+    assert_eq!(code, Some(0), "{err}");
+    let report: ImportReport = serde_json::from_str(&out).unwrap();
+    assert_eq!((report.lines, report.imported, report.error_count), (2, 2, 0));
+    let (code, out, err) = run("sources", None);
+    assert_eq!(code, Some(0), "{err}");
+    let listed: Vec<PrelabelSource> = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.iter().map(|s| (s.name.as_str(), s.prelabels)).collect::<Vec<_>>(), vec![("cli", 2)]);
 }
