@@ -750,3 +750,60 @@ async fn labeler_accepts_a_prelabel_with_one_key() {
     assert_eq!(first_line["annotations"][0]["labels"], json!(["negative"]), "{first_line}");
     c.close().await.unwrap();
 }
+
+/// A lead uploads a predictions file on the pre-labels page, sees the source with its figures
+/// per label, gets a refused file's bad lines listed, and draws the audit sample with `a`.
+/// Screenshot: `target/screenshots/prelabels.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_uploads_predictions_and_draws_the_audit() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let pid = admin
+        .create_project(&NewProject {
+            name: "Predictions".into(),
+            instructions: String::new(),
+            kind: LabelKind::Single,
+            labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+            overlap: 1,
+            lease_seconds: 600,
+            quality: Default::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
+        })
+        .await
+        .id;
+    admin.import_texts(pid, "browser", 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.jsonl");
+    let lines: String = (0..4)
+        .map(|i| json!({"item": format!("browser-{i}"), "label": if i < 3 { "positive" } else { "negative" }, "score": 0.9, "model": "sentiment", "version": "v3"}).to_string() + "\n")
+        .collect();
+    std::fs::write(&good, lines).unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, json!({"item": "nope", "label": "positive"}).to_string() + "\n").unwrap();
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &server, "admin", server.admin_password()).await;
+    c.goto(&server.url(&format!("/projects/{pid}/prelabels"))).await.unwrap();
+    wait_text(&c, ".card", "the empty sources card", |t| t.contains("No pre-labels yet")).await;
+    let upload = |path: std::path::PathBuf| {
+        let c = c.clone();
+        async move {
+            let input = c.find(Locator::Css("#prelabel-file")).await.unwrap();
+            input.send_keys(path.to_str().unwrap()).await.unwrap();
+            c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+        }
+    };
+    upload(bad).await;
+    wait_text(&c, ".import-result", "the refusal", |t| t.contains("nothing was imported")).await;
+    wait_text(&c, "td", "the bad line's reason", |t| t.contains("the project has no item with id \"nope\"")).await;
+    upload(good).await;
+    wait_text(&c, ".import-result", "the import", |t| t == "Imported 4 predictions.").await;
+    wait_text(&c, ".prelabel-sources", "the source's rows", |t| t.contains("sentiment v3") && t.contains("negative")).await;
+    c.find(Locator::Css("h1")).await.unwrap().click().await.unwrap(); // focus off the form
+    press(&c, 'a').await;
+    wait_text(&c, ".import-result", "the audit draw", |t| t.contains("Audit draw: 2 new pre-labels, 2 items queued")).await;
+    wait_text(&c, ".prelabel-sources", "the audited counts", |t| t.contains("no audited pre-label decided yet")).await;
+    screenshot(&c, "prelabels.png").await;
+    c.close().await.unwrap();
+}

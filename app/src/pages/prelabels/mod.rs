@@ -1,6 +1,11 @@
-//! Pre-labels in the UI (issue 10). For now: the hint the labeling view shows above its label
-//! buttons — the item's best pre-label with its source and score, taken with Enter.
+//! Pre-labels in the UI (issue 10): the lead's page (`page`), and the hint the labeling view
+//! shows above its label buttons — the item's best pre-label with its source and score, taken
+//! with Enter.
+mod page;
+
 use leptos::prelude::*;
+
+pub use page::PrelabelsPage;
 
 use crate::api_types::PrelabelView;
 use crate::components::Kbd;
