@@ -500,6 +500,49 @@ paths.update({
         "parameters": [PID, RELEASE_ID, {"name": "other", "in": "path", "required": True, "schema": I64, "description": "release id"}],
         "responses": ok(ref("ReleaseDiff"))}},
 })
+
+# Pre-labels (issue 10).
+schemas.update({
+    "PrelabelSourceKind": {"type": "string", "enum": ["model", "rules", "builtin"]},
+    "PrelabelView": obj({"source_id": I64, "source_kind": ref("PrelabelSourceKind"), "source": STR,
+                         "labels": arr(STR), "score": nullable(F64)}),
+    "PrelabelLabelStats": obj({"label": STR, "prelabels": I64, "acceptance": ref("StatValue"), "audited": I64,
+                               "precision": ref("StatValue"), "auto_accept_min_score": nullable(F64)}),
+    "PrelabelAuditDrawn": obj({"drawn": I64, "queued": I64}),
+    "PrelabelSource": obj({"id": I64, "kind": ref("PrelabelSourceKind"), "name": STR, "version": STR, "prelabels": I64,
+                           "acceptance": ref("StatValue"), "agreement_hidden": ref("StatValue"),
+                           "mean_time_ms_shown": nullable(F64), "mean_time_ms_hidden": nullable(F64),
+                           "by_label": arr(ref("PrelabelLabelStats")), "created_at": I64}),
+    # Fields left out take their defaults.
+    "PrelabelSettings": obj({"hide_until_answered": BOOL,
+                             "audit_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.05},
+                             "audit_seed": {**I64, "default": 0},
+                             "target_precision": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.95}},
+                            ["hide_until_answered"]),
+})
+# The labeling loop's answer carries the item's best pre-label when there is one to show.
+schemas["NextItem"]["properties"]["prelabel"] = ref("PrelabelView")
+paths.update({
+    "/api/projects/{pid}/prelabels/import": {"post": {
+        "summary": "Import model predictions: JSONL, one {item, label or labels, score, model, version} per line (admin, lead member)",
+        "description": "All or nothing: any bad line, or a line naming no item of the project, and nothing is stored; the 422 "
+                       "lists the bad lines in error.details as an ImportReport. A (model, version) is one source; importing "
+                       "it again replaces its pre-label of an item. At most 2,000,000 lines.",
+        "parameters": [PID],
+        "requestBody": {"required": True, "content": {"application/x-ndjson": {}}},
+        "responses": ok(ref("ImportReport"))}},
+    "/api/projects/{pid}/prelabels/sources": {"get": {
+        "summary": "Pre-label sources with counts, acceptance (95% Wilson interval) and time per item, per source and label (admin, lead member)",
+        "parameters": [PID], "responses": ok(arr(ref("PrelabelSource")))}},
+    "/api/projects/{pid}/prelabels/settings": {
+        "get": {"summary": "The project's pre-label settings (admin, lead member)", "parameters": [PID], "responses": ok(ref("PrelabelSettings"))},
+        "put": {"summary": "Change the project's pre-label settings", "parameters": [PID],
+                "requestBody": body(ref("PrelabelSettings")), "responses": ok(ref("PrelabelSettings"))}},
+    "/api/projects/{pid}/prelabels/audit": {"post": {
+        "summary": "Draw the audit sample: a seeded share (audit_rate, audit_seed) of each source's pre-labels per label goes to the prelabel_audit review queue (admin, lead member)",
+        "description": "Repeating the draw with the same settings adds only what new pre-labels bring; a higher rate keeps every earlier draw.",
+        "parameters": [PID], "responses": ok(ref("PrelabelAuditDrawn"))}},
+})
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.
 def link(op, params=None, body=None, desc=""):

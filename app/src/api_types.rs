@@ -431,6 +431,10 @@ pub struct NextItem {
     pub lease_expires_at: Option<i64>,
     /// The caller's progress after this hand-out, so the UI needs no second request.
     pub progress: Progress,
+    /// The item's best pre-label (issue 10), unless there is none or the project hides
+    /// pre-labels until the labeler has answered. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prelabel: Option<PrelabelView>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -1438,4 +1442,133 @@ pub struct DevsetReport {
     /// keeping its members, back under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_up: Option<TopUp>,
+}
+
+// ---- Pre-labels (issue 10) ----
+
+/// What proposes pre-labels: an imported model (one per name and version), the project's
+/// labeling rules, or the built-in model.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PrelabelSourceKind {
+    Model,
+    Rules,
+    Builtin,
+}
+
+impl PrelabelSourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Rules => "rules",
+            Self::Builtin => "builtin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "model" => Some(Self::Model),
+            "rules" => Some(Self::Rules),
+            "builtin" => Some(Self::Builtin),
+            _ => None,
+        }
+    }
+}
+
+/// A pre-label source with what labelers did with its pre-labels.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelSource {
+    pub id: i64,
+    pub kind: PrelabelSourceKind,
+    pub name: String,
+    pub version: String,
+    /// Items it has a pre-label for.
+    pub prelabels: i64,
+    /// Labelers' answers on its items while its pre-label was on screen: the share that took
+    /// the pre-label (n: such answers), with a 95% Wilson interval.
+    pub acceptance: StatValue,
+    /// The same share for answers given with the pre-label hidden (the project setting
+    /// `hide_until_answered`): agreement with the source without anchoring.
+    pub agreement_hidden: StatValue,
+    /// Mean labeler time (ms) per item with the pre-label shown, and with none shown; the
+    /// difference is the time the pre-label saves. None without answers.
+    pub mean_time_ms_shown: Option<f64>,
+    pub mean_time_ms_hidden: Option<f64>,
+    /// The same per proposed label (for a multi-label project: per proposed label set).
+    pub by_label: Vec<PrelabelLabelStats>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelLabelStats {
+    /// The proposed labels, joined with ", ".
+    pub label: String,
+    pub prelabels: i64,
+    pub acceptance: StatValue,
+    /// Pre-labels drawn for the audit (`POST .../prelabels/audit`).
+    pub audited: i64,
+    /// Audited precision: the share of decided audits whose final label is the pre-label (n:
+    /// audits with a reviewer's decision), with its 95% Wilson interval.
+    pub precision: StatValue,
+    /// The lowest score at and above which the audited precision's Wilson lower bound meets
+    /// the project's `target_precision`; None while no score does (too few audits, or too many
+    /// wrong).
+    pub auto_accept_min_score: Option<f64>,
+}
+
+/// What an audit draw did.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelAuditDrawn {
+    /// Pre-labels newly drawn (a draw repeated with the same seed and rate adds only what new
+    /// pre-labels bring).
+    pub drawn: i64,
+    /// Items newly put in the `prelabel_audit` review queue.
+    pub queued: i64,
+}
+
+/// Per-project pre-label settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelSettings {
+    /// Hide pre-labels from labelers until they have answered (measures agreement with the
+    /// sources without anchoring the labelers on them).
+    pub hide_until_answered: bool,
+    /// The share of each source's pre-labels, per label, that an audit draw sends to review.
+    #[serde(default = "default_prelabel_audit_rate")]
+    pub audit_rate: f64,
+    #[serde(default)]
+    pub audit_seed: i64,
+    /// The precision auto-accept must promise: the Wilson lower bound (95%) of the audited
+    /// precision at and above the threshold.
+    #[serde(default = "default_target_precision")]
+    pub target_precision: f64,
+}
+
+fn default_prelabel_audit_rate() -> f64 {
+    0.05
+}
+
+fn default_target_precision() -> f64 {
+    0.95
+}
+
+impl Default for PrelabelSettings {
+    fn default() -> Self {
+        PrelabelSettings {
+            hide_until_answered: false,
+            audit_rate: default_prelabel_audit_rate(),
+            audit_seed: 0,
+            target_precision: default_target_precision(),
+        }
+    }
+}
+
+/// The pre-label shown with an item in the labeling view: the best-scored one over all
+/// sources (a pre-label without a score counts as score 0).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelView {
+    pub source_id: i64,
+    pub source_kind: PrelabelSourceKind,
+    /// "name version" for a model, "rules", "built-in model".
+    pub source: String,
+    pub labels: Vec<String>,
+    pub score: Option<f64>,
 }

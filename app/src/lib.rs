@@ -96,6 +96,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/projects/:id/devsets") view=crate::pages::devset::DevsetPage/>
                     <Route path=path!("/projects/:id/releases") view=crate::pages::release::ReleasesPage/>
                     <Route path=path!("/projects/:id/agreement") view=AgreementPage/>
+                    <Route path=path!("/projects/:id/prelabels") view=crate::pages::prelabels::PrelabelsPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/account") view=AccountPage/>

@@ -32,6 +32,9 @@ enum Command {
     /// Dev-set releases: freeze, list, show, export, diff, and verify an export on disk.
     #[command(subcommand)]
     Release(cli::release::ReleaseCommand),
+    /// Pre-labels: import model predictions, list the sources' figures, through the API.
+    #[command(subcommand)]
+    Prelabels(cli::prelabels::PrelabelsCommand),
     /// Statistics (agreement, aggregation, label errors, sampling, evaluation) on your own files.
     #[command(subcommand)]
     Stats(cli::stats::StatsCommand),
@@ -79,6 +82,7 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Audit(cmd) => cli::client::audit(cmd).await,
         Command::Devset(cmd) => cli::devset::run(cmd).await,
         Command::Release(cmd) => cli::release::run(cmd).await,
+        Command::Prelabels(cmd) => cli::prelabels::run(cmd).await,
         Command::Stats(_) => unreachable!("handled synchronously"),
     }
 }

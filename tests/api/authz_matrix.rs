@@ -111,6 +111,11 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("GET /api/projects/{pid}/releases/{id}",             "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/releases/{id}/export",      "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/releases/{id}/diff/{other}", "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/prelabels/import",         "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/prelabels/sources",         "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/prelabels/settings",        "401 404 403 404 200 200", Via::Any),
+    ("PUT /api/projects/{pid}/prelabels/settings",        "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/prelabels/audit",          "401 404 403 404 200 200", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -354,6 +359,11 @@ async fn request(ctx: &Ctx, route: &str, path: &str, actor: Actor) -> (String, O
         }
         "GET /api/projects/{pid}/agreement/slices" => (fill(path, 0) + "?attr=region", None),
         "GET /api/projects/{pid}/agreement/items" => (fill(path, 0) + "?label=pos", None),
+        "POST /api/projects/{pid}/prelabels/import" => {
+            let line = json!({"item": "p-1", "label": "pos", "score": 0.5, "model": "matrix"}).to_string() + "\n";
+            (fill(path, 0), Some((line.into_bytes(), "application/x-ndjson")))
+        }
+        "PUT /api/projects/{pid}/prelabels/settings" => (fill(path, 0), json_body(json!({"hide_until_answered": false}))),
         _ => (fill(path, ctx.text_item), None),
     }
 }

@@ -32,3 +32,4 @@ mod assignment_order;
 mod gold;
 mod releases;
 mod faults;
+mod prelabels;

@@ -840,3 +840,117 @@ async fn section_screenshot_of(c: &Client, css: &str, name: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), shot).unwrap();
 }
+
+/// A labeler sees an item's pre-label (labels, source, score) above the label buttons and takes
+/// it with one key (Enter); the answer is stored as theirs and counted as an acceptance of that
+/// source. Screenshot: `target/screenshots/prelabel.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labeler_accepts_a_prelabel_with_one_key() {
+   let server = TestServer::start(Backend::Sqlite).await;
+   let admin = server.admin().await;
+   let pid = admin
+       .create_project(&NewProject {
+           name: "Pre-labeled".into(),
+           instructions: String::new(),
+           kind: LabelKind::Single,
+           labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+           overlap: 1,
+           lease_seconds: 600,
+           quality: Default::default(),
+           assignment_order: app::api_types::AssignmentOrder::Import,
+       })
+       .await
+       .id;
+   admin.import_texts(pid, "browser", 2).await;
+   let predictions = json!({"item": "browser-0", "label": "negative", "score": 0.87, "model": "sentiment", "version": "v3"}).to_string() + "\n";
+   admin
+       .raw(reqwest::Method::POST, &format!("/api/projects/{pid}/prelabels/import"), Some((predictions.into_bytes(), "application/x-ndjson")))
+       .await
+       .assert_status(200);
+
+   let driver = Driver::start().await;
+   let c = driver.browser().await;
+   sign_in(&c, &server, "admin", server.admin_password()).await;
+   c.goto(&server.url(&format!("/projects/{pid}/label"))).await.unwrap();
+   let first = next_item_text(&c, "").await;
+   assert!(first.contains("browser item 0"), "{first}");
+   wait_text(&c, ".prelabel-hint", "the pre-label", |t| t.contains("negative · sentiment v3 · 0.87")).await;
+   screenshot(&c, "prelabel.png").await;
+   press(&c, char::from(Key::Enter)).await;
+   let second = next_item_text(&c, &first).await;
+   assert!(second.contains("browser item 1"), "{second}");
+   // The second item has no pre-label: no hint.
+   assert!(c.find(Locator::Css(".prelabel-hint")).await.is_err(), "no pre-label, no hint");
+   // The answer is saved in the background: wait for the source to count the acceptance.
+   let deadline = Instant::now() + STEP_TIMEOUT;
+   loop {
+       let sources: Value = admin.get(&format!("/api/projects/{pid}/prelabels/sources")).await;
+       if sources[0]["acceptance"]["n"] == json!(1) {
+           assert_eq!(sources[0]["acceptance"]["value"], json!(1.0), "{sources}");
+           break;
+       }
+       assert!(Instant::now() < deadline, "the acceptance was never recorded: {sources}");
+       tokio::time::sleep(Duration::from_millis(100)).await;
+   }
+   let export = admin.get_raw(&format!("/api/projects/{pid}/export?format=jsonl")).await;
+   let first_line: Value = serde_json::from_str(export.text().lines().next().unwrap()).unwrap();
+   assert_eq!(first_line["annotations"][0]["labels"], json!(["negative"]), "{first_line}");
+   c.close().await.unwrap();
+}
+
+/// A lead uploads a predictions file on the pre-labels page, sees the source with its figures
+/// per label, gets a refused file's bad lines listed, and draws the audit sample with `a`.
+/// Screenshot: `target/screenshots/prelabels.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_uploads_predictions_and_draws_the_audit() {
+   let server = TestServer::start(Backend::Sqlite).await;
+   let admin = server.admin().await;
+   let pid = admin
+       .create_project(&NewProject {
+           name: "Predictions".into(),
+           instructions: String::new(),
+           kind: LabelKind::Single,
+           labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+           overlap: 1,
+           lease_seconds: 600,
+           quality: Default::default(),
+           assignment_order: app::api_types::AssignmentOrder::Import,
+       })
+       .await
+       .id;
+   admin.import_texts(pid, "browser", 4).await;
+   let dir = tempfile::tempdir().unwrap();
+   let good = dir.path().join("good.jsonl");
+   let lines: String = (0..4)
+       .map(|i| json!({"item": format!("browser-{i}"), "label": if i < 3 { "positive" } else { "negative" }, "score": 0.9, "model": "sentiment", "version": "v3"}).to_string() + "\n")
+       .collect();
+   std::fs::write(&good, lines).unwrap();
+   let bad = dir.path().join("bad.jsonl");
+   std::fs::write(&bad, json!({"item": "nope", "label": "positive"}).to_string() + "\n").unwrap();
+
+   let driver = Driver::start().await;
+   let c = driver.browser().await;
+   sign_in(&c, &server, "admin", server.admin_password()).await;
+   c.goto(&server.url(&format!("/projects/{pid}/prelabels"))).await.unwrap();
+   wait_text(&c, ".card", "the empty sources card", |t| t.contains("No pre-labels yet")).await;
+   let upload = |path: std::path::PathBuf| {
+       let c = c.clone();
+       async move {
+           let input = c.find(Locator::Css("#prelabel-file")).await.unwrap();
+           input.send_keys(path.to_str().unwrap()).await.unwrap();
+           c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+       }
+   };
+   upload(bad).await;
+   wait_text(&c, ".import-result", "the refusal", |t| t.contains("nothing was imported")).await;
+   wait_text(&c, "td", "the bad line's reason", |t| t.contains("the project has no item with id \"nope\"")).await;
+   upload(good).await;
+   wait_text(&c, ".import-result", "the import", |t| t == "Imported 4 predictions.").await;
+   wait_text(&c, ".prelabel-sources", "the source's rows", |t| t.contains("sentiment v3") && t.contains("negative")).await;
+   c.find(Locator::Css("h1")).await.unwrap().click().await.unwrap(); // focus off the form
+   press(&c, 'a').await;
+   wait_text(&c, ".import-result", "the audit draw", |t| t.contains("Audit draw: 2 new pre-labels, 2 items queued")).await;
+   wait_text(&c, ".prelabel-sources", "the audited counts", |t| t.contains("no audited pre-label decided yet")).await;
+   screenshot(&c, "prelabels.png").await;
+   c.close().await.unwrap();
+}

@@ -11,10 +11,11 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api_client;
-use crate::api_types::{Annotation, ItemKind, ItemView, LabelDef, LabelKind, Progress, Project, SubmitAnnotation};
+use crate::api_types::{Annotation, ItemKind, ItemView, LabelDef, LabelKind, PrelabelView, Progress, Project, SubmitAnnotation};
 use crate::components::{fmt_count, Kbd, ProgressBar, Skeleton, Status, StatusLine, Tone};
 use crate::markdown;
 use crate::pages::gold_note::{GoldNoteView, GoldNotes};
+use crate::pages::prelabels::PrelabelHint;
 use crate::pages::project_id;
 use crate::util;
 
@@ -32,6 +33,8 @@ pub fn LabelPage() -> impl IntoView {
 struct Leased {
     item: ItemView,
     expires: f64,
+    /// The item's pre-label, when the server shows one (issue 10).
+    prelabel: Option<PrelabelView>,
 }
 
 /// A leased item older than this margin before its end is not shown: someone else may be
@@ -48,6 +51,8 @@ struct Shown {
     revisit: Option<Annotation>,
     /// Multi-label: the labels toggled on so far. Revisit: the labels given before.
     selected: Vec<String>,
+    /// The pre-label shown with a new item; Enter takes it.
+    prelabel: Option<PrelabelView>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -163,7 +168,7 @@ impl Loop {
                     match n.item {
                         Some(item) => {
                             let expires = self.lease_end();
-                            self.show(Shown { item, expires, revisit: None, selected: vec![] })
+                            self.show(Shown { item, expires, revisit: None, selected: vec![], prelabel: n.prelabel })
                         }
                         None => {
                             self.exhausted.set_value(true);
@@ -223,7 +228,7 @@ impl Loop {
                             let held = self.held_ids();
                             if !held.contains(&item.id) {
                                 let expires = self.lease_end();
-                                self.queue.update(|q| q.push_back(Leased { item, expires }));
+                                self.queue.update(|q| q.push_back(Leased { item, expires, prelabel: n.prelabel }));
                             }
                         }
                         None => self.exhausted.set_value(true),
@@ -283,7 +288,7 @@ impl Loop {
             })
             .flatten();
         match next {
-            Some(l) => self.show(Shown { item: l.item, expires: l.expires, revisit: None, selected: vec![] }),
+            Some(l) => self.show(Shown { item: l.item, expires: l.expires, revisit: None, selected: vec![], prelabel: l.prelabel }),
             None => {
                 self.shown.set(None);
                 if self.exhausted.get_value() && !self.prefetching.get_value() {
@@ -340,6 +345,18 @@ impl Loop {
             Scroll::End => p.scroll_height() as f64,
         };
         p.set_scroll_top(to.max(0.0).round() as i32);
+    }
+
+    /// Enter with nothing selected: takes the item's pre-label, if one is shown (issue 10).
+    /// Returns false when there is none.
+    fn accept_prelabel(self) -> bool {
+        let Some(labels) = self.shown.with_untracked(|s| {
+            s.as_ref().filter(|s| s.revisit.is_none() && s.selected.is_empty()).and_then(|s| s.prelabel.as_ref()).map(|p| p.labels.clone())
+        }) else {
+            return false;
+        };
+        self.submit(labels);
+        true
     }
 
     /// Enter in a multi-label project.
@@ -487,7 +504,7 @@ impl Loop {
                     if let Some(cur) = self.shown.get_untracked() {
                         if cur.revisit.is_none() {
                             // Keep the current item (its lease too) for when the labeler returns.
-                            self.queue.update(|q| q.push_front(Leased { item: cur.item, expires: cur.expires }));
+                            self.queue.update(|q| q.push_front(Leased { item: cur.item, expires: cur.expires, prelabel: cur.prelabel }));
                         }
                     }
                     let labels = p.annotation.labels.clone();
@@ -496,7 +513,7 @@ impl Loop {
                         p.item.id,
                         labels.join(", ")
                     )));
-                    self.show(Shown { item: p.item, expires: 0.0, selected: labels, revisit: Some(p.annotation) });
+                    self.show(Shown { item: p.item, expires: 0.0, selected: labels, revisit: Some(p.annotation), prelabel: None });
                 }
                 Ok(None) => {
                     self.status.set(Status::info(if before.is_some() {
@@ -587,6 +604,14 @@ impl Loop {
             }
         }
         let handled = match key.as_str() {
+            // Enter takes the pre-label on screen (in a multi-label project only while no
+            // label is toggled on: then Enter submits the selection, as before).
+            "Enter" if self.shown.with_untracked(|s| s.as_ref().is_some_and(|s| s.prelabel.is_some() && s.selected.is_empty() && s.revisit.is_none())) => {
+                if !repeat {
+                    self.accept_prelabel();
+                }
+                true
+            }
             "Enter" if self.is_multi() && self.shown.with_untracked(|s| s.is_some()) => {
                 if !repeat {
                     self.submit_selected();
@@ -973,6 +998,10 @@ fn LabelBar(lp: Loop) -> impl IntoView {
 
     view! {
         <footer class="label-bar">
+            <PrelabelHint
+                prelabel=Signal::derive(move || lp.shown.with(|s| s.as_ref().and_then(|s| s.prelabel.clone())))
+                on_accept=Callback::new(move |_| { lp.accept_prelabel(); })
+            />
             <div class="label-buttons" role="group" aria-label="Labels">
                 <Show when=loading>
                     <span class="label-btn label-btn-placeholder" aria-hidden="true"></span>

@@ -5,6 +5,7 @@ pub mod devset;
 pub mod agreement;
 pub mod label;
 pub mod login;
+pub mod prelabels;
 pub mod project;
 pub mod projects;
 pub mod release;

@@ -39,9 +39,21 @@ pub async fn next_item(
     let assigned = store::assignment::assign_next_item(&state.db, &project, caller.id(), &req.exclude).await?;
     let progress = progress_of(&state, pid, caller.id(), q.since.unwrap_or(0)).await?;
     Ok(Json(match assigned {
-        Some(a) => NextItem { item: Some(a.item.into_view()), lease_expires_at: Some(a.lease_expires_at), progress },
-        None => NextItem { item: None, lease_expires_at: None, progress },
+        Some(a) => {
+            let prelabel = shown_prelabel(&state, pid, a.item.id).await?;
+            NextItem { item: Some(a.item.into_view()), lease_expires_at: Some(a.lease_expires_at), progress, prelabel }
+        }
+        None => NextItem { item: None, lease_expires_at: None, progress, prelabel: None },
     }))
+}
+
+/// The pre-label to show with an item (issue 10): its best one, unless the project hides
+/// pre-labels until the labeler has answered.
+async fn shown_prelabel(state: &AppState, pid: i64, item_id: i64) -> AppResult<Option<app::api_types::PrelabelView>> {
+    if store::prelabels::settings(&state.db, pid).await?.hide_until_answered {
+        return Ok(None);
+    }
+    store::prelabels::best_prelabel(&state.db, item_id).await
 }
 
 pub async fn submit(
@@ -67,6 +79,17 @@ pub async fn submit(
     // A retry of an acknowledged submission (same client_id) adds no label.
     if submitted.new {
         state.metrics.label_submitted();
+    }
+    if submitted.new {
+        // What the answer did with the item's pre-labels (acceptance, time per source). The
+        // label is stored already: a failure here costs a statistic one answer, not the label.
+        let hidden = store::prelabels::settings(&state.db, pid).await.map(|s| s.hide_until_answered).unwrap_or(false);
+        let a = &submitted.annotation;
+        if let Err(e) =
+            store::prelabels::record_outcomes(&state.db, pid, a.item_id, caller.id(), &a.labels, a.time_ms, hidden).await
+        {
+            tracing::warn!(project_id = pid, item_id = a.item_id, error = %e, "could not record the pre-label outcome");
+        }
     }
     if let Some(miss) = submitted.recorded_gold_miss() {
         gold_missed(&state, pid, caller.id(), &submitted.annotation, miss).await;

@@ -9,6 +9,7 @@ pub mod extract;
 mod import;
 mod items;
 mod labeling;
+mod prelabels;
 mod projects;
 mod releases;
 mod review;
@@ -95,6 +96,14 @@ fn table() -> Routes {
         .get("/projects/{pid}/releases/{id}", releases::get)
         .get("/projects/{pid}/releases/{id}/export", releases::export)
         .get("/projects/{pid}/releases/{id}/diff/{other}", releases::diff)
+        // Pre-labels (issue 10). The predictions upload streams to disk.
+        .post_with("/projects/{pid}/prelabels/import", prelabels::import_predictions, |r| {
+            r.layer(DefaultBodyLimit::disable())
+        })
+        .get("/projects/{pid}/prelabels/sources", prelabels::list_sources)
+        .get("/projects/{pid}/prelabels/settings", prelabels::get_settings)
+        .put("/projects/{pid}/prelabels/settings", prelabels::put_settings)
+        .post("/projects/{pid}/prelabels/audit", prelabels::draw_audit)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout
@@ -108,6 +117,7 @@ pub const STREAMING_ROUTES: &[&str] = &[
     "/api/projects/{pid}/audit",
     "/api/audit",
     "/api/projects/{pid}/profiles",
+    "/api/projects/{pid}/prelabels/import",
 ];
 
 pub fn router() -> Router<AppState> {

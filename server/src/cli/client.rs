@@ -90,7 +90,7 @@ fn bytes_bar(len: Option<u64>, verb: &str) -> ProgressBar {
     bar
 }
 
-async fn api_error(resp: reqwest::Response) -> anyhow::Error {
+pub(crate) async fn api_error(resp: reqwest::Response) -> anyhow::Error {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     match serde_json::from_str::<ErrorBody>(&text) {

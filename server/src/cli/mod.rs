@@ -2,6 +2,7 @@
 pub mod client;
 pub mod devset;
 pub mod release;
+pub mod prelabels;
 pub mod serve;
 pub mod stats;
 pub mod user;

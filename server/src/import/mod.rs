@@ -691,7 +691,7 @@ async fn collect_images(ctx: &ImportCtx, stored: Stored) {
     tracing::info!(removed = removed.unwrap_or(0), "removed the images of an import that did not commit");
 }
 
-fn refused(mut report: ImportReport) -> AppError {
+pub fn refused(mut report: ImportReport) -> AppError {
     report.imported = 0;
     let first = report.errors.first().map(|e| {
         let field = if e.field.is_empty() { String::new() } else { format!(" ({})", e.field) };

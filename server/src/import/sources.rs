@@ -14,6 +14,15 @@ pub type Records = Box<dyn Iterator<Item = io::Result<(i64, Result<Record, Field
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn jsonl_records(file: File) -> Records {
+    jsonl_lines(file, parse_json_line)
+}
+
+/// The JSONL reading of `jsonl_records` (bounded lines, UTF-8, BOM, blank lines skipped) with
+/// another parser per line: imported predictions (`crate::prelabels`) read their files with it.
+pub fn jsonl_lines<T: 'static>(
+    file: File,
+    parse: impl Fn(&str) -> Result<T, FieldError> + Send + 'static,
+) -> Box<dyn Iterator<Item = io::Result<(i64, Result<T, FieldError>)>> + Send> {
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut line_no = 0i64;
     let mut buf = Vec::new();
@@ -38,7 +47,7 @@ pub fn jsonl_records(file: File) -> Records {
                 if text.trim().is_empty() {
                     continue; // blank lines, e.g. a trailing newline, are not records
                 }
-                return Some(Ok((line_no, parse_json_line(text))));
+                return Some(Ok((line_no, parse(text))));
             }
         }
     }))

@@ -5,6 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::import::record::FieldError;
+
 /// One checked prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -32,40 +34,41 @@ struct Line {
 const MAX_NAME: usize = 200;
 
 /// Checks one line against the project's labels (`multi`: several labels allowed). The error
-/// is a sentence about this line only.
-pub fn parse_line(line: &str, labels: &[String], multi: bool) -> Result<Prediction, String> {
-    let raw: Line = serde_json::from_str(line).map_err(|e| format!("not a prediction object: {e}"))?;
+/// names the field at fault ("" for the line as a whole), in the item import's shape, and is
+/// a sentence about this line only.
+pub fn parse_line(line: &str, labels: &[String], multi: bool) -> Result<Prediction, FieldError> {
+    let raw: Line = serde_json::from_str(line).map_err(|e| FieldError::new("", format!("not a prediction object: {e}")))?;
     let item = match raw.item {
         Value::String(s) if !s.is_empty() => s,
         Value::Number(n) => n.to_string(),
-        _ => return Err("\"item\" must be the item's external id (a non-empty string)".into()),
+        _ => return Err(FieldError::new("item", "\"item\" must be the item's external id (a non-empty string)")),
     };
     let given: Vec<String> = match (raw.label, raw.labels) {
         (Some(l), None) => vec![l],
         (None, Some(ls)) => ls,
-        (Some(_), Some(_)) => return Err("give \"label\" or \"labels\", not both".into()),
-        (None, None) => return Err("a prediction needs \"label\" or \"labels\"".into()),
+        (Some(_), Some(_)) => return Err(FieldError::new("labels", "give \"label\" or \"labels\", not both")),
+        (None, None) => return Err(FieldError::new("label", "a prediction needs \"label\" or \"labels\"")),
     };
     if given.is_empty() {
-        return Err("\"labels\" is empty".into());
+        return Err(FieldError::new("labels", "\"labels\" is empty"));
     }
     if let Some(bad) = given.iter().find(|g| !labels.contains(g)) {
-        return Err(format!("{bad:?} is not one of the project's labels"));
+        return Err(FieldError::new("label", format!("{bad:?} is not one of the project's labels")));
     }
     // Schema order, no repeats: the same shape as a person's annotation.
     let ordered: Vec<String> = labels.iter().filter(|l| given.contains(l)).cloned().collect();
     if !multi && ordered.len() > 1 {
-        return Err("this project takes one label per item".into());
+        return Err(FieldError::new("labels", "this project takes one label per item"));
     }
     if let Some(s) = raw.score {
         if !(0.0..=1.0).contains(&s) {
-            return Err(format!("\"score\" must be between 0 and 1, not {s}"));
+            return Err(FieldError::new("score", format!("\"score\" must be between 0 and 1, not {s}")));
         }
     }
-    let name = |v: Option<String>, what: &str, default: &str| -> Result<String, String> {
+    let name = |v: Option<String>, what: &str, default: &str| -> Result<String, FieldError> {
         let v = v.unwrap_or_else(|| default.to_string());
         if v.is_empty() || v.chars().count() > MAX_NAME {
-            return Err(format!("\"{what}\" must be 1 to {MAX_NAME} characters"));
+            return Err(FieldError::new(what, format!("\"{what}\" must be 1 to {MAX_NAME} characters")));
         }
         Ok(v)
     };
@@ -103,7 +106,7 @@ mod tests {
     #[test]
     fn bad_lines_say_why() {
         let l = labels();
-        let err = |line: &str, multi: bool| parse_line(line, &l, multi).unwrap_err();
+        let err = |line: &str, multi: bool| parse_line(line, &l, multi).unwrap_err().reason;
         assert_eq!(err(r#"{"item": "", "label": "pos"}"#, false), "\"item\" must be the item's external id (a non-empty string)");
         assert_eq!(err(r#"{"item": "a"}"#, false), "a prediction needs \"label\" or \"labels\"");
         assert_eq!(err(r#"{"item": "a", "label": "pos", "labels": ["pos"]}"#, false), "give \"label\" or \"labels\", not both");
@@ -114,5 +117,11 @@ mod tests {
         assert_eq!(err(r#"{"item": "a", "label": "pos", "model": ""}"#, false), "\"model\" must be 1 to 200 characters");
         assert!(err(r#"{"item": "a", "label": "pos", "confidence": 1}"#, false).starts_with("not a prediction object: unknown field `confidence`"));
         assert!(err("not json", false).starts_with("not a prediction object"));
+        // The field at fault is named, as in the item import's report.
+        let field = |line: &str| parse_line(line, &l, false).unwrap_err().field;
+        assert_eq!(field(r#"{"item": "a", "label": "pos", "score": -1}"#), "score");
+        assert_eq!(field(r#"{"item": "a", "label": "meh"}"#), "label");
+        assert_eq!(field(r#"{"item": null, "label": "pos"}"#), "item");
+        assert_eq!(field("{"), "");
     }
 }

@@ -18,6 +18,7 @@ pub mod export;
 pub mod imports;
 pub mod items;
 pub mod jobs;
+pub mod prelabels;
 pub mod projects;
 pub mod releases;
 pub mod review;

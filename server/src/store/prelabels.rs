@@ -1,0 +1,415 @@
+//! Pre-labels (migration 0012); the rules are in `crate::prelabels`.
+//!
+//! Pre-labels never touch `annotations`: they do not count towards an item's k labels, and a
+//! labeler who takes one submits an ordinary annotation. What labelers did with them is kept
+//! in `prelabel_outcomes`, written after the annotation (outside its transaction: a lost
+//! outcome row costs a statistic one answer, never a label).
+use std::collections::HashMap;
+
+use app::api_types::{PrelabelLabelStats, PrelabelSettings, PrelabelSource, PrelabelSourceKind, PrelabelView, StatValue};
+
+use super::items::ITEM_VISIBLE;
+use super::BeginWrite;
+use super::{now_ms, Db};
+use crate::error::AppResult;
+use crate::prelabels::audit::{self, Audited};
+use crate::prelabels::share;
+use crate::{on_read, on_write};
+
+/// External ids looked up per statement (well under both backends' parameter limits).
+const LOOKUP_CHUNK: usize = 500;
+/// Prediction rows written per statement (5 parameters each).
+const INSERT_CHUNK: usize = 1000;
+
+/// The visible items of a project among `ids` (external ids), by external id.
+pub async fn items_by_external_id(db: &Db, project_id: i64, ids: &[String]) -> AppResult<HashMap<String, i64>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT i.external_id, i.id FROM items i WHERE i.project_id = $1 AND i.external_id IN ({}) AND {ITEM_VISIBLE}",
+            marks.join(", ")
+        );
+        let rows: Vec<(String, i64)> = on_read!(db, pool => {
+            let mut q = sqlx::query_as(&sql).bind(project_id);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await?
+        });
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Stores checked predictions of imported models, all in one transaction: each (model,
+/// version) becomes a source (or is found again), and a source's earlier pre-label for an item
+/// is replaced. Rows are (index into `sources`, item id, labels JSON, score). Returns the rows
+/// written.
+pub async fn store_predictions(
+    db: &Db,
+    project_id: i64,
+    sources: &[(String, String)],
+    rows: &[(usize, i64, String, Option<f64>)],
+) -> AppResult<i64> {
+    let now = now_ms();
+    on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let mut ids = Vec::with_capacity(sources.len());
+        for (name, version) in sources {
+            // DO UPDATE (a no-op change) so RETURNING gives the id of an existing source too.
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO prelabel_sources (project_id, kind, name, version, created_at)
+                 VALUES ($1, 'model', $2, $3, $4)
+                 ON CONFLICT (project_id, kind, name, version) DO UPDATE SET name = excluded.name
+                 RETURNING id",
+            )
+            .bind(project_id)
+            .bind(name)
+            .bind(version)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 5;
+                    format!("(${}, ${}, ${}, ${}, ${}, $1)", b + 2, b + 3, b + 4, b + 5, b + 6)
+                })
+                .collect();
+            // $1 is the shared created_at; each row has five parameters of its own.
+            let sql = format!(
+                "INSERT INTO prelabels (source_id, item_id, project_id, labels, score, created_at) VALUES {}
+                 ON CONFLICT (source_id, item_id) DO UPDATE
+                 SET labels = excluded.labels, score = excluded.score, created_at = excluded.created_at",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for (source, item, labels, score) in chunk {
+                q = q.bind(ids[*source]).bind(*item).bind(project_id).bind(labels.as_str()).bind(*score);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(rows.len() as i64)
+}
+
+#[derive(sqlx::FromRow)]
+struct SourceRow {
+    id: i64,
+    kind: String,
+    name: String,
+    version: String,
+    created_at: i64,
+    prelabels: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutcomeRow {
+    source_id: i64,
+    labels: String,
+    shown: i64,
+    n: i64,
+    accepted: i64,
+    time_ms: i64,
+}
+
+/// The project's sources with their pre-label counts and what labelers did with them.
+pub async fn list_sources(db: &Db, project_id: i64) -> AppResult<Vec<PrelabelSource>> {
+    let target = settings(db, project_id).await?.target_precision;
+    let audits = audit_outcomes(db, project_id).await?;
+    let parsed: Vec<(i64, &str, Vec<String>, Option<f64>, Option<Vec<String>>)> = audits
+        .iter()
+        .map(|(src, labels, score, decision)| {
+            let l: Vec<String> = serde_json::from_str(labels).unwrap_or_default();
+            let d = decision.as_deref().and_then(|d| serde_json::from_str(d).ok());
+            (*src, labels.as_str(), l, *score, d)
+        })
+        .collect();
+    let (sources, counts, outcomes): (Vec<SourceRow>, Vec<(i64, String, i64)>, Vec<OutcomeRow>) = on_read!(db, pool => {
+        let sources = sqlx::query_as::<_, SourceRow>(
+            "SELECT s.id, s.kind, s.name, s.version, s.created_at,
+                    (SELECT COUNT(*) FROM prelabels p WHERE p.source_id = s.id) AS prelabels
+             FROM prelabel_sources s WHERE s.project_id = $1 ORDER BY s.id",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?;
+        let counts = sqlx::query_as(
+            "SELECT source_id, labels, COUNT(*) FROM prelabels WHERE project_id = $1 GROUP BY source_id, labels",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?;
+        let outcomes = sqlx::query_as::<_, OutcomeRow>(
+            "SELECT source_id, labels, shown, COUNT(*) AS n, CAST(SUM(accepted) AS BIGINT) AS accepted,
+                    CAST(SUM(time_ms) AS BIGINT) AS time_ms
+             FROM prelabel_outcomes WHERE project_id = $1 GROUP BY source_id, labels, shown",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?;
+        (sources, counts, outcomes)
+    });
+    Ok(sources
+        .into_iter()
+        .map(|s| {
+            let mine: Vec<&OutcomeRow> = outcomes.iter().filter(|o| o.source_id == s.id).collect();
+            let total = |shown: i64| -> (i64, i64, i64) {
+                mine.iter()
+                    .filter(|o| o.shown == shown)
+                    .fold((0, 0, 0), |(n, a, t), o| (n + o.n, a + o.accepted, t + o.time_ms))
+            };
+            let (n_shown, acc_shown, t_shown) = total(1);
+            let (n_hidden, acc_hidden, t_hidden) = total(0);
+            let mean = |t: i64, n: i64| (n > 0).then(|| t as f64 / n as f64);
+            let by_label = counts
+                .iter()
+                .filter(|c| c.0 == s.id)
+                .map(|(_, labels, count)| {
+                    let (n, a) = mine
+                        .iter()
+                        .filter(|o| o.shown == 1 && &o.labels == labels)
+                        .fold((0, 0), |(n, a), o| (n + o.n, a + o.accepted));
+                    let stratum: Vec<Audited> = parsed
+                        .iter()
+                        .filter(|p| p.0 == s.id && p.1 == labels.as_str())
+                        .map(|p| Audited { labels: &p.2, score: p.3, decision: p.4.as_deref() })
+                        .collect();
+                    let (decided, correct, auto_accept_min_score) = audit::precision(&stratum, target);
+                    let precision = match share(correct, decided) {
+                        v if decided == 0 => StatValue { reason: Some("no audited pre-label decided yet".into()), ..v },
+                        v => v,
+                    };
+                    PrelabelLabelStats {
+                        label: label_text(labels),
+                        prelabels: *count,
+                        acceptance: share(a, n),
+                        audited: stratum.len() as i64,
+                        precision,
+                        auto_accept_min_score,
+                    }
+                })
+                .collect();
+            PrelabelSource {
+                id: s.id,
+                kind: PrelabelSourceKind::parse(&s.kind).unwrap_or(PrelabelSourceKind::Model),
+                name: s.name,
+                version: s.version,
+                prelabels: s.prelabels,
+                acceptance: share(acc_shown, n_shown),
+                agreement_hidden: share(acc_hidden, n_hidden),
+                mean_time_ms_shown: mean(t_shown, n_shown),
+                mean_time_ms_hidden: mean(t_hidden, n_hidden),
+                by_label,
+                created_at: s.created_at,
+            }
+        })
+        .collect())
+}
+
+/// A stored labels array as text: `["a","b"]` → "a, b".
+fn label_text(labels: &str) -> String {
+    serde_json::from_str::<Vec<String>>(labels).map(|l| l.join(", ")).unwrap_or_else(|_| labels.to_string())
+}
+
+pub async fn settings(db: &Db, project_id: i64) -> AppResult<PrelabelSettings> {
+    let row: Option<(i64, f64, i64, f64)> = on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT hide_until_answered, audit_rate, audit_seed, target_precision FROM prelabel_settings WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(match row {
+        Some((hide, audit_rate, audit_seed, target_precision)) => {
+            PrelabelSettings { hide_until_answered: hide != 0, audit_rate, audit_seed, target_precision }
+        }
+        None => PrelabelSettings::default(),
+    })
+}
+
+pub async fn put_settings(db: &Db, project_id: i64, s: &PrelabelSettings) -> AppResult<()> {
+    on_write!(db, pool => {
+        sqlx::query(
+            "INSERT INTO prelabel_settings (project_id, hide_until_answered, audit_rate, audit_seed, target_precision, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (project_id) DO UPDATE SET hide_until_answered = excluded.hide_until_answered,
+                 audit_rate = excluded.audit_rate, audit_seed = excluded.audit_seed,
+                 target_precision = excluded.target_precision, updated_at = excluded.updated_at",
+        )
+        .bind(project_id)
+        .bind(s.hide_until_answered as i64)
+        .bind(s.audit_rate)
+        .bind(s.audit_seed)
+        .bind(s.target_precision)
+        .bind(now_ms())
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Every pre-label of the project as (source, item, labels JSON): what an audit draws from.
+pub async fn audit_population(db: &Db, project_id: i64) -> AppResult<Vec<(i64, i64, String)>> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_as("SELECT source_id, item_id, labels FROM prelabels WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// Records drawn (source, item) pairs and opens a `prelabel_audit` review entry for each item
+/// (one per item, whatever the number of sources drawing it: one decision settles them all),
+/// in one transaction. Returns (pairs newly drawn, entries newly opened).
+pub async fn record_audits(db: &Db, project_id: i64, drawn: &[(i64, i64)]) -> AppResult<(i64, i64)> {
+    let now = now_ms();
+    let out = on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let (mut new_draws, mut queued) = (0i64, 0i64);
+        for (source, item) in drawn {
+            let inserted = sqlx::query(
+                "INSERT INTO prelabel_audits (source_id, item_id, project_id, drawn_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (source_id, item_id) DO NOTHING",
+            )
+            .bind(source)
+            .bind(item)
+            .bind(project_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+            new_draws += inserted;
+            if inserted == 0 {
+                continue; // drawn before: its entry was opened then (and may be decided)
+            }
+            queued += sqlx::query(super::review::OPEN_ENTRY_SQL)
+                .bind(project_id)
+                .bind(item)
+                .bind(crate::prelabels::audit::QUEUE)
+                .bind(crate::prelabels::audit::QUEUE)
+                .bind(serde_json::json!({"source_id": source}).to_string())
+                .bind(None::<i64>)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as i64;
+        }
+        tx.commit().await?;
+        (new_draws, queued)
+    });
+    Ok(out)
+}
+
+/// The drawn pre-labels with their item's latest decision: (source, labels, score, decision).
+async fn audit_outcomes(db: &Db, project_id: i64) -> AppResult<Vec<(i64, String, Option<f64>, Option<String>)>> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT a.source_id, p.labels, p.score,
+                    (SELECT d.labels FROM review_decisions d WHERE d.item_id = a.item_id ORDER BY d.id DESC LIMIT 1)
+             FROM prelabel_audits a JOIN prelabels p ON p.source_id = a.source_id AND p.item_id = a.item_id
+             WHERE a.project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await?
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct PrelabelRow {
+    source_id: i64,
+    kind: String,
+    name: String,
+    version: String,
+    labels: String,
+    score: Option<f64>,
+}
+
+/// An item's pre-labels, best first: highest score (none counts as 0), then the oldest source.
+async fn item_prelabels(db: &Db, item_id: i64) -> AppResult<Vec<PrelabelRow>> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_as::<_, PrelabelRow>(
+            "SELECT p.source_id, s.kind, s.name, s.version, p.labels, p.score
+             FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
+             WHERE p.item_id = $1
+             ORDER BY COALESCE(p.score, 0) DESC, p.source_id",
+        )
+        .bind(item_id)
+        .fetch_all(pool)
+        .await?
+    }))
+}
+
+fn view(r: PrelabelRow) -> PrelabelView {
+    let kind = PrelabelSourceKind::parse(&r.kind).unwrap_or(PrelabelSourceKind::Model);
+    let source = match kind {
+        PrelabelSourceKind::Model => format!("{} {}", r.name, r.version),
+        PrelabelSourceKind::Rules => "rules".to_string(),
+        PrelabelSourceKind::Builtin => "built-in model".to_string(),
+    };
+    PrelabelView {
+        source_id: r.source_id,
+        source_kind: kind,
+        source,
+        labels: serde_json::from_str(&r.labels).unwrap_or_default(),
+        score: r.score,
+    }
+}
+
+/// The pre-label the labeling view shows with an item: its best one.
+pub async fn best_prelabel(db: &Db, item_id: i64) -> AppResult<Option<PrelabelView>> {
+    Ok(item_prelabels(db, item_id).await?.into_iter().next().map(view))
+}
+
+/// Records what a labeler's answer did with each of the item's pre-labels: one row per source
+/// (`accepted`: the answer is exactly the pre-label; `shown`: it was the one on screen). An
+/// answer changed later overwrites the row. Items without pre-labels cost one indexed read.
+pub async fn record_outcomes(
+    db: &Db,
+    project_id: i64,
+    item_id: i64,
+    user_id: i64,
+    answer: &[String],
+    time_ms: i64,
+    hidden: bool,
+) -> AppResult<()> {
+    let rows = item_prelabels(db, item_id).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        for (i, r) in rows.iter().enumerate() {
+            let labels: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
+            let accepted = crate::review::same_labels(&labels, answer);
+            let shown = i == 0 && !hidden;
+            sqlx::query(
+                "INSERT INTO prelabel_outcomes (project_id, source_id, item_id, user_id, labels, accepted, shown, time_ms, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (item_id, user_id, source_id) DO UPDATE
+                 SET accepted = excluded.accepted, shown = excluded.shown, time_ms = excluded.time_ms,
+                     labels = excluded.labels, created_at = excluded.created_at",
+            )
+            .bind(project_id)
+            .bind(r.source_id)
+            .bind(item_id)
+            .bind(user_id)
+            .bind(&r.labels)
+            .bind(accepted as i64)
+            .bind(shown as i64)
+            .bind(time_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
