@@ -16,6 +16,15 @@ use crate::session::use_session;
 use crate::upload::{self, ImportKind, UploadBody};
 use crate::util;
 
+/// The lead's pages of a project (leads and admins): title, key on the project page, path.
+const LEAD_PAGES: [(&str, &str, &str); 5] = [
+    ("Agreement", "a", "agreement"),
+    ("Review", "r", "review"),
+    ("Dev sets", "d", "devsets"),
+    ("Releases", "v", "releases"),
+    ("Pre-labels", "p", "prelabels"),
+];
+
 #[component]
 pub fn ProjectPage() -> impl IntoView {
     let session = use_session();
@@ -52,12 +61,11 @@ pub fn ProjectPage() -> impl IntoView {
         if util::typing_in_field(&ev) {
             return;
         }
-        // L: label; A: agreement, R: review queues, D: dev sets (the three for leads and admins).
-        let page = match ev.key().as_str() {
-            "l" | "L" => "label",
-            "a" | "A" if session.can_manage() => "agreement",
-            "r" | "R" if session.can_manage() => "review",
-            "d" | "D" if session.can_manage() => "devsets",
+        // L: label; the lead pages (leads and admins) by their keys in LEAD_PAGES.
+        let key = ev.key().to_lowercase();
+        let page = match LEAD_PAGES.iter().find(|(_, k, _)| *k == key) {
+            _ if key == "l" => "label",
+            Some(&(_, _, page)) if session.can_manage() => page,
             _ => return,
         };
         if let Some(id) = pid.get_untracked() {
@@ -124,9 +132,13 @@ pub fn ProjectPage() -> impl IntoView {
                 <h1>{name}</h1>
                 <div class="head-actions">
                     <Show when=move || session.can_manage()>
-                        <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/agreement")).unwrap_or_default()>"Agreement " <Kbd k="A"/></a>
-                        <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/review")).unwrap_or_default()>"Review " <Kbd k="R"/></a>
-                        <a class="btn" href=move || pid.get().map(|id| format!("/projects/{id}/devsets")).unwrap_or_default()>"Dev sets " <Kbd k="D"/></a>
+                        {LEAD_PAGES
+                            .iter()
+                            .map(|&(title, key, page)| {
+                                let href = move || pid.get().map(|id| format!("/projects/{id}/{page}")).unwrap_or_default();
+                                view! { <a class="btn" href=href>{title} " " <Kbd k=key.to_uppercase()/></a> }
+                            })
+                            .collect_view()}
                     </Show>
                     <a class="btn btn-primary" href=label_href>"Start labeling " <Kbd k="L"/></a>
                 </div>

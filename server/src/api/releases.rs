@@ -238,9 +238,21 @@ pub async fn freeze(
 fn distribution(draft: &Draft, profile: &crate::store::devsets::ProfileRow, items: &[ReleaseItem]) -> Vec<Value> {
     let attrs: Vec<ProfileAttribute> = serde_json::from_str(&profile.attributes).unwrap_or_default();
     let cells: Vec<(Vec<String>, f64)> = serde_json::from_str(&profile.cells).unwrap_or_default();
-    let members: Vec<Map<String, Value>> =
-        items.iter().filter(|i| i.split != releases::SPLIT_TRAIN_DEV).map(|i| i.meta.clone()).collect();
-    match crate::devsets::report(profile.id, draft, &attrs, &cells, &members, &[], None) {
+    // The release's dev+test items as a pool of their own, all members of one dev set (0).
+    let mut builder = crate::devsets::index::IndexBuilder::default();
+    for (i, item) in items.iter().filter(|i| i.split != releases::SPLIT_TRAIN_DEV).enumerate() {
+        builder.push(crate::devsets::index::PoolItemRow {
+            id: i as i64,
+            meta: Value::Object(item.meta.clone()).to_string(),
+            weight: 1.0,
+            source: None,
+            license: None,
+        });
+    }
+    let index = builder.finish();
+    let members: Vec<(usize, i64)> = (0..index.len()).map(|pos| (pos, 0)).collect();
+    let pool = crate::devsets::plan::PoolView { index: &index, members: &members, must_external: &[] };
+    match crate::devsets::report(profile.id, 0, draft, &attrs, &cells, &pool, None) {
         Ok(r) => r
             .attributes
             .iter()

@@ -35,7 +35,7 @@ pub const NONE: u32 = u32::MAX;
 pub const CACHED_PROJECTS: usize = 4;
 
 /// One attribute over the pool: per item, the index of its raw value in `distinct` (or `NONE`).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Column {
     pub values: Vec<u32>,
     pub distinct: Vec<Value>,
@@ -51,7 +51,7 @@ pub struct PoolItemRow {
     pub license: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PoolIndex {
     /// Item ids, ascending.
     pub ids: Vec<i64>,
@@ -89,6 +89,29 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
+    /// A builder that goes on from `index` (items are only ever appended, in id order): an
+    /// import of k items then costs a pass over k items and a copy of the arrays, not a
+    /// re-parse of the whole pool. The dictionaries are rebuilt from the index's values.
+    pub fn resume(index: &PoolIndex) -> IndexBuilder {
+        let dict = |names: &[String]| names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+        let mut value_dict: HashMap<String, (HashMap<String, u32>, HashMap<String, u32>)> = HashMap::new();
+        for (name, column) in &index.attributes {
+            let (strings, others) = value_dict.entry(name.clone()).or_default();
+            for (i, v) in column.distinct.iter().enumerate() {
+                match v {
+                    Value::String(s) => strings.insert(s.clone(), i as u32),
+                    other => others.insert(other.to_string(), i as u32),
+                };
+            }
+        }
+        IndexBuilder {
+            index: index.clone(),
+            source_dict: dict(&index.sources),
+            license_dict: dict(&index.licenses),
+            value_dict,
+        }
+    }
+
     pub fn push(&mut self, row: PoolItemRow) {
         let ix = &mut self.index;
         let pos = ix.ids.len();
@@ -249,6 +272,12 @@ pub struct PoolCache {
 }
 
 impl PoolCache {
+    /// The project's cached index at whatever version it was built for.
+    pub fn latest(&self, project_id: i64) -> Option<((i64, i64), Arc<PoolIndex>)> {
+        let entries = self.entries.lock().expect("pool cache lock");
+        entries.iter().find(|(p, _, _)| *p == project_id).map(|(_, v, ix)| (*v, ix.clone()))
+    }
+
     pub fn cached(&self, project_id: i64, version: (i64, i64)) -> Option<Arc<PoolIndex>> {
         let mut entries = self.entries.lock().expect("pool cache lock");
         let at = entries.iter().position(|(p, v, _)| *p == project_id && *v == version)?;
@@ -293,6 +322,38 @@ mod tests {
 
     fn row(id: i64, meta: &str) -> PoolItemRow {
         PoolItemRow { id, meta: meta.into(), weight: 1.0, source: None, license: Some("cc".into()) }
+    }
+
+    #[test]
+    fn a_resumed_index_equals_one_built_in_one_pass() {
+        let metas = [
+            r#"{"region": "eu", "len": 3}"#,
+            r#"{"region": "us"}"#,
+            "not json",
+            r#"{"region": "eu", "len": "3", "new": 1}"#,
+            r#"{"region": 1, "len": 3}"#,
+            r#"{"new": "x"}"#,
+        ];
+        let rows = |range: std::ops::Range<usize>| {
+            range.map(|i| PoolItemRow {
+                id: i as i64 + 1,
+                meta: metas[i].into(),
+                weight: i as f64,
+                source: (i % 2 == 0).then(|| format!("s{}", i % 3)),
+                license: Some(if i < 3 { "cc".into() } else { "mit".into() }),
+            })
+        };
+        let mut whole = IndexBuilder::default();
+        rows(0..metas.len()).for_each(|r| whole.push(r));
+        let whole = whole.finish();
+        for cut in 0..=metas.len() {
+            let mut first = IndexBuilder::default();
+            rows(0..cut).for_each(|r| first.push(r));
+            let first = first.finish();
+            let mut rest = IndexBuilder::resume(&first);
+            rows(cut..metas.len()).for_each(|r| rest.push(r));
+            assert_eq!(rest.finish(), whole, "resumed after {cut} items");
+        }
     }
 
     #[test]

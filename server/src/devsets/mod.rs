@@ -33,28 +33,42 @@ pub struct LoadedPool {
 }
 
 /// Loads the pool of a project (None when there is no such project). The index is built on
-/// the first call after an import (one pass over the items, on a blocking thread) and reused
-/// until the next import commits (see `index`).
+/// the first call (one pass over the items, on a blocking thread), reused until the next import
+/// commits, then extended by that import's items (see `index`).
 pub async fn load_pool(db: &Db, cache: &PoolCache, project_id: i64) -> sqlx::Result<Option<LoadedPool>> {
     let Some(version) = store::pool_version(db, project_id).await? else { return Ok(None) };
     let index = cache
         .get(project_id, version, || async {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<PoolItemRow>>(4);
-            let builder = tokio::task::spawn_blocking(move || {
-                let mut b = IndexBuilder::default();
-                while let Some(chunk) = rx.blocking_recv() {
-                    for row in chunk {
-                        b.push(row);
-                    }
+            // Items are only appended: an index cached before the last import goes on from
+            // where it stopped (the import's items only), as long as the counts add up.
+            let base = cache.latest(project_id).filter(|((max, count), _)| *max <= version.0 && *count <= version.1);
+            if let Some(((max, count), old)) = base {
+                let extended = extend_index(db, project_id, Some(old.clone()), max, version.0).await?;
+                if (extended.len() as i64 - old.len() as i64) == version.1 - count {
+                    return Ok(extended);
                 }
-                b.finish()
-            });
-            store::stream_pool(db, project_id, version.0, tx).await?;
-            builder.await.map_err(|e| sqlx::Error::Protocol(format!("building the pool index: {e}")))
+            }
+            extend_index(db, project_id, None, i64::MIN, version.0).await
         })
         .await?;
     let members = index::member_positions(&index, &store::project_members(db, project_id).await?);
     Ok(Some(LoadedPool { index, max_item_id: version.0, members }))
+}
+
+/// `base` (or an empty index) with the project's items `after < id <= max` appended.
+async fn extend_index(db: &Db, project_id: i64, base: Option<Arc<PoolIndex>>, after: i64, max: i64) -> sqlx::Result<PoolIndex> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<PoolItemRow>>(4);
+    let builder = tokio::task::spawn_blocking(move || {
+        let mut b = base.map_or_else(IndexBuilder::default, |ix| IndexBuilder::resume(&ix));
+        while let Some(chunk) = rx.blocking_recv() {
+            for row in chunk {
+                b.push(row);
+            }
+        }
+        b.finish()
+    });
+    store::stream_pool(db, project_id, after, max, tx).await?;
+    builder.await.map_err(|e| sqlx::Error::Protocol(format!("building the pool index: {e}")))
 }
 
 /// The members a plan's sample picks: (item id, stratum key), reproducible from the seed.

@@ -69,11 +69,13 @@ pub async fn pool_version(db: &Db, project_id: i64) -> sqlx::Result<Option<(i64,
 /// Rows per chunk sent to the index builder.
 const POOL_CHUNK: usize = 10_000;
 
-/// Streams the project's items up to `max_item_id`, in id order, in chunks to `out` (the index
-/// builder runs on a blocking thread at the other end). Stops early if the receiver is gone.
+/// Streams the project's items with `after_item_id < id <= max_item_id`, in id order, in chunks
+/// to `out` (the index builder runs on a blocking thread at the other end). Stops early if the
+/// receiver is gone.
 pub async fn stream_pool(
     db: &Db,
     project_id: i64,
+    after_item_id: i64,
     max_item_id: i64,
     out: tokio::sync::mpsc::Sender<Vec<PoolItemRow>>,
 ) -> sqlx::Result<()> {
@@ -81,9 +83,10 @@ pub async fn stream_pool(
     on_read!(db, pool => {
         let mut rows = sqlx::query_as::<_, Row>(
             "SELECT id, meta, weight, source, license FROM items
-              WHERE project_id = $1 AND id <= $2 ORDER BY id",
+              WHERE project_id = $1 AND id > $2 AND id <= $3 ORDER BY id",
         )
         .bind(project_id)
+        .bind(after_item_id)
         .bind(max_item_id)
         .fetch(pool);
         let mut chunk = Vec::with_capacity(POOL_CHUNK);
