@@ -31,3 +31,4 @@ mod settings;
 mod assignment_order;
 mod gold;
 mod releases;
+mod releases_label_studio;

@@ -169,6 +169,9 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
     assert_eq!(tasks[0]["data"]["text"], rows[0]["text"]);
     assert_eq!(tasks[0]["annotations"][0]["result"][0]["value"]["choices"], rows[0]["labels"]);
     assert_eq!(tasks[0]["annotations"][0]["result"][0]["from_name"], "label");
+    // Out and back in: a fresh project holds the same items and labels.
+    let labels = admin.project(pid).await.labels;
+    crate::releases_label_studio::round_trip_into_fresh_project(&admin, &serde_json::to_vec(&ls).unwrap(), labels).await;
     let card = String::from_utf8(export(&admin, pid, rid1, "card").await).unwrap();
     assert_eq!(card, v1.card);
     for heading in ["# rel-dev-v1", "## How it was sampled", "## Agreement and label provenance",
