@@ -160,8 +160,8 @@ paths = {
         "description": "409 while another import of the project runs; 503 with Retry-After when the server runs as many "
                        "imports as it allows; 507 when the upload cannot fit on disk above the reserve; 408 when the body "
                        "stops arriving for the idle timeout; 413 over the size, zip entry or zip size limits.",
-        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "zip"]}, "default: from Content-Type (needed with any other Content-Type, e.g. application/octet-stream)")],
-        "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}}},
+        "parameters": [PID, q("format", {"type": "string", "enum": ["jsonl", "csv", "zip", "label-studio"]}, "label-studio: a Label Studio JSON export (tasks with annotations). Default: from Content-Type (needed with any other Content-Type, e.g. application/octet-stream)")],
+        "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "text/csv": {}, "application/zip": {}, "application/json": {}}},
         "responses": ok(ref("ImportReport"))}},
     "/api/projects/{pid}/images": {"post": {"summary": "Upload images one by one (multipart parts named `file`)", "parameters": [PID],
         "description": "An import like POST /import: the same 409, 503, 507 and 408 answers; at most 1,000 images of 50 MiB each.",

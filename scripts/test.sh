@@ -128,6 +128,10 @@ step "schemathesis against a fresh server (API contract)"
 # The debug server built above; the pinned schemathesis in .venv, installed once (see the script).
 bash scripts/schemathesis.sh || FAILED=1
 
+step "Hugging Face datasets loads a release (pinned datasets in .venv-datasets)"
+# The release API test again, with `datasets.load_dataset` on its exported folder (see the script).
+bash scripts/hf_datasets.sh || FAILED=1
+
 # ---------------------------------------------------------------------------------------------
 if [[ "${MIRRORSET_SKIP_RELEASE:-}" == 1 ]]; then
     echo "[test] MIRRORSET_SKIP_RELEASE=1: skipping the release build and its browser test" >&2

@@ -17,6 +17,8 @@ pub enum ImportKind {
     Jsonl,
     Csv,
     Zip,
+    /// A Label Studio JSON export (`.json`: an array of tasks with their annotations).
+    LabelStudio,
     Images,
 }
 
@@ -31,8 +33,9 @@ impl ImportKind {
                 "jsonl" | "ndjson" => Ok(ImportKind::Jsonl),
                 "csv" => Ok(ImportKind::Csv),
                 "zip" => Ok(ImportKind::Zip),
+                "json" => Ok(ImportKind::LabelStudio),
                 _ if is_image(one) => Ok(ImportKind::Images),
-                _ => Err(format!("“{one}” is not a .jsonl, .csv, .zip or image file.")),
+                _ => Err(format!("“{one}” is not a .jsonl, .csv, .zip, Label Studio .json or image file.")),
             },
             many if many.iter().all(is_image) => Ok(ImportKind::Images),
             _ => Err("Several files can only be imported together when they are all images.".into()),
@@ -44,6 +47,7 @@ impl ImportKind {
             ImportKind::Jsonl => "application/x-ndjson",
             ImportKind::Csv => "text/csv",
             ImportKind::Zip => "application/zip",
+            ImportKind::LabelStudio => "application/json",
             ImportKind::Images => "multipart/form-data",
         }
     }
@@ -53,6 +57,7 @@ impl ImportKind {
             ImportKind::Jsonl => format!("/api/projects/{pid}/import?format=jsonl"),
             ImportKind::Csv => format!("/api/projects/{pid}/import?format=csv"),
             ImportKind::Zip => format!("/api/projects/{pid}/import?format=zip"),
+            ImportKind::LabelStudio => format!("/api/projects/{pid}/import?format=label-studio"),
             ImportKind::Images => format!("/api/projects/{pid}/images"),
         }
     }
@@ -130,6 +135,7 @@ mod tests {
         assert_eq!(ImportKind::detect(&names(&["a.jsonl"])), Ok(ImportKind::Jsonl));
         assert_eq!(ImportKind::detect(&names(&["a.CSV"])), Ok(ImportKind::Csv));
         assert_eq!(ImportKind::detect(&names(&["a.zip"])), Ok(ImportKind::Zip));
+        assert_eq!(ImportKind::detect(&names(&["project-1-at-2026.json"])), Ok(ImportKind::LabelStudio));
         assert_eq!(ImportKind::detect(&names(&["a.png", "b.JPG"])), Ok(ImportKind::Images));
         assert!(ImportKind::detect(&names(&[])).is_err());
         assert!(ImportKind::detect(&names(&["a.txt"])).is_err());

@@ -45,7 +45,8 @@ pub struct TaskPrediction {
     pub model_version: Option<String>,
 }
 
-/// Where the text and the external id are in a task's `data`.
+/// Where the text and the external id are in a task's `data` (without `id_field`:
+/// `data.external_id` when the task has one, as Mirrorset writes it, else `ls-<task id>`).
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     pub text_field: String,
@@ -144,9 +145,16 @@ fn convert(raw: RawTask, position: usize, opts: &ReadOptions) -> Result<Task, Ta
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(err(format!("data has no {f:?} field (the external id)"))),
         },
-        None => match raw.id {
-            Some(id) => format!("ls-{id}"),
-            None => return Err(err("the task has no id".into())),
+        // What Mirrorset's own export writes (`task_json`), so a round trip keeps ids; else
+        // the Label Studio task id.
+        None => match (data.get("external_id"), raw.id) {
+            (Some(Value::String(s)), _) if !s.is_empty() => {
+                let s = s.clone();
+                data.remove("external_id");
+                s
+            }
+            (_, Some(id)) => format!("ls-{id}"),
+            (_, None) => return Err(err("the task has no id".into())),
         },
     };
     // Slice attributes are scalars; nested values would not make a slice.

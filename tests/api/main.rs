@@ -33,3 +33,4 @@ mod gold;
 mod releases;
 mod faults;
 mod prelabels;
+mod releases_label_studio;

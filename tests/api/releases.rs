@@ -13,7 +13,8 @@
 //!   exactly that pair, until overridden with a reason.
 //! - `mirrorset release list / export --unpack / verify / diff` agree with the API.
 //! - Each export's shape is pinned; the Hugging Face README's front matter parses as YAML with
-//!   the configs, splits and ClassLabel names (python3 + PyYAML, when installed).
+//!   the configs, splits and ClassLabel names (python3 + PyYAML, when installed), and the
+//!   folder loads with `datasets.load_dataset` (the pinned venv of scripts/hf_datasets.sh).
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
@@ -169,6 +170,9 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
     assert_eq!(tasks[0]["data"]["text"], rows[0]["text"]);
     assert_eq!(tasks[0]["annotations"][0]["result"][0]["value"]["choices"], rows[0]["labels"]);
     assert_eq!(tasks[0]["annotations"][0]["result"][0]["from_name"], "label");
+    // Out and back in: a fresh project holds the same items and labels.
+    let labels = admin.project(pid).await.labels;
+    crate::releases_label_studio::round_trip_into_fresh_project(&admin, &serde_json::to_vec(&ls).unwrap(), labels).await;
     let card = String::from_utf8(export(&admin, pid, rid1, "card").await).unwrap();
     assert_eq!(card, v1.card);
     for heading in ["# rel-dev-v1", "## How it was sampled", "## Agreement and label provenance",
@@ -196,6 +200,7 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
         "provenance", "n_labels", "label"]));
     assert!(hf_dev.iter().all(|r| r["label"] == 0 || r["label"] == 1), "class indices of pos/neg");
     front_matter_parses(&dir.path().join("README.md"), &v1);
+    loads_with_hf_datasets(dir.path(), &v1);
     let tampered = std::fs::read_to_string(dir.path().join("release.jsonl")).unwrap().replacen("\"neg\"", "\"pos\"", 1);
     std::fs::write(dir.path().join("release.jsonl"), tampered).unwrap();
     let verify = Command::new(server_binary()).args(["release", "verify"]).arg(dir.path()).output().unwrap();
@@ -294,6 +299,33 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
     admin.get_raw(&format!("/api/projects/{pid}/releases/{rid1}/export?format=parquet")).await.assert_error(400, "bad_request");
     admin.get_raw(&format!("/api/projects/{pid}/releases/999")).await.assert_error(404, "not_found");
     freeze(&admin, pid, did, json!({"dev_share": -1})).await.assert_error(400, "bad_request");
+}
+
+/// `datasets.load_dataset(folder)` with the pinned `datasets` (scripts/hf_datasets.sh sets
+/// MIRRORSET_DATASETS_PYTHON and runs this test; without it, a note): the release's splits
+/// with their sizes, the label a ClassLabel with the project's label names.
+fn loads_with_hf_datasets(folder: &std::path::Path, release: &ReleaseDetail) {
+    let Ok(python) = std::env::var("MIRRORSET_DATASETS_PYTHON") else {
+        eprintln!("note: MIRRORSET_DATASETS_PYTHON not set; the folder was not loaded with datasets (scripts/hf_datasets.sh does)");
+        return;
+    };
+    let out = Command::new(python).arg(workspace_root().join("scripts/hf_datasets_check.py")).arg(folder).output().unwrap();
+    assert!(out.status.success(), "load_dataset failed: {}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut want = serde_json::Map::new();
+    for (split, rows) in &release.summary.splits {
+        want.insert(split.clone(), json!({"rows": rows, "label_feature": "ClassLabel", "label_names": ["pos", "neg", "other"]}));
+    }
+    let without_first: Value = got.as_object().unwrap().iter()
+        .map(|(k, v)| { let mut v = v.clone(); v.as_object_mut().unwrap().remove("first_label"); (k.clone(), v) })
+        .collect::<serde_json::Map<_, _>>().into();
+    assert_eq!(without_first, Value::Object(want));
+    // The first dev row's label, decoded by name, is the one the release holds.
+    let dev = String::from_utf8(std::fs::read(folder.join("data/dev.jsonl")).unwrap()).unwrap();
+    let first: Value = serde_json::from_str(dev.lines().next().unwrap()).unwrap();
+    let names = ["pos", "neg", "other"];
+    let first_name = match &first["label"] { Value::Number(n) => json!(names[n.as_u64().unwrap() as usize]), other => other.clone() };
+    assert_eq!(got["dev"]["first_label"], first_name);
 }
 
 /// The README's YAML front matter, read by PyYAML (skipped, with a note, without python3 and

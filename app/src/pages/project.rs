@@ -317,7 +317,7 @@ fn ImportCard(pid: i64, on_done: impl Fn() + Copy + Send + Sync + 'static) -> im
     view! {
         <section class="card" aria-labelledby="import-h">
             <h2 id="import-h">"Import"</h2>
-            <p class="hint">"One .jsonl, .csv or .zip file (text items or images with a manifest), or image files."</p>
+            <p class="hint">"One .jsonl, .csv or .zip file (text items or images with a manifest), a Label Studio JSON export (.json, with its annotations), or image files."</p>
             <div class="file-row">
                 <label class="btn file-btn">
                     "Choose file…"
@@ -325,7 +325,7 @@ fn ImportCard(pid: i64, on_done: impl Fn() + Copy + Send + Sync + 'static) -> im
                         node_ref=input
                         type="file"
                         class="file-input"
-                        accept=".jsonl,.ndjson,.csv,.zip,image/*"
+                        accept=".jsonl,.ndjson,.csv,.zip,.json,image/*"
                         multiple
                         on:change=on_change
                     />

@@ -1,4 +1,5 @@
-//! Uploads: a data file (JSONL, CSV, or a zip with images), or images one by one.
+//! Uploads: a data file (JSONL, CSV, a Label Studio JSON export, or a zip with images), or
+//! images one by one.
 use app::api_types::ImportReport;
 use axum::body::Body;
 use axum::extract::{Multipart, State};
@@ -45,10 +46,10 @@ pub async fn import_file(
     managed_project(&state.db, &caller, pid).await?;
     let format = match q.format.as_deref() {
         Some(f) => ImportFormat::parse(f).ok_or_else(|| {
-            AppError::bad_request(format!("unknown format {f:?}: use jsonl, csv or zip"))
+            AppError::bad_request(format!("unknown format {f:?}: use jsonl, csv, zip or label-studio"))
         })?,
         None => format_from_content_type(&headers).ok_or_else(|| {
-            AppError::bad_request("say which format this is: ?format=jsonl|csv|zip (or a matching Content-Type)")
+            AppError::bad_request("say which format this is: ?format=jsonl|csv|zip|label-studio (or a matching Content-Type)")
         })?,
     };
     spool::check_fits(&state.spool, content_length(&headers))?;
@@ -60,7 +61,20 @@ pub async fn import_file(
         Ok(p) => p,
         Err(e) => return Err(import::abandon(job, e).await),
     };
-    Ok(Json(import::import_file(&ctx, job, spooled, format).await?))
+    // A Label Studio export's annotations are checked before its items are imported (a bad
+    // answer refuses the file, nothing saved) and written once the items are committed.
+    let annotations = match format {
+        ImportFormat::LabelStudio => match import::label_studio::plan(&state.db, pid, spooled.to_path_buf()).await {
+            Ok(a) => Some(a),
+            Err(e) => return Err(import::abandon(job, e).await),
+        },
+        _ => None,
+    };
+    let report = import::import_file(&ctx, job, spooled, format).await?;
+    if let Some(annotations) = annotations {
+        crate::store::imported_annotations::attach(&state.db, pid, caller.user.id, &annotations).await?;
+    }
+    Ok(Json(report))
 }
 
 pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {

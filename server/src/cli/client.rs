@@ -27,7 +27,7 @@ pub struct ImportArgs {
     /// The project id.
     #[arg(long)]
     pub project: i64,
-    /// jsonl, csv or zip (default: from the file's extension).
+    /// jsonl, csv, zip or label-studio (a Label Studio JSON export; default: from the file's extension).
     #[arg(long)]
     pub format: Option<String>,
     /// The file to import.
@@ -130,15 +130,11 @@ pub(crate) fn warn_if_in_clear(api: &ApiArgs) {
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     warn_if_in_clear(&args.api);
     let format = match &args.format {
-        Some(f) => ImportFormat::parse(f).ok_or_else(|| anyhow::anyhow!("unknown format {f:?}: use jsonl, csv or zip"))?,
+        Some(f) => ImportFormat::parse(f).ok_or_else(|| anyhow::anyhow!("unknown format {f:?}: use jsonl, csv, zip or label-studio"))?,
         None => ImportFormat::from_file_name(&args.file.to_string_lossy())
             .ok_or_else(|| anyhow::anyhow!("cannot tell the format from the file name; pass --format"))?,
     };
-    let format_name = match format {
-        ImportFormat::Jsonl => "jsonl",
-        ImportFormat::Csv => "csv",
-        ImportFormat::Zip => "zip",
-    };
+    let format_name = format.name();
     let file = tokio::fs::File::open(&args.file)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", args.file.display()))?;

@@ -23,6 +23,7 @@
 //! cut it short between two chunks; `ImportJob` still cleans up if the task dies.
 pub mod images;
 pub mod job;
+pub mod label_studio;
 pub mod record;
 pub mod sources;
 pub mod spool;
@@ -62,6 +63,8 @@ pub enum ImportFormat {
     Jsonl,
     Csv,
     Zip,
+    /// Label Studio's JSON export (issue 9: teams move in from Label Studio).
+    LabelStudio,
 }
 
 impl ImportFormat {
@@ -70,11 +73,23 @@ impl ImportFormat {
             "jsonl" | "ndjson" | "json" => Some(Self::Jsonl),
             "csv" => Some(Self::Csv),
             "zip" => Some(Self::Zip),
+            "label-studio" | "label_studio" | "labelstudio" | "ls" => Some(Self::LabelStudio),
             _ => None,
         }
     }
 
-    /// Guesses from a file name's extension.
+    /// The name `parse` reads back (the API's `?format=`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Jsonl => "jsonl",
+            Self::Csv => "csv",
+            Self::Zip => "zip",
+            Self::LabelStudio => "label-studio",
+        }
+    }
+
+    /// Guesses from a file name's extension (`.json` stays JSONL, as it always was: a Label
+    /// Studio export is named with `--format label-studio`).
     pub fn from_file_name(name: &str) -> Option<Self> {
         Self::parse(Path::new(name).extension()?.to_str()?)
     }
@@ -370,6 +385,9 @@ fn open(path: &Path, format: ImportFormat, spool_dir: &Path) -> Result<(Records,
     match format {
         ImportFormat::Jsonl => Ok((sources::jsonl_records(File::open(path).map_err(io_err)?), Box::new(NoImages))),
         ImportFormat::Csv => Ok((sources::csv_records(File::open(path).map_err(io_err)?), Box::new(NoImages))),
+        ImportFormat::LabelStudio => {
+            Ok((sources::label_studio_records(File::open(path).map_err(io_err)?), Box::new(NoImages)))
+        }
         ImportFormat::Zip => {
             let mut file = File::open(path).map_err(io_err)?;
             // Counted before the zip library reads its whole directory into memory.
@@ -407,7 +425,7 @@ fn open(path: &Path, format: ImportFormat, spool_dir: &Path) -> Result<(Records,
             }
             let data_files: Vec<&String> = names
                 .iter()
-                .filter(|n| !n.starts_with("__MACOSX/") && ImportFormat::from_file_name(n).is_some_and(|f| f != ImportFormat::Zip))
+                .filter(|n| !n.starts_with("__MACOSX/") && ImportFormat::from_file_name(n).is_some_and(|f| matches!(f, ImportFormat::Jsonl | ImportFormat::Csv)))
                 .collect();
             let [data_file] = data_files.as_slice() else {
                 return Err(AppError::bad_request(format!(

@@ -162,7 +162,8 @@ pub fn parse_csv_record(headers: &[String], cells: &[String]) -> Result<Record, 
     Ok(record)
 }
 
-fn build(
+/// The checks every record passes, whatever file it came from.
+pub(crate) fn build(
     external_id: Option<String>,
     text: Option<String>,
     image: Option<String>,

@@ -377,3 +377,35 @@ mod tests {
         assert_eq!(zip_image_name("items.jsonl", "a.png").unwrap(), "a.png");
     }
 }
+
+/// Tasks of a Label Studio JSON export (an array, not lines) as records, numbered by their
+/// position in the array (1-based), which is what a report names. `label_studio::read_tasks`
+/// pushes tasks to a callback while the import pulls records, so the reader runs on a thread
+/// of its own and hands tasks over a small bounded channel: memory stays at a few tasks, and
+/// dropping the iterator ends the reader (its next send fails).
+///
+/// Only the items come through here (text, external id, the other scalar `data` fields as
+/// meta); the annotations are read again by `import::label_studio` once the items exist.
+pub fn label_studio_records(file: File) -> Records {
+    use crate::label_studio::{read_tasks, ReadOptions};
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<(i64, Result<Record, FieldError>)>>(64);
+    std::thread::spawn(move || {
+        let mut position = 0i64;
+        let outcome = read_tasks(file, &ReadOptions::default(), |task| {
+            position += 1;
+            let item = match task {
+                Ok(t) => super::record::build(Some(t.external_id), Some(t.text), None, t.meta, 1.0, None, None),
+                Err(e) => Err(FieldError::new("", e.message)),
+            };
+            tx.send(Ok((position, item))).map_err(|_| ())
+        });
+        let last = match outcome {
+            Ok(_) => return,
+            // A syntax error (or not an array) is reported at the task it broke off in.
+            Err(e) if !e.is_io() => Ok((position + 1, Err(FieldError::new("", format!("not a Label Studio JSON export (an array of tasks): {e}"))))),
+            Err(e) => Err(io::Error::other(e)),
+        };
+        let _ = tx.send(last);
+    });
+    Box::new(rx.into_iter())
+}

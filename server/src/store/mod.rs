@@ -16,6 +16,7 @@ pub mod audit;
 pub mod devsets;
 pub mod export;
 pub mod imports;
+pub mod imported_annotations;
 pub mod items;
 pub mod jobs;
 pub mod prelabels;

@@ -1,0 +1,168 @@
+//! Annotations that arrive with imported items (a Label Studio export, issue 9), written
+//! after the items' import committed.
+//!
+//! Who they are attributed to: each Label Studio annotator stays a person of their own, so
+//! agreement, consensus and per-labeler statistics work on the imported labels as on native
+//! ones. An annotator whose name is a Mirrorset username (what Mirrorset's own export writes,
+//! so a round trip on one server keeps the labelers) is that user. Any other (Label Studio's
+//! full export names annotators by numeric user id only) becomes a labeler account
+//! `ls-<annotator>` with no usable password (it cannot sign in until an admin sets one), made
+//! a member of the project; a second import from the same Label Studio instance reuses it.
+//! Creating accounts rather than folding everything into one "import" user keeps two
+//! annotators' disagreements visible, which is what a team moving in from Label Studio expects.
+//!
+//! Invariants kept as a submission keeps them: one annotation per (item, user), and
+//! `items.label_count` / `complete` / `projects.done_count` counted in the same transaction.
+use app::api_types::AuditAction;
+use serde_json::json;
+
+use super::audit::Entry;
+use super::{now_ms, BeginWrite, Db};
+use crate::error::AppResult;
+use crate::{append_audit, on_write};
+
+/// One imported annotation: the item by its external id, its annotator as the file names
+/// them, the labels as stored (a JSON array in the project's label order) and the time.
+#[derive(Debug, Clone)]
+pub struct ImportedAnnotation {
+    pub external_id: String,
+    pub annotator: String,
+    pub labels_json: String,
+    pub time_ms: i64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AttachOutcome {
+    pub inserted: i64,
+    /// Annotations whose item is not in the project (its task repeated another item's
+    /// content, so the import skipped it as a duplicate) or that repeat an annotator's answer.
+    pub not_attached: i64,
+    /// Accounts created for annotators, by username.
+    pub users_created: Vec<String>,
+}
+
+/// The Mirrorset username for a Label Studio annotator who is not a Mirrorset user.
+pub fn imported_username(annotator: &str) -> String {
+    let clean: String = annotator
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@') { c } else { '-' })
+        .take(60)
+        .collect();
+    format!("ls-{}", if clean.is_empty() { "unknown".into() } else { clean })
+}
+
+/// A password hash nothing verifies against (`auth::password::verify_password` refuses a
+/// hash it cannot parse): the account exists for attribution and cannot sign in.
+const LOCKED: &str = "!imported";
+
+/// Writes the annotations in one transaction (all or none of them). It holds SQLite's writer
+/// for the whole list: fine for the sizes Label Studio exports (it loads its own exports
+/// whole), and it keeps the counters exact.
+pub async fn attach(db: &Db, project_id: i64, actor: i64, anns: &[ImportedAnnotation]) -> AppResult<AttachOutcome> {
+    let now = now_ms();
+    let outcome: AttachOutcome = on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut out = AttachOutcome::default();
+        let mut users: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for a in anns {
+            let user_id = match users.get(&a.annotator) {
+                Some(&id) => id,
+                None => {
+                    let native: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                        .bind(&a.annotator)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let id = match native {
+                        Some(id) => id,
+                        None => {
+                            let name = imported_username(&a.annotator);
+                            let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                                .bind(&name)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                            match existing {
+                                Some(id) => id,
+                                None => {
+                                    let id: i64 = sqlx::query_scalar(
+                                        "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, 'labeler', $3) RETURNING id",
+                                    )
+                                    .bind(&name)
+                                    .bind(LOCKED)
+                                    .bind(now)
+                                    .fetch_one(&mut *tx)
+                                    .await?;
+                                    append_audit!(tx, Entry {
+                                        user_id: Some(id),
+                                        after: Some(json!({"username": name, "role": "labeler", "imported_from": "label-studio"})),
+                                        ..Entry::new(now, Some(actor), AuditAction::UserCreated)
+                                    })?;
+                                    out.users_created.push(name);
+                                    id
+                                }
+                            }
+                        }
+                    };
+                    sqlx::query(
+                        "INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (project_id, user_id) DO NOTHING",
+                    )
+                    .bind(project_id)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    users.insert(a.annotator.clone(), id);
+                    id
+                }
+            };
+            let item: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT id, label_count FROM items WHERE project_id = $1 AND external_id = $2",
+            )
+            .bind(project_id)
+            .bind(&a.external_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((item_id, label_count)) = item else {
+                out.not_attached += 1;
+                continue;
+            };
+            let added = sqlx::query(
+                "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (item_id, user_id) DO NOTHING",
+            )
+            .bind(project_id)
+            .bind(item_id)
+            .bind(user_id)
+            .bind(&a.labels_json)
+            .bind(a.time_ms)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if added == 0 {
+                out.not_attached += 1;
+                continue;
+            }
+            let completes = label_count + 1 >= overlap;
+            sqlx::query("UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2")
+                .bind(completes as i64)
+                .bind(item_id)
+                .execute(&mut *tx)
+                .await?;
+            if completes && label_count < overlap {
+                sqlx::query("UPDATE projects SET done_count = done_count + 1 WHERE id = $1")
+                    .bind(project_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            out.inserted += 1;
+        }
+        tx.commit().await?;
+        out
+    });
+    Ok(outcome)
+}
