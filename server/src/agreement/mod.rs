@@ -39,10 +39,11 @@ async fn load(db: &Db, project_id: i64, background: bool) -> anyhow::Result<Opti
     let labels: Vec<LabelDef> = serde_json::from_str(&q.labels)?;
     let names: Vec<String> = labels.into_iter().map(|l| l.name).collect();
     let rows = store::annotations(db, project_id).await?;
+    let usernames = store::annotators(db, project_id).await?;
     let items = store::labeled_items(db, project_id).await?;
     let skips = store::skips(db, project_id).await?;
     let multi = q.kind == "multi";
-    let build = move || Dataset::build(multi, &names, &rows, &items);
+    let build = move || Dataset::build(multi, &names, &rows, &items, &usernames);
     let dataset = if background { low_priority(build).await?? } else { tokio::task::spawn_blocking(build).await?? };
     let settings = Settings {
         project_id,
