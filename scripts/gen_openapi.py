@@ -63,7 +63,7 @@ schemas = {
         "gold_training": {"type": "boolean", "default": False},
         "audit_rate": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.02},
         "audit_seed": {**I64, "minimum": 0, "default": 0}}, []),
-    "ProjectSummary": obj({"project": ref("Project"), "item_count": I64, "done_count": I64}),
+    "ProjectSummary": obj({"project": ref("Project"), "item_count": I64, "done_count": I64, "gold_count": I64}),
     "NewProject": obj({"name": text(200), "instructions": STR, "kind": ref("LabelKind"), "labels": {**LABELS, "items": ref("LabelDef")},
                        "overlap": {**OVERLAP, "default": 1}, "lease_seconds": {**LEASE_SECONDS, "default": 600},
                        "quality": ref("QualitySettings"), "assignment_order": {**ref("AssignmentOrder"), "default": "random"}},

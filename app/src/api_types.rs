@@ -302,9 +302,14 @@ impl Default for QualitySettings {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ProjectSummary {
     pub project: Project,
+    /// Regular items: the total that `done_count` counts towards (gold items stand outside the
+    /// overlap flow and are counted in `gold_count` instead).
     pub item_count: i64,
-    /// Items with at least `overlap` labels.
+    /// Regular items with at least `overlap` labels.
     pub done_count: i64,
+    /// Gold items (known answers mixed into the streams).
+    #[serde(default)]
+    pub gold_count: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

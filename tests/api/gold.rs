@@ -12,6 +12,7 @@ both_backends!(
     gold_is_mixed_in_at_the_rate_and_never_counts_towards_k,
     every_labeler_gets_every_gold_item,
     training_mode_answers_only_after_a_miss,
+    gold_items_are_counted_apart_so_a_project_can_be_complete,
 );
 
 async fn set(admin: &Client, pid: i64, settings: Value) {
@@ -280,4 +281,48 @@ async fn training_mode_answers_only_after_a_miss(b: Backend) {
     }
     let p = l.progress(pid).await;
     assert_eq!((p.mine_total, p.done, p.total), (24, 20, 20), "gold answers count for nothing");
+}
+
+/// The project list's numbers leave gold items out of the items to do: with its regular items
+/// all labeled, a project with gold reads done/total = 100% (session 3's summary counted gold in
+/// `item_count`, so it never could), and `gold_count` says how many gold items there are. An
+/// item done before a lead marks it gold moves from the regular counts to the gold count, in
+/// the summary and in the labeler's progress alike.
+async fn gold_items_are_counted_apart_so_a_project_can_be_complete(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("gold apart", 1, 600).await.id;
+    set_gold(&admin, pid, 0.5, false).await;
+    let lines: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("g-{i}"), "text": format!("gold {i}"), "gold": "pos"}))
+        .chain((0..5).map(|i| json!({"id": format!("o-{i}"), "text": format!("ordinary {i}")})))
+        .collect();
+    admin.import(pid, "jsonl", jsonl(&lines)).await;
+    let counts = |s: ProjectSummary| (s.item_count, s.done_count, s.gold_count);
+    assert_eq!(counts(admin.summary(pid).await), (5, 0, 3));
+
+    let a = labeler(&server, &admin, pid, "apart-a").await;
+    let (mut ordinary, mut gold) = (Vec::new(), 0);
+    while let Some(item) = a.next(pid).await.item {
+        if item.external_id.as_deref().unwrap().starts_with("o-") {
+            ordinary.push(item.id);
+        } else {
+            gold += 1;
+        }
+        a.submit(pid, item.id, &["neg"]).await;
+    }
+    assert_eq!(ordinary.len(), 5);
+    assert_eq!(counts(admin.summary(pid).await), (5, 5, 3), "every regular item is done: complete");
+    let p = a.progress(pid).await;
+    assert_eq!((p.mine_total, p.done, p.total), (5 + gold, 5, 5));
+
+    // A done item marked gold leaves the regular counts (it stays complete in the table).
+    let body = serde_json::to_vec(&json!({ "labels": ["neg"] })).unwrap();
+    admin
+        .raw(reqwest::Method::PUT, &format!("/api/projects/{pid}/items/{}/gold", ordinary[0]), Some((body, "application/json")))
+        .await
+        .assert_status(200);
+    assert_eq!(counts(admin.summary(pid).await), (4, 4, 4));
+    let p = a.progress(pid).await;
+    assert_eq!((p.done, p.total), (4, 4));
 }

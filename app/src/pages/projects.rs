@@ -84,7 +84,11 @@ pub fn ProjectsPage() -> impl IntoView {
                     <tr>
                         <td><a class="strong-link" href=format!("/projects/{id}")>{s.project.name.clone()}</a></td>
                         <td class="muted">{kind}</td>
-                        <td class="num">{fmt_count(s.item_count)}</td>
+                        <td class="num">
+                            {fmt_count(s.item_count)}
+                            // Gold items are not part of done/total: shown apart.
+                            {(s.gold_count > 0).then(|| view! { <span class="muted">{format!(" + {} gold", fmt_count(s.gold_count))}</span> })}
+                        </td>
                         <td><ProgressBar done=Signal::stored(done) total=Signal::stored(total) numbers=true/></td>
                         <td class="actions">
                             <a class="btn btn-primary btn-small" href=format!("/projects/{id}/label")>"Label"</a>

@@ -9,7 +9,7 @@ use app::api_types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::dataset::{slice_value, Dataset};
+use super::dataset::Dataset;
 use crate::stats::agreement::{agreement_report, AgreementOptions};
 use crate::stats::aggregate::{leave_one_out_agreement, majority_vote, Aggregation};
 use crate::stats::bootstrap::{bootstrap_alpha, bootstrap_percent_agreement, BootstrapInterval, BootstrapOptions};
@@ -146,10 +146,9 @@ fn over_time(d: &Dataset, level: Level, week: bool) -> Vec<AlphaPoint> {
 fn slices(d: &Dataset, level: Level, target: f64) -> BTreeMap<String, Vec<SliceRow>> {
     let mut values: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
     for item in &d.items {
-        for (k, v) in &item.meta {
-            if let Some(v) = slice_value(v) {
-                *values.entry(k.as_str()).or_default().entry(v).or_default() += 1;
-            }
+        for &(k, v) in &item.meta {
+            let value = d.meta_values[v as usize].clone();
+            *values.entry(d.meta_attrs[k as usize].as_str()).or_default().entry(value).or_default() += 1;
         }
     }
     let mut out = BTreeMap::new();
@@ -160,7 +159,7 @@ fn slices(d: &Dataset, level: Level, target: f64) -> BTreeMap<String, Vec<SliceR
         let rows = counts
             .into_iter()
             .map(|(value, items)| {
-                let units = d.units_of(|i| i.meta.get(attr).and_then(slice_value).as_deref() == Some(value.as_str()));
+                let units = d.units_of(|i| d.slice_of(i, attr) == Some(value.as_str()));
                 let alpha = alpha_of_units(d, &units, level);
                 let below_target = alpha.interval.is_some_and(|ci| ci.upper < target);
                 SliceRow { value, items: items as i64, alpha, below_target }
@@ -279,7 +278,7 @@ pub fn compute(d: &Dataset, s: &Settings, computed_at: i64) -> Computed {
                     continue;
                 };
                 gold_n += 1;
-                let (mut x, mut y) = (labels.clone(), g.clone());
+                let (mut x, mut y) = (d.label_texts(labels), g.clone());
                 x.sort();
                 y.sort();
                 gold_ok += (x == y) as u64;
@@ -373,7 +372,7 @@ fn label_confusion(d: &Dataset) -> Vec<LabelConfusion> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::dataset::tests::{ann, item};
+    use super::super::dataset::tests::{ann, item, users};
     use super::*;
 
     fn settings() -> Settings {
@@ -399,7 +398,7 @@ mod tests {
             ann(3, 1, &["a"], DAY_MS), ann(3, 2, &["b"], DAY_MS), ann(3, 3, &["b"], DAY_MS),
         ];
         let items = [item(1, r#"{"region":"eu"}"#), item(2, r#"{"region":"us"}"#), item(3, r#"{"region":"eu"}"#)];
-        let d = Dataset::build(false, &["a".into(), "b".into()], &rows, &items).unwrap();
+        let d = Dataset::build(false, &["a".into(), "b".into()], &rows, &items, &users()).unwrap();
         let c = compute(&d, &settings(), 42);
         let labels: Vec<(i64, &str, f64)> = c.consensus.iter().map(|r| (r.item_id, r.labels.as_str(), r.posterior)).collect();
         assert_eq!(labels, vec![(1, r#"["a"]"#, 1.0), (2, r#"["b"]"#, 1.0), (3, r#"["b"]"#, 2.0 / 3.0)]);
@@ -422,7 +421,7 @@ mod tests {
     #[test]
     fn multi_label_consensus_lists_present_labels_with_the_weakest_posterior() {
         let rows = [ann(1, 1, &["a", "b"], 0), ann(1, 2, &["a"], 0), ann(1, 3, &["a", "b"], 0)];
-        let d = Dataset::build(true, &["a".into(), "b".into()], &rows, &[item(1, "{}")]).unwrap();
+        let d = Dataset::build(true, &["a".into(), "b".into()], &rows, &[item(1, "{}")], &users()).unwrap();
         let c = compute(&d, &settings(), 1);
         assert_eq!(c.consensus.len(), 1);
         assert_eq!(c.consensus[0].labels, r#"["a","b"]"#);

@@ -19,17 +19,20 @@ use crate::export::{ABSENT, PRESENT};
 use crate::stats::{LabelSet, Ratings, RatingsBuilder};
 use crate::store::agreement::{AnnotationRow, ItemRow};
 
-/// One labeled item.
+/// One labeled item, coded compactly: a refresh holds every labeled item of the project at
+/// once (100,000 and more), so nothing here is a string or JSON per annotation.
 #[derive(Debug, Clone)]
 pub struct Item {
     pub id: i64,
     pub external_id: Option<String>,
-    pub meta: Map<String, Value>,
+    /// Slice attributes: (code in `Dataset::meta_attrs`, code in `Dataset::meta_values`), for
+    /// the meta values that are slice values ([`slice_value`]).
+    pub meta: Vec<(u32, u32)>,
     pub gold: Option<Vec<String>>,
     /// When its newest annotation was first made (ms): its place on the timeline.
     pub last_at: i64,
-    /// (annotator code, labels), in annotation order.
-    pub answers: Vec<(usize, Vec<String>)>,
+    /// (annotator code, label codes into `Dataset::label_names`), in annotation order.
+    pub answers: Vec<(usize, Vec<u32>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,9 @@ pub struct Dataset {
     pub multi: bool,
     /// The project's labels, then any others found in annotations.
     pub label_names: Vec<String>,
+    /// Meta attribute names and slice values, interned (each once for the whole project).
+    pub meta_attrs: Vec<String>,
+    pub meta_values: Vec<String>,
     pub items: Vec<Item>,
     /// Units: items (single-label) or (item, label) pairs (multi-label).
     pub ratings: Ratings,
@@ -50,35 +56,60 @@ pub struct Dataset {
     pub seconds: Vec<Vec<f64>>,
 }
 
+fn intern(index: &mut HashMap<String, u32>, names: &mut Vec<String>, name: &str) -> u32 {
+    if let Some(&c) = index.get(name) {
+        return c;
+    }
+    names.push(name.to_string());
+    index.insert(name.to_string(), (names.len() - 1) as u32);
+    (names.len() - 1) as u32
+}
+
 impl Dataset {
-    /// Builds the dataset from annotation rows in (item id, annotation id) order and the
-    /// labeled items' rows.
-    pub fn build(multi: bool, project_labels: &[String], rows: &[AnnotationRow], item_rows: &[ItemRow]) -> anyhow::Result<Dataset> {
+    /// Builds the dataset from annotation rows in (item id, annotation id) order, the labeled
+    /// items' rows, and the usernames of the annotators (by user id).
+    pub fn build(
+        multi: bool,
+        project_labels: &[String],
+        rows: &[AnnotationRow],
+        item_rows: &[ItemRow],
+        usernames: &[(i64, String)],
+    ) -> anyhow::Result<Dataset> {
         let by_id: HashMap<i64, &ItemRow> = item_rows.iter().map(|r| (r.id, r)).collect();
+        let username_of: HashMap<i64, &str> = usernames.iter().map(|(id, n)| (*id, n.as_str())).collect();
         let mut label_names: Vec<String> = project_labels.to_vec();
+        let mut label_index: HashMap<String, u32> =
+            label_names.iter().enumerate().map(|(c, n)| (n.clone(), c as u32)).collect();
+        let (mut attr_index, mut value_index) = (HashMap::new(), HashMap::new());
+        let (mut meta_attrs, mut meta_values) = (Vec::new(), Vec::new());
         let mut user_index: HashMap<i64, usize> = HashMap::new();
         let mut users = Vec::new();
         let mut seconds: Vec<Vec<f64>> = Vec::new();
         let mut items: Vec<Item> = Vec::new();
         for r in rows {
             let code = *user_index.entry(r.user_id).or_insert_with(|| {
-                users.push((r.user_id, r.username.clone()));
+                let name = username_of.get(&r.user_id).map_or_else(|| format!("user {}", r.user_id), |n| n.to_string());
+                users.push((r.user_id, name));
                 seconds.push(Vec::new());
                 users.len() - 1
             });
             seconds[code].push(r.time_ms as f64 / 1000.0);
-            let labels: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
-            for l in &labels {
-                if !label_names.contains(l) {
-                    label_names.push(l.clone());
-                }
-            }
+            let names: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
+            let labels: Vec<u32> = names.iter().map(|l| intern(&mut label_index, &mut label_names, l)).collect();
             if items.last().map(|i| i.id) != Some(r.item_id) {
                 let row = by_id.get(&r.item_id);
+                let mut meta = Vec::new();
+                if let Some(object) = row.and_then(|i| serde_json::from_str::<Map<String, Value>>(&i.meta).ok()) {
+                    for (k, v) in &object {
+                        if let Some(v) = slice_value(v) {
+                            meta.push((intern(&mut attr_index, &mut meta_attrs, k), intern(&mut value_index, &mut meta_values, &v)));
+                        }
+                    }
+                }
                 items.push(Item {
                     id: r.item_id,
                     external_id: row.and_then(|i| i.external_id.clone()),
-                    meta: row.and_then(|i| serde_json::from_str(&i.meta).ok()).unwrap_or_default(),
+                    meta,
                     gold: row.and_then(|i| i.gold.as_deref()).and_then(|g| serde_json::from_str(g).ok()),
                     last_at: r.created_at,
                     answers: Vec::new(),
@@ -95,21 +126,20 @@ impl Dataset {
             let mut b = RatingsBuilder::new(Some(LabelSet::new(vec![ABSENT.into(), PRESENT.into()])?));
             for (ix, item) in items.iter().enumerate() {
                 // The export's universe: the project's labels, then others in order of use.
-                let mut universe: Vec<usize> = (0..project_labels.len()).collect();
+                let mut universe: Vec<u32> = (0..project_labels.len() as u32).collect();
                 for (_, labels) in &item.answers {
-                    for l in labels {
-                        let code = label_names.iter().position(|n| n == l).expect("collected above");
+                    for &code in labels {
                         if !universe.contains(&code) {
                             universe.push(code);
                         }
                     }
                 }
                 for code in universe {
-                    let key = format!("{}/{}", item.id, label_names[code]);
+                    let key = format!("{}/{}", item.id, label_names[code as usize]);
                     unit_item.push(ix);
-                    unit_label.push(code);
+                    unit_label.push(code as usize);
                     for (a, labels) in &item.answers {
-                        let value = if labels.contains(&label_names[code]) { PRESENT } else { ABSENT };
+                        let value = if labels.contains(&code) { PRESENT } else { ABSENT };
                         b.push(&key, &names[*a], value)?;
                     }
                 }
@@ -123,7 +153,7 @@ impl Dataset {
                 for (a, labels) in &item.answers {
                     // Validation stores exactly one label per single-label annotation.
                     if let [label] = labels.as_slice() {
-                        b.push(&key, &names[*a], label)?;
+                        b.push(&key, &names[*a], &label_names[*label as usize])?;
                         any = true;
                     }
                 }
@@ -133,12 +163,28 @@ impl Dataset {
             }
             b.build()?
         };
-        Ok(Dataset { multi, label_names, items, ratings, unit_item, unit_label, users, seconds })
+        Ok(Dataset { multi, label_names, meta_attrs, meta_values, items, ratings, unit_item, unit_label, users, seconds })
     }
 
     /// The units of the given items (by index into `items`).
     pub fn units_of(&self, keep: impl Fn(&Item) -> bool) -> Vec<usize> {
         (0..self.unit_item.len()).filter(|&u| keep(&self.items[self.unit_item[u]])).collect()
+    }
+
+    /// The item's slice value for the attribute, if it has one.
+    pub fn slice_of(&self, item: &Item, attr: &str) -> Option<&str> {
+        let a = self.meta_attrs.iter().position(|n| n == attr)? as u32;
+        item.meta.iter().find(|(k, _)| *k == a).map(|(_, v)| self.meta_values[*v as usize].as_str())
+    }
+
+    /// The code of a label name, if any annotation or the project uses it.
+    pub fn label_code(&self, name: &str) -> Option<u32> {
+        self.label_names.iter().position(|n| n == name).map(|c| c as u32)
+    }
+
+    /// Label codes as names.
+    pub fn label_texts(&self, codes: &[u32]) -> Vec<String> {
+        codes.iter().map(|&c| self.label_names[c as usize].clone()).collect()
     }
 }
 
@@ -161,11 +207,15 @@ pub(crate) mod tests {
         AnnotationRow {
             item_id,
             user_id,
-            username: format!("u{user_id}"),
             labels: serde_json::to_string(labels).unwrap(),
             time_ms: 1000 * user_id,
             created_at,
         }
+    }
+
+    /// Usernames u1..u9 for user ids 1..9.
+    pub fn users() -> Vec<(i64, String)> {
+        (1..10).map(|i| (i, format!("u{i}"))).collect()
     }
 
     pub fn item(id: i64, meta: &str) -> ItemRow {
@@ -175,7 +225,7 @@ pub(crate) mod tests {
     #[test]
     fn single_label_units_are_items_and_annotators_code_in_order_of_appearance() {
         let rows = [ann(5, 2, &["b"], 10), ann(5, 1, &["a"], 20), ann(7, 1, &["a"], 5)];
-        let d = Dataset::build(false, &["a".into(), "b".into()], &rows, &[item(5, "{}"), item(7, "{}")]).unwrap();
+        let d = Dataset::build(false, &["a".into(), "b".into()], &rows, &[item(5, "{}"), item(7, "{}")], &users()).unwrap();
         assert_eq!(d.ratings.items(), ["5", "7"]);
         assert_eq!(d.ratings.annotators(), ["u2", "u1"]);
         assert_eq!(d.users, vec![(2, "u2".to_string()), (1, "u1".to_string())]);
@@ -186,7 +236,7 @@ pub(crate) mod tests {
     #[test]
     fn multi_label_units_are_item_label_pairs_with_extra_labels_last() {
         let rows = [ann(3, 1, &["a", "old"], 1), ann(3, 2, &[], 1)];
-        let d = Dataset::build(true, &["a".into(), "b".into()], &rows, &[item(3, "{}")]).unwrap();
+        let d = Dataset::build(true, &["a".into(), "b".into()], &rows, &[item(3, "{}")], &users()).unwrap();
         assert_eq!(d.ratings.items(), ["3/a", "3/b", "3/old"]);
         assert_eq!(d.unit_label, vec![0, 1, 2]);
         // u1: present, absent, present; u2: absent everywhere.

@@ -3,7 +3,7 @@
 //! following a link never lands on items that were fixed since the last refresh.
 use app::api_types::ItemLabels;
 
-use super::dataset::{slice_value, Dataset, Item};
+use super::dataset::{Dataset, Item};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
@@ -52,9 +52,9 @@ impl Filter {
     }
 }
 
-fn sorted(labels: &[String]) -> Vec<&String> {
-    let mut v: Vec<&String> = labels.iter().collect();
-    v.sort();
+fn sorted(labels: &[u32]) -> Vec<u32> {
+    let mut v = labels.to_vec();
+    v.sort_unstable();
     v
 }
 
@@ -73,15 +73,17 @@ pub fn matches(d: &Dataset, item: &Item, filter: &Filter) -> bool {
             matches!((find(a), find(b)), (Some(x), Some(y)) if x != y)
         }
         Filter::Labels(a, b) => {
-            let chose = |l: &Vec<String>, x: &String, y: &String| l.contains(x) && !l.contains(y);
+            let (Some(a), Some(b)) = (d.label_code(a), d.label_code(b)) else { return false };
+            let chose = |l: &Vec<u32>, x: u32, y: u32| l.contains(&x) && !l.contains(&y);
             item.answers.iter().any(|(_, l)| chose(l, a, b)) && item.answers.iter().any(|(_, l)| chose(l, b, a))
         }
         Filter::Label(name) => {
-            let with = item.answers.iter().filter(|(_, l)| l.contains(name)).count();
+            let Some(name) = d.label_code(name) else { return false };
+            let with = item.answers.iter().filter(|(_, l)| l.contains(&name)).count();
             with > 0 && with < item.answers.len()
         }
         Filter::Slice(attr, value) => {
-            item.meta.get(attr).and_then(slice_value).as_deref() == Some(value.as_str()) && differ(item)
+            d.slice_of(item, attr) == Some(value.as_str()) && differ(item)
         }
     }
 }
@@ -93,12 +95,12 @@ pub fn disagreeing(d: &Dataset, filter: &Filter) -> Vec<usize> {
 
 /// Each labeler's answer on the item, in annotation order.
 pub fn answers(d: &Dataset, item: &Item) -> Vec<ItemLabels> {
-    item.answers.iter().map(|(a, l)| ItemLabels { labeler: d.users[*a].1.clone(), labels: l.clone() }).collect()
+    item.answers.iter().map(|(a, l)| ItemLabels { labeler: d.users[*a].1.clone(), labels: d.label_texts(l) }).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::dataset::tests::{ann, item};
+    use super::super::dataset::tests::{ann, item, users};
     use super::*;
 
     fn data() -> Dataset {
@@ -108,7 +110,7 @@ mod tests {
             ann(3, 1, &["b"], 0), ann(3, 3, &["c"], 0),
         ];
         let items = [item(1, r#"{"r":"eu"}"#), item(2, r#"{"r":"eu"}"#), item(3, r#"{"r":"us"}"#)];
-        Dataset::build(false, &["a".into(), "b".into(), "c".into()], &rows, &items).unwrap()
+        Dataset::build(false, &["a".into(), "b".into(), "c".into()], &rows, &items, &users()).unwrap()
     }
 
     #[test]

@@ -79,17 +79,70 @@ pub fn bootstrap_items(
     })
 }
 
+/// The ratings with items of equal ratings (the same annotators giving the same labels)
+/// merged into one item per pattern. Every statistic bootstrapped here sums per-item terms
+/// that depend only on the item's ratings, so a replicate evaluated over the patterns, each
+/// weighted by how often its items were drawn, gives the same number (up to the order of
+/// floating-point sums) from the same draws: a few thousand patterns instead of every item
+/// per replicate, which is what makes 1,000 replicates over 100,000 items take well under a
+/// second. The draws themselves are still made over the original items, so the replicates
+/// are exactly those of resampling items.
+struct Collapsed {
+    ratings: Ratings,
+    /// Original item → its pattern (an item of `ratings`).
+    item_pattern: Vec<u32>,
+}
+
+impl Collapsed {
+    fn new(ratings: &Ratings) -> Self {
+        let key = |i: usize| (ratings.item_annotators(i), ratings.item_labels(i));
+        let mut order: Vec<usize> = (0..ratings.n_items()).collect();
+        // Ratings are sorted by annotator within an item, so equal patterns have equal slices.
+        order.sort_unstable_by(|&x, &y| key(x).cmp(&key(y)));
+        let mut item_pattern = vec![0u32; ratings.n_items()];
+        let (mut names, mut records) = (Vec::new(), Vec::new());
+        let mut previous: Option<usize> = None;
+        for &i in &order {
+            if previous.is_none_or(|j| key(j) != key(i)) {
+                let p = names.len();
+                names.push(ratings.items()[i].clone());
+                for (&a, &c) in ratings.item_annotators(i).iter().zip(ratings.item_labels(i)) {
+                    records.push((p, a as usize, c as usize));
+                }
+            }
+            item_pattern[i] = (names.len() - 1) as u32;
+            previous = Some(i);
+        }
+        let ratings = Ratings::from_codes(names, ratings.annotators().to_vec(), ratings.labels().clone(), &records)
+            .expect("codes taken from valid ratings");
+        Collapsed { ratings, item_pattern }
+    }
+
+    /// [`bootstrap_items`] over the original items; `statistic` receives pattern weights.
+    fn bootstrap(&self, options: &BootstrapOptions, mut statistic: impl FnMut(&[u32]) -> Stat) -> Result<BootstrapInterval, Undefined> {
+        let mut weights = vec![0u32; self.ratings.n_items()];
+        bootstrap_items(self.item_pattern.len(), options, |draws| {
+            weights.iter_mut().for_each(|w| *w = 0);
+            for (&p, &d) in self.item_pattern.iter().zip(draws) {
+                weights[p as usize] += d;
+            }
+            statistic(&weights)
+        })
+    }
+}
+
 /// Bootstrap interval for Krippendorff's alpha.
 pub fn bootstrap_alpha(
     ratings: &Ratings,
     level: Level,
     options: &BootstrapOptions,
 ) -> Result<BootstrapInterval, Undefined> {
-    let units = AlphaUnits::new(ratings, level)?;
+    let c = Collapsed::new(ratings);
+    let units = AlphaUnits::new(&c.ratings, level)?;
     let mut unit_weights = vec![0u32; units.n_units()];
-    bootstrap_items(ratings.n_items(), options, |draws| {
+    c.bootstrap(options, |weights| {
         for (w, &item) in unit_weights.iter_mut().zip(units.unit_items()) {
-            *w = draws[item];
+            *w = weights[item];
         }
         units.alpha(Some(&unit_weights))
     })
@@ -104,13 +157,14 @@ pub fn bootstrap_cohen_kappa(
     options: &BootstrapOptions,
 ) -> Result<BootstrapInterval, Undefined> {
     let (a, b) = (a.min(b) as u32, a.max(b) as u32);
-    let table = PairTable::new(ratings);
+    let c = Collapsed::new(ratings);
+    let table = PairTable::new(&c.ratings);
     let slot = table
         .pairs
         .iter()
         .position(|&p| p == (a, b))
         .ok_or_else(|| Undefined::new("the two annotators have no item in common"))?;
-    bootstrap_items(ratings.n_items(), options, |draws| {
+    c.bootstrap(options, |draws| {
         let cells = table.confusions(Some(draws));
         kappa_from_confusion(table.confusion(&cells, slot), table.n_labels, weights)
     })
@@ -122,8 +176,9 @@ pub fn bootstrap_mean_pairwise_kappa(
     weights: KappaWeights,
     options: &BootstrapOptions,
 ) -> Result<BootstrapInterval, Undefined> {
-    let table = PairTable::new(ratings);
-    bootstrap_items(ratings.n_items(), options, |draws| {
+    let c = Collapsed::new(ratings);
+    let table = PairTable::new(&c.ratings);
+    c.bootstrap(options, |draws| {
         let cells = table.confusions(Some(draws));
         let defined: Vec<f64> = (0..table.pairs.len())
             .filter_map(|slot| kappa_from_confusion(table.confusion(&cells, slot), table.n_labels, weights).ok())
@@ -139,13 +194,15 @@ pub fn bootstrap_mean_pairwise_kappa(
 /// Bootstrap interval for percent agreement.
 pub fn bootstrap_percent_agreement(ratings: &Ratings, options: &BootstrapOptions) -> Result<BootstrapInterval, Undefined> {
     super::agreement::percent_agreement(ratings)?;
-    bootstrap_items(ratings.n_items(), options, |draws| super::agreement::percent_agreement_weighted(ratings, Some(draws)))
+    let c = Collapsed::new(ratings);
+    c.bootstrap(options, |draws| super::agreement::percent_agreement_weighted(&c.ratings, Some(draws)))
 }
 
 /// Bootstrap interval for Fleiss' kappa.
 pub fn bootstrap_fleiss_kappa(ratings: &Ratings, options: &BootstrapOptions) -> Result<BootstrapInterval, Undefined> {
     fleiss_kappa_weighted(ratings, None)?;
-    bootstrap_items(ratings.n_items(), options, |draws| fleiss_kappa_weighted(ratings, Some(draws)))
+    let c = Collapsed::new(ratings);
+    c.bootstrap(options, |draws| fleiss_kappa_weighted(&c.ratings, Some(draws)))
 }
 
 #[cfg(test)]

@@ -31,7 +31,6 @@ pub async fn quality(db: &Db, project_id: i64) -> Result<Option<QualityRow>, sql
 pub struct AnnotationRow {
     pub item_id: i64,
     pub user_id: i64,
-    pub username: String,
     /// JSON array of label names.
     pub labels: String,
     pub time_ms: i64,
@@ -42,10 +41,23 @@ pub struct AnnotationRow {
 pub async fn annotations(db: &Db, project_id: i64) -> Result<Vec<AnnotationRow>, sqlx::Error> {
     on_read!(db, pool => {
         sqlx::query_as(
-            "SELECT a.item_id, a.user_id, u.username, a.labels, a.time_ms, a.created_at
-             FROM annotations a JOIN users u ON u.id = a.user_id
+            "SELECT a.item_id, a.user_id, a.labels, a.time_ms, a.created_at
+             FROM annotations a
              WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
              ORDER BY a.item_id, a.id",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// The usernames of the project's annotators, read once rather than with every annotation.
+pub async fn annotators(db: &Db, project_id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT u.id, u.username FROM users u
+             WHERE u.id IN (SELECT DISTINCT a.user_id FROM annotations a WHERE a.project_id = $1)",
         )
         .bind(project_id)
         .fetch_all(pool)

@@ -736,10 +736,13 @@ pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> App
     .bind(since)
     .fetch_one(pool)
     .await?);
-    // Gold items are outside the overlap flow: never done, so not part of the total either
-    // (a count over the small gold index).
+    // Gold items are outside the overlap flow: not part of the total, nor of the done count
+    // (an item done before a lead marked it gold is still `complete` and in `done_count`);
+    // counts over the small gold index, as `store::projects::list_projects` makes them.
     let (done, total): (i64, i64) = on_read!(db, pool => sqlx::query_as(
-        "SELECT p.done_count, p.item_count - (SELECT COUNT(*) FROM items i
+        "SELECT p.done_count - (SELECT COUNT(*) FROM items i
+                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
+                p.item_count - (SELECT COUNT(*) FROM items i
                  WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
          FROM projects p WHERE p.id = $1",
     )

@@ -72,8 +72,45 @@ impl ProjectRow {
             },
             item_count: self.item_count,
             done_count: self.done_count,
+            gold_count: 0,
         }
     }
+
+    /// The summary with gold items taken out of the item and done counts (see [`GoldCounts`]).
+    fn into_summary_with(self, gold: &[GoldCounts]) -> ProjectSummary {
+        let id = self.id;
+        let mut s = self.into_summary();
+        if let Some(g) = gold.iter().find(|g| g.project_id == id) {
+            s.item_count -= g.items;
+            s.done_count -= g.complete;
+            s.gold_count = g.items;
+        }
+        s
+    }
+}
+
+/// A project's visible gold items. Gold items stand outside the overlap flow: an answer on one
+/// never makes it complete, so a project whose regular items are all done must read as done.
+/// `items.complete` is still 1 on an item that was done before a lead marked it gold, and the
+/// project's `done_count` still counts it: `complete` says how many to take back out.
+#[derive(FromRow)]
+struct GoldCounts {
+    project_id: i64,
+    items: i64,
+    complete: i64,
+}
+
+/// Gold counts of every project that has gold items; a count over the partial gold index
+/// (`items_gold`), so it costs in proportion to the gold items, not the items.
+async fn gold_counts(db: &Db) -> Result<Vec<GoldCounts>, sqlx::Error> {
+    on_read!(db, pool => sqlx::query_as::<_, GoldCounts>(
+        "SELECT i.project_id, COUNT(*) AS items, COUNT(CASE WHEN i.complete = 1 THEN 1 END) AS complete
+         FROM items i JOIN projects p ON p.id = i.project_id
+         WHERE i.gold IS NOT NULL AND i.id <= p.visible_max_item_id
+         GROUP BY i.project_id",
+    )
+    .fetch_all(pool)
+    .await)
 }
 
 /// Stores a project's quality settings and order inside the caller's transaction (a macro,
@@ -165,6 +202,9 @@ pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> A
     Ok(project)
 }
 
+/// One project, in one read: every labeling request checks access through it. Its counts are
+/// the stored counters (gold items included, `gold_count` 0); the summary with gold items
+/// counted apart, as the API shows it, is [`list_projects`]'s.
 pub async fn get_project(db: &Db, id: i64) -> AppResult<ProjectSummary> {
     let row = on_read!(db, pool => sqlx::query_as::<_, ProjectRow>(&format!(
         "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
@@ -176,7 +216,8 @@ pub async fn get_project(db: &Db, id: i64) -> AppResult<ProjectSummary> {
         .ok_or_else(|| AppError::not_found(format!("no project {id}")))
 }
 
-/// All projects (for admins) or those the user belongs to.
+/// All projects (for admins) or those the user belongs to, gold items counted apart from the
+/// regular items and their done count.
 pub async fn list_projects(db: &Db, user_id: Option<i64>) -> AppResult<Vec<ProjectSummary>> {
     let rows = on_read!(db, pool => match user_id {
         None => sqlx::query_as::<_, ProjectRow>(&format!(
@@ -193,7 +234,8 @@ pub async fn list_projects(db: &Db, user_id: Option<i64>) -> AppResult<Vec<Proje
         .fetch_all(pool)
         .await?,
     });
-    Ok(rows.into_iter().map(ProjectRow::into_summary).collect())
+    let gold = gold_counts(db).await?;
+    Ok(rows.into_iter().map(|r| r.into_summary_with(&gold)).collect())
 }
 
 /// Changes a project's settings: `change` gets the current settings and the label names that
