@@ -31,6 +31,8 @@ fn format_from_content_type(headers: &HeaderMap) -> Option<ImportFormat> {
         "application/zip" | "application/x-zip-compressed" => Some(ImportFormat::Zip),
         "text/csv" => Some(ImportFormat::Csv),
         "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => Some(ImportFormat::Jsonl),
+        // One JSON document (not lines): what Label Studio exports, and what the API documents.
+        "application/json" => Some(ImportFormat::LabelStudio),
         _ => None,
     }
 }
@@ -74,6 +76,7 @@ pub async fn import_file(
     if let Some(annotations) = annotations {
         crate::store::imported_annotations::attach(&state.db, pid, caller.user.id, &annotations).await?;
     }
+    crate::devsets::warm_pool_after_import(state.db.clone(), state.devset_pools.clone(), pid);
     Ok(Json(report))
 }
 

@@ -55,6 +55,24 @@ pub async fn load_pool(db: &Db, cache: &PoolCache, project_id: i64) -> sqlx::Res
     Ok(Some(LoadedPool { index, max_item_id: version.0, members }))
 }
 
+/// Builds (or extends) a project's pool index in the background once an import has committed,
+/// when the project builds dev sets (it has a production profile): the lead's next plan then
+/// reads a warm index instead of waiting for a pass over the pool. Projects without profiles
+/// are left alone: the index costs memory and a pass over every item's meta.
+pub fn warm_pool_after_import(db: Db, cache: Arc<PoolCache>, project_id: i64) {
+    tokio::spawn(async move {
+        let warmed = async {
+            if store::list_profiles(&db, project_id).await?.is_empty() {
+                return Ok(());
+            }
+            load_pool(&db, &cache, project_id).await.map(|_| ())
+        };
+        if let Err(e) = warmed.await {
+            tracing::warn!(project_id, error = %e, "warming the dev-set pool index after an import failed (the next plan builds it)");
+        }
+    });
+}
+
 /// `base` (or an empty index) with the project's items `after < id <= max` appended.
 async fn extend_index(db: &Db, project_id: i64, base: Option<Arc<PoolIndex>>, after: i64, max: i64) -> sqlx::Result<PoolIndex> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<PoolItemRow>>(4);
