@@ -18,9 +18,13 @@ def obj(props, required=None):
 
 # The constraints the server enforces (the schemathesis run, scripts/schemathesis.sh, checks that
 # every request these allow is accepted). Text the server trims must keep a non-blank character:
-# `\\S` (unanchored) says so. Lengths count characters (code points), as the server does.
+# NONBLANK (unanchored) says so, naming exactly what Rust's `trim` removes (Unicode White_Space):
+# `\\S` would not do, since regex engines disagree on U+0085 and U+001C..U+001F (schemathesis
+# generated a label named U+0085, which the server rightly trims to nothing).
+# Lengths count characters (code points), as the server does.
+NONBLANK = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
 def text(max_len, min_len=1):
-    return {"type": "string", "minLength": min_len, "maxLength": max_len, "pattern": "\\S"}
+    return {"type": "string", "minLength": min_len, "maxLength": max_len, "pattern": NONBLANK}
 USERNAME = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.-]+$",
             "description": "letters, digits, '.', '_' or '-'"}
 PASSWORD = {"type": "string", "minLength": 8, "description": "at least 8 characters"}
@@ -454,7 +458,7 @@ schemas.update({
         "dev_share": nullable({"type": "number", "exclusiveMinimum": 0, "default": 0.5}),
         "test_share": nullable({"type": "number", "exclusiveMinimum": 0, "default": 0.5}),
         "seed": {**I64, "minimum": 0, "maximum": 4294967295, "default": 0},
-        "group_by": nullable({"type": "string", "pattern": "\\S", "description": "meta attribute: one group, one split"}),
+        "group_by": nullable({"type": "string", "pattern": NONBLANK, "description": "meta attribute: one group, one split"}),
         "train_dev_size": nullable({**I64, "minimum": 0, "description": "labeled training-pool items drawn as train_dev"}),
         "licenses": nullable(arr(STR)), "sources": nullable(arr(STR)),
         "jaccard_threshold": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.8}),
@@ -494,7 +498,8 @@ paths.update({
         "parameters": [PID, RELEASE_ID, q("format", {"type": "string", "enum": ["zip", "jsonl", "csv", "label_studio", "card", "manifest"],
                                                       "default": "zip"}, "what to download")],
         "responses": {"200": {"description": "the file", "content": {"application/zip": {}, "application/x-ndjson": {},
-                                                                      "text/csv": {}, "application/json": {}, "text/markdown": {}}}}}},
+                                                                      "text/csv": {}, "application/json": {}, "text/markdown": {}}},
+                      "default": ERR}}},
     "/api/projects/{pid}/releases/{id}/diff/{other}": {"get": {
         "summary": "From release id to release other: items added, removed, labels changed (both provenances), distribution per attribute",
         "parameters": [PID, RELEASE_ID, {"name": "other", "in": "path", "required": True, "schema": I64, "description": "release id"}],
@@ -529,7 +534,8 @@ paths.update({
                        "lists the bad lines in error.details as an ImportReport. A (model, version) is one source; importing "
                        "it again replaces its pre-label of an item. At most 2,000,000 lines.",
         "parameters": [PID],
-        "requestBody": {"required": True, "content": {"application/x-ndjson": {}}},
+        # The body is read as JSON lines whatever its type: one JSON object is a one-line file.
+        "requestBody": {"required": True, "content": {"application/x-ndjson": {}, "application/json": {}}},
         "responses": ok(ref("ImportReport"))}},
     "/api/projects/{pid}/prelabels/sources": {"get": {
         "summary": "Pre-label sources with counts, acceptance (95% Wilson interval) and time per item, per source and label (admin, lead member)",

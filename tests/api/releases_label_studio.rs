@@ -83,9 +83,12 @@ async fn label_studio_export_imports_with_its_annotations(b: Backend) {
     assert_eq!(names, ["admin", "ls-2", "ls-3"]); // the creator, and the two annotators
     server.client().login_raw("ls-2", "any password").await.assert_error(401, "unauthorized");
 
-    // A second project from the same Label Studio instance reuses the accounts.
+    // A second project from the same Label Studio instance reuses the accounts. Its upload
+    // names no format: a JSON document (Content-Type application/json) is a Label Studio export.
     let again = admin.create_project(&sentiment_project("from-ls-2", 1)).await.id;
-    admin.import(again, "label-studio", fixture()).await;
+    let report: ImportReport =
+        admin.raw(reqwest::Method::POST, &format!("/api/projects/{again}/import"), Some((fixture(), "application/json"))).await.ok();
+    assert_eq!((report.lines, report.imported, report.error_count), (12, 12, 0));
     let users: Vec<User> = admin.get("/api/users").await;
     assert_eq!(users.iter().filter(|u| u.username.starts_with("ls-")).count(), 2);
 }
