@@ -5,7 +5,7 @@ use leptos::task::spawn_local;
 
 use crate::api_client;
 use crate::api_types::{ErrorBody, ImportReport, PrelabelAuditDrawn, PrelabelSource, StatValue};
-use crate::components::fmt_count;
+use crate::components::{fmt_count, Kbd};
 use crate::pages::project_id;
 use crate::upload::{self, UploadBody};
 use crate::util;
@@ -122,12 +122,18 @@ fn Prelabels(pid: i64) -> impl IntoView {
     };
 
     view! {
-        <div class="wide">
-            <h1>"Pre-labels"</h1>
+        <div class="wide stack">
+            <div>
+                <div class="crumbs"><a href="/">"Projects"</a> " / " <a href=format!("/projects/{pid}")>"Project"</a> " / "</div>
+                <div class="page-head">
+                    <h1>"Pre-labels"</h1>
+                    <span class="muted">"Draw the audit sample " <Kbd k="a"/></span>
+                </div>
+            </div>
             <section class="card" aria-labelledby="sources-h">
                 <h2 id="sources-h">"Sources"</h2>
                 {table}
-                <p><button class="btn" on:click=move |_| draw()>"Draw audit sample " <kbd class="kbd">"a"</kbd></button></p>
+                <p><button class="btn" on:click=move |_| draw()>"Draw audit sample " <Kbd k="a"/></button></p>
             </section>
             <section class="card" aria-labelledby="upload-h">
                 <h2 id="upload-h">"Upload predictions"</h2>
@@ -136,7 +142,7 @@ fn Prelabels(pid: i64) -> impl IntoView {
                         <span class="field-label">"JSONL: item, label or labels, score, model, version"</span>
                         <input id="prelabel-file" node_ref=input class="input" type="file" accept=".jsonl,.ndjson"/>
                     </label>
-                    <div class="field"><button class="btn btn-primary" type="submit">"Upload"</button></div>
+                    <div class="form-actions"><button class="btn btn-primary" type="submit">"Upload"</button></div>
                 </form>
                 <p class="import-result" role="status">
                     {move || status.get().map(|(ok, m)| view! { <span class:ok-text=ok class:error-text=!ok>{m}</span> })}
