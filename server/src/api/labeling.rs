@@ -40,20 +40,11 @@ pub async fn next_item(
     let progress = progress_of(&state, pid, caller.id(), q.since.unwrap_or(0)).await?;
     Ok(Json(match assigned {
         Some(a) => {
-            let prelabel = shown_prelabel(&state, pid, a.item.id).await?;
+            let prelabel = store::prelabels::shown_prelabel(&state.db, pid, a.item.id).await?;
             NextItem { item: Some(a.item.into_view()), lease_expires_at: Some(a.lease_expires_at), progress, prelabel }
         }
         None => NextItem { item: None, lease_expires_at: None, progress, prelabel: None },
     }))
-}
-
-/// The pre-label to show with an item (issue 10): its best one, unless the project hides
-/// pre-labels until the labeler has answered.
-async fn shown_prelabel(state: &AppState, pid: i64, item_id: i64) -> AppResult<Option<app::api_types::PrelabelView>> {
-    if store::prelabels::settings(&state.db, pid).await?.hide_until_answered {
-        return Ok(None);
-    }
-    store::prelabels::best_prelabel(&state.db, item_id).await
 }
 
 pub async fn submit(
@@ -83,11 +74,8 @@ pub async fn submit(
     if submitted.new {
         // What the answer did with the item's pre-labels (acceptance, time per source). The
         // label is stored already: a failure here costs a statistic one answer, not the label.
-        let hidden = store::prelabels::settings(&state.db, pid).await.map(|s| s.hide_until_answered).unwrap_or(false);
         let a = &submitted.annotation;
-        if let Err(e) =
-            store::prelabels::record_outcomes(&state.db, pid, a.item_id, caller.id(), &a.labels, a.time_ms, hidden).await
-        {
+        if let Err(e) = store::prelabels::record_outcomes(&state.db, pid, a.item_id, caller.id(), &a.labels, a.time_ms).await {
             tracing::warn!(project_id = pid, item_id = a.item_id, error = %e, "could not record the pre-label outcome");
         }
     }

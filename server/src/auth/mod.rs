@@ -173,12 +173,9 @@ pub async fn start_session(session: &Session, user_id: i64, session_epoch: i64) 
 /// The project, if the caller may see it (admins: all; others: members). Non-members get
 /// 404, so project ids do not leak.
 pub async fn visible_project(db: &Db, caller: &CurrentUser, project_id: i64) -> AppResult<ProjectSummary> {
-    let project = store::projects::get_project(db, project_id).await?;
-    if caller.is_admin() || store::users::is_member(db, project_id, caller.id()).await? {
-        Ok(project)
-    } else {
-        Err(AppError::not_found(format!("no project {project_id}")))
-    }
+    store::projects::get_project_for_member(db, project_id, caller.id(), caller.is_admin())
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no project {project_id}")))
 }
 
 /// The project, if the caller may manage it (admins, and leads who belong to it).

@@ -362,14 +362,29 @@ fn view(r: PrelabelRow) -> PrelabelView {
     }
 }
 
-/// The pre-label the labeling view shows with an item: its best one.
-pub async fn best_prelabel(db: &Db, item_id: i64) -> AppResult<Option<PrelabelView>> {
-    Ok(item_prelabels(db, item_id).await?.into_iter().next().map(view))
+/// The pre-label the labeling view shows with an item: its best one, unless the project hides
+/// pre-labels until the labeler has answered. One statement: it runs on every `next`.
+pub async fn shown_prelabel(db: &Db, project_id: i64, item_id: i64) -> AppResult<Option<PrelabelView>> {
+    let row = on_read!(db, pool => {
+        sqlx::query_as::<_, PrelabelRow>(
+            "SELECT p.source_id, s.kind, s.name, s.version, p.labels, p.score
+             FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
+             WHERE p.item_id = $1
+               AND NOT EXISTS (SELECT 1 FROM prelabel_settings st WHERE st.project_id = $2 AND st.hide_until_answered <> 0)
+             ORDER BY COALESCE(p.score, 0) DESC, p.source_id LIMIT 1",
+        )
+        .bind(item_id)
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(view))
 }
 
 /// Records what a labeler's answer did with each of the item's pre-labels: one row per source
 /// (`accepted`: the answer is exactly the pre-label; `shown`: it was the one on screen). An
-/// answer changed later overwrites the row. Items without pre-labels cost one indexed read.
+/// answer changed later overwrites the row. Items without pre-labels cost one indexed read
+/// (the project's settings are read only for items that have some).
 pub async fn record_outcomes(
     db: &Db,
     project_id: i64,
@@ -377,12 +392,12 @@ pub async fn record_outcomes(
     user_id: i64,
     answer: &[String],
     time_ms: i64,
-    hidden: bool,
 ) -> AppResult<()> {
     let rows = item_prelabels(db, item_id).await?;
     if rows.is_empty() {
         return Ok(());
     }
+    let hidden = settings(db, project_id).await?.hide_until_answered;
     let now = now_ms();
     on_write!(db, pool => {
         let mut tx = BeginWrite::begin_write(pool).await?;

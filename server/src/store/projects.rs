@@ -216,6 +216,21 @@ pub async fn get_project(db: &Db, id: i64) -> AppResult<ProjectSummary> {
         .ok_or_else(|| AppError::not_found(format!("no project {id}")))
 }
 
+/// The project if `user_id` belongs to it (or `any_member` is true: an admin), in one read:
+/// the labeling loop checks this on every request.
+pub async fn get_project_for_member(db: &Db, id: i64, user_id: i64, any_member: bool) -> AppResult<Option<ProjectSummary>> {
+    let row = on_read!(db, pool => sqlx::query_as::<_, ProjectRow>(&format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects p WHERE id = $1
+           AND ($3 OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $2))"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .bind(any_member)
+    .fetch_optional(pool)
+    .await?);
+    Ok(row.map(ProjectRow::into_summary))
+}
+
 /// All projects (for admins) or those the user belongs to, gold items counted apart from the
 /// regular items and their done count.
 pub async fn list_projects(db: &Db, user_id: Option<i64>) -> AppResult<Vec<ProjectSummary>> {

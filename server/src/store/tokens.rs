@@ -67,14 +67,9 @@ pub struct TokenOwner {
 /// at most once a minute, and never for an expired token or a disabled owner, so scripts
 /// hammering the API don't turn every read into a write.
 pub async fn token_owner(db: &Db, token_hash: &str) -> AppResult<Option<TokenOwner>> {
-    let row: Option<(i64, i64, Option<i64>, Option<i64>)> = on_read!(db, pool => sqlx::query_as(
-        "SELECT id, user_id, last_used_at, expires_at FROM api_tokens WHERE token_hash = $1",
-    )
-    .bind(token_hash)
-    .fetch_optional(pool)
-    .await?);
-    let Some((token_id, user_id, last_used, expires_at)) = row else { return Ok(None) };
-    let Some(user) = users::get_user(db, user_id).await? else { return Ok(None) };
+    let Some((user, token_id, last_used, expires_at)) = users::user_by_token_hash(db, token_hash).await? else {
+        return Ok(None);
+    };
     let now = now_ms();
     let usable = !user.disabled && expires_at.is_none_or(|t| t > now);
     if usable && last_used.is_none_or(|t| now - t > 60_000) {

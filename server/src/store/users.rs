@@ -41,6 +41,29 @@ impl UserRow {
     }
 }
 
+/// A token's row with its owner, in one read: every request with a bearer token asks.
+#[derive(FromRow)]
+struct TokenUserRow {
+    token_id: i64,
+    last_used_at: Option<i64>,
+    expires_at: Option<i64>,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
+
+/// The owner of the API token with this hash, with the token's (id, last use, expiry).
+pub(super) async fn user_by_token_hash(db: &Db, token_hash: &str) -> AppResult<Option<(User, i64, Option<i64>, Option<i64>)>> {
+    let row = on_read!(db, pool => sqlx::query_as::<_, TokenUserRow>(
+        "SELECT t.id AS token_id, t.last_used_at, t.expires_at,
+                u.id, u.username, u.role, u.created_at, u.disabled_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?);
+    Ok(row.map(|r| (r.user.into_user(), r.token_id, r.last_used_at, r.expires_at)))
+}
+
 /// A user with the password hash and session epoch, for signing in and checking sessions.
 pub struct UserWithHash {
     pub user: User,
