@@ -62,16 +62,23 @@ struct StreamSettings {
     visible_max_item_id: i64,
 }
 
-/// The ORDER BY of the first open item, per `projects.assignment_order`. Each one has an index
-/// that yields the items in this order (migrations 0001 and 0007), so LIMIT 1 stops at the
-/// first item that passes the per-row checks and the project's items are never sorted.
-fn order_by(assignment_order: &str) -> &'static str {
+/// The hand-out queries of an assignment order, tried in turn until one gives an item: each
+/// is (extra condition, ORDER BY) and has an index that yields the items in this order
+/// (migrations 0001, 0007, 0016), so LIMIT 1 stops at the first item that passes the per-row
+/// checks and the project's items are never sorted. 'priority' is two: the items a dev-set
+/// campaign raised (priority > 0, their own small index), then the rest by rank.
+fn order_steps(assignment_order: &str) -> &'static [(&'static str, &'static str)] {
     match assignment_order {
-        "import" => "i.id",
-        "priority" => "i.priority DESC, i.rank, i.id",
+        "import" => &[("", "i.id")],
+        "priority" => &[("AND i.priority > 0", "i.priority DESC, i.rank, i.id"), ("AND i.priority <= 0", "i.rank, i.id")],
         // 'random', and anything the CHECK constraint will add later: never an error mid-stream.
-        _ => "i.rank, i.id",
+        _ => &[("", "i.rank, i.id")],
     }
+}
+
+/// Every hand-out query of an assignment order (`order_steps`), in turn.
+fn open_item_sqls(assignment_order: &str) -> Vec<String> {
+    order_steps(assignment_order).iter().map(|(cond, order)| open_item_sql(cond, order)).collect()
 }
 
 /// The first open item for the labeler in the project's order: not gold, not complete, visible
@@ -81,18 +88,17 @@ fn order_by(assignment_order: &str) -> &'static str {
 /// `+i.id <= $4`: the unary plus keeps the planners from reading the visibility bound as a
 /// range on `items_open (project_id, complete, id)`; SQLite otherwise took that range for the
 /// random and priority orders and then sorted every open item (the unit test below).
-fn open_item_sql(assignment_order: &str) -> String {
+fn open_item_sql(condition: &str, order_by: &str) -> String {
     format!(
         "SELECT i.id FROM items i
-         WHERE i.project_id = $1 AND i.complete = 0 AND i.gold IS NULL AND +i.id <= $4
+         WHERE i.project_id = $1 AND i.complete = 0 AND i.gold IS NULL AND +i.id <= $4 {condition}
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
            AND i.label_count + (SELECT COUNT(*) FROM leases l
                 WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
                < COALESCE(i.overlap, $5)
-         ORDER BY {} LIMIT 1",
-        order_by(assignment_order)
+         ORDER BY {order_by} LIMIT 1"
     )
 }
 
@@ -277,7 +283,7 @@ pub async fn assign_next_item(
     let expires = now + project.lease_seconds * 1000;
     let pid = project.id;
     let exclude = exclude.to_vec();
-    let item_id: Option<i64> = on_group_write!(db, tx, is_pg => {
+    let item: Option<super::items::ItemRow> = on_group_write!(db, tx, is_pg => {
         if is_pg {
             sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
         }
@@ -304,18 +310,22 @@ pub async fn assign_next_item(
             chosen = gold_hand_out!(tx, pid, user_id, now, &settings, held.len() as i64);
         }
         let claiming = is_pg && pg_row_claiming();
-        if chosen.is_none() && !claiming {
-            chosen = sqlx::query_scalar(&open_item_sql(&settings.assignment_order))
-            .bind(pid)
-            .bind(user_id)
-            .bind(now)
-            .bind(settings.visible_max_item_id)
-            .bind(settings.overlap)
-            .fetch_optional(&mut *tx)
-            .await?;
-        }
-        if chosen.is_none() && claiming {
-            chosen = claim_on_pg!(tx, &claim_sql(&open_item_sql(&settings.assignment_order)), pid, user_id, now, &settings);
+        for sql in open_item_sqls(&settings.assignment_order) {
+            if chosen.is_some() {
+                break;
+            }
+            if claiming {
+                chosen = claim_on_pg!(tx, &claim_sql(&sql), pid, user_id, now, &settings);
+            } else {
+                chosen = sqlx::query_scalar(&sql)
+                    .bind(pid)
+                    .bind(user_id)
+                    .bind(now)
+                    .bind(settings.visible_max_item_id)
+                    .bind(settings.overlap)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            }
         }
         if chosen.is_none() && claiming {
             chosen = claim_on_pg!(tx, &claim_sql(SKIPPED_ITEM_SQL), pid, user_id, now, &settings);
@@ -357,16 +367,25 @@ pub async fn assign_next_item(
                 }
             }
         }
+        // The item itself, read in the same transaction: its pages are the ones the hand-out
+        // just touched, and it saves the request a second statement on a reader.
+        let item = match chosen {
+            Some(id) => Some(
+                sqlx::query_as::<_, super::items::ItemRow>(&format!(
+                    "SELECT {} FROM {} WHERE i.id = $1",
+                    super::items::ITEM_COLUMNS,
+                    super::items::ITEM_FROM
+                ))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+            None => None,
+        };
         tx.commit().await?;
-        chosen
+        item
     });
-    match item_id {
-        None => Ok(None),
-        Some(id) => {
-            let item = super::items::get_item(db, id).await?;
-            Ok(Some(Assigned { item, lease_expires_at: expires }))
-        }
-    }
+    Ok(item.map(|item| Assigned { item, lease_expires_at: expires }))
 }
 
 /// A submission; its labels are checked against the project's schema inside the transaction.
@@ -727,29 +746,28 @@ pub async fn previous_submission(
 /// (mine since `since`, mine in all, done, total) for the labeler in the project; `total`
 /// leaves gold items out.
 pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> AppResult<(i64, i64, i64, i64)> {
-    let (today, total_mine): (i64, i64) = on_read!(db, pool => sqlx::query_as(
-        "SELECT COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0), COUNT(*)
-         FROM annotations WHERE project_id = $1 AND user_id = $2",
+    // One statement: every `next` asks for progress, and on SQLite each read statement starts
+    // from a cold page cache while labeling writes commit.
+    // Gold items are outside the overlap flow: not part of the total, nor of the done count
+    // (an item done before a lead marked it gold is still `complete` and in `done_count`);
+    // counts over the small gold index, as `store::projects::list_projects` makes them.
+    Ok(on_read!(db, pool => sqlx::query_as(
+        "SELECT mine.today, mine.total,
+                p.done_count - (SELECT COUNT(*) FROM items i
+                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
+                p.item_count - (SELECT COUNT(*) FROM items i
+                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
+         FROM projects p,
+              (SELECT COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0) AS today, COUNT(*) AS total
+                 FROM annotations WHERE project_id = $1 AND user_id = $2) mine
+         WHERE p.id = $1",
     )
     .bind(project_id)
     .bind(user_id)
     .bind(since)
-    .fetch_one(pool)
-    .await?);
-    // Gold items are outside the overlap flow: not part of the total, nor of the done count
-    // (an item done before a lead marked it gold is still `complete` and in `done_count`);
-    // counts over the small gold index, as `store::projects::list_projects` makes them.
-    let (done, total): (i64, i64) = on_read!(db, pool => sqlx::query_as(
-        "SELECT p.done_count - (SELECT COUNT(*) FROM items i
-                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
-                p.item_count - (SELECT COUNT(*) FROM items i
-                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
-         FROM projects p WHERE p.id = $1",
-    )
-    .bind(project_id)
-    .fetch_one(pool)
-    .await?);
-    Ok((today, total_mine, done, total))
+    .fetch_optional(pool)
+    .await?)
+    .unwrap_or((0, 0, 0, 0)))
 }
 
 /// Deletes leases that ended more than the grace ago (they already count for nothing towards
@@ -916,15 +934,19 @@ mod tests {
     async fn no_hand_out_query_sorts_the_items() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        for (order, index) in [
-            ("import", "items_open"),
-            ("random", "items_stream_rank"),
-            ("priority", "items_stream_priority"),
+        for (order, indexes) in [
+            ("import", &["items_open"][..]),
+            ("random", &["items_stream_rank"][..]),
+            ("priority", &["items_stream_raised", "items_stream_rank"][..]),
         ] {
-            let p = plan(&db, &open_item_sql(order), 5).await;
-            assert!(!p.contains("TEMP B-TREE"), "{order}: {p}");
-            assert!(p.contains(&format!("i USING INDEX {index} (")), "{order}: {p}");
-            println!("{order}:\n{p}");
+            let sqls = open_item_sqls(order);
+            assert_eq!(sqls.len(), indexes.len(), "{order}");
+            for (sql, index) in sqls.iter().zip(indexes) {
+                let p = plan(&db, sql, 5).await;
+                assert!(!p.contains("TEMP B-TREE"), "{order}: {p}");
+                assert!(p.contains(&format!("i USING INDEX {index} (")), "{order}: {p}");
+                println!("{order}:\n{p}");
+            }
         }
         for from_start in [true, false] {
             let p = plan(&db, &gold_item_sql(from_start), 5).await;

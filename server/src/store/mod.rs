@@ -140,6 +140,13 @@ impl Drop for SqliteWriteInFlight {
     }
 }
 
+/// How much of the SQLite file each reader maps (`PRAGMA mmap_size`): address space, not
+/// memory; pages are shared with the OS page cache.
+const READER_MMAP_BYTES: u64 = 1 << 30;
+
+/// The writer connection's page cache (`PRAGMA cache_size`, in KiB).
+const WRITER_CACHE_KIB: u64 = 32 * 1024;
+
 impl Db {
     /// Connects to `sqlite://path` (created if missing) or `postgres://...`, and migrates.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -150,13 +157,22 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
+            // The one writer keeps a larger page cache: nobody else writes, so it is never
+            // invalidated, and an import inserts at random places of several large indexes
+            // (content hash, rank), which with the default 2 MiB re-read pages from the OS.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(opts.clone())
+                .connect_with(opts.clone().pragma("cache_size", format!("-{}", WRITER_CACHE_KIB)))
                 .await?;
+            // Readers map the file instead of copying pages with pread: every commit of the
+            // writer empties each reader's page cache (WAL: a reader that sees a new snapshot
+            // starts cold), so under labeling load every read statement re-read its b-tree
+            // path page by page; the perf profile of the labeling loop showed readers' pread
+            // and cache truncation as the largest cost. Readers only: a write through a map
+            // onto a full disk would be a SIGBUS instead of an error.
             let read = SqlitePoolOptions::new()
                 .max_connections(8)
-                .connect_with(opts)
+                .connect_with(opts.pragma("mmap_size", READER_MMAP_BYTES.to_string()))
                 .await?;
             let writer = writer::GroupWriter::start(write.clone());
             Db::Sqlite { read, write, writer }

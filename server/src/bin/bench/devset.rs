@@ -167,7 +167,7 @@ pub async fn scenario(
         let before = proc_status_kib(server_pid, "VmRSS").unwrap_or(0);
         let peak = Arc::new(AtomicU64::new(before));
         let stop = Arc::new(AtomicBool::new(false));
-        let sampler = spawn_rss_sampler(server_pid, peak.clone(), stop.clone());
+        let sampler = spawn_rss_sampler(server_pid, peak.clone(), Arc::new(AtomicU64::new(0)), stop.clone());
         let t = Instant::now();
         let profile = upload_profile(client, base, pid, admin, &format!("production-{n}"), &path).await?;
         let seconds = t.elapsed().as_secs_f64();
