@@ -280,6 +280,25 @@ async fn auto_accept_end_to_end(b: Backend) {
     assert_eq!(switches[1].after.as_ref().unwrap()["auto_accept"], Value::Null);
     assert_eq!(switches[1].before.as_ref().unwrap()["auto_accept"]["min_score"], json!(threshold));
 
+    // The command line: on again for "pos" (the same items, all still unlabeled), the noise.
+    let token = admin.create_token("cli").await.secret;
+    let (base, project) = (server.base_url().to_string(), pid.to_string());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(server_binary())
+            .args(["prelabels", args[0], "--url", base.as_str(), "--token", token.as_str(), "--project", project.as_str()])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let source_arg = source.id.to_string();
+    let on = cli(&["auto-accept", "--source", &source_arg, "--label", "pos"]);
+    assert_eq!(on["accepted"], json!(expected.len()));
+    assert_eq!(cli(&["noise"])["auto"], json!(expected.len()));
+    let off = cli(&["auto-accept", "--source", &source_arg, "--off"]);
+    assert_eq!((&off["accepted"], off["changed"].as_array().unwrap().len()), (&json!(0), 2));
+
     // Labelers cannot switch it.
     labeler.raw(Method::PUT, &url, Some((json!({"source_id": source.id, "enabled": true}).to_string().into_bytes(), "application/json")))
         .await
