@@ -549,6 +549,39 @@ paths.update({
         "description": "Repeating the draw with the same settings adds only what new pre-labels bring; a higher rate keeps every earlier draw.",
         "parameters": [PID], "responses": ok(ref("PrelabelAuditDrawn"))}},
 })
+# Auto-accept and the export's noise figures (issue 10, second half).
+schemas["AuditAction"]["enum"] += ["auto_accept_changed"]
+schemas["FinalSource"]["enum"] = ["adjudicated", "gold", "consensus", "auto", "none"]
+schemas["FinalLabel"]["properties"]["auto_source"] = {**STR, "description": "with source auto: the pre-label source (auto:<source>)"}
+schemas["PrelabelSettings"]["properties"]["disagreement_min_score"] = {"type": "number", "minimum": 0, "maximum": 1, "default": 0.9}
+schemas.update({
+    "AutoAcceptState": obj({"min_score": F64, "target_precision": F64, "accepted": I64, "enabled_at": I64}),
+    "AutoAcceptRequest": {**obj({"source_id": I64, "labels": nullable(arr(STR)), "enabled": BOOL}, ["source_id", "enabled"]),
+                          "additionalProperties": False},
+    "AutoAcceptChange": obj({"labels": arr(STR), "min_score": nullable(F64)}),
+    "AutoAcceptReport": obj({"changed": arr(ref("AutoAcceptChange")), "without_threshold": arr(arr(STR)), "accepted": I64}),
+    "ExportLabelNoise": obj({"label": STR, "total": I64, "human": I64, "adjudicated": I64, "auto": I64,
+                             "human_share": nullable(F64), "adjudicated_share": nullable(F64), "auto_share": nullable(F64),
+                             "auto_precision": ref("StatValue"), "expected_wrong": nullable(F64)}),
+    "ExportSummary": obj({"items": I64, "labeled": I64, "human": I64, "adjudicated": I64, "auto": I64,
+                          "by_label": arr(ref("ExportLabelNoise"))}),
+})
+schemas["PrelabelLabelStats"]["properties"]["labels"] = arr(STR)
+schemas["PrelabelLabelStats"]["properties"]["auto_accept"] = nullable(ref("AutoAcceptState"))
+schemas["PrelabelLabelStats"]["required"] += ["labels", "auto_accept"]
+paths.update({
+    "/api/projects/{pid}/prelabels/auto-accept": {"put": {
+        "summary": "Turn auto-accept on or off for a pre-label source, one label set or all of them (admin, lead member; audit-logged)",
+        "description": "On takes the threshold the audits justify now (the lowest score whose audited precision has a 95% Wilson "
+                       "lower bound at the target) and keeps it; a named label set without one is refused with 422. Accepted "
+                       "pre-labels become final labels auto:<source> where no person gave one; items in dev sets or releases, "
+                       "gold, complete, reviewed or contradicted items never are; accepted items leave the labeling stream.",
+        "parameters": [PID], "requestBody": body(ref("AutoAcceptRequest")), "responses": ok(ref("AutoAcceptReport"))}},
+    "/api/projects/{pid}/export/summary": {"get": {
+        "summary": "The estimated noise of the export: per label, final labels that are human, adjudicated or auto-accepted, "
+                   "and the audited precision of the auto-accepted part with its 95% interval (admin, lead member)",
+        "parameters": [PID], "responses": ok(ref("ExportSummary"))}},
+})
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.
 def link(op, params=None, body=None, desc=""):

@@ -557,6 +557,10 @@ pub enum AuditAction {
     ReviewDecided,
     /// A lead marked, changed or unmarked an item's gold answer: `before` and `after` {gold}.
     GoldChanged,
+    /// A lead turned auto-accept on or off for a pre-label source and label: `before` and
+    /// `after` {source_id, source, labels, min_score, target_precision} (None when off), and
+    /// `after.accepted`: the project's auto-accepted items once it applied.
+    AutoAcceptChanged,
 }
 
 impl AuditAction {
@@ -575,6 +579,7 @@ impl AuditAction {
         Self::PasswordChanged,
         Self::ReviewDecided,
         Self::GoldChanged,
+        Self::AutoAcceptChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -593,6 +598,7 @@ impl AuditAction {
             Self::PasswordChanged => "password_changed",
             Self::ReviewDecided => "review_decided",
             Self::GoldChanged => "gold_changed",
+            Self::AutoAcceptChanged => "auto_accept_changed",
         }
     }
 
@@ -720,6 +726,9 @@ pub enum FinalSource {
     Gold,
     /// The consensus of its labels, once it has all k of them.
     Consensus,
+    /// A pre-label taken without a person: auto-accept was on for its source and label, and
+    /// its score was at or above the threshold (`FinalLabel::auto_source` names the source).
+    Auto,
     None,
 }
 
@@ -729,6 +738,7 @@ impl FinalSource {
             Self::Adjudicated => "adjudicated",
             Self::Gold => "gold",
             Self::Consensus => "consensus",
+            Self::Auto => "auto",
             Self::None => "none",
         }
     }
@@ -739,6 +749,20 @@ pub struct FinalLabel {
     /// None when the source is `none`.
     pub labels: Option<Vec<String>>,
     pub source: FinalSource,
+    /// With source `auto`: the pre-label source, as in `auto:<source>` (`bert@v2`, `rules`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_source: Option<String>,
+}
+
+impl FinalLabel {
+    /// The provenance as the exports write it: `adjudicated`, `gold`, `consensus`,
+    /// `auto:<source>` or `none`.
+    pub fn provenance(&self) -> String {
+        match (self.source, &self.auto_source) {
+            (FinalSource::Auto, Some(s)) => format!("auto:{s}"),
+            (source, _) => source.as_str().to_string(),
+        }
+    }
 }
 
 /// What a decision on a gold item says about the gold answer.
@@ -1518,6 +1542,87 @@ pub struct PrelabelLabelStats {
     /// the project's `target_precision`; None while no score does (too few audits, or too many
     /// wrong).
     pub auto_accept_min_score: Option<f64>,
+    /// The proposed labels themselves (what `PUT .../prelabels/auto-accept` names).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Auto-accept as switched on for this source and label: the threshold in force (fixed
+    /// when it was switched on) and the items it accepts now; None while off.
+    #[serde(default)]
+    pub auto_accept: Option<AutoAcceptState>,
+}
+
+/// Auto-accept switched on for one source and label.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AutoAcceptState {
+    pub min_score: f64,
+    pub target_precision: f64,
+    /// Items whose final label is this pre-label now.
+    pub accepted: i64,
+    pub enabled_at: i64,
+}
+
+/// Body of `PUT /api/projects/{pid}/prelabels/auto-accept`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AutoAcceptRequest {
+    pub source_id: i64,
+    /// One proposed label set of the source; left out: every label of the source (switching
+    /// on takes those with a threshold and lists the others).
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    pub enabled: bool,
+}
+
+/// What switching auto-accept did.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AutoAcceptReport {
+    /// The label sets switched, with the threshold now in force (None: switched off).
+    pub changed: Vec<AutoAcceptChange>,
+    /// Label sets left off because no threshold meets the target yet.
+    pub without_threshold: Vec<Vec<String>>,
+    /// The project's auto-accepted items after the change.
+    pub accepted: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AutoAcceptChange {
+    pub labels: Vec<String>,
+    pub min_score: Option<f64>,
+}
+
+/// The estimated noise of the training export (`GET /api/projects/{pid}/export/summary`):
+/// where the final labels come from, per label, and how precise the auto-accepted part is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExportSummary {
+    /// Items in the export, and those with a final label.
+    pub items: i64,
+    pub labeled: i64,
+    /// Final labels by source over all labels: human (consensus and gold), adjudicated, auto.
+    pub human: i64,
+    pub adjudicated: i64,
+    pub auto: i64,
+    pub by_label: Vec<ExportLabelNoise>,
+}
+
+/// One label's final labels by source (an item counts under each label of its final label
+/// set) and the expected precision of its auto-accepted part.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExportLabelNoise {
+    pub label: String,
+    pub total: i64,
+    pub human: i64,
+    pub adjudicated: i64,
+    pub auto: i64,
+    /// Shares of `total` (None when total is 0).
+    pub human_share: Option<f64>,
+    pub adjudicated_share: Option<f64>,
+    pub auto_share: Option<f64>,
+    /// The audited precision of the auto-accepted labels at the thresholds in force, with a
+    /// 95% interval (n: the audits it rests on); no value without auto-accepted labels.
+    pub auto_precision: StatValue,
+    /// Expected wrong labels among the auto-accepted ones: auto × (1 − precision estimate);
+    /// None without a precision.
+    pub expected_wrong: Option<f64>,
 }
 
 /// What an audit draw did.
@@ -1545,6 +1650,14 @@ pub struct PrelabelSettings {
     /// precision at and above the threshold.
     #[serde(default = "default_target_precision")]
     pub target_precision: f64,
+    /// A human answer that contradicts a pre-label scored at least this puts the item in the
+    /// `prelabel_disagreement` review queue.
+    #[serde(default = "default_disagreement_min_score")]
+    pub disagreement_min_score: f64,
+}
+
+fn default_disagreement_min_score() -> f64 {
+    0.9
 }
 
 fn default_prelabel_audit_rate() -> f64 {
@@ -1562,6 +1675,7 @@ impl Default for PrelabelSettings {
             audit_rate: default_prelabel_audit_rate(),
             audit_seed: 0,
             target_precision: default_target_precision(),
+            disagreement_min_score: default_disagreement_min_score(),
         }
     }
 }

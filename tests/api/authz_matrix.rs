@@ -116,6 +116,8 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("GET /api/projects/{pid}/prelabels/settings",        "401 404 403 404 200 200", Via::Any),
     ("PUT /api/projects/{pid}/prelabels/settings",        "401 404 403 404 200 200", Via::Any),
     ("POST /api/projects/{pid}/prelabels/audit",          "401 404 403 404 200 200", Via::Any),
+    ("PUT /api/projects/{pid}/prelabels/auto-accept",     "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/export/summary",            "401 404 403 404 200 200", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -364,6 +366,18 @@ async fn request(ctx: &Ctx, route: &str, path: &str, actor: Actor) -> (String, O
             (fill(path, 0), Some((line.into_bytes(), "application/x-ndjson")))
         }
         "PUT /api/projects/{pid}/prelabels/settings" => (fill(path, 0), json_body(json!({"hide_until_answered": false}))),
+        "PUT /api/projects/{pid}/prelabels/auto-accept" => {
+            // Switching a source off needs no audits: a source of its own for every call.
+            let model = format!("matrix-aa-{}", seq());
+            let line = json!({"item": "p-1", "label": "pos", "score": 0.5, "model": model}).to_string() + "\n";
+            ctx.admin
+                .raw(Method::POST, &format!("/api/projects/{p}/prelabels/import"), Some((line.into_bytes(), "application/x-ndjson")))
+                .await
+                .assert_status(200);
+            let sources: Vec<PrelabelSource> = ctx.admin.get(&format!("/api/projects/{p}/prelabels/sources")).await;
+            let id = sources.iter().find(|s| s.name == model).unwrap().id;
+            (fill(path, 0), json_body(json!({"source_id": id, "enabled": false})))
+        }
         _ => (fill(path, ctx.text_item), None),
     }
 }

@@ -34,3 +34,4 @@ mod releases;
 mod faults;
 mod prelabels;
 mod releases_label_studio;
+mod prelabels_auto;

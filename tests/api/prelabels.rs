@@ -215,7 +215,7 @@ async fn hidden_prelabels_measure_agreement(b: Backend) {
     let pid = admin.simple_project("hidden", 1, 600).await.id;
     admin.import_texts(pid, "t", 2).await;
     let settings: PrelabelSettings = admin.get(&format!("/api/projects/{pid}/prelabels/settings")).await;
-    assert_eq!(settings, PrelabelSettings { hide_until_answered: false, audit_rate: 0.05, audit_seed: 0, target_precision: 0.95 });
+    assert_eq!(settings, PrelabelSettings { hide_until_answered: false, audit_rate: 0.05, audit_seed: 0, target_precision: 0.95, disagreement_min_score: 0.9 });
     let put = admin
         .raw(Method::PUT, &format!("/api/projects/{pid}/prelabels/settings"), Some((br#"{"hide_until_answered": true}"#.to_vec(), "application/json")))
         .await;

@@ -133,7 +133,7 @@ async fn a_decision_sets_the_final_label_and_is_audited(b: Backend) {
     assert!(view.answers.iter().all(|a| a.created_at > 0));
     assert_eq!(view.consensus.as_ref().map(|c| c.posterior), Some(0.5));
     assert_eq!((view.label_count, view.k), (2, 2));
-    assert_eq!(view.final_label, FinalLabel { labels: Some(vec!["pos".into()]), source: FinalSource::Consensus });
+    assert_eq!(view.final_label, FinalLabel { labels: Some(vec!["pos".into()]), source: FinalSource::Consensus, auto_source: None });
     let reasons: BTreeSet<&str> = view.reasons.iter().map(|r| r.reason.as_str()).collect();
     assert_eq!(reasons, BTreeSet::from(["labels_differ", "low_posterior"]));
     assert_eq!(view.history.len(), 2);
@@ -157,7 +157,7 @@ async fn a_decision_sets_the_final_label_and_is_audited(b: Backend) {
     assert!(queue_ids(&lead, pid, "disagreement", "").await.is_empty());
     assert_eq!(queues(&lead, pid, "").await["disagreement"], (0, 1));
     let view: ReviewItem = lead.get(&format!("/api/projects/{pid}/review/items/{t0}")).await;
-    assert_eq!(view.final_label, FinalLabel { labels: Some(vec!["neg".into()]), source: FinalSource::Adjudicated });
+    assert_eq!(view.final_label, FinalLabel { labels: Some(vec!["neg".into()]), source: FinalSource::Adjudicated, auto_source: None });
     assert!(view.reasons.is_empty(), "{:?}", view.reasons);
     let last = view.history.last().unwrap();
     assert_eq!((last.action, last.actor.as_deref(), last.item_id), (AuditAction::ReviewDecided, Some("lee"), Some(t0)));

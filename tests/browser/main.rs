@@ -952,5 +952,42 @@ async fn lead_uploads_predictions_and_draws_the_audit() {
    wait_text(&c, ".import-result", "the audit draw", |t| t.contains("Audit draw: 2 new pre-labels, 2 items queued")).await;
    wait_text(&c, ".prelabel-sources", "the audited counts", |t| t.contains("no audited pre-label decided yet")).await;
    screenshot(&c, "prelabels.png").await;
+
+   // Auto-accept: a second model over 30 more items, half of them audited and found right,
+   // which promises 75%; the lead selects its row (j j) and turns auto-accept on (t); the
+   // undecided half becomes auto-accepted, and the noise summary says so.
+   admin.import_texts(pid, "more", 30).await;
+   let lines: String = (0..30)
+       .map(|i| json!({"item": format!("more-{i}"), "label": "positive", "score": 0.95, "model": "topic", "version": "v1"}).to_string() + "\n")
+       .collect();
+   admin
+       .raw(reqwest::Method::POST, &format!("/api/projects/{pid}/prelabels/import"), Some((lines.into_bytes(), "application/x-ndjson")))
+       .await
+       .assert_status(200);
+   let settings = json!({"hide_until_answered": false, "audit_rate": 0.5, "audit_seed": 0, "target_precision": 0.75});
+   admin
+       .raw(reqwest::Method::PUT, &format!("/api/projects/{pid}/prelabels/settings"), Some((settings.to_string().into_bytes(), "application/json")))
+       .await
+       .assert_status(200);
+   let _: Value = admin.post(&format!("/api/projects/{pid}/prelabels/audit"), &json!({})).await;
+   let page: Value = admin.get(&format!("/api/projects/{pid}/review/queues/prelabel_audit?limit=500")).await;
+   for item in page["items"].as_array().unwrap() {
+       let ext = item["external_id"].as_str().unwrap();
+       let label = if ext == "browser-3" { "negative" } else { "positive" };
+       admin
+           .post_json_raw(&format!("/api/projects/{pid}/review/items/{}/decision", item["item_id"]), &json!({"labels": [label], "queue": "prelabel_audit"}))
+           .await
+           .assert_status(201);
+   }
+   c.refresh().await.unwrap();
+   wait_text(&c, ".prelabel-sources", "the topic model's threshold", |t| t.contains("topic v1") && t.contains("could start at 0.95")).await;
+   c.find(Locator::Css("h1")).await.unwrap().click().await.unwrap();
+   press(&c, 'j').await;
+   press(&c, 'j').await;
+   press(&c, 't').await;
+   wait_text(&c, ".import-result", "the switch", |t| t.contains("Auto-accept on for topic v1 · positive: 15 items auto-accepted")).await;
+   wait_text(&c, ".prelabel-sources", "the switch in the table", |t| t.contains("on from 0.95 · 15 items")).await;
+   wait_text(&c, ".noise-summary", "the noise figures", |t| t.contains("15 · ")).await;
+   screenshot(&c, "prelabels-auto.png").await;
    c.close().await.unwrap();
 }

@@ -59,3 +59,15 @@ pub async fn export(
     )
         .into_response())
 }
+
+/// The estimated noise of the training export: final labels by source per label, and the
+/// audited precision of the auto-accepted part (`prelabels::auto_accept`).
+pub async fn export_summary(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+) -> AppResult<axum::Json<app::api_types::ExportSummary>> {
+    let project = managed_project(&state.db, &caller, pid).await?.project;
+    let labels: Vec<String> = project.labels.into_iter().map(|l| l.name).collect();
+    Ok(axum::Json(crate::export::summary(&state.db, pid, &labels).await?))
+}

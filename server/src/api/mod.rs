@@ -104,6 +104,9 @@ fn table() -> Routes {
         .get("/projects/{pid}/prelabels/settings", prelabels::get_settings)
         .put("/projects/{pid}/prelabels/settings", prelabels::put_settings)
         .post("/projects/{pid}/prelabels/audit", prelabels::draw_audit)
+        // Auto-accept and the export's noise figures (issue 10).
+        .put("/projects/{pid}/prelabels/auto-accept", prelabels::put_auto_accept)
+        .get("/projects/{pid}/export/summary", export::export_summary)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout

@@ -101,21 +101,50 @@ pub const CSV_HEADER: &[&str] = &[
 
 /// The item's final label (see `crate::review`).
 fn final_of(item: &ExportItem) -> FinalLabel {
-    crate::review::final_label(
+    crate::review::final_label_or_auto(
         crate::review::parse_labels(item.review.decision.as_deref()),
         crate::review::parse_labels(item.gold.as_deref()),
         crate::review::parse_labels(item.review.consensus.as_deref()),
         item.label_count,
         item.k,
+        item.review.auto.clone(),
     )
+}
+
+/// The export's summary: every item's final label by source, per label, and the expected
+/// precision of the auto-accepted part (`prelabels::auto_accept`). Reads the export's own pages,
+/// so its counts are the export's by construction.
+pub async fn summary(db: &Db, project_id: i64, labels: &[String]) -> Result<app::api_types::ExportSummary, AppError> {
+    let strata = crate::store::prelabels::audits_at_switches(db, project_id).await?;
+    let mut finals: Vec<(Vec<String>, app::api_types::FinalSource, Option<(i64, String)>)> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = export_page(db, project_id, after, PAGE_SIZE, false).await?;
+        let Some(last) = page.items.last() else { break };
+        after = last.id;
+        for item in &page.items {
+            let f = final_of(item);
+            let stratum = if f.source == app::api_types::FinalSource::Auto { item.review.auto_stratum.clone() } else { None };
+            finals.push((f.labels.unwrap_or_default(), f.source, stratum));
+        }
+    }
+    Ok(crate::prelabels::auto_accept::summarise(
+        labels,
+        finals.iter().map(|(l, source, stratum)| crate::prelabels::auto_accept::FinalOf {
+            labels: l,
+            source: *source,
+            stratum: stratum.as_ref().map(|(s, k)| (*s, k.as_str())),
+        }),
+        &strata,
+    ))
 }
 
 /// The CSV cells of the final-label columns.
 fn final_cells(item: &ExportItem) -> [String; 5] {
     let f = final_of(item);
     [
-        f.labels.map(|l| l.join("|")).unwrap_or_default(),
-        f.source.as_str().to_string(),
+        f.labels.as_ref().map(|l| l.join("|")).unwrap_or_default(),
+        f.provenance(),
         item.review.posterior.map(|p| p.to_string()).unwrap_or_default(),
         item.gold.is_some().to_string(),
         item.review.note.clone().unwrap_or_default(),
@@ -158,7 +187,7 @@ fn item_json(item: &ExportItem, annotations: &[&ExportAnnotation]) -> Value {
             "updated_at": timestamp(a.updated_at),
         })).collect::<Vec<_>>(),
         "final_labels": fin.labels,
-        "final_source": fin.source,
+        "final_source": fin.provenance(),
         "posterior": item.review.posterior,
         "gold": item.gold.is_some(),
         "review_note": item.review.note,
@@ -571,6 +600,11 @@ mod tests {
             posterior: c.map(|_| 0.75),
             decision: d.map(Into::into),
             note: note.map(Into::into),
+            ..Default::default()
+        };
+        let auto = |c: Option<&str>| ExportReview {
+            auto: Some(crate::review::AutoLabel { labels: vec!["neg".into()], source: "m@1".into() }),
+            ..review(None, c, None)
         };
         let page = ExportPage {
             items: vec![
@@ -580,6 +614,10 @@ mod tests {
                 // A consensus before the item has its k labels is no final label.
                 ExportItem { review: review(None, Some(r#"["pos"]"#), None), k: 3, ..item(4) },
                 item(5),
+                // An auto-accepted pre-label is the final label only where no person gave one.
+                ExportItem { review: auto(None), ..item(6) },
+                ExportItem { review: auto(Some(r#"["pos"]"#)), ..item(7) },
+                ExportItem { review: auto(Some(r#"["pos"]"#)), k: 3, ..item(8) },
             ],
             annotations: vec![ann(1, "ann")],
         };
@@ -595,6 +633,9 @@ mod tests {
                 json!([["pos"], "consensus", 0.75, false, null]),
                 json!([null, "none", 0.75, false, null]),
                 json!([null, "none", null, false, null]),
+                json!([["neg"], "auto:m@1", null, false, null]),
+                json!([["pos"], "consensus", 0.75, false, null]),
+                json!([["neg"], "auto:m@1", 0.75, false, null]),
             ]
         );
         let bytes = format_page(&page, ExportFormat::Csv, Formulas::Keep, &LabelSchema::default(), true);
@@ -604,6 +645,7 @@ mod tests {
         let rows: Vec<Vec<String>> = r.records().map(|r| r.unwrap().iter().skip(16).map(String::from).collect()).collect();
         assert_eq!(rows[0], ["neg", "adjudicated", "0.75", "true", "typo"]);
         assert_eq!(rows[4], ["", "none", "", "false", ""]);
+        assert_eq!(rows[5], ["neg", "auto:m@1", "", "false", ""]);
     }
 
     #[test]

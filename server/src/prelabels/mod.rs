@@ -6,6 +6,7 @@
 //! text classifier (`model`) and the auto-accept threshold (`threshold`). Every estimate they report
 //! (accuracy, precision and their intervals) comes from `crate::stats`.
 pub mod audit;
+pub mod auto_accept;
 pub mod import;
 pub mod model;
 pub mod predictions;

@@ -107,7 +107,8 @@ pub fn final_of(c: &Candidate) -> Option<(Vec<String>, Value)> {
         FinalSource::Consensus => {
             json!({"source": "consensus", "method": c.consensus_method, "posterior": c.posterior})
         }
-        FinalSource::None => return None,
+        // `final_label` never gives Auto (only `final_label_or_auto` does): release labels stay human.
+        FinalSource::None | FinalSource::Auto => return None,
     };
     Some((labels, provenance))
 }

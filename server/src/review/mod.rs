@@ -11,9 +11,15 @@
 //! - any other name: items fed through the queue API.
 //!
 //! A decision takes the item out of every queue. The final label of an item follows one order
-//! of precedence (`final_label`): adjudicated (its latest decision) > gold > consensus (only
-//! once the item has all k labels: a consensus of one label out of three is not an answer) >
-//! none.
+//! of precedence (`final_label`, `final_label_or_auto`): adjudicated (its latest decision) >
+//! gold > consensus (only once the item has all k labels: a consensus of one label out of three
+//! is not an answer) > auto (an auto-accepted pre-label, `prelabels::auto_accept`) > none.
+//!
+//! Auto comes last among the labels because every other source is a person: a pre-label is
+//! trusted only where no person has settled the item, and any human final label that arrives
+//! later (labelers who held a lease, a review decision, a gold answer) wins over it without
+//! anything to revoke. The final label is computed, never stored, so this order is the only
+//! place that decides it.
 use std::collections::BTreeSet;
 
 use app::api_types::{FinalLabel, FinalSource, GoldAction, Project, REVIEW_QUEUES};
@@ -92,15 +98,40 @@ pub fn final_label(
     label_count: i64,
     k: i64,
 ) -> FinalLabel {
+    let human = |labels: Vec<String>, source| FinalLabel { labels: Some(labels), source, auto_source: None };
     if let Some(labels) = decision {
-        return FinalLabel { labels: Some(labels), source: FinalSource::Adjudicated };
+        return human(labels, FinalSource::Adjudicated);
     }
     if let Some(labels) = gold {
-        return FinalLabel { labels: Some(labels), source: FinalSource::Gold };
+        return human(labels, FinalSource::Gold);
     }
     match consensus {
-        Some(labels) if label_count >= k => FinalLabel { labels: Some(labels), source: FinalSource::Consensus },
-        _ => FinalLabel { labels: None, source: FinalSource::None },
+        Some(labels) if label_count >= k => human(labels, FinalSource::Consensus),
+        _ => FinalLabel { labels: None, source: FinalSource::None, auto_source: None },
+    }
+}
+
+/// An item's auto-accepted pre-label: its labels and its source's name (`auto:<source>`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoLabel {
+    pub labels: Vec<String>,
+    pub source: String,
+}
+
+/// `final_label`, then the auto-accepted pre-label when no person has given one (see the
+/// module comment for why auto comes last).
+pub fn final_label_or_auto(
+    decision: Option<Vec<String>>,
+    gold: Option<Vec<String>>,
+    consensus: Option<Vec<String>>,
+    label_count: i64,
+    k: i64,
+    auto: Option<AutoLabel>,
+) -> FinalLabel {
+    let fin = final_label(decision, gold, consensus, label_count, k);
+    match (fin.source, auto) {
+        (FinalSource::None, Some(a)) => FinalLabel { labels: Some(a.labels), source: FinalSource::Auto, auto_source: Some(a.source) },
+        _ => fin,
     }
 }
 
@@ -345,6 +376,24 @@ mod tests {
         // A consensus before the item has its k labels is no final label.
         assert_eq!(f(None, None, Some(&["c"]), 2, 3), (None, FinalSource::None));
         assert_eq!(f(None, None, None, 3, 3), (None, FinalSource::None));
+    }
+
+    #[test]
+    fn every_human_final_label_wins_over_auto() {
+        let auto = || Some(AutoLabel { labels: v(&["x"]), source: "m@1".into() });
+        let f = |d: Option<&[&str]>, g: Option<&[&str]>, c: Option<&[&str]>, n, k| {
+            let r = final_label_or_auto(d.map(v), g.map(v), c.map(v), n, k, auto());
+            let p = r.provenance();
+            (r.labels, p)
+        };
+        assert_eq!(f(Some(&["a"]), None, None, 0, 3), (Some(v(&["a"])), "adjudicated".to_string()));
+        assert_eq!(f(None, Some(&["b"]), None, 0, 3), (Some(v(&["b"])), "gold".to_string()));
+        assert_eq!(f(None, None, Some(&["c"]), 3, 3), (Some(v(&["c"])), "consensus".to_string()));
+        // One label of three is no human final label: the auto label stands.
+        assert_eq!(f(None, None, Some(&["c"]), 1, 3), (Some(v(&["x"])), "auto:m@1".to_string()));
+        assert_eq!(f(None, None, None, 0, 3), (Some(v(&["x"])), "auto:m@1".to_string()));
+        let none = final_label_or_auto(None, None, None, 0, 3, None);
+        assert_eq!((none.provenance(), none.labels), ("none".to_string(), None));
     }
 
     #[test]

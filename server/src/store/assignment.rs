@@ -95,6 +95,7 @@ fn open_item_sql(condition: &str, order_by: &str) -> String {
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
+           AND NOT EXISTS (SELECT 1 FROM prelabel_accepted x WHERE x.item_id = i.id) -- auto-accepted (issue 10)
            AND i.label_count + (SELECT COUNT(*) FROM leases l
                 WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
                < COALESCE(i.overlap, $5)
@@ -107,6 +108,7 @@ const SKIPPED_ITEM_SQL: &str = "SELECT i.id FROM skips s JOIN items i ON i.id = 
      WHERE s.user_id = $2 AND s.project_id = $1 AND i.complete = 0 AND i.gold IS NULL AND i.id <= $4
        AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
        AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
+       AND NOT EXISTS (SELECT 1 FROM prelabel_accepted x WHERE x.item_id = i.id)
        AND i.label_count + (SELECT COUNT(*) FROM leases l
             WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
            < COALESCE(i.overlap, $5)

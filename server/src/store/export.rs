@@ -34,6 +34,9 @@ pub struct ExportReview {
     /// The latest review decision's labels (JSON array) and note.
     pub decision: Option<String>,
     pub note: Option<String>,
+    /// Its auto-accepted pre-label (issue 10) and the (source, labels JSON) it came from.
+    pub auto: Option<crate::review::AutoLabel>,
+    pub auto_stratum: Option<(i64, String)>,
 }
 
 #[derive(sqlx::FromRow, Debug)]
@@ -113,7 +116,7 @@ pub async fn export_page(
     Ok(ExportPage { items, annotations })
 }
 
-/// Fills in each item's consensus and latest decision: two range reads of the page's item ids
+/// Fills in each item's consensus, latest decision and auto label: three range reads of the page's item ids
 /// (the `consensus` primary key, the `review_decisions_project` index), so the items query
 /// stays as it is and a page costs the same at any depth.
 async fn review_page(db: &Db, project_id: i64, items: &mut [ExportItem]) -> AppResult<()> {
@@ -139,6 +142,8 @@ async fn review_page(db: &Db, project_id: i64, items: &mut [ExportItem]) -> AppR
     .bind(last)
     .fetch_all(pool)
     .await?);
+    let auto = super::prelabels::accepted_between(db, project_id, first, last).await?;
+    let mut a = auto.into_iter().peekable();
     let (mut c, mut d) = (consensus.into_iter().peekable(), decisions.into_iter().peekable());
     for item in items.iter_mut() {
         while let Some((id, labels, posterior)) = c.next_if(|r| r.0 <= item.id) {
@@ -151,6 +156,12 @@ async fn review_page(db: &Db, project_id: i64, items: &mut [ExportItem]) -> AppR
             if id == item.id {
                 item.review.decision = Some(labels);
                 item.review.note = Some(note);
+            }
+        }
+        while let Some((id, source, labels, label)) = a.next_if(|r| r.0 <= item.id) {
+            if id == item.id {
+                item.review.auto = Some(label);
+                item.review.auto_stratum = Some((source, labels));
             }
         }
     }

@@ -6,15 +6,22 @@
 //! outcome row costs a statistic one answer, never a label).
 use std::collections::HashMap;
 
-use app::api_types::{PrelabelLabelStats, PrelabelSettings, PrelabelSource, PrelabelSourceKind, PrelabelView, StatValue};
+use app::api_types::{
+    AuditAction, AutoAcceptState, PrelabelLabelStats, PrelabelSettings, PrelabelSource, PrelabelSourceKind, PrelabelView,
+    StatValue,
+};
+use serde_json::json;
 
 use super::items::ITEM_VISIBLE;
+use super::audit::Entry;
 use super::BeginWrite;
 use super::{now_ms, Db};
 use crate::error::AppResult;
 use crate::prelabels::audit::{self, Audited};
 use crate::prelabels::share;
-use crate::{on_read, on_write};
+use crate::prelabels::auto_accept::{self as auto, DISAGREEMENT_QUEUE, REASON_CONTRADICTS};
+use crate::review::AutoLabel;
+use crate::{append_audit, on_read, on_write};
 
 /// External ids looked up per statement (well under both backends' parameter limits).
 const LOOKUP_CHUNK: usize = 500;
@@ -121,6 +128,7 @@ struct OutcomeRow {
 pub async fn list_sources(db: &Db, project_id: i64) -> AppResult<Vec<PrelabelSource>> {
     let target = settings(db, project_id).await?.target_precision;
     let audits = audit_outcomes(db, project_id).await?;
+    let switches = auto_accept_switches(db, project_id).await?;
     let parsed: Vec<(i64, &str, Vec<String>, Option<f64>, Option<Vec<String>>)> = audits
         .iter()
         .map(|(src, labels, score, decision)| {
@@ -184,6 +192,12 @@ pub async fn list_sources(db: &Db, project_id: i64) -> AppResult<Vec<PrelabelSou
                         v if decided == 0 => StatValue { reason: Some("no audited pre-label decided yet".into()), ..v },
                         v => v,
                     };
+                    let auto_accept = switches.iter().find(|w| w.source_id == s.id && &w.labels == labels).map(|w| AutoAcceptState {
+                        min_score: w.min_score,
+                        target_precision: w.target_precision,
+                        accepted: w.accepted,
+                        enabled_at: w.enabled_at,
+                    });
                     PrelabelLabelStats {
                         label: label_text(labels),
                         prelabels: *count,
@@ -191,6 +205,8 @@ pub async fn list_sources(db: &Db, project_id: i64) -> AppResult<Vec<PrelabelSou
                         audited: stratum.len() as i64,
                         precision,
                         auto_accept_min_score,
+                        labels: serde_json::from_str(labels).unwrap_or_default(),
+                        auto_accept,
                     }
                 })
                 .collect();
@@ -217,18 +233,23 @@ fn label_text(labels: &str) -> String {
 }
 
 pub async fn settings(db: &Db, project_id: i64) -> AppResult<PrelabelSettings> {
-    let row: Option<(i64, f64, i64, f64)> = on_read!(db, pool => {
+    let row: Option<(i64, f64, i64, f64, f64)> = on_read!(db, pool => {
         sqlx::query_as(
-            "SELECT hide_until_answered, audit_rate, audit_seed, target_precision FROM prelabel_settings WHERE project_id = $1",
+            "SELECT hide_until_answered, audit_rate, audit_seed, target_precision, disagreement_min_score
+             FROM prelabel_settings WHERE project_id = $1",
         )
         .bind(project_id)
         .fetch_optional(pool)
         .await?
     });
     Ok(match row {
-        Some((hide, audit_rate, audit_seed, target_precision)) => {
-            PrelabelSettings { hide_until_answered: hide != 0, audit_rate, audit_seed, target_precision }
-        }
+        Some((hide, audit_rate, audit_seed, target_precision, disagreement_min_score)) => PrelabelSettings {
+            hide_until_answered: hide != 0,
+            audit_rate,
+            audit_seed,
+            target_precision,
+            disagreement_min_score,
+        },
         None => PrelabelSettings::default(),
     })
 }
@@ -236,17 +257,20 @@ pub async fn settings(db: &Db, project_id: i64) -> AppResult<PrelabelSettings> {
 pub async fn put_settings(db: &Db, project_id: i64, s: &PrelabelSettings) -> AppResult<()> {
     on_write!(db, pool => {
         sqlx::query(
-            "INSERT INTO prelabel_settings (project_id, hide_until_answered, audit_rate, audit_seed, target_precision, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO prelabel_settings (project_id, hide_until_answered, audit_rate, audit_seed, target_precision,
+                                            disagreement_min_score, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (project_id) DO UPDATE SET hide_until_answered = excluded.hide_until_answered,
                  audit_rate = excluded.audit_rate, audit_seed = excluded.audit_seed,
-                 target_precision = excluded.target_precision, updated_at = excluded.updated_at",
+                 target_precision = excluded.target_precision,
+                 disagreement_min_score = excluded.disagreement_min_score, updated_at = excluded.updated_at",
         )
         .bind(project_id)
         .bind(s.hide_until_answered as i64)
         .bind(s.audit_rate)
         .bind(s.audit_seed)
         .bind(s.target_precision)
+        .bind(s.disagreement_min_score)
         .bind(now_ms())
         .execute(pool)
         .await?;
@@ -346,13 +370,18 @@ async fn item_prelabels(db: &Db, item_id: i64) -> AppResult<Vec<PrelabelRow>> {
     }))
 }
 
-fn view(r: PrelabelRow) -> PrelabelView {
-    let kind = PrelabelSourceKind::parse(&r.kind).unwrap_or(PrelabelSourceKind::Model);
-    let source = match kind {
-        PrelabelSourceKind::Model => format!("{} {}", r.name, r.version),
+/// A source as the labeling view names it: "name version", "rules", "built-in model".
+fn view_source(kind: &str, name: &str, version: &str) -> String {
+    match PrelabelSourceKind::parse(kind).unwrap_or(PrelabelSourceKind::Model) {
+        PrelabelSourceKind::Model => format!("{name} {version}"),
         PrelabelSourceKind::Rules => "rules".to_string(),
         PrelabelSourceKind::Builtin => "built-in model".to_string(),
-    };
+    }
+}
+
+fn view(r: PrelabelRow) -> PrelabelView {
+    let kind = PrelabelSourceKind::parse(&r.kind).unwrap_or(PrelabelSourceKind::Model);
+    let source = view_source(&r.kind, &r.name, &r.version);
     PrelabelView {
         source_id: r.source_id,
         source_kind: kind,
@@ -397,10 +426,34 @@ pub async fn record_outcomes(
     if rows.is_empty() {
         return Ok(());
     }
-    let hidden = settings(db, project_id).await?.hide_until_answered;
+    let settings = settings(db, project_id).await?;
+    let (hidden, min_score) = (settings.hide_until_answered, settings.disagreement_min_score);
     let now = now_ms();
     on_write!(db, pool => {
         let mut tx = BeginWrite::begin_write(pool).await?;
+        // The best-scored pre-label the answer contradicts, if it is scored high enough.
+        let contradicted = rows.iter().find(|r| {
+            let labels: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
+            r.score.is_some_and(|s| s >= min_score) && !crate::review::same_labels(&labels, answer)
+        });
+        if let Some(r) = contradicted {
+            let detail = json!({
+                "source_id": r.source_id,
+                "source": view_source(&r.kind, &r.name, &r.version),
+                "prelabel": serde_json::from_str::<serde_json::Value>(&r.labels).unwrap_or_default(),
+                "score": r.score,
+                "answer": answer,
+            });
+            sqlx::query(OPEN_DISAGREEMENT_SQL)
+                .bind(project_id)
+                .bind(item_id)
+                .bind(detail.to_string())
+                .bind(now)
+                .bind(DISAGREEMENT_QUEUE)
+                .bind(REASON_CONTRADICTS)
+                .execute(&mut *tx)
+                .await?;
+        }
         for (i, r) in rows.iter().enumerate() {
             let labels: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
             let accepted = crate::review::same_labels(&labels, answer);
@@ -427,4 +480,329 @@ pub async fn record_outcomes(
         tx.commit().await?;
     });
     Ok(())
+}
+
+// ---- disagreement with pre-labels -------------------------------------------------------------
+
+/// Opens the item's `prelabel_disagreement` entry unless it ever had one (a lead who resolved it
+/// has ruled, as for `disagreement`) or has a review decision (its final label is a person's).
+/// Binds: project, item, detail, now, queue, reason.
+const OPEN_DISAGREEMENT_SQL: &str = "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
+     SELECT $1, $2, $5, $6, $3, NULL, $4
+     WHERE NOT EXISTS (SELECT 1 FROM review_entries e WHERE e.item_id = $2 AND e.queue = $5)
+       AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.item_id = $2)";
+
+#[derive(sqlx::FromRow)]
+struct Contradiction {
+    item_id: i64,
+    source_id: i64,
+    kind: String,
+    name: String,
+    version: String,
+    labels: String,
+    score: f64,
+    answer: String,
+}
+
+/// Puts every item whose human answers contradict a pre-label scored at least the project's
+/// `disagreement_min_score` in the `prelabel_disagreement` queue: what the submission hook
+/// (`record_outcomes`) does for new answers, done over the answers already given, for
+/// pre-labels imported after them or a lowered threshold. Returns the entries opened.
+pub async fn queue_disagreements(db: &Db, project_id: i64) -> AppResult<i64> {
+    let min_score = settings(db, project_id).await?.disagreement_min_score;
+    // Best score first, so an item's entry names its most confident contradicted pre-label.
+    let rows: Vec<Contradiction> = on_read!(db, pool => sqlx::query_as(
+        "SELECT p.item_id, p.source_id, s.kind, s.name, s.version, p.labels, p.score, a.labels AS answer
+         FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
+         JOIN annotations a ON a.item_id = p.item_id
+         WHERE p.project_id = $1 AND p.score >= $2
+           AND NOT EXISTS (SELECT 1 FROM review_entries e WHERE e.item_id = p.item_id AND e.queue = $3)
+         ORDER BY p.score DESC, p.source_id, a.id",
+    )
+    .bind(project_id)
+    .bind(min_score)
+    .bind(DISAGREEMENT_QUEUE)
+    .fetch_all(pool)
+    .await?);
+    let contradicting: Vec<&Contradiction> = rows
+        .iter()
+        .filter(|r| {
+            let (p, a) = (crate::review::parse_labels(Some(&r.labels)), crate::review::parse_labels(Some(&r.answer)));
+            matches!((p, a), (Some(p), Some(a)) if !crate::review::same_labels(&p, &a))
+        })
+        .collect();
+    if contradicting.is_empty() {
+        return Ok(0);
+    }
+    let now = now_ms();
+    let opened = on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let mut opened = 0i64;
+        for r in contradicting {
+            let detail = json!({
+                "source_id": r.source_id,
+                "source": view_source(&r.kind, &r.name, &r.version),
+                "prelabel": serde_json::from_str::<serde_json::Value>(&r.labels).unwrap_or_default(),
+                "score": r.score,
+                "answer": serde_json::from_str::<serde_json::Value>(&r.answer).unwrap_or_default(),
+            });
+            opened += sqlx::query(OPEN_DISAGREEMENT_SQL)
+                .bind(project_id)
+                .bind(r.item_id)
+                .bind(detail.to_string())
+                .bind(now)
+                .bind(DISAGREEMENT_QUEUE)
+                .bind(REASON_CONTRADICTS)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as i64;
+        }
+        tx.commit().await?;
+        opened
+    });
+    Ok(opened)
+}
+
+// ---- auto-accept ------------------------------------------------------------------------------
+
+/// One auto-accept switch that is on, with the items it accepts now.
+#[derive(sqlx::FromRow, Clone, Debug)]
+pub struct Switch {
+    pub source_id: i64,
+    /// JSON array, as in `prelabels.labels`.
+    pub labels: String,
+    pub min_score: f64,
+    pub target_precision: f64,
+    pub enabled_at: i64,
+    pub accepted: i64,
+}
+
+/// The project's auto-accept switches that are on.
+pub async fn auto_accept_switches(db: &Db, project_id: i64) -> AppResult<Vec<Switch>> {
+    Ok(on_read!(db, pool => sqlx::query_as::<_, Switch>(
+        "SELECT r.source_id, r.labels, r.min_score, r.target_precision, r.enabled_at,
+                (SELECT COUNT(*) FROM prelabel_accepted a WHERE a.source_id = r.source_id AND a.labels = r.labels) AS accepted
+         FROM prelabel_auto_accept r WHERE r.project_id = $1 ORDER BY r.source_id, r.labels",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?))
+}
+
+/// A source of the project: (kind, name, version, its distinct label sets as JSON).
+pub async fn source_of(db: &Db, project_id: i64, source_id: i64) -> AppResult<Option<(String, String, String, Vec<String>)>> {
+    let row: Option<(String, String, String)> = on_read!(db, pool => sqlx::query_as(
+        "SELECT kind, name, version FROM prelabel_sources WHERE id = $1 AND project_id = $2",
+    )
+    .bind(source_id)
+    .bind(project_id)
+    .fetch_optional(pool)
+    .await?);
+    let Some((kind, name, version)) = row else { return Ok(None) };
+    let labels: Vec<String> = on_read!(db, pool => sqlx::query_scalar(
+        "SELECT DISTINCT labels FROM prelabels WHERE source_id = $1 ORDER BY labels",
+    )
+    .bind(source_id)
+    .fetch_all(pool)
+    .await?);
+    Ok(Some((kind, name, version, labels)))
+}
+
+/// Rebuilds the project's auto-accepted items from its switches (the rules are in
+/// `prelabels::auto_accept`); runs on the caller's transaction `$tx` with (project id, now),
+/// evaluates to `Result<u64, sqlx::Error>`: the items accepted.
+///
+/// The release check is one `NOT IN` over the project's release items, evaluated once
+/// (`release_items` has no index on `item_id` alone); the others are primary-key probes. The
+/// `ORDER BY` with `DO NOTHING` keeps, per item, its best-scored qualifying pre-label.
+macro_rules! rebuild_accepted {
+    ($tx:expr, $pid:expr, $now:expr) => {{
+        let (pid, now): (i64, i64) = ($pid, $now);
+        async {
+            sqlx::query("DELETE FROM prelabel_accepted WHERE project_id = $1").bind(pid).execute(&mut *$tx).await?;
+            let done = sqlx::query(
+                "INSERT INTO prelabel_accepted (item_id, project_id, source_id, labels, score, accepted_at)
+                 SELECT p.item_id, p.project_id, p.source_id, p.labels, p.score, $2
+                 FROM prelabels p
+                 JOIN prelabel_auto_accept r ON r.source_id = p.source_id AND r.labels = p.labels
+                 JOIN items i ON i.id = p.item_id
+                 WHERE p.project_id = $1 AND p.score IS NOT NULL AND p.score >= r.min_score
+                   AND i.gold IS NULL AND i.complete = 0
+                   AND NOT EXISTS (SELECT 1 FROM devset_members d WHERE d.item_id = p.item_id)
+                   AND p.item_id NOT IN (SELECT ri.item_id FROM release_items ri
+                                         JOIN releases rl ON rl.id = ri.release_id WHERE rl.project_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.item_id = p.item_id)
+                   AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = p.item_id AND a.labels <> p.labels)
+                 ORDER BY p.score DESC, p.source_id
+                 ON CONFLICT (item_id) DO NOTHING",
+            )
+            .bind(pid)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?;
+            Ok::<u64, sqlx::Error>(done.rows_affected())
+        }
+        .await
+    }};
+}
+
+/// Rebuilds the auto-accepted items (after a source's pre-labels changed); returns how many.
+/// Costs nothing when no switch is on.
+pub async fn apply_auto_accept(db: &Db, project_id: i64) -> AppResult<i64> {
+    let now = now_ms();
+    let n = on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let n = rebuild_accepted!(tx, project_id, now)?;
+        tx.commit().await?;
+        n
+    });
+    Ok(n as i64)
+}
+
+/// One switch to turn: the label set (JSON) and, to switch on, (min_score, target).
+pub struct Turn {
+    pub labels: String,
+    pub on: Option<(f64, f64)>,
+}
+
+/// Turns auto-accept switches of one source on or off and rebuilds the accepted items, with one
+/// audit entry per switch that changed, all in one transaction. Returns the project's accepted
+/// items after it.
+pub async fn set_auto_accept(
+    db: &Db,
+    project_id: i64,
+    actor_id: Option<i64>,
+    source_id: i64,
+    source: &str,
+    turns: &[Turn],
+) -> AppResult<i64> {
+    let now = now_ms();
+    let n = on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        let mut entries = Vec::new();
+        for t in turns {
+            let before: Option<(f64, f64)> = sqlx::query_as(
+                "SELECT min_score, target_precision FROM prelabel_auto_accept WHERE source_id = $1 AND labels = $2",
+            )
+            .bind(source_id)
+            .bind(&t.labels)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match t.on {
+                Some((min_score, target)) => {
+                    sqlx::query(
+                        "INSERT INTO prelabel_auto_accept (source_id, labels, project_id, min_score, target_precision, enabled_by, enabled_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (source_id, labels) DO UPDATE SET min_score = excluded.min_score,
+                             target_precision = excluded.target_precision, enabled_by = excluded.enabled_by,
+                             enabled_at = excluded.enabled_at",
+                    )
+                    .bind(source_id)
+                    .bind(&t.labels)
+                    .bind(project_id)
+                    .bind(min_score)
+                    .bind(target)
+                    .bind(actor_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM prelabel_auto_accept WHERE source_id = $1 AND labels = $2")
+                        .bind(source_id)
+                        .bind(&t.labels)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if before != t.on {
+                let state = |v: Option<(f64, f64)>| {
+                    v.map(|(m, t)| json!({"min_score": m, "target_precision": t})).unwrap_or(serde_json::Value::Null)
+                };
+                let labels: serde_json::Value = serde_json::from_str(&t.labels).unwrap_or_default();
+                entries.push((
+                    json!({"source_id": source_id, "source": source, "labels": labels, "auto_accept": state(before)}),
+                    json!({"source_id": source_id, "source": source, "labels": labels, "auto_accept": state(t.on)}),
+                ));
+            }
+        }
+        let n = rebuild_accepted!(tx, project_id, now)?;
+        for (before, mut after) in entries {
+            after["accepted"] = json!(n);
+            append_audit!(tx, Entry {
+                project_id: Some(project_id),
+                before: Some(before),
+                after: Some(after),
+                ..Entry::new(now, actor_id, AuditAction::AutoAcceptChanged)
+            })?;
+        }
+        tx.commit().await?;
+        n
+    });
+    Ok(n as i64)
+}
+
+#[derive(sqlx::FromRow)]
+struct AcceptedRow {
+    item_id: i64,
+    source_id: i64,
+    labels: String,
+    kind: String,
+    name: String,
+    version: String,
+}
+
+impl AcceptedRow {
+    fn into_auto(self) -> (i64, i64, String, AutoLabel) {
+        let source = auto::source_name(&self.kind, &self.name, &self.version);
+        let labels = crate::review::parse_labels(Some(&self.labels)).unwrap_or_default();
+        (self.item_id, self.source_id, self.labels, AutoLabel { labels, source })
+    }
+}
+
+const ACCEPTED_SELECT: &str = "SELECT a.item_id, a.source_id, a.labels, s.kind, s.name, s.version
+     FROM prelabel_accepted a JOIN prelabel_sources s ON s.id = a.source_id";
+
+/// The auto-accepted items with ids in [first, last], in id order: (item, source, labels JSON,
+/// the auto label). One range read of the primary key, for an export page.
+pub async fn accepted_between(db: &Db, project_id: i64, first: i64, last: i64) -> AppResult<Vec<(i64, i64, String, AutoLabel)>> {
+    let rows: Vec<AcceptedRow> = on_read!(db, pool => sqlx::query_as(&format!(
+        "{ACCEPTED_SELECT} WHERE a.item_id >= $2 AND a.item_id <= $3 AND a.project_id = $1 ORDER BY a.item_id"
+    ))
+    .bind(project_id)
+    .bind(first)
+    .bind(last)
+    .fetch_all(pool)
+    .await?);
+    Ok(rows.into_iter().map(AcceptedRow::into_auto).collect())
+}
+
+/// An item's auto label, if it is auto-accepted.
+pub async fn accepted_of(db: &Db, item_id: i64) -> AppResult<Option<AutoLabel>> {
+    let row: Option<AcceptedRow> = on_read!(db, pool => sqlx::query_as(&format!("{ACCEPTED_SELECT} WHERE a.item_id = $1"))
+        .bind(item_id)
+        .fetch_optional(pool)
+        .await?);
+    Ok(row.map(|r| r.into_auto().3))
+}
+
+/// For each switch that is on: (source, labels JSON) → (right, decided) audits at or above its
+/// threshold, for the export's noise figures.
+pub async fn audits_at_switches(db: &Db, project_id: i64) -> AppResult<std::collections::BTreeMap<(i64, String), (u64, u64)>> {
+    let switches = auto_accept_switches(db, project_id).await?;
+    let audits = audit_outcomes(db, project_id).await?;
+    Ok(switches
+        .into_iter()
+        .map(|w| {
+            let stratum: Vec<(Option<f64>, bool)> = audits
+                .iter()
+                .filter(|(src, labels, _, _)| *src == w.source_id && *labels == w.labels)
+                .filter_map(|(_, labels, score, decision)| {
+                    let (p, d) = (crate::review::parse_labels(Some(labels))?, crate::review::parse_labels(decision.as_deref())?);
+                    Some((*score, crate::review::same_labels(&p, &d)))
+                })
+                .collect();
+            ((w.source_id, w.labels.clone()), auto::audits_at(&stratum, w.min_score))
+        })
+        .collect())
 }

@@ -617,12 +617,14 @@ pub async fn review_item(db: &Db, project_id: i64, item_id: i64) -> AppResult<Op
         computed_at,
     });
     let decisions: Vec<ReviewDecision> = decisions.into_iter().map(DecisionRow::into_decision).collect();
-    let final_label = review::final_label(
+    let auto = super::prelabels::accepted_of(db, item_id).await?;
+    let final_label = review::final_label_or_auto(
         decisions.last().map(|d| d.labels.clone()),
         gold.clone(),
         consensus.as_ref().map(|c| c.labels.clone()),
         facts.label_count,
         facts.k,
+        auto,
     );
     let mut reasons: Vec<ReviewReason> = entries.into_iter().map(EntryRow::into_reason).collect();
     let derived_apply = decisions.is_empty() && gold.is_none() && facts.label_count >= facts.k;
@@ -659,7 +661,7 @@ pub async fn review_item(db: &Db, project_id: i64, item_id: i64) -> AppResult<Op
 }
 
 fn final_json(f: &FinalLabel) -> Value {
-    json!({"labels": f.labels, "source": f.source})
+    json!({"labels": f.labels, "source": f.provenance()})
 }
 
 /// Records a lead's decision (see the module's invariant): the decision, its entries resolved,
@@ -696,12 +698,24 @@ pub async fn decide(
             .bind(item_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let before = review::final_label(
+        // An auto label the decision overrides is part of the "before" the log keeps.
+        let auto: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT a.labels, s.kind, s.name, s.version FROM prelabel_accepted a
+             JOIN prelabel_sources s ON s.id = a.source_id WHERE a.item_id = $1",
+        )
+        .bind(item_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = review::final_label_or_auto(
             review::parse_labels(last.as_deref()),
             gold.clone(),
             review::parse_labels(consensus.as_deref()),
             facts.label_count,
             facts.k,
+            auto.map(|(labels, kind, name, version)| review::AutoLabel {
+                labels: review::parse_labels(Some(&labels)).unwrap_or_default(),
+                source: crate::prelabels::auto_accept::source_name(&kind, &name, &version),
+            }),
         );
         let labels_json = serde_json::to_string(&d.labels).map_err(anyhow::Error::from)?;
         let outcome = d.gold_action.map(GoldAction::as_str);
@@ -758,6 +772,8 @@ pub async fn decide(
             .execute(&mut *tx)
             .await?;
         }
+        // A person has ruled: the item is no longer auto-accepted (nor counted as such).
+        sqlx::query("DELETE FROM prelabel_accepted WHERE item_id = $1").bind(item_id).execute(&mut *tx).await?;
         if let Some(new_gold) = &d.new_gold {
             let gold_json = serde_json::to_string(new_gold).map_err(anyhow::Error::from)?;
             sqlx::query("UPDATE items SET gold = $1 WHERE id = $2")

@@ -1,6 +1,7 @@
 //! Pre-labels in the UI (issue 10): the lead's page (`page`), and the hint the labeling view
 //! shows above its label buttons — the item's best pre-label with its source and score, taken
 //! with Enter.
+mod auto;
 mod page;
 
 use leptos::prelude::*;

@@ -1,10 +1,16 @@
 //! `/projects/:id/prelabels`: a lead's view of the project's pre-label sources — upload model
-//! predictions, see each source's figures per label, draw the audit sample (`a`).
+//! predictions, see each source's figures per label, draw the audit sample (`a`), turn
+//! auto-accept on or off for the selected row (`j`/`k` select, `t` toggles), and read the
+//! export's estimated noise.
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api_client;
-use crate::api_types::{ErrorBody, ImportReport, PrelabelAuditDrawn, PrelabelSource, StatValue};
+use super::auto::{auto_cell, NoiseSummary};
+use crate::api_types::{
+    AutoAcceptReport, AutoAcceptRequest, ErrorBody, ExportSummary, ImportReport, PrelabelAuditDrawn, PrelabelLabelStats,
+    PrelabelSource, StatValue,
+};
 use crate::components::{fmt_count, Kbd};
 use crate::pages::project_id;
 use crate::upload::{self, UploadBody};
@@ -34,28 +40,73 @@ fn Prelabels(pid: i64) -> impl IntoView {
     let status = RwSignal::new(None::<(bool, String)>);
     let refused = RwSignal::new(Vec::<(i64, String, String)>::new());
     let input = NodeRef::<leptos::html::Input>::new();
+    let noise = RwSignal::new(None::<Result<ExportSummary, String>>);
+    // What the audit draw or a toggle did, shown under the sources.
+    let note = RwSignal::new(None::<(bool, String)>);
+    let selected = RwSignal::new(0usize);
     let refresh = move || {
         spawn_local(async move {
             let got = api_client::get::<Vec<PrelabelSource>>(&format!("/api/projects/{pid}/prelabels/sources")).await;
             sources.set(Some(got.map_err(|e| e.message)));
+            let got = api_client::get::<ExportSummary>(&format!("/api/projects/{pid}/export/summary")).await;
+            noise.set(Some(got.map_err(|e| e.message)));
         })
     };
     Effect::new(move |_| refresh());
+    // One row per source and label, in the table's order: what `j`/`k` and `t` act on.
+    let rows = Memo::new(move |_| -> Vec<(i64, String, PrelabelLabelStats)> {
+        match sources.get() {
+            Some(Ok(list)) => list
+                .into_iter()
+                .flat_map(|s| {
+                    let name = format!("{} {}", s.name, s.version);
+                    s.by_label.into_iter().map(move |l| (s.id, name.clone(), l))
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    });
+    let toggle = move |i: usize| {
+        let Some((source_id, name, l)) = rows.get_untracked().get(i).cloned() else { return };
+        let Some(enabled) = auto_cell(&l).1 else {
+            note.set(Some((false, format!("{name} · {}: no threshold reaches the target yet; draw and decide more audits.", l.label))));
+            return;
+        };
+        spawn_local(async move {
+            let body = AutoAcceptRequest { source_id, labels: Some(l.labels.clone()), enabled };
+            match api_client::send::<_, AutoAcceptReport>("PUT", &format!("/api/projects/{pid}/prelabels/auto-accept"), &body).await {
+                Ok(r) => note.set(Some((true, format!(
+                    "Auto-accept {} for {name} · {}: {} items auto-accepted in the project.",
+                    if enabled { "on" } else { "off" }, l.label, fmt_count(r.accepted)
+                )))),
+                Err(e) => note.set(Some((false, e.message))),
+            }
+            refresh();
+        });
+    };
 
     let draw = move || {
         spawn_local(async move {
             match api_client::send_empty::<PrelabelAuditDrawn>("POST", &format!("/api/projects/{pid}/prelabels/audit")).await {
-                Ok(d) => status.set(Some((true, format!("Audit draw: {} new pre-labels, {} items queued for review.", d.drawn, d.queued)))),
-                Err(e) => status.set(Some((false, e.message))),
+                Ok(d) => note.set(Some((true, format!("Audit draw: {} new pre-labels, {} items queued for review.", d.drawn, d.queued)))),
+                Err(e) => note.set(Some((false, e.message))),
             }
             refresh();
         })
     };
     let keys = window_event_listener(leptos::ev::keydown, move |ev| {
-        if !util::typing_in_field(&ev) && (ev.key() == "a" || ev.key() == "A") && !ev.repeat() {
-            ev.prevent_default();
-            draw();
+        if util::typing_in_field(&ev) || ev.repeat() || ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+            return;
         }
+        let n = rows.get_untracked().len();
+        match ev.key().as_str() {
+            "a" | "A" => draw(),
+            "j" | "ArrowDown" if n > 0 => selected.update(|i| *i = (*i + 1).min(n - 1)),
+            "k" | "ArrowUp" => selected.update(|i| *i = i.saturating_sub(1)),
+            "t" | "T" => toggle(selected.get_untracked()),
+            _ => return,
+        }
+        ev.prevent_default();
     });
     on_cleanup(move || keys.remove());
 
@@ -93,27 +144,34 @@ fn Prelabels(pid: i64) -> impl IntoView {
         None => view! { <p class="muted">"Loading…"</p> }.into_any(),
         Some(Err(e)) => view! { <p class="error-text" role="alert">{e}</p> }.into_any(),
         Some(Ok(list)) if list.is_empty() => view! { <p class="muted">"No pre-labels yet: upload a model's predictions below."</p> }.into_any(),
-        Some(Ok(list)) => view! {
+        Some(Ok(_)) => view! {
             <table class="table table-compact prelabel-sources">
                 <thead><tr>
                     <th>"Source"</th><th>"Label"</th><th class="num">"Pre-labels"</th>
                     <th>"Accepted when shown"</th><th>"Audited precision"</th><th class="num">"Audited"</th>
-                    <th class="num">"Auto-accept from score"</th>
+                    <th class="num">"Threshold"</th><th>"Auto-accept " <Kbd k="t"/></th>
                 </tr></thead>
                 <tbody>
-                    {list.into_iter().flat_map(|s| {
-                        let name = format!("{} {}", s.name, s.version);
-                        s.by_label.into_iter().map(move |l| view! {
-                            <tr>
-                                <td>{name.clone()}</td>
-                                <td>{l.label}</td>
+                    {move || rows.get().into_iter().enumerate().map(|(i, (_, name, l))| {
+                        let (text, next) = auto_cell(&l);
+                        let on = l.auto_accept.is_some();
+                        view! {
+                            <tr class:selected=move || selected.get() == i on:click=move |_| selected.set(i)>
+                                <td>{name}</td>
+                                <td>{l.label.clone()}</td>
                                 <td class="num">{fmt_count(l.prelabels)}</td>
                                 <td>{share_text(&l.acceptance)}</td>
                                 <td>{share_text(&l.precision)}</td>
                                 <td class="num">{fmt_count(l.audited)}</td>
                                 <td class="num">{l.auto_accept_min_score.map(|t| format!("{t:.2}")).unwrap_or_else(|| "– not reached".into())}</td>
+                                <td>
+                                    <button class="btn btn-quiet auto-toggle" aria-pressed=on.to_string() disabled=next.is_none()
+                                        on:click=move |_| { selected.set(i); toggle(i) }>
+                                        {text}
+                                    </button>
+                                </td>
                             </tr>
-                        }).collect::<Vec<_>>()
+                        }
                     }).collect_view()}
                 </tbody>
             </table>
@@ -133,7 +191,18 @@ fn Prelabels(pid: i64) -> impl IntoView {
             <section class="card" aria-labelledby="sources-h">
                 <h2 id="sources-h">"Sources"</h2>
                 {table}
-                <p><button class="btn" on:click=move |_| draw()>"Draw audit sample " <Kbd k="a"/></button></p>
+                <p>
+                    <button class="btn" on:click=move |_| draw()>"Draw audit sample " <Kbd k="a"/></button>
+                    " "
+                    <span class="muted">"Select a row " <Kbd k="j"/> " " <Kbd k="k"/> ", toggle its auto-accept " <Kbd k="t"/></span>
+                </p>
+                <p class="import-result" role="status">
+                    {move || note.get().map(|(ok, m)| view! { <span class:ok-text=ok class:error-text=!ok>{m}</span> })}
+                </p>
+            </section>
+            <section class="card" aria-labelledby="noise-h">
+                <h2 id="noise-h">"Estimated noise of the export"</h2>
+                <NoiseSummary summary=noise/>
             </section>
             <section class="card" aria-labelledby="upload-h">
                 <h2 id="upload-h">"Upload predictions"</h2>

@@ -65,15 +65,15 @@ pub fn VerdictPanel(item: ReviewItem, defs: Vec<LabelDef>) -> impl IntoView {
         None => view! { <span class="muted">"not a gold item"</span> }.into_any(),
     };
     let source = item.final_label.source;
+    let provenance = item.final_label.provenance();
     let fin = match item.final_label.labels.clone() {
         Some(l) => view! { <LabelChips labels=l defs=defs.clone()/> }.into_any(),
         None => view! { <span class="muted">"none yet"</span> }.into_any(),
     };
+    // `auto:<source>` names the pre-label source the final label was taken from.
     let source_name = match source {
-        FinalSource::Adjudicated => "adjudicated",
-        FinalSource::Gold => "gold",
-        FinalSource::Consensus => "consensus",
-        FinalSource::None => "",
+        FinalSource::None => String::new(),
+        _ => provenance,
     };
     view! {
         <section class="review-section verdict" aria-label="Consensus, gold and final label">

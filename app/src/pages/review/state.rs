@@ -170,7 +170,7 @@ mod tests {
             consensus: consensus.map(|c| ReviewConsensus { labels: v(c), posterior: 0.5, method: "majority".into(), n_labels: 2, computed_at: 0 }),
             gold: gold.map(v),
             decisions: vec![],
-            final_label: FinalLabel { labels: None, source: FinalSource::None },
+            final_label: FinalLabel { labels: None, source: FinalSource::None, auto_source: None },
             reasons: vec![],
             history: vec![],
         }
