@@ -194,11 +194,27 @@ pub async fn freeze(
         Some(p) => distribution(&draft, p, &items),
         None => Vec::new(),
     };
-    let dashboard = crate::agreement::dashboard(&state.db, pid, false).await?;
+    // Agreement at freeze time: the last snapshot when it is at least as new as the latest
+    // label of the dev set's items; computed now (the same code the consensus job runs) when
+    // a label came after it, so the lineage never records a stale figure.
     let key = draft.calculator.as_ref().and_then(|c| c.key_attribute.clone()).or_else(|| draft.attributes.first().cloned());
-    let per_key_slice = match &key {
-        Some(k) => crate::agreement::slices(&state.db, pid, k).await.map(|s| s.rows).unwrap_or_default(),
-        None => Vec::new(),
+    let latest_label = store::latest_label_at(&state.db, devset_id).await?;
+    let stored_at = crate::agreement::stored_snapshot(&state.db, pid).await?.and_then(|s| s.dashboard.computed_at);
+    let stale = latest_label.is_some_and(|t| stored_at.is_none_or(|c| c < t));
+    let fresh = if stale { crate::agreement::compute_now(&state.db, pid).await? } else { None };
+    let (dashboard, per_key_slice, agreement_source) = match fresh {
+        Some(mut s) => {
+            let rows = key.as_ref().and_then(|k| s.slices.remove(k)).unwrap_or_default();
+            (s.dashboard, rows, "computed_at_freeze")
+        }
+        None => {
+            let dashboard = crate::agreement::dashboard(&state.db, pid, false).await?;
+            let rows = match &key {
+                Some(k) => crate::agreement::slices(&state.db, pid, k).await.map(|s| s.rows).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            (dashboard, rows, "snapshot")
+        }
     };
     let mut split_counts: BTreeMap<&str, u64> = BTreeMap::new();
     for i in &items {
@@ -224,6 +240,8 @@ pub async fn freeze(
             "review_threshold": project.quality.review_threshold,
         },
         "agreement": {
+            "source": agreement_source,
+            "latest_label_at": latest_label,
             "computed_at": dashboard.computed_at,
             "measurement": dashboard.measurement,
             "alpha": dashboard.alpha,

@@ -119,6 +119,19 @@ pub async fn send_pool_items(
     })
 }
 
+/// When the latest label (annotation, written or changed) of the dev set's members was
+/// written, in ms; None when they have none.
+pub async fn latest_label_at(db: &Db, devset_id: i64) -> sqlx::Result<Option<i64>> {
+    on_read!(db, pool => {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(a.updated_at) FROM annotations a JOIN devset_members m ON m.item_id = a.item_id WHERE m.devset_id = $1",
+        )
+        .bind(devset_id)
+        .fetch_one(pool)
+        .await
+    })
+}
+
 pub struct NewRelease<'a> {
     pub project_id: i64,
     pub devset_id: i64,
