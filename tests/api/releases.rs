@@ -12,6 +12,8 @@
 //! - A near-duplicate of a dev item planted among the training items blocks the freeze with
 //!   exactly that pair, until overridden with a reason.
 //! - `mirrorset release list / export --unpack / verify / diff` agree with the API.
+//! - The lineage's agreement is computed at the freeze when labels came after the last
+//!   snapshot (here: no snapshot at all), from the labels as they are.
 //! - Each export's shape is pinned; the Hugging Face README's front matter parses as YAML with
 //!   the configs, splits and ClassLabel names (python3 + PyYAML, when installed), and the
 //!   folder loads with `datasets.load_dataset` (the pinned venv of scripts/hf_datasets.sh).
@@ -24,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-both_backends!(release_freeze_diff_exports_and_leakage);
+both_backends!(release_freeze_diff_exports_and_leakage, agreement_at_freeze_is_never_stale);
 
 /// The v1 release's content hash: the same data, so the same hash on both backends.
 const HASH_V1: &str = "82187a73cb1334700b65ab5d4d254203dfcfda543422522a809a30da30291f88";
@@ -359,4 +361,59 @@ print(json.dumps(front))
     let splits: Vec<(String, i64)> = front["dataset_info"]["splits"].as_array().unwrap().iter()
         .map(|s| (s["name"].as_str().unwrap().to_string(), s["num_examples"].as_i64().unwrap())).collect();
     assert_eq!(splits, release.summary.splits.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>());
+}
+
+/// The lineage's agreement is never older than the labels: the refresh runs hourly here, so
+/// no snapshot exists when the dev set's items are labeled and frozen; the freeze computes
+/// agreement then (the consensus job's code), from every label written so far, and records
+/// where the figure came from and when.
+async fn agreement_at_freeze_is_never_stale(b: Backend) {
+    let server = TestServer::start_with_args(b, &["--refresh-interval-secs", "3600"]).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("rel-agree", 2, 600).await.id;
+    assert_eq!(admin.import(pid, "jsonl", pool_jsonl()).await.imported, 40);
+    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
+    let profile: Value = admin
+        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
+             Some((profile_body.into_bytes(), "application/octet-stream")))
+        .await
+        .created();
+    let devset: Value = admin
+        .post_created(&format!("/api/projects/{pid}/devsets"),
+            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": 6, "overlap": 2, "seed": 1}))
+        .await;
+    let did = devset["id"].as_i64().unwrap();
+    let sample: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
+    let members: Vec<i64> = serde_json::from_value(sample["items"].clone()).unwrap();
+
+    // Two labelers label everything: they agree except on every third item.
+    let mut latest = 0;
+    let mut annotations = 0;
+    for (who, name) in ["agree-a", "agree-b"].into_iter().enumerate() {
+        let (user, c) = server.user(&admin, name, Role::Labeler).await;
+        admin.add_member(pid, user.id).await;
+        while let Some(item) = c.next(pid).await.item {
+            let label = if who == 1 && item.id % 3 == 0 { "neg" } else { "pos" };
+            latest = latest.max(c.submit(pid, item.id, &[label]).await.updated_at);
+            annotations += 1;
+        }
+    }
+    assert_eq!(annotations, 80);
+    let stored: AgreementDashboard = admin.get(&format!("/api/projects/{pid}/agreement")).await;
+    assert_eq!(stored.computed_at, None, "no snapshot yet: the refresh runs hourly here");
+    for &m in &members {
+        decide(&admin, pid, m, "pos").await;
+    }
+
+    let v1: ReleaseDetail = freeze(&admin, pid, did, json!({})).await.created();
+    let a = &v1.lineage["agreement"];
+    assert_eq!(a["source"], "computed_at_freeze", "{a}");
+    let dev_latest = a["latest_label_at"].as_i64().expect("the dev items have labels");
+    assert!(dev_latest > 0 && dev_latest <= latest, "{a}");
+    assert!(a["computed_at"].as_i64().unwrap() >= latest, "computed before the last label: {a}");
+    assert_eq!((a["n_items"].as_i64(), a["n_labelers"].as_i64()), (Some(40), Some(2)), "{a}");
+    let alpha = a["alpha"]["value"].as_f64().expect("alpha computed");
+    assert!(alpha < 1.0, "the labelers disagree on some items: {a}");
+    assert!(v1.card.contains("Krippendorff's alpha at freeze time: "), "{}", v1.card);
+    assert!(!v1.card.contains("not computed"), "{}", v1.card);
 }

@@ -15,7 +15,11 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-both_backends!(label_studio_export_imports_with_its_annotations, bad_label_studio_files_save_nothing);
+both_backends!(
+    label_studio_export_imports_with_its_annotations,
+    bad_label_studio_files_save_nothing,
+    a_database_failure_saves_neither_items_nor_annotations
+);
 
 fn fixture() -> Vec<u8> {
     std::fs::read(workspace_root().join("tests/data/label-studio-1.23.2/export.json")).unwrap()
@@ -55,8 +59,14 @@ async fn label_studio_export_imports_with_its_annotations(b: Backend) {
     let server = TestServer::start(b).await;
     let admin = server.admin().await;
     let pid = admin.create_project(&sentiment_project("from-ls", 2)).await.id;
-    let report = admin.import(pid, "label-studio", fixture()).await;
+    let full: LabelStudioImportReport = admin.import_raw(pid, "label-studio", fixture()).await.ok();
+    let report = &full.report;
     assert_eq!((report.lines, report.imported, report.duplicates, report.error_count), (12, 12, 0, 0));
+    // The report counts the annotations written and the accounts made for their annotators.
+    assert_eq!(
+        full.annotations,
+        AnnotationImport { imported: 15, not_attached: 0, accounts_created: vec!["ls-2".into(), "ls-3".into()] }
+    );
     let m = |r: &str, d: &str, id: &str| json!({"region": r, "device": d, "review_id": id}).to_string();
     let expected = vec![
         format!("ls-1 | The battery lasts all day. | {} | ls-2:negative:2580,ls-3:neutral:7550", m("apac", "desktop", "r-0")),
@@ -86,9 +96,11 @@ async fn label_studio_export_imports_with_its_annotations(b: Backend) {
     // A second project from the same Label Studio instance reuses the accounts. Its upload
     // names no format: a JSON document (Content-Type application/json) is a Label Studio export.
     let again = admin.create_project(&sentiment_project("from-ls-2", 1)).await.id;
-    let report: ImportReport =
+    let again_report: LabelStudioImportReport =
         admin.raw(reqwest::Method::POST, &format!("/api/projects/{again}/import"), Some((fixture(), "application/json"))).await.ok();
+    let report = &again_report.report;
     assert_eq!((report.lines, report.imported, report.error_count), (12, 12, 0));
+    assert_eq!(again_report.annotations, AnnotationImport { imported: 15, not_attached: 0, accounts_created: vec![] });
     let users: Vec<User> = admin.get("/api/users").await;
     assert_eq!(users.iter().filter(|u| u.username.starts_with("ls-")).count(), 2);
 }
@@ -126,13 +138,76 @@ async fn bad_label_studio_files_save_nothing(b: Backend) {
     assert!(users.iter().all(|u| !u.username.starts_with("ls-")));
 }
 
+/// A database that fails while the import writes the annotations (a trigger refuses them: the
+/// file itself is valid, so only the database can) leaves nothing: no items, no annotations, no
+/// accounts, because all three are written in the transaction that commits the import. Once
+/// the database accepts annotations again, the same file imports whole.
+async fn a_database_failure_saves_neither_items_nor_annotations(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.create_project(&sentiment_project("ls-atomic", 2)).await.id;
+    let (refuse, allow) = match b {
+        Backend::Sqlite => (
+            vec!["CREATE TRIGGER refuse_for_test BEFORE INSERT ON annotations BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"],
+            "DROP TRIGGER refuse_for_test",
+        ),
+        Backend::Postgres => (
+            vec![
+                "CREATE FUNCTION refuse_for_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END; $$",
+                "CREATE TRIGGER refuse_for_test BEFORE INSERT ON annotations FOR EACH ROW EXECUTE FUNCTION refuse_for_test()",
+            ],
+            "DROP TRIGGER refuse_for_test ON annotations",
+        ),
+    };
+    for sql in refuse {
+        server.exec_sql(sql).await;
+    }
+    admin.import_raw(pid, "label-studio", fixture()).await.assert_error(500, "internal");
+    assert_eq!(compact(&admin, pid).await, Vec::<String>::new());
+    let summary = admin.projects().await.into_iter().find(|p| p.project.id == pid).unwrap();
+    assert_eq!((summary.item_count, summary.done_count), (0, 0));
+    let users: Vec<User> = admin.get("/api/users").await;
+    assert!(users.iter().all(|u| !u.username.starts_with("ls-")), "{users:?}");
+
+    server.exec_sql(allow).await;
+    // The failed import removes its pending rows in the background; until it has, a second
+    // import of the project is refused with 409.
+    let mut tries = 0;
+    let full: LabelStudioImportReport = loop {
+        let resp = admin.import_raw(pid, "label-studio", fixture()).await;
+        if resp.status.as_u16() == 409 && tries < 100 {
+            tries += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        break resp.ok();
+    };
+    assert_eq!((full.report.imported, full.annotations.imported, full.annotations.accounts_created.len()), (12, 15, 2));
+    assert_eq!(compact(&admin, pid).await.len(), 12);
+}
+
 /// The release's Label Studio export, imported into a fresh project with the same labels:
 /// the same items (ids, text, meta) and the same label per item, by the same users.
 pub async fn round_trip_into_fresh_project(admin: &Client, ls_export: &[u8], labels: Vec<LabelDef>) {
     let pid = admin.create_project(&NewProject { labels, ..new_project("ls-round-trip", 1, 600) }).await.id;
     let tasks: Vec<Value> = serde_json::from_slice(ls_export).unwrap();
-    let report = admin.import(pid, "label-studio", ls_export.to_vec()).await;
-    assert_eq!(report.imported, tasks.len() as i64);
+    let users: Vec<String> = admin.get::<Vec<User>>("/api/users").await.into_iter().map(|u| u.username).collect();
+    let full: LabelStudioImportReport = admin.import_raw(pid, "label-studio", ls_export.to_vec()).await.ok();
+    assert_eq!(full.report.imported, tasks.len() as i64);
+    // One annotation per task (the final label), all written; an account for each annotator
+    // who is not a user yet (the provenances: gold, consensus, ...), in the order first met.
+    let mut new_accounts: Vec<String> = Vec::new();
+    for t in &tasks {
+        let who = t["annotations"][0]["completed_by"]["email"].as_str().unwrap();
+        let account = format!("ls-{who}");
+        if !users.iter().any(|u| u == who || *u == account) && !new_accounts.contains(&account) {
+            new_accounts.push(account);
+        }
+    }
+    assert_eq!(
+        full.annotations,
+        AnnotationImport { imported: tasks.len() as i64, not_attached: 0, accounts_created: new_accounts }
+    );
     let exported: BTreeMap<String, Value> = {
         let resp = admin.export_raw(pid, "jsonl", false).await;
         resp.text().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).map(|v| (v["id"].as_str().unwrap().to_string(), v)).collect()

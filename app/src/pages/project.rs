@@ -181,7 +181,8 @@ enum ImportPhase {
     Idle,
     Uploading { loaded: f64, total: f64 },
     Processing,
-    Done(ImportReport),
+    /// The report, and a Label Studio import's annotations.
+    Done(ImportReport, Option<crate::api_types::AnnotationImport>),
     Refused { message: String, report: Option<ImportReport> },
 }
 
@@ -244,7 +245,10 @@ fn ImportCard(pid: i64, on_done: impl Fn() + Copy + Send + Sync + 'static) -> im
                 Err(e) => ImportPhase::Refused { message: e.message, report: None },
                 Ok((status, text)) if (200..300).contains(&status) => {
                     match serde_json::from_str::<ImportReport>(&text) {
-                        Ok(r) => ImportPhase::Done(r),
+                        Ok(r) => ImportPhase::Done(
+                            r,
+                            serde_json::from_str::<crate::api_types::LabelStudioImportReport>(&text).ok().map(|l| l.annotations),
+                        ),
                         Err(e) => ImportPhase::Refused {
                             message: format!("The import finished, but its report could not be read: {e}"),
                             report: None,
@@ -293,7 +297,7 @@ fn ImportCard(pid: i64, on_done: impl Fn() + Copy + Send + Sync + 'static) -> im
         _ => view! { <div class="upload-line"></div> }.into_any(),
     };
     let result = move || match phase.get() {
-        ImportPhase::Done(r) => view! {
+        ImportPhase::Done(r, annotations) => view! {
             <p class="ok-text">
                 {format!(
                     "Imported {} of {} · {} duplicate{} skipped",
@@ -303,6 +307,7 @@ fn ImportCard(pid: i64, on_done: impl Fn() + Copy + Send + Sync + 'static) -> im
                     if r.duplicates == 1 { "" } else { "s" }
                 )}
             </p>
+            {annotations.map(|a| view! { <p class="ok-text">{crate::api_types::annotation_import_line(&a)}</p> })}
             <DuplicatesTable report=r/>
         }
         .into_any(),

@@ -141,6 +141,23 @@ pub async fn dashboard(db: &Db, project_id: i64, week: bool) -> AppResult<Agreem
     Ok(d)
 }
 
+/// The stored snapshot (the last consensus job's), if any.
+pub async fn stored_snapshot(db: &Db, project_id: i64) -> AppResult<Option<Snapshot>> {
+    snapshot(db, project_id).await
+}
+
+/// The dashboard and slices computed now, from the annotations as they are (the consensus
+/// job's computation; nothing is written), for a caller that must not record a stale figure:
+/// a release's lineage when labels changed after the last snapshot (issue 9). None when the
+/// project is gone.
+pub async fn compute_now(db: &Db, project_id: i64) -> AppResult<Option<Snapshot>> {
+    let Some((dataset, settings)) = load(db, project_id, false).await.map_err(AppError::Internal)? else { return Ok(None) };
+    let computed = tokio::task::spawn_blocking(move || compute::compute(&dataset, &settings, now_ms()))
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(Some(computed.snapshot))
+}
+
 async fn empty_dashboard(db: &Db, project_id: i64) -> AppResult<AgreementDashboard> {
     let q = store::quality(db, project_id).await?.ok_or_else(|| AppError::not_found("no such project"))?;
     let none = || app::api_types::StatValue { reason: Some("not computed yet".into()), ..Default::default() };

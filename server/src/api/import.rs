@@ -1,6 +1,6 @@
 //! Uploads: a data file (JSONL, CSV, a Label Studio JSON export, or a zip with images), or
 //! images one by one.
-use app::api_types::ImportReport;
+use app::api_types::{AnnotationImport, ImportReport, LabelStudioImportReport};
 use axum::body::Body;
 use axum::extract::{Multipart, State};
 use axum::http::{header, HeaderMap};
@@ -44,7 +44,7 @@ pub async fn import_file(
     QueryParams(q): QueryParams<ImportQuery>,
     headers: HeaderMap,
     body: Body,
-) -> AppResult<Json<ImportReport>> {
+) -> AppResult<Json<serde_json::Value>> {
     managed_project(&state.db, &caller, pid).await?;
     let format = match q.format.as_deref() {
         Some(f) => ImportFormat::parse(f).ok_or_else(|| {
@@ -58,26 +58,32 @@ pub async fn import_file(
     let ctx = state.import_ctx();
     // Registered before the body is read: a second import of the project, or one too many on
     // the server, is refused before the client sends gigabytes.
-    let job = ImportJob::start(&ctx, pid).await?;
+    let mut job = ImportJob::start(&ctx, pid).await?;
     let spooled = match spool_body(&state, body).await {
         Ok(p) => p,
         Err(e) => return Err(import::abandon(job, e).await),
     };
     // A Label Studio export's annotations are checked before its items are imported (a bad
-    // answer refuses the file, nothing saved) and written once the items are committed.
-    let annotations = match format {
+    // answer refuses the file, nothing saved) and written in the transaction that commits the
+    // items (a database failure leaves neither).
+    let outcome = match format {
         ImportFormat::LabelStudio => match import::label_studio::plan(&state.db, pid, spooled.to_path_buf()).await {
-            Ok(a) => Some(a),
+            Ok(a) => Some(job.with_annotations(a, caller.user.id)),
             Err(e) => return Err(import::abandon(job, e).await),
         },
         _ => None,
     };
     let report = import::import_file(&ctx, job, spooled, format).await?;
-    if let Some(annotations) = annotations {
-        crate::store::imported_annotations::attach(&state.db, pid, caller.user.id, &annotations).await?;
-    }
     crate::devsets::warm_pool_after_import(state.db.clone(), state.devset_pools.clone(), pid);
-    Ok(Json(report))
+    match outcome {
+        Some(cell) => {
+            let o = cell.get().cloned().unwrap_or_default();
+            let annotations =
+                AnnotationImport { imported: o.inserted, not_attached: o.not_attached, accounts_created: o.users_created };
+            Ok(Json(serde_json::to_value(LabelStudioImportReport { report, annotations }).map_err(anyhow::Error::from)?))
+        }
+        None => Ok(Json(serde_json::to_value(report).map_err(anyhow::Error::from)?)),
+    }
 }
 
 pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -15,7 +15,7 @@ use crate::auth::{managed_project, CurrentUser};
 use crate::devsets::plan::Draft;
 use crate::devsets::profile::ProfileAttribute;
 use crate::error::{AppError, AppResult};
-use crate::releases::export::{self, ReleaseInfo};
+use crate::releases::export::{self, ItemSource, ReleaseInfo, ReleaseStats};
 use crate::releases::{self, content_hash, filtered_out, unready, LeakageCheck, ReleaseItem};
 use crate::state::AppState;
 use crate::store::devsets as devset_store;
@@ -76,12 +76,30 @@ async fn find_release(state: &AppState, pid: i64, id: i64) -> AppResult<ReleaseR
     store::get_release(&state.db, pid, id).await?.ok_or_else(|| AppError::not_found(format!("no release {id} in this project")))
 }
 
+/// What the card needs of a release's items, read in one pass over them (one row in memory).
+async fn stats_of(state: &AppState, release_id: i64) -> AppResult<ReleaseStats> {
+    let mut stats = ReleaseStats::default();
+    store::for_each_release_item(&state.db, release_id, None, |item| {
+        stats.add(&item);
+        Ok::<(), sqlx::Error>(())
+    })
+    .await?;
+    Ok(stats)
+}
+
 async fn detail(state: &AppState, row: &ReleaseRow) -> AppResult<ReleaseDetail> {
+    let stats = stats_of(state, row.id).await?;
+    detail_with(state, row, &stats).await
+}
+
+async fn detail_with(state: &AppState, row: &ReleaseRow, stats: &ReleaseStats) -> AppResult<ReleaseDetail> {
     let lineage = lineage_of(row)?;
-    let items = store::release_items(&state.db, row.id).await?;
-    let card = export::card(&info(row, &lineage), &items);
+    let card = export::card(&info(row, &lineage), stats);
     Ok(ReleaseDetail { summary: summary(state, row).await?, lineage, card })
 }
+
+/// Rows per batch sent from the pool's cursor to the leakage check.
+const POOL_BATCH: usize = 2_000;
 
 /// `POST /api/projects/{pid}/devsets/{id}/releases`: freeze the dev set as its next release.
 ///
@@ -125,7 +143,7 @@ pub async fn freeze(
     }
     let pool = if settings.train_dev_size > 0 { store::labeled_pool(&state.db, pid).await? } else { Vec::new() };
     let s2 = settings.clone();
-    let items: Vec<ReleaseItem> = tokio::task::spawn_blocking(move || releases::build_items(&members, &pool, &s2))
+    let items: Vec<ReleaseItem> = tokio::task::spawn_blocking(move || releases::build_items(members, pool, &s2))
         .await
         .map_err(anyhow::Error::from)?
         .map_err(|m| unprocessable(m, Value::Null))?;
@@ -134,22 +152,34 @@ pub async fn freeze(
     }
 
     // Leakage: between the release's splits, and against every item that can end up in
-    // training (the pool streams past the release's index).
-    // Images are compared by the dHash of their thumbnails (already small, so cheap to read).
+    // training. The check is CPU work over a million rows: it runs on a blocking thread that
+    // owns the release's items for the while, fed batches from the pool's cursor through a
+    // bounded channel (the async side only reads rows). Images are compared by the dHash of
+    // their thumbnails (already small, so cheap to read).
     let data_dir = state.data_dir.clone();
-    let dhash_of = move |sha: &str| {
-        let path = crate::import::images::thumbnail_path(&data_dir, sha);
-        image::open(path).ok().map(|i| releases::leakage::dhash(&i))
-    };
-    let mut check = LeakageCheck::new(&items, settings.threshold, &dhash_of);
-    store::for_each_pool_item(&state.db, pid, |id, ext, text, image| {
-        let dhash = image.as_deref().and_then(|sha| dhash_of(sha));
-        check.check_pool_item(id, ext, text, image, dhash)
-    })
-    .await?;
-    let pairs = std::mem::take(&mut check.pairs);
-    let pool_items = check.pool_items;
-    drop(check);
+    let threshold = settings.threshold;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<store::PoolItem>>(4);
+    let checker = tokio::task::spawn_blocking(move || {
+        let dhash_of = |sha: &str| {
+            let path = crate::import::images::thumbnail_path(&data_dir, sha);
+            image::open(path).ok().map(|i| releases::leakage::dhash(&i))
+        };
+        let mut check = LeakageCheck::new(&items, threshold, &dhash_of);
+        while let Some(batch) = rx.blocking_recv() {
+            for (id, ext, text, image) in batch {
+                let dhash = image.as_deref().and_then(dhash_of);
+                check.check_pool_item(id, ext, text, image, dhash);
+            }
+        }
+        let pairs = std::mem::take(&mut check.pairs);
+        let pool_items = check.pool_items;
+        drop(check);
+        (items, pairs, pool_items)
+    });
+    let sent = store::send_pool_items(&state.db, pid, POOL_BATCH, &tx).await;
+    drop(tx);
+    let (items, pairs, pool_items) = checker.await.map_err(anyhow::Error::from)?;
+    sent?;
     if !pairs.is_empty() && req.override_leakage.is_none() {
         return Err(unprocessable(
             format!("the leakage check found {} of duplicates or near-duplicates; remove them, or override with a reason", plural(pairs.len(), "pair")),
@@ -164,11 +194,27 @@ pub async fn freeze(
         Some(p) => distribution(&draft, p, &items),
         None => Vec::new(),
     };
-    let dashboard = crate::agreement::dashboard(&state.db, pid, false).await?;
+    // Agreement at freeze time: the last snapshot when it is at least as new as the latest
+    // label of the dev set's items; computed now (the same code the consensus job runs) when
+    // a label came after it, so the lineage never records a stale figure.
     let key = draft.calculator.as_ref().and_then(|c| c.key_attribute.clone()).or_else(|| draft.attributes.first().cloned());
-    let per_key_slice = match &key {
-        Some(k) => crate::agreement::slices(&state.db, pid, k).await.map(|s| s.rows).unwrap_or_default(),
-        None => Vec::new(),
+    let latest_label = store::latest_label_at(&state.db, devset_id).await?;
+    let stored_at = crate::agreement::stored_snapshot(&state.db, pid).await?.and_then(|s| s.dashboard.computed_at);
+    let stale = latest_label.is_some_and(|t| stored_at.is_none_or(|c| c < t));
+    let fresh = if stale { crate::agreement::compute_now(&state.db, pid).await? } else { None };
+    let (dashboard, per_key_slice, agreement_source) = match fresh {
+        Some(mut s) => {
+            let rows = key.as_ref().and_then(|k| s.slices.remove(k)).unwrap_or_default();
+            (s.dashboard, rows, "computed_at_freeze")
+        }
+        None => {
+            let dashboard = crate::agreement::dashboard(&state.db, pid, false).await?;
+            let rows = match &key {
+                Some(k) => crate::agreement::slices(&state.db, pid, k).await.map(|s| s.rows).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            (dashboard, rows, "snapshot")
+        }
     };
     let mut split_counts: BTreeMap<&str, u64> = BTreeMap::new();
     for i in &items {
@@ -194,6 +240,8 @@ pub async fn freeze(
             "review_threshold": project.quality.review_threshold,
         },
         "agreement": {
+            "source": agreement_source,
+            "latest_label_at": latest_label,
             "computed_at": dashboard.computed_at,
             "measurement": dashboard.measurement,
             "alpha": dashboard.alpha,
@@ -221,7 +269,7 @@ pub async fn freeze(
         "frozen_at": crate::store::now_ms(),
         "app_version": env!("CARGO_PKG_VERSION"),
     });
-    let hash = content_hash(&items);
+    let (hash, items) = tokio::task::spawn_blocking(move || (content_hash(&items), items)).await.map_err(anyhow::Error::from)?;
     let lineage_text = lineage.to_string();
     let (id, _) = store::insert_release(
         &state.db,
@@ -229,8 +277,10 @@ pub async fn freeze(
         &items,
     )
     .await?;
+    let stats = ReleaseStats::of(&items);
+    drop(items);
     let row = find_release(&state, pid, id).await?;
-    Ok((StatusCode::CREATED, Json(detail(&state, &row).await?)))
+    Ok((StatusCode::CREATED, Json(detail_with(&state, &row, &stats).await?)))
 }
 
 /// Per stratification attribute and value: production's share (the dev set's profile) and
@@ -243,7 +293,7 @@ fn distribution(draft: &Draft, profile: &crate::store::devsets::ProfileRow, item
     for (i, item) in items.iter().filter(|i| i.split != releases::SPLIT_TRAIN_DEV).enumerate() {
         builder.push(crate::devsets::index::PoolItemRow {
             id: i as i64,
-            meta: Value::Object(item.meta.clone()).to_string(),
+            meta: item.meta.clone(),
             weight: 1.0,
             source: None,
             license: None,
@@ -298,7 +348,42 @@ pub struct ExportQuery {
     format: Option<String>,
 }
 
+/// A release's items read from the database, one pass per `each`, on a blocking thread (the
+/// export's writers are synchronous): each pass drives the async cursor with `block_on`.
+struct DbItems {
+    db: crate::store::Db,
+    release_id: i64,
+    rt: tokio::runtime::Handle,
+}
+
+impl ItemSource for DbItems {
+    fn each(&mut self, split: Option<&str>, f: &mut dyn FnMut(&ReleaseItem) -> std::io::Result<()>) -> std::io::Result<()> {
+        self.rt.block_on(store::for_each_release_item(&self.db, self.release_id, split, |item| {
+            f(&item).map_err(ExportError::Io)
+        }))
+        .map_err(|e| match e {
+            ExportError::Io(e) => e,
+            ExportError::Db(e) => std::io::Error::other(e),
+        })
+    }
+}
+
+enum ExportError {
+    Io(std::io::Error),
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for ExportError {
+    fn from(e: sqlx::Error) -> Self {
+        ExportError::Db(e)
+    }
+}
+
 /// `GET /api/projects/{pid}/releases/{id}/export?format=zip|jsonl|csv|label_studio|card|manifest`.
+///
+/// The file is written on a blocking thread into an unnamed temporary file (gone when closed),
+/// item by item from the database, then streamed from it: memory stays flat whatever the
+/// release's size (docs/bench.md, the releases benchmark).
 pub async fn export(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -308,31 +393,59 @@ pub async fn export(
     managed_project(&state.db, &caller, pid).await?;
     let row = find_release(&state, pid, id).await?;
     let lineage = lineage_of(&row)?;
-    let items = store::release_items(&state.db, row.id).await?;
-    let info = info(&row, &lineage);
     let format = q.format.unwrap_or_else(|| "zip".into());
-    let (bytes, content_type, ext) = match format.as_str() {
-        "zip" => (export::zip(&info, &items).map_err(anyhow::Error::from)?, "application/zip", "zip"),
-        "jsonl" => (export::jsonl(&items), "application/x-ndjson", "jsonl"),
-        "csv" => (export::csv(&items), "text/csv; charset=utf-8", "csv"),
-        "label_studio" => (export::label_studio(&items), "application/json", "label-studio.json"),
-        "card" => (export::card(&info, &items).into_bytes(), "text/markdown; charset=utf-8", "md"),
-        "manifest" => {
-            let files = export::files(&info, &items);
-            (files.into_iter().last().map(|f| f.1).unwrap_or_default(), "application/json", "manifest.json")
-        }
+    let (content_type, ext) = match format.as_str() {
+        "zip" => ("application/zip", "zip"),
+        "jsonl" => ("application/x-ndjson", "jsonl"),
+        "csv" => ("text/csv; charset=utf-8", "csv"),
+        "label_studio" => ("application/json", "label-studio.json"),
+        "card" => ("text/markdown; charset=utf-8", "md"),
+        "manifest" => ("application/json", "manifest.json"),
         other => {
             return Err(AppError::bad_request(format!(
                 "unknown format {other:?}: use zip, jsonl, csv, label_studio, card or manifest"
             )))
         }
     };
+    let name = info(&row, &lineage).name;
+    let stats = stats_of(&state, row.id).await?;
+    let mut src = DbItems { db: state.db.clone(), release_id: row.id, rt: tokio::runtime::Handle::current() };
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        use std::io::{Seek, Write};
+        let info = info(&row, &lineage);
+        let mut file = tempfile::tempfile()?;
+        match format.as_str() {
+            "zip" => {
+                let w = export::write_zip(&info, &stats, &mut src, std::io::BufWriter::new(file))?;
+                file = w.into_inner().map_err(|e| e.into_error())?;
+            }
+            "card" => file.write_all(export::card(&info, &stats).as_bytes())?,
+            "manifest" => file.write_all(&export::manifest(&info, &stats, &mut src)?)?,
+            _ => {
+                let mut w = std::io::BufWriter::new(file);
+                match format.as_str() {
+                    "jsonl" => export::write_jsonl(&mut src, &mut w)?,
+                    "csv" => export::write_csv(&mut src, &mut w)?,
+                    _ => export::write_label_studio(&mut src, &mut w)?,
+                }
+                file = w.into_inner().map_err(|e| e.into_error())?;
+            }
+        }
+        file.rewind()?;
+        Ok(file)
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(anyhow::Error::from)?;
+    let len = file.metadata().map_err(anyhow::Error::from)?.len();
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024));
     Ok((
         [
             (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.{ext}\"", info.name)),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.{ext}\"")),
+            (header::CONTENT_LENGTH, len.to_string()),
         ],
-        bytes,
+        body,
     )
         .into_response())
 }

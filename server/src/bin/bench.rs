@@ -24,6 +24,8 @@ use serde_json::{json, Value};
 mod agreement;
 #[path = "bench/devset.rs"]
 mod devset;
+#[path = "bench/releases.rs"]
+mod releases;
 
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
@@ -93,6 +95,16 @@ struct Args {
     /// With --devset: the rows of the production sample uploaded.
     #[arg(long, default_value_t = 1_000_000)]
     devset_rows: u64,
+    /// Also measure freezing and exporting a dev-set release (issue 9) on a project of its own:
+    /// the leakage check against a pool of --releases-pool items (see bench/releases.rs).
+    #[arg(long)]
+    releases: bool,
+    /// With --releases: the pool's size.
+    #[arg(long, default_value_t = 1_000_000)]
+    releases_pool: u64,
+    /// With --releases: the dev set's (and so the release's) size.
+    #[arg(long, default_value_t = 100_000)]
+    releases_size: u64,
     /// Start this many `mirrorset serve` processes on the one --database-url (PostgreSQL) and
     /// spread the labelers over them (labeler i talks to instance i mod N); after labeling, the
     /// export is checked: no item over k, every acknowledged submission in it (issue 11).
@@ -935,6 +947,13 @@ async fn bench(
         None
     };
 
+    // 5e. Dev-set releases (issue 9).
+    let releases = if args.releases {
+        Some(releases::scenario(&client, base, &admin, server_pid, args.releases_pool, args.releases_size, tmp, say).await?)
+    } else {
+        None
+    };
+
     // 6. Export.
     say("[6/7] exporting (jsonl, csv)");
     let ej = time_export(&client, base, pid, &admin, "jsonl").await.context("step 6 (export jsonl)")?;
@@ -1027,6 +1046,9 @@ async fn bench(
     if let Some(d) = &devset {
         s.push_str(&d.summary());
     }
+    if let Some(r) = &releases {
+        s.push_str(&r.summary());
+    }
     s.push_str("\nExport\n");
     for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
         s.push_str(&format!(
@@ -1044,6 +1066,7 @@ async fn bench(
     let json = json!({
         "agreement": agreement.as_ref().map(|a| a.to_json()),
         "devset": devset.as_ref().map(|d| d.to_json()),
+        "releases": releases.as_ref().map(|r| r.to_json()),
         "items": n,
         "labelers": args.labelers,
         "overlap": args.overlap,

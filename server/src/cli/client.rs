@@ -160,12 +160,18 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if !resp.status().is_success() {
         return Err(api_error(resp).await);
     }
-    let report: ImportReport = resp.json().await?;
+    let answer: serde_json::Value = resp.json().await?;
+    let report: ImportReport = serde_json::from_value(answer.clone())?;
     eprintln!(
         "imported {} of {} records ({} duplicates skipped)",
         report.imported, report.lines, report.duplicates
     );
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    // A Label Studio import also says what became of the file's annotations.
+    if let Ok(ls) = serde_json::from_value::<app::api_types::LabelStudioImportReport>(answer.clone()) {
+        eprintln!("{}", app::api_types::annotation_import_line(&ls.annotations));
+    }
+    // The whole answer, as the server sent it.
+    println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
 }
 

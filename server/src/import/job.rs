@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{AppError, AppResult};
+use crate::store::imported_annotations::{AttachOutcome, ImportedAnnotation};
 use crate::store::imports::{self, EndState};
 use crate::store::Db;
 
@@ -74,6 +75,17 @@ pub struct ImportJob {
     heartbeat: tokio::task::JoinHandle<()>,
     ended: bool,
     _slot: OwnedSemaphorePermit,
+    /// A Label Studio import's annotations, written by `commit` in the transaction that makes
+    /// the items visible.
+    annotations: Option<Annotations>,
+}
+
+/// Annotations to write with the items: the importing user, and where `commit` leaves the
+/// outcome for the caller.
+struct Annotations {
+    list: Vec<ImportedAnnotation>,
+    actor: i64,
+    outcome: Arc<std::sync::OnceLock<AttachOutcome>>,
 }
 
 impl ImportJob {
@@ -100,16 +112,28 @@ impl ImportJob {
                 }
             })
         };
-        Ok(ImportJob { db: ctx.db.clone(), id, project_id, progress, heartbeat, ended: false, _slot: slot })
+        Ok(ImportJob { db: ctx.db.clone(), id, project_id, progress, heartbeat, ended: false, _slot: slot, annotations: None })
+    }
+
+    /// Has `commit` write these annotations (by `actor`) with the items, all or nothing; the
+    /// outcome is in the returned cell once the import committed.
+    pub fn with_annotations(&mut self, list: Vec<ImportedAnnotation>, actor: i64) -> Arc<std::sync::OnceLock<AttachOutcome>> {
+        let outcome = Arc::new(std::sync::OnceLock::new());
+        self.annotations = Some(Annotations { list, actor, outcome: outcome.clone() });
+        outcome
     }
 
     /// Makes the import's rows visible (one short transaction).
     pub async fn commit(mut self, lines: i64, inserted: i64, max_id: i64) -> AppResult<()> {
         self.heartbeat.abort();
-        let res = imports::commit(&self.db, self.id, self.project_id, lines, inserted, max_id).await;
+        let annotations = self.annotations.as_ref().map(|a| (a.list.as_slice(), a.actor));
+        let res = imports::commit(&self.db, self.id, self.project_id, lines, inserted, max_id, annotations).await;
         // A failed commit changed nothing: Drop cleans the pending rows up.
         self.ended = res.is_ok();
-        res
+        if let (Ok(Some(outcome)), Some(a)) = (&res, &self.annotations) {
+            let _ = a.outcome.set(outcome.clone());
+        }
+        res.map(|_| ())
     }
 
     /// Deletes the pending rows in short chunks and marks the import failed or cancelled.

@@ -3,8 +3,8 @@
 //! report naming each bad task by its position in the array). Their annotations are read by
 //! `plan` before that import starts, every answer checked against the project's labels (a bad
 //! one refuses the whole file, nothing saved), and written by
-//! `store::imported_annotations::attach` once the items are committed, attributed as that
-//! module explains.
+//! `store::imported_annotations` in the transaction that commits the items (`ImportJob::
+//! with_annotations`), attributed as that module explains.
 //!
 //! The checked annotations are held in memory between the two steps (a few dozen bytes
 //! each); Label Studio itself loads its exports whole, so their sizes stay within reach.

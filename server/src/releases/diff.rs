@@ -28,7 +28,7 @@ fn values_of(item: &ReleaseItem, attribute: &str) -> Vec<String> {
     match attribute {
         "label" => item.labels.clone(),
         "split" => vec![item.split.clone()],
-        a => vec![value_text(item.meta.get(a))],
+        a => vec![value_text(item.meta_map().get(a))],
     }
 }
 
@@ -48,8 +48,8 @@ pub fn diff(from: &[ReleaseItem], to: &[ReleaseItem], attributes: &[String]) -> 
                 external_id: y.external_id.clone(),
                 from_labels: x.labels.clone(),
                 to_labels: y.labels.clone(),
-                from_provenance: x.provenance.clone(),
-                to_provenance: y.provenance.clone(),
+                from_provenance: x.provenance_value(),
+                to_provenance: y.provenance_value(),
             })
         })
         .collect();
@@ -104,12 +104,12 @@ mod tests {
             kind: "text".into(),
             text: Some(format!("t{id}")),
             image_sha256: None,
-            meta,
+            meta: serde_json::Value::Object(meta).to_string(),
             weight: 1.0,
             source: None,
             license: None,
             labels: vec![label.into()],
-            provenance: json!({"source": "gold"}),
+            provenance: json!({"source": "gold"}).to_string(),
             n_labels: 0,
             split: "dev".into(),
         }

@@ -4,8 +4,13 @@
 //! Label Studio JSON (one task per item, the final label as its annotation), and
 //! `manifest.json` with the content hash and every file's SHA-256. `zip` puts them all in one
 //! archive whose root is the Hugging Face folder; `verify` checks an unpacked one.
+//!
+//! Memory: every file is written item by item from an `ItemSource` (a slice, or a database
+//! cursor in the API), and the card from `ReleaseStats` gathered in one pass; `write_zip`
+//! writes into a file. So exporting a 100,000-item release never holds the release, or any of
+//! its files, in memory (docs/bench.md, the releases benchmark).
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -23,9 +28,66 @@ pub struct ReleaseInfo<'a> {
     pub lineage: &'a Value,
 }
 
+/// What the card needs of the items, gathered in one pass (`add`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ReleaseStats {
+    pub items: u64,
+    pub splits: BTreeMap<String, u64>,
+    /// Label names in the order first seen.
+    pub labels_seen: Vec<String>,
+    pub provenance: BTreeMap<String, usize>,
+    pub licences: BTreeMap<String, usize>,
+    pub sources: BTreeMap<String, usize>,
+    pub unlicensed: u64,
+}
+
+impl ReleaseStats {
+    pub fn add(&mut self, i: &ReleaseItem) {
+        self.items += 1;
+        *self.splits.entry(i.split.clone()).or_default() += 1;
+        for l in &i.labels {
+            if !self.labels_seen.contains(l) {
+                self.labels_seen.push(l.clone());
+            }
+        }
+        let p = i.provenance_source();
+        *self.provenance.entry(if p.is_empty() { "?".into() } else { p }).or_default() += 1;
+        *self.licences.entry(i.license.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
+        *self.sources.entry(i.source.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
+        self.unlicensed += i.license.is_none() as u64;
+    }
+
+    pub fn of(items: &[ReleaseItem]) -> ReleaseStats {
+        let mut s = ReleaseStats::default();
+        for i in items {
+            s.add(i);
+        }
+        s
+    }
+
+    fn split_count(&self, split: &str) -> u64 {
+        self.splits.get(split).copied().unwrap_or(0)
+    }
+}
+
+/// The release's items, one pass at a time (all of them, or one split's, in canonical order),
+/// so the files can be written from a database cursor without holding the release.
+pub trait ItemSource {
+    fn each(&mut self, split: Option<&str>, f: &mut dyn FnMut(&ReleaseItem) -> io::Result<()>) -> io::Result<()>;
+}
+
+impl ItemSource for &[ReleaseItem] {
+    fn each(&mut self, split: Option<&str>, f: &mut dyn FnMut(&ReleaseItem) -> io::Result<()>) -> io::Result<()> {
+        for i in self.iter().filter(|i| split.is_none_or(|s| i.split == s)) {
+            f(i)?;
+        }
+        Ok(())
+    }
+}
+
 impl ReleaseInfo<'_> {
     /// The project's label names, in its order (the ClassLabel's names).
-    pub fn labels(&self, items: &[ReleaseItem]) -> Vec<String> {
+    pub fn labels(&self, stats: &ReleaseStats) -> Vec<String> {
         let mut names: Vec<String> = self.lineage["project"]["labels"]
             .as_array()
             .into_iter()
@@ -33,11 +95,9 @@ impl ReleaseInfo<'_> {
             .filter_map(|v| v.as_str().map(String::from))
             .collect();
         // A label no longer in the project's list (renamed since) still needs a class.
-        for i in items {
-            for l in &i.labels {
-                if !names.contains(l) {
-                    names.push(l.clone());
-                }
+        for l in &stats.labels_seen {
+            if !names.contains(l) {
+                names.push(l.clone());
             }
         }
         names
@@ -49,8 +109,8 @@ impl ReleaseInfo<'_> {
 }
 
 /// Splits in their conventional order, then any others.
-pub fn split_names(items: &[ReleaseItem]) -> Vec<String> {
-    let present: BTreeSet<&str> = items.iter().map(|i| i.split.as_str()).collect();
+pub fn split_names(stats: &ReleaseStats) -> Vec<String> {
+    let present: BTreeSet<&str> = stats.splits.keys().map(String::as_str).collect();
     let mut out: Vec<String> = [SPLIT_DEV, SPLIT_TEST, SPLIT_TRAIN_DEV].iter().filter(|s| present.contains(**s)).map(|s| s.to_string()).collect();
     let others: Vec<String> = present.iter().filter(|s| !out.iter().any(|o| o == *s)).map(|s| s.to_string()).collect();
     out.extend(others);
@@ -65,23 +125,27 @@ pub fn jsonl_row(i: &ReleaseItem) -> Value {
         "kind": i.kind,
         "text": i.text,
         "image_sha256": i.image_sha256,
-        "meta": i.meta,
+        "meta": i.meta_map(),
         "weight": i.weight,
         "source": i.source,
         "license": i.license,
         "labels": i.labels,
-        "provenance": i.provenance,
+        "provenance": i.provenance_value(),
         "n_labels": i.n_labels,
         "split": i.split,
     })
 }
 
-pub fn jsonl(items: &[ReleaseItem]) -> Vec<u8> {
+pub fn write_jsonl(src: &mut dyn ItemSource, w: &mut dyn Write) -> io::Result<()> {
+    src.each(None, &mut |i| {
+        serde_json::to_writer(&mut *w, &jsonl_row(i))?;
+        w.write_all(b"\n")
+    })
+}
+
+pub fn jsonl(mut items: &[ReleaseItem]) -> Vec<u8> {
     let mut out = Vec::new();
-    for i in items {
-        out.extend_from_slice(jsonl_row(i).to_string().as_bytes());
-        out.push(b'\n');
-    }
+    let _ = write_jsonl(&mut items, &mut out);
     out
 }
 
@@ -92,30 +156,37 @@ pub const CSV_HEADER: [&str; 15] = [
 
 /// CSV with the same rows; `labels` joined by `|`; cells that a spreadsheet would run as a
 /// formula are neutralised like the project export's default (`crate::export`).
-pub fn csv(items: &[ReleaseItem]) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(Vec::new());
-    let _ = w.write_record(CSV_HEADER);
-    for i in items {
+pub fn write_csv(src: &mut dyn ItemSource, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(out);
+    w.write_record(CSV_HEADER)?;
+    src.each(None, &mut |i| {
+        let provenance = i.provenance_value();
         let cells = [
             i.item_id.to_string(),
             i.external_id.clone().unwrap_or_default(),
             i.kind.clone(),
             i.text.clone().unwrap_or_default(),
             i.image_sha256.clone().unwrap_or_default(),
-            Value::Object(i.meta.clone()).to_string(),
+            i.meta.clone(),
             i.weight.to_string(),
             i.source.clone().unwrap_or_default(),
             i.license.clone().unwrap_or_default(),
             i.labels.join("|"),
-            i.provenance["source"].as_str().unwrap_or("").to_string(),
-            i.provenance["posterior"].as_f64().map(|p| p.to_string()).unwrap_or_default(),
+            provenance["source"].as_str().unwrap_or("").to_string(),
+            provenance["posterior"].as_f64().map(|p| p.to_string()).unwrap_or_default(),
             i.n_labels.to_string(),
             i.split.clone(),
-            i.provenance["by"].as_str().unwrap_or("").to_string(),
+            provenance["by"].as_str().unwrap_or("").to_string(),
         ];
-        let _ = w.write_record(cells.iter().map(|c| neutralise_cell(c).into_owned()));
-    }
-    w.into_inner().unwrap_or_default()
+        w.write_record(cells.iter().map(|c| neutralise_cell(c).into_owned())).map_err(io::Error::other)
+    })?;
+    w.flush()
+}
+
+pub fn csv(mut items: &[ReleaseItem]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = write_csv(&mut items, &mut out);
+    out
 }
 
 /// A row of `data/<split>.jsonl`: flat columns the YAML features declare; `label` is the
@@ -130,8 +201,8 @@ fn hf_row(i: &ReleaseItem, names: &[String], multi: bool) -> Value {
         "weight": i.weight,
         "source": i.source,
         "license": i.license,
-        "meta": Value::Object(i.meta.clone()).to_string(),
-        "provenance": i.provenance["source"].as_str().unwrap_or(""),
+        "meta": i.meta,
+        "provenance": i.provenance_source(),
         "n_labels": i.n_labels,
     });
     if multi {
@@ -142,21 +213,12 @@ fn hf_row(i: &ReleaseItem, names: &[String], multi: bool) -> Value {
     row
 }
 
-/// `data/<split>.jsonl` files, in `split_names` order.
-pub fn hf_data(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> Vec<(String, Vec<u8>)> {
-    let names = info.labels(items);
-    let multi = info.multi_label();
-    split_names(items)
-        .into_iter()
-        .map(|split| {
-            let mut out = Vec::new();
-            for i in items.iter().filter(|i| i.split == split) {
-                out.extend_from_slice(hf_row(i, &names, multi).to_string().as_bytes());
-                out.push(b'\n');
-            }
-            (format!("data/{split}.jsonl"), out)
-        })
-        .collect()
+/// `data/<split>.jsonl`: one split's rows.
+fn write_hf_split(src: &mut dyn ItemSource, split: &str, names: &[String], multi: bool, w: &mut dyn Write) -> io::Result<()> {
+    src.each(Some(split), &mut |i| {
+        serde_json::to_writer(&mut *w, &hf_row(i, names, multi))?;
+        w.write_all(b"\n")
+    })
 }
 
 /// A YAML scalar: a JSON string is a valid YAML double-quoted scalar.
@@ -166,20 +228,13 @@ fn y(s: &str) -> String {
 
 /// Licence identifiers for the front matter: the items' licences (lower case), `unknown`
 /// when some item has none.
-fn licences(items: &[ReleaseItem]) -> Vec<String> {
-    let mut set: BTreeSet<String> = items.iter().filter_map(|i| i.license.as_ref().map(|l| l.to_lowercase())).collect();
-    if items.iter().any(|i| i.license.is_none()) || set.is_empty() {
+fn licences(stats: &ReleaseStats) -> Vec<String> {
+    let mut set: BTreeSet<String> =
+        stats.licences.keys().filter(|l| *l != "(none)").map(|l| l.to_lowercase()).collect();
+    if stats.unlicensed > 0 || set.is_empty() {
         set.insert("unknown".into());
     }
     set.into_iter().collect()
-}
-
-fn counts<'a>(it: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for s in it {
-        *m.entry(s.to_string()).or_insert(0) += 1;
-    }
-    m
 }
 
 fn fmt_stat(v: &Value) -> String {
@@ -195,15 +250,15 @@ fn fmt_stat(v: &Value) -> String {
 /// The dataset card: YAML front matter for `datasets`, then purpose, sampling against
 /// production, agreement and provenance, size and confidence, known limits, licences and
 /// sources.
-pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
-    let names = info.labels(items);
+pub fn card(info: &ReleaseInfo<'_>, stats: &ReleaseStats) -> String {
+    let names = info.labels(stats);
     let multi = info.multi_label();
-    let splits = split_names(items);
+    let splits = split_names(stats);
     let l = info.lineage;
     let mut s = String::from("---\n");
     s.push_str(&format!("pretty_name: {}\n", y(&info.name)));
     s.push_str("license:\n");
-    for lic in licences(items) {
+    for lic in licences(stats) {
         s.push_str(&format!("- {}\n", y(&lic)));
     }
     s.push_str("configs:\n- config_name: default\n  data_files:\n");
@@ -232,7 +287,7 @@ pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
     }
     s.push_str("  splits:\n");
     for sp in &splits {
-        s.push_str(&format!("  - name: {sp}\n    num_examples: {}\n", items.iter().filter(|i| &i.split == sp).count()));
+        s.push_str(&format!("  - name: {sp}\n    num_examples: {}\n", stats.split_count(sp)));
     }
     s.push_str("---\n\n");
 
@@ -295,7 +350,7 @@ pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
         s.push('\n');
     }
     s.push_str("| provenance | items |\n|---|---:|\n");
-    for (p, n) in counts(items.iter().map(|i| i.provenance["source"].as_str().unwrap_or("?"))) {
+    for (p, n) in &stats.provenance {
         s.push_str(&format!("| {p} | {n} |\n"));
     }
     s.push('\n');
@@ -303,7 +358,7 @@ pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
     // Size and confidence.
     s.push_str("## Size and the confidence it gives\n\n| split | items | ±95% on an accuracy near 50% |\n|---|---:|---:|\n");
     for sp in &splits {
-        let n = items.iter().filter(|i| &i.split == sp).count() as u64;
+        let n = stats.split_count(sp);
         let hw = crate::devsets::plan::half_width(0.5, n, 0.95).map(|h| format!("±{:.1} points", h * 100.0)).unwrap_or_else(|| "undefined".into());
         s.push_str(&format!("| {sp} | {n} | {hw} |\n"));
     }
@@ -312,7 +367,7 @@ pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
     // Known limits.
     s.push_str("## Known limits\n\n");
     let mut limits = Vec::new();
-    let unlicensed = items.iter().filter(|i| i.license.is_none()).count();
+    let unlicensed = stats.unlicensed;
     if unlicensed > 0 {
         limits.push(format!("{unlicensed} items have no licence: check before redistributing."));
     }
@@ -339,11 +394,11 @@ pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
 
     // Licences and sources.
     s.push_str("## Licences and sources\n\n| licence | items |\n|---|---:|\n");
-    for (k, n) in counts(items.iter().map(|i| i.license.as_deref().unwrap_or("(none)"))) {
+    for (k, n) in &stats.licences {
         s.push_str(&format!("| {k} | {n} |\n"));
     }
     s.push_str("\n| source | items |\n|---|---:|\n");
-    for (k, n) in counts(items.iter().map(|i| i.source.as_deref().unwrap_or("(none)"))) {
+    for (k, n) in &stats.sources {
         s.push_str(&format!("| {k} | {n} |\n"));
     }
     s.push_str(&format!(
@@ -355,68 +410,160 @@ pub fn card(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> String {
     s
 }
 
-/// Label Studio JSON: one task per item, its final label as one annotation.
-pub fn label_studio(items: &[ReleaseItem]) -> Vec<u8> {
-    let tasks: Vec<Value> = items
-        .iter()
-        .map(|i| {
-            let by = match i.provenance["source"].as_str() {
-                Some("adjudicated") => i.provenance["by"].as_str().unwrap_or("reviewer"),
-                Some(other) => other,
-                None => "release",
-            };
-            crate::label_studio::task_json(&crate::label_studio::OutTask {
-                id: i.item_id,
-                external_id: i.external_id.as_deref(),
-                text: i.text.as_deref().unwrap_or(""),
-                meta: &i.meta,
-                annotations: vec![(by, &i.labels, 0)],
-            })
-        })
-        .collect();
-    serde_json::to_vec_pretty(&tasks).unwrap_or_default()
+/// Label Studio JSON: one task per item, its final label as one annotation. One task a line
+/// (the array written as it goes; Label Studio reads any JSON layout).
+pub fn write_label_studio(src: &mut dyn ItemSource, w: &mut dyn Write) -> io::Result<()> {
+    w.write_all(b"[")?;
+    let mut first = true;
+    src.each(None, &mut |i| {
+        let provenance = i.provenance_value();
+        let by = match provenance["source"].as_str() {
+            Some("adjudicated") => provenance["by"].as_str().unwrap_or("reviewer"),
+            Some(other) => other,
+            None => "release",
+        };
+        let meta = i.meta_map();
+        let task = crate::label_studio::task_json(&crate::label_studio::OutTask {
+            id: i.item_id,
+            external_id: i.external_id.as_deref(),
+            text: i.text.as_deref().unwrap_or(""),
+            meta: &meta,
+            annotations: vec![(by, &i.labels, 0)],
+        });
+        w.write_all(if first { b"\n" } else { b",\n" })?;
+        first = false;
+        serde_json::to_writer(&mut *w, &task).map_err(io::Error::from)
+    })?;
+    w.write_all(b"\n]\n")
+}
+
+pub fn label_studio(mut items: &[ReleaseItem]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = write_label_studio(&mut items, &mut out);
+    out
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Every file of the release, paths relative to the archive's root, manifest last.
-pub fn files(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> Vec<(String, Vec<u8>)> {
-    let mut files = vec![
-        ("README.md".to_string(), card(info, items).into_bytes()),
-        ("release.jsonl".to_string(), jsonl(items)),
-        ("release.csv".to_string(), csv(items)),
-        ("label_studio.json".to_string(), label_studio(items)),
-        (
-            "label_studio_config.xml".to_string(),
-            crate::label_studio::label_config(&info.labels(items), info.multi_label()).into_bytes(),
-        ),
-        ("lineage.json".to_string(), serde_json::to_vec_pretty(info.lineage).unwrap_or_default()),
-    ];
-    files.extend(hf_data(info, items));
+/// Passes writes through and hashes them (the manifest's SHA-256 of each file, computed as the
+/// file is written).
+struct Hashing<'a> {
+    inner: &'a mut dyn Write,
+    sha: Sha256,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Where `write_files` puts each file: `start` a file by its path, then write its bytes.
+pub trait FileSink {
+    fn start(&mut self, path: &str) -> io::Result<&mut dyn Write>;
+}
+
+/// Writes every file of the release into `sink`, paths relative to the archive's root,
+/// manifest last; returns the manifest.
+pub fn write_files(info: &ReleaseInfo<'_>, stats: &ReleaseStats, src: &mut dyn ItemSource, sink: &mut dyn FileSink) -> io::Result<Value> {
+    let names = info.labels(stats);
+    let multi = info.multi_label();
+    let mut hashes = serde_json::Map::new();
+    let mut put = |path: &str, body: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>| -> io::Result<()> {
+        let mut w = Hashing { inner: sink.start(path)?, sha: Sha256::new() };
+        body(&mut w)?;
+        w.flush()?;
+        hashes.insert(path.to_string(), Value::String(hex::encode(w.sha.finalize())));
+        Ok(())
+    };
+    put("README.md", &mut |w| w.write_all(card(info, stats).as_bytes()))?;
+    put("release.jsonl", &mut |w| write_jsonl(src, w))?;
+    put("release.csv", &mut |w| write_csv(src, w))?;
+    put("label_studio.json", &mut |w| write_label_studio(src, w))?;
+    put("label_studio_config.xml", &mut |w| w.write_all(crate::label_studio::label_config(&names, multi).as_bytes()))?;
+    put("lineage.json", &mut |w| serde_json::to_writer_pretty(&mut *w, info.lineage).map_err(io::Error::from))?;
+    for split in split_names(stats) {
+        put(&format!("data/{split}.jsonl"), &mut |w| write_hf_split(src, &split, &names, multi, w))?;
+    }
     let manifest = json!({
         "name": info.name,
         "version": info.version,
         "content_hash": info.content_hash,
         "hash": "SHA-256 of the canonical lines of release.jsonl's items (see README: Releases)",
-        "items": items.len(),
-        "splits": counts(items.iter().map(|i| i.split.as_str())),
-        "files": files.iter().map(|(p, b)| (p.clone(), Value::String(sha256_hex(b)))).collect::<serde_json::Map<_, _>>(),
+        "items": stats.items,
+        "splits": stats.splits,
+        "files": hashes,
     });
-    files.push(("manifest.json".to_string(), serde_json::to_vec_pretty(&manifest).unwrap_or_default()));
-    files
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    sink.start("manifest.json")?.write_all(&bytes)?;
+    Ok(manifest)
 }
 
-/// The release as a zip archive (deflated); its root is the Hugging Face folder.
-pub fn zip(info: &ReleaseInfo<'_>, items: &[ReleaseItem]) -> std::io::Result<Vec<u8>> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (path, bytes) in files(info, items) {
-        w.start_file(path, opts).map_err(std::io::Error::other)?;
-        w.write_all(&bytes)?;
+/// Files kept in memory (small releases, tests).
+#[derive(Default)]
+struct InMemory(Vec<(String, Vec<u8>)>);
+
+impl FileSink for InMemory {
+    fn start(&mut self, path: &str) -> io::Result<&mut dyn Write> {
+        self.0.push((path.to_string(), Vec::new()));
+        Ok(&mut self.0.last_mut().expect("just pushed").1)
     }
-    Ok(w.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// Only the manifest: every file is hashed and dropped.
+struct Discard(io::Sink);
+
+impl FileSink for Discard {
+    fn start(&mut self, _path: &str) -> io::Result<&mut dyn Write> {
+        Ok(&mut self.0)
+    }
+}
+
+struct ZipSink<W: Write + io::Seek>(zip::ZipWriter<W>);
+
+impl<W: Write + io::Seek> FileSink for ZipSink<W> {
+    fn start(&mut self, path: &str) -> io::Result<&mut dyn Write> {
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        self.0.start_file(path, opts).map_err(io::Error::other)?;
+        Ok(&mut self.0)
+    }
+}
+
+/// Every file of the release in memory, manifest last.
+pub fn files(info: &ReleaseInfo<'_>, mut items: &[ReleaseItem]) -> Vec<(String, Vec<u8>)> {
+    let stats = ReleaseStats::of(items);
+    let mut sink = InMemory::default();
+    let _ = write_files(info, &stats, &mut items, &mut sink);
+    sink.0
+}
+
+/// The manifest alone (each file written to nowhere, hashed).
+pub fn manifest(info: &ReleaseInfo<'_>, stats: &ReleaseStats, src: &mut dyn ItemSource) -> io::Result<Vec<u8>> {
+    let manifest = write_files(info, stats, src, &mut Discard(io::sink()))?;
+    Ok(serde_json::to_vec_pretty(&manifest).unwrap_or_default())
+}
+
+/// The release as a zip archive (deflated) written into `out`; its root is the Hugging Face
+/// folder.
+pub fn write_zip<W: Write + io::Seek>(info: &ReleaseInfo<'_>, stats: &ReleaseStats, src: &mut dyn ItemSource, out: W) -> io::Result<W> {
+    let mut sink = ZipSink(zip::ZipWriter::new(out));
+    write_files(info, stats, src, &mut sink)?;
+    sink.0.finish().map_err(io::Error::other)
+}
+
+/// The release as a zip archive in memory.
+pub fn zip(info: &ReleaseInfo<'_>, mut items: &[ReleaseItem]) -> io::Result<Vec<u8>> {
+    let stats = ReleaseStats::of(items);
+    Ok(write_zip(info, &stats, &mut items, io::Cursor::new(Vec::new()))?.into_inner())
 }
 
 /// Parses `release.jsonl` rows back into items (the fields the hash covers, and the rest).
@@ -433,12 +580,12 @@ pub fn read_jsonl(text: &str) -> Result<Vec<ReleaseItem>, String> {
                 kind: s("kind").unwrap_or_default(),
                 text: s("text"),
                 image_sha256: s("image_sha256"),
-                meta: v["meta"].as_object().cloned().unwrap_or_default(),
+                meta: super::canonical_meta(&v["meta"].to_string()),
                 weight: v["weight"].as_f64().ok_or_else(|| format!("release.jsonl line {}: no weight", n + 1))?,
                 source: s("source"),
                 license: s("license"),
                 labels: serde_json::from_value(v["labels"].clone()).map_err(|e| format!("release.jsonl line {}: labels: {e}", n + 1))?,
-                provenance: v["provenance"].clone(),
+                provenance: v["provenance"].to_string(),
                 n_labels: v["n_labels"].as_i64().unwrap_or(0),
                 split: s("split").unwrap_or_default(),
             })

@@ -9,12 +9,13 @@
 //! and a pair at 0.5 is a candidate about half the time, which the exact check then drops.
 //! The hash functions are h_i(x) = a_i·x + b_i over the mixed shingle (one multiply-add each),
 //! so a million pool items cost seconds, not minutes. Only the release's items are indexed
-//! (a band key per band and the sorted shingle hashes); the pool streams past the index one
-//! item at a time, so a million-item pool costs no memory.
+//! (a u64 band key per band, in a sorted `KeyIndex`, and the sorted shingle hashes in one flat
+//! vector: about 250 bytes a text); the pool streams past the index one item at a time, so a
+//! million-item pool costs no memory.
 //!
 //! Images: a 64-bit difference hash (dHash: 9 × 8 grey thumbnail, one bit per horizontal
-//! gradient sign), compared by Hamming distance; it survives re-encoding and resizing.
-use std::collections::HashMap;
+//! gradient sign), compared by Hamming distance; it survives re-encoding and resizing. Hashes
+//! are bucketed by bands of bits (`ImageIndex`), so only candidates are compared.
 
 /// Word shingle size, bands and rows of the LSH index, and the Jaccard threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,15 +95,19 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     both as f64 / (a.len() + b.len() - both) as f64
 }
 
-/// One key per band: the hash of that band's `rows` min-hashes.
-fn band_keys(sh: &[u64], cfg: &MinHashConfig) -> Vec<u64> {
-    let n = cfg.bands * cfg.rows;
-    // Hash function i: x ↦ a_i·x + b_i (mod 2^64) with odd a_i, over the mixed shingle.
-    let coeffs: Vec<(u64, u64)> = (0..n as u64).map(|i| (mix(2 * i + 1) | 1, mix(2 * i + 2))).collect();
-    let mut mins = vec![u64::MAX; n];
+/// The min-hash functions: h_i(x) = a_i·x + b_i (mod 2^64) with odd a_i, over the mixed
+/// shingle. Computed once per index, not per text.
+fn coefficients(cfg: &MinHashConfig) -> Vec<(u64, u64)> {
+    (0..(cfg.bands * cfg.rows) as u64).map(|i| (mix(2 * i + 1) | 1, mix(2 * i + 2))).collect()
+}
+
+/// One key per band: the hash of that band's `rows` min-hashes (seeded with the band's
+/// number, so equal keys of two different bands never meet).
+fn band_keys(sh: &[u64], cfg: &MinHashConfig, coeffs: &[(u64, u64)]) -> Vec<u64> {
+    let mut mins = vec![u64::MAX; coeffs.len()];
     for &s in sh {
         let x = mix(s);
-        for (m, &(a, b)) in mins.iter_mut().zip(&coeffs) {
+        for (m, &(a, b)) in mins.iter_mut().zip(coeffs) {
             let v = x.wrapping_mul(a).wrapping_add(b);
             if v < *m {
                 *m = v;
@@ -120,13 +125,59 @@ fn band_keys(sh: &[u64], cfg: &MinHashConfig) -> Vec<u64> {
         .collect()
 }
 
-/// The release's texts, indexed for near-duplicate queries.
+/// A multimap from u64 keys to u32 positions, built once then read: the pairs sorted by key,
+/// with a directory over the keys' top bits so a lookup reads one short run (keys are hashes,
+/// so the runs are about one entry long). 12 bytes a pair plus 4 a directory slot, where a
+/// `HashMap<_, Vec<_>>` costs some 80 bytes a key: a 100,000-item release has 2,000,000 band
+/// keys (docs/bench.md, the releases benchmark).
+#[derive(Default)]
+pub struct KeyIndex {
+    keys: Vec<u64>,
+    values: Vec<u32>,
+    dir: Vec<u32>,
+    shift: u32,
+}
+
+impl KeyIndex {
+    pub fn build(mut pairs: Vec<(u64, u32)>) -> KeyIndex {
+        pairs.sort_unstable();
+        let bits = (usize::BITS - pairs.len().max(1).leading_zeros()).clamp(1, 24);
+        let shift = 64 - bits;
+        let mut dir = vec![0u32; (1usize << bits) + 1];
+        for &(k, _) in &pairs {
+            dir[(k >> shift) as usize + 1] += 1;
+        }
+        for i in 1..dir.len() {
+            dir[i] += dir[i - 1];
+        }
+        let (keys, values) = pairs.into_iter().unzip();
+        KeyIndex { keys, values, dir, shift }
+    }
+
+    /// The positions stored under `key`.
+    pub fn get(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
+        let (lo, hi) = if self.keys.is_empty() {
+            (0, 0)
+        } else {
+            let slot = (key >> self.shift) as usize;
+            (self.dir[slot] as usize, self.dir[slot + 1] as usize)
+        };
+        (lo..hi).filter(move |&i| self.keys[i] == key).map(move |i| self.values[i])
+    }
+}
+
+/// The release's texts, indexed for near-duplicate queries: `insert` them all, `finish`, then
+/// `query`.
 pub struct NearDuplicateIndex {
     cfg: MinHashConfig,
-    shingles: Vec<Vec<u64>>,
+    coeffs: Vec<(u64, u64)>,
+    /// Every indexed text's sorted shingle hashes, one after the other; `offsets[p]..offsets[p + 1]`.
+    shingles: Vec<u64>,
+    offsets: Vec<u32>,
     ids: Vec<u64>,
-    /// (band, band key) → positions in `ids`.
-    buckets: HashMap<(u32, u64), Vec<u32>>,
+    /// (band key, position) while inserting; moved into `buckets` by `finish`.
+    pending: Vec<(u64, u32)>,
+    buckets: KeyIndex,
 }
 
 /// A near-duplicate found: the indexed item's id and the exact Jaccard similarity.
@@ -138,7 +189,15 @@ pub struct Match {
 
 impl NearDuplicateIndex {
     pub fn new(cfg: MinHashConfig) -> Self {
-        NearDuplicateIndex { cfg, shingles: Vec::new(), ids: Vec::new(), buckets: HashMap::new() }
+        NearDuplicateIndex {
+            cfg,
+            coeffs: coefficients(&cfg),
+            shingles: Vec::new(),
+            offsets: vec![0],
+            ids: Vec::new(),
+            pending: Vec::new(),
+            buckets: KeyIndex::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -157,37 +216,114 @@ impl NearDuplicateIndex {
             return;
         }
         let pos = self.ids.len() as u32;
-        for (b, key) in band_keys(&sh, &self.cfg).into_iter().enumerate() {
-            self.buckets.entry((b as u32, key)).or_default().push(pos);
+        for key in band_keys(&sh, &self.cfg, &self.coeffs) {
+            self.pending.push((key, pos));
         }
         self.ids.push(id);
-        self.shingles.push(sh);
+        self.shingles.extend_from_slice(&sh);
+        self.offsets.push(self.shingles.len() as u32);
+    }
+
+    /// Ends the inserts: builds the band index the queries read.
+    pub fn finish(&mut self) {
+        let mut pairs = std::mem::take(&mut self.pending);
+        pairs.extend(self.buckets.keys.iter().copied().zip(self.buckets.values.iter().copied()));
+        self.buckets = KeyIndex::build(pairs);
+        self.shingles.shrink_to_fit();
+    }
+
+    fn shingles_of(&self, p: u32) -> &[u64] {
+        &self.shingles[self.offsets[p as usize] as usize..self.offsets[p as usize + 1] as usize]
     }
 
     /// Indexed items whose Jaccard similarity with `text` reaches the threshold, most similar
-    /// first (ties by id).
+    /// first (ties by id). Only items indexed before the last `finish` are found.
     pub fn query(&self, text: &str) -> Vec<Match> {
+        debug_assert!(self.pending.is_empty(), "NearDuplicateIndex::query before finish");
         let sh = shingles(text, self.cfg.shingle_words);
         if sh.is_empty() {
             return Vec::new();
         }
-        let mut candidates: Vec<u32> = band_keys(&sh, &self.cfg)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(b, key)| self.buckets.get(&(b as u32, key)))
-            .flatten()
-            .copied()
-            .collect();
+        let mut candidates: Vec<u32> =
+            band_keys(&sh, &self.cfg, &self.coeffs).into_iter().flat_map(|key| self.buckets.get(key)).collect();
+        if candidates.is_empty() {
+            return Vec::new();
+        }
         candidates.sort_unstable();
         candidates.dedup();
         let mut out: Vec<Match> = candidates
             .into_iter()
             .filter_map(|p| {
-                let j = jaccard(&sh, &self.shingles[p as usize]);
+                let j = jaccard(&sh, self.shingles_of(p));
                 (j >= self.cfg.threshold).then(|| Match { id: self.ids[p as usize], jaccard: j })
             })
             .collect();
         out.sort_by(|a, b| b.jaccard.total_cmp(&a.jaccard).then(a.id.cmp(&b.id)));
+        out
+    }
+}
+
+/// Perceptual hashes indexed for "at most `max_bits` apart" queries without comparing every
+/// pair: the 64 bits are cut into `max_bits + 1` bands, and two hashes that differ in at most
+/// `max_bits` bits agree on at least one whole band (pigeonhole). So only hashes sharing a
+/// band value are compared; with 7 bands of 9–10 bits that is about 1 in 500 of a random set
+/// per band, where the pairwise loop compared all.
+pub struct ImageIndex {
+    max_bits: u32,
+    bands: Vec<(u32, u32)>,
+    hashes: Vec<(u32, u64)>,
+    buckets: KeyIndex,
+}
+
+impl ImageIndex {
+    /// `hashes`: (position, dHash) of the indexed images.
+    pub fn new(hashes: Vec<(u32, u64)>, max_bits: u32) -> ImageIndex {
+        let n = max_bits + 1;
+        // Bands of 64 / n bits, the last ones one bit wider to use all 64.
+        let (base, extra) = (64 / n, 64 % n);
+        let mut bands = Vec::new();
+        let mut start = 0;
+        for b in 0..n {
+            let width = base + u32::from(b >= n - extra);
+            bands.push((start, width));
+            start += width;
+        }
+        let mut pairs = Vec::with_capacity(hashes.len() * bands.len());
+        for (i, &(_, h)) in hashes.iter().enumerate() {
+            for (b, &band) in bands.iter().enumerate() {
+                pairs.push((Self::band_key(b, band, h), i as u32));
+            }
+        }
+        ImageIndex { max_bits, bands, hashes, buckets: KeyIndex::build(pairs) }
+    }
+
+    fn band_key(b: usize, (start, width): (u32, u32), h: u64) -> u64 {
+        mix(((h >> start) & ((1u64 << width) - 1)) ^ ((b as u64 + 1) << 40))
+    }
+
+    /// (position, dHash) of the indexed images.
+    pub fn hashes(&self) -> &[(u32, u64)] {
+        &self.hashes
+    }
+
+    /// (position, Hamming distance) of the indexed hashes at most `max_bits` from `h`, each once,
+    /// by position.
+    pub fn near(&self, h: u64) -> Vec<(u32, u32)> {
+        let mut found: Vec<u32> = Vec::new();
+        for (b, &band) in self.bands.iter().enumerate() {
+            found.extend(self.buckets.get(Self::band_key(b, band, h)));
+        }
+        found.sort_unstable();
+        found.dedup();
+        let mut out: Vec<(u32, u32)> = found
+            .into_iter()
+            .filter_map(|i| {
+                let (pos, hp) = self.hashes[i as usize];
+                let d = hamming(h, hp);
+                (d <= self.max_bits).then_some((pos, d))
+            })
+            .collect();
+        out.sort_unstable();
         out
     }
 }
@@ -235,6 +371,7 @@ mod tests {
         let mut index = NearDuplicateIndex::new(MinHashConfig::default());
         index.insert(1, BASE);
         index.insert(2, "A completely different review about a blender that stopped working after a week of use.");
+        index.finish();
         // One word changed out of 48: Jaccard about 0.89.
         let edited = BASE.replace("crushed", "dented");
         let hits = index.query(&edited);
@@ -260,6 +397,7 @@ mod tests {
             index.insert(id, &t.join(" "));
             texts.push(t);
         }
+        index.finish();
         let (mut above, mut found) = (0, 0);
         for (id, t) in texts.iter().enumerate() {
             // Change 2 of 60 words: Jaccard of the 3-shingles ≈ 0.82–0.9.
@@ -288,5 +426,47 @@ mod tests {
             image::Rgb([255 - (x * 4) as u8, ((x * y) % 256) as u8, 0])
         }));
         assert!(hamming(dhash(&img), dhash(&other)) > 16);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    #[test]
+    fn key_index_finds_every_value_of_a_key() {
+        let pairs: Vec<(u64, u32)> = (0..10_000u32).map(|i| (mix(i as u64 % 5_000), i)).collect();
+        let index = KeyIndex::build(pairs);
+        let mut got: Vec<u32> = index.get(mix(7)).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![7, 5_007]);
+        assert_eq!(index.get(mix(123_456)).count(), 0);
+        assert_eq!(KeyIndex::build(Vec::new()).get(1).count(), 0);
+    }
+
+    /// The banded image index finds exactly what comparing every pair finds.
+    #[test]
+    fn image_index_equals_the_pairwise_comparison() {
+        let mut rng = crate::stats::rng::SeededRng::new(11);
+        let mut hashes: Vec<(u32, u64)> = Vec::new();
+        for p in 0..2_000u32 {
+            let h = if p % 3 == 0 && p > 0 {
+                // A near copy of an earlier hash: up to 8 bits flipped.
+                let mut h = hashes[rng.below(hashes.len() as u64) as usize].1;
+                for _ in 0..rng.below(9) {
+                    h ^= 1 << rng.below(64);
+                }
+                h
+            } else {
+                (rng.below(u32::MAX as u64) << 32) | rng.below(u32::MAX as u64)
+            };
+            hashes.push((p * 10, h));
+        }
+        let index = ImageIndex::new(hashes.clone(), 6);
+        for &(_, h) in hashes.iter().step_by(7) {
+            let pairwise: Vec<(u32, u32)> =
+                hashes.iter().filter(|(_, x)| hamming(h, *x) <= 6).map(|&(p, x)| (p, hamming(h, x))).collect();
+            assert_eq!(index.near(h), pairwise);
+        }
     }
 }

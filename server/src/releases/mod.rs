@@ -64,17 +64,44 @@ pub struct ReleaseItem {
     pub kind: String,
     pub text: Option<String>,
     pub image_sha256: Option<String>,
-    pub meta: Map<String, Value>,
+    /// The meta object as canonical JSON (`canonical_meta`). Text rather than a parsed map
+    /// (and the provenance likewise): a parsed map costs about a kilobyte an item, and a
+    /// release of 100,000 items freezes and exports within a bounded memory (docs/bench.md).
+    pub meta: String,
     pub weight: f64,
     pub source: Option<String>,
     pub license: Option<String>,
     /// The final label set, sorted.
     pub labels: Vec<String>,
-    /// Where the label came from: `{"source": "adjudicated", "by"}`, `{"source": "gold"}`,
-    /// `{"source": "consensus", "method", "posterior"}` or `{"source": "single_label"}`.
-    pub provenance: Value,
+    /// Where the label came from, as compact JSON: `{"source": "adjudicated", "by"}`,
+    /// `{"source": "gold"}`, `{"source": "consensus", "method", "posterior"}` or
+    /// `{"source": "single_label"}`.
+    pub provenance: String,
     pub n_labels: i64,
     pub split: String,
+}
+
+impl ReleaseItem {
+    pub fn meta_map(&self) -> Map<String, Value> {
+        parse_meta(&self.meta)
+    }
+
+    pub fn provenance_value(&self) -> Value {
+        serde_json::from_str(&self.provenance).unwrap_or(Value::Null)
+    }
+
+    /// The provenance's `source` (`adjudicated`, `gold`, `consensus`, `single_label`).
+    pub fn provenance_source(&self) -> String {
+        self.provenance_value()["source"].as_str().unwrap_or("").to_string()
+    }
+}
+
+/// A meta object's canonical JSON (keys sorted at every depth, no whitespace); anything but
+/// an object is `{}`.
+pub fn canonical_meta(text: &str) -> String {
+    let mut out = String::new();
+    canonical_json(&Value::Object(parse_meta(text)), &mut out);
+    out
 }
 
 pub const SPLIT_DEV: &str = "dev";
@@ -194,19 +221,21 @@ fn group_of(meta: &Map<String, Value>, attr: &Option<String>) -> Option<String> 
     }
 }
 
-fn to_item(c: &Candidate, labels: Vec<String>, provenance: Value, split: &str) -> ReleaseItem {
+/// Moves a candidate's fields into a release item (the candidate is consumed: a 100,000-item
+/// freeze holds one copy of the texts, not two).
+fn to_item(c: Candidate, labels: Vec<String>, provenance: Value, split: &str) -> ReleaseItem {
     ReleaseItem {
         item_id: c.id,
-        external_id: c.external_id.clone(),
-        kind: c.kind.clone(),
-        text: c.text.clone(),
-        image_sha256: c.image_sha256.clone(),
-        meta: parse_meta(&c.meta),
+        external_id: c.external_id,
+        kind: c.kind,
+        text: c.text,
+        image_sha256: c.image_sha256,
+        meta: canonical_meta(&c.meta),
         weight: c.weight,
-        source: c.source.clone(),
-        license: c.license.clone(),
+        source: c.source,
+        license: c.license,
         labels,
-        provenance,
+        provenance: provenance.to_string(),
         n_labels: c.label_count,
         split: split.to_string(),
     }
@@ -215,22 +244,23 @@ fn to_item(c: &Candidate, labels: Vec<String>, provenance: Value, split: &str) -
 /// The release's items with their splits: members with a final label (dev/test, grouped and
 /// stratified by the member's stratum, seeded), then `train_dev_size` labeled pool items drawn
 /// with the same seed. Returned in canonical (hash) order.
-pub fn build_items(members: &[Candidate], pool: &[Candidate], s: &FreezeSettings) -> Result<Vec<ReleaseItem>, String> {
-    let labeled: Vec<(&Candidate, Vec<String>, Value)> =
-        members.iter().filter_map(|c| final_of(c).map(|(l, p)| (c, l, p))).collect();
+pub fn build_items(members: Vec<Candidate>, pool: Vec<Candidate>, s: &FreezeSettings) -> Result<Vec<ReleaseItem>, String> {
+    let labeled: Vec<(Candidate, Vec<String>, Value)> =
+        members.into_iter().filter_map(|c| final_of(&c).map(|(l, p)| (c, l, p))).collect();
     let split_items: Vec<splits::SplitItem> = labeled
         .iter()
         .map(|(c, _, _)| splits::SplitItem { stratum: c.stratum.clone(), group: group_of(&parse_meta(&c.meta), &s.group_by) })
         .collect();
     let assigned = splits::grouped_stratified_split(&split_items, &s.shares, s.seed).map_err(|e| e.reason)?;
+    drop(split_items);
     let mut items: Vec<ReleaseItem> = labeled
         .into_iter()
         .zip(assigned)
         .map(|((c, l, p), split)| to_item(c, l, p, [SPLIT_DEV, SPLIT_TEST][split]))
         .collect();
     if s.train_dev_size > 0 {
-        let mut candidates: Vec<(&Candidate, Vec<String>, Value)> =
-            pool.iter().filter_map(|c| final_of(c).map(|(l, p)| (c, l, p))).collect();
+        let mut candidates: Vec<(Candidate, Vec<String>, Value)> =
+            pool.into_iter().filter_map(|c| final_of(&c).map(|(l, p)| (c, l, p))).collect();
         if (candidates.len() as u64) < s.train_dev_size {
             return Err(format!(
                 "train_dev_size is {} but the training pool has {} labeled items",
@@ -242,6 +272,8 @@ pub fn build_items(members: &[Candidate], pool: &[Candidate], s: &FreezeSettings
         candidates.truncate(s.train_dev_size as usize);
         items.extend(candidates.into_iter().map(|(c, l, p)| to_item(c, l, p, SPLIT_TRAIN_DEV)));
     }
+    // Sorted by canonical line; the lines are made twice (here and for the hash) rather than
+    // kept, to hold one copy of the release at a time.
     let mut keyed: Vec<(String, ReleaseItem)> = items.into_iter().map(|i| (canonical_line(&i), i)).collect();
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(keyed.into_iter().map(|(_, i)| i).collect())
@@ -280,25 +312,25 @@ pub fn canonical_json(v: &Value, out: &mut String) {
     }
 }
 
-/// The hashed fields of an item (see the module comment), canonical.
+/// The hashed fields of an item (see the module comment), canonical: the object's keys are
+/// written in their sorted order, and `meta` is already canonical JSON (`canonical_meta`).
 pub fn canonical_line(i: &ReleaseItem) -> String {
     let mut labels = i.labels.clone();
     labels.sort();
-    let v = json!({
-        "external_id": i.external_id,
-        "image_sha256": i.image_sha256,
-        "kind": i.kind,
-        "labels": labels,
-        "license": i.license,
-        "meta": i.meta,
-        "source": i.source,
-        "split": i.split,
-        "text": i.text,
-        "weight": i.weight,
-    });
-    let mut out = String::new();
-    canonical_json(&v, &mut out);
-    out
+    let j = |v: &Option<String>| Value::from(v.clone()).to_string();
+    format!(
+        "{{\"external_id\":{},\"image_sha256\":{},\"kind\":{},\"labels\":{},\"license\":{},\"meta\":{},\"source\":{},\"split\":{},\"text\":{},\"weight\":{}}}",
+        j(&i.external_id),
+        j(&i.image_sha256),
+        Value::from(i.kind.as_str()),
+        Value::from(labels),
+        j(&i.license),
+        i.meta,
+        j(&i.source),
+        Value::from(i.split.as_str()),
+        j(&i.text),
+        Value::from(i.weight),
+    )
 }
 
 /// SHA-256 (hex) of the items' canonical lines, sorted (see the module comment).
@@ -326,15 +358,23 @@ fn snippet(text: Option<&str>) -> Option<String> {
     text.map(|t| t.chars().take(160).collect())
 }
 
+/// The key of a text for the exact-duplicate check: a hash of its normalised form (a match
+/// is confirmed on the texts themselves).
+fn exact_key(normalised: &str) -> u64 {
+    let d = Sha256::digest(normalised.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]))
+}
+
 /// The leakage check: the release's items indexed once; pairs between its splits at once,
-/// pool items streamed past it one at a time (`check_pool_item`).
+/// pool items streamed past it one at a time (`check_pool_item`). The indexes hold hashes and
+/// positions, not copies of the texts: a 100,000-item release indexes in some 40 MB.
 pub struct LeakageCheck<'a> {
     items: &'a [ReleaseItem],
     index: leakage::NearDuplicateIndex,
-    exact: HashMap<String, Vec<usize>>,
+    exact: leakage::KeyIndex,
     images: HashMap<&'a str, Vec<usize>>,
-    /// (position, dHash) of the release's images whose thumbnail could be read.
-    image_hashes: Vec<(usize, u64)>,
+    /// The dHashes of the release's images whose thumbnail could be read.
+    image_index: leakage::ImageIndex,
     release_ids: HashSet<i64>,
     pub pairs: Vec<LeakagePair>,
     pub pool_items: u64,
@@ -351,25 +391,33 @@ impl<'a> LeakageCheck<'a> {
     pub fn new(items: &'a [ReleaseItem], threshold: f64, dhash_of: &dyn Fn(&str) -> Option<u64>) -> Self {
         let cfg = leakage::MinHashConfig { threshold, ..Default::default() };
         let mut index = leakage::NearDuplicateIndex::new(cfg);
-        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut exact = Vec::new();
         let mut images: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut image_hashes = Vec::new();
         for (pos, it) in items.iter().enumerate() {
             if let Some(t) = &it.text {
                 index.insert(pos as u64, t);
-                exact.entry(normalised(t)).or_default().push(pos);
+                exact.push((exact_key(&normalised(t)), pos as u32));
             }
             if let Some(sha) = &it.image_sha256 {
                 images.entry(sha.as_str()).or_default().push(pos);
+                if let Some(h) = dhash_of(sha) {
+                    image_hashes.push((pos as u32, h));
+                }
             }
         }
-        let image_hashes = items
-            .iter()
-            .enumerate()
-            .filter_map(|(pos, it)| Some((pos, dhash_of(it.image_sha256.as_deref()?)?)))
-            .collect();
+        index.finish();
         let release_ids = items.iter().map(|i| i.item_id).collect();
-        let mut check =
-            LeakageCheck { items, index, exact, images, image_hashes, release_ids, pairs: Vec::new(), pool_items: 0 };
+        let mut check = LeakageCheck {
+            items,
+            index,
+            exact: leakage::KeyIndex::build(exact),
+            images,
+            image_index: leakage::ImageIndex::new(image_hashes, IMAGE_HAMMING),
+            release_ids,
+            pairs: Vec::new(),
+            pool_items: 0,
+        };
         check.between_splits();
         check
     }
@@ -377,6 +425,16 @@ impl<'a> LeakageCheck<'a> {
     fn side(&self, pos: usize) -> LeakageSide {
         let it = &self.items[pos];
         LeakageSide { item_id: it.item_id, external_id: it.external_id.clone(), split: it.split.clone(), snippet: snippet(it.text.as_deref()) }
+    }
+
+    /// Positions of the release's texts equal to `text` once normalised.
+    fn exact_matches(&self, text: &str) -> Vec<usize> {
+        let n = normalised(text);
+        self.exact
+            .get(exact_key(&n))
+            .map(|p| p as usize)
+            .filter(|&p| self.items[p].text.as_deref().is_some_and(|t| normalised(t) == n))
+            .collect()
     }
 
     /// Pairs of the release's own items in different splits.
@@ -391,7 +449,7 @@ impl<'a> LeakageCheck<'a> {
                 }
             };
             if let Some(t) = &it.text {
-                for &b in &self.exact[&normalised(t)] {
+                for b in self.exact_matches(t) {
                     add(b, "exact", 1.0);
                 }
                 for m in self.index.query(t) {
@@ -404,13 +462,12 @@ impl<'a> LeakageCheck<'a> {
                 }
             }
         }
-        // Images: every pair of hashes (the release's images only, so quadratic in a number
-        // that stays small next to the pool).
-        for (i, &(x, hx)) in self.image_hashes.iter().enumerate() {
-            for &(y, hy) in &self.image_hashes[i + 1..] {
-                let d = leakage::hamming(hx, hy);
-                if d <= IMAGE_HAMMING && self.items[x].split != self.items[y].split && seen.insert((x.min(y), x.max(y))) {
-                    found.push((x.min(y), x.max(y), "near".to_string(), 1.0 - d as f64 / 64.0));
+        // Images: each hash against the candidates that share a band of bits with it.
+        for &(x, hx) in self.image_index.hashes() {
+            for (y, d) in self.image_index.near(hx) {
+                let (x, y) = (x.min(y) as usize, x.max(y) as usize);
+                if x != y && self.items[x].split != self.items[y].split && seen.insert((x, y)) {
+                    found.push((x, y, "near".to_string(), 1.0 - d as f64 / 64.0));
                 }
             }
         }
@@ -437,10 +494,8 @@ impl<'a> LeakageCheck<'a> {
         self.pool_items += 1;
         let mut hits: BTreeMap<usize, (String, f64)> = BTreeMap::new();
         if let Some(t) = &text {
-            if let Some(ps) = self.exact.get(&normalised(t)) {
-                for &p in ps {
-                    hits.insert(p, ("exact".into(), 1.0));
-                }
+            for p in self.exact_matches(t) {
+                hits.insert(p, ("exact".into(), 1.0));
             }
             for m in self.index.query(t) {
                 hits.entry(m.id as usize).or_insert(("near".into(), m.jaccard));
@@ -452,11 +507,8 @@ impl<'a> LeakageCheck<'a> {
             }
         }
         if let Some(h) = image_dhash {
-            for &(p, hp) in &self.image_hashes {
-                let d = leakage::hamming(h, hp);
-                if d <= IMAGE_HAMMING {
-                    hits.entry(p).or_insert(("near".into(), 1.0 - d as f64 / 64.0));
-                }
+            for (p, d) in self.image_index.near(h) {
+                hits.entry(p as usize).or_insert(("near".into(), 1.0 - d as f64 / 64.0));
             }
         }
         for (p, (kind, jaccard)) in hits {
@@ -526,7 +578,7 @@ mod tests {
             .map(|i| {
                 let mut it = item(i, &format!("text {i}"));
                 it.external_id = Some(format!("x{i}"));
-                it.meta = serde_json::from_str(&format!("{{\"b\": {i}, \"a\": \"x\"}}")).unwrap();
+                it.meta = canonical_meta(&format!("{{\"b\": {i}, \"a\": \"x\"}}"));
                 it.labels = vec!["pos".into(), "neg".into()];
                 it.split = if i % 2 == 1 { "dev" } else { "test" }.into();
                 it
@@ -543,7 +595,7 @@ mod tests {
         // Provenance and item ids are not part of it.
         let mut other = items.clone();
         other[0].item_id = 99;
-        other[0].provenance = json!({"source": "adjudicated", "by": "someone"});
+        other[0].provenance = json!({"source": "adjudicated", "by": "someone"}).to_string();
         assert_eq!(content_hash(&other), content_hash(&items));
         other[0].split = "test".into();
         assert_ne!(content_hash(&other), content_hash(&items));
@@ -602,12 +654,12 @@ mod tests {
             kind: "text".into(),
             text: Some(text.into()),
             image_sha256: None,
-            meta: Map::new(),
+            meta: "{}".into(),
             weight: 1.0,
             source: None,
             license: None,
             labels: vec!["pos".into()],
-            provenance: json!({"source": "gold"}),
+            provenance: json!({"source": "gold"}).to_string(),
             n_labels: 0,
             split: "dev".into(),
         }

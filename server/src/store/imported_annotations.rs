@@ -1,5 +1,7 @@
-//! Annotations that arrive with imported items (a Label Studio export, issue 9), written
-//! after the items' import committed.
+//! Annotations that arrive with imported items (a Label Studio export, issue 9), written in
+//! the transaction that commits the items (`attach_imported_annotations!`, run by
+//! `store::imports::commit`): items, annotations and created accounts are saved together or
+//! not at all.
 //!
 //! Who they are attributed to: each Label Studio annotator stays a person of their own, so
 //! agreement, consensus and per-labeler statistics work on the imported labels as on native
@@ -13,13 +15,6 @@
 //!
 //! Invariants kept as a submission keeps them: one annotation per (item, user), and
 //! `items.label_count` / `complete` / `projects.done_count` counted in the same transaction.
-use app::api_types::AuditAction;
-use serde_json::json;
-
-use super::audit::Entry;
-use super::{now_ms, BeginWrite, Db};
-use crate::error::AppResult;
-use crate::{append_audit, on_write};
 
 /// One imported annotation: the item by its external id, its annotator as the file names
 /// them, the labels as stored (a JSON array in the project's label order) and the time.
@@ -53,116 +48,120 @@ pub fn imported_username(annotator: &str) -> String {
 
 /// A password hash nothing verifies against (`auth::password::verify_password` refuses a
 /// hash it cannot parse): the account exists for attribution and cannot sign in.
-const LOCKED: &str = "!imported";
+pub const LOCKED: &str = "!imported";
 
-/// Writes the annotations in one transaction (all or none of them). It holds SQLite's writer
-/// for the whole list: fine for the sizes Label Studio exports (it loads its own exports
-/// whole), and it keeps the counters exact.
-pub async fn attach(db: &Db, project_id: i64, actor: i64, anns: &[ImportedAnnotation]) -> AppResult<AttachOutcome> {
-    let now = now_ms();
-    let outcome: AttachOutcome = on_write!(db, pool => {
-        let mut tx = BeginWrite::begin_write(pool).await?;
-        let overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
-            .bind(project_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut out = AttachOutcome::default();
-        let mut users: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-        for a in anns {
-            let user_id = match users.get(&a.annotator) {
-                Some(&id) => id,
-                None => {
-                    let native: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-                        .bind(&a.annotator)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let id = match native {
-                        Some(id) => id,
-                        None => {
-                            let name = imported_username(&a.annotator);
-                            let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-                                .bind(&name)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                            match existing {
-                                Some(id) => id,
-                                None => {
-                                    let id: i64 = sqlx::query_scalar(
-                                        "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, 'labeler', $3) RETURNING id",
-                                    )
+/// Writes the annotations inside the transaction `$tx` (an open write transaction on either
+/// backend; a macro, not a function, because the two backends' transactions are different
+/// types and the body is the same SQL). The import's commit runs it in the transaction that
+/// makes the items visible (`store::imports::commit`), so items, annotations and accounts are
+/// committed together or not at all. Evaluates to `Result<AttachOutcome, AppError>`.
+#[macro_export]
+macro_rules! attach_imported_annotations {
+    ($tx:ident, $project_id:expr, $actor:expr, $anns:expr, $now:expr) => {
+        async {
+            use $crate::store::imported_annotations::{imported_username, AttachOutcome, LOCKED};
+            let (project_id, actor, now): (i64, i64, i64) = ($project_id, $actor, $now);
+            let overlap: i64 = sqlx::query_scalar("SELECT overlap FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_one(&mut *$tx)
+                .await?;
+            let mut out = AttachOutcome::default();
+            let mut users: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+            for a in $anns {
+                let user_id = match users.get(&a.annotator) {
+                    Some(&id) => id,
+                    None => {
+                        let native: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+                            .bind(&a.annotator)
+                            .fetch_optional(&mut *$tx)
+                            .await?;
+                        let id = match native {
+                            Some(id) => id,
+                            None => {
+                                let name = imported_username(&a.annotator);
+                                let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
                                     .bind(&name)
-                                    .bind(LOCKED)
-                                    .bind(now)
-                                    .fetch_one(&mut *tx)
+                                    .fetch_optional(&mut *$tx)
                                     .await?;
-                                    append_audit!(tx, Entry {
-                                        user_id: Some(id),
-                                        after: Some(json!({"username": name, "role": "labeler", "imported_from": "label-studio"})),
-                                        ..Entry::new(now, Some(actor), AuditAction::UserCreated)
-                                    })?;
-                                    out.users_created.push(name);
-                                    id
+                                match existing {
+                                    Some(id) => id,
+                                    None => {
+                                        let id: i64 = sqlx::query_scalar(
+                                            "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, 'labeler', $3) RETURNING id",
+                                        )
+                                        .bind(&name)
+                                        .bind(LOCKED)
+                                        .bind(now)
+                                        .fetch_one(&mut *$tx)
+                                        .await?;
+                                        $crate::append_audit!($tx, $crate::store::audit::Entry {
+                                            user_id: Some(id),
+                                            after: Some(serde_json::json!({"username": name, "role": "labeler", "imported_from": "label-studio"})),
+                                            ..$crate::store::audit::Entry::new(now, Some(actor), app::api_types::AuditAction::UserCreated)
+                                        })?;
+                                        out.users_created.push(name);
+                                        id
+                                    }
                                 }
                             }
-                        }
-                    };
-                    sqlx::query(
-                        "INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)
-                         ON CONFLICT (project_id, user_id) DO NOTHING",
-                    )
-                    .bind(project_id)
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    users.insert(a.annotator.clone(), id);
-                    id
-                }
-            };
-            let item: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT id, label_count FROM items WHERE project_id = $1 AND external_id = $2",
-            )
-            .bind(project_id)
-            .bind(&a.external_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((item_id, label_count)) = item else {
-                out.not_attached += 1;
-                continue;
-            };
-            let added = sqlx::query(
-                "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (item_id, user_id) DO NOTHING",
-            )
-            .bind(project_id)
-            .bind(item_id)
-            .bind(user_id)
-            .bind(&a.labels_json)
-            .bind(a.time_ms)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if added == 0 {
-                out.not_attached += 1;
-                continue;
-            }
-            let completes = label_count + 1 >= overlap;
-            sqlx::query("UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2")
-                .bind(completes as i64)
-                .bind(item_id)
-                .execute(&mut *tx)
+                        };
+                        sqlx::query(
+                            "INSERT INTO project_members (project_id, user_id, added_at) VALUES ($1, $2, $3)
+                             ON CONFLICT (project_id, user_id) DO NOTHING",
+                        )
+                        .bind(project_id)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
+                        users.insert(a.annotator.clone(), id);
+                        id
+                    }
+                };
+                let item: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT id, label_count FROM items WHERE project_id = $1 AND external_id = $2",
+                )
+                .bind(project_id)
+                .bind(&a.external_id)
+                .fetch_optional(&mut *$tx)
                 .await?;
-            if completes && label_count < overlap {
-                sqlx::query("UPDATE projects SET done_count = done_count + 1 WHERE id = $1")
-                    .bind(project_id)
-                    .execute(&mut *tx)
+                let Some((item_id, label_count)) = item else {
+                    out.not_attached += 1;
+                    continue;
+                };
+                let added = sqlx::query(
+                    "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (item_id, user_id) DO NOTHING",
+                )
+                .bind(project_id)
+                .bind(item_id)
+                .bind(user_id)
+                .bind(&a.labels_json)
+                .bind(a.time_ms)
+                .bind(now)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+                if added == 0 {
+                    out.not_attached += 1;
+                    continue;
+                }
+                let completes = label_count + 1 >= overlap;
+                sqlx::query("UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2")
+                    .bind(completes as i64)
+                    .bind(item_id)
+                    .execute(&mut *$tx)
                     .await?;
+                if completes && label_count < overlap {
+                    sqlx::query("UPDATE projects SET done_count = done_count + 1 WHERE id = $1")
+                        .bind(project_id)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                out.inserted += 1;
             }
-            out.inserted += 1;
+            Ok::<AttachOutcome, $crate::error::AppError>(out)
         }
-        tx.commit().await?;
-        out
-    });
-    Ok(outcome)
+        .await
+    };
 }

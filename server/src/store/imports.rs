@@ -8,6 +8,7 @@
 //! rows in short chunks (`delete_pending_chunk`) before it is marked finished, and an import
 //! whose server died is found by its stale heartbeat and cleaned up the same way (`stale`).
 //! Migration `0002_staged_imports.sql` says why item ids can serve as the watermark.
+use super::imported_annotations::{AttachOutcome, ImportedAnnotation};
 use super::BeginWrite;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
@@ -73,9 +74,19 @@ pub async fn heartbeat(db: &Db, import_id: i64, lines: i64, inserted: i64) -> Ap
 /// committed, raises the watermark to the highest id it inserted and bumps the item count.
 /// Fails (and changes nothing) if the import is no longer running, e.g. because a clean-up
 /// took it for dead.
-pub async fn commit(db: &Db, import_id: i64, project_id: i64, lines: i64, inserted: i64, max_id: i64) -> AppResult<()> {
+/// `annotations` (a Label Studio import's, with the importing user): written in the same
+/// transaction, so the items and their annotations commit together or not at all.
+pub async fn commit(
+    db: &Db,
+    import_id: i64,
+    project_id: i64,
+    lines: i64,
+    inserted: i64,
+    max_id: i64,
+    annotations: Option<(&[ImportedAnnotation], i64)>,
+) -> AppResult<Option<AttachOutcome>> {
     let now = now_ms();
-    on_write!(db, pool => {
+    let attached = on_write!(db, pool => {
         let mut tx = BeginWrite::begin_write(pool).await?;
         let marked = sqlx::query(
             "UPDATE imports SET state = 'committed', finished_at = $2, heartbeat_at = $2, lines = $3, inserted = $4
@@ -103,9 +114,14 @@ pub async fn commit(db: &Db, import_id: i64, project_id: i64, lines: i64, insert
             .execute(&mut *tx)
             .await?;
         }
+        let attached = match annotations {
+            Some((anns, actor)) => Some(crate::attach_imported_annotations!(tx, project_id, actor, anns, now)?),
+            None => None,
+        };
         tx.commit().await?;
+        attached
     });
-    Ok(())
+    Ok(attached)
 }
 
 /// Deletes up to `DELETE_BATCH` pending rows of the project (ids above its watermark);

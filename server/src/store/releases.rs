@@ -80,15 +80,21 @@ pub async fn labeled_pool(db: &Db, project_id: i64) -> sqlx::Result<Vec<Candidat
     on_read!(db, pool => sqlx::query_as::<_, Candidate>(&sql).bind(project_id).fetch_all(pool).await)
 }
 
-/// Streams the project's items that can end up in training (visible, in no dev set) past
-/// `f`: (id, external id, text, image sha256). One row in memory at a time.
-pub async fn for_each_pool_item(
+/// One item of the training pool: id, external id, text, image sha256.
+pub type PoolItem = (i64, Option<String>, Option<String>, Option<String>);
+
+/// Streams the project's items that can end up in training (visible, in no dev set) into
+/// `tx` in batches of `batch` (the leakage check runs on a blocking thread at the other end,
+/// so the async workers only read rows; the bounded channel keeps a few batches in memory).
+/// Stops early, without error, when the receiver is gone. Returns the rows read.
+pub async fn send_pool_items(
     db: &Db,
     project_id: i64,
-    mut f: impl FnMut(i64, Option<String>, Option<String>, Option<String>),
+    batch: usize,
+    tx: &tokio::sync::mpsc::Sender<Vec<PoolItem>>,
 ) -> sqlx::Result<u64> {
     on_read!(db, pool => {
-        let mut rows = sqlx::query_as::<_, (i64, Option<String>, Option<String>, Option<String>)>(
+        let mut rows = sqlx::query_as::<_, PoolItem>(
             "SELECT i.id, i.external_id, i.text, i.image_sha256 FROM items i
               WHERE i.project_id = $1
                 AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
@@ -98,11 +104,31 @@ pub async fn for_each_pool_item(
         .bind(project_id)
         .fetch(pool);
         let mut n = 0;
-        while let Some((id, ext, text, image)) = rows.try_next().await? {
-            f(id, ext, text, image);
+        let mut buf = Vec::with_capacity(batch);
+        while let Some(row) = rows.try_next().await? {
             n += 1;
+            buf.push(row);
+            if buf.len() >= batch && tx.send(std::mem::replace(&mut buf, Vec::with_capacity(batch))).await.is_err() {
+                return Ok(n);
+            }
+        }
+        if !buf.is_empty() {
+            let _ = tx.send(buf).await;
         }
         Ok(n)
+    })
+}
+
+/// When the latest label (annotation, written or changed) of the dev set's members was
+/// written, in ms; None when they have none.
+pub async fn latest_label_at(db: &Db, devset_id: i64) -> sqlx::Result<Option<i64>> {
+    on_read!(db, pool => {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(a.updated_at) FROM annotations a JOIN devset_members m ON m.item_id = a.item_id WHERE m.devset_id = $1",
+        )
+        .bind(devset_id)
+        .fetch_one(pool)
+        .await
     })
 }
 
@@ -171,12 +197,12 @@ pub async fn insert_release(db: &Db, r: &NewRelease<'_>, items: &[ReleaseItem]) 
                     .bind(&it.kind)
                     .bind(&it.text)
                     .bind(&it.image_sha256)
-                    .bind(serde_json::Value::Object(it.meta.clone()).to_string())
+                    .bind(&it.meta)
                     .bind(it.weight)
                     .bind(&it.source)
                     .bind(&it.license)
                     .bind(serde_json::to_string(&it.labels).unwrap_or_else(|_| "[]".into()))
-                    .bind(it.provenance.to_string())
+                    .bind(&it.provenance)
                     .bind(it.n_labels)
                     .bind(&it.split);
             }
@@ -240,37 +266,58 @@ struct ItemRow {
     split: String,
 }
 
-/// A release's items in their canonical order (the order the hash was computed in).
-pub async fn release_items(db: &Db, release_id: i64) -> sqlx::Result<Vec<ReleaseItem>> {
-    let rows: Vec<ItemRow> = on_read!(db, pool => {
-        sqlx::query_as::<_, ItemRow>(
-            "SELECT item_id, external_id, kind, text, image_sha256, meta, weight, source, license, labels, provenance,
-                    n_labels, split
-               FROM release_items WHERE release_id = $1 ORDER BY position",
-        )
-        .bind(release_id)
-        .fetch_all(pool)
-        .await?
-    });
-    Ok(rows
-        .into_iter()
-        .map(|r| ReleaseItem {
+impl From<ItemRow> for ReleaseItem {
+    fn from(r: ItemRow) -> ReleaseItem {
+        ReleaseItem {
             item_id: r.item_id,
             external_id: r.external_id,
             kind: r.kind,
             text: r.text,
             image_sha256: r.image_sha256,
-            meta: match serde_json::from_str(&r.meta) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => Default::default(),
-            },
+            // Written canonical by `insert_release` (`releases::canonical_meta`).
+            meta: r.meta,
             weight: r.weight,
             source: r.source,
             license: r.license,
             labels: serde_json::from_str(&r.labels).unwrap_or_default(),
-            provenance: serde_json::from_str(&r.provenance).unwrap_or(serde_json::Value::Null),
+            provenance: r.provenance,
             n_labels: r.n_labels,
             split: r.split,
-        })
-        .collect())
+        }
+    }
+}
+
+const ITEM_SELECT: &str = "SELECT item_id, external_id, kind, text, image_sha256, meta, weight, source, license, labels, provenance,
+        n_labels, split FROM release_items";
+
+/// A release's items in their canonical order (the order the hash was computed in).
+pub async fn release_items(db: &Db, release_id: i64) -> sqlx::Result<Vec<ReleaseItem>> {
+    let rows: Vec<ItemRow> = on_read!(db, pool => {
+        sqlx::query_as::<_, ItemRow>(&format!("{ITEM_SELECT} WHERE release_id = $1 ORDER BY position"))
+            .bind(release_id)
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows.into_iter().map(ReleaseItem::from).collect())
+}
+
+/// Streams a release's items (all, or one split's) in canonical order past `f`, one row in
+/// memory at a time; stops at the first error `f` returns and gives it back.
+pub async fn for_each_release_item<E: From<sqlx::Error>>(
+    db: &Db,
+    release_id: i64,
+    split: Option<&str>,
+    mut f: impl FnMut(ReleaseItem) -> Result<(), E>,
+) -> Result<(), E> {
+    let sql = format!("{ITEM_SELECT} WHERE release_id = $1 AND ($2 IS NULL OR split = $2) ORDER BY position");
+    on_read!(db, pool => {
+        let mut rows = sqlx::query_as::<_, ItemRow>(&sql)
+        .bind(release_id)
+        .bind(split)
+        .fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            f(ReleaseItem::from(row))?;
+        }
+        Ok(())
+    })
 }

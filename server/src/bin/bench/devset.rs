@@ -102,7 +102,7 @@ fn generate_production(path: &Path, n: u64) -> Result<u64> {
     Ok(std::fs::metadata(path)?.len())
 }
 
-async fn upload_profile(client: &Client, base: &str, pid: i64, token: &str, name: &str, path: &Path) -> Result<Value> {
+pub async fn upload_profile(client: &Client, base: &str, pid: i64, token: &str, name: &str, path: &Path) -> Result<Value> {
     let bytes = std::fs::metadata(path)?.len();
     let file = tokio::fs::File::open(path).await?;
     let url = format!("{base}/api/projects/{pid}/profiles?name={name}&date=2026-12-01");

@@ -1,0 +1,333 @@
+//! `mirrorset-bench --releases`: freezing and exporting a dev-set release at scale (issue 9),
+//! on a project of its own.
+//!
+//! 1. A pool of `--releases-pool` text items (default 1,000,000) through the import route: 60
+//!    words each from a 2,000-word vocabulary, a region and a device, and a gold answer (so every
+//!    dev-set member has a final label without a labeling campaign). `PLANTED` of them have a
+//!    near-duplicate copy (one middle word changed: Jaccard of the word 3-grams about 0.87)
+//!    whose source is `mirror`.
+//! 2. A dev set of `--releases-size` items (default 100,000) stratified by region, its draft
+//!    forcing the planted originals in (`must_include`) and the copies out (`exclude` source
+//!    `mirror`): every planted pair is a release item against a pool item.
+//! 3. The freeze, twice: refused (422) with exactly the planted pairs, then with the leakage
+//!    override (201). Both run the whole leakage check against the pool.
+//! 4. The exports: the zip (Hugging Face layout, JSONL, CSV, Label Studio JSON, manifest) and
+//!    the JSONL alone, each downloaded and counted.
+//!
+//! Memory: the server's VmHWM is reset (`/proc/<pid>/clear_refs`, `5`) just before step 3, so
+//! the peak read after step 4 is the freeze's and the exports', not the import's. The target
+//! is the issue's: freeze + exports < 30 s, peak < 300 MiB.
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures::StreamExt;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Client, Method};
+use serde_json::{json, Value};
+
+use super::{call, import_file, mib, proc_status_kib, spawn_rss_sampler};
+
+pub const TARGET_TOTAL_S: f64 = 30.0;
+pub const TARGET_PEAK_MIB: f64 = 300.0;
+const TARGET_POOL: u64 = 1_000_000;
+const TARGET_SIZE: u64 = 100_000;
+/// Near-duplicate pairs planted between release items and the pool.
+const PLANTED: u64 = 50;
+const WORDS_PER_TEXT: usize = 60;
+const REGIONS: &[&str] = &["eu", "us", "apac", "latam"];
+const DEVICES: &[&str] = &["ios", "android", "web"];
+
+pub struct ReleaseFigures {
+    pub pool: u64,
+    pub size: u64,
+    pub items: u64,
+    pub import_s: f64,
+    pub sample_s: f64,
+    pub refused_s: f64,
+    pub pairs: u64,
+    pub freeze_s: f64,
+    pub zip_s: f64,
+    pub zip_bytes: u64,
+    pub jsonl_s: f64,
+    pub jsonl_lines: u64,
+    /// VmHWM after the reset (freeze + exports), MiB; None without /proc or clear_refs.
+    pub peak_mib: Option<f64>,
+    /// RSS polled every 100 ms over the same span, MiB.
+    pub rss_polled_mib: f64,
+    pub rss_before_mib: f64,
+    pub loadavg: String,
+}
+
+fn word(i: usize) -> String {
+    // Pronounceable-ish distinct words: w0..w1999 spelled with letters.
+    let letters = b"abcdefghijklmnopqrstuvwxyz";
+    let mut s = String::new();
+    let mut n = i + 26;
+    while n > 0 {
+        s.push(letters[n % 26] as char);
+        n /= 26;
+    }
+    s
+}
+
+/// The pool: `n` items; the last `PLANTED` are the copies of items 0..PLANTED.
+fn generate_pool(path: &Path, n: u64) -> Result<u64> {
+    let vocab: Vec<String> = (0..2_000).map(word).collect();
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut originals: Vec<Vec<usize>> = Vec::new();
+    for i in 0..n {
+        let copy_of = i.checked_sub(n - PLANTED);
+        let words: Vec<usize> = match copy_of {
+            Some(k) => {
+                let mut ws = originals[k as usize].clone();
+                ws[WORDS_PER_TEXT / 2] = usize::MAX;
+                ws
+            }
+            None => (0..WORDS_PER_TEXT).map(|_| rng.gen_range(0..vocab.len())).collect(),
+        };
+        if i < PLANTED {
+            originals.push(words.clone());
+        }
+        let text: Vec<&str> = words.iter().map(|&x| if x == usize::MAX { "planted" } else { vocab[x].as_str() }).collect();
+        let mut line = json!({
+            "id": format!("rel-{i}"),
+            // The number keeps every text distinct (the import refuses exact duplicates).
+            "text": format!("{} n{i}", text.join(" ")),
+            "meta": {"region": REGIONS[rng.gen_range(0..REGIONS.len())], "device": DEVICES[rng.gen_range(0..DEVICES.len())]},
+            "gold": [if rng.gen_bool(0.5) { "a" } else { "b" }],
+        });
+        if copy_of.is_some() {
+            line["source"] = json!("mirror");
+        }
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+/// Resets the process's peak RSS (VmHWM) to its current RSS; false when the kernel refuses.
+fn reset_hwm(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
+
+/// Downloads an export, counting bytes and lines without keeping it.
+async fn download(client: &Client, url: &str, token: &str) -> Result<(f64, u64, u64)> {
+    let t = Instant::now();
+    let resp = client.get(url).bearer_auth(token).send().await.with_context(|| format!("releases: GET {url}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        bail!("releases: GET {url} returned {status}: {}", resp.text().await.unwrap_or_default());
+    }
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.with_context(|| format!("releases: reading {url}"))?;
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok((t.elapsed().as_secs_f64(), bytes, lines))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn scenario(
+    client: &Client,
+    base: &str,
+    admin: &str,
+    server_pid: u32,
+    pool: u64,
+    size: u64,
+    tmp: &tempfile::TempDir,
+    say: &dyn Fn(&str),
+) -> Result<ReleaseFigures> {
+    if pool < size + PLANTED {
+        bail!("releases: the pool ({pool}) must be larger than the release ({size}) plus {PLANTED} planted copies");
+    }
+    let labels = json!([{"name": "a", "key": "1", "color": "#1f77b4"}, {"name": "b", "key": "2", "color": "#ff7f0e"}]);
+    let project = call(
+        client,
+        Method::POST,
+        &format!("{base}/api/projects"),
+        admin,
+        Some(&json!({"name": "release-bench", "kind": "single", "labels": labels, "overlap": 1})),
+        "releases (create the project)",
+    )
+    .await?;
+    let pid = project["id"].as_i64().ok_or_else(|| anyhow!("releases: no project id in {project}"))?;
+
+    say(&format!("[releases 1/4] generating and importing a pool of {pool} items ({PLANTED} near-duplicates planted)"));
+    let pool_path = tmp.path().join("releases-pool.jsonl");
+    let bytes = generate_pool(&pool_path, pool)?;
+    let t = Instant::now();
+    let report = import_file(client, base, pid, admin, &pool_path, bytes, "releases (import the pool)").await?;
+    let import_s = t.elapsed().as_secs_f64();
+    if report["imported"].as_u64() != Some(pool) {
+        bail!("releases: {} of {pool} pool items imported: {report}", report["imported"]);
+    }
+    std::fs::remove_file(&pool_path)?;
+
+    say(&format!("[releases 2/4] a dev set of {size} items stratified by region"));
+    let production = tmp.path().join("releases-production.jsonl");
+    {
+        let mut w = BufWriter::new(std::fs::File::create(&production)?);
+        for i in 0..1_000 {
+            writeln!(w, "{}", json!({"region": REGIONS[i % REGIONS.len()], "device": DEVICES[i % DEVICES.len()]}))?;
+        }
+        w.flush()?;
+    }
+    let profile = super::devset::upload_profile(client, base, pid, admin, "production", &production).await?;
+    let profile_id = profile["id"].as_i64().ok_or_else(|| anyhow!("releases: no profile id in {profile}"))?;
+    let draft = json!({
+        "name": "bench", "profile_id": profile_id, "seed": 1, "overlap": 1,
+        "attributes": ["region"], "size": size,
+        "must_include": {"external_ids": (0..PLANTED).map(|i| format!("rel-{i}")).collect::<Vec<_>>()},
+        "exclude": {"sources": ["mirror"]},
+    });
+    let created = call(client, Method::POST, &format!("{base}/api/projects/{pid}/devsets"), admin, Some(&draft), "releases (create the dev set)").await?;
+    let devset = created["id"].as_i64().ok_or_else(|| anyhow!("releases: no dev set id in {created}"))?;
+    let t = Instant::now();
+    let sampled = call(client, Method::POST, &format!("{base}/api/projects/{pid}/devsets/{devset}/sample"), admin, Some(&json!({})), "releases (sample)").await?;
+    let sample_s = t.elapsed().as_secs_f64();
+    drop(sampled);
+
+    say("[releases 3/4] freezing: refused for leakage, then with the override");
+    let rss_before = proc_status_kib(server_pid, "VmRSS").unwrap_or(0);
+    let hwm_reset = reset_hwm(server_pid);
+    let polled = Arc::new(AtomicU64::new(rss_before));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = spawn_rss_sampler(server_pid, polled.clone(), stop.clone());
+    let loads = loadavg();
+    let freeze_url = format!("{base}/api/projects/{pid}/devsets/{devset}/releases");
+    let t = Instant::now();
+    let resp = client.post(&freeze_url).bearer_auth(admin).json(&json!({"seed": 1})).send().await?;
+    let status = resp.status();
+    let refused: Value = resp.json().await.unwrap_or(Value::Null);
+    let refused_s = t.elapsed().as_secs_f64();
+    if status.as_u16() != 422 {
+        bail!("releases: the first freeze should be refused for leakage (422), got {status}: {refused}");
+    }
+    let pairs = refused["error"]["details"]["leakage"].as_array().map_or(0, |p| p.len() as u64);
+    let t = Instant::now();
+    let frozen = call(
+        client,
+        Method::POST,
+        &freeze_url,
+        admin,
+        Some(&json!({"seed": 1, "override_leakage": "benchmark: planted near-duplicates"})),
+        "releases (freeze with the override)",
+    )
+    .await?;
+    let freeze_s = t.elapsed().as_secs_f64();
+    let release = frozen["id"].as_i64().ok_or_else(|| anyhow!("releases: no release id in the freeze's answer"))?;
+    let items = frozen["item_count"].as_u64().unwrap_or(0);
+
+    say("[releases 4/4] exporting: the zip (HF layout and all formats), then JSONL");
+    let export = format!("{base}/api/projects/{pid}/releases/{release}/export");
+    let (zip_s, zip_bytes, _) = download(client, &format!("{export}?format=zip"), admin).await?;
+    let (jsonl_s, _, jsonl_lines) = download(client, &format!("{export}?format=jsonl"), admin).await?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    let peak_mib = if hwm_reset { proc_status_kib(server_pid, "VmHWM").map(mib) } else { None };
+    if jsonl_lines != items {
+        bail!("releases: the JSONL export has {jsonl_lines} lines for {items} items");
+    }
+    Ok(ReleaseFigures {
+        pool,
+        size,
+        items,
+        import_s,
+        sample_s,
+        refused_s,
+        pairs,
+        freeze_s,
+        zip_s,
+        zip_bytes,
+        jsonl_s,
+        jsonl_lines,
+        peak_mib,
+        rss_polled_mib: mib(polled.load(Ordering::Relaxed)),
+        rss_before_mib: mib(rss_before),
+        loadavg: loads,
+    })
+}
+
+impl ReleaseFigures {
+    /// Freezing (with the leakage check) and exporting: the override freeze, the zip and the
+    /// JSONL (the refused freeze is reported beside it, not added).
+    fn total_s(&self) -> f64 {
+        self.freeze_s + self.zip_s + self.jsonl_s
+    }
+
+    fn peak(&self) -> f64 {
+        self.peak_mib.unwrap_or(self.rss_polled_mib)
+    }
+
+    pub fn summary(&self) -> String {
+        let note = if self.pool == TARGET_POOL && self.size == TARGET_SIZE {
+            String::new()
+        } else {
+            format!(" (targets are for {TARGET_SIZE} items against {TARGET_POOL})")
+        };
+        let mut s = format!(
+            "\nReleases (issue 9): a release of {} items (dev set of {}) against a pool of {} (load average at the freeze {})\n",
+            self.items, self.size, self.pool, self.loadavg
+        );
+        s.push_str(&format!("  pool import             {:>10.1} s\n", self.import_s));
+        s.push_str(&format!("  dev-set sample          {:>10.2} s\n", self.sample_s));
+        s.push_str(&format!("  freeze refused (422)    {:>10.2} s  {} leakage pairs, {PLANTED} planted\n", self.refused_s, self.pairs));
+        s.push_str(&format!("  freeze (override)       {:>10.2} s\n", self.freeze_s));
+        s.push_str(&format!("  export zip              {:>10.2} s  {:.1} MiB\n", self.zip_s, self.zip_bytes as f64 / 1048576.0));
+        s.push_str(&format!("  export jsonl            {:>10.2} s  {} lines\n", self.jsonl_s, self.jsonl_lines));
+        s.push_str(&format!(
+            "  freeze + exports        {:>10.2} s   target < {TARGET_TOTAL_S} s: {}{note}\n",
+            self.total_s(),
+            super::verdict(self.total_s() < TARGET_TOTAL_S)
+        ));
+        s.push_str(&format!(
+            "  server peak {}     {:>10.1} MiB (RSS before {:.1}, polled peak {:.1})   target < {TARGET_PEAK_MIB} MiB: {}\n",
+            if self.peak_mib.is_some() { "(VmHWM)" } else { "(polled)" },
+            self.peak(),
+            self.rss_before_mib,
+            self.rss_polled_mib,
+            super::verdict(self.peak() < TARGET_PEAK_MIB)
+        ));
+        s
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "pool_items": self.pool,
+            "devset_size": self.size,
+            "release_items": self.items,
+            "import_seconds": self.import_s,
+            "sample_seconds": self.sample_s,
+            "refused_freeze_seconds": self.refused_s,
+            "leakage_pairs": self.pairs,
+            "planted_pairs": PLANTED,
+            "freeze_seconds": self.freeze_s,
+            "zip_seconds": self.zip_s,
+            "zip_bytes": self.zip_bytes,
+            "jsonl_seconds": self.jsonl_s,
+            "jsonl_lines": self.jsonl_lines,
+            "total_seconds": self.total_s(),
+            "target_total_seconds": TARGET_TOTAL_S,
+            "total_pass": self.total_s() < TARGET_TOTAL_S,
+            "peak_mib": self.peak(),
+            "peak_is_vm_hwm": self.peak_mib.is_some(),
+            "rss_before_mib": self.rss_before_mib,
+            "target_peak_mib": TARGET_PEAK_MIB,
+            "peak_pass": self.peak() < TARGET_PEAK_MIB,
+            "loadavg": self.loadavg,
+        })
+    }
+}
