@@ -205,7 +205,7 @@ pub async fn scenario(
     let hwm_reset = reset_hwm(server_pid);
     let polled = Arc::new(AtomicU64::new(rss_before));
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = spawn_rss_sampler(server_pid, polled.clone(), stop.clone());
+    let sampler = spawn_rss_sampler(server_pid, polled.clone(), Arc::new(AtomicU64::new(0)), stop.clone());
     let loads = loadavg();
     let freeze_url = format!("{base}/api/projects/{pid}/devsets/{devset}/releases");
     let t = Instant::now();
