@@ -14,6 +14,7 @@ both_backends!(
     dashboard_equals_the_stats_command_on_the_export,
     multi_label_dashboard_is_per_label_present_absent,
     consensus_appears_without_any_request_after_labels_change,
+    a_refresh_writes_only_the_consensus_rows_that_changed,
     labelers_get_403_on_every_agreement_route,
     a_restart_resumes_a_running_consensus_job_and_fails_a_kind_that_cannot_resume
 );
@@ -287,6 +288,71 @@ async fn consensus_appears_without_any_request_after_labels_change(b: Backend) {
     assert!(done.len() >= 2, "{jobs:#?}");
     assert_eq!((done[0].progress_done, done[0].progress_total), (1, 1));
     assert!(jobs.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+}
+
+/// Waits until the project has more than `before` finished consensus jobs and none queued or
+/// running; returns how many are done and the newest.
+async fn refreshed_after(admin: &Client, pid: i64, before: usize) -> (usize, JobInfo) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let jobs: Vec<JobInfo> = admin.get(&format!("/api/projects/{pid}/jobs")).await;
+        let consensus: Vec<&JobInfo> = jobs.iter().filter(|j| j.kind == "consensus").collect();
+        let done = consensus.iter().filter(|j| j.state == "done").count();
+        if done > before && consensus.iter().all(|j| j.state == "done") {
+            return (done, consensus[0].clone());
+        }
+        assert!(Instant::now() < deadline, "{jobs:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A refresh writes only the consensus rows whose consensus changed (the job's progress counts
+/// the rows written and deleted); a row left alone keeps its `computed_at`.
+async fn a_refresh_writes_only_the_consensus_rows_that_changed(b: Backend) {
+    let server = TestServer::start_with_args(b, FAST).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("changes", 3, 600).await.id;
+    admin.import_texts(pid, "c", 6).await;
+    let team = labelers(&server, &admin, pid, &["ana", "ben", "chen"]).await;
+    label_all(&team[..2], pid, 6, |_, _| vec!["pos"]).await;
+    dashboard_with(&admin, pid, 12).await;
+    // (Refreshes may have run while the labels came in, each writing what changed.)
+    let (done, _) = refreshed_after(&admin, pid, 0).await;
+
+    // With no stored rows, a refresh writes every row. (Changing the target alpha is a
+    // change that refreshes without touching the labels.)
+    server.exec_sql(&format!("DELETE FROM consensus WHERE project_id = {pid}")).await;
+    server.exec_sql(&format!("UPDATE projects SET target_alpha = 0.75 WHERE id = {pid}")).await;
+    let (done, first) = refreshed_after(&admin, pid, done).await;
+    assert_eq!((first.progress_done, first.progress_total), (6, 6), "{first:?}");
+    assert_eq!(consensus_count(&server, pid, "labels = '[\"pos\"]' AND n_labels = 2 AND posterior = 1").await, 6);
+    server.exec_sql(&format!("UPDATE consensus SET computed_at = 1 WHERE project_id = {pid}")).await;
+
+    // One new label: exactly its item's row is written.
+    let (_, chen) = &team[2];
+    let item = chen.next(pid).await.item.unwrap().id;
+    chen.submit(pid, item, &["neg"]).await;
+    let (done, second) = refreshed_after(&admin, pid, done).await;
+    assert_eq!((second.progress_done, second.progress_total), (1, 1), "{second:?}");
+    let changed = format!("item_id = {item} AND labels = '[\"pos\"]' AND n_labels = 3 AND computed_at > 1");
+    assert_eq!(consensus_count(&server, pid, &changed).await, 1);
+    assert_eq!(consensus_count(&server, pid, &format!("item_id = {item} AND ABS(posterior - 2.0/3.0) < 1e-9")).await, 1);
+    assert_eq!(consensus_count(&server, pid, "computed_at = 1").await, 5, "the other rows were left alone");
+
+    // A refresh that moves no consensus writes nothing.
+    server.exec_sql(&format!("UPDATE projects SET target_alpha = 0.7 WHERE id = {pid}")).await;
+    let (done, third) = refreshed_after(&admin, pid, done).await;
+    assert_eq!((third.progress_done, third.progress_total), (0, 0), "{third:?}");
+    assert_eq!(consensus_count(&server, pid, "computed_at = 1").await, 5);
+
+    // An item whose labels are gone loses its row, and nothing else is written.
+    let ids: Vec<i64> = admin.export_jsonl(pid, false).await.iter().map(|l| l["item_id"].as_i64().unwrap()).collect();
+    let gone = *ids.iter().find(|&&id| id != item).unwrap();
+    server.exec_sql(&format!("DELETE FROM annotations WHERE item_id = {gone}")).await;
+    let (_, fourth) = refreshed_after(&admin, pid, done).await;
+    assert_eq!((fourth.progress_done, fourth.progress_total), (1, 1), "{fourth:?}");
+    assert_eq!(consensus_count(&server, pid, &format!("item_id = {gone}")).await, 0);
+    assert_eq!(consensus_count(&server, pid, "1 = 1").await, 5);
 }
 
 async fn labelers_get_403_on_every_agreement_route(b: Backend) {

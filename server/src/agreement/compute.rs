@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::dataset::Dataset;
 use crate::stats::agreement::{agreement_report, AgreementOptions};
 use crate::stats::aggregate::{leave_one_out_agreement, majority_vote, Aggregation};
-use crate::stats::bootstrap::{bootstrap_alpha, bootstrap_percent_agreement, BootstrapInterval, BootstrapOptions};
+use crate::stats::bootstrap::{bootstrap_alpha, BootstrapInterval, BootstrapOptions};
 use crate::stats::dawid_skene::{dawid_skene, DawidSkeneOptions};
 use crate::stats::krippendorff::{coincidence_matrix, krippendorff_alpha};
 use crate::stats::proportion::wilson_interval;
@@ -220,9 +220,10 @@ pub fn compute(d: &Dataset, s: &Settings, computed_at: i64) -> Computed {
     let level = if d.multi { Level::Nominal } else { s.level };
     let r = &d.ratings;
     let report = agreement_report(r, &AgreementOptions { level, bootstrap: Some(BOOTSTRAP) });
+    // The four headline intervals come from one set of bootstrap draws, exactly as
+    // `mirrorset stats agreement --bootstrap 1000` computes them.
     let ci = report.ci.clone().expect("bootstrap asked for");
     let n = report.n_pairable_items;
-    let pa_ci = report.percent_agreement.is_ok().then(|| bootstrap_percent_agreement(r, &BOOTSTRAP));
 
     // Annotator codes of `r` by name (a labeler whose every answer was unusable has none).
     let names: &[String] = r.annotators();
@@ -334,7 +335,7 @@ pub fn compute(d: &Dataset, s: &Settings, computed_at: i64) -> Computed {
         alpha: stat_value(&report.krippendorff_alpha, Some(ci.krippendorff_alpha), n),
         fleiss_kappa: stat_value(&report.fleiss_kappa, Some(ci.fleiss_kappa), n),
         mean_cohen_kappa: stat_value(&report.mean_pairwise_cohen_kappa, Some(ci.mean_pairwise_cohen_kappa), n),
-        percent_agreement: stat_value(&report.percent_agreement, pa_ci, n),
+        percent_agreement: stat_value(&report.percent_agreement, Some(ci.percent_agreement), n),
         per_label,
         pairs,
         confusion,

@@ -2,10 +2,12 @@
 //!
 //! A consensus job ([`refresh`], run by `crate::jobs`) reads a project's annotations, computes
 //! every item's consensus and the whole dashboard with the statistics core, writes the
-//! consensus rows in short batches, and stores the dashboard as the job's result. Reading the
+//! consensus rows that changed ([`changes`]) in short batches, and stores the dashboard as the
+//! job's result. Reading the
 //! dashboard is then one row read ([`dashboard`], [`slices`]); only the drill-down
 //! ([`disagreements`]) reads the annotations at request time, so it always lists the items as
 //! they are now.
+pub mod changes;
 pub mod compute;
 pub mod dataset;
 pub mod drill;
@@ -15,7 +17,7 @@ use app::api_types::{AgreementDashboard, AgreementSlices, DisagreementItem, Disa
 use crate::error::{AppError, AppResult};
 use crate::jobs::JobCtx;
 use crate::stats::Level;
-use crate::store::agreement::{self as store, ConsensusRow};
+use crate::store::agreement as store;
 use crate::store::{jobs, now_ms, Db};
 use compute::{Method, Settings, Snapshot};
 use dataset::Dataset;
@@ -56,31 +58,51 @@ async fn load(db: &Db, project_id: i64, background: bool) -> anyhow::Result<Opti
 }
 
 /// The consensus job: computes and stores the project's consensus and dashboard. Returns the
-/// job's result (the [`Snapshot`] as JSON text). Stops between batches when cancelled.
+/// job's result (the [`Snapshot`] as JSON text). Writes only the consensus rows that changed
+/// ([`changes`]); the job's progress counts those writes (and deletions). Stops between
+/// batches when cancelled.
 pub async fn refresh(ctx: &JobCtx, project_id: i64) -> anyhow::Result<String> {
-    let started = now_ms();
     let Some((dataset, settings)) = load(&ctx.db, project_id, true).await? else {
         anyhow::bail!("project {project_id} no longer exists");
     };
+    // Only this job writes the project's consensus rows, and one runs per project at a time,
+    // so what is read here stays what is stored until the writes below.
+    let stored = store::stored_consensus(&ctx.db, project_id).await?;
     let method = settings.method;
     // CPU work off the async threads and below them in priority, so requests keep being
     // served at full speed meanwhile.
-    let computed = low_priority(move || compute::compute(&dataset, &settings, now_ms())).await?;
-    let rows: Vec<ConsensusRow> = computed.consensus;
-    let total = rows.len() as i64;
+    let (snapshot, diff) = low_priority(move || {
+        let computed = compute::compute(&dataset, &settings, now_ms());
+        (computed.snapshot, changes::changes(stored, computed.consensus, method.as_str()))
+    })
+    .await?;
+    let total = (diff.write.len() + diff.delete.len()) as i64;
     ctx.progress(0, total).await?;
-    for (n, batch) in rows.chunks(BATCH).enumerate() {
+    let mut done = 0;
+    for (n, batch) in diff.write.chunks(BATCH).enumerate() {
         ctx.check_cancelled()?;
         store::write_consensus(&ctx.db, project_id, method.as_str(), batch).await?;
+        done += batch.len();
         if (n + 1) % PROGRESS_EVERY == 0 {
-            ctx.progress(((n + 1) * BATCH).min(rows.len()) as i64, total).await?;
+            ctx.progress(done as i64, total).await?;
         }
         // Let waiting labeling requests take the writer between batches.
         tokio::task::yield_now().await;
     }
+    for batch in diff.delete.chunks(BATCH) {
+        ctx.check_cancelled()?;
+        store::delete_consensus(&ctx.db, project_id, batch).await?;
+        tokio::task::yield_now().await;
+    }
     ctx.progress(total, total).await?;
-    store::prune_consensus(&ctx.db, project_id, started).await?;
-    Ok(serde_json::to_string(&computed.snapshot)?)
+    tracing::info!(
+        project = project_id,
+        written = diff.write.len(),
+        deleted = diff.delete.len(),
+        unchanged = diff.unchanged,
+        "consensus rows refreshed"
+    );
+    Ok(serde_json::to_string(&snapshot)?)
 }
 
 /// Runs `f` on a thread of its own at the lowest CPU priority and awaits its result. A refresh

@@ -149,13 +149,15 @@ pub struct WeightedKappas {
 }
 
 /// Percentile bootstrap intervals (resampling items) for the headline statistics; each is
-/// undefined when its point estimate is.
+/// undefined when its point estimate is. All of them come from one set of replicates
+/// ([`bootstrap::bootstrap_agreement`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct AgreementIntervals {
     pub krippendorff_alpha: Result<BootstrapInterval, Undefined>,
     pub cohen_kappa: Result<BootstrapInterval, Undefined>,
     pub mean_pairwise_cohen_kappa: Result<BootstrapInterval, Undefined>,
     pub fleiss_kappa: Result<BootstrapInterval, Undefined>,
+    pub percent_agreement: Result<BootstrapInterval, Undefined>,
 }
 
 /// Computes every agreement statistic (and, if asked, bootstrap intervals) for the ratings.
@@ -183,21 +185,29 @@ pub fn agreement_report(ratings: &Ratings, options: &AgreementOptions) -> Agreem
     let fleiss = kappa::fleiss_kappa(ratings);
     let alpha = krippendorff_alpha(ratings, options.level);
     let cohen_kappa = cohen(KappaWeights::Unweighted);
+    let percent = percent_agreement(ratings);
     let ci = options.bootstrap.map(|b| {
-        let when_defined = |point: &Stat, f: &dyn Fn() -> Result<BootstrapInterval, Undefined>| match point {
-            Ok(_) => f(),
+        // One set of draws for every statistic whose point estimate is defined; the others
+        // keep the point estimate's reason.
+        let which = bootstrap::AgreementStatistics {
+            alpha: alpha.is_ok().then_some(options.level),
+            cohen_kappa: if cohen_kappa.is_ok() { two } else { None },
+            mean_pairwise_kappa: mean_pairwise.is_ok(),
+            kappa_weights: KappaWeights::Unweighted,
+            fleiss_kappa: fleiss.is_ok(),
+            percent_agreement: percent.is_ok(),
+        };
+        let shared = bootstrap::bootstrap_agreement(ratings, &which, &b);
+        let interval = |point: &Stat, ci: Option<Result<BootstrapInterval, Undefined>>| match point {
+            Ok(_) => ci.expect("asked for every defined statistic"),
             Err(e) => Err(e.clone()),
         };
         AgreementIntervals {
-            krippendorff_alpha: when_defined(&alpha, &|| bootstrap::bootstrap_alpha(ratings, options.level, &b)),
-            cohen_kappa: when_defined(&cohen_kappa, &|| {
-                let (a, c) = two.expect("defined only for two annotators");
-                bootstrap::bootstrap_cohen_kappa(ratings, a, c, KappaWeights::Unweighted, &b)
-            }),
-            mean_pairwise_cohen_kappa: when_defined(&mean_pairwise, &|| {
-                bootstrap::bootstrap_mean_pairwise_kappa(ratings, KappaWeights::Unweighted, &b)
-            }),
-            fleiss_kappa: when_defined(&fleiss, &|| bootstrap::bootstrap_fleiss_kappa(ratings, &b)),
+            krippendorff_alpha: interval(&alpha, shared.krippendorff_alpha),
+            cohen_kappa: interval(&cohen_kappa, shared.cohen_kappa),
+            mean_pairwise_cohen_kappa: interval(&mean_pairwise, shared.mean_pairwise_kappa),
+            fleiss_kappa: interval(&fleiss, shared.fleiss_kappa),
+            percent_agreement: interval(&percent, shared.percent_agreement),
         }
     });
     AgreementReport {
@@ -205,7 +215,7 @@ pub fn agreement_report(ratings: &Ratings, options: &AgreementOptions) -> Agreem
         n_pairable_items: ratings.n_pairable_items(),
         n_annotations: ratings.n_annotations(),
         n_annotators: active.len(),
-        percent_agreement: percent_agreement(ratings),
+        percent_agreement: percent,
         cohen_kappa,
         cohen_kappa_weighted: options.level.is_ordered().then(|| WeightedKappas {
             linear: cohen(KappaWeights::Linear),

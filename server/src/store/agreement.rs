@@ -3,7 +3,8 @@
 //! The job reads a project's annotations in one ordered pass (item id, then annotation id:
 //! the order of the `annotations` export, so the statistics see exactly what
 //! `mirrorset stats` sees on that export) and writes consensus rows in short transactions of
-//! a few hundred rows, so the single SQLite writer is never held for long by a refresh.
+//! a hundred rows, so the single SQLite writer is never held for long by a refresh; it writes
+//! only the rows whose consensus changed ([`stored_consensus`] is what it compares with).
 use super::{now_ms, BeginWrite, Db};
 use crate::{on_read, on_write};
 
@@ -192,13 +193,34 @@ pub async fn write_consensus(db: &Db, project_id: i64, method: &str, rows: &[Con
     })
 }
 
-/// Removes the consensus rows a computation that started at `computed_before` did not
-/// rewrite: items that no longer have labels.
-pub async fn prune_consensus(db: &Db, project_id: i64, computed_before: i64) -> Result<u64, sqlx::Error> {
+/// The project's stored consensus rows with their method, by item id: what the consensus job
+/// compares its new rows with, so that it writes only what changed.
+pub async fn stored_consensus(db: &Db, project_id: i64) -> Result<Vec<(ConsensusRow, String)>, sqlx::Error> {
+    let rows: Vec<(i64, String, f64, i64, String)> = on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT item_id, labels, posterior, n_labels, method FROM consensus WHERE project_id = $1 ORDER BY item_id",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(item_id, labels, posterior, n_labels, method)| (ConsensusRow { item_id, labels, posterior, n_labels }, method))
+        .collect())
+}
+
+/// Deletes one batch of the project's consensus rows (items that no longer have labels) in
+/// one short transaction.
+pub async fn delete_consensus(db: &Db, project_id: i64, item_ids: &[i64]) -> Result<u64, sqlx::Error> {
+    if item_ids.is_empty() {
+        return Ok(0);
+    }
+    let list = item_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     on_write!(db, pool => {
-        let done = sqlx::query("DELETE FROM consensus WHERE project_id = $1 AND computed_at < $2")
+        // The ids are integers we format ourselves: no injection through the IN list.
+        let done = sqlx::query(&format!("DELETE FROM consensus WHERE project_id = $1 AND item_id IN ({list})"))
             .bind(project_id)
-            .bind(computed_before)
             .execute(pool)
             .await?;
         Ok(done.rows_affected())

@@ -41,6 +41,9 @@ pub struct AgreementFigures {
     pub without: (Percentiles, Percentiles),
     pub with: (Percentiles, Percentiles),
     pub refreshes_during: u64,
+    /// Consensus rows written by the first and the Dawid–Skene refresh, and the most written
+    /// by one refresh during the labeling run (only changed rows are written).
+    pub rows_written: (i64, i64, i64),
     /// During the labeling run: one annotation changed → the refreshed dashboard is served
     /// (the refresh tick, 1 s here, plus the refresh).
     pub change_to_dashboard: Percentiles,
@@ -51,8 +54,9 @@ async fn jobs(client: &Client, base: &str, pid: i64, admin: &str) -> Result<Vec<
     Ok(v.as_array().cloned().unwrap_or_default())
 }
 
-/// Waits for a consensus job created after `after` (ms) to finish; returns its duration (s).
-async fn wait_job(client: &Client, base: &str, pid: i64, admin: &str, after: i64) -> Result<f64> {
+/// Waits for a consensus job created after `after` (ms) to finish; returns its duration (s)
+/// and the consensus rows it wrote or deleted (its progress total).
+async fn wait_job_rows(client: &Client, base: &str, pid: i64, admin: &str, after: i64) -> Result<(f64, i64)> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         for j in jobs(client, base, pid, admin).await? {
@@ -60,7 +64,7 @@ async fn wait_job(client: &Client, base: &str, pid: i64, admin: &str, after: i64
                 match j["state"].as_str() {
                     Some("done") => {
                         let ms = j["finished_at"].as_i64().unwrap_or(0) - j["started_at"].as_i64().unwrap_or(0);
-                        return Ok(ms as f64 / 1000.0);
+                        return Ok((ms as f64 / 1000.0, j["progress_total"].as_i64().unwrap_or(-1)));
                     }
                     Some("failed") => bail!("the consensus job failed: {j}"),
                     _ => {}
@@ -177,7 +181,7 @@ pub async fn scenario(
 
     say("[agreement] first refresh (majority vote)");
     let t = Instant::now();
-    let majority_job_s = wait_job(client, base, pid, admin, before).await?;
+    let (majority_job_s, majority_rows) = wait_job_rows(client, base, pid, admin, before).await?;
     let majority_wall_s = t.elapsed().as_secs_f64();
 
     say("[agreement] serving the dashboard");
@@ -199,7 +203,7 @@ pub async fn scenario(
         sqlx::query("UPDATE projects SET consensus_method = 'dawid_skene' WHERE id = $1").bind(pid).execute(pool).await?;
     });
     let t = Instant::now();
-    let ds_job_s = wait_job(client, base, pid, admin, before).await?;
+    let (ds_job_s, ds_rows) = wait_job_rows(client, base, pid, admin, before).await?;
     let ds_wall_s = t.elapsed().as_secs_f64();
 
     say(&format!("[agreement] {} labelers for {seconds} s without, then with refreshes running", tokens.len()));
@@ -209,9 +213,18 @@ pub async fn scenario(
     let stop = Arc::new(AtomicBool::new(false));
     let refreshes = Arc::new(AtomicU64::new(0));
     let change_ms = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let churn_rows = Arc::new(AtomicU64::new(0));
     let churn = {
-        let (db, stop, refreshes, client, base, admin, change_ms) =
-            (db.clone(), stop.clone(), refreshes.clone(), client.clone(), base.to_string(), admin.to_string(), change_ms.clone());
+        let (db, stop, refreshes, client, base, admin, change_ms, churn_rows) = (
+            db.clone(),
+            stop.clone(),
+            refreshes.clone(),
+            client.clone(),
+            base.to_string(),
+            admin.to_string(),
+            change_ms.clone(),
+            churn_rows.clone(),
+        );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
@@ -220,9 +233,11 @@ pub async fn scenario(
                     sqlx::query("UPDATE annotations SET updated_at = $1 WHERE id = (SELECT MIN(id) FROM annotations WHERE project_id = $2)")
                         .bind(before).bind(pid).execute(pool).await.map(|_| ())
                 });
-                if touched.is_err() || wait_job(&client, &base, pid, &admin, before).await.is_err() {
+                if touched.is_err() {
                     break;
                 }
+                let Ok((_, rows)) = wait_job_rows(&client, &base, pid, &admin, before).await else { break };
+                churn_rows.fetch_max(rows.max(0) as u64, Ordering::Relaxed);
                 refreshes.fetch_add(1, Ordering::Relaxed);
                 change_ms.lock().expect("not poisoned").push(t.elapsed().as_secs_f64() * 1000.0);
             }
@@ -248,6 +263,7 @@ pub async fn scenario(
         without,
         with,
         refreshes_during: refreshes.load(Ordering::Relaxed),
+        rows_written: (majority_rows, ds_rows, churn_rows.load(Ordering::Relaxed) as i64),
         change_to_dashboard: percentiles(change_ms),
     })
 }
@@ -268,6 +284,10 @@ impl AgreementFigures {
             self.dashboard.max,
             self.dashboard_bytes / 1024,
             super::verdict(self.dashboard.max / 1000.0 < TARGET_DASHBOARD_S)
+        );
+        s += &format!(
+            "  consensus rows written     first {}, Dawid–Skene {}, at most {} per refresh while labeling\n",
+            self.rows_written.0, self.rows_written.1, self.rows_written.2
         );
         s += &format!("  alpha                      {}\n", self.alpha);
         s += "  labeling (main project)      count      p50      p95      p99 (ms)\n";
@@ -301,6 +321,7 @@ impl AgreementFigures {
             "labeling_without_refresh": {"next": self.without.0.to_json(), "submit": self.without.1.to_json()},
             "labeling_with_refresh": {"next": self.with.0.to_json(), "submit": self.with.1.to_json()},
             "refreshes_during": self.refreshes_during,
+            "consensus_rows_written": {"first": self.rows_written.0, "dawid_skene": self.rows_written.1, "max_while_labeling": self.rows_written.2},
             "change_to_dashboard_ms": self.change_to_dashboard.to_json(),
         })
     }

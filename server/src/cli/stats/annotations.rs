@@ -170,6 +170,7 @@ pub fn agreement(args: AgreementArgs) -> Result<Value> {
                 "cohen_kappa": interval(&ci.cohen_kappa, "cohen_kappa", &mut reasons),
                 "mean_pairwise_cohen_kappa": interval(&ci.mean_pairwise_cohen_kappa, "mean_pairwise_cohen_kappa", &mut reasons),
                 "fleiss_kappa": interval(&ci.fleiss_kappa, "fleiss_kappa", &mut reasons),
+                "percent_agreement": interval(&ci.percent_agreement, "percent_agreement", &mut reasons),
             }),
         );
     }
