@@ -32,5 +32,6 @@ mod assignment_order;
 mod gold;
 mod releases;
 mod faults;
+mod prelabel_rules;
 mod prelabels;
 mod releases_label_studio;

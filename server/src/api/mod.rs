@@ -9,6 +9,7 @@ pub mod extract;
 mod import;
 mod items;
 mod labeling;
+mod prelabel_rules;
 mod prelabels;
 mod projects;
 mod releases;
@@ -104,6 +105,13 @@ fn table() -> Routes {
         .get("/projects/{pid}/prelabels/settings", prelabels::get_settings)
         .put("/projects/{pid}/prelabels/settings", prelabels::put_settings)
         .post("/projects/{pid}/prelabels/audit", prelabels::draw_audit)
+        // Labeling rules and their label model (issue 10).
+        .get("/projects/{pid}/prelabels/rules", prelabel_rules::list)
+        .post("/projects/{pid}/prelabels/rules", prelabel_rules::create)
+        .put("/projects/{pid}/prelabels/rules/{id}", prelabel_rules::update)
+        .delete("/projects/{pid}/prelabels/rules/{id}", prelabel_rules::delete)
+        .post("/projects/{pid}/prelabels/rules/preview", prelabel_rules::preview)
+        .post("/projects/{pid}/prelabels/rules/apply", prelabel_rules::apply)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout
