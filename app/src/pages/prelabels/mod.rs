@@ -2,10 +2,13 @@
 //! shows above its label buttons — the item's best pre-label with its source and score, taken
 //! with Enter.
 mod page;
+mod rules;
+mod rules_state;
 
 use leptos::prelude::*;
 
 pub use page::PrelabelsPage;
+pub use rules::RulesPage;
 
 use crate::api_types::PrelabelView;
 use crate::components::Kbd;

@@ -56,6 +56,11 @@ fn Prelabels(pid: i64) -> impl IntoView {
             ev.prevent_default();
             draw();
         }
+        // R: the labeling rules (`rules`).
+        if !util::typing_in_field(&ev) && ev.key() == "r" && !ev.repeat() {
+            ev.prevent_default();
+            let _ = window().location().set_href(&format!("/projects/{pid}/prelabels/rules"));
+        }
     });
     on_cleanup(move || keys.remove());
 
@@ -127,7 +132,7 @@ fn Prelabels(pid: i64) -> impl IntoView {
                 <div class="crumbs"><a href="/">"Projects"</a> " / " <a href=format!("/projects/{pid}")>"Project"</a> " / "</div>
                 <div class="page-head">
                     <h1>"Pre-labels"</h1>
-                    <span class="muted">"Draw the audit sample " <Kbd k="a"/></span>
+                    <span class="muted">"Draw the audit sample " <Kbd k="a"/> " · " <a href=format!("/projects/{pid}/prelabels/rules")>"Labeling rules"</a> " " <Kbd k="r"/></span>
                 </div>
             </div>
             <section class="card" aria-labelledby="sources-h">
