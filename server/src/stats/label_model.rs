@@ -318,8 +318,9 @@ mod tests {
             truth.push(c);
             fired.push(f);
         }
-        let m = fit(&fired, &voters, 2, &LabelModelOptions::default()).unwrap();
-        assert!(m.converged);
+        // Three voters over two classes are just identified: EM creeps, so give it room.
+        let m = fit(&fired, &voters, 2, &LabelModelOptions { max_iter: 2000, ..Default::default() }).unwrap();
+        assert!(m.converged, "{} iterations", m.iterations);
         for j in 0..3 {
             for c in 0..2 {
                 assert!(close(m.firing[j * 2 + c], rates[j][c], 0.03), "f[{j}][{c}] = {} vs {}", m.firing[j * 2 + c], rates[j][c]);
