@@ -585,6 +585,51 @@ paths.update({
                    "and the audited precision of the auto-accepted part with its 95% interval (admin, lead member)",
         "parameters": [PID], "responses": ok(ref("ExportSummary"))}},
 })
+# Labeling rules and their label model (issue 10).
+RULE_ID = {"name": "id", "in": "path", "required": True, "schema": I64, "description": "rule id"}
+schemas.update({
+    "RuleKind": {"type": "string", "enum": ["keyword", "regex", "meta"]},
+    # Fields left out take their defaults (no meta_key, label null: the rule abstains, enabled).
+    "RuleDraft": obj({"name": text(200), "kind": ref("RuleKind"),
+                      "pattern": {"type": "string", "maxLength": 1000,
+                                  "description": "keyword: words separated by spaces or commas (any of them, whole words, "
+                                                 "ignoring case); regex: a regular expression (Rust regex syntax, ignoring "
+                                                 "case); meta: the attribute's value, compared as text"},
+                      "meta_key": nullable(STR), "label": nullable(STR), "enabled": {**BOOL, "default": True}},
+                     ["name", "kind", "pattern"]),
+    "RuleStats": obj({"coverage": I64, "overlap": I64, "conflict": I64, "accuracy": ref("StatValue")}),
+    "PrelabelRule": obj({"id": I64, "name": STR, "kind": ref("RuleKind"), "pattern": STR, "meta_key": nullable(STR),
+                         "label": nullable(STR), "enabled": BOOL, "created_at": I64, "updated_at": I64,
+                         "stats": ref("RuleStats")}),
+    "RuleList": obj({"items": I64, "labeled": I64, "covered": I64, "rules": arr(ref("PrelabelRule"))}),
+    "RulePreviewRequest": obj({"kind": ref("RuleKind"), "pattern": {"type": "string", "maxLength": 1000},
+                               "meta_key": nullable(STR), "label": nullable(STR), "editing": nullable(I64)},
+                              ["kind", "pattern"]),
+    "RuleExample": obj({"item_id": I64, "text": STR, "final_labels": nullable(arr(STR))}),
+    "RulePreview": obj({"items": I64, "stats": ref("RuleStats"), "examples": arr(ref("RuleExample")), "elapsed_ms": F64}),
+    "RulesApplied": obj({"source_id": I64, "prelabels": I64, "iterations": I64, "converged": BOOL}),
+})
+schemas["AuditAction"]["enum"] += ["rule_created", "rule_changed", "rule_deleted", "rules_applied"]
+paths.update({
+    "/api/projects/{pid}/prelabels/rules": {
+        "get": {"summary": "The project's labeling rules, each with coverage, overlap and conflict with the other enabled rules, "
+                           "and accuracy on items with a final label (95% Wilson interval) (admin, lead member)",
+                "parameters": [PID], "responses": ok(ref("RuleList"))},
+        "post": {"summary": "Write a labeling rule (400 names what is wrong with it; 409 when the name is taken)",
+                 "parameters": [PID], "requestBody": body(ref("RuleDraft")), "responses": ok(ref("PrelabelRule"), "201", "created")}},
+    "/api/projects/{pid}/prelabels/rules/{id}": {
+        "put": {"summary": "Replace a labeling rule", "parameters": [PID, RULE_ID],
+                "requestBody": body(ref("RuleDraft")), "responses": ok(ref("PrelabelRule"))},
+        "delete": {"summary": "Delete a labeling rule (the rules source's pre-labels stay until the rules are applied again)",
+                   "parameters": [PID, RULE_ID], "responses": ok(None, "204", "deleted")}},
+    "/api/projects/{pid}/prelabels/rules/preview": {"post": {
+        "summary": "The figures of an unsaved rule against the saved enabled rules (but `editing`), with a few matched items",
+        "parameters": [PID], "requestBody": body(ref("RulePreviewRequest")), "responses": ok(ref("RulePreview"))}},
+    "/api/projects/{pid}/prelabels/rules/apply": {"post": {
+        "summary": "Apply the enabled rules: the label model (Dawid-Skene over the rules' votes, abstention modelled) gives each "
+                   "item a voting rule fires on a label and its probability, replacing the rules source's pre-labels",
+        "parameters": [PID], "responses": ok(ref("RulesApplied"))}},
+})
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.
 def link(op, params=None, body=None, desc=""):

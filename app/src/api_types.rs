@@ -600,6 +600,14 @@ pub enum AuditAction {
     /// `after` {source_id, source, labels, min_score, target_precision} (None when off), and
     /// `after.accepted`: the project's auto-accepted items once it applied.
     AutoAcceptChanged,
+    /// A lead wrote a labeling rule: `after` {name, kind, pattern, meta_key, label, enabled}.
+    RuleCreated,
+    /// A lead changed a labeling rule: `before` and `after` as for a creation.
+    RuleChanged,
+    /// A lead deleted a labeling rule: `before` as for a creation.
+    RuleDeleted,
+    /// A lead applied the rules: `after` {source_id, prelabels, rules}.
+    RulesApplied,
 }
 
 impl AuditAction {
@@ -619,6 +627,10 @@ impl AuditAction {
         Self::ReviewDecided,
         Self::GoldChanged,
         Self::AutoAcceptChanged,
+        Self::RuleCreated,
+        Self::RuleChanged,
+        Self::RuleDeleted,
+        Self::RulesApplied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -638,6 +650,10 @@ impl AuditAction {
             Self::ReviewDecided => "review_decided",
             Self::GoldChanged => "gold_changed",
             Self::AutoAcceptChanged => "auto_accept_changed",
+            Self::RuleCreated => "rule_created",
+            Self::RuleChanged => "rule_changed",
+            Self::RuleDeleted => "rule_deleted",
+            Self::RulesApplied => "rules_applied",
         }
     }
 
@@ -1729,4 +1745,142 @@ pub struct PrelabelView {
     pub source: String,
     pub labels: Vec<String>,
     pub score: Option<f64>,
+}
+
+// ---- Labeling rules (issue 10) -------------------------------------------------------------
+
+/// What a labeling rule looks for.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// Any of the pattern's words (separated by spaces or commas), as whole words, ignoring case.
+    #[default]
+    Keyword,
+    /// A regular expression found anywhere in the item's text, ignoring case.
+    Regex,
+    /// The item's `meta` attribute `meta_key` equals the pattern (compared as text).
+    Meta,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyword => "keyword",
+            Self::Regex => "regex",
+            Self::Meta => "meta",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "keyword" => Some(Self::Keyword),
+            "regex" => Some(Self::Regex),
+            "meta" => Some(Self::Meta),
+            _ => None,
+        }
+    }
+}
+
+/// A rule as a lead writes it (create, replace, and the unsaved rule of a preview). `label`
+/// None: the rule abstains on what it matches (it is counted, but votes for nothing).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct RuleDraft {
+    #[serde(default)]
+    pub name: String,
+    pub kind: RuleKind,
+    pub pattern: String,
+    #[serde(default)]
+    pub meta_key: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A rule's figures over the project's items. Overlap and conflict are against the project's
+/// other enabled rules; accuracy is on matched items that have a final label.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct RuleStats {
+    /// Items the rule matches.
+    pub coverage: i64,
+    /// Matched items another enabled rule also matches.
+    pub overlap: i64,
+    /// Matched items another enabled rule votes a different label for.
+    pub conflict: i64,
+    /// Share of matched items with a final label whose final label includes the rule's label,
+    /// with its 95% Wilson interval and n (the matched items with a final label).
+    pub accuracy: StatValue,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PrelabelRule {
+    pub id: i64,
+    pub name: String,
+    pub kind: RuleKind,
+    pub pattern: String,
+    pub meta_key: Option<String>,
+    pub label: Option<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub stats: RuleStats,
+}
+
+/// The project's rules with their figures.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct RuleList {
+    /// The project's items the figures are over.
+    pub items: i64,
+    /// Of those, items with a final label.
+    pub labeled: i64,
+    /// Items at least one enabled rule votes on (what applying the rules pre-labels).
+    pub covered: i64,
+    pub rules: Vec<PrelabelRule>,
+}
+
+/// An unsaved rule to preview; `editing`: the saved rule it would replace (left out of the
+/// other rules it is compared with).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct RulePreviewRequest {
+    pub kind: RuleKind,
+    pub pattern: String,
+    #[serde(default)]
+    pub meta_key: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub editing: Option<i64>,
+}
+
+/// A matched item, to show what a rule catches.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RuleExample {
+    pub item_id: i64,
+    /// The item's text, cut to 160 characters.
+    pub text: String,
+    pub final_labels: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct RulePreview {
+    pub items: i64,
+    pub stats: RuleStats,
+    /// The first few matched items, in item order.
+    pub examples: Vec<RuleExample>,
+    /// Server-side time of the evaluation, in milliseconds (the 100,000-items-in-a-second target).
+    pub elapsed_ms: f64,
+}
+
+/// What applying the rules did: the rules source's pre-labels now.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct RulesApplied {
+    pub source_id: i64,
+    /// Pre-labels written (items at least one enabled labelled rule fires on).
+    pub prelabels: i64,
+    /// The label model's EM iterations and whether it converged.
+    pub iterations: i64,
+    pub converged: bool,
 }

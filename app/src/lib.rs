@@ -97,6 +97,7 @@ fn Frame() -> impl IntoView {
                     <Route path=path!("/projects/:id/releases") view=crate::pages::release::ReleasesPage/>
                     <Route path=path!("/projects/:id/agreement") view=AgreementPage/>
                     <Route path=path!("/projects/:id/prelabels") view=crate::pages::prelabels::PrelabelsPage/>
+                    <Route path=path!("/projects/:id/prelabels/rules") view=crate::pages::prelabels::RulesPage/>
                     <Route path=path!("/admin/users") view=UsersPage/>
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/account") view=AccountPage/>

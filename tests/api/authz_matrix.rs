@@ -118,6 +118,12 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("POST /api/projects/{pid}/prelabels/audit",          "401 404 403 404 200 200", Via::Any),
     ("PUT /api/projects/{pid}/prelabels/auto-accept",     "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/export/summary",            "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/prelabels/rules",           "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/prelabels/rules",          "401 404 403 404 201 201", Via::Any),
+    ("PUT /api/projects/{pid}/prelabels/rules/{id}",      "401 404 403 404 200 200", Via::Any),
+    ("DELETE /api/projects/{pid}/prelabels/rules/{id}",   "401 404 403 404 204 204", Via::Any),
+    ("POST /api/projects/{pid}/prelabels/rules/preview",  "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/prelabels/rules/apply",    "401 404 403 404 200 200", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -249,6 +255,11 @@ fn devset_draft(profile: i64) -> Value {
     json!({"name": format!("matrix-{}", seq()), "profile_id": profile, "attributes": ["region"], "size": 1})
 }
 
+/// A keyword rule with a name of its own.
+fn matrix_rule() -> Value {
+    json!({"name": format!("matrix-{}", seq()), "kind": "keyword", "pattern": "matrix", "label": "pos"})
+}
+
 /// An item of P leased to the actor (through its bearer token), or any item of P for a
 /// caller who cannot label there.
 async fn leased_item(ctx: &Ctx, actor: Actor) -> i64 {
@@ -377,6 +388,16 @@ async fn request(ctx: &Ctx, route: &str, path: &str, actor: Actor) -> (String, O
             let sources: Vec<PrelabelSource> = ctx.admin.get(&format!("/api/projects/{p}/prelabels/sources")).await;
             let id = sources.iter().find(|s| s.name == model).unwrap().id;
             (fill(path, 0), json_body(json!({"source_id": id, "enabled": false})))
+        }
+        "POST /api/projects/{pid}/prelabels/rules" => (fill(path, 0), json_body(matrix_rule())),
+        "PUT /api/projects/{pid}/prelabels/rules/{id}" | "DELETE /api/projects/{pid}/prelabels/rules/{id}" => {
+            // A rule of its own for every call (a delete succeeds once).
+            let rule: Value = ctx.admin.post_created(&format!("/api/projects/{p}/prelabels/rules"), &matrix_rule()).await;
+            let body = route.starts_with("PUT").then(|| json_body(matrix_rule())).flatten();
+            (fill(path, rule["id"].as_i64().unwrap()), body)
+        }
+        "POST /api/projects/{pid}/prelabels/rules/preview" => {
+            (fill(path, 0), json_body(json!({"kind": "keyword", "pattern": "matrix", "label": "pos"})))
         }
         _ => (fill(path, ctx.text_item), None),
     }

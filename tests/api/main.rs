@@ -32,6 +32,7 @@ mod assignment_order;
 mod gold;
 mod releases;
 mod faults;
+mod prelabel_rules;
 mod prelabels;
 mod releases_label_studio;
 mod prelabels_auto;

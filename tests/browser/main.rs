@@ -991,3 +991,63 @@ async fn lead_uploads_predictions_and_draws_the_audit() {
    screenshot(&c, "prelabels-auto.png").await;
    c.close().await.unwrap();
 }
+
+/// A lead goes from the pre-labels page to the labeling rules (`r`), writes a keyword rule
+/// (`n`, typing), sees its coverage and accuracy while typing, saves it with Enter and applies
+/// the rules with `A`. Screenshot: `target/screenshots/prelabel-rules.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_writes_a_keyword_rule_and_sees_its_coverage() {
+   let server = TestServer::start(Backend::Sqlite).await;
+   let admin = server.admin().await;
+   let pid = admin
+       .create_project(&NewProject {
+           name: "Rules".into(),
+           instructions: String::new(),
+           kind: LabelKind::Single,
+           labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
+           overlap: 1,
+           lease_seconds: 600,
+           quality: Default::default(),
+           assignment_order: app::api_types::AssignmentOrder::Import,
+       })
+       .await
+       .id;
+   let items: String = [
+       json!({"id": "r0", "text": "A great movie, I loved it", "gold": "positive"}),
+       json!({"id": "r1", "text": "Loved the acting"}),
+       json!({"id": "r2", "text": "terrible plot", "gold": "negative"}),
+       json!({"id": "r3", "text": "boring"}),
+   ]
+   .iter()
+   .map(|l| l.to_string() + "\n")
+   .collect();
+   admin.import(pid, "jsonl", items).await;
+
+   let driver = Driver::start().await;
+   let c = driver.browser().await;
+   sign_in(&c, &server, "admin", server.admin_password()).await;
+   c.goto(&server.url(&format!("/projects/{pid}/prelabels"))).await.unwrap();
+   // The sources card is filled in by the hydrated page: its keys work from then on.
+   wait_text(&c, ".card", "the empty sources card", |t| t.contains("No pre-labels yet")).await;
+   press(&c, 'r').await;
+   wait_text(&c, "h1", "the rules page", |t| t == "Labeling rules").await;
+   wait_text(&c, ".card", "the empty list", |t| t.contains("No rules yet")).await;
+   // The label list arrives with the project; wait for it before typing.
+   wait_text(&c, "#rule-label option", "the project's labels", |t| t == "positive").await;
+   press(&c, 'n').await;
+   assert_eq!(focused_id(&c).await.as_deref(), Some("rule-pattern"), "n puts the cursor in the pattern");
+   c.find(Locator::Css("#rule-pattern")).await.unwrap().send_keys("loved, great").await.unwrap();
+   let preview = wait_text(&c, ".rule-preview", "the live coverage", |t| t.contains("2 · 50.0%")).await;
+   assert!(preview.contains("100.0% [20.7, 100.0] · n 1"), "{preview}");
+   wait_text(&c, ".rule-examples", "the matched items", |t| t.contains("Loved the acting")).await;
+   press(&c, char::from(Key::Enter)).await;
+   wait_text(&c, ".import-result", "the save", |t| t.contains("Saved rule")).await;
+   wait_text(&c, ".rule-list", "the saved rule's row", |t| t.contains("keyword \"loved, great\"") && t.contains("2 · 50.0%")).await;
+   c.find(Locator::Css("h1")).await.unwrap().click().await.unwrap(); // focus off the form
+   press(&c, 'A').await;
+   wait_text(&c, ".import-result", "the apply", |t| t.contains("Applied: 2 pre-labels")).await;
+   screenshot(&c, "prelabel-rules.png").await;
+   let sources: Value = admin.get(&format!("/api/projects/{pid}/prelabels/sources")).await;
+   assert_eq!((sources[0]["kind"].clone(), sources[0]["prelabels"].clone()), (json!("rules"), json!(2)), "{sources}");
+   c.close().await.unwrap();
+}

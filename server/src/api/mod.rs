@@ -9,6 +9,7 @@ pub mod extract;
 mod import;
 mod items;
 mod labeling;
+mod prelabel_rules;
 mod prelabels;
 mod projects;
 mod releases;
@@ -107,6 +108,13 @@ fn table() -> Routes {
         // Auto-accept and the export's noise figures (issue 10).
         .put("/projects/{pid}/prelabels/auto-accept", prelabels::put_auto_accept)
         .get("/projects/{pid}/export/summary", export::export_summary)
+        // Labeling rules and their label model (issue 10).
+        .get("/projects/{pid}/prelabels/rules", prelabel_rules::list)
+        .post("/projects/{pid}/prelabels/rules", prelabel_rules::create)
+        .put("/projects/{pid}/prelabels/rules/{id}", prelabel_rules::update)
+        .delete("/projects/{pid}/prelabels/rules/{id}", prelabel_rules::delete)
+        .post("/projects/{pid}/prelabels/rules/preview", prelabel_rules::preview)
+        .post("/projects/{pid}/prelabels/rules/apply", prelabel_rules::apply)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout

@@ -26,6 +26,8 @@ mod agreement;
 mod devset;
 #[path = "bench/releases.rs"]
 mod releases;
+#[path = "bench/rules.rs"]
+mod rules;
 
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
@@ -89,6 +91,13 @@ struct Args {
     /// own (see bench/devset.rs).
     #[arg(long)]
     devset: bool,
+    /// Also measure labeling-rule figures (issue 10) on a project of --rules-items items (see
+    /// bench/rules.rs).
+    #[arg(long)]
+    rules: bool,
+    /// With --rules: the project's items.
+    #[arg(long, default_value_t = 100_000)]
+    rules_items: u64,
     /// With --devset: the pool's size.
     #[arg(long, default_value_t = 1_000_000)]
     devset_pool: u64,
@@ -953,6 +962,8 @@ async fn bench(
     } else {
         None
     };
+    // 5f. Labeling-rule figures (issue 10).
+    let rules = if args.rules { Some(rules::scenario(&client, base, &admin, args.rules_items, tmp, say).await?) } else { None };
 
     // 6. Export.
     say("[6/7] exporting (jsonl, csv)");
@@ -1049,6 +1060,9 @@ async fn bench(
     if let Some(r) = &releases {
         s.push_str(&r.summary());
     }
+    if let Some(r) = &rules {
+        s.push_str(&r.summary());
+    }
     s.push_str("\nExport\n");
     for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
         s.push_str(&format!(
@@ -1067,6 +1081,7 @@ async fn bench(
         "agreement": agreement.as_ref().map(|a| a.to_json()),
         "devset": devset.as_ref().map(|d| d.to_json()),
         "releases": releases.as_ref().map(|r| r.to_json()),
+        "rules": rules.as_ref().map(|r| r.to_json()),
         "items": n,
         "labelers": args.labelers,
         "overlap": args.overlap,

@@ -11,6 +11,8 @@ pub mod import;
 pub mod model;
 pub mod predictions;
 pub mod rules;
+pub mod rules_index;
+pub mod rules_run;
 pub mod threshold;
 
 use app::api_types::{Interval, StatValue};

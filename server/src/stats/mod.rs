@@ -25,6 +25,7 @@ pub mod dawid_skene;
 pub mod distance;
 pub mod evaluation;
 pub mod kappa;
+pub mod label_model;
 pub mod krippendorff;
 pub mod label_errors;
 pub mod proportion;

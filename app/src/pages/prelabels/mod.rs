@@ -3,10 +3,13 @@
 //! with Enter.
 mod auto;
 mod page;
+mod rules;
+mod rules_state;
 
 use leptos::prelude::*;
 
 pub use page::PrelabelsPage;
+pub use rules::RulesPage;
 
 use crate::api_types::PrelabelView;
 use crate::components::Kbd;

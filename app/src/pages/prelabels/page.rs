@@ -104,6 +104,10 @@ fn Prelabels(pid: i64) -> impl IntoView {
             "j" | "ArrowDown" if n > 0 => selected.update(|i| *i = (*i + 1).min(n - 1)),
             "k" | "ArrowUp" => selected.update(|i| *i = i.saturating_sub(1)),
             "t" | "T" => toggle(selected.get_untracked()),
+            // R: the labeling rules (`rules`).
+            "r" => {
+                let _ = window().location().set_href(&format!("/projects/{pid}/prelabels/rules"));
+            }
             _ => return,
         }
         ev.prevent_default();
@@ -185,7 +189,7 @@ fn Prelabels(pid: i64) -> impl IntoView {
                 <div class="crumbs"><a href="/">"Projects"</a> " / " <a href=format!("/projects/{pid}")>"Project"</a> " / "</div>
                 <div class="page-head">
                     <h1>"Pre-labels"</h1>
-                    <span class="muted">"Draw the audit sample " <Kbd k="a"/></span>
+                    <span class="muted">"Draw the audit sample " <Kbd k="a"/> " · " <a href=format!("/projects/{pid}/prelabels/rules")>"Labeling rules"</a> " " <Kbd k="r"/></span>
                 </div>
             </div>
             <section class="card" aria-labelledby="sources-h">
