@@ -615,7 +615,7 @@ paths.update({
         "get": {"summary": "The project's labeling rules, each with coverage, overlap and conflict with the other enabled rules, "
                            "and accuracy on items with a final label (95% Wilson interval) (admin, lead member)",
                 "parameters": [PID], "responses": ok(ref("RuleList"))},
-        "post": {"summary": "Write a labeling rule (400 names what is wrong with it; 409 when the name is taken)",
+        "post": {"summary": "Write a labeling rule (422 names what is wrong with the rule, 400 with its name; 409 when the name is taken)",
                  "parameters": [PID], "requestBody": body(ref("RuleDraft")), "responses": ok(ref("PrelabelRule"), "201", "created")}},
     "/api/projects/{pid}/prelabels/rules/{id}": {
         "put": {"summary": "Replace a labeling rule", "parameters": [PID, RULE_ID],

@@ -81,6 +81,10 @@ impl AppError {
     pub fn bad_request(msg: impl Into<String>) -> Self {
         AppError::BadRequest(msg.into())
     }
+    /// A well-formed request whose content breaks a rule the schema cannot state (422).
+    pub fn unprocessable(msg: impl Into<String>) -> Self {
+        AppError::Unprocessable { message: msg.into(), details: serde_json::Value::Null }
+    }
     pub fn forbidden(msg: impl Into<String>) -> Self {
         AppError::Forbidden(msg.into())
     }

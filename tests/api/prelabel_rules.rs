@@ -107,13 +107,13 @@ async fn rules_crud_is_for_leads_and_audited(b: Backend) {
 
     // Bad rules are named and nothing is saved.
     let bad = |pattern: &str, kind: &str, label: Value| json!({"name": "bad", "kind": kind, "pattern": pattern, "label": label});
-    let e = lead.post_json_raw(&rules_url(pid), &bad("free-money", "keyword", json!("pos"))).await.assert_error(400, "bad_request");
+    let e = lead.post_json_raw(&rules_url(pid), &bad("free-money", "keyword", json!("pos"))).await.assert_error(422, "unprocessable");
     assert_eq!(e.message, "\"free-money\" is not one word (letters and digits only; use a regular expression for phrases)");
-    let e = lead.post_json_raw(&rules_url(pid), &bad("(x", "regex", json!("pos"))).await.assert_error(400, "bad_request");
+    let e = lead.post_json_raw(&rules_url(pid), &bad("(x", "regex", json!("pos"))).await.assert_error(422, "unprocessable");
     assert!(e.message.starts_with("not a valid regular expression"), "{}", e.message);
-    let e = lead.post_json_raw(&rules_url(pid), &bad("x", "keyword", json!("maybe"))).await.assert_error(400, "bad_request");
+    let e = lead.post_json_raw(&rules_url(pid), &bad("x", "keyword", json!("maybe"))).await.assert_error(422, "unprocessable");
     assert_eq!(e.message, "\"maybe\" is not one of the project's labels");
-    let e = lead.post_json_raw(&rules_url(pid), &bad("x", "meta", json!("pos"))).await.assert_error(400, "bad_request");
+    let e = lead.post_json_raw(&rules_url(pid), &bad("x", "meta", json!("pos"))).await.assert_error(422, "unprocessable");
     assert_eq!(e.message, "an attribute rule needs the attribute's name (meta_key)");
     let e = lead.post_json_raw(&rules_url(pid), &json!({"name": " ", "kind": "keyword", "pattern": "x"})).await.assert_error(400, "bad_request");
     assert_eq!(e.message, "a rule needs a name of 1 to 200 characters");
@@ -222,11 +222,11 @@ async fn preview_figures_of_an_unsaved_rule(b: Backend) {
     let p = preview(json!({"kind": "regex", "pattern": "^zzz", "label": "neg"})).await;
     assert_eq!(figures(&p.stats), (0, 0, 0, 0, None));
     assert_eq!(p.examples, vec![]);
-    // A half-typed expression is a 400 that says why.
+    // A half-typed expression is a 422 that says why.
     let e = admin
         .post_json_raw(&format!("{}/preview", rules_url(pid)), &json!({"kind": "regex", "pattern": "terribl[", "label": "neg"}))
         .await
-        .assert_error(400, "bad_request");
+        .assert_error(422, "unprocessable");
     assert!(e.message.starts_with("not a valid regular expression"), "{}", e.message);
     // A new import changes the corpus: the preview sees the new item.
     admin.import(pid, "jsonl", json!({"id": "i8", "text": "so boring"}).to_string() + "\n").await;

@@ -85,7 +85,9 @@ pub fn check_draft(d: &mut RuleDraft, labels: &[String]) -> AppResult<()> {
     if d.kind != RuleKind::Meta {
         d.meta_key = None;
     }
-    compile(d.kind, &d.pattern, d.meta_key.as_deref(), d.label.as_deref(), labels).map_err(AppError::bad_request)?;
+    // 422: the request is well formed, the rule in it is not (a schema cannot say which
+    // patterns compile or which labels the project has).
+    compile(d.kind, &d.pattern, d.meta_key.as_deref(), d.label.as_deref(), labels).map_err(AppError::unprocessable)?;
     Ok(())
 }
 
@@ -153,7 +155,7 @@ pub fn wire(row: RuleRow, stats: app::api_types::RuleStats) -> PrelabelRule {
 pub async fn preview(db: &Db, project_id: i64, label_defs: &[LabelDef], req: RulePreviewRequest) -> AppResult<RulePreview> {
     let labels: Vec<String> = label_defs.iter().map(|l| l.name.clone()).collect();
     let meta_key = if req.kind == RuleKind::Meta { req.meta_key.as_deref() } else { None };
-    let rule = compile(req.kind, &req.pattern, meta_key, req.label.as_deref(), &labels).map_err(AppError::bad_request)?;
+    let rule = compile(req.kind, &req.pattern, meta_key, req.label.as_deref(), &labels).map_err(AppError::unprocessable)?;
     let rows: Vec<RuleRow> = store::list_rules(db, project_id)
         .await?
         .into_iter()
