@@ -312,7 +312,9 @@ pub async fn assign_next_item(
             chosen = gold_hand_out!(tx, pid, user_id, now, &settings, held.len() as i64);
         }
         let claiming = is_pg && pg_row_claiming();
-        for sql in open_item_sqls(&settings.assignment_order) {
+        // The order's open items, then the item the labeler skipped longest ago.
+        let steps = open_item_sqls(&settings.assignment_order).into_iter().chain([SKIPPED_ITEM_SQL.to_string()]);
+        for sql in steps {
             if chosen.is_some() {
                 break;
             }
@@ -328,18 +330,6 @@ pub async fn assign_next_item(
                     .fetch_optional(&mut *tx)
                     .await?;
             }
-        }
-        if chosen.is_none() && claiming {
-            chosen = claim_on_pg!(tx, &claim_sql(SKIPPED_ITEM_SQL), pid, user_id, now, &settings);
-        } else if chosen.is_none() {
-            chosen = sqlx::query_scalar(SKIPPED_ITEM_SQL)
-            .bind(pid)
-            .bind(user_id)
-            .bind(now)
-            .bind(settings.visible_max_item_id)
-            .bind(settings.overlap)
-            .fetch_optional(&mut *tx)
-            .await?;
         }
         if let Some(item_id) = chosen {
             let is_new = !held.contains(&item_id);
