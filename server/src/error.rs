@@ -60,19 +60,20 @@ pub type AppResult<T> = Result<T, AppError>;
 
 /// What a client reads when the database cannot store anything (issue 11's fault cases).
 pub(crate) const STORAGE_REFUSAL_MESSAGE: &str =
-    "the database cannot store anything right now (read-only or out of disk space); nothing of this request was saved: try again later";
+    "the database cannot store anything right now (read-only, out of disk space or failing to write); nothing of this request was saved: try again later";
 pub(crate) const STORAGE_REFUSAL_RETRY_SECS: u64 = 5;
 
 /// Whether the database refused a write because of its storage, not because of the request:
-/// SQLite's SQLITE_READONLY (8) and SQLITE_FULL (13), extended codes included (the low byte is
-/// the primary code); PostgreSQL's disk_full (53100) and read_only_sql_transaction (25006, a
+/// SQLite's SQLITE_READONLY (8), SQLITE_IOERR (10: a write, sync or truncate the file system
+/// refused, e.g. an immutable or failing file) and SQLITE_FULL (13), extended codes included
+/// (the low byte is the primary code); PostgreSQL's disk_full (53100) and read_only_sql_transaction (25006, a
 /// standby). These pass when the condition clears, so they are a 503 with `Retry-After`, not
 /// a 500: the server goes on serving reads, and the same request succeeds later.
 pub(crate) fn is_storage_refusal(e: &sqlx::Error) -> bool {
     let Some(db) = e.as_database_error() else { return false };
     let Some(code) = db.code() else { return false };
     if let Ok(n) = code.parse::<i64>() {
-        return matches!(n & 0xff, 8 | 13);
+        return matches!(n & 0xff, 8 | 10 | 13);
     }
     matches!(code.as_ref(), "53100" | "25006")
 }

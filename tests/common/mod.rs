@@ -208,7 +208,13 @@ impl TestServer {
     }
 
     pub async fn start_with_args(backend: Backend, extra_args: &[&str]) -> TestServer {
-        let dir = tempfile::Builder::new().prefix("mirrorset-test-").tempdir().expect("tempdir");
+        Self::start_in(backend, extra_args, &std::env::temp_dir()).await
+    }
+
+    /// A server whose directory (SQLite database, data dir, log) is created inside `parent`:
+    /// e.g. a small tmpfs, to fill its disk (`storage_faults.rs`).
+    pub async fn start_in(backend: Backend, extra_args: &[&str], parent: &Path) -> TestServer {
+        let dir = tempfile::Builder::new().prefix("mirrorset-test-").tempdir_in(parent).expect("tempdir");
         let dir_path = dir.path().to_path_buf();
         let data_dir = dir_path.join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");

@@ -32,7 +32,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous, SqliteTransactionManager,
+};
+use sqlx::{Connection as _, TransactionManager as _};
 
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -163,6 +166,18 @@ impl Db {
             // (content hash, rank), which with the default 2 MiB re-read pages from the OS.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                // A COMMIT the storage refused (disk full, an unwritable file) leaves SQLite
+                // with the transaction rolled back but sqlx still counting it open, and then
+                // every later BEGIN on the one write connection fails: the writer would never
+                // recover when the disk does (found by `tests/api/storage_faults.rs`). Such a
+                // connection is closed on release and the pool opens a fresh one. The ping
+                // first runs the rollback a dropped transaction left queued.
+                .after_release(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.ping().await?;
+                        Ok(SqliteTransactionManager::get_transaction_depth(conn) == 0)
+                    })
+                })
                 .connect_with(opts.clone().pragma("cache_size", format!("-{}", WRITER_CACHE_KIB)))
                 .await?;
             // Readers map the file instead of copying pages with pread: every commit of the
