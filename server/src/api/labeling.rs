@@ -36,13 +36,17 @@ pub async fn next_item(
     };
     let project = visible_project(&state.db, &caller, pid).await?.project;
     state.metrics.labeler_seen(caller.id());
-    let assigned = store::assignment::assign_next_item(&state.db, &project, caller.id(), &req.exclude).await?;
-    let progress = progress_of(&state, pid, caller.id(), q.since.unwrap_or(0)).await?;
-    Ok(Json(match assigned {
-        Some(a) => {
-            let prelabel = store::prelabels::shown_prelabel(&state.db, pid, a.item.id).await?;
-            NextItem { item: Some(a.item.into_view()), lease_expires_at: Some(a.lease_expires_at), progress, prelabel }
-        }
+    let since = q.since.unwrap_or(0);
+    let handed = store::assignment::assign_next_item(&state.db, &project, caller.id(), &req.exclude, since).await?;
+    let (mine_today, mine_total, done, total) = handed.progress;
+    let progress = Progress { mine_today, mine_total, done, total };
+    Ok(Json(match handed.assigned {
+        Some(a) => NextItem {
+            item: Some(a.item.into_view()),
+            lease_expires_at: Some(a.lease_expires_at),
+            progress,
+            prelabel: a.prelabel,
+        },
         None => NextItem { item: None, lease_expires_at: None, progress, prelabel: None },
     }))
 }

@@ -268,6 +268,14 @@ macro_rules! gold_hand_out {
 pub struct Assigned {
     pub item: ItemRow,
     pub lease_expires_at: i64,
+    /// The pre-label the labeling view shows beside it, if any (`store::prelabels`).
+    pub prelabel: Option<app::api_types::PrelabelView>,
+}
+
+/// What a `next` answers: the item (if any) and the caller's progress after the hand-out.
+pub struct HandOut {
+    pub assigned: Option<Assigned>,
+    pub progress: ProgressCounts,
 }
 
 /// Gives the labeler an item to label: one they already hold (and the page does not have,
@@ -280,12 +288,13 @@ pub async fn assign_next_item(
     project: &Project,
     user_id: i64,
     exclude: &[i64],
-) -> AppResult<Option<Assigned>> {
+    since: i64,
+) -> AppResult<HandOut> {
     let now = now_ms();
     let expires = now + project.lease_seconds * 1000;
     let pid = project.id;
     let exclude = exclude.to_vec();
-    let item: Option<super::items::ItemRow> = on_group_write!(db, tx, is_pg => {
+    let (item, prelabel, progress) = on_group_write!(db, tx, is_pg => {
         if is_pg {
             sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
         }
@@ -374,10 +383,35 @@ pub async fn assign_next_item(
             ),
             None => None,
         };
+        // The pre-label shown beside it and the caller's progress, in the same transaction
+        // for the same reason: on SQLite every read on a reader connection starts cold after
+        // each commit (the perf profile of the labeling loop: readers' page faults and
+        // mapping refreshes were the largest cost), while the writer's cache stays warm.
+        let prelabel: Option<super::prelabels::PrelabelRow> = match chosen {
+            Some(id) => sqlx::query_as(super::prelabels::SHOWN_PRELABEL_SQL)
+                .bind(id)
+                .bind(pid)
+                .fetch_optional(&mut *tx)
+                .await?,
+            None => None,
+        };
+        let progress: Option<ProgressCounts> = sqlx::query_as(PROGRESS_SQL)
+            .bind(pid)
+            .bind(user_id)
+            .bind(since)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
-        item
+        (item, prelabel, progress.unwrap_or((0, 0, 0, 0)))
     });
-    Ok(item.map(|item| Assigned { item, lease_expires_at: expires }))
+    Ok(HandOut {
+        assigned: item.map(|item| Assigned {
+            item,
+            lease_expires_at: expires,
+            prelabel: prelabel.map(super::prelabels::view),
+        }),
+        progress,
+    })
 }
 
 /// A submission; its labels are checked against the project's schema inside the transaction.
@@ -737,28 +771,31 @@ pub async fn previous_submission(
 
 /// (mine since `since`, mine in all, done, total) for the labeler in the project; `total`
 /// leaves gold items out.
-pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> AppResult<(i64, i64, i64, i64)> {
-    // One statement: every `next` asks for progress, and on SQLite each read statement starts
-    // from a cold page cache while labeling writes commit.
-    // Gold items are outside the overlap flow: not part of the total, nor of the done count
-    // (an item done before a lead marked it gold is still `complete` and in `done_count`);
-    // counts over the small gold index, as `store::projects::list_projects` makes them.
-    Ok(on_read!(db, pool => sqlx::query_as(
-        "SELECT mine.today, mine.total,
-                p.done_count - (SELECT COUNT(*) FROM items i
-                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
-                p.item_count - (SELECT COUNT(*) FROM items i
-                 WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
-         FROM projects p,
-              (SELECT COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0) AS today, COUNT(*) AS total
-                 FROM annotations WHERE project_id = $1 AND user_id = $2) mine
-         WHERE p.id = $1",
-    )
-    .bind(project_id)
-    .bind(user_id)
-    .bind(since)
-    .fetch_optional(pool)
-    .await?)
+/// The caller's progress ($1: project, $2: user, $3: `since`): theirs today and in total, and
+/// the project's done and total counts. Gold items are outside the overlap flow: not part of
+/// the total, nor of the done count (an item done before a lead marked it gold is still
+/// `complete` and in `done_count`); counted over the small gold index, as
+/// `store::projects::list_projects` counts them.
+const PROGRESS_SQL: &str = "SELECT mine.today, mine.total,
+        p.done_count - (SELECT COUNT(*) FROM items i
+         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
+        p.item_count - (SELECT COUNT(*) FROM items i
+         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
+ FROM projects p,
+      (SELECT COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0) AS today, COUNT(*) AS total
+         FROM annotations WHERE project_id = $1 AND user_id = $2) mine
+ WHERE p.id = $1";
+
+/// (mine today, mine in total, done, total): see `PROGRESS_SQL`.
+pub type ProgressCounts = (i64, i64, i64, i64);
+
+pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> AppResult<ProgressCounts> {
+    Ok(on_read!(db, pool => sqlx::query_as(PROGRESS_SQL)
+        .bind(project_id)
+        .bind(user_id)
+        .bind(since)
+        .fetch_optional(pool)
+        .await?)
     .unwrap_or((0, 0, 0, 0)))
 }
 

@@ -346,7 +346,7 @@ async fn audit_outcomes(db: &Db, project_id: i64) -> AppResult<Vec<(i64, String,
 }
 
 #[derive(sqlx::FromRow)]
-struct PrelabelRow {
+pub(crate) struct PrelabelRow {
     source_id: i64,
     kind: String,
     name: String,
@@ -379,7 +379,7 @@ fn view_source(kind: &str, name: &str, version: &str) -> String {
     }
 }
 
-fn view(r: PrelabelRow) -> PrelabelView {
+pub(crate) fn view(r: PrelabelRow) -> PrelabelView {
     let kind = PrelabelSourceKind::parse(&r.kind).unwrap_or(PrelabelSourceKind::Model);
     let source = view_source(&r.kind, &r.name, &r.version);
     PrelabelView {
@@ -393,22 +393,14 @@ fn view(r: PrelabelRow) -> PrelabelView {
 
 /// The pre-label the labeling view shows with an item: its best one, unless the project hides
 /// pre-labels until the labeler has answered. One statement: it runs on every `next`.
-pub async fn shown_prelabel(db: &Db, project_id: i64, item_id: i64) -> AppResult<Option<PrelabelView>> {
-    let row = on_read!(db, pool => {
-        sqlx::query_as::<_, PrelabelRow>(
-            "SELECT p.source_id, s.kind, s.name, s.version, p.labels, p.score
-             FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
-             WHERE p.item_id = $1
-               AND NOT EXISTS (SELECT 1 FROM prelabel_settings st WHERE st.project_id = $2 AND st.hide_until_answered <> 0)
-             ORDER BY COALESCE(p.score, 0) DESC, p.source_id LIMIT 1",
-        )
-        .bind(item_id)
-        .bind(project_id)
-        .fetch_optional(pool)
-        .await?
-    });
-    Ok(row.map(view))
-}
+/// The pre-label shown beside an item in the labeling view ($1: item, $2: project): the best
+/// one, unless the project hides pre-labels until the labeler has answered. Run by the
+/// hand-out (`store::assignment::assign_next_item`) in its own transaction.
+pub(crate) const SHOWN_PRELABEL_SQL: &str = "SELECT p.source_id, s.kind, s.name, s.version, p.labels, p.score
+     FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
+     WHERE p.item_id = $1
+       AND NOT EXISTS (SELECT 1 FROM prelabel_settings st WHERE st.project_id = $2 AND st.hide_until_answered <> 0)
+     ORDER BY COALESCE(p.score, 0) DESC, p.source_id LIMIT 1";
 
 /// Records what a labeler's answer did with each of the item's pre-labels: one row per source
 /// (`accepted`: the answer is exactly the pre-label; `shown`: it was the one on screen). An
