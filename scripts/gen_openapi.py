@@ -608,6 +608,7 @@ schemas.update({
     "RuleExample": obj({"item_id": I64, "text": STR, "final_labels": nullable(arr(STR))}),
     "RulePreview": obj({"items": I64, "stats": ref("RuleStats"), "examples": arr(ref("RuleExample")), "elapsed_ms": F64}),
     "RulesApplied": obj({"source_id": I64, "prelabels": I64, "iterations": I64, "converged": BOOL}),
+    "RulesApplyStatus": obj({"job": nullable(ref("JobInfo")), "applied": nullable(ref("RulesApplied"))}),
 })
 schemas["AuditAction"]["enum"] += ["rule_created", "rule_changed", "rule_deleted", "rules_applied"]
 paths.update({
@@ -626,9 +627,12 @@ paths.update({
         "summary": "The figures of an unsaved rule against the saved enabled rules (but `editing`), with a few matched items",
         "parameters": [PID], "requestBody": body(ref("RulePreviewRequest")), "responses": ok(ref("RulePreview"))}},
     "/api/projects/{pid}/prelabels/rules/apply": {"post": {
-        "summary": "Apply the enabled rules: the label model (Dawid-Skene over the rules' votes, abstention modelled) gives each "
+        "summary": "Apply the enabled rules, as a background job (202 with the job; GET follows it): the label model "
+                   "(Dawid-Skene over the rules' votes, abstention modelled) gives each "
                    "item a voting rule fires on a label and its probability, replacing the rules source's pre-labels",
-        "parameters": [PID], "responses": ok(ref("RulesApplied"))}},
+        "parameters": [PID], "responses": ok(ref("JobInfo"), "202", "queued")},
+        "get": {"summary": "The newest Apply job (state, progress, error) and the result of the last Apply that finished",
+                "parameters": [PID], "responses": ok(ref("RulesApplyStatus"))}},
 })
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.

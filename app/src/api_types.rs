@@ -1884,3 +1884,11 @@ pub struct RulesApplied {
     pub iterations: i64,
     pub converged: bool,
 }
+
+/// An Apply of the rules runs as a background job: the newest one, and what the last one that
+/// finished did (older than `job` while that runs, or when it failed).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct RulesApplyStatus {
+    pub job: Option<JobInfo>,
+    pub applied: Option<RulesApplied>,
+}

@@ -123,7 +123,8 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("PUT /api/projects/{pid}/prelabels/rules/{id}",      "401 404 403 404 200 200", Via::Any),
     ("DELETE /api/projects/{pid}/prelabels/rules/{id}",   "401 404 403 404 204 204", Via::Any),
     ("POST /api/projects/{pid}/prelabels/rules/preview",  "401 404 403 404 200 200", Via::Any),
-    ("POST /api/projects/{pid}/prelabels/rules/apply",    "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/prelabels/rules/apply",    "401 404 403 404 202 202", Via::Any),
+    ("GET /api/projects/{pid}/prelabels/rules/apply",     "401 404 403 404 200 200", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -34,6 +34,28 @@ fn rules_url(pid: i64) -> String {
     format!("/api/projects/{pid}/prelabels/rules")
 }
 
+/// Applies the rules: 202 with a queued (or already running) `rules_apply` job, followed on
+/// `GET …/apply` until it finishes; returns the finished job and what the status said.
+async fn apply_and_wait(admin: &Client, pid: i64) -> (JobInfo, RulesApplyStatus) {
+    let url = format!("{}/apply", rules_url(pid));
+    let raw = admin.post_json_raw(&url, &json!({})).await;
+    raw.assert_status(202);
+    let job: JobInfo = raw.json();
+    assert_eq!(job.kind, "rules_apply");
+    assert!(matches!(job.state.as_str(), "queued" | "running"), "{job:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let s: RulesApplyStatus = admin.get(&url).await;
+        let newest = s.job.clone().expect("the job just queued");
+        assert_eq!(newest.id, job.id, "no other Apply was asked for");
+        if matches!(newest.state.as_str(), "done" | "failed") {
+            return (newest, s);
+        }
+        assert!(std::time::Instant::now() < deadline, "the Apply job did not finish within 60 s: {newest:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The planted project and its three rules: R1 keyword → pos (items 0, 1, 3, 4), R2 regex →
 /// neg (2, 3, 5), R3 meta src = b, abstaining (2, 3, 5).
 async fn planted(server: &TestServer) -> (Client, i64, [i64; 3]) {
@@ -102,6 +124,7 @@ async fn rules_crud_is_for_leads_and_audited(b: Backend) {
         .await
         .assert_error(403, "forbidden");
     lab.post_json_raw(&format!("{}/apply", rules_url(pid)), &json!({})).await.assert_error(403, "forbidden");
+    lab.get_raw(&format!("{}/apply", rules_url(pid))).await.assert_error(403, "forbidden");
     lab.delete_raw(&format!("{}/{}", rules_url(pid), created.id)).await.assert_error(403, "forbidden");
     admin.get_raw(&rules_url(pid + 1000)).await.assert_error(404, "not_found");
 
@@ -237,7 +260,12 @@ async fn preview_figures_of_an_unsaved_rule(b: Backend) {
 async fn applied_rules_become_prelabels_by_the_label_model(b: Backend) {
     let server = TestServer::start(b).await;
     let (admin, pid, _) = planted(&server).await;
-    let applied: RulesApplied = admin.post(&format!("{}/apply", rules_url(pid)), &json!({})).await;
+    // Nothing applied yet.
+    let none: RulesApplyStatus = admin.get(&format!("{}/apply", rules_url(pid))).await;
+    assert_eq!(none, RulesApplyStatus { job: None, applied: None });
+    let (job, status) = apply_and_wait(&admin, pid).await;
+    assert_eq!((job.state.as_str(), job.progress_done, job.progress_total, job.error), ("done", 3, 3, None));
+    let applied = status.applied.expect("a finished Apply's result");
     // Voters: praise and terrible (source b abstains). Items 0..5 get a pre-label; 6 and 7,
     // where no voting rule fires, none.
     assert_eq!((applied.prelabels, applied.iterations, applied.converged), (6, 2, true));
@@ -287,7 +315,9 @@ async fn applied_rules_become_prelabels_by_the_label_model(b: Backend) {
     for r in &list.rules {
         admin.delete_raw(&format!("{}/{}", rules_url(pid), r.id)).await.assert_status(204);
     }
-    let applied: RulesApplied = admin.post(&format!("{}/apply", rules_url(pid)), &json!({})).await;
+    let (job, status) = apply_and_wait(&admin, pid).await;
+    assert_eq!(job.state, "done");
+    let applied = status.applied.expect("a finished Apply's result");
     assert_eq!(applied.prelabels, 0);
     let sources: Vec<PrelabelSource> = admin.get(&format!("/api/projects/{pid}/prelabels/sources")).await;
     assert_eq!(sources.iter().find(|s| s.kind == PrelabelSourceKind::Rules).unwrap().prelabels, 0);

@@ -115,6 +115,7 @@ fn table() -> Routes {
         .delete("/projects/{pid}/prelabels/rules/{id}", prelabel_rules::delete)
         .post("/projects/{pid}/prelabels/rules/preview", prelabel_rules::preview)
         .post("/projects/{pid}/prelabels/rules/apply", prelabel_rules::apply)
+        .get("/projects/{pid}/prelabels/rules/apply", prelabel_rules::apply_status)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout

@@ -1,7 +1,7 @@
 //! Labeling rules (issue 10): a lead's rules with their live figures, and applying them as the
 //! rules source's pre-labels. Admins and the project's leads only (`managed_project`). The
 //! work is in `prelabels::rules_run`.
-use app::api_types::{PrelabelRule, RuleDraft, RuleList, RulePreview, RulePreviewRequest, RulesApplied};
+use app::api_types::{JobInfo, PrelabelRule, RuleDraft, RuleList, RulePreview, RulePreviewRequest, RulesApplyStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -83,8 +83,23 @@ pub async fn preview(
     Ok(Json(rules_run::preview(&state.db, pid, &project.labels, req).await?))
 }
 
-/// Recomputes the rules source's pre-labels from the enabled rules (the label model).
-pub async fn apply(State(state): State<AppState>, caller: CurrentUser, PathParam(pid): PathParam<i64>) -> AppResult<Json<RulesApplied>> {
-    let project = managed_project(&state.db, &caller, pid).await?.project;
-    Ok(Json(rules_run::apply(&state.db, pid, caller.id(), &project.labels).await?))
+/// Queues the recomputation of the rules source's pre-labels from the enabled rules (the label
+/// model) as a background job: 202 with the job; `GET` on the same path follows it.
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+) -> AppResult<(StatusCode, Json<JobInfo>)> {
+    managed_project(&state.db, &caller, pid).await?;
+    Ok((StatusCode::ACCEPTED, Json(rules_run::queue_apply(&state.db, pid, caller.id()).await?)))
+}
+
+/// The newest Apply job (progress, state, error) and the last finished Apply's result.
+pub async fn apply_status(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    PathParam(pid): PathParam<i64>,
+) -> AppResult<Json<RulesApplyStatus>> {
+    managed_project(&state.db, &caller, pid).await?;
+    Ok(Json(rules_run::apply_status(&state.db, pid).await?))
 }

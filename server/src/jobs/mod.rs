@@ -27,14 +27,17 @@ use crate::store::{agreement as agreement_store, now_ms, Db};
 pub enum JobKind {
     /// Consensus rows and the agreement dashboard of one project.
     Consensus,
+    /// Applying a project's labeling rules: the rules source's pre-labels (issue 10).
+    RulesApply,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Consensus];
+    pub const ALL: &'static [JobKind] = &[JobKind::Consensus, JobKind::RulesApply];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Consensus => crate::agreement::KIND,
+            JobKind::RulesApply => crate::prelabels::rules_run::APPLY_KIND,
         }
     }
 
@@ -47,6 +50,9 @@ impl JobKind {
         match self {
             // Recomputed from the data as it is then; its writes are upserts.
             JobKind::Consensus => true,
+            // Recomputed from the rules as they are then; the pre-labels are replaced in one
+            // transaction, so an interrupted apply left the previous ones whole.
+            JobKind::RulesApply => true,
         }
     }
 
@@ -56,6 +62,10 @@ impl JobKind {
             JobKind::Consensus => {
                 let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a consensus job needs a project"))?;
                 crate::agreement::refresh(ctx, pid).await
+            }
+            JobKind::RulesApply => {
+                let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a rules job needs a project"))?;
+                crate::prelabels::rules_run::apply_job(ctx, pid, &job.params).await
             }
         }
     }

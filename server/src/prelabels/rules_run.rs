@@ -7,16 +7,36 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use app::api_types::{LabelDef, PrelabelRule, RuleDraft, RuleExample, RuleKind, RuleList, RulePreview, RulePreviewRequest, RulesApplied};
+use app::api_types::{
+    JobInfo, LabelDef, PrelabelRule, RuleDraft, RuleExample, RuleKind, RuleList, RulePreview, RulePreviewRequest, RulesApplied,
+    RulesApplyStatus,
+};
 
 use super::rules::{compile, hits, label, statistics, Fabric, Finals, Rule};
 use super::rules_index::{Corpus, CorpusBuilder, CORPORA};
 use crate::error::{AppError, AppResult};
+use crate::jobs::JobCtx;
+use crate::store::jobs;
 use crate::store::prelabel_rules::{self as store, RuleRow};
 use crate::store::Db;
 
 /// Rules a project may have: each runs over every item on every preview.
 pub const MAX_RULES: usize = 200;
+/// The job kind of an Apply (`crate::jobs`). Apply is a background job: at 1,000,000 items,
+/// building the corpus after an import, running every rule and the label model, and writing
+/// the pre-labels can outlast what a request should wait.
+pub const APPLY_KIND: &str = "rules_apply";
+
+/// The steps of an Apply its progress counts: the items read, the label model run, the
+/// pre-labels written.
+const APPLY_STEPS: i64 = 3;
+
+/// What an Apply job is queued with: who asked (the audit log's actor).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ApplyParams {
+    actor: i64,
+}
+
 /// Matched items a preview shows.
 const EXAMPLES: usize = 5;
 /// Characters of an example's text.
@@ -188,11 +208,44 @@ pub async fn preview(db: &Db, project_id: i64, label_defs: &[LabelDef], req: Rul
     .map_err(|e| AppError::Internal(anyhow::anyhow!("the rule's preview: {e}")))
 }
 
+/// Queues an Apply of the project's enabled rules and returns its job. A request while one is
+/// still queued joins it (`jobs::enqueue`): both want the rules as they are when it runs.
+pub async fn queue_apply(db: &Db, project_id: i64, actor: i64) -> AppResult<JobInfo> {
+    let params = serde_json::to_string(&ApplyParams { actor }).map_err(anyhow::Error::from)?;
+    let id = jobs::enqueue(db, APPLY_KIND, Some(project_id), &params).await?;
+    match jobs::latest(db, APPLY_KIND, project_id).await? {
+        Some(job) if job.id == id => Ok(job.into()),
+        _ => Err(AppError::Internal(anyhow::anyhow!("the queued rules job {id} is not the project's newest"))),
+    }
+}
+
+/// The project's newest Apply job, and the result of the newest one that finished.
+pub async fn apply_status(db: &Db, project_id: i64) -> AppResult<RulesApplyStatus> {
+    let job = jobs::latest(db, APPLY_KIND, project_id).await?.map(JobInfo::from);
+    let applied = match jobs::latest_result(db, APPLY_KIND, project_id).await? {
+        Some((text, _)) => Some(serde_json::from_str(&text).map_err(anyhow::Error::from)?),
+        None => None,
+    };
+    Ok(RulesApplyStatus { job, applied })
+}
+
+/// The Apply job: [`apply`] with the job's progress; its result is the [`RulesApplied`] as JSON.
+pub async fn apply_job(ctx: &JobCtx, project_id: i64, params: &str) -> anyhow::Result<String> {
+    let ApplyParams { actor } = serde_json::from_str(params)?;
+    let project = crate::store::projects::get_project(&ctx.db, project_id).await?.project;
+    let applied = apply(ctx, project_id, actor, &project.labels).await?;
+    Ok(serde_json::to_string(&applied)?)
+}
+
 /// Applies the enabled rules: the label model's label and probability for every item a voting
 /// rule fires on replace the rules source's pre-labels.
-pub async fn apply(db: &Db, project_id: i64, actor: i64, label_defs: &[LabelDef]) -> AppResult<RulesApplied> {
+async fn apply(ctx: &JobCtx, project_id: i64, actor: i64, label_defs: &[LabelDef]) -> anyhow::Result<RulesApplied> {
+    let db = &ctx.db;
+    ctx.progress(0, APPLY_STEPS).await?;
     let rows: Vec<RuleRow> = store::list_rules(db, project_id).await?.into_iter().filter(|r| r.enabled != 0).collect();
     let loaded = load(db, project_id, label_defs).await?;
+    ctx.progress(1, APPLY_STEPS).await?;
+    ctx.check_cancelled()?;
     let n_rules = rows.len();
     let (prelabels, iterations, converged) = tokio::task::spawn_blocking(move || {
         let Loaded { corpus, finals, labels } = loaded;
@@ -213,7 +266,10 @@ pub async fn apply(db: &Db, project_id: i64, actor: i64, label_defs: &[LabelDef]
         Ok::<_, AppError>((rows, iterations, converged))
     })
     .await
-    .map_err(|e| AppError::Internal(anyhow::anyhow!("applying the rules: {e}")))??;
+    .map_err(|e| anyhow::anyhow!("applying the rules: {e}"))??;
+    ctx.progress(2, APPLY_STEPS).await?;
+    ctx.check_cancelled()?;
     let source_id = store::replace_rule_prelabels(db, project_id, actor, &prelabels, n_rules).await?;
+    ctx.progress(APPLY_STEPS, APPLY_STEPS).await?;
     Ok(RulesApplied { source_id, prelabels: prelabels.len() as i64, iterations: iterations as i64, converged })
 }

@@ -8,6 +8,42 @@
 use super::{now_ms, BeginWrite, Db};
 use crate::{on_read, on_write};
 
+/// A copy of `db` for READS only, through a pool of one connection of its own opened by the
+/// calling task's thread (on SQLite its writes would still go through `db`'s writer, on
+/// PostgreSQL through that one connection: do not write with it). For the consensus job's
+/// reads on its low-priority thread (`agreement::refresh`): on SQLite a connection's
+/// statements run on a worker thread of its own that sqlx starts when it connects, and a new
+/// thread inherits its creator's scheduling policy, so the refresh's 300,000-row reads then
+/// run at the refresh's priority instead of on the shared readers' threads at the labelers'.
+/// On PostgreSQL the rows are decoded by whichever thread polls the connection: the caller's.
+/// Close it with [`close_private_reader`] on the same thread before that thread's runtime ends.
+pub async fn private_reader(db: &Db) -> Result<Db, sqlx::Error> {
+    Ok(match db {
+        Db::Sqlite { read, write, writer } => {
+            let own = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with((*read.connect_options()).clone())
+                .await?;
+            Db::Sqlite { read: own, write: write.clone(), writer: writer.clone() }
+        }
+        Db::Postgres(pool) => {
+            let own = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with((*pool.connect_options()).clone())
+                .await?;
+            Db::Postgres(own)
+        }
+    })
+}
+
+/// Closes what [`private_reader`] opened (its own connection only).
+pub async fn close_private_reader(db: Db) {
+    match db {
+        Db::Sqlite { read, .. } => read.close().await,
+        Db::Postgres(pool) => pool.close().await,
+    }
+}
+
 /// The project's settings the computation needs (columns of migration 0005, read here
 /// directly so this does not depend on the settings' API plumbing).
 #[derive(sqlx::FromRow, Debug, Clone)]

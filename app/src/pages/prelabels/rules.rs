@@ -8,15 +8,17 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::page::share_text;
-use super::rules_state::{coverage_text, describe_pattern, vote_text, Editor, KINDS};
+use super::rules_state::{apply_text, coverage_text, describe_pattern, vote_text, Editor, KINDS};
 use crate::api_client;
-use crate::api_types::{PrelabelRule, RuleKind, RuleList, RulePreview, RulesApplied};
+use crate::api_types::{JobInfo, PrelabelRule, RuleKind, RuleList, RulePreview, RulesApplyStatus};
 use crate::components::{fmt_count, Kbd};
 use crate::pages::project_id;
 use crate::util;
 
 /// Milliseconds of quiet typing before the preview asks the server.
 const DEBOUNCE_MS: u32 = 250;
+/// How often the page asks how a running Apply job does.
+const APPLY_POLL_MS: u32 = 400;
 
 #[component]
 pub fn RulesPage() -> impl IntoView {
@@ -153,17 +155,26 @@ fn Rules(pid: i64) -> impl IntoView {
             let refresh = refresh.clone();
             status.set(Some((true, "Applying the rules…".into())));
             spawn_local(async move {
-                match api_client::send_empty::<RulesApplied>("POST", &url).await {
-                    Ok(a) => status.set(Some((
-                        true,
-                        format!(
-                            "Applied: {} pre-labels from the label model ({} EM iterations{}).",
-                            fmt_count(a.prelabels),
-                            a.iterations,
-                            if a.converged { "" } else { ", not converged" }
-                        ),
-                    ))),
-                    Err(err) => status.set(Some((false, err.message))),
+                // A background job (202): follow it until it finishes.
+                if let Err(err) = api_client::send_empty::<JobInfo>("POST", &url).await {
+                    status.set(Some((false, err.message)));
+                    return;
+                }
+                loop {
+                    util::sleep_ms(APPLY_POLL_MS).await;
+                    match api_client::get::<RulesApplyStatus>(&url).await {
+                        Ok(s) => {
+                            let (good, text, finished) = apply_text(&s);
+                            status.set(Some((good, text)));
+                            if finished {
+                                break;
+                            }
+                        }
+                        Err(err) => {
+                            status.set(Some((false, err.message)));
+                            break;
+                        }
+                    }
                 }
                 refresh();
             });

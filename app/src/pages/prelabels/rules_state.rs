@@ -1,6 +1,7 @@
 //! The rules page's state, apart from its views (unit-tested without a browser): the rule
 //! being written, what it sends, and how a rule and its figures read on screen.
-use crate::api_types::{PrelabelRule, RuleDraft, RuleKind, RulePreviewRequest, RuleStats};
+use crate::api_types::{PrelabelRule, RuleDraft, RuleKind, RulePreviewRequest, RuleStats, RulesApplyStatus};
+use crate::components::fmt_count;
 
 /// The editor's rule: a new one (`editing` None) or a saved one being changed.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,9 +101,69 @@ pub fn coverage_text(s: &RuleStats, items: i64) -> String {
 pub const KINDS: [(RuleKind, &str); 3] =
     [(RuleKind::Keyword, "Keyword"), (RuleKind::Regex, "Regular expression"), (RuleKind::Meta, "Attribute equals")];
 
+/// What the page says about the newest Apply job: (good news, text, finished). Apply is a
+/// background job; the page follows it until it finishes.
+pub fn apply_text(s: &RulesApplyStatus) -> (bool, String, bool) {
+    let Some(job) = &s.job else { return (false, "No Apply job was found.".into(), true) };
+    match job.state.as_str() {
+        "queued" => (true, "Applying the rules: waiting for the job runner…".into(), false),
+        "running" if job.progress_total > 0 => (
+            true,
+            format!("Applying the rules: step {} of {}…", (job.progress_done + 1).min(job.progress_total), job.progress_total),
+            false,
+        ),
+        "running" => (true, "Applying the rules…".into(), false),
+        "done" => match &s.applied {
+            Some(a) => (
+                true,
+                format!(
+                    "Applied: {} pre-labels from the label model ({} EM iterations{}).",
+                    fmt_count(a.prelabels),
+                    a.iterations,
+                    if a.converged { "" } else { ", not converged" }
+                ),
+                true,
+            ),
+            None => (false, "The Apply job finished without a result.".into(), true),
+        },
+        _ => (false, format!("Applying the rules failed: {}", job.error.as_deref().unwrap_or("no reason given")), true),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api_types::{JobInfo, RulesApplied};
+
+    #[test]
+    fn apply_text_follows_the_job_to_its_result_or_error() {
+        let job = |state: &str, done: i64, total: i64, error: Option<&str>| JobInfo {
+            id: 1,
+            kind: "rules_apply".into(),
+            state: state.into(),
+            progress_done: done,
+            progress_total: total,
+            error: error.map(str::to_string),
+            created_at: 0,
+            started_at: None,
+            heartbeat_at: None,
+            finished_at: None,
+        };
+        let older = RulesApplied { source_id: 1, prelabels: 5, iterations: 2, converged: true };
+        let s = |j, a: Option<RulesApplied>| RulesApplyStatus { job: Some(j), applied: a };
+        assert!(!apply_text(&s(job("queued", 0, 0, None), Some(older.clone()))).2);
+        assert_eq!(
+            apply_text(&s(job("running", 1, 3, None), Some(older.clone()))),
+            (true, "Applying the rules: step 2 of 3…".to_string(), false)
+        );
+        let done = RulesApplied { source_id: 1, prelabels: 1234, iterations: 7, converged: false };
+        assert_eq!(
+            apply_text(&s(job("done", 3, 3, None), Some(done))),
+            (true, "Applied: 1,234 pre-labels from the label model (7 EM iterations, not converged).".to_string(), true)
+        );
+        let failed = apply_text(&s(job("failed", 1, 3, Some("the rules give no pre-labels: x")), Some(older)));
+        assert_eq!(failed, (false, "Applying the rules failed: the rules give no pre-labels: x".to_string(), true));
+    }
 
     #[test]
     fn drafts_name_themselves_and_drop_the_unused_key() {

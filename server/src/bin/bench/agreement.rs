@@ -7,8 +7,9 @@
 //!   own duration (started → finished) and the wall time from the change until the dashboard
 //!   shows it (adds the wait for the next refresh tick, 1 s here);
 //! - how long `GET /agreement` takes to serve the full dashboard (1,000 bootstrap replicates);
-//! - next/submit latency of the bench's labelers on the main project, without and then with
-//!   refreshes of the big project running back to back.
+//! - next/submit latency of the bench's labelers on the main project, without and with
+//!   refreshes of the big project running back to back: half the window without, the whole
+//!   window with, the other half without (a drift over the run cancels out).
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +42,10 @@ pub struct AgreementFigures {
     pub without: (Percentiles, Percentiles),
     pub with: (Percentiles, Percentiles),
     pub refreshes_during: u64,
+    /// The refresh jobs' running time over the window with refreshes (about 1: one always ran).
+    pub refresh_share: f64,
+    /// `next` p50 of the windows without refreshes before and after the one with them.
+    pub halves_next_p50: (f64, f64),
     /// Consensus rows written by the first and the Dawid–Skene refresh, and the most written
     /// by one refresh during the labeling run (only changed rows are written).
     pub rows_written: (i64, i64, i64),
@@ -121,7 +126,8 @@ async fn insert_annotations(db: &Db, pid: i64, raters: &[i64]) -> Result<u64> {
 }
 
 /// `first`: the labelers' index base, distinct per run (their client ids must never repeat).
-async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first: usize) -> Result<(Percentiles, Percentiles)> {
+/// Returns every next and submit latency (ms).
+async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let submitted = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -138,7 +144,7 @@ async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first:
         next.extend(r.next_ms);
         submit.extend(r.submit_ms);
     }
-    Ok((percentiles(next), percentiles(submit)))
+    Ok((next, submit))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -206,16 +212,22 @@ pub async fn scenario(
     let (ds_job_s, ds_rows) = wait_job_rows(client, base, pid, admin, before).await?;
     let ds_wall_s = t.elapsed().as_secs_f64();
 
-    say(&format!("[agreement] {} labelers for {seconds} s without, then with refreshes running", tokens.len()));
-    let without = label_for(base, main_pid, tokens, seconds, 2000).await?;
+    // Without / with / without (half, whole, half the window): the two halves around the
+    // refresh window cancel a drift of the machine or the database over the run (session 5
+    // compared a first window without against a later one with, on a growing database).
+    say(&format!("[agreement] {} labelers: {:.1} s without, {seconds} s with refreshes running, {:.1} s without", tokens.len(), seconds / 2.0, seconds / 2.0));
+    let before_1 = label_for(base, main_pid, tokens, seconds / 2.0, 2000).await?;
     // Keep the big project's refreshes going back to back: touch one annotation whenever the
     // previous refresh is done, so each tick finds a change.
     let stop = Arc::new(AtomicBool::new(false));
     let refreshes = Arc::new(AtomicU64::new(0));
     let change_ms = Arc::new(std::sync::Mutex::new(Vec::new()));
     let churn_rows = Arc::new(AtomicU64::new(0));
+    // When each refresh job ran (bench clock, ms: observed finish minus the job's duration),
+    // for the share of the window with a refresh actually running.
+    let refresh_spans = Arc::new(std::sync::Mutex::new(Vec::<(i64, i64)>::new()));
     let churn = {
-        let (db, stop, refreshes, client, base, admin, change_ms, churn_rows) = (
+        let (db, stop, refreshes, client, base, admin, change_ms, churn_rows, refresh_spans) = (
             db.clone(),
             stop.clone(),
             refreshes.clone(),
@@ -224,6 +236,7 @@ pub async fn scenario(
             admin.to_string(),
             change_ms.clone(),
             churn_rows.clone(),
+            refresh_spans.clone(),
         );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -236,18 +249,34 @@ pub async fn scenario(
                 if touched.is_err() {
                     break;
                 }
-                let Ok((_, rows)) = wait_job_rows(&client, &base, pid, &admin, before).await else { break };
+                let Ok((job_s, rows)) = wait_job_rows(&client, &base, pid, &admin, before).await else { break };
                 churn_rows.fetch_max(rows.max(0) as u64, Ordering::Relaxed);
                 refreshes.fetch_add(1, Ordering::Relaxed);
+                let end = now_ms();
+                refresh_spans.lock().expect("not poisoned").push((end - (job_s * 1000.0) as i64, end));
                 change_ms.lock().expect("not poisoned").push(t.elapsed().as_secs_f64() * 1000.0);
             }
         })
     };
     // Let the first refresh start before measuring.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let with = label_for(base, main_pid, tokens, seconds, 3000).await?;
+    let window_start = now_ms();
+    let (with_next, with_submit) = label_for(base, main_pid, tokens, seconds, 3000).await?;
+    let with = (percentiles(with_next), percentiles(with_submit));
+    let window_end = now_ms();
     stop.store(true, Ordering::Relaxed);
+    // The refresh in flight finishes before the second window without.
     let _ = churn.await;
+    let covered: i64 = refresh_spans
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|&(s, e)| (e.min(window_end) - s.max(window_start)).max(0))
+        .sum();
+    let refresh_share = covered as f64 / (window_end - window_start).max(1) as f64;
+    let after_2 = label_for(base, main_pid, tokens, seconds / 2.0, 4000).await?;
+    let halves_next_p50 = (percentiles(before_1.0.clone()).p50, percentiles(after_2.0.clone()).p50);
+    let without = (percentiles([before_1.0, after_2.0].concat()), percentiles([before_1.1, after_2.1].concat()));
     let change_ms = std::mem::take(&mut *change_ms.lock().expect("not poisoned"));
     Ok(AgreementFigures {
         items: n,
@@ -263,6 +292,8 @@ pub async fn scenario(
         without,
         with,
         refreshes_during: refreshes.load(Ordering::Relaxed),
+        refresh_share,
+        halves_next_p50,
         rows_written: (majority_rows, ds_rows, churn_rows.load(Ordering::Relaxed) as i64),
         change_to_dashboard: percentiles(change_ms),
     })
@@ -305,6 +336,12 @@ impl AgreementFigures {
             super::verdict(self.change_to_dashboard.count > 0 && self.change_to_dashboard.max < 60_000.0)
         );
         s += &format!(
+            "  windows without: next p50 {:.2} ms before, {:.2} ms after the window with (a refresh ran {:.0}% of it)\n",
+            self.halves_next_p50.0,
+            self.halves_next_p50.1,
+            self.refresh_share * 100.0
+        );
+        s += &format!(
             "  p50 with/without: next {r_next:.2}, submit {r_submit:.2} ({} refreshes ran)   target <= {TARGET_SLOWDOWN}: {}\n",
             self.refreshes_during,
             super::verdict(r_next <= TARGET_SLOWDOWN && r_submit <= TARGET_SLOWDOWN)
@@ -321,6 +358,8 @@ impl AgreementFigures {
             "labeling_without_refresh": {"next": self.without.0.to_json(), "submit": self.without.1.to_json()},
             "labeling_with_refresh": {"next": self.with.0.to_json(), "submit": self.with.1.to_json()},
             "refreshes_during": self.refreshes_during,
+            "refresh_share_of_window": self.refresh_share,
+            "without_next_p50_before_after": [self.halves_next_p50.0, self.halves_next_p50.1],
             "consensus_rows_written": {"first": self.rows_written.0, "dawid_skene": self.rows_written.1, "max_while_labeling": self.rows_written.2},
             "change_to_dashboard_ms": self.change_to_dashboard.to_json(),
         })
