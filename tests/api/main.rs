@@ -36,3 +36,4 @@ mod prelabel_rules;
 mod prelabels;
 mod releases_label_studio;
 mod prelabels_auto;
+mod builtin_model;

@@ -27,14 +27,17 @@ use crate::store::{agreement as agreement_store, now_ms, Db};
 pub enum JobKind {
     /// Consensus rows and the agreement dashboard of one project.
     Consensus,
+    /// A training of one project's built-in model (`prelabels::model_job`).
+    BuiltinModel,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Consensus];
+    pub const ALL: &'static [JobKind] = &[JobKind::Consensus, JobKind::BuiltinModel];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Consensus => crate::agreement::KIND,
+            JobKind::BuiltinModel => crate::prelabels::model_job::KIND,
         }
     }
 
@@ -47,6 +50,9 @@ impl JobKind {
         match self {
             // Recomputed from the data as it is then; its writes are upserts.
             JobKind::Consensus => true,
+            // Redone from the start: its writes are upserts stamped with the run's start, and
+            // the previous run's rows are dropped only at its very end.
+            JobKind::BuiltinModel => true,
         }
     }
 
@@ -56,6 +62,10 @@ impl JobKind {
             JobKind::Consensus => {
                 let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a consensus job needs a project"))?;
                 crate::agreement::refresh(ctx, pid).await
+            }
+            JobKind::BuiltinModel => {
+                let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a model training needs a project"))?;
+                crate::prelabels::model_job::run(ctx, pid, job.id).await
             }
         }
     }
@@ -115,6 +125,9 @@ pub fn spawn(db: Db, shutdown: CancellationToken, config: JobsConfig) -> JoinHan
                 }
                 if let Err(e) = enqueue_changed(&db).await {
                     tracing::warn!(error = %e, "could not check projects for changed annotations");
+                }
+                if let Err(e) = crate::prelabels::model_job::enqueue_due(&db).await {
+                    tracing::warn!(error = %e, "could not check projects for a due model training");
                 }
             }
             loop {
