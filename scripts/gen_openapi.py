@@ -634,6 +634,34 @@ paths.update({
         "get": {"summary": "The newest Apply job (state, progress, error) and the result of the last Apply that finished",
                 "parameters": [PID], "responses": ok(ref("RulesApplyStatus"))}},
 })
+# The built-in model (issue 10).
+schemas.update({
+    "ModelSettings": obj({"enabled": BOOL,
+                          "retrain_every": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 1000000, "default": 200,
+                                            "description": "new human final labels between automatic trainings"},
+                          "uncertainty_order": {**BOOL, "default": False,
+                                                "description": "labelers get the items the last run was least sure of first"}},
+                         ["enabled"]),
+    "ModelLabelCount": obj({"label": STR, "n": I64}),
+    "ModelRun": obj({"id": I64, "trained_at": I64, "n_train": I64, "label_counts": arr(ref("ModelLabelCount")), "folds": I64,
+                     "cv_accuracy": ref("StatValue"), "baseline_accuracy": ref("StatValue"), "items_scored": I64, "flagged": I64}),
+    "ModelStatus": obj({"settings": ref("ModelSettings"), "last_run": nullable(ref("ModelRun")), "job": nullable(ref("JobInfo")),
+                        "labels_since_last_run": I64, "source_id": nullable(I64)}),
+})
+paths.update({
+    "/api/projects/{pid}/model": {"get": {
+        "summary": "The built-in model: its settings, the last training (labels per class, cross-validated accuracy and the "
+                   "majority-class baseline, each with a 95% Wilson interval and n; items scored; items flagged as likely "
+                   "mislabeled), the newest training job with its progress, and the new human final labels since (admin, lead member)",
+        "parameters": [PID], "responses": ok(ref("ModelStatus"))}},
+    "/api/projects/{pid}/model/settings": {"put": {
+        "summary": "The built-in model's settings (422 on a multi-label project: the model classifies single-label projects only)",
+        "parameters": [PID], "requestBody": body(ref("ModelSettings")), "responses": ok(ref("ModelSettings"))}},
+    "/api/projects/{pid}/model/train": {"post": {
+        "summary": "Queue a training of the built-in model now: the job (202). 422 on a multi-label project or with fewer than "
+                   "5 human final labels",
+        "parameters": [PID], "responses": ok(ref("JobInfo"), "202", "queued")}},
+})
 # Links (OpenAPI 3.1 `links`): how a response leads to the next request, so clients (and the
 # schemathesis run's stateful phase) reach items and annotations instead of guessing ids.
 def link(op, params=None, body=None, desc=""):

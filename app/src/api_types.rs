@@ -1892,3 +1892,68 @@ pub struct RulesApplyStatus {
     pub job: Option<JobInfo>,
     pub applied: Option<RulesApplied>,
 }
+
+// ---- the built-in model (issue 10) ----------------------------------------------------------
+
+/// Per-project settings of the built-in model.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelSettings {
+    /// Retrain automatically once `retrain_every` new human final labels exist since the last run.
+    pub enabled: bool,
+    /// New human final labels between automatic trainings (1 to 1,000,000).
+    #[serde(default = "default_retrain_every")]
+    pub retrain_every: i64,
+    /// Labelers' streams hand out the items the last run was least sure of first.
+    #[serde(default)]
+    pub uncertainty_order: bool,
+}
+
+pub fn default_retrain_every() -> i64 {
+    200
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings { enabled: false, retrain_every: default_retrain_every(), uncertainty_order: false }
+    }
+}
+
+/// How many training items carried one label.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelLabelCount {
+    pub label: String,
+    pub n: i64,
+}
+
+/// One finished training of the built-in model.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelRun {
+    /// The run's number: the `version` of the builtin source's pre-labels it wrote.
+    pub id: i64,
+    pub trained_at: i64,
+    /// Human final labels it was trained on.
+    pub n_train: i64,
+    pub label_counts: Vec<ModelLabelCount>,
+    pub folds: i64,
+    /// Held-out (k-fold cross-validated) accuracy with its Wilson 95% interval and n.
+    pub cv_accuracy: StatValue,
+    /// Accuracy of always answering the commonest label, with its interval and n.
+    pub baseline_accuracy: StatValue,
+    /// Items without a final label scored (each now has a `builtin` pre-label).
+    pub items_scored: i64,
+    /// Items the label-error search put in the `label_error` review queue.
+    pub flagged: i64,
+}
+
+/// What `GET /api/projects/{id}/model` answers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelStatus {
+    pub settings: ModelSettings,
+    pub last_run: Option<ModelRun>,
+    /// The newest training job (queued, running with progress, done or failed).
+    pub job: Option<JobInfo>,
+    /// New human final labels since the last run (since the start without one).
+    pub labels_since_last_run: i64,
+    /// The `builtin` pre-label source, once a run wrote one.
+    pub source_id: Option<i64>,
+}

@@ -125,6 +125,9 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("POST /api/projects/{pid}/prelabels/rules/preview",  "401 404 403 404 200 200", Via::Any),
     ("POST /api/projects/{pid}/prelabels/rules/apply",    "401 404 403 404 202 202", Via::Any),
     ("GET /api/projects/{pid}/prelabels/rules/apply",     "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/model",                     "401 404 403 404 200 200", Via::Any),
+    ("PUT /api/projects/{pid}/model/settings",            "401 404 403 404 200 200", Via::Any),
+    ("POST /api/projects/{pid}/model/train",              "401 404 403 404 202 202", Via::Any),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -378,6 +381,7 @@ async fn request(ctx: &Ctx, route: &str, path: &str, actor: Actor) -> (String, O
             (fill(path, 0), Some((line.into_bytes(), "application/x-ndjson")))
         }
         "PUT /api/projects/{pid}/prelabels/settings" => (fill(path, 0), json_body(json!({"hide_until_answered": false}))),
+        "PUT /api/projects/{pid}/model/settings" => (fill(path, 0), json_body(json!({"enabled": false}))),
         "PUT /api/projects/{pid}/prelabels/auto-accept" => {
             // Switching a source off needs no audits: a source of its own for every call.
             let model = format!("matrix-aa-{}", seq());

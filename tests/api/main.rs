@@ -37,3 +37,4 @@ mod prelabels;
 mod releases_label_studio;
 mod prelabels_auto;
 mod storage_faults;
+mod builtin_model;

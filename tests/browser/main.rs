@@ -18,7 +18,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use app::api_types::{LabelDef, LabelKind, NewProject, Role};
+use app::api_types::{LabelDef, LabelKind, NewProject, QualitySettings, Role};
 use common::{password_for, workspace_root, Backend, TestServer};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
@@ -994,7 +994,9 @@ async fn lead_uploads_predictions_and_draws_the_audit() {
 
 /// A lead goes from the pre-labels page to the labeling rules (`r`), writes a keyword rule
 /// (`n`, typing), sees its coverage and accuracy while typing, saves it with Enter and applies
-/// the rules with `A`. Screenshot: `target/screenshots/prelabel-rules.png`.
+/// the rules with `A`; then a labeler takes the rules' pre-label with Enter, and the answer
+/// counts as an acceptance of the rules source. Screenshots:
+/// `target/screenshots/prelabel-rules.png`, `prelabel-rules-labeler.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lead_writes_a_keyword_rule_and_sees_its_coverage() {
    let server = TestServer::start(Backend::Sqlite).await;
@@ -1007,7 +1009,8 @@ async fn lead_writes_a_keyword_rule_and_sees_its_coverage() {
            labels: vec![label("positive", "1", "#16a34a"), label("negative", "2", "#dc2626")],
            overlap: 1,
            lease_seconds: 600,
-           quality: Default::default(),
+           // No gold draws: the labeler below is handed r1 first, whatever the draw.
+           quality: QualitySettings { gold_rate: 0.0, ..Default::default() },
            assignment_order: app::api_types::AssignmentOrder::Import,
        })
        .await
@@ -1049,5 +1052,39 @@ async fn lead_writes_a_keyword_rule_and_sees_its_coverage() {
    screenshot(&c, "prelabel-rules.png").await;
    let sources: Value = admin.get(&format!("/api/projects/{pid}/prelabels/sources")).await;
    assert_eq!((sources[0]["kind"].clone(), sources[0]["prelabels"].clone()), (json!("rules"), json!(2)), "{sources}");
+   c.close().await.unwrap();
+
+   // A labeler of the project (own browser, own session) is handed r1 with the rules'
+   // pre-label on screen and takes it with Enter; r3, which no rule matches, shows none.
+   let (lab, _) = server.user(&admin, "rulelab", Role::Labeler).await;
+   admin.add_member(pid, lab.id).await;
+   let driver = Driver::start().await;
+   let c = driver.browser().await;
+   sign_in(&c, &server, "rulelab", &password_for("rulelab")).await;
+   c.goto(&server.url(&format!("/projects/{pid}/label"))).await.unwrap();
+   wait_text(&c, ".item-text", "r1", |t| t.contains("Loved the acting")).await;
+   wait_text(&c, ".prelabel-hint", "the rules' pre-label", |t| t.contains("positive · rules")).await;
+   screenshot(&c, "prelabel-rules-labeler.png").await;
+   press(&c, char::from(Key::Enter)).await;
+   wait_text(&c, ".item-text", "r3", |t| t.contains("boring")).await;
+   assert!(c.find(Locator::Css(".prelabel-hint")).await.is_err(), "no rule matches r3: no hint");
+   // The answer is the labeler's, and counts as an acceptance of the rules source.
+   let deadline = Instant::now() + STEP_TIMEOUT;
+   loop {
+       let sources: Value = admin.get(&format!("/api/projects/{pid}/prelabels/sources")).await;
+       if sources[0]["acceptance"]["n"] == json!(1) {
+           assert_eq!(sources[0]["acceptance"]["value"], json!(1.0), "{sources}");
+           break;
+       }
+       assert!(Instant::now() < deadline, "the acceptance was never recorded: {sources}");
+       tokio::time::sleep(Duration::from_millis(100)).await;
+   }
+   let export = admin.export_jsonl(pid, false).await;
+   let r1 = export.iter().find(|l| l["id"] == "r1").unwrap();
+   assert_eq!(
+       (&r1["annotations"][0]["labeler"], &r1["annotations"][0]["labels"], r1["annotations"].as_array().unwrap().len()),
+       (&json!("rulelab"), &json!(["positive"]), 1),
+       "{r1}"
+   );
    c.close().await.unwrap();
 }

@@ -9,6 +9,7 @@ pub mod extract;
 mod import;
 mod items;
 mod labeling;
+mod model;
 mod prelabel_rules;
 mod prelabels;
 mod projects;
@@ -116,6 +117,10 @@ fn table() -> Routes {
         .post("/projects/{pid}/prelabels/rules/preview", prelabel_rules::preview)
         .post("/projects/{pid}/prelabels/rules/apply", prelabel_rules::apply)
         .get("/projects/{pid}/prelabels/rules/apply", prelabel_rules::apply_status)
+        // The built-in model (issue 10).
+        .get("/projects/{pid}/model", model::get)
+        .put("/projects/{pid}/model/settings", model::put_settings)
+        .post("/projects/{pid}/model/train", model::train)
 }
 
 /// Routes whose bodies stream for as long as they need: the request timeout

@@ -29,15 +29,18 @@ pub enum JobKind {
     Consensus,
     /// Applying a project's labeling rules: the rules source's pre-labels (issue 10).
     RulesApply,
+    /// A training of one project's built-in model (`prelabels::model_job`).
+    BuiltinModel,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Consensus, JobKind::RulesApply];
+    pub const ALL: &'static [JobKind] = &[JobKind::Consensus, JobKind::RulesApply, JobKind::BuiltinModel];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Consensus => crate::agreement::KIND,
             JobKind::RulesApply => crate::prelabels::rules_run::APPLY_KIND,
+            JobKind::BuiltinModel => crate::prelabels::model_job::KIND,
         }
     }
 
@@ -53,6 +56,9 @@ impl JobKind {
             // Recomputed from the rules as they are then; the pre-labels are replaced in one
             // transaction, so an interrupted apply left the previous ones whole.
             JobKind::RulesApply => true,
+            // Redone from the start: its writes are upserts stamped with the run's start, and
+            // the previous run's rows are dropped only at its very end.
+            JobKind::BuiltinModel => true,
         }
     }
 
@@ -66,6 +72,10 @@ impl JobKind {
             JobKind::RulesApply => {
                 let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a rules job needs a project"))?;
                 crate::prelabels::rules_run::apply_job(ctx, pid, &job.params).await
+            }
+            JobKind::BuiltinModel => {
+                let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a model training needs a project"))?;
+                crate::prelabels::model_job::run(ctx, pid, job.id).await
             }
         }
     }
@@ -125,6 +135,9 @@ pub fn spawn(db: Db, shutdown: CancellationToken, config: JobsConfig) -> JoinHan
                 }
                 if let Err(e) = enqueue_changed(&db).await {
                     tracing::warn!(error = %e, "could not check projects for changed annotations");
+                }
+                if let Err(e) = crate::prelabels::model_job::enqueue_due(&db).await {
+                    tracing::warn!(error = %e, "could not check projects for a due model training");
                 }
             }
             loop {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auto_accept;
 pub mod import;
 pub mod model;
+pub mod model_job;
 pub mod predictions;
 pub mod rules;
 pub mod rules_index;

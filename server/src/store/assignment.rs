@@ -60,6 +60,8 @@ struct StreamSettings {
     assignment_order: String,
     gold_rate: f64,
     visible_max_item_id: i64,
+    /// Issue 10: the built-in model's least certain items first ([`UNCERTAIN_STEP`]).
+    uncertainty_order: i64,
 }
 
 /// The hand-out queries of an assignment order, tried in turn until one gives an item: each
@@ -75,6 +77,11 @@ fn order_steps(assignment_order: &str) -> &'static [(&'static str, &'static str)
         _ => &[("", "i.rank, i.id")],
     }
 }
+
+/// Issue 10's uncertainty order, a step before the order's own when the project turns it on:
+/// the items the built-in model's last run ranked (`items.model_rank`, partial index
+/// `items_model_rank`, migration 0017), least certain first.
+const UNCERTAIN_STEP: (&str, &str) = ("AND i.model_rank IS NOT NULL", "i.model_rank, i.id");
 
 /// Every hand-out query of an assignment order (`order_steps`), in turn.
 fn open_item_sqls(assignment_order: &str) -> Vec<String> {
@@ -310,7 +317,7 @@ pub async fn assign_next_item(
         .fetch_all(&mut *tx)
         .await?;
         let settings = sqlx::query_as::<_, StreamSettings>(
-            "SELECT overlap, assignment_order, gold_rate, visible_max_item_id FROM projects WHERE id = $1",
+            "SELECT overlap, assignment_order, gold_rate, visible_max_item_id, uncertainty_order FROM projects WHERE id = $1",
         )
         .bind(pid)
         .fetch_optional(&mut *tx)
@@ -322,7 +329,8 @@ pub async fn assign_next_item(
         }
         let claiming = is_pg && pg_row_claiming();
         // The order's open items, then the item the labeler skipped longest ago.
-        let steps = open_item_sqls(&settings.assignment_order).into_iter().chain([SKIPPED_ITEM_SQL.to_string()]);
+        let uncertain = (settings.uncertainty_order != 0).then(|| open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1));
+        let steps = uncertain.into_iter().chain(open_item_sqls(&settings.assignment_order)).chain([SKIPPED_ITEM_SQL.to_string()]);
         for sql in steps {
             if chosen.is_some() {
                 break;
@@ -977,6 +985,8 @@ mod tests {
                 println!("{order}:\n{p}");
             }
         }
+        let p = plan(&db, &open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1), 5).await;
+        assert!(!p.contains("TEMP B-TREE") && p.contains("i USING INDEX items_model_rank ("), "uncertainty: {p}");
         for from_start in [true, false] {
             let p = plan(&db, &gold_item_sql(from_start), 5).await;
             assert!(!p.contains("TEMP B-TREE"), "{p}");

@@ -19,6 +19,7 @@ pub mod imports;
 pub mod imported_annotations;
 pub mod items;
 pub mod jobs;
+pub mod model;
 pub mod prelabel_rules;
 pub mod prelabels;
 pub mod projects;

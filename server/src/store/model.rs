@@ -1,0 +1,281 @@
+//! The built-in model's rows (migrations 0012 and 0017): its settings, its runs, its
+//! pre-labels (the project's one `builtin` source), the uncertainty ranks the labeling
+//! hand-out reads (`items.model_rank`) and the `label_error` review queue's entries.
+//!
+//! Invariants:
+//! - A project has at most one `builtin` source (name [`SOURCE_NAME`]); its `version` is the
+//!   number of the run whose pre-labels it holds, so audits and auto-accept switches (keyed by
+//!   the source) carry over from run to run while the version says which run wrote the scores.
+//! - A run's pre-labels are written chunk by chunk, each stamped with the run's start time, and
+//!   the older ones dropped when the run finishes ([`finish_run`]): until then, labelers see
+//!   the previous run's pre-labels where the new run has not reached yet, never none.
+//! - `items.model_rank` is set only on the last run's least certain unlabeled items and only
+//!   while the project's uncertainty order is on; every run clears the previous ranks.
+use app::api_types::ModelSettings;
+use serde_json::Value;
+
+use super::{now_ms, BeginWrite, Db};
+use crate::error::AppResult;
+use crate::{on_read, on_write};
+
+/// The builtin source's name.
+pub const SOURCE_NAME: &str = "mirrorset-builtin";
+/// The review queue of likely mislabeled items.
+pub const LABEL_ERROR_QUEUE: &str = "label_error";
+/// The reason its entries give.
+pub const REASON_LIKELY_MISLABELED: &str = "likely_mislabeled";
+/// Pre-label rows per statement (3 parameters each).
+const INSERT_CHUNK: usize = 1000;
+
+pub async fn settings(db: &Db, project_id: i64) -> AppResult<ModelSettings> {
+    let row: Option<(Option<i64>, Option<i64>, i64)> = on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT s.builtin_enabled, s.retrain_every, p.uncertainty_order
+             FROM projects p LEFT JOIN prelabel_settings s ON s.project_id = p.id WHERE p.id = $1",
+        )
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
+    });
+    let (enabled, every, uncertainty) = row.unwrap_or((None, None, 0));
+    Ok(ModelSettings {
+        enabled: enabled.unwrap_or(0) != 0,
+        // 0: never set (migration 0012's default), so the default applies.
+        retrain_every: every.filter(|n| *n > 0).unwrap_or_else(app::api_types::default_retrain_every),
+        uncertainty_order: uncertainty != 0,
+    })
+}
+
+/// Stores the settings (checked by the caller). Turning the uncertainty order off takes effect
+/// at once (the hand-out reads the flag); turning it on, from the next run's ranks.
+pub async fn put_settings(db: &Db, project_id: i64, s: &ModelSettings) -> AppResult<()> {
+    let now = now_ms();
+    on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        sqlx::query(
+            "INSERT INTO prelabel_settings (project_id, builtin_enabled, retrain_every, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (project_id) DO UPDATE SET builtin_enabled = excluded.builtin_enabled,
+                 retrain_every = excluded.retrain_every, updated_at = excluded.updated_at",
+        )
+        .bind(project_id)
+        .bind(s.enabled as i64)
+        .bind(s.retrain_every)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE projects SET uncertainty_order = $1 WHERE id = $2")
+            .bind(s.uncertainty_order as i64)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// The projects whose built-in model retrains automatically, with their `retrain_every`.
+pub async fn enabled_projects(db: &Db) -> AppResult<Vec<(i64, i64)>> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_as("SELECT project_id, retrain_every FROM prelabel_settings WHERE builtin_enabled = 1 ORDER BY project_id")
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// A cheap count that grows by one with each new human final label: complete non-gold items
+/// (their consensus), gold items and items with a review decision. It can count an item twice
+/// (complete and decided), which is fine for what it is for: noticing that N labels came in
+/// (`jobs::enqueue_due_models`) without computing every final label every few seconds. Each
+/// part is a walk of an index over the project's rows of that kind.
+pub async fn label_signal(db: &Db, project_id: i64) -> AppResult<i64> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM items i WHERE i.project_id = $1 AND i.complete = 1 AND i.gold IS NULL)
+                  + (SELECT COUNT(*) FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL)
+                  + (SELECT COUNT(DISTINCT d.item_id) FROM review_decisions d WHERE d.project_id = $1)",
+        )
+        .bind(project_id)
+        .fetch_one(pool)
+        .await?
+    }))
+}
+
+/// A finished run as stored.
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct RunRow {
+    pub id: i64,
+    pub source_id: i64,
+    pub label_count: i64,
+    pub folds: i64,
+    pub cv_correct: i64,
+    pub majority: i64,
+    pub scored: i64,
+    pub trained_at: i64,
+    pub label_counts: String,
+    pub flagged: i64,
+    pub label_signal: i64,
+}
+
+pub async fn last_run(db: &Db, project_id: i64) -> AppResult<Option<RunRow>> {
+    Ok(on_read!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, source_id, label_count, folds, cv_correct, majority, scored, trained_at, label_counts, flagged,
+                    label_signal
+             FROM prelabel_model_runs WHERE project_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
+    }))
+}
+
+/// The project's builtin source, created on first use.
+pub async fn ensure_source(db: &Db, project_id: i64) -> AppResult<i64> {
+    let now = now_ms();
+    Ok(on_write!(db, pool => {
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM prelabel_sources WHERE project_id = $1 AND kind = 'builtin' AND name = $2 ORDER BY id LIMIT 1",
+        )
+        .bind(project_id)
+        .bind(SOURCE_NAME)
+        .fetch_optional(pool)
+        .await?;
+        match existing {
+            Some(id) => id,
+            None => sqlx::query_scalar(
+                "INSERT INTO prelabel_sources (project_id, kind, name, version, created_at)
+                 VALUES ($1, 'builtin', $2, '', $3)
+                 ON CONFLICT (project_id, kind, name, version) DO UPDATE SET name = excluded.name
+                 RETURNING id",
+            )
+            .bind(project_id)
+            .bind(SOURCE_NAME)
+            .bind(now)
+            .fetch_one(pool)
+            .await?,
+        }
+    }))
+}
+
+/// Writes one chunk of a run's scores, (item, labels JSON, score), stamped `stamp`, in one
+/// transaction: an earlier run's pre-label of the same item is replaced.
+pub async fn write_scores(db: &Db, project_id: i64, source_id: i64, stamp: i64, rows: &[(i64, String, f64)]) -> AppResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 3;
+                    format!("($1, ${}, $2, ${}, ${}, $3)", b + 4, b + 5, b + 6)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO prelabels (source_id, item_id, project_id, labels, score, created_at) VALUES {}
+                 ON CONFLICT (source_id, item_id) DO UPDATE
+                 SET labels = excluded.labels, score = excluded.score, created_at = excluded.created_at",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(source_id).bind(project_id).bind(stamp);
+            for (item, labels, score) in chunk {
+                q = q.bind(*item).bind(labels.as_str()).bind(*score);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// What a finished run stores besides its pre-labels.
+pub struct NewRun {
+    pub job_id: i64,
+    pub label_count: i64,
+    pub folds: i64,
+    pub cv_correct: i64,
+    pub majority: i64,
+    pub scored: i64,
+    pub label_counts: Value,
+    pub label_signal: i64,
+    /// Unlabeled items, least certain first (their `model_rank` is their place here, from 1);
+    /// empty when the uncertainty order is off.
+    pub ranked: Vec<i64>,
+    /// Likely mislabeled items, most likely first, with what their entry's detail says.
+    pub flagged: Vec<(i64, Value)>,
+}
+
+/// Ends a run in one transaction: drops the builtin pre-labels older than `stamp` (items
+/// labeled since the previous run, or gone), replaces the uncertainty ranks and the
+/// `label_error` entries nobody has reviewed yet, records the run and sets the source's
+/// version to it. Returns the run's id.
+pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, run: NewRun) -> AppResult<i64> {
+    let now = now_ms();
+    let flagged_n = run.flagged.len() as i64;
+    Ok(on_write!(db, pool => {
+        let mut tx = BeginWrite::begin_write(pool).await?;
+        sqlx::query("DELETE FROM prelabels WHERE source_id = $1 AND created_at < $2")
+            .bind(source_id)
+            .bind(stamp)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE items SET model_rank = NULL WHERE project_id = $1 AND model_rank IS NOT NULL")
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        for (rank, item) in run.ranked.iter().enumerate() {
+            sqlx::query("UPDATE items SET model_rank = $1 WHERE id = $2 AND project_id = $3")
+                .bind(rank as i64 + 1)
+                .bind(*item)
+                .bind(project_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Entries a reviewer resolved stay (they are the queue's history); open ones were the
+        // previous run's guesses and give way to this run's.
+        sqlx::query("DELETE FROM review_entries WHERE project_id = $1 AND queue = $2 AND resolved_at IS NULL")
+            .bind(project_id)
+            .bind(LABEL_ERROR_QUEUE)
+            .execute(&mut *tx)
+            .await?;
+        for (item, detail) in &run.flagged {
+            sqlx::query(super::review::OPEN_ENTRY_SQL)
+                .bind(project_id)
+                .bind(*item)
+                .bind(LABEL_ERROR_QUEUE)
+                .bind(REASON_LIKELY_MISLABELED)
+                .bind(detail.to_string())
+                .bind(None::<i64>)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO prelabel_model_runs (project_id, source_id, label_count, folds, cv_correct, majority, scored,
+                                              trained_at, label_counts, flagged, label_signal, job_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(source_id)
+        .bind(run.label_count)
+        .bind(run.folds)
+        .bind(run.cv_correct)
+        .bind(run.majority)
+        .bind(run.scored)
+        .bind(now)
+        .bind(run.label_counts.to_string())
+        .bind(flagged_n)
+        .bind(run.label_signal)
+        .bind(run.job_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE prelabel_sources SET version = $1 WHERE id = $2")
+            .bind(id.to_string())
+            .bind(source_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        id
+    }))
+}
