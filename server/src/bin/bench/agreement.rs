@@ -121,7 +121,7 @@ async fn insert_annotations(db: &Db, pid: i64, raters: &[i64]) -> Result<u64> {
 }
 
 /// `first`: the labelers' index base, distinct per run (their client ids must never repeat).
-async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first: usize) -> Result<(Percentiles, Percentiles)> {
+pub async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first: usize) -> Result<(Percentiles, Percentiles)> {
     let submitted = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
