@@ -28,6 +28,8 @@ mod devset;
 mod releases;
 #[path = "bench/rules.rs"]
 mod rules;
+#[path = "bench/model.rs"]
+mod model;
 
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
@@ -98,6 +100,17 @@ struct Args {
     /// With --rules: the project's items.
     #[arg(long, default_value_t = 100_000)]
     rules_items: u64,
+    /// Also measure the built-in model's training job (issue 10) on a project of
+    /// --model-items items, --model-labeled of them with a gold answer, with 8 of the labelers
+    /// labeling the main project before and during it (see bench/model.rs).
+    #[arg(long)]
+    model: bool,
+    /// With --model: the project's items.
+    #[arg(long, default_value_t = 1_000_000)]
+    model_items: u64,
+    /// With --model: the items with a gold answer (the training labels).
+    #[arg(long, default_value_t = 50_000)]
+    model_labeled: u64,
     /// With --devset: the pool's size.
     #[arg(long, default_value_t = 1_000_000)]
     devset_pool: u64,
@@ -964,6 +977,13 @@ async fn bench(
     };
     // 5f. Labeling-rule figures (issue 10).
     let rules = if args.rules { Some(rules::scenario(&client, base, &admin, args.rules_items, tmp, say).await?) } else { None };
+    // 5g. The built-in model's training (issue 10), with 8 labelers on the main project.
+    let model = if args.model {
+        let eight = &tokens[..tokens.len().min(8)];
+        Some(model::scenario(&client, base, &admin, server_pid, args.model_items, args.model_labeled, pid, eight, args.duration, tmp, say).await?)
+    } else {
+        None
+    };
 
     // 6. Export.
     say("[6/7] exporting (jsonl, csv)");
@@ -1063,6 +1083,9 @@ async fn bench(
     if let Some(r) = &rules {
         s.push_str(&r.summary());
     }
+    if let Some(m) = &model {
+        s.push_str(&m.summary());
+    }
     s.push_str("\nExport\n");
     for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
         s.push_str(&format!(
@@ -1082,6 +1105,7 @@ async fn bench(
         "devset": devset.as_ref().map(|d| d.to_json()),
         "releases": releases.as_ref().map(|r| r.to_json()),
         "rules": rules.as_ref().map(|r| r.to_json()),
+        "model": model.as_ref().map(|m| m.to_json()),
         "items": n,
         "labelers": args.labelers,
         "overlap": args.overlap,

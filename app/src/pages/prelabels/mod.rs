@@ -2,6 +2,7 @@
 //! shows above its label buttons — the item's best pre-label with its source and score, taken
 //! with Enter.
 mod auto;
+mod model;
 mod page;
 mod rules;
 mod rules_state;

@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 
 use crate::api_client;
 use super::auto::{auto_cell, NoiseSummary};
+use super::model::BuiltinModelCard;
 use crate::api_types::{
     AutoAcceptReport, AutoAcceptRequest, ErrorBody, ExportSummary, ImportReport, PrelabelAuditDrawn, PrelabelLabelStats,
     PrelabelSource, StatValue,
@@ -204,6 +205,7 @@ fn Prelabels(pid: i64) -> impl IntoView {
                     {move || note.get().map(|(ok, m)| view! { <span class:ok-text=ok class:error-text=!ok>{m}</span> })}
                 </p>
             </section>
+            <BuiltinModelCard pid=pid/>
             <section class="card" aria-labelledby="noise-h">
                 <h2 id="noise-h">"Estimated noise of the export"</h2>
                 <NoiseSummary summary=noise/>

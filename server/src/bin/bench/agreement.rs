@@ -127,7 +127,7 @@ async fn insert_annotations(db: &Db, pid: i64, raters: &[i64]) -> Result<u64> {
 
 /// `first`: the labelers' index base, distinct per run (their client ids must never repeat).
 /// Returns every next and submit latency (ms).
-async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+pub async fn label_for(base: &str, pid: i64, tokens: &[String], seconds: f64, first: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let submitted = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
