@@ -27,14 +27,17 @@ use crate::store::{agreement as agreement_store, now_ms, Db};
 pub enum JobKind {
     /// Consensus rows and the agreement dashboard of one project.
     Consensus,
+    /// Freezing a dev set as a release (`crate::releases::job`).
+    ReleaseFreeze,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Consensus];
+    pub const ALL: &'static [JobKind] = &[JobKind::Consensus, JobKind::ReleaseFreeze];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Consensus => crate::agreement::KIND,
+            JobKind::ReleaseFreeze => crate::releases::job::KIND,
         }
     }
 
@@ -47,6 +50,9 @@ impl JobKind {
         match self {
             // Recomputed from the data as it is then; its writes are upserts.
             JobKind::Consensus => true,
+            // Runs again from the start; the release is one transaction, and a rerun whose
+            // release was committed finds it by its job id instead of writing a twin.
+            JobKind::ReleaseFreeze => true,
         }
     }
 
@@ -57,6 +63,7 @@ impl JobKind {
                 let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a consensus job needs a project"))?;
                 crate::agreement::refresh(ctx, pid).await
             }
+            JobKind::ReleaseFreeze => crate::releases::job::run(ctx, job, &ctx.data_dir).await,
         }
     }
 }
@@ -67,11 +74,13 @@ pub struct JobsConfig {
     pub refresh_interval: Duration,
     /// A running job whose heartbeat is older than this has lost its runner (`--job-stale-secs`).
     pub stale_after: Duration,
+    /// The server's data directory (image thumbnails, for the release freeze's leakage check).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { refresh_interval: Duration::from_secs(15), stale_after: Duration::from_secs(60) }
+        JobsConfig { refresh_interval: Duration::from_secs(15), stale_after: Duration::from_secs(60), data_dir: Default::default() }
     }
 }
 
@@ -80,6 +89,7 @@ pub struct JobCtx {
     pub db: Db,
     job_id: i64,
     cancel: CancellationToken,
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The job stopped because the server is shutting down.
@@ -88,6 +98,11 @@ pub struct JobCtx {
 pub struct Cancelled;
 
 impl JobCtx {
+    /// The running job's id.
+    pub fn job_id(&self) -> i64 {
+        self.job_id
+    }
+
     /// Records progress (and so the heartbeat).
     pub async fn progress(&self, done: i64, total: i64) -> anyhow::Result<()> {
         Ok(jobs::progress(&self.db, self.job_id, done, total).await?)
@@ -122,7 +137,7 @@ pub fn spawn(db: Db, shutdown: CancellationToken, config: JobsConfig) -> JoinHan
                     break;
                 }
                 match next_job(&db).await {
-                    Ok(Some(job)) => run_one(&db, job, &shutdown, config.stale_after).await,
+                    Ok(Some(job)) => run_one(&db, job, &shutdown, &config).await,
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "could not claim a job");
@@ -147,12 +162,13 @@ async fn next_job(db: &Db) -> Result<Option<JobRow>, sqlx::Error> {
     jobs::claim(db).await
 }
 
-async fn run_one(db: &Db, job: JobRow, shutdown: &CancellationToken, stale_after: Duration) {
+async fn run_one(db: &Db, job: JobRow, shutdown: &CancellationToken, config: &JobsConfig) {
+    let stale_after = config.stale_after;
     let Some(kind) = JobKind::parse(&job.kind) else {
         let _ = jobs::fail(db, job.id, &format!("unknown job kind {:?} (from a newer server?)", job.kind)).await;
         return;
     };
-    let ctx = JobCtx { db: db.clone(), job_id: job.id, cancel: shutdown.child_token() };
+    let ctx = JobCtx { db: db.clone(), job_id: job.id, cancel: shutdown.child_token(), data_dir: config.data_dir.clone() };
     // The heartbeat, a few times per stale period, whatever the job is doing.
     let beat = {
         let (db, id) = (db.clone(), job.id);
