@@ -486,12 +486,13 @@ paths.update({
         "summary": "Releases of the project, by dev set then version (admin, lead member)",
         "parameters": [PID, q("devset_id", I64, "only this dev set's")], "responses": ok(arr(ref("ReleaseSummary")))}},
     "/api/projects/{pid}/devsets/{id}/releases": {"post": {
-        "summary": "Freeze the dev set as its next release vN (admin, lead member). 422 (code unprocessable), nothing saved: "
-                   "error.details.unready lists items without a final label or with an open review, error.details.leakage "
-                   "the duplicate pairs (between splits, or with items in no dev set); override_unready / override_leakage "
-                   "freeze anyway and record the reason in the lineage. 409 before the dev set is sampled.",
+        "summary": "Queue the freeze of the dev set as its next release vN (admin, lead member): 202 with the job. A refused "
+                   "freeze ends done with blocked (code unprocessable), nothing saved: blocked.details.unready lists items "
+                   "without a final label or with an open review, blocked.details.leakage the duplicate pairs (between "
+                   "splits, or with items in no dev set); override_unready / override_leakage freeze anyway and record the "
+                   "reason in the lineage. 409 before the dev set is sampled, 400 for a bad request.",
         "parameters": [PID, DEVSET_ID], "requestBody": body(ref("FreezeRequest")),
-        "responses": ok(ref("ReleaseDetail"), "201", "frozen")}},
+        "responses": ok(ref("FreezeJob"), "202", "queued: follow it at /api/projects/{pid}/release-freezes/{job}")}},
     "/api/projects/{pid}/releases/{id}": {"get": {
         "summary": "A release: summary, lineage (plan, aggregation, agreement, splits, filters, leakage, overrides) and dataset card",
         "parameters": [PID, RELEASE_ID], "responses": ok(ref("ReleaseDetail"))}},
@@ -507,6 +508,21 @@ paths.update({
         "summary": "From release id to release other: items added, removed, labels changed (both provenances), distribution per attribute",
         "parameters": [PID, RELEASE_ID, {"name": "other", "in": "path", "required": True, "schema": I64, "description": "release id"}],
         "responses": ok(ref("ReleaseDiff"))}},
+})
+
+# Release freezes as background jobs (issue 9).
+schemas.update({
+    "FreezeJob": obj({"job": ref("JobInfo"), "devset_id": I64,
+                      "phase": nullable({"type": "string", "enum": ["reading members", "splitting", "leakage check", "lineage",
+                                                                     "hashing", "writing", "done"]}),
+                      "release": nullable(ref("ReleaseDetail")),
+                      "blocked": nullable(obj({"code": STR, "message": STR, "details": {}}, ["code", "message"]))}),
+})
+paths.update({
+    "/api/projects/{pid}/release-freezes/{job}": {"get": {
+        "summary": "A freeze job (admin, lead member): state, phase and counts; when done, the release or the refusal (blocked)",
+        "parameters": [PID, {"name": "job", "in": "path", "required": True, "schema": I64, "description": "job id"}],
+        "responses": ok(ref("FreezeJob"))}},
 })
 
 # Pre-labels (issue 10).

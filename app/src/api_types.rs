@@ -1957,3 +1957,34 @@ pub struct ModelStatus {
     /// The `builtin` pre-label source, once a run wrote one.
     pub source_id: Option<i64>,
 }
+
+// ---- release freezes as jobs (issue 9) -----------------------------------------------------
+//
+// | POST /api/projects/{pid}/devsets/{id}/releases | `FreezeRequest` → 202 `FreezeJob` (leads) |
+// | GET /api/projects/{pid}/release-freezes/{job} | → `FreezeJob` (leads) |
+
+/// A freeze running in the background job runner: queued, then its phase and counts, then
+/// either the release or why it was refused (nothing saved).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FreezeJob {
+    /// The job; `state` is `queued`, `running`, `done` (frozen or blocked) or `failed` (`error`).
+    pub job: JobInfo,
+    pub devset_id: i64,
+    /// What a running freeze is doing: `reading members`, `splitting`, `leakage check`
+    /// (`job.progress_done` of `job.progress_total` pool items checked), `lineage`, `hashing`,
+    /// `writing`, then `done`. None while queued.
+    pub phase: Option<String>,
+    /// The release, once frozen.
+    pub release: Option<ReleaseDetail>,
+    /// The refusal, when the freeze was blocked: code `unprocessable`, a message, and
+    /// `details.unready` (items without a final label or with an open review) or
+    /// `details.leakage` (the pairs side by side); resubmit with the matching override.
+    pub blocked: Option<ErrorInfo>,
+}
+
+impl FreezeJob {
+    /// True once the freeze will not change any more (done or failed).
+    pub fn finished(&self) -> bool {
+        matches!(self.job.state.as_str(), "done" | "failed")
+    }
+}

@@ -107,10 +107,11 @@ const EXPECTED: &[(&str, &str, Via)] = &[
     ("GET /api/projects/{pid}/agreement/slices",          "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/agreement/items",           "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/releases",                  "401 404 403 404 200 200", Via::Any),
-    ("POST /api/projects/{pid}/devsets/{id}/releases",    "401 404 403 404 201 201", Via::Any),
+    ("POST /api/projects/{pid}/devsets/{id}/releases",    "401 404 403 404 202 202", Via::Any),
     ("GET /api/projects/{pid}/releases/{id}",             "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/releases/{id}/export",      "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/releases/{id}/diff/{other}", "401 404 403 404 200 200", Via::Any),
+    ("GET /api/projects/{pid}/release-freezes/{job}",     "401 404 403 404 200 200", Via::Any),
     ("POST /api/projects/{pid}/prelabels/import",         "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/prelabels/sources",         "401 404 403 404 200 200", Via::Any),
     ("GET /api/projects/{pid}/prelabels/settings",        "401 404 403 404 200 200", Via::Any),
@@ -225,8 +226,9 @@ struct Ctx {
     /// A production profile and a sampled dev set of P.
     profile: i64,
     devset: i64,
-    /// A release of that dev set.
+    /// A release of that dev set, and the freeze job that made it.
     release: i64,
+    freeze_job: i64,
     spare: User,
     victim: User,
     creds: BTreeMap<Actor, Creds>,
@@ -374,6 +376,7 @@ async fn request(ctx: &Ctx, route: &str, path: &str, actor: Actor) -> (String, O
         "GET /api/projects/{pid}/releases/{id}/diff/{other}" => {
             (fill(path, ctx.release).replace("{other}", &ctx.release.to_string()), None)
         }
+        "GET /api/projects/{pid}/release-freezes/{job}" => (fill(path, 0).replace("{job}", &ctx.freeze_job.to_string()), None),
         "GET /api/projects/{pid}/agreement/slices" => (fill(path, 0) + "?attr=region", None),
         "GET /api/projects/{pid}/agreement/items" => (fill(path, 0) + "?label=pos", None),
         "POST /api/projects/{pid}/prelabels/import" => {
@@ -474,8 +477,18 @@ async fn setup(b: Backend) -> Ctx {
         .post_json_raw(&format!("/api/projects/{p}/review/items/{member}/decision"), &json!({"labels": ["pos"], "queue": "audit"}))
         .await
         .assert_status(201);
-    let release: Value = admin.post_created(&format!("/api/projects/{p}/devsets/{devset}/releases"), &json!({})).await;
-    let release = release["id"].as_i64().unwrap();
+    // The freeze is a job (202): wait for its release.
+    let queued: FreezeJob =
+        admin.post_json_raw(&format!("/api/projects/{p}/devsets/{devset}/releases"), &json!({})).await.assert_status(202).json();
+    let freeze_job = queued.job.id;
+    let release = loop {
+        let j: FreezeJob = admin.get(&format!("/api/projects/{p}/release-freezes/{freeze_job}")).await;
+        if j.finished() {
+            let Some(r) = j.release.clone() else { panic!("the matrix's freeze was not frozen: {j:?}") };
+            break r.summary.id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
 
     let mut creds = BTreeMap::new();
     let admin_pw = server.admin_password().to_string();
@@ -504,7 +517,7 @@ async fn setup(b: Backend) -> Ctx {
     }
     let spare = admin.create_user("spare", &password_for("spare"), Role::Labeler).await;
     let victim = admin.create_user("victim", &password_for("victim"), Role::Labeler).await;
-    Ctx { server, admin, p, text_item, image_item, profile, devset, release, spare, victim, creds }
+    Ctx { server, admin, p, text_item, image_item, profile, devset, release, freeze_job, spare, victim, creds }
 }
 
 fn error_code(status: u16) -> Option<&'static str> {

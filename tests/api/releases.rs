@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-both_backends!(release_freeze_diff_exports_and_leakage, agreement_at_freeze_is_never_stale);
+both_backends!(release_freeze_diff_exports_and_leakage, agreement_at_freeze_is_never_stale, freeze_runs_as_a_job_and_survives_restarts);
 
 /// The v1 release's content hash: the same data, so the same hash on both backends.
 const HASH_V1: &str = "82187a73cb1334700b65ab5d4d254203dfcfda543422522a809a30da30291f88";
@@ -59,8 +59,38 @@ async fn decide(c: &Client, pid: i64, item: i64, label: &str) {
     c.post_json_raw(&format!("/api/projects/{pid}/review/items/{item}/decision"), &body).await.assert_status(201);
 }
 
+/// Freezes through the job: the POST's answer as it is unless it is 202, else the job
+/// followed to its end and its outcome given back as the request answered before freezing
+/// became a job (201 with the release, or 422 with the refusal), so the scenarios below read
+/// the same. The job's own shape is pinned by `freeze_runs_as_a_job_and_survives_restarts`.
 async fn freeze(c: &Client, pid: i64, devset: i64, body: Value) -> RawResponse {
-    c.post_json_raw(&format!("/api/projects/{pid}/devsets/{devset}/releases"), &body).await
+    let r = c.post_json_raw(&format!("/api/projects/{pid}/devsets/{devset}/releases"), &body).await;
+    if r.status.as_u16() != 202 {
+        return r;
+    }
+    let job = wait_freeze(c, pid, r.json::<FreezeJob>().job.id).await;
+    let (status, body) = match (&job.release, &job.blocked) {
+        (Some(release), None) => (201, serde_json::to_vec(release).unwrap()),
+        (None, Some(blocked)) => (422, serde_json::to_vec(&ErrorBody { error: blocked.clone() }).unwrap()),
+        _ => panic!("a finished freeze has either a release or a refusal: {job:?}"),
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    RawResponse { status: reqwest::StatusCode::from_u16(status).unwrap(), headers, body, what: format!("freeze job {}", job.job.id) }
+}
+
+/// Polls a freeze job until it is done or failed (60 s at most); panics when it failed.
+async fn wait_freeze(c: &Client, pid: i64, job: i64) -> FreezeJob {
+    let t = std::time::Instant::now();
+    loop {
+        let j: FreezeJob = c.get(&format!("/api/projects/{pid}/release-freezes/{job}")).await;
+        if j.finished() {
+            assert_eq!(j.job.state, "done", "the freeze failed: {j:?}");
+            return j;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(60), "the freeze did not finish: {j:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn jsonl_rows(bytes: &[u8]) -> Vec<Value> {
@@ -416,4 +446,104 @@ async fn agreement_at_freeze_is_never_stale(b: Backend) {
     assert!(alpha < 1.0, "the labelers disagree on some items: {a}");
     assert!(v1.card.contains("Krippendorff's alpha at freeze time: "), "{}", v1.card);
     assert!(!v1.card.contains("not computed"), "{}", v1.card);
+}
+
+/// The phases a freeze job reports, in order (`releases::job`).
+const PHASES: &[&str] = &["reading members", "splitting", "leakage check", "lineage", "hashing", "writing", "done"];
+
+/// A freeze is a background job: the POST answers 202 with the queued job; its GET shows the
+/// phase and counts, then the release (done) or the refusal (done, blocked, nothing saved).
+/// A crash right after the POST, and a crash after the release was committed but before the
+/// job was marked done, both end with exactly one release: never a twin, never a half.
+async fn freeze_runs_as_a_job_and_survives_restarts(b: Backend) {
+    let mut server = TestServer::start_with_args(b, &["--refresh-interval-secs", "1", "--job-stale-secs", "1"]).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("rel-job", 1, 600).await.id;
+    assert_eq!(admin.import(pid, "jsonl", pool_jsonl()).await.imported, 40);
+    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
+    let profile: Value = admin
+        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
+             Some((profile_body.into_bytes(), "application/octet-stream")))
+        .await
+        .created();
+    let devset: Value = admin
+        .post_created(&format!("/api/projects/{pid}/devsets"),
+            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": 10, "overlap": 1, "seed": 1}))
+        .await;
+    let did = devset["id"].as_i64().unwrap();
+    let sample: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
+    let members: Vec<i64> = serde_json::from_value(sample["items"].clone()).unwrap();
+    let url = format!("/api/projects/{pid}/devsets/{did}/releases");
+    let status_url = |job: i64| format!("/api/projects/{pid}/release-freezes/{job}");
+
+    // Blocked: 202, then done with the refusal listing every member; nothing saved.
+    let queued: FreezeJob = admin.post_json_raw(&url, &json!({})).await.assert_status(202).json();
+    assert_eq!((queued.job.kind.as_str(), queued.devset_id), ("release_freeze", did));
+    assert!(matches!(queued.job.state.as_str(), "queued" | "running"), "{queued:?}");
+    assert!(queued.release.is_none() && queued.blocked.is_none(), "{queued:?}");
+    let refused = wait_freeze(&admin, pid, queued.job.id).await;
+    assert!(refused.release.is_none(), "{refused:?}");
+    let err = refused.blocked.expect("a refusal");
+    assert_eq!(err.code, "unprocessable");
+    assert!(err.message.contains("10 items of the dev set lack a final label"), "{}", err.message);
+    let listed: Vec<UnreadyItem> = serde_json::from_value(err.details["unready"].clone()).unwrap();
+    assert_eq!(listed.iter().map(|u| u.item_id).collect::<Vec<_>>(), members);
+    assert!(admin.get::<Vec<ReleaseSummary>>(&format!("/api/projects/{pid}/releases")).await.is_empty(), "nothing saved");
+
+    // Frozen: the phases seen while polling are the known ones, in order; at the end the
+    // release, with the counts of the last phase complete.
+    for (n, &m) in members.iter().enumerate() {
+        decide(&admin, pid, m, if n % 2 == 0 { "pos" } else { "neg" }).await;
+    }
+    let job = admin.post_json_raw(&url, &json!({"seed": 2})).await.assert_status(202).json::<FreezeJob>().job.id;
+    let mut seen: Vec<String> = Vec::new();
+    let done = loop {
+        let j: FreezeJob = admin.get(&status_url(job)).await;
+        if let Some(p) = &j.phase {
+            assert!(PHASES.contains(&p.as_str()), "unknown phase {p:?}");
+            if seen.last() != Some(p) {
+                seen.push(p.clone());
+            }
+        }
+        assert!(j.job.progress_done <= j.job.progress_total || j.job.progress_total == 0, "{j:?}");
+        if j.finished() {
+            break j;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let order: Vec<usize> = seen.iter().map(|p| PHASES.iter().position(|q| q == p).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "phases out of order: {seen:?}");
+    assert_eq!((done.job.state.as_str(), done.phase.as_deref()), ("done", Some("done")), "{done:?}");
+    assert_eq!((done.job.progress_done, done.job.progress_total), (10, 10));
+    let v1 = done.release.expect("the release");
+    assert_eq!((v1.summary.version.as_str(), v1.summary.item_count), ("v1", 10));
+    assert_eq!(v1.lineage["frozen_by"]["username"], "admin");
+    assert_eq!(v1.lineage["leakage"]["pool_items"], 30, "{}", v1.lineage["leakage"]);
+
+    // Unknown job: 404; a labeler: 403.
+    admin.get_raw(&status_url(job + 1000)).await.assert_error(404, "not_found");
+    let (lab, lab_client) = server.user(&admin, "rel-job-lab", Role::Labeler).await;
+    admin.add_member(pid, lab.id).await;
+    lab_client.get_raw(&status_url(job)).await.assert_error(403, "forbidden");
+
+    // A crash right after the POST: the job runs (again) after the restart; one v2.
+    let job2 = admin.post_json_raw(&url, &json!({"seed": 3})).await.assert_status(202).json::<FreezeJob>().job.id;
+    server.crash_restart().await;
+    let admin = server.admin().await;
+    let v2 = wait_freeze(&admin, pid, job2).await.release.expect("frozen after the restart");
+    assert_eq!((v2.summary.version.as_str(), v2.summary.item_count), ("v2", 10));
+    let all: Vec<ReleaseSummary> = admin.get(&format!("/api/projects/{pid}/releases")).await;
+    assert_eq!(all.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(), vec!["v1", "v2"]);
+
+    // A crash after the release was committed, before the job was marked done (made by hand:
+    // the job put back to running with a dead heartbeat): the rerun finds its release.
+    server
+        .exec_sql(&format!("UPDATE jobs SET state = 'running', heartbeat_at = 1, result = NULL, finished_at = NULL WHERE id = {job2}"))
+        .await;
+    server.crash_restart().await;
+    let admin = server.admin().await;
+    let again = wait_freeze(&admin, pid, job2).await;
+    assert_eq!(again.release.expect("its release").summary.id, v2.summary.id);
+    let all: Vec<ReleaseSummary> = admin.get(&format!("/api/projects/{pid}/releases")).await;
+    assert_eq!(all.len(), 2, "no twin written: {all:?}");
 }

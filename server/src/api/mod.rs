@@ -98,6 +98,7 @@ fn table() -> Routes {
         .get("/projects/{pid}/releases/{id}", releases::get)
         .get("/projects/{pid}/releases/{id}/export", releases::export)
         .get("/projects/{pid}/releases/{id}/diff/{other}", releases::diff)
+        .get("/projects/{pid}/release-freezes/{job}", releases::freeze_status)
         // Pre-labels (issue 10). The predictions upload streams to disk.
         .post_with("/projects/{pid}/prelabels/import", prelabels::import_predictions, |r| {
             r.layer(DefaultBodyLimit::disable())

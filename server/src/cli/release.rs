@@ -3,7 +3,7 @@
 //! server hashes with (`crate::releases::export::verify`).
 use std::path::PathBuf;
 
-use app::api_types::ErrorBody;
+use app::api_types::{ErrorBody, FreezeJob};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
@@ -30,7 +30,8 @@ pub enum ReleaseCommand {
     /// Freeze a dev set as its next release. REQUEST is a JSON file of the freeze request
     /// (dev_share, test_share, seed, group_by, train_dev_size, licenses, sources,
     /// jaccard_threshold, override_unready, override_leakage); without it, the defaults.
-    /// A refusal prints the items or leakage pairs that block it.
+    /// The freeze runs as a job: this waits for it (its phase on stderr). A refusal prints the
+    /// items or leakage pairs that block it and exits non-zero.
     Freeze {
         #[command(flatten)]
         project: ProjectArgs,
@@ -115,7 +116,40 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 }
                 None => serde_json::json!({}),
             };
-            http.post(format!("{}/devsets/{devset}/releases", base(&project))).bearer_auth(&project.api.token).json(&body).send().await?
+            let resp =
+                http.post(format!("{}/devsets/{devset}/releases", base(&project))).bearer_auth(&project.api.token).json(&body).send().await?;
+            if !resp.status().is_success() {
+                return Err(error_of(resp).await);
+            }
+            // 202: the freeze is a job; follow it to its end, its phase on stderr.
+            let mut job: FreezeJob = resp.json().await?;
+            let mut last = String::new();
+            while !job.finished() {
+                let now = format!("{} {}/{}", job.phase.as_deref().unwrap_or("queued"), job.job.progress_done, job.job.progress_total);
+                if now != last {
+                    eprintln!("freeze {}: {now}", job.job.id);
+                    last = now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let r = get(&project, format!("/release-freezes/{}", job.job.id)).send().await?;
+                if !r.status().is_success() {
+                    return Err(error_of(r).await);
+                }
+                job = r.json().await?;
+            }
+            if let Some(b) = job.blocked {
+                let mut msg = format!("refused: {}", b.message);
+                if !b.details.is_null() {
+                    msg.push('\n');
+                    msg.push_str(&serde_json::to_string_pretty(&b.details).unwrap_or_default());
+                }
+                anyhow::bail!(msg);
+            }
+            match job.release {
+                Some(release) => println!("{}", serde_json::to_string_pretty(&release)?),
+                None => anyhow::bail!("the freeze failed: {}", job.job.error.unwrap_or_default()),
+            }
+            return Ok(());
         }
         ReleaseCommand::Show { project, release } => get(&project, format!("/releases/{release}")).send().await?,
         ReleaseCommand::Diff { project, from, to } => get(&project, format!("/releases/{from}/diff/{to}")).send().await?,

@@ -176,6 +176,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         crate::jobs::JobsConfig {
             refresh_interval: Duration::from_secs(args.refresh_interval_secs),
             stale_after: Duration::from_secs(args.job_stale_secs),
+            data_dir: (*state.data_dir).clone(),
         },
     );
     let db = state.db.clone();

@@ -31,16 +31,20 @@ pub enum JobKind {
     RulesApply,
     /// A training of one project's built-in model (`prelabels::model_job`).
     BuiltinModel,
+    /// Freezing a dev set as a release (`crate::releases::job`).
+    ReleaseFreeze,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Consensus, JobKind::RulesApply, JobKind::BuiltinModel];
+    pub const ALL: &'static [JobKind] =
+        &[JobKind::Consensus, JobKind::RulesApply, JobKind::BuiltinModel, JobKind::ReleaseFreeze];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Consensus => crate::agreement::KIND,
             JobKind::RulesApply => crate::prelabels::rules_run::APPLY_KIND,
             JobKind::BuiltinModel => crate::prelabels::model_job::KIND,
+            JobKind::ReleaseFreeze => crate::releases::job::KIND,
         }
     }
 
@@ -59,6 +63,9 @@ impl JobKind {
             // Redone from the start: its writes are upserts stamped with the run's start, and
             // the previous run's rows are dropped only at its very end.
             JobKind::BuiltinModel => true,
+            // Runs again from the start; the release is one transaction, and a rerun whose
+            // release was committed finds it by its job id instead of writing a twin.
+            JobKind::ReleaseFreeze => true,
         }
     }
 
@@ -77,6 +84,7 @@ impl JobKind {
                 let pid = job.project_id.ok_or_else(|| anyhow::anyhow!("a model training needs a project"))?;
                 crate::prelabels::model_job::run(ctx, pid, job.id).await
             }
+            JobKind::ReleaseFreeze => crate::releases::job::run(ctx, job, &ctx.data_dir).await,
         }
     }
 }
@@ -87,11 +95,13 @@ pub struct JobsConfig {
     pub refresh_interval: Duration,
     /// A running job whose heartbeat is older than this has lost its runner (`--job-stale-secs`).
     pub stale_after: Duration,
+    /// The server's data directory (image thumbnails, for the release freeze's leakage check).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { refresh_interval: Duration::from_secs(15), stale_after: Duration::from_secs(60) }
+        JobsConfig { refresh_interval: Duration::from_secs(15), stale_after: Duration::from_secs(60), data_dir: Default::default() }
     }
 }
 
@@ -100,6 +110,7 @@ pub struct JobCtx {
     pub db: Db,
     job_id: i64,
     cancel: CancellationToken,
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The job stopped because the server is shutting down.
@@ -108,6 +119,11 @@ pub struct JobCtx {
 pub struct Cancelled;
 
 impl JobCtx {
+    /// The running job's id.
+    pub fn job_id(&self) -> i64 {
+        self.job_id
+    }
+
     /// Records progress (and so the heartbeat).
     pub async fn progress(&self, done: i64, total: i64) -> anyhow::Result<()> {
         Ok(jobs::progress(&self.db, self.job_id, done, total).await?)
@@ -145,7 +161,7 @@ pub fn spawn(db: Db, shutdown: CancellationToken, config: JobsConfig) -> JoinHan
                     break;
                 }
                 match next_job(&db).await {
-                    Ok(Some(job)) => run_one(&db, job, &shutdown, config.stale_after).await,
+                    Ok(Some(job)) => run_one(&db, job, &shutdown, &config).await,
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "could not claim a job");
@@ -170,12 +186,13 @@ async fn next_job(db: &Db) -> Result<Option<JobRow>, sqlx::Error> {
     jobs::claim(db).await
 }
 
-async fn run_one(db: &Db, job: JobRow, shutdown: &CancellationToken, stale_after: Duration) {
+async fn run_one(db: &Db, job: JobRow, shutdown: &CancellationToken, config: &JobsConfig) {
+    let stale_after = config.stale_after;
     let Some(kind) = JobKind::parse(&job.kind) else {
         let _ = jobs::fail(db, job.id, &format!("unknown job kind {:?} (from a newer server?)", job.kind)).await;
         return;
     };
-    let ctx = JobCtx { db: db.clone(), job_id: job.id, cancel: shutdown.child_token() };
+    let ctx = JobCtx { db: db.clone(), job_id: job.id, cancel: shutdown.child_token(), data_dir: config.data_dir.clone() };
     // The heartbeat, a few times per stale period, whatever the job is doing.
     let beat = {
         let (db, id) = (db.clone(), job.id);

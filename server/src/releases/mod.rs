@@ -19,6 +19,7 @@
 //! evaluated on is in it. The items are stored, and exported, in this order.
 pub mod diff;
 pub mod export;
+pub mod job;
 pub mod leakage;
 pub mod splits;
 
@@ -350,19 +351,45 @@ pub fn content_hash(items: &[ReleaseItem]) -> String {
 /// Text normalised for the exact-duplicate check: lower case, runs of whitespace as one space,
 /// trimmed. (Byte-identical texts cannot both be in a project: `items` is unique on its
 /// content hash; a copy that differs in case or spacing is still the same text to a model.)
+/// Lower case is taken character by character (as `exact_key` does, so equal normalised
+/// texts always share a key).
 pub fn normalised(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    let mut out = String::with_capacity(text.len());
+    for (n, w) in text.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.extend(w.chars().flat_map(char::to_lowercase));
+    }
+    out
 }
 
 fn snippet(text: Option<&str>) -> Option<String> {
     text.map(|t| t.chars().take(160).collect())
 }
 
-/// The key of a text for the exact-duplicate check: a hash of its normalised form (a match
-/// is confirmed on the texts themselves).
-fn exact_key(normalised: &str) -> u64 {
-    let d = Sha256::digest(normalised.as_bytes());
-    u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]))
+/// The key of a text for the exact-duplicate check: a 64-bit hash of its normalised form
+/// (`normalised`), computed word by word without building that string (a million pool texts
+/// pass through here); a match is confirmed on the normalised texts themselves.
+fn exact_key(text: &str) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut feed = |b: u8| {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    };
+    let mut buf = [0u8; 4];
+    for (n, w) in text.split_whitespace().enumerate() {
+        if n > 0 {
+            feed(b' ');
+        }
+        for c in w.chars().flat_map(char::to_lowercase) {
+            c.encode_utf8(&mut buf).bytes().for_each(&mut feed);
+        }
+    }
+    // FNV's low bits are weak; the key's top bits pick the `KeyIndex` run.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
 }
 
 /// The leakage check: the release's items indexed once; pairs between its splits at once,
@@ -397,7 +424,7 @@ impl<'a> LeakageCheck<'a> {
         for (pos, it) in items.iter().enumerate() {
             if let Some(t) = &it.text {
                 index.insert(pos as u64, t);
-                exact.push((exact_key(&normalised(t)), pos as u32));
+                exact.push((exact_key(t), pos as u32));
             }
             if let Some(sha) = &it.image_sha256 {
                 images.entry(sha.as_str()).or_default().push(pos);
@@ -429,12 +456,12 @@ impl<'a> LeakageCheck<'a> {
 
     /// Positions of the release's texts equal to `text` once normalised.
     fn exact_matches(&self, text: &str) -> Vec<usize> {
+        let mut found = self.exact.get(exact_key(text)).map(|p| p as usize).peekable();
+        if found.peek().is_none() {
+            return Vec::new();
+        }
         let n = normalised(text);
-        self.exact
-            .get(exact_key(&n))
-            .map(|p| p as usize)
-            .filter(|&p| self.items[p].text.as_deref().is_some_and(|t| normalised(t) == n))
-            .collect()
+        found.filter(|&p| self.items[p].text.as_deref().is_some_and(|t| normalised(t) == n)).collect()
     }
 
     /// Pairs of the release's own items in different splits.
@@ -492,8 +519,55 @@ impl<'a> LeakageCheck<'a> {
             return;
         }
         self.pool_items += 1;
+        let found = self.pool_hits(id, &external_id, text.as_deref(), image.as_deref(), image_dhash);
+        self.pairs.extend(found);
+    }
+
+    /// A batch of pool items, checked on `threads` threads (the index is only read), with the
+    /// pairs appended in the batch's order: the same pairs, in the same order, as checking
+    /// the items one by one.
+    pub fn check_pool_batch(
+        &mut self,
+        batch: Vec<crate::store::releases::PoolItem>,
+        dhash_of: &(dyn Fn(&str) -> Option<u64> + Sync),
+        threads: usize,
+    ) {
+        let batch: Vec<_> = batch.into_iter().filter(|(id, ..)| !self.release_ids.contains(id)).collect();
+        self.pool_items += batch.len() as u64;
+        let per = batch.len().div_ceil(threads.max(1)).max(1);
+        let this = &*self;
+        let found: Vec<Vec<LeakagePair>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(per)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for (id, ext, text, image) in chunk {
+                            let dhash = image.as_deref().and_then(dhash_of);
+                            out.extend(this.pool_hits(*id, ext, text.as_deref(), image.as_deref(), dhash));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        for f in found {
+            self.pairs.extend(f);
+        }
+    }
+
+    /// The pairs one pool item makes with the release's items.
+    fn pool_hits(
+        &self,
+        id: i64,
+        external_id: &Option<String>,
+        text: Option<&str>,
+        image: Option<&str>,
+        image_dhash: Option<u64>,
+    ) -> Vec<LeakagePair> {
         let mut hits: BTreeMap<usize, (String, f64)> = BTreeMap::new();
-        if let Some(t) = &text {
+        if let Some(t) = text {
             for p in self.exact_matches(t) {
                 hits.insert(p, ("exact".into(), 1.0));
             }
@@ -501,8 +575,8 @@ impl<'a> LeakageCheck<'a> {
                 hits.entry(m.id as usize).or_insert(("near".into(), m.jaccard));
             }
         }
-        if let Some(sha) = &image {
-            for &p in self.images.get(sha.as_str()).into_iter().flatten() {
+        if let Some(sha) = image {
+            for &p in self.images.get(sha).into_iter().flatten() {
                 hits.insert(p, ("exact".into(), 1.0));
             }
         }
@@ -511,10 +585,12 @@ impl<'a> LeakageCheck<'a> {
                 hits.entry(p as usize).or_insert(("near".into(), 1.0 - d as f64 / 64.0));
             }
         }
-        for (p, (kind, jaccard)) in hits {
-            let b = LeakageSide { item_id: id, external_id: external_id.clone(), split: "pool".into(), snippet: snippet(text.as_deref()) };
-            self.pairs.push(LeakagePair { kind, jaccard, a: self.side(p), b });
-        }
+        hits.into_iter()
+            .map(|(p, (kind, jaccard))| {
+                let b = LeakageSide { item_id: id, external_id: external_id.clone(), split: "pool".into(), snippet: snippet(text) };
+                LeakagePair { kind, jaccard, a: self.side(p), b }
+            })
+            .collect()
     }
 }
 
@@ -621,6 +697,37 @@ mod tests {
         assert_eq!((check.pairs[1].a.item_id, check.pairs[1].b.item_id, check.pairs[1].kind.as_str()), (3, 9, "exact"));
         assert_eq!(check.pairs[1].b.split, "pool");
         assert_eq!(check.pool_items, 2);
+    }
+
+    /// A batch checked on several threads gives the pairs checking one item at a time gives,
+    /// in the same order, and skips the release's own items alike.
+    #[test]
+    fn a_parallel_batch_equals_one_by_one() {
+        let words: Vec<String> = (0..50).map(|i| format!("w{i}")).collect();
+        let mut rng = crate::stats::rng::SeededRng::new(5);
+        let mut text = |n: usize| (0..n).map(|_| words[rng.below(50) as usize].as_str()).collect::<Vec<_>>().join(" ");
+        let items: Vec<ReleaseItem> = (1..=40).map(|i| ReleaseItem { split: ["dev", "test"][i % 2].into(), ..item(i as i64, &text(30)) }).collect();
+        let mut pool: Vec<crate::store::releases::PoolItem> = Vec::new();
+        for id in 100..400i64 {
+            // Every third pool item copies a release item with one word changed (or exactly).
+            let t = if id % 3 == 0 {
+                let src = items[(id as usize) % items.len()].text.clone().unwrap();
+                if id % 2 == 0 { src.replacen("w", "W", 1) } else { src.replacen(' ', " x", 1) }
+            } else {
+                text(30)
+            };
+            pool.push((id, Some(format!("p{id}")), Some(t), None));
+        }
+        pool.push((3, None, items[2].text.clone(), None));
+        let mut one = LeakageCheck::new(&items, 0.8, &|_| None);
+        for (id, ext, t, img) in pool.clone() {
+            one.check_pool_item(id, ext, t, img, None);
+        }
+        let mut batch = LeakageCheck::new(&items, 0.8, &|_| None);
+        batch.check_pool_batch(pool, &|_| None, 3);
+        assert!(one.pairs.len() >= 100, "{}", one.pairs.len());
+        assert_eq!(batch.pairs, one.pairs);
+        assert_eq!((batch.pool_items, one.pool_items), (300, 300));
     }
 
     /// Images: near by the Hamming distance of their dHashes (the score is 1 − d/64), between

@@ -138,6 +138,8 @@ pub struct NewRelease<'a> {
     pub lineage: &'a str,
     pub content_hash: &'a str,
     pub created_by: i64,
+    /// The freeze job writing it (`releases.job_id`, migration 0018).
+    pub job_id: Option<i64>,
 }
 
 /// Rows per INSERT statement (15 parameters each).
@@ -153,8 +155,8 @@ pub async fn insert_release(db: &Db, r: &NewRelease<'_>, items: &[ReleaseItem]) 
             .fetch_one(&mut *tx)
             .await?;
         let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO releases (project_id, devset_id, version, lineage, content_hash, item_count, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO releases (project_id, devset_id, version, lineage, content_hash, item_count, created_by, created_at, job_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(r.project_id)
         .bind(r.devset_id)
@@ -164,6 +166,7 @@ pub async fn insert_release(db: &Db, r: &NewRelease<'_>, items: &[ReleaseItem]) 
         .bind(items.len() as i64)
         .bind(r.created_by)
         .bind(now)
+        .bind(r.job_id)
         .fetch_one(&mut *tx)
         .await;
         let id = match inserted {
@@ -319,5 +322,91 @@ pub async fn for_each_release_item<E: From<sqlx::Error>>(
             f(ReleaseItem::from(row))?;
         }
         Ok(())
+    })
+}
+
+// ---- freeze jobs (migration 0018) -----------------------------------------------------------
+//
+// A freeze runs in the job runner (`crate::releases::job`). These statements touch the `jobs`
+// table directly rather than through `store::jobs::enqueue`, which folds a second queued job of
+// the same kind and project into the first: two freezes (of two dev sets, or with different
+// overrides) are two pieces of work, never one.
+
+/// Queues a freeze job; returns its id.
+pub async fn enqueue_freeze(db: &Db, kind: &str, project_id: i64, params: &str) -> sqlx::Result<i64> {
+    on_write!(db, pool => {
+        sqlx::query_scalar(
+            "INSERT INTO jobs (kind, project_id, state, params, created_at) VALUES ($1, $2, 'queued', $3, $4) RETURNING id",
+        )
+        .bind(kind)
+        .bind(project_id)
+        .bind(params)
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await
+    })
+}
+
+/// Records a running freeze's phase and counts (and so its heartbeat).
+pub async fn set_phase(db: &Db, job_id: i64, phase: &str, done: i64, total: i64) -> sqlx::Result<()> {
+    on_write!(db, pool => {
+        sqlx::query(
+            "UPDATE jobs SET phase = $1, progress_done = $2, progress_total = $3, heartbeat_at = $4 WHERE id = $5 AND state = 'running'",
+        )
+        .bind(phase)
+        .bind(done)
+        .bind(total)
+        .bind(now_ms())
+        .bind(job_id)
+        .execute(pool)
+        .await?;
+        Ok(())
+    })
+}
+
+/// A freeze job as its progress page reads it.
+#[derive(Clone, Debug, FromRow)]
+pub struct FreezeJobRow {
+    #[sqlx(flatten)]
+    pub job: super::jobs::JobRow,
+    pub phase: Option<String>,
+    pub result: Option<String>,
+}
+
+/// The job `id` of `kind` in the project, with its phase and result.
+pub async fn freeze_job(db: &Db, kind: &str, project_id: i64, id: i64) -> sqlx::Result<Option<FreezeJobRow>> {
+    on_read!(db, pool => {
+        sqlx::query_as::<_, FreezeJobRow>(
+            "SELECT id, kind, project_id, state, progress_done, progress_total, params, error, created_at, started_at,
+                    heartbeat_at, finished_at, phase, result
+               FROM jobs WHERE id = $1 AND project_id = $2 AND kind = $3",
+        )
+        .bind(id)
+        .bind(project_id)
+        .bind(kind)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// The release a freeze job wrote, if it committed one.
+pub async fn release_of_job(db: &Db, job_id: i64) -> sqlx::Result<Option<i64>> {
+    on_read!(db, pool => {
+        sqlx::query_scalar("SELECT id FROM releases WHERE job_id = $1").bind(job_id).fetch_optional(pool).await
+    })
+}
+
+/// Items that can end up in training (visible, in no dev set): the leakage check's progress total.
+pub async fn pool_count(db: &Db, project_id: i64) -> sqlx::Result<i64> {
+    on_read!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM items i
+              WHERE i.project_id = $1
+                AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+                AND NOT EXISTS (SELECT 1 FROM devset_members m WHERE m.item_id = i.id)",
+        )
+        .bind(project_id)
+        .fetch_one(pool)
+        .await
     })
 }

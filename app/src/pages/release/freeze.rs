@@ -1,12 +1,14 @@
-//! The freeze form, and what a refused freeze lists: the items that lack a final label or
+//! The freeze form, the running freeze's phase and progress bar (it is a background job,
+//! polled every half second), and what a refused freeze lists: the items that lack a final label or
 //! are under review, or the leakage pairs side by side; each with its override reason field.
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::state::{DevsetRef, FreezeForm, Refusal};
+use super::state::{progress_share, progress_text, DevsetRef, FreezeForm, Refusal};
 use crate::api_client;
-use crate::api_types::ReleaseDetail;
-use crate::components::{Kbd, Status, StatusLine};
+use crate::api_types::FreezeJob;
+use crate::util;
+use crate::components::{Kbd, ProgressBar, Status, StatusLine};
 
 #[component]
 pub fn FreezeCard(
@@ -18,6 +20,8 @@ pub fn FreezeCard(
     let form = RwSignal::new(FreezeForm::default());
     let refusal = RwSignal::new(Refusal::default());
     let status = RwSignal::new(None::<Status>);
+    // The running freeze's share done (None: no freeze running).
+    let progress = RwSignal::new(None::<f64>);
     let field = move |get: fn(&FreezeForm) -> &String, set: fn(&mut FreezeForm, String)| {
         (move || form.with(|f| get(f).clone()), move |ev: leptos::ev::Event| form.update(|f| set(f, event_target_value(&ev))))
     };
@@ -44,18 +48,44 @@ pub fn FreezeCard(
                 return;
             }
         };
-        status.set(Status::info("Checking labels, reviews and leakage…"));
+        status.set(Status::info("Queuing the freeze…"));
+        progress.set(Some(0.0));
         spawn_local(async move {
-            match api_client::send::<_, ReleaseDetail>("POST", &format!("/api/projects/{pid}/devsets/{d}/releases"), &request).await {
-                Ok(r) => {
+            // The freeze is a background job (202): follow it until it is done or failed.
+            let mut job = match api_client::send::<_, FreezeJob>("POST", &format!("/api/projects/{pid}/devsets/{d}/releases"), &request).await {
+                Ok(j) => j,
+                Err(e) => {
+                    progress.set(None);
+                    refusal.set(Refusal::from_details(&e.details));
+                    status.set(Status::api(&e));
+                    return;
+                }
+            };
+            while !job.finished() {
+                status.set(Status::info(progress_text(&job)));
+                progress.set(Some(progress_share(&job)));
+                util::sleep_ms(500).await;
+                match api_client::get::<FreezeJob>(&format!("/api/projects/{pid}/release-freezes/{}", job.job.id)).await {
+                    Ok(j) => job = j,
+                    Err(e) => {
+                        progress.set(None);
+                        status.set(Status::api(&e));
+                        return;
+                    }
+                }
+            }
+            progress.set(None);
+            match (job.release, job.blocked) {
+                (Some(r), _) => {
                     refusal.set(Refusal::default());
                     status.set(Status::ok(format!("Frozen {} ({} items, hash {}…).", r.summary.version, r.summary.item_count, &r.summary.content_hash[..12])));
                     on_frozen(r.summary.id);
                 }
-                Err(e) => {
-                    refusal.set(Refusal::from_details(&e.details));
-                    status.set(Status::api(&e));
+                (None, Some(b)) => {
+                    refusal.set(Refusal::from_details(&b.details));
+                    status.set(Status::error(b.message));
                 }
+                (None, None) => status.set(Status::error(format!("The freeze failed: {}", job.job.error.unwrap_or_default()))),
             }
         });
     };
@@ -106,6 +136,11 @@ pub fn FreezeCard(
                 </label>
             </div>
             <StatusLine status id="freeze-status"/>
+            <Show when=move || progress.get().is_some()>
+                <div id="freeze-progress">
+                    <ProgressBar done=Signal::derive(move || (progress.get().unwrap_or(0.0) * 1000.0) as i64) total=1000/>
+                </div>
+            </Show>
             <Show when=move || refusal.with(|r| !r.unready.is_empty())>
                 <h3>"Not ready"</h3>
                 <div class="table-scroll">

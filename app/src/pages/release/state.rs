@@ -1,6 +1,6 @@
 //! The release pages' plain logic, testable without a browser: the freeze form as text fields
 //! and the request it makes, and what a refused freeze lists (`ApiError.details`).
-use crate::api_types::{FreezeRequest, LeakagePair, UnreadyItem};
+use crate::api_types::{FreezeJob, FreezeRequest, LeakagePair, UnreadyItem};
 
 /// A dev set as the release pages need it (the server's `Devset`, fewer fields).
 #[derive(Clone, Debug, serde::Deserialize, PartialEq)]
@@ -98,6 +98,54 @@ impl Refusal {
     }
 }
 
+/// A running freeze job in one line: its phase, and its counts when it has them
+/// ("Leakage check: 420,000 of 1,000,000 pool items (42%)").
+pub fn progress_text(job: &FreezeJob) -> String {
+    let Some(phase) = job.phase.as_deref() else {
+        return "Queued: waiting for the job runner…".into();
+    };
+    let what = match phase {
+        "leakage check" => " pool items",
+        "splitting" | "hashing" | "writing" => " items",
+        _ => "",
+    };
+    let mut name = phase.to_string();
+    if let Some(c) = name.get_mut(0..1) {
+        c.make_ascii_uppercase();
+    }
+    let (done, total) = (job.job.progress_done, job.job.progress_total);
+    if total > 0 && phase == "leakage check" {
+        format!("{name}: {} of {}{what} ({}%)…", thousands(done), thousands(total), done * 100 / total)
+    } else if total > 0 {
+        format!("{name}: {}{what}…", thousands(total))
+    } else {
+        format!("{name}…")
+    }
+}
+
+/// The share done of a running freeze, 0 to 1 (the leakage check's counts; the phases before
+/// it count as 0, after it as 1).
+pub fn progress_share(job: &FreezeJob) -> f64 {
+    match job.phase.as_deref() {
+        None | Some("reading members") | Some("splitting") => 0.0,
+        Some("leakage check") if job.job.progress_total > 0 => job.job.progress_done as f64 / job.job.progress_total as f64,
+        Some("leakage check") => 0.0,
+        _ => 1.0,
+    }
+}
+
+fn thousands(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 && c != '-' {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The first 12 characters of a hash, for tables.
 pub fn short_hash(h: &str) -> String {
     h.chars().take(12).collect()
@@ -106,6 +154,35 @@ pub fn short_hash(h: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_freeze_in_one_line() {
+        let job = |phase: Option<&str>, done: i64, total: i64| FreezeJob {
+            job: crate::api_types::JobInfo {
+                id: 1,
+                kind: "release_freeze".into(),
+                state: "running".into(),
+                progress_done: done,
+                progress_total: total,
+                error: None,
+                created_at: 0,
+                started_at: None,
+                heartbeat_at: None,
+                finished_at: None,
+            },
+            devset_id: 1,
+            phase: phase.map(str::to_string),
+            release: None,
+            blocked: None,
+        };
+        assert_eq!(progress_text(&job(None, 0, 0)), "Queued: waiting for the job runner…");
+        let leak = job(Some("leakage check"), 420_000, 1_000_000);
+        assert_eq!(progress_text(&leak), "Leakage check: 420,000 of 1,000,000 pool items (42%)…");
+        assert_eq!(progress_share(&leak), 0.42);
+        assert_eq!(progress_text(&job(Some("writing"), 0, 100_000)), "Writing: 100,000 items…");
+        assert_eq!(progress_text(&job(Some("lineage"), 0, 0)), "Lineage…");
+        assert_eq!(progress_share(&job(Some("hashing"), 0, 5)), 1.0);
+    }
 
     #[test]
     fn the_form_makes_the_request_or_names_the_field() {

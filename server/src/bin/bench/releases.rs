@@ -9,8 +9,9 @@
 //! 2. A dev set of `--releases-size` items (default 100,000) stratified by region, its draft
 //!    forcing the planted originals in (`must_include`) and the copies out (`exclude` source
 //!    `mirror`): every planted pair is a release item against a pool item.
-//! 3. The freeze, twice: refused (422) with exactly the planted pairs, then with the leakage
-//!    override (201). Both run the whole leakage check against the pool.
+//! 3. The freeze, twice, each a job (202, then its status polled every 200 ms until done):
+//!    refused with exactly the planted pairs, then frozen with the leakage override. Both run
+//!    the whole leakage check against the pool. The phases' times are printed as they pass.
 //! 4. The exports: the zip (Hugging Face layout, JSONL, CSV, Label Studio JSON, manifest) and
 //!    the JSONL alone, each downloaded and counted.
 //!
@@ -209,26 +210,18 @@ pub async fn scenario(
     let loads = loadavg();
     let freeze_url = format!("{base}/api/projects/{pid}/devsets/{devset}/releases");
     let t = Instant::now();
-    let resp = client.post(&freeze_url).bearer_auth(admin).json(&json!({"seed": 1})).send().await?;
-    let status = resp.status();
-    let refused: Value = resp.json().await.unwrap_or(Value::Null);
+    let refused_job = freeze_job(client, base, pid, admin, &freeze_url, &json!({"seed": 1})).await?;
     let refused_s = t.elapsed().as_secs_f64();
-    if status.as_u16() != 422 {
-        bail!("releases: the first freeze should be refused for leakage (422), got {status}: {refused}");
+    if refused_job["blocked"].is_null() {
+        bail!("releases: the first freeze should be refused for leakage, got {refused_job}");
     }
-    let pairs = refused["error"]["details"]["leakage"].as_array().map_or(0, |p| p.len() as u64);
+    let pairs = refused_job["blocked"]["details"]["leakage"].as_array().map_or(0, |p| p.len() as u64);
     let t = Instant::now();
-    let frozen = call(
-        client,
-        Method::POST,
-        &freeze_url,
-        admin,
-        Some(&json!({"seed": 1, "override_leakage": "benchmark: planted near-duplicates"})),
-        "releases (freeze with the override)",
-    )
-    .await?;
+    let body = json!({"seed": 1, "override_leakage": "benchmark: planted near-duplicates"});
+    let done = freeze_job(client, base, pid, admin, &freeze_url, &body).await?;
     let freeze_s = t.elapsed().as_secs_f64();
-    let release = frozen["id"].as_i64().ok_or_else(|| anyhow!("releases: no release id in the freeze's answer"))?;
+    let frozen = &done["release"];
+    let release = frozen["id"].as_i64().ok_or_else(|| anyhow!("releases: no release in the freeze's answer: {done}"))?;
     let items = frozen["item_count"].as_u64().unwrap_or(0);
 
     say("[releases 4/4] exporting: the zip (HF layout and all formats), then JSONL");
@@ -284,7 +277,7 @@ impl ReleaseFigures {
         );
         s.push_str(&format!("  pool import             {:>10.1} s\n", self.import_s));
         s.push_str(&format!("  dev-set sample          {:>10.2} s\n", self.sample_s));
-        s.push_str(&format!("  freeze refused (422)    {:>10.2} s  {} leakage pairs, {PLANTED} planted\n", self.refused_s, self.pairs));
+        s.push_str(&format!("  freeze refused          {:>10.2} s  {} leakage pairs, {PLANTED} planted\n", self.refused_s, self.pairs));
         s.push_str(&format!("  freeze (override)       {:>10.2} s\n", self.freeze_s));
         s.push_str(&format!("  export zip              {:>10.2} s  {:.1} MiB\n", self.zip_s, self.zip_bytes as f64 / 1048576.0));
         s.push_str(&format!("  export jsonl            {:>10.2} s  {} lines\n", self.jsonl_s, self.jsonl_lines));
@@ -329,5 +322,33 @@ impl ReleaseFigures {
             "peak_pass": self.peak() < TARGET_PEAK_MIB,
             "loadavg": self.loadavg,
         })
+    }
+}
+
+/// Queues a freeze (202) and polls its job every 200 ms until it is done; returns the final
+/// `FreezeJob`. Prints each phase with the seconds since the POST.
+async fn freeze_job(client: &Client, base: &str, pid: i64, admin: &str, url: &str, body: &Value) -> Result<Value> {
+    let t = Instant::now();
+    let resp = client.post(url).bearer_auth(admin).json(body).send().await?;
+    let status = resp.status();
+    let queued: Value = resp.json().await.unwrap_or(Value::Null);
+    if status.as_u16() != 202 {
+        bail!("releases: the freeze should be queued (202), got {status}: {queued}");
+    }
+    let job = queued["job"]["id"].as_i64().ok_or_else(|| anyhow!("releases: no job id in {queued}"))?;
+    let status_url = format!("{base}/api/projects/{pid}/release-freezes/{job}");
+    let mut last_phase = String::new();
+    loop {
+        let j = call(client, Method::GET, &status_url, admin, None, "releases (freeze status)").await?;
+        let phase = j["phase"].as_str().unwrap_or("queued").to_string();
+        if phase != last_phase {
+            eprintln!("    {:>7.2} s  {phase}", t.elapsed().as_secs_f64());
+            last_phase = phase;
+        }
+        match j["job"]["state"].as_str() {
+            Some("done") => return Ok(j),
+            Some("failed") => bail!("releases: the freeze failed: {}", j["job"]["error"]),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
     }
 }
