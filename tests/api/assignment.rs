@@ -367,3 +367,39 @@ async fn labeling_waits_for_another_process_holding_the_sqlite_writer() {
     l.submit(pid, id, &["pos"]).await;
     let _ = lock.close().await;
 }
+
+/// PostgreSQL: a transaction that holds `FOR KEY SHARE` locks on items — the lock every insert
+/// of a row referencing an item takes (a consensus refresh, pre-labels, review entries) — does
+/// not hide those items from hand-outs, nor hold up a submission. With `FOR UPDATE` claiming,
+/// `SKIP LOCKED` passed over every such item and a labeler was told nothing was left while a
+/// refresh ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn items_referenced_by_an_open_transaction_are_still_handed_out_on_postgres() {
+    use sqlx::Connection;
+    let server = TestServer::start(Backend::Postgres).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("key share", 1, 600).await.id;
+    admin.import_texts(pid, "key share", 3).await;
+    let (u, labeler) = server.user(&admin, "keyshare", Role::Labeler).await;
+    admin.add_member(pid, u.id).await;
+
+    let mut other = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let locked: Vec<i64> = sqlx::query_scalar("SELECT id FROM items WHERE project_id = $1 FOR KEY SHARE")
+        .bind(pid)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(locked.len(), 3);
+
+    let item = tokio::time::timeout(Duration::from_secs(10), labeler.next(pid))
+        .await
+        .expect("the hand-out waited on the other transaction")
+        .item
+        .expect("an item, although another transaction references every item");
+    let annotation = tokio::time::timeout(Duration::from_secs(10), labeler.submit(pid, item.id, &["pos"]))
+        .await
+        .expect("the submission waited on the other transaction");
+    assert_eq!(annotation.item_id, item.id);
+    tx.rollback().await.unwrap();
+}

@@ -938,7 +938,7 @@ async fn lead_uploads_predictions_and_draws_the_audit() {
        async move {
            let input = c.find(Locator::Css("#prelabel-file")).await.unwrap();
            input.send_keys(path.to_str().unwrap()).await.unwrap();
-           c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+           c.find(Locator::Css("#prelabel-upload button[type=submit]")).await.unwrap().click().await.unwrap();
        }
    };
    upload(bad).await;

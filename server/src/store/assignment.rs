@@ -6,8 +6,8 @@
 //! writer connection (the labeling writes go through its group commit, `store::writer`: one
 //! job after another, each in its own savepoint). On PostgreSQL, hand-outs and submissions
 //! take a transaction-scoped advisory lock on the project id in *shared* mode and claim rows:
-//! a hand-out locks the item it gives (`FOR UPDATE SKIP LOCKED`, then checks its capacity
-//! again, `claim_on_pg!`), a submission waits for its item's row lock; so two hand-outs or
+//! a hand-out locks the item it gives (`FOR NO KEY UPDATE SKIP LOCKED`, then checks its
+//! capacity again, `claim_on_pg!`), a submission waits for its item's row lock; so two hand-outs or
 //! submissions contend only when they touch the same item, across any number of app
 //! instances on the database. Settings and campaign changes take the advisory lock
 //! exclusively and never run alongside them.
@@ -159,9 +159,16 @@ fn claim_sql(hand_out_sql: &str) -> String {
         " ORDER BY ",
         " AND NOT (i.id = ANY(string_to_array($6, ',')::bigint[])) ORDER BY ",
         1,
-    ) + " FOR UPDATE OF i SKIP LOCKED"
+    ) + " FOR NO KEY UPDATE OF i SKIP LOCKED"
 }
 
+/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: every transaction that inserts a row referencing an
+/// item (a consensus refresh, pre-labels, a review entry) holds a `FOR KEY SHARE` lock on the
+/// item until it commits, which `FOR UPDATE` conflicts with; `SKIP LOCKED` then passed over
+/// every such item, and a labeler was told there was nothing left to label while a refresh
+/// ran (the intermittent PostgreSQL failure of `dashboard_equals_the_stats_command_on_the_export`).
+/// Hand-outs and submissions still exclude each other: `FOR NO KEY UPDATE` conflicts with itself.
+///
 /// Row claiming on PostgreSQL: the first item of `$claim` (a `claim_sql`) nobody else is
 /// claiming right now, locked until the transaction ends; then its capacity again, in a new
 /// statement, which sees every hand-out and submission committed before the lock was taken
@@ -570,7 +577,7 @@ pub async fn submit_annotation(
         // after any hand-out or submission of the same item in flight, and the capacity reads
         // below are new statements, so they see what those committed.
         let item: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(if is_pg {
-            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR UPDATE"
+            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE"
         } else {
             "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2"
         })

@@ -212,7 +212,7 @@ fn Prelabels(pid: i64) -> impl IntoView {
             </section>
             <section class="card" aria-labelledby="upload-h">
                 <h2 id="upload-h">"Upload predictions"</h2>
-                <form class="form-grid" on:submit=upload novalidate>
+                <form id="prelabel-upload" class="form-grid" on:submit=upload novalidate>
                     <label class="field">
                         <span class="field-label">"JSONL: item, label or labels, score, model, version"</span>
                         <input id="prelabel-file" node_ref=input class="input" type="file" accept=".jsonl,.ndjson"/>
