@@ -24,8 +24,6 @@ pub const SOURCE_NAME: &str = "mirrorset-builtin";
 pub const LABEL_ERROR_QUEUE: &str = "label_error";
 /// The reason its entries give.
 pub const REASON_LIKELY_MISLABELED: &str = "likely_mislabeled";
-/// Pre-label rows per statement (3 parameters each).
-const INSERT_CHUNK: usize = 1000;
 
 pub async fn settings(db: &Db, project_id: i64) -> AppResult<ModelSettings> {
     let row: Option<(Option<i64>, Option<i64>, i64)> = on_read!(db, pool => {
@@ -165,19 +163,8 @@ pub async fn write_scores(db: &Db, project_id: i64, source_id: i64, stamp: i64, 
     }
     on_write!(db, pool => {
         let mut tx = BeginWrite::begin_write(pool).await?;
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 3;
-                    format!("($1, ${}, $2, ${}, ${}, $3)", b + 4, b + 5, b + 6)
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO prelabels (source_id, item_id, project_id, labels, score, created_at) VALUES {}
-                 ON CONFLICT (source_id, item_id) DO UPDATE
-                 SET labels = excluded.labels, score = excluded.score, created_at = excluded.created_at",
-                values.join(", ")
-            );
+        for chunk in rows.chunks(super::prelabels::SCORED_INSERT_CHUNK) {
+            let sql = super::prelabels::scored_prelabels_insert_sql(chunk.len());
             let mut q = sqlx::query(&sql).bind(source_id).bind(project_id).bind(stamp);
             for (item, labels, score) in chunk {
                 q = q.bind(*item).bind(labels.as_str()).bind(*score);

@@ -232,9 +232,6 @@ pub async fn final_label_inputs(
     Ok(by_item.into_values().collect())
 }
 
-/// Pre-label rows written per statement (4 parameters each).
-const INSERT_CHUNK: usize = 1000;
-
 /// Replaces the rules source's pre-labels with `rows` (item, labels JSON, score) in one
 /// transaction, creating the source on first use; returns the source's id. The audit entry
 /// records how many pre-labels and rules there were.
@@ -259,17 +256,8 @@ pub async fn replace_rule_prelabels(
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM prelabels WHERE source_id = $1").bind(source).execute(&mut *tx).await?;
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 3;
-                    format!("($1, ${}, $2, ${}, ${}, $3)", b + 4, b + 5, b + 6)
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO prelabels (source_id, item_id, project_id, labels, score, created_at) VALUES {}",
-                values.join(", ")
-            );
+        for chunk in rows.chunks(super::prelabels::SCORED_INSERT_CHUNK) {
+            let sql = super::prelabels::scored_prelabels_insert_sql(chunk.len());
             let mut q = sqlx::query(&sql).bind(source).bind(project_id).bind(now);
             for (item, labels, score) in chunk {
                 q = q.bind(*item).bind(labels.as_str()).bind(*score);

@@ -28,6 +28,27 @@ const LOOKUP_CHUNK: usize = 500;
 /// Prediction rows written per statement (5 parameters each).
 const INSERT_CHUNK: usize = 1000;
 
+/// Scored pre-labels written per statement by the rules' Apply and the built-in model.
+pub(super) const SCORED_INSERT_CHUNK: usize = 1000;
+
+/// One statement writing `n` scored pre-labels of one source: $1 source, $2 project, $3
+/// created_at, then (item, labels JSON, score) per row. A pre-label the source already has on
+/// an item is replaced.
+pub(super) fn scored_prelabels_insert_sql(n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            let b = i * 3;
+            format!("($1, ${}, $2, ${}, ${}, $3)", b + 4, b + 5, b + 6)
+        })
+        .collect();
+    format!(
+        "INSERT INTO prelabels (source_id, item_id, project_id, labels, score, created_at) VALUES {}
+         ON CONFLICT (source_id, item_id) DO UPDATE
+         SET labels = excluded.labels, score = excluded.score, created_at = excluded.created_at",
+        values.join(", ")
+    )
+}
+
 /// The visible items of a project among `ids` (external ids), by external id.
 pub async fn items_by_external_id(db: &Db, project_id: i64, ids: &[String]) -> AppResult<HashMap<String, i64>> {
     let mut out = HashMap::with_capacity(ids.len());
