@@ -1,5 +1,5 @@
 //! Imports: all or nothing, streamed, with a report a person can act on, and never holding
-//! the database's writer for more than a few milliseconds at a time.
+//! the database's writer for more than a few milliseconds while others wait for it.
 //!
 //! An upload is first spooled to a file in this instance's spool directory (so the request
 //! body never sits in memory), then read twice on a blocking thread:
@@ -8,7 +8,7 @@
 //!    line: nothing is imported, the first 100 bad lines are reported, and the images this
 //!    import stored are removed again unless something else uses them.
 //! 2. insertion: the records are read again and sent in batches to the store, which inserts
-//!    them in short transactions of `INSERT_BATCH` rows as pending rows, invisible to every
+//!    them in transactions sized by `pacing` (short while labelers write) as pending rows, invisible to every
 //!    reader (see `store::imports`). Only when the reader of the second pass has reported
 //!    success (no I/O error, no line that changed, no panic) and no id clashed with a stored
 //!    item is the import committed: one short statement makes all its rows visible at once.
@@ -24,6 +24,7 @@
 pub mod images;
 pub mod job;
 pub mod label_studio;
+pub mod pacing;
 pub mod record;
 pub mod sources;
 pub mod spool;
@@ -557,6 +558,7 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         Err(e) => return Err(end_without_commit(ctx, job, EndState::Failed, Stored::default(), e).await),
     };
     // Pass 1: validation (stores images).
+    let started = std::time::Instant::now();
     let first = {
         let (opener, data_dir, cancel, progress) = (opener.clone(), ctx.data_dir.clone(), cancel.clone(), job.progress.clone());
         let target = target.clone();
@@ -593,7 +595,8 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         return Err(end_without_commit(ctx, job, EndState::Failed, stored, refused(v.report)).await);
     }
 
-    // Pass 2: insertion of pending rows, in short transactions.
+    let validated_in = started.elapsed();
+    // Pass 2: insertion of pending rows, in transactions sized by `pacing`.
     let (tx, mut rx) = mpsc::channel::<Vec<NewItem>>(4);
     let producer = {
         let (opener, cancel, dups, cache) = (opener.clone(), cancel.clone(), v.duplicate_of_line.clone(), v.images.clone());
@@ -606,34 +609,67 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
     let mut totals = Totals::default();
     let mut store_error = None;
     let mut cancelled = false;
-    'batches: loop {
-        let batch = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => {
-                cancelled = true;
+    let mut pending: Vec<NewItem> = Vec::new();
+    let mut last_chunk: Option<pacing::LastChunk> = None;
+    let mut last_competition: Option<std::time::Instant> = None;
+    let mut labeling_seen = store::writer::GROUPED_JOBS.load(Ordering::Relaxed);
+    let mut reader_done = false;
+    let (mut transactions, mut largest) = (0usize, 0usize);
+    loop {
+        let rows = pacing::next_chunk_rows(last_chunk);
+        // Gather the next transaction's rows (the reader sends batches of `INSERT_BATCH`).
+        while !reader_done && pending.len() < rows {
+            let batch = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    cancelled = true;
+                    break;
+                }
+                b = rx.recv() => b,
+            };
+            match batch {
+                Some(b) => pending.extend(b),
+                None => reader_done = true,
+            }
+        }
+        if cancelled || pending.is_empty() {
+            break;
+        }
+        let chunk: Vec<NewItem> = pending.drain(..rows.min(pending.len())).collect();
+        transactions += 1;
+        largest = largest.max(chunk.len());
+        let started = std::time::Instant::now();
+        // Once an id clashed the import is refused: the rest is only checked, not written.
+        let out = if totals.id_conflict_count > 0 {
+            store::items::check_chunk(&ctx.db, job.project_id, &chunk).await
+        } else {
+            store::items::insert_chunk(&ctx.db, job.project_id, &chunk).await
+        };
+        match out {
+            Ok(out) => totals.add(out),
+            Err(e) => {
+                store_error = Some(e);
                 break;
             }
-            b = rx.recv() => b,
-        };
-        let Some(batch) = batch else { break };
-        for chunk in batch.chunks(store::items::chunk_rows(&ctx.db)) {
-            // Once an id clashed the import is refused: the rest is only checked, not written.
-            let out = if totals.id_conflict_count > 0 {
-                store::items::check_chunk(&ctx.db, job.project_id, chunk).await
-            } else {
-                store::items::insert_chunk(&ctx.db, job.project_id, chunk).await
-            };
-            match out {
-                Ok(out) => totals.add(out),
-                Err(e) => {
-                    store_error = Some(e);
-                    break 'batches;
-                }
-            }
-            job.progress.inserted.store(totals.inserted, Ordering::Relaxed);
-            // Labelers' writes queue for the writer; let them in between two chunks.
-            tokio::task::yield_now().await;
         }
+        job.progress.inserted.store(totals.inserted, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        // Competition on SQLite's one writer: labeling jobs it ran. Other writes (this import's
+        // own heartbeat, a settings change, a job's progress) are rare and wait at most one
+        // transaction; counting them kept every transaction short (the heartbeat's period is
+        // `pacing::QUIET`).
+        let labeling_now = store::writer::GROUPED_JOBS.load(Ordering::Relaxed);
+        if labeling_now != labeling_seen {
+            last_competition = Some(std::time::Instant::now());
+        }
+        labeling_seen = labeling_now;
+        last_chunk = Some(pacing::LastChunk {
+            rows: chunk.len(),
+            elapsed,
+            since_competition: last_competition.map(|t| t.elapsed()),
+        });
+        // Labelers' writes queue for the writer; let them in between two chunks.
+        tokio::task::yield_now().await;
     }
     // The producer stops at its next send once the receiver is gone.
     drop(rx);
@@ -672,12 +708,22 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         report.error_count = totals.id_conflict_count;
         return Err(end_without_commit(ctx, job, EndState::Failed, stored, refused(report)).await);
     }
+    let job_id = job.id;
     if let Err(e) = job.commit(report.lines, totals.inserted, totals.max_id).await {
         // The job's Drop removes the pending rows; the images go with them.
         collect_images(ctx, stored).await;
         return Err(e);
     }
     report.imported = totals.inserted;
+    tracing::info!(
+        import = job_id,
+        items = totals.inserted,
+        transactions,
+        largest_transaction = largest,
+        validation_s = validated_in.as_secs_f64(),
+        insertion_s = (started.elapsed() - validated_in).as_secs_f64(),
+        "import committed"
+    );
     Ok(report)
 }
 

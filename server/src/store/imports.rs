@@ -1,8 +1,8 @@
 //! The `imports` table and the statements that make a staged import visible or remove it.
 //!
-//! An import inserts its items in short transactions (`items::insert_chunk`), each holding the
-//! writer for a few milliseconds, so labelers' submissions and lease updates interleave with
-//! it. Its rows stay invisible (pending) until `commit` raises the project's watermark
+//! An import inserts its items in transactions (`items::insert_chunk`) that hold the writer for
+//! a few milliseconds while others write (`import::pacing`), so labelers' submissions and lease
+//! updates interleave with it. Its rows stay invisible (pending) until `commit` raises the project's watermark
 //! `projects.visible_max_item_id` in one short transaction; every reader of items filters
 //! `i.id <= visible_max_item_id`. A failed, refused or cancelled import deletes its pending
 //! rows in short chunks (`delete_pending_chunk`) before it is marked finished, and an import

@@ -59,22 +59,10 @@ const COLUMNS_PER_ROW: usize = 15;
 /// bound parameters.
 pub const INSERT_BATCH: usize = 500;
 
-/// Rows per INSERT statement and per transaction of an import. On SQLite every chunk holds
-/// the one writer connection that labelers' submissions queue for: 100 rows hold it a few
-/// milliseconds (measured: 500-row chunks held it ~30 ms, and p99 of next/submit during a
-/// 500,000-line import was ~100 ms), and a commit costs no fsync (WAL, synchronous=NORMAL).
-/// On PostgreSQL nobody queues behind the chunk, but every commit waits for a WAL flush, so
-/// larger chunks are cheaper.
-pub fn chunk_rows(db: &Db) -> usize {
-    if db.is_postgres() {
-        INSERT_BATCH
-    } else {
-        100
-    }
-}
-
 /// Inserts one chunk of an import as pending rows (invisible until `imports::commit`), in one
-/// short transaction. Exact duplicates of items already in the project (by content) are
+/// transaction of as many INSERT statements of at most `INSERT_BATCH` rows as it takes (the
+/// chunk's size is `import::pacing`'s choice: short while labelers write, long when nobody
+/// waits for the writer). Exact duplicates of items already in the project (by content) are
 /// skipped and reported; lines whose external id is taken are reported as conflicts (the
 /// import is then refused and its pending rows deleted). Duplicates within the import were
 /// removed by validation, so a UNIQUE violation here always concerns another stored item.
@@ -103,44 +91,46 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
                 .await?;
             }
         }
-        let sql = insert_sql(chunk.len(), is_pg);
-        let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-        for item in chunk {
-            let kind = if item.image.is_some() { "image" } else { "text" };
-            q = q
-                .bind(project_id)
-                .bind(item.external_id.as_deref())
-                .bind(kind)
-                .bind(item.text.as_deref())
-                .bind(item.image.as_ref().map(|i| i.sha256.as_str()))
-                .bind(item.image_name.as_deref())
-                .bind(&item.meta)
-                .bind(item.weight)
-                .bind(item.source.as_deref())
-                .bind(item.license.as_deref())
-                .bind(&item.content_hash)
-                .bind(now)
-                .bind(0i64)
-                .bind(item.rank)
-                .bind(item.gold.as_deref());
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
-        out.inserted = rows.len() as i64;
-        out.max_id = rows.iter().map(|r| r.0).max().unwrap_or(0);
-        if rows.len() < chunk.len() {
-            let inserted: std::collections::HashSet<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-            // Rows that were not inserted: a duplicate of existing content, or an id clash.
-            for item in chunk.iter().filter(|i| !inserted.contains(i.content_hash.as_str())) {
-                let existing: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM items WHERE project_id = $1 AND content_hash = $2",
-                )
-                .bind(project_id)
-                .bind(&item.content_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match existing {
-                    Some(id) => out.duplicates.push((item.line, id)),
-                    None => out.id_conflicts.push(id_conflict(item)),
+        for part in chunk.chunks(INSERT_BATCH) {
+            let sql = insert_sql(part.len(), is_pg);
+            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+            for item in part {
+                let kind = if item.image.is_some() { "image" } else { "text" };
+                q = q
+                    .bind(project_id)
+                    .bind(item.external_id.as_deref())
+                    .bind(kind)
+                    .bind(item.text.as_deref())
+                    .bind(item.image.as_ref().map(|i| i.sha256.as_str()))
+                    .bind(item.image_name.as_deref())
+                    .bind(&item.meta)
+                    .bind(item.weight)
+                    .bind(item.source.as_deref())
+                    .bind(item.license.as_deref())
+                    .bind(&item.content_hash)
+                    .bind(now)
+                    .bind(0i64)
+                    .bind(item.rank)
+                    .bind(item.gold.as_deref());
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            out.inserted += rows.len() as i64;
+            out.max_id = out.max_id.max(rows.iter().map(|r| r.0).max().unwrap_or(0));
+            if rows.len() < part.len() {
+                let inserted: std::collections::HashSet<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+                // Rows that were not inserted: a duplicate of existing content, or an id clash.
+                for item in part.iter().filter(|i| !inserted.contains(i.content_hash.as_str())) {
+                    let existing: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM items WHERE project_id = $1 AND content_hash = $2",
+                    )
+                    .bind(project_id)
+                    .bind(&item.content_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match existing {
+                        Some(id) => out.duplicates.push((item.line, id)),
+                        None => out.id_conflicts.push(id_conflict(item)),
+                    }
                 }
             }
         }
