@@ -278,7 +278,7 @@ paths.update({
         "summary": "Every review queue with its open (filtered) and resolved counts (admin, lead member)",
         "parameters": [PID] + FILTERS[1:], "responses": ok(ref("ReviewQueues"))}},
     "/api/projects/{pid}/review/queues/{name}": {"get": {
-        "summary": "A page of the queue's open items in item id order, with why each is there (admin, lead member)",
+        "summary": "A page of the queue's open items in item id order (label_error: most likely mislabeled first), with why each is there (admin, lead member)",
         "parameters": [PID, QNAME] + FILTERS + [q("after", I64, "the previous page's next_after"),
                                                 q("limit", {**I64, "minimum": 1, "maximum": 500, "default": 50}, "items per page")],
         "responses": ok(ref("ReviewQueuePage"))}},

@@ -738,8 +738,9 @@ pub struct ReviewQueueItem {
     pub reasons: Vec<ReviewReason>,
 }
 
-/// `GET /api/projects/{pid}/review/queues/{name}`: open items in item id order (keyset paging:
-/// pass `next_after` as `after` for the next page; None at the end).
+/// `GET /api/projects/{pid}/review/queues/{name}`: open items in item id order, except the
+/// `label_error` queue: most likely mislabeled first (by rank, then item id). Keyset paging:
+/// pass `next_after` as `after` for the next page (an opaque cursor; None at the end).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ReviewQueuePage {
     pub queue: String,

@@ -18,6 +18,7 @@ both_backends!(
     rights_and_settings_validation,
     retrains_automatically_after_n_new_labels,
     label_error_queue_ranks_a_planted_flip_first,
+    label_error_queue_pages_in_rank_order_not_id_order,
     uncertainty_order_hands_out_the_least_certain_item_first,
 );
 
@@ -266,7 +267,10 @@ async fn label_error_queue_ranks_a_planted_flip_first(b: Backend) {
     let page: ReviewQueuePage = admin.get(&format!("/api/projects/{pid}/review/queues/label_error?limit=100")).await;
     assert_eq!(page.open, run.flagged);
     let ranked = |item: &ReviewQueueItem| item.reasons[0].detail["rank"].as_i64().unwrap();
-    let first = page.items.iter().min_by_key(|i| ranked(i)).unwrap();
+    // The page lists the queue most likely first: the flip heads it.
+    let ranks: Vec<i64> = page.items.iter().map(ranked).collect();
+    assert_eq!(ranks, (1..=ranks.len() as i64).collect::<Vec<_>>());
+    let first = &page.items[0];
     assert_eq!(first.external_id.as_deref(), Some("flip"));
     let reason = &first.reasons[0];
     assert_eq!((reason.queue.as_str(), reason.reason.as_str()), ("label_error", "likely_mislabeled"));
@@ -280,6 +284,59 @@ async fn label_error_queue_ranks_a_planted_flip_first(b: Backend) {
     let page: ReviewQueuePage = admin.get(&format!("/api/projects/{pid}/review/queues/label_error?limit=100")).await;
     assert_eq!(page.open, run2.flagged);
     assert_eq!(page.items.iter().filter(|i| i.external_id.as_deref() == Some("flip")).count(), 1);
+}
+
+/// The queue's page and the paging the review page's worklist follows (`next_after` as
+/// `after`) list the items by rank, whatever their ids; entries fed without a usable rank come
+/// last, by item id. Ranks are planted through the queue's feed so that rank order reverses
+/// import order.
+async fn label_error_queue_pages_in_rank_order_not_id_order(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = project_with(&admin, dataset(3, false, 0, &[])).await; // f-0 v-0 f-1 v-1 f-2 v-2, in id order
+    let feed = |ext: &str, detail: Value| {
+        let body = NewQueueEntries { item_ids: vec![], external_ids: vec![ext.into()], reason: "likely_mislabeled".into(), detail };
+        let path = format!("/api/projects/{pid}/review/queues/label_error/entries");
+        let admin = &admin;
+        async move {
+            let added: QueueEntriesAdded = admin.post(&path, &body).await;
+            assert_eq!(added.added, 1);
+        }
+    };
+    feed("v-2", json!({"rank": 1})).await;
+    feed("f-1", json!({"rank": 2})).await;
+    feed("v-0", json!({"rank": 3})).await;
+    feed("f-0", json!({"rank": 10})).await;
+    feed("f-2", json!({"note": "no rank"})).await;
+    feed("v-1", json!({"rank": "high"})).await; // not a rank: unranked, not an error
+    let expected = ["v-2", "f-1", "v-0", "f-0", "v-1", "f-2"];
+
+    let one_page: ReviewQueuePage = admin.get(&format!("/api/projects/{pid}/review/queues/label_error?limit=100")).await;
+    let ext = |p: &ReviewQueuePage| p.items.iter().map(|i| i.external_id.clone().unwrap()).collect::<Vec<_>>();
+    assert_eq!((ext(&one_page), one_page.open, one_page.next_after), (expected.map(String::from).to_vec(), 6, None));
+
+    // Two at a time, as the worklist fetches: the same order, each page's cursor from the last.
+    let mut walked = Vec::new();
+    let mut after = 0;
+    for expected_page in expected.chunks(2) {
+        let page: ReviewQueuePage =
+            admin.get(&format!("/api/projects/{pid}/review/queues/label_error?limit=2&after={after}")).await;
+        assert_eq!(ext(&page), expected_page.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "after {after}");
+        assert_eq!(page.open, 6);
+        walked.extend(ext(&page));
+        after = page.next_after.expect("a full page has a next one");
+    }
+    let last: ReviewQueuePage = admin.get(&format!("/api/projects/{pid}/review/queues/label_error?limit=2&after={after}")).await;
+    assert_eq!((last.items.len(), last.next_after), (0, None));
+    assert_eq!(walked, expected);
+
+    // Other queues keep item id order (a custom queue fed in the same reversed order).
+    for ext_id in ["v-2", "f-0"] {
+        let body = NewQueueEntries { item_ids: vec![], external_ids: vec![ext_id.into()], reason: "x".into(), detail: json!({"rank": 1}) };
+        let _: QueueEntriesAdded = admin.post(&format!("/api/projects/{pid}/review/queues/mine/entries"), &body).await;
+    }
+    let mine: ReviewQueuePage = admin.get(&format!("/api/projects/{pid}/review/queues/mine")).await;
+    assert_eq!(ext(&mine), ["f-0", "v-2"]);
 }
 
 async fn uncertainty_order_hands_out_the_least_certain_item_first(b: Backend) {

@@ -140,7 +140,7 @@ async fn read_and_compute(db: &Db, project_id: i64) -> anyhow::Result<Option<Ref
 /// request wait for a time slice (session 3 measured 1.2× slower labeling while refreshing);
 /// at the lowest priority the scheduler gives the requests the cores whenever they want them,
 /// and the refresh the time left over.
-async fn low_priority<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+pub(crate) async fn low_priority<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new().name("consensus".into()).spawn(move || {
         lower_this_threads_priority();

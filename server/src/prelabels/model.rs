@@ -117,11 +117,14 @@ pub struct TrainConfig {
     pub learning_rate: f32,
     /// Shuffles the items before each pass, and splits the cross-validation folds.
     pub seed: u64,
+    /// Threads that fit the cross-validation's models (and the final one) side by side. The
+    /// fits are independent and each is seeded, so the result does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { features: FeatureConfig::default(), epochs: 5, learning_rate: 0.5, seed: 0 }
+        TrainConfig { features: FeatureConfig::default(), epochs: 5, learning_rate: 0.5, seed: 0, threads: 2 }
     }
 }
 
@@ -244,6 +247,35 @@ pub fn cross_validate(
     folds: usize,
     cfg: &TrainConfig,
 ) -> Result<CrossValidation, Undefined> {
+    Ok(fits(examples, n_classes, folds, cfg, false)?.0)
+}
+
+/// [`cross_validate`], and the model trained on every item, fitted in the same pool of
+/// `cfg.threads` threads (6 fits of similar size for 5 folds: the pool stays busy to the end).
+pub fn cross_validate_and_train(
+    examples: &[(&Features, usize)],
+    n_classes: usize,
+    folds: usize,
+    cfg: &TrainConfig,
+) -> Result<(CrossValidation, Model), Undefined> {
+    let (cv, model) = fits(examples, n_classes, folds, cfg, true)?;
+    Ok((cv, model.expect("the final fit was asked for")))
+}
+
+/// What one fit of [`fits`] gives: fold f's out-of-fold rows (item, probabilities), or the
+/// final model.
+enum Fitted {
+    Fold(Vec<(usize, Vec<f64>)>),
+    Final(Model),
+}
+
+fn fits(
+    examples: &[(&Features, usize)],
+    n_classes: usize,
+    folds: usize,
+    cfg: &TrainConfig,
+    with_final: bool,
+) -> Result<(CrossValidation, Option<Model>), Undefined> {
     let n = examples.len();
     if folds < 2 || n < folds {
         return Err(Undefined::new(format!(
@@ -256,13 +288,44 @@ pub fn cross_validate(
     for (rank, &i) in order.iter().enumerate() {
         fold_of[i] = rank % folds;
     }
-    let mut out_of_fold = vec![0.0f64; n * n_classes];
-    for f in 0..folds {
-        let train_set: Vec<(&Features, usize)> =
-            (0..n).filter(|&i| fold_of[i] != f).map(|i| examples[i]).collect();
+    let fit_one = |job: usize| -> Result<Fitted, Undefined> {
+        if job == folds {
+            return Ok(Fitted::Final(train(examples, n_classes, cfg)?));
+        }
+        let train_set: Vec<(&Features, usize)> = (0..n).filter(|&i| fold_of[i] != job).map(|i| examples[i]).collect();
         let model = train(&train_set, n_classes, cfg)?;
-        for i in (0..n).filter(|&i| fold_of[i] == f) {
-            out_of_fold[i * n_classes..(i + 1) * n_classes].copy_from_slice(&model.predict_features(examples[i].0));
+        Ok(Fitted::Fold((0..n).filter(|&i| fold_of[i] == job).map(|i| (i, model.predict_features(examples[i].0))).collect()))
+    };
+    // Fits are handed out in order from a shared counter to at most `threads` workers.
+    let jobs = folds + usize::from(with_final);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Result<Fitted, Undefined>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cfg.threads.clamp(1, jobs))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let job = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if job >= jobs {
+                            break mine;
+                        }
+                        mine.push(fit_one(job));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a training thread panicked")).collect()
+    });
+    let mut out_of_fold = vec![0.0f64; n * n_classes];
+    let mut final_model = None;
+    for r in results {
+        match r? {
+            Fitted::Fold(rows) => {
+                for (i, p) in rows {
+                    out_of_fold[i * n_classes..(i + 1) * n_classes].copy_from_slice(&p);
+                }
+            }
+            Fitted::Final(m) => final_model = Some(m),
         }
     }
     let correct = (0..n)
@@ -271,14 +334,15 @@ pub fn cross_validate(
     let mut counts = vec![0u64; n_classes];
     examples.iter().for_each(|(_, y)| counts[*y] += 1);
     let majority = *counts.iter().max().unwrap_or(&0);
-    Ok(CrossValidation {
+    let cv = CrossValidation {
         folds,
         n: n as u64,
         correct,
         accuracy: wilson_interval(correct, n as u64, 0.95)?,
         majority_baseline: majority as f64 / n as f64,
         out_of_fold,
-    })
+    };
+    Ok((cv, final_model))
 }
 
 /// The index of the largest value (the first of equal ones).
@@ -355,9 +419,16 @@ mod tests {
         for row in cv.out_of_fold.chunks(3) {
             assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
         }
-        // The same seed gives the same model.
+        // The same seed gives the same model, on any number of threads, with or without the
+        // final fit in the pool.
         let again = cross_validate(&examples, 3, 5, &cfg).unwrap();
         assert_eq!(cv.out_of_fold, again.out_of_fold);
+        let one = cross_validate(&examples, 3, 5, &TrainConfig { threads: 1, ..cfg }).unwrap();
+        assert_eq!(cv.out_of_fold, one.out_of_fold);
+        let (with_final, model) = cross_validate_and_train(&examples, 3, 5, &TrainConfig { threads: 3, ..cfg }).unwrap();
+        assert_eq!(cv.out_of_fold, with_final.out_of_fold);
+        let alone = train(&examples, 3, &cfg).unwrap();
+        assert_eq!(model.predict(&data[0].0), alone.predict(&data[0].0));
     }
 
     #[test]

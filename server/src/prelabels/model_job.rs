@@ -7,12 +7,12 @@
 //! 1. The final labels (`review::final_label`: adjudicated > gold > consensus). Never the
 //!    auto-accepted labels or any pre-label: a model trained on its own (or another model's)
 //!    guesses would only learn to agree with them.
-//! 2. The items' texts, as the rules read them (`store::prelabel_rules::corpus_chunk`, text
-//!    or ""), featurized for the labeled items only.
+//! 2. The labeled items' texts (`store::model::labeled_texts`, text or ""), featurized.
 //! 3. k-fold cross-validation (`model::cross_validate`): accuracy with a Wilson interval, the
 //!    majority-class baseline, and the out-of-fold probabilities that confident learning
 //!    (`stats::label_errors`) turns into the `label_error` review queue, most likely first.
-//! 4. The model trained on every labeled item scores the unlabeled ones, chunk by chunk; each
+//! 4. The model trained on every labeled item scores the unlabeled ones, in one walk over the
+//!    corpus as the rules read it (`store::prelabel_rules::corpus_chunk`), chunk by chunk; each
 //!    gets the top label and its probability as a pre-label of the `builtin` source, and the
 //!    least certain ones (smallest margin between the two likeliest labels) an uncertainty rank
 //!    for the labeling stream when the project asks for that order.
@@ -29,7 +29,7 @@ use app::api_types::{JobInfo, LabelKind, ModelLabelCount, ModelRun, ModelStatus}
 use serde_json::json;
 
 use super::share;
-use super::model::{argmax, cross_validate, featurize, train, Features, Model, TrainConfig};
+use super::model::{argmax, cross_validate_and_train, featurize, Features, Model, TrainConfig};
 use crate::jobs::JobCtx;
 use crate::stats::label_errors::confident_learning;
 use crate::store::model::{self as store, NewRun};
@@ -133,7 +133,7 @@ fn fit(examples: &[(i64, Features, usize)], labels: &[String], cfg: &TrainConfig
     if counts.iter().filter(|n| **n > 0).count() < 2 {
         bail!("the built-in model needs human final labels of at least two different labels; there are {} labeled items", pairs.len());
     }
-    let cv = cross_validate(&pairs, c, FOLDS, cfg).map_err(|u| anyhow!("{u}"))?;
+    let (cv, model) = cross_validate_and_train(&pairs, c, FOLDS, cfg).map_err(|u| anyhow!("{u}"))?;
     let given: Vec<usize> = pairs.iter().map(|(_, y)| *y).collect();
     let cl = confident_learning(&given, &cv.out_of_fold, c).map_err(|u| anyhow!("{u}"))?;
     let flagged = cl
@@ -153,7 +153,6 @@ fn fit(examples: &[(i64, Features, usize)], labels: &[String], cfg: &TrainConfig
             (examples[i].0, detail)
         })
         .collect();
-    let model = train(&pairs, c, cfg).map_err(|u| anyhow!("{u}"))?;
     Ok(Trained {
         model: Arc::new(model),
         n: cv.n,
@@ -164,8 +163,92 @@ fn fit(examples: &[(i64, Features, usize)], labels: &[String], cfg: &TrainConfig
     })
 }
 
+/// Worker threads that score one chunk of items. Two: the machine the target is stated for
+/// has two cores, and at nice 19 ([`crate::agreement::low_priority`]) they only take what the
+/// labelers' requests leave.
+const SCORING_THREADS: usize = 2;
+
+/// The project's visible items in id order, one `CORPUS_CHUNK` at a time: the one walk over
+/// the corpus a run makes (scoring).
+struct Corpus<'a> {
+    db: &'a Db,
+    project_id: i64,
+    visible_max: i64,
+    after: i64,
+    done: bool,
+}
+
+impl<'a> Corpus<'a> {
+    fn new(db: &'a Db, project_id: i64, visible_max: i64) -> Self {
+        Corpus { db, project_id, visible_max, after: i64::MIN, done: false }
+    }
+
+    /// The next chunk of (id, text, meta), or None after the last.
+    async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<(i64, Option<String>, String)>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = corpus_chunk(self.db, self.project_id, self.after, self.visible_max, CORPUS_CHUNK).await?;
+        self.done = (rows.len() as i64) < CORPUS_CHUNK;
+        match rows.last() {
+            Some(last) => {
+                self.after = last.0;
+                Ok(Some(rows))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// One scored item: (item, labels JSON, probability of the top label, margin).
+type Scored = (i64, String, f64, f64);
+
+/// Scores the items of a chunk that have no final label, split over [`SCORING_THREADS`]
+/// scoped threads (they inherit the calling thread's priority); the result is in chunk order.
+fn score_chunk(rows: Vec<(i64, Option<String>, String)>, finals: &HashMap<i64, usize>, model: &Model, label_json: &[String]) -> Vec<Scored> {
+    let todo: Vec<(i64, Option<String>)> =
+        rows.into_iter().filter(|(id, _, _)| !finals.contains_key(id)).map(|(id, text, _)| (id, text)).collect();
+    let score = |part: &[(i64, Option<String>)]| -> Vec<Scored> {
+        part.iter()
+            .map(|(id, text)| {
+                let p = model.predict(text.as_deref().unwrap_or(""));
+                let top = argmax(&p);
+                (*id, label_json[top].clone(), p[top], margin(&p))
+            })
+            .collect()
+    };
+    if todo.len() < 2 * SCORING_THREADS {
+        return score(&todo);
+    }
+    let per = todo.len().div_ceil(SCORING_THREADS);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = todo.chunks(per).map(|part| s.spawn(move || score(part))).collect();
+        parts.into_iter().flat_map(|h| h.join().expect("a scoring thread panicked")).collect()
+    })
+}
+
+/// A reader connection of the run's own ([`crate::store::agreement::private_reader`]), opened
+/// from a nice-19 thread so that on SQLite the connection's worker thread, which steps the
+/// corpus' million rows, inherits the low priority (as the consensus refresh's reads do).
+async fn low_priority_reader(db: &Db) -> anyhow::Result<Db> {
+    let (db, rt) = (db.clone(), tokio::runtime::Handle::current());
+    Ok(crate::agreement::low_priority(move || rt.block_on(crate::store::agreement::private_reader(&db))).await??)
+}
+
 /// Runs one training of project `project_id`'s built-in model; the result text is a summary.
+///
+/// The CPU work (featurizing, cross-validation, fitting, scoring) runs on nice-19 threads and
+/// the corpus is read on a connection of the run's own, also at nice 19: labelers' requests get
+/// the cores whenever they want them (issue 10: a retrain may slow `next` by 20% at most).
 pub async fn run(ctx: &JobCtx, project_id: i64, job_id: i64) -> anyhow::Result<String> {
+    let reader = low_priority_reader(&ctx.db).await.context("opening the run's reader")?;
+    let out = run_with(ctx, &reader, project_id, job_id).await;
+    crate::store::agreement::close_private_reader(reader).await;
+    out
+}
+
+async fn run_with(ctx: &JobCtx, reader: &Db, project_id: i64, job_id: i64) -> anyhow::Result<String> {
+    use crate::agreement::low_priority;
     let db = &ctx.db;
     let stamp = now_ms();
     let project = crate::store::projects::get_project(db, project_id).await.context("reading the project")?.project;
@@ -183,65 +266,41 @@ pub async fn run(ctx: &JobCtx, project_id: i64, job_id: i64) -> anyhow::Result<S
     }
     let cfg = TrainConfig::default();
     // Progress in items: read the labeled ones, train (counted as one pass), score the rest.
-    let total = 2 * total_items + finals.len() as i64;
+    let total = total_items + 2 * finals.len() as i64;
     let mut done = 0i64;
     ctx.progress(done, total).await?;
 
-    // Step 2: the labeled items' features.
-    let mut examples: Vec<(i64, Features, usize)> = Vec::with_capacity(finals.len());
-    let mut after = i64::MIN;
-    loop {
-        ctx.check_cancelled()?;
-        let rows = corpus_chunk(db, project_id, after, visible_max, CORPUS_CHUNK).await?;
-        let Some(last) = rows.last().map(|r| r.0) else { break };
-        after = last;
-        done += rows.len() as i64;
-        let full = rows.len() as i64 == CORPUS_CHUNK;
-        let f = finals.clone();
-        let mut part = tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .filter_map(|(id, text, _)| f.get(&id).map(|&y| (id, featurize(text.as_deref().unwrap_or(""), &cfg.features), y)))
-                .collect::<Vec<_>>()
-        })
-        .await?;
-        examples.append(&mut part);
-        ctx.progress(done, total).await?;
-        if !full {
-            break;
-        }
-    }
+    // Step 2: the labeled items' features, in id order (the folds' deal depends on the order).
+    let mut ids: Vec<i64> = finals.keys().copied().collect();
+    ids.sort_unstable();
+    let texts = store::labeled_texts(reader, project_id, visible_max, &ids).await?;
+    drop(ids);
+    let f = finals.clone();
+    let examples: Vec<(i64, Features, usize)> = low_priority(move || {
+        texts.into_iter().map(|(id, text)| (id, featurize(text.as_deref().unwrap_or(""), &cfg.features), f[&id])).collect::<Vec<_>>()
+    })
+    .await?;
+    done += finals.len() as i64;
+    ctx.progress(done, total).await?;
 
     // Step 3: held-out measure, label errors, final fit.
     ctx.check_cancelled()?;
     let labels_for_fit = labels.clone();
-    let trained = tokio::task::spawn_blocking(move || fit(&examples, &labels_for_fit, &cfg)).await??;
+    let trained = low_priority(move || fit(&examples, &labels_for_fit, &cfg)).await??;
     done += finals.len() as i64;
     ctx.progress(done, total).await?;
 
     // Step 4: score the unlabeled items.
     let source = store::ensure_source(db, project_id).await?;
+    let label_json: Arc<Vec<String>> = Arc::new(labels.iter().map(|l| json!([l]).to_string()).collect());
     let mut least = LeastCertain::new(if settings.uncertainty_order { RANKED } else { 0 });
     let mut scored = 0i64;
-    let mut after = i64::MIN;
-    loop {
+    let mut corpus = Corpus::new(reader, project_id, visible_max);
+    while let Some(rows) = corpus.next_chunk().await? {
         ctx.check_cancelled()?;
-        let rows = corpus_chunk(db, project_id, after, visible_max, CORPUS_CHUNK).await?;
-        let Some(last) = rows.last().map(|r| r.0) else { break };
-        after = last;
         done += rows.len() as i64;
-        let full = rows.len() as i64 == CORPUS_CHUNK;
-        let (f, model, names) = (finals.clone(), trained.model.clone(), labels.clone());
-        let out: Vec<(i64, String, f64, f64)> = tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .filter(|(id, _, _)| !f.contains_key(id))
-                .map(|(id, text, _)| {
-                    let p = model.predict(text.as_deref().unwrap_or(""));
-                    let top = argmax(&p);
-                    (id, json!([names[top]]).to_string(), p[top], margin(&p))
-                })
-                .collect()
-        })
-        .await?;
+        let (f, model, names) = (finals.clone(), trained.model.clone(), label_json.clone());
+        let out = low_priority(move || score_chunk(rows, &f, &model, &names)).await?;
         for (id, _, _, m) in &out {
             least.push(*id, *m);
         }
@@ -249,9 +308,6 @@ pub async fn run(ctx: &JobCtx, project_id: i64, job_id: i64) -> anyhow::Result<S
         let rows: Vec<(i64, String, f64)> = out.into_iter().map(|(id, l, p, _)| (id, l, p)).collect();
         store::write_scores(db, project_id, source, stamp, &rows).await?;
         ctx.progress(done, total).await?;
-        if !full {
-            break;
-        }
     }
 
     // Step 5.

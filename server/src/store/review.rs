@@ -321,6 +321,8 @@ struct QueueItemRow {
     snippet: Option<String>,
     image_name: Option<String>,
     label_count: i64,
+    /// The page order's key and cursor ([`order_key_sql`]).
+    sort_key: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -348,7 +350,43 @@ impl EntryRow {
 const ENTRY_SELECT: &str = "SELECT e.item_id, e.queue, e.reason, e.detail, u.username AS labeler, e.created_at
      FROM review_entries e LEFT JOIN users u ON u.id = e.labeler_id";
 
-/// One page of a queue's open items with id > `after`, in id order, with why each is there.
+/// The label-error queue's entries carry the model's rank (1 = most likely mislabeled) in
+/// their detail; it is read from there. Entries fed without a usable rank (a positive integer
+/// below 2^30) come after the ranked ones.
+const UNRANKED: i64 = 1 << 30;
+
+/// An entry's rank in its detail, as SQL on review entries `e`: NULL when absent or unusable,
+/// so a feeder's free-form detail can never fail the query.
+fn detail_rank_sql(is_pg: bool) -> String {
+    if is_pg {
+        // The text form is matched before the cast: `::bigint` on "high" or 1.5 would fail.
+        "(CASE WHEN (e.detail::jsonb ->> 'rank') ~ '^[1-9][0-9]{0,8}$' THEN (e.detail::jsonb ->> 'rank')::bigint END)".into()
+    } else {
+        "(CASE WHEN json_type(e.detail, '$.rank') = 'integer' AND json_extract(e.detail, '$.rank') BETWEEN 1 AND 999999999
+               THEN json_extract(e.detail, '$.rank') END)"
+            .into()
+    }
+}
+
+/// The order a queue's page is in, as one integer per item `i` that is also the keyset cursor
+/// (`after`, `next_after`). Most queues: the item id. The label-error queue: most likely
+/// mislabeled first, i.e. (rank, item id) packed as rank * 2^32 + id, so that paging needs no
+/// second cursor and the review page's worklist follows the same order.
+fn order_key_sql(q: &mut Sql, pid: i64, queue: &str, is_pg: bool) -> String {
+    if queue != super::model::LABEL_ERROR_QUEUE {
+        return "i.id".into();
+    }
+    let (pid, queue) = (q.int(pid), q.text(queue));
+    format!(
+        "((SELECT COALESCE(MIN({rank}), {UNRANKED}) FROM review_entries e
+           WHERE e.item_id = i.id AND e.project_id = {pid} AND e.queue = {queue} AND e.resolved_at IS NULL) * 4294967296 + i.id)",
+        rank = detail_rank_sql(is_pg)
+    )
+}
+
+/// One page of a queue's open items after the cursor `after` (0: from the start), in the
+/// queue's order ([`order_key_sql`]: item id, or rank for the label-error queue), with why
+/// each is there.
 pub async fn queue_page(
     db: &Db,
     pid: i64,
@@ -362,15 +400,18 @@ pub async fn queue_page(
     let mut q = Sql::default();
     let members = members_sql(&mut q, pid, queue, &settings);
     let filter = filter_sql(&mut q, &f, db.is_postgres());
+    let key = order_key_sql(&mut q, pid, queue, db.is_postgres());
     let (after_p, limit_p) = (q.int(after), q.int(limit));
     q.text = format!(
-        "SELECT i.id, i.external_id, substr(i.text, 1, 240) AS snippet, i.image_name, i.label_count
-         FROM items i WHERE i.id IN ({members}){filter} AND i.id > {after_p} ORDER BY i.id LIMIT {limit_p}"
+        "SELECT * FROM (
+           SELECT i.id, i.external_id, substr(i.text, 1, 240) AS snippet, i.image_name, i.label_count, {key} AS sort_key
+           FROM items i WHERE i.id IN ({members}){filter}
+         ) page WHERE sort_key > {after_p} ORDER BY sort_key LIMIT {limit_p}"
     );
     let rows: Vec<QueueItemRow> =
         on_read!(db, pool => bind_args!(sqlx::query_as(&q.text), &q.args).fetch_all(pool).await?);
     let open = count_open(db, pid, queue, &settings, &f).await?;
-    let next_after = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+    let next_after = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.sort_key)).flatten();
     let mut items: Vec<ReviewQueueItem> = rows
         .into_iter()
         .map(|r| ReviewQueueItem {
@@ -381,7 +422,9 @@ pub async fn queue_page(
             reasons: Vec::new(),
         })
         .collect();
-    if let (Some(first), Some(last)) = (items.first().map(|i| i.item_id), items.last().map(|i| i.item_id)) {
+    // The page's id range (not its first and last: a ranked page is not in id order).
+    let ids = || items.iter().map(|i| i.item_id);
+    if let (Some(first), Some(last)) = (ids().min(), ids().max()) {
         let entries: Vec<EntryRow> = on_read!(db, pool => sqlx::query_as(&format!(
             "{ENTRY_SELECT} WHERE e.project_id = $1 AND e.queue = $2 AND e.resolved_at IS NULL
                AND e.item_id >= $3 AND e.item_id <= $4 ORDER BY e.item_id, e.id"

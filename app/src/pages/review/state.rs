@@ -40,9 +40,10 @@ impl QueueFilters {
     }
 }
 
-/// The ids of a queue still to show, page after page (keyset paging: the next page starts
-/// after the last id fetched; decided items leave the queue, skipped ones are not shown again
-/// in this pass).
+/// The ids of a queue still to show, page after page, in the order the API gives them (item
+/// id, or rank for the label-error queue). Keyset paging: the next page starts at the page's
+/// `next_after`, an opaque cursor (not an item id: a ranked page is not in id order); decided
+/// items leave the queue, skipped ones are not shown again in this pass.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Worklist {
     pending: VecDeque<i64>,
@@ -71,11 +72,8 @@ impl Worklist {
                 self.pending.push_back(*id);
             }
         }
-        if let Some(last) = ids.iter().max() {
-            self.after = self.after.max(*last);
-        }
         match next_after {
-            Some(a) => self.after = self.after.max(a),
+            Some(a) => self.after = a,
             None => self.exhausted = true,
         }
     }
@@ -197,6 +195,13 @@ mod tests {
         assert!(w.exhausted && !w.wants_more());
         w.push_front(3);
         assert_eq!(w.peek(), Some(3));
+        // A ranked queue: items out of id order, the cursor is whatever the API returned.
+        let mut r = Worklist::default();
+        let cursor = (2i64 << 32) + 2; // rank 2, item 2
+        r.add_page(&[9, 2], Some(cursor));
+        assert_eq!(r.after(), cursor);
+        r.add_page(&[4], None);
+        assert_eq!((r.pop(), r.pop(), r.pop()), (Some(9), Some(2), Some(4)));
         let f = Worklist::fixed(&[7, 7]);
         assert_eq!((f.len(), f.exhausted), (1, true));
     }
