@@ -11,6 +11,7 @@ pub mod changes;
 pub mod compute;
 pub mod dataset;
 pub mod drill;
+pub mod parallel;
 
 use app::api_types::{AgreementDashboard, AgreementSlices, DisagreementItem, DisagreementList, LabelDef};
 
