@@ -11,6 +11,9 @@ pub mod changes;
 pub mod compute;
 pub mod dataset;
 pub mod drill;
+pub mod parallel;
+
+use std::time::Instant;
 
 use app::api_types::{AgreementDashboard, AgreementSlices, DisagreementItem, DisagreementList, LabelDef};
 
@@ -22,31 +25,58 @@ use crate::store::{jobs, now_ms, Db};
 use compute::{Method, Settings, Snapshot};
 use dataset::Dataset;
 
-/// Consensus rows per write transaction: short enough that a labeler's submit waiting for
-/// the SQLite writer behind one batch waits about a millisecond. (Binding is not linear in
-/// the statement's parameters on SQLite, 4 per row: 300 rows per statement spent seconds of a
-/// 100,000-item refresh binding, while holding the writer.)
-pub const BATCH: usize = 100;
+/// Consensus rows per write transaction (in statements of `store::agreement::STATEMENT_ROWS`).
+/// Every changed row moves in the `(project_id, posterior)` index, to a place unrelated to its
+/// neighbours by item id, so a transaction dirties about one index page per row up to the
+/// whole index (~400 pages at 100,000 rows), and SQLite writes every dirty page to the WAL at
+/// each commit: by that reckoning 1,000 transactions of 100 rows write ~100,000 pages for a
+/// rewrite of a 100,000-item project, 100 of 1,000 rows about a third of that (an estimate:
+/// the job logs its write time, `write_s`, to check it). A labeler's submit waits
+/// behind at most one such transaction (a few milliseconds), and only while rows change in
+/// bulk (the first refresh, a change of method); a refresh while labeling writes a handful.
+pub const BATCH: usize = 1000;
 
 /// Progress (a write of its own) is recorded every this many batches.
-const PROGRESS_EVERY: usize = 20;
+const PROGRESS_EVERY: usize = 2;
 
 /// The job kind name in the `jobs` table.
 pub const KIND: &str = "consensus";
 
-/// Reads and codes the project's annotations. `here`: build the dataset on the calling thread
-/// (the consensus job, already on its low-priority thread) rather than on a blocking-pool
-/// thread (a request).
+/// Reads and codes the project's annotations. `here`: the consensus job, on its low-priority
+/// thread with connections of its own: read side by side and build the dataset on the calling
+/// thread, rather than one read at a time on the shared readers and the build on a
+/// blocking-pool thread (a request).
 async fn load(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings)>> {
+    Ok(load_timed(db, project_id, here).await?.map(|(d, s, _)| (d, s)))
+}
+
+/// [`load`], with the seconds spent reading and building the dataset.
+async fn load_timed(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings, (f64, f64))>> {
+    let started = Instant::now();
     let Some(q) = store::quality(db, project_id).await? else { return Ok(None) };
     let labels: Vec<LabelDef> = serde_json::from_str(&q.labels)?;
     let names: Vec<String> = labels.into_iter().map(|l| l.name).collect();
-    let rows = store::annotations(db, project_id).await?;
-    let usernames = store::annotators(db, project_id).await?;
-    let items = store::labeled_items(db, project_id).await?;
-    let skips = store::skips(db, project_id).await?;
+    let (rows, usernames, items, skips) = if here {
+        // The refresh's own connections ([`store::private_reader`]): the reads side by side.
+        tokio::try_join!(
+            store::annotations(db, project_id),
+            store::annotators(db, project_id),
+            store::labeled_items(db, project_id),
+            store::skips(db, project_id)
+        )?
+    } else {
+        // A request, on the shared readers: one connection at a time.
+        (
+            store::annotations(db, project_id).await?,
+            store::annotators(db, project_id).await?,
+            store::labeled_items(db, project_id).await?,
+            store::skips(db, project_id).await?,
+        )
+    };
+    let read = started.elapsed().as_secs_f64();
     let multi = q.kind == "multi";
     let build = move || Dataset::build(multi, &names, &rows, &items, &usernames);
+    let started = Instant::now();
     let dataset = if here { build()? } else { tokio::task::spawn_blocking(build).await?? };
     let settings = Settings {
         project_id,
@@ -55,7 +85,7 @@ async fn load(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Da
         target_alpha: q.target_alpha,
         skips,
     };
-    Ok(Some((dataset, settings)))
+    Ok(Some((dataset, settings, (read, started.elapsed().as_secs_f64()))))
 }
 
 /// What a refresh computed, before it writes anything.
@@ -63,6 +93,19 @@ struct Refreshed {
     snapshot: Snapshot,
     diff: changes::Changes,
     method: Method,
+    phases: Phases,
+}
+
+/// Where a refresh's time went (seconds), for its log line: the reads, coding the dataset,
+/// the computation (with its parts' own times: they run side by side), reading the stored
+/// rows and comparing, and writing.
+#[derive(Debug, Default)]
+struct Phases {
+    read: f64,
+    build: f64,
+    compute: compute::Timings,
+    stored: f64,
+    diff: f64,
 }
 
 /// The consensus job: computes and stores the project's consensus and dashboard. Returns the
@@ -74,13 +117,14 @@ pub async fn refresh(ctx: &JobCtx, project_id: i64) -> anyhow::Result<String> {
     // keep being served at full speed meanwhile; only the writes of changed rows (none while
     // labeling goes on elsewhere) come back to the shared pools.
     let db = ctx.db.clone();
-    let Some(Refreshed { snapshot, diff, method }) = low_priority(move || read_and_compute_here(db, project_id)).await??
+    let Some(Refreshed { snapshot, diff, method, phases }) = low_priority(move || read_and_compute_here(db, project_id)).await??
     else {
         anyhow::bail!("project {project_id} no longer exists");
     };
     let total = (diff.write.len() + diff.delete.len()) as i64;
     ctx.progress(0, total).await?;
     let mut done = 0;
+    let writing = Instant::now();
     for (n, batch) in diff.write.chunks(BATCH).enumerate() {
         ctx.check_cancelled()?;
         store::write_consensus(&ctx.db, project_id, method.as_str(), batch).await?;
@@ -97,11 +141,24 @@ pub async fn refresh(ctx: &JobCtx, project_id: i64) -> anyhow::Result<String> {
         tokio::task::yield_now().await;
     }
     ctx.progress(total, total).await?;
+    let c = &phases.compute;
     tracing::info!(
         project = project_id,
         written = diff.write.len(),
         deleted = diff.delete.len(),
         unchanged = diff.unchanged,
+        read_s = phases.read,
+        build_s = phases.build,
+        compute_s = c.wall,
+        threads = c.threads,
+        headline_s = c.headline,
+        model_s = c.model,
+        slices_s = c.slices,
+        per_label_s = c.per_label,
+        over_time_s = c.over_time,
+        stored_s = phases.stored,
+        diff_s = phases.diff,
+        write_s = writing.elapsed().as_secs_f64(),
         "consensus rows refreshed"
     );
     Ok(serde_json::to_string(&snapshot)?)
@@ -123,15 +180,23 @@ fn read_and_compute_here(db: Db, project_id: i64) -> anyhow::Result<Option<Refre
 }
 
 async fn read_and_compute(db: &Db, project_id: i64) -> anyhow::Result<Option<Refreshed>> {
-    let Some((dataset, settings)) = load(db, project_id, true).await? else { return Ok(None) };
     // Only this job writes the project's consensus rows, and one runs per project at a time,
-    // so what is read here stays what is stored until the refresh's writes.
-    let stored = store::stored_consensus(db, project_id).await?;
+    // so what is read here stays what is stored until the refresh's writes. Read alongside
+    // the annotations, on a connection of its own.
+    let stored = async {
+        let t = Instant::now();
+        let rows = store::stored_consensus(db, project_id).await?;
+        anyhow::Ok((rows, t.elapsed().as_secs_f64()))
+    };
+    let (loaded, (stored, stored_s)) = tokio::try_join!(load_timed(db, project_id, true), stored)?;
+    let Some((dataset, settings, (read, build))) = loaded else { return Ok(None) };
     let method = settings.method;
     let computed = compute::compute(&dataset, &settings, now_ms());
     drop(dataset);
+    let t = Instant::now();
     let diff = changes::changes(stored, computed.consensus, method.as_str());
-    Ok(Some(Refreshed { snapshot: computed.snapshot, diff, method }))
+    let phases = Phases { read, build, compute: computed.timings, stored: stored_s, diff: t.elapsed().as_secs_f64() };
+    Ok(Some(Refreshed { snapshot: computed.snapshot, diff, method, phases }))
 }
 
 /// Runs `f` on a thread of its own at the lowest CPU priority and awaits its result. A refresh
