@@ -475,8 +475,8 @@ async fn freeze_job(client: &Client, base: &str, pid: i64, admin: &str, server_p
     let job = queued["job"]["id"].as_i64().ok_or_else(|| anyhow!("releases: no job id in {queued}"))?;
     let status_url = format!("{base}/api/projects/{pid}/release-freezes/{job}");
     let (mut last_phase, mut since, mut anon_max) = ("queued".to_string(), 0.0, 0u64);
-    let mut end_phase = |name: &str, now: f64, anon: u64| {
-        eprintln!("    {:>7.2} s  {name:<16} {:>6.2} s   RssAnon peak {:>7.1} MiB", since, now - since, mib(anon));
+    let end_phase = |name: &str, since: f64, now: f64, anon: u64| {
+        eprintln!("    {since:>7.2} s  {name:<16} {:>6.2} s   RssAnon peak {:>7.1} MiB", now - since, mib(anon));
     };
     loop {
         let j = call(client, Method::GET, &status_url, admin, None, "releases (freeze status)").await?;
@@ -484,13 +484,13 @@ async fn freeze_job(client: &Client, base: &str, pid: i64, admin: &str, server_p
         let now = t.elapsed().as_secs_f64();
         let phase = j["phase"].as_str().unwrap_or("queued").to_string();
         if phase != last_phase {
-            end_phase(&last_phase, now, anon_max.max(anon));
+            end_phase(&last_phase, since, now, anon_max.max(anon));
             (last_phase, since, anon_max) = (phase, now, anon);
         }
         anon_max = anon_max.max(anon);
         match j["job"]["state"].as_str() {
             Some("done") => {
-                end_phase(&last_phase, now, anon_max);
+                end_phase(&last_phase, since, now, anon_max);
                 return Ok(j);
             }
             Some("failed") => bail!("releases: the freeze failed: {}", j["job"]["error"]),
