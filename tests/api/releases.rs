@@ -26,7 +26,12 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-both_backends!(release_freeze_diff_exports_and_leakage, agreement_at_freeze_is_never_stale, freeze_runs_as_a_job_and_survives_restarts);
+both_backends!(
+    release_freeze_diff_exports_and_leakage,
+    agreement_at_freeze_is_never_stale,
+    freeze_runs_as_a_job_and_survives_restarts,
+    a_freeze_killed_mid_leakage_check_resumes_after_the_restart
+);
 
 /// The v1 release's content hash: the same data, so the same hash on both backends.
 const HASH_V1: &str = "82187a73cb1334700b65ab5d4d254203dfcfda543422522a809a30da30291f88";
@@ -211,15 +216,35 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
                     "## Size and the confidence it gives", "## Known limits", "## Licences and sources"] {
         assert!(card.contains(heading), "{heading} missing from the card:\n{card}");
     }
-    let manifest: Value = serde_json::from_slice(&export(&admin, pid, rid1, "manifest").await).unwrap();
+    let manifest_bytes = export(&admin, pid, rid1, "manifest").await;
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
     assert_eq!(manifest["content_hash"], HASH_V1);
 
-    // The zip: exactly these files; verify recomputes the hash; a tampered copy fails.
+    // The zip: exactly these files, in this order; verify recomputes the hash; a tampered copy
+    // fails. It is written in one pass on three threads (`releases::archive`): its per-item
+    // files are byte for byte the single-format exports, its manifest the manifest export's,
+    // and every file has the SHA-256 the manifest gives.
     let zip_bytes = export(&admin, pid, rid1, "zip").await;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
-    let names: BTreeSet<String> = archive.file_names().map(String::from).collect();
+    let names: Vec<String> = (0..archive.len()).map(|k| archive.by_index(k).unwrap().name().to_string()).collect();
     assert_eq!(names, ["README.md", "release.jsonl", "release.csv", "label_studio.json", "label_studio_config.xml",
-        "lineage.json", "data/dev.jsonl", "data/test.jsonl", "manifest.json"].iter().map(|s| s.to_string()).collect());
+        "lineage.json", "data/dev.jsonl", "data/test.jsonl", "manifest.json"]);
+    let entry = |archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str| {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut archive.by_name(name).unwrap(), &mut body).unwrap();
+        body
+    };
+    assert_eq!(entry(&mut archive, "release.jsonl"), jsonl1);
+    assert_eq!(entry(&mut archive, "release.csv"), csv.as_bytes());
+    assert_eq!(entry(&mut archive, "label_studio.json"), export(&admin, pid, rid1, "label_studio").await);
+    assert_eq!(entry(&mut archive, "README.md"), card.as_bytes());
+    assert_eq!(entry(&mut archive, "manifest.json"), manifest_bytes);
+    let files = manifest["files"].as_object().unwrap();
+    assert_eq!(files.len(), names.len() - 1, "every file but the manifest: {files:?}");
+    for (name, sha) in files {
+        let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(entry(&mut archive, name)));
+        assert_eq!(sha.as_str().unwrap(), hex::encode(digest), "{name}");
+    }
     let dir = tempfile::tempdir().unwrap();
     archive.extract(dir.path()).unwrap();
     let verify = Command::new(server_binary()).args(["release", "verify"]).arg(dir.path()).output().unwrap();
@@ -546,4 +571,64 @@ async fn freeze_runs_as_a_job_and_survives_restarts(b: Backend) {
     assert_eq!(again.release.expect("its release").summary.id, v2.summary.id);
     let all: Vec<ReleaseSummary> = admin.get(&format!("/api/projects/{pid}/releases")).await;
     assert_eq!(all.len(), 2, "no twin written: {all:?}");
+}
+
+/// A server killed (SIGKILL) while a freeze job runs, here in its leakage check (a pool of
+/// 12,000 items keeps it there for seconds in a debug build), comes back and the job resumes
+/// (its heartbeat goes stale, the runner queues it again and it runs from the start): it ends
+/// done with release v1 of every member, and nothing else was written. The same request frozen
+/// again without a crash gives the same content hash.
+async fn a_freeze_killed_mid_leakage_check_resumes_after_the_restart(b: Backend) {
+    let mut server = TestServer::start_with_args(b, &["--job-stale-secs", "1"]).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("rel-kill", 1, 600).await.id;
+    let mut g = Lcg(9);
+    let pool: String = (0..12_000)
+        .map(|i| {
+            let words: Vec<String> = (0..60).map(|_| format!("w{}", g.next() % 2000)).collect();
+            json!({"id": format!("k-{i}"), "text": words.join(" "), "meta": {"region": (["eu", "us"][i % 2])},
+                   "gold": (["pos", "neg"][i % 2])})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    assert_eq!(admin.import(pid, "jsonl", pool).await.imported, 12_000);
+    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
+    let profile: Value = admin
+        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
+             Some((profile_body.into_bytes(), "application/octet-stream")))
+        .await
+        .created();
+    let devset: Value = admin
+        .post_created(&format!("/api/projects/{pid}/devsets"),
+            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": 500, "overlap": 1, "seed": 1}))
+        .await;
+    let did = devset["id"].as_i64().unwrap();
+    let _: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
+    let url = format!("/api/projects/{pid}/devsets/{did}/releases");
+
+    let job = admin.post_json_raw(&url, &json!({"seed": 4})).await.assert_status(202).json::<FreezeJob>().job.id;
+    let status_url = format!("/api/projects/{pid}/release-freezes/{job}");
+    let caught = loop {
+        let j: FreezeJob = admin.get(&status_url).await;
+        if j.job.state == "running" && j.phase.as_deref() == Some("leakage check") {
+            break j;
+        }
+        assert!(!j.finished(), "the freeze ended before it could be killed in its leakage check: {j:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    server.crash_restart().await;
+    let admin = server.admin().await;
+    let resumed = wait_freeze(&admin, pid, job).await;
+    assert!(resumed.job.error.is_none(), "{resumed:?}");
+    let v1 = resumed.release.expect("frozen after the restart");
+    assert_eq!((v1.summary.version.as_str(), v1.summary.item_count), ("v1", 500), "killed at {:?}", caught.phase);
+    assert_eq!(v1.lineage["leakage"]["pool_items"], 11_500);
+
+    let again = wait_freeze(&admin, pid, admin.post_json_raw(&url, &json!({"seed": 4})).await.assert_status(202).json::<FreezeJob>().job.id).await;
+    let v2 = again.release.expect("frozen");
+    assert_eq!(v2.summary.version, "v2");
+    assert_eq!(v2.summary.content_hash, v1.summary.content_hash, "the resumed freeze froze what an uninterrupted one does");
+    let all: Vec<ReleaseSummary> = admin.get(&format!("/api/projects/{pid}/releases")).await;
+    assert_eq!(all.len(), 2, "the killed run saved nothing of its own: {all:?}");
 }

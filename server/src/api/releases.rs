@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::extract::{JsonBody, PathParam, QueryParams};
 use crate::auth::{managed_project, CurrentUser};
 use crate::error::{AppError, AppResult};
+use crate::releases::archive;
 use crate::releases::export::{self, ItemSource, ReleaseInfo, ReleaseStats};
 use crate::releases::job::{self, FreezeOutcome, FreezeParams};
 use crate::releases::{self, ReleaseItem};
@@ -201,16 +202,27 @@ impl ItemSource for DbItems {
         self.rt.block_on(store::for_each_release_item(&self.db, self.release_id, split, |item| {
             f(&item).map_err(ExportError::Io)
         }))
-        .map_err(|e| match e {
-            ExportError::Io(e) => e,
-            ExportError::Db(e) => std::io::Error::other(e),
-        })
+        .map_err(ExportError::into_io)
+    }
+
+    fn each_owned(&mut self, f: &mut dyn FnMut(ReleaseItem) -> std::io::Result<()>) -> std::io::Result<()> {
+        self.rt.block_on(store::for_each_release_item(&self.db, self.release_id, None, |item| f(item).map_err(ExportError::Io)))
+            .map_err(ExportError::into_io)
     }
 }
 
 enum ExportError {
     Io(std::io::Error),
     Db(sqlx::Error),
+}
+
+impl ExportError {
+    fn into_io(self) -> std::io::Error {
+        match self {
+            ExportError::Io(e) => e,
+            ExportError::Db(e) => std::io::Error::other(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for ExportError {
@@ -223,7 +235,9 @@ impl From<sqlx::Error> for ExportError {
 ///
 /// The file is written on a blocking thread into an unnamed temporary file (gone when closed),
 /// item by item from the database, then streamed from it: memory stays flat whatever the
-/// release's size (docs/bench.md, the releases benchmark).
+/// release's size (docs/bench.md, the releases benchmark). The zip reads the rows once and
+/// writes its files on two more threads (`releases::archive`); only the card needs the
+/// statistics pass of its own.
 pub async fn export(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -248,7 +262,7 @@ pub async fn export(
         }
     };
     let name = info(&row, &lineage).name;
-    let stats = stats_of(&state, row.id).await?;
+    let stats = if format == "card" { Some(stats_of(&state, row.id).await?) } else { None };
     let mut src = DbItems { db: state.db.clone(), release_id: row.id, rt: tokio::runtime::Handle::current() };
     let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
         use std::io::{Seek, Write};
@@ -256,11 +270,11 @@ pub async fn export(
         let mut file = tempfile::tempfile()?;
         match format.as_str() {
             "zip" => {
-                let w = export::write_zip(&info, &stats, &mut src, std::io::BufWriter::new(file))?;
+                let (w, _) = archive::write_zip(&info, &mut src, std::io::BufWriter::new(file))?;
                 file = w.into_inner().map_err(|e| e.into_error())?;
             }
-            "card" => file.write_all(export::card(&info, &stats).as_bytes())?,
-            "manifest" => file.write_all(&export::manifest(&info, &stats, &mut src)?)?,
+            "card" => file.write_all(export::card(&info, &stats.unwrap_or_default()).as_bytes())?,
+            "manifest" => file.write_all(&archive::manifest(&info, &mut src)?)?,
             _ => {
                 let mut w = std::io::BufWriter::new(file);
                 match format.as_str() {
@@ -272,6 +286,8 @@ pub async fn export(
             }
         }
         file.rewind()?;
+        drop(src);
+        crate::releases::release_free_memory();
         Ok(file)
     })
     .await

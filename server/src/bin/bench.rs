@@ -71,6 +71,12 @@ struct Args {
     /// Keep the temporary directory (data, server log) and print its path.
     #[arg(long)]
     keep_dir: bool,
+    /// The server's data directory, kept, and reused when it exists (the admin password is
+    /// kept in DIR/bench-admin-password; the labelers get fresh names each run). With
+    /// --releases, a pool of the same size already imported there is reused instead of
+    /// imported again (minutes for a million items).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Also print one JSON document with every figure (on stdout, after the summary).
     #[arg(long)]
     json: bool,
@@ -181,6 +187,17 @@ impl Drop for ServerProcess {
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr()?.port())
+}
+
+/// The admin password of a kept data directory (--data-dir): read back, or made and saved.
+fn kept_admin_password(dir: &Path) -> Result<String> {
+    let path = dir.join("bench-admin-password");
+    if let Ok(p) = std::fs::read_to_string(&path) {
+        return Ok(p.trim().to_string());
+    }
+    let p = random_string(24);
+    std::fs::write(&path, &p).with_context(|| format!("writing {}", path.display()))?;
+    Ok(p)
 }
 
 fn random_string(len: usize) -> String {
@@ -705,9 +722,12 @@ async fn run(args: Args) -> Result<()> {
         None => std::env::current_exe()?.with_file_name("mirrorset"),
     };
     let tmp = tempfile::Builder::new().prefix("mirrorset-bench-").tempdir().context("creating a temporary directory")?;
-    let data_dir = tmp.path().join("data");
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
     std::fs::create_dir_all(&data_dir)?;
-    let admin_password = random_string(24);
+    let admin_password = match &args.data_dir {
+        Some(dir) => kept_admin_password(dir)?,
+        None => random_string(24),
+    };
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let backend = if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) { "postgres" } else { "sqlite" };
@@ -858,7 +878,9 @@ async fn bench(
     say(&format!("[4/7] creating {} labelers", args.labelers));
     let mut tokens = Vec::with_capacity(args.labelers);
     for i in 0..args.labelers {
-        let username = format!("labeler{i:03}");
+        // A kept data directory (--data-dir) has the last run's labelers: new names.
+        let run = if args.data_dir.is_some() { format!("-{}", random_string(6).to_lowercase()) } else { String::new() };
+        let username = format!("labeler{i:03}{run}");
         let password = random_string(16);
         let step = format!("step 4 (create labeler {username})");
         call(

@@ -2,13 +2,13 @@
 //! split), the Hugging Face datasets layout (`data/<split>.jsonl` and a `README.md` whose YAML
 //! front matter `datasets.load_dataset(folder)` reads, and whose body is the dataset card),
 //! Label Studio JSON (one task per item, the final label as its annotation), and
-//! `manifest.json` with the content hash and every file's SHA-256. `zip` puts them all in one
-//! archive whose root is the Hugging Face folder; `verify` checks an unpacked one.
+//! `manifest.json` with the content hash and every file's SHA-256. `super::archive` puts them
+//! all in one archive whose root is the Hugging Face folder; `verify` checks an unpacked one.
 //!
 //! Memory: every file is written item by item from an `ItemSource` (a slice, or a database
-//! cursor in the API), and the card from `ReleaseStats` gathered in one pass; `write_zip`
-//! writes into a file. So exporting a 100,000-item release never holds the release, or any of
-//! its files, in memory (docs/bench.md, the releases benchmark).
+//! cursor in the API), and the card from `ReleaseStats` gathered in one pass. So exporting a
+//! 100,000-item release never holds the release, or any of its files, in memory (docs/bench.md,
+//! the releases benchmark).
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::Path;
@@ -74,6 +74,12 @@ impl ReleaseStats {
 /// so the files can be written from a database cursor without holding the release.
 pub trait ItemSource {
     fn each(&mut self, split: Option<&str>, f: &mut dyn FnMut(&ReleaseItem) -> io::Result<()>) -> io::Result<()>;
+
+    /// All items, each handed over (the zip's reader passes them to other threads); a source
+    /// that reads rows anyway gives them without a copy.
+    fn each_owned(&mut self, f: &mut dyn FnMut(ReleaseItem) -> io::Result<()>) -> io::Result<()> {
+        self.each(None, &mut |i| f(i.clone()))
+    }
 }
 
 impl ItemSource for &[ReleaseItem] {
@@ -136,11 +142,43 @@ pub fn jsonl_row(i: &ReleaseItem) -> Value {
     })
 }
 
-pub fn write_jsonl(src: &mut dyn ItemSource, w: &mut dyn Write) -> io::Result<()> {
+
+/// Appends one `release.jsonl` line to `buf`. Rows are built in a buffer and written whole: a
+/// serialiser writing straight into a deflate stream makes one tiny write per token, and each
+/// tiny write cost a compressor call and a hash update (most of the zip export's time).
+pub fn push_jsonl(i: &ReleaseItem, buf: &mut Vec<u8>) -> io::Result<()> {
+    serde_json::to_writer(&mut *buf, &jsonl_row(i))?;
+    buf.push(b'\n');
+    Ok(())
+}
+
+/// Bytes buffered before a single-format writer hands them on.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// Writes the items' rows through `row` into `w`, a buffer at a time; `head` and `tail` around.
+fn write_rows(
+    src: &mut dyn ItemSource,
+    w: &mut dyn Write,
+    head: &[u8],
+    tail: &[u8],
+    row: &mut dyn FnMut(&ReleaseItem, &mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
+    buf.extend_from_slice(head);
     src.each(None, &mut |i| {
-        serde_json::to_writer(&mut *w, &jsonl_row(i))?;
-        w.write_all(b"\n")
-    })
+        row(i, &mut buf)?;
+        if buf.len() >= FLUSH_AT {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
+        Ok(())
+    })?;
+    buf.extend_from_slice(tail);
+    w.write_all(&buf)
+}
+
+pub fn write_jsonl(src: &mut dyn ItemSource, w: &mut dyn Write) -> io::Result<()> {
+    write_rows(src, w, b"", b"", &mut push_jsonl)
 }
 
 pub fn jsonl(mut items: &[ReleaseItem]) -> Vec<u8> {
@@ -154,32 +192,48 @@ pub const CSV_HEADER: [&str; 15] = [
     "provenance", "posterior", "n_labels", "split", "reviewed_by",
 ];
 
-/// CSV with the same rows; `labels` joined by `|`; cells that a spreadsheet would run as a
+/// The CSV writer every CSV row goes through (all cells quoted).
+pub fn csv_writer<W: Write>(w: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(w)
+}
+
+/// One CSV record's cells; `labels` joined by `|`; cells that a spreadsheet would run as a
 /// formula are neutralised like the project export's default (`crate::export`).
+pub fn write_csv_record<W: Write>(w: &mut csv::Writer<W>, i: &ReleaseItem) -> io::Result<()> {
+    let provenance = i.provenance_value();
+    let weight = i.weight.to_string();
+    let labels = i.labels.join("|");
+    let posterior = provenance["posterior"].as_f64().map(|p| p.to_string()).unwrap_or_default();
+    let n_labels = i.n_labels.to_string();
+    let item_id = i.item_id.to_string();
+    let cells: [&str; 15] = [
+        &item_id,
+        i.external_id.as_deref().unwrap_or_default(),
+        &i.kind,
+        i.text.as_deref().unwrap_or_default(),
+        i.image_sha256.as_deref().unwrap_or_default(),
+        &i.meta,
+        &weight,
+        i.source.as_deref().unwrap_or_default(),
+        i.license.as_deref().unwrap_or_default(),
+        &labels,
+        provenance["source"].as_str().unwrap_or(""),
+        &posterior,
+        &n_labels,
+        &i.split,
+        provenance["by"].as_str().unwrap_or(""),
+    ];
+    for c in cells {
+        w.write_field(neutralise_cell(c).as_bytes())?;
+    }
+    w.write_record(None::<&[u8]>).map_err(io::Error::other)
+}
+
+/// CSV with the same rows as the JSONL (`write_csv_record`).
 pub fn write_csv(src: &mut dyn ItemSource, out: &mut dyn Write) -> io::Result<()> {
-    let mut w = csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(out);
+    let mut w = csv_writer(out);
     w.write_record(CSV_HEADER)?;
-    src.each(None, &mut |i| {
-        let provenance = i.provenance_value();
-        let cells = [
-            i.item_id.to_string(),
-            i.external_id.clone().unwrap_or_default(),
-            i.kind.clone(),
-            i.text.clone().unwrap_or_default(),
-            i.image_sha256.clone().unwrap_or_default(),
-            i.meta.clone(),
-            i.weight.to_string(),
-            i.source.clone().unwrap_or_default(),
-            i.license.clone().unwrap_or_default(),
-            i.labels.join("|"),
-            provenance["source"].as_str().unwrap_or("").to_string(),
-            provenance["posterior"].as_f64().map(|p| p.to_string()).unwrap_or_default(),
-            i.n_labels.to_string(),
-            i.split.clone(),
-            provenance["by"].as_str().unwrap_or("").to_string(),
-        ];
-        w.write_record(cells.iter().map(|c| neutralise_cell(c).into_owned())).map_err(io::Error::other)
-    })?;
+    src.each(None, &mut |i| write_csv_record(&mut w, i))?;
     w.flush()
 }
 
@@ -213,12 +267,27 @@ fn hf_row(i: &ReleaseItem, names: &[String], multi: bool) -> Value {
     row
 }
 
-/// `data/<split>.jsonl`: one split's rows.
-fn write_hf_split(src: &mut dyn ItemSource, split: &str, names: &[String], multi: bool, w: &mut dyn Write) -> io::Result<()> {
-    src.each(Some(split), &mut |i| {
-        serde_json::to_writer(&mut *w, &hf_row(i, names, multi))?;
-        w.write_all(b"\n")
-    })
+/// The ClassLabel names while the items pass in canonical order: the project's labels, then
+/// each label no longer in the project's list (renamed since) in the order first seen. At
+/// every item it is a prefix of `ReleaseInfo::labels` of the whole release, so the indices
+/// `hf_row` gives are the final ones.
+pub struct LabelNames(pub Vec<String>);
+
+impl LabelNames {
+    pub fn see(&mut self, i: &ReleaseItem) {
+        for l in &i.labels {
+            if !self.0.contains(l) {
+                self.0.push(l.clone());
+            }
+        }
+    }
+}
+
+/// Appends one `data/<split>.jsonl` line; `names` must have seen the item.
+pub fn push_hf(i: &ReleaseItem, names: &LabelNames, multi: bool, buf: &mut Vec<u8>) -> io::Result<()> {
+    serde_json::to_writer(&mut *buf, &hf_row(i, &names.0, multi))?;
+    buf.push(b'\n');
+    Ok(())
 }
 
 /// A YAML scalar: a JSON string is a valid YAML double-quoted scalar.
@@ -410,31 +479,39 @@ pub fn card(info: &ReleaseInfo<'_>, stats: &ReleaseStats) -> String {
     s
 }
 
+
 /// Label Studio JSON: one task per item, its final label as one annotation. One task a line
 /// (the array written as it goes; Label Studio reads any JSON layout).
+pub const LABEL_STUDIO_HEAD: &[u8] = b"[";
+pub const LABEL_STUDIO_TAIL: &[u8] = b"\n]\n";
+
+/// Appends one Label Studio task, with the separator before it (`first`: none).
+pub fn push_label_studio(i: &ReleaseItem, first: bool, buf: &mut Vec<u8>) -> io::Result<()> {
+    let provenance = i.provenance_value();
+    let by = match provenance["source"].as_str() {
+        Some("adjudicated") => provenance["by"].as_str().unwrap_or("reviewer"),
+        Some(other) => other,
+        None => "release",
+    };
+    let meta = i.meta_map();
+    let task = crate::label_studio::task_json(&crate::label_studio::OutTask {
+        id: i.item_id,
+        external_id: i.external_id.as_deref(),
+        text: i.text.as_deref().unwrap_or(""),
+        meta: &meta,
+        annotations: vec![(by, &i.labels, 0)],
+    });
+    buf.extend_from_slice(if first { b"\n" } else { b",\n" });
+    serde_json::to_writer(&mut *buf, &task).map_err(io::Error::from)
+}
+
 pub fn write_label_studio(src: &mut dyn ItemSource, w: &mut dyn Write) -> io::Result<()> {
-    w.write_all(b"[")?;
     let mut first = true;
-    src.each(None, &mut |i| {
-        let provenance = i.provenance_value();
-        let by = match provenance["source"].as_str() {
-            Some("adjudicated") => provenance["by"].as_str().unwrap_or("reviewer"),
-            Some(other) => other,
-            None => "release",
-        };
-        let meta = i.meta_map();
-        let task = crate::label_studio::task_json(&crate::label_studio::OutTask {
-            id: i.item_id,
-            external_id: i.external_id.as_deref(),
-            text: i.text.as_deref().unwrap_or(""),
-            meta: &meta,
-            annotations: vec![(by, &i.labels, 0)],
-        });
-        w.write_all(if first { b"\n" } else { b",\n" })?;
+    write_rows(src, w, LABEL_STUDIO_HEAD, LABEL_STUDIO_TAIL, &mut |i, buf| {
+        push_label_studio(i, first, buf)?;
         first = false;
-        serde_json::to_writer(&mut *w, &task).map_err(io::Error::from)
-    })?;
-    w.write_all(b"\n]\n")
+        Ok(())
+    })
 }
 
 pub fn label_studio(mut items: &[ReleaseItem]) -> Vec<u8> {
@@ -443,57 +520,13 @@ pub fn label_studio(mut items: &[ReleaseItem]) -> Vec<u8> {
     out
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Passes writes through and hashes them (the manifest's SHA-256 of each file, computed as the
-/// file is written).
-struct Hashing<'a> {
-    inner: &'a mut dyn Write,
-    sha: Sha256,
-}
-
-impl Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Where `write_files` puts each file: `start` a file by its path, then write its bytes.
-pub trait FileSink {
-    fn start(&mut self, path: &str) -> io::Result<&mut dyn Write>;
-}
-
-/// Writes every file of the release into `sink`, paths relative to the archive's root,
-/// manifest last; returns the manifest.
-pub fn write_files(info: &ReleaseInfo<'_>, stats: &ReleaseStats, src: &mut dyn ItemSource, sink: &mut dyn FileSink) -> io::Result<Value> {
-    let names = info.labels(stats);
-    let multi = info.multi_label();
-    let mut hashes = serde_json::Map::new();
-    let mut put = |path: &str, body: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>| -> io::Result<()> {
-        let mut w = Hashing { inner: sink.start(path)?, sha: Sha256::new() };
-        body(&mut w)?;
-        w.flush()?;
-        hashes.insert(path.to_string(), Value::String(hex::encode(w.sha.finalize())));
-        Ok(())
-    };
-    put("README.md", &mut |w| w.write_all(card(info, stats).as_bytes()))?;
-    put("release.jsonl", &mut |w| write_jsonl(src, w))?;
-    put("release.csv", &mut |w| write_csv(src, w))?;
-    put("label_studio.json", &mut |w| write_label_studio(src, w))?;
-    put("label_studio_config.xml", &mut |w| w.write_all(crate::label_studio::label_config(&names, multi).as_bytes()))?;
-    put("lineage.json", &mut |w| serde_json::to_writer_pretty(&mut *w, info.lineage).map_err(io::Error::from))?;
-    for split in split_names(stats) {
-        put(&format!("data/{split}.jsonl"), &mut |w| write_hf_split(src, &split, &names, multi, w))?;
-    }
-    let manifest = json!({
+/// The manifest: the content hash, the counts, and every other file's SHA-256.
+pub fn manifest_json(info: &ReleaseInfo<'_>, stats: &ReleaseStats, hashes: serde_json::Map<String, Value>) -> Value {
+    json!({
         "name": info.name,
         "version": info.version,
         "content_hash": info.content_hash,
@@ -501,69 +534,7 @@ pub fn write_files(info: &ReleaseInfo<'_>, stats: &ReleaseStats, src: &mut dyn I
         "items": stats.items,
         "splits": stats.splits,
         "files": hashes,
-    });
-    let bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    sink.start("manifest.json")?.write_all(&bytes)?;
-    Ok(manifest)
-}
-
-/// Files kept in memory (small releases, tests).
-#[derive(Default)]
-struct InMemory(Vec<(String, Vec<u8>)>);
-
-impl FileSink for InMemory {
-    fn start(&mut self, path: &str) -> io::Result<&mut dyn Write> {
-        self.0.push((path.to_string(), Vec::new()));
-        Ok(&mut self.0.last_mut().expect("just pushed").1)
-    }
-}
-
-/// Only the manifest: every file is hashed and dropped.
-struct Discard(io::Sink);
-
-impl FileSink for Discard {
-    fn start(&mut self, _path: &str) -> io::Result<&mut dyn Write> {
-        Ok(&mut self.0)
-    }
-}
-
-struct ZipSink<W: Write + io::Seek>(zip::ZipWriter<W>);
-
-impl<W: Write + io::Seek> FileSink for ZipSink<W> {
-    fn start(&mut self, path: &str) -> io::Result<&mut dyn Write> {
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        self.0.start_file(path, opts).map_err(io::Error::other)?;
-        Ok(&mut self.0)
-    }
-}
-
-/// Every file of the release in memory, manifest last.
-pub fn files(info: &ReleaseInfo<'_>, mut items: &[ReleaseItem]) -> Vec<(String, Vec<u8>)> {
-    let stats = ReleaseStats::of(items);
-    let mut sink = InMemory::default();
-    let _ = write_files(info, &stats, &mut items, &mut sink);
-    sink.0
-}
-
-/// The manifest alone (each file written to nowhere, hashed).
-pub fn manifest(info: &ReleaseInfo<'_>, stats: &ReleaseStats, src: &mut dyn ItemSource) -> io::Result<Vec<u8>> {
-    let manifest = write_files(info, stats, src, &mut Discard(io::sink()))?;
-    Ok(serde_json::to_vec_pretty(&manifest).unwrap_or_default())
-}
-
-/// The release as a zip archive (deflated) written into `out`; its root is the Hugging Face
-/// folder.
-pub fn write_zip<W: Write + io::Seek>(info: &ReleaseInfo<'_>, stats: &ReleaseStats, src: &mut dyn ItemSource, out: W) -> io::Result<W> {
-    let mut sink = ZipSink(zip::ZipWriter::new(out));
-    write_files(info, stats, src, &mut sink)?;
-    sink.0.finish().map_err(io::Error::other)
-}
-
-/// The release as a zip archive in memory.
-pub fn zip(info: &ReleaseInfo<'_>, mut items: &[ReleaseItem]) -> io::Result<Vec<u8>> {
-    let stats = ReleaseStats::of(items);
-    Ok(write_zip(info, &stats, &mut items, io::Cursor::new(Vec::new()))?.into_inner())
+    })
 }
 
 /// Parses `release.jsonl` rows back into items (the fields the hash covers, and the rest).

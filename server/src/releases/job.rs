@@ -32,7 +32,7 @@ use app::api_types::{ErrorInfo, FreezeRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{build_items, content_hash, filtered_out, unready, LeakageCheck, ReleaseItem};
+use super::{build_items, content_hash_sorted, filtered_out, unready, LeakageCheck, ReleaseItem};
 use crate::devsets::plan::Draft;
 use crate::devsets::profile::ProfileAttribute;
 use crate::jobs::JobCtx;
@@ -97,6 +97,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow, data_dir: &std::path::Path) -> anyh
 
     // Licence and source filter, then readiness of what is left.
     phase(ctx, "reading members", 0, 0).await;
+    super::release_free_memory();
     let all = store::members(&ctx.db, pid, devset_id).await?;
     let mut left_out: BTreeMap<&str, u64> = BTreeMap::new();
     let members: Vec<_> = all
@@ -267,7 +268,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow, data_dir: &std::path::Path) -> anyh
     });
     ctx.check_cancelled()?;
     phase(ctx, "hashing", 0, items.len() as i64).await;
-    let (hash, items) = tokio::task::spawn_blocking(move || (content_hash(&items), items)).await?;
+    let (hash, items) = tokio::task::spawn_blocking(move || (content_hash_sorted(&items), items)).await?;
     let lineage_text = lineage.to_string();
     ctx.check_cancelled()?;
     phase(ctx, "writing", 0, items.len() as i64).await;
@@ -285,6 +286,8 @@ pub async fn run(ctx: &JobCtx, job: &JobRow, data_dir: &std::path::Path) -> anyh
     )
     .await?;
     phase(ctx, "done", items.len() as i64, items.len() as i64).await;
+    drop(items);
+    super::release_free_memory();
     Ok(serde_json::to_string(&FreezeOutcome::Frozen { release_id })?)
 }
 
