@@ -102,6 +102,24 @@ fn jsonl_rows(bytes: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(bytes).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// A production profile balanced over `region`, a dev set of `size` items matching it, sampled:
+/// (dev-set id, member item ids).
+async fn sampled_devset(admin: &Client, pid: i64, size: i64, overlap: i64) -> (i64, Vec<i64>) {
+    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
+    let profile: Value = admin
+        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
+             Some((profile_body.into_bytes(), "application/octet-stream")))
+        .await
+        .created();
+    let devset: Value = admin
+        .post_created(&format!("/api/projects/{pid}/devsets"),
+            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": size, "overlap": overlap, "seed": 1}))
+        .await;
+    let did = devset["id"].as_i64().unwrap();
+    let sample: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
+    (did, serde_json::from_value(sample["items"].clone()).unwrap())
+}
+
 async fn export(c: &Client, pid: i64, rid: i64, format: &str) -> Vec<u8> {
     let r = c.get_raw(&format!("/api/projects/{pid}/releases/{rid}/export?format={format}")).await;
     r.assert_status(200);
@@ -113,19 +131,7 @@ async fn release_freeze_diff_exports_and_leakage(b: Backend) {
     let admin = server.admin().await;
     let pid = admin.simple_project("rel", 1, 600).await.id;
     assert_eq!(admin.import(pid, "jsonl", pool_jsonl()).await.imported, 40);
-    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
-    let profile: Value = admin
-        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
-             Some((profile_body.into_bytes(), "application/octet-stream")))
-        .await
-        .created();
-    let devset: Value = admin
-        .post_created(&format!("/api/projects/{pid}/devsets"),
-            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": 12, "overlap": 1, "seed": 1}))
-        .await;
-    let did = devset["id"].as_i64().unwrap();
-    let sample: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
-    let members: Vec<i64> = serde_json::from_value(sample["items"].clone()).unwrap();
+    let (did, members) = sampled_devset(&admin, pid, 12, 1).await;
     assert_eq!(members.len(), 12);
 
     // Labelers: 403.
@@ -427,19 +433,7 @@ async fn agreement_at_freeze_is_never_stale(b: Backend) {
     let admin = server.admin().await;
     let pid = admin.simple_project("rel-agree", 2, 600).await.id;
     assert_eq!(admin.import(pid, "jsonl", pool_jsonl()).await.imported, 40);
-    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
-    let profile: Value = admin
-        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
-             Some((profile_body.into_bytes(), "application/octet-stream")))
-        .await
-        .created();
-    let devset: Value = admin
-        .post_created(&format!("/api/projects/{pid}/devsets"),
-            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": 6, "overlap": 2, "seed": 1}))
-        .await;
-    let did = devset["id"].as_i64().unwrap();
-    let sample: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
-    let members: Vec<i64> = serde_json::from_value(sample["items"].clone()).unwrap();
+    let (did, members) = sampled_devset(&admin, pid, 6, 2).await;
 
     // Two labelers label everything: they agree except on every third item.
     let mut latest = 0;
@@ -485,19 +479,7 @@ async fn freeze_runs_as_a_job_and_survives_restarts(b: Backend) {
     let admin = server.admin().await;
     let pid = admin.simple_project("rel-job", 1, 600).await.id;
     assert_eq!(admin.import(pid, "jsonl", pool_jsonl()).await.imported, 40);
-    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
-    let profile: Value = admin
-        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
-             Some((profile_body.into_bytes(), "application/octet-stream")))
-        .await
-        .created();
-    let devset: Value = admin
-        .post_created(&format!("/api/projects/{pid}/devsets"),
-            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": 10, "overlap": 1, "seed": 1}))
-        .await;
-    let did = devset["id"].as_i64().unwrap();
-    let sample: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
-    let members: Vec<i64> = serde_json::from_value(sample["items"].clone()).unwrap();
+    let (did, members) = sampled_devset(&admin, pid, 10, 1).await;
     let url = format!("/api/projects/{pid}/devsets/{did}/releases");
     let status_url = |job: i64| format!("/api/projects/{pid}/release-freezes/{job}");
 
@@ -593,18 +575,7 @@ async fn a_freeze_killed_mid_leakage_check_resumes_after_the_restart(b: Backend)
         })
         .collect();
     assert_eq!(admin.import(pid, "jsonl", pool).await.imported, 12_000);
-    let profile_body: String = (0..100).map(|i| json!({"region": (["eu", "us"][i % 2])}).to_string() + "\n").collect();
-    let profile: Value = admin
-        .raw(Method::POST, &format!("/api/projects/{pid}/profiles?name=prod&date=2026-11-30"),
-             Some((profile_body.into_bytes(), "application/octet-stream")))
-        .await
-        .created();
-    let devset: Value = admin
-        .post_created(&format!("/api/projects/{pid}/devsets"),
-            &json!({"name": "dev", "profile_id": profile["id"], "attributes": ["region"], "size": 500, "overlap": 1, "seed": 1}))
-        .await;
-    let did = devset["id"].as_i64().unwrap();
-    let _: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{did}/sample"), &json!({})).await;
+    let (did, _) = sampled_devset(&admin, pid, 500, 1).await;
     let url = format!("/api/projects/{pid}/devsets/{did}/releases");
 
     let job = admin.post_json_raw(&url, &json!({"seed": 4})).await.assert_status(202).json::<FreezeJob>().job.id;
