@@ -259,20 +259,28 @@ fn to_item(c: Candidate, labels: Vec<String>, provenance: Value, split: &str) ->
 /// The release's items with their splits: members with a final label (dev/test, grouped and
 /// stratified by the member's stratum, seeded), then `train_dev_size` labeled pool items drawn
 /// with the same seed. Returned in canonical (hash) order.
+///
+/// Memory: a 100,000-item freeze must stay within bounds (docs/bench.md, "Releases at a
+/// million"), so each candidate is moved into its release item as it is read (no second list
+/// of candidates with their labels), the canonical order is found without writing the
+/// canonical lines (`canonical_order`), and the items are put in that order in place.
 pub fn build_items(members: Vec<Candidate>, pool: Vec<Candidate>, s: &FreezeSettings) -> Result<Vec<ReleaseItem>, String> {
-    let labeled: Vec<(Candidate, Vec<String>, Value)> =
-        members.into_iter().filter_map(|c| final_of(&c).map(|(l, p)| (c, l, p))).collect();
-    let split_items: Vec<splits::SplitItem> = labeled
-        .iter()
-        .map(|(c, _, _)| splits::SplitItem { stratum: c.stratum.clone(), group: group_of(&parse_meta(&c.meta), &s.group_by) })
+    let mut split_items: Vec<splits::SplitItem> = Vec::new();
+    let mut items: Vec<ReleaseItem> = members
+        .into_iter()
+        .filter_map(|c| {
+            let (labels, provenance) = final_of(&c)?;
+            split_items.push(splits::SplitItem { stratum: c.stratum.clone(), group: group_of(&parse_meta(&c.meta), &s.group_by) });
+            Some(to_item(c, labels, provenance, SPLIT_DEV))
+        })
         .collect();
     let assigned = splits::grouped_stratified_split(&split_items, &s.shares, s.seed).map_err(|e| e.reason)?;
     drop(split_items);
-    let mut items: Vec<ReleaseItem> = labeled
-        .into_iter()
-        .zip(assigned)
-        .map(|((c, l, p), split)| to_item(c, l, p, [SPLIT_DEV, SPLIT_TEST][split]))
-        .collect();
+    for (item, split) in items.iter_mut().zip(assigned) {
+        if split != 0 {
+            item.split = [SPLIT_DEV, SPLIT_TEST][split].to_string();
+        }
+    }
     if s.train_dev_size > 0 {
         let mut candidates: Vec<(Candidate, Vec<String>, Value)> =
             pool.into_iter().filter_map(|c| final_of(&c).map(|(l, p)| (c, l, p))).collect();
@@ -287,24 +295,107 @@ pub fn build_items(members: Vec<Candidate>, pool: Vec<Candidate>, s: &FreezeSett
         candidates.truncate(s.train_dev_size as usize);
         items.extend(candidates.into_iter().map(|(c, l, p)| to_item(c, l, p, SPLIT_TRAIN_DEV)));
     }
-    // Sorted by canonical line. The lines go into one buffer (freed as one block, not 100,000
-    // strings with their slack) and are made again one at a time for the hash
-    // (`content_hash_sorted`) rather than kept.
-    let mut lines = String::new();
+    let order = canonical_order(&items);
+    permute_in_place(&mut items, &order);
+    Ok(items)
+}
+
+/// The positions of `items` sorted by their canonical lines (`canonical_line`), without
+/// making a line per item (a 100,000-item release's lines are some 60 MB).
+///
+/// A line is the fixed key names with the fields' JSON values between them, in key order, and
+/// every value before `text` (a string or null, a label array, a meta object) is prefix-free:
+/// no value is a proper prefix of another of its field. So two lines compare as the tuples of
+/// their values compare, and the values before `text` — short — are written once, one
+/// after the other, into one buffer (the "head"). Equal heads are settled by the texts' JSON
+/// (compared byte by byte as escaped, without writing it), then by `weight` and the closing
+/// brace. `canonical_order_is_the_order_of_the_lines` checks this against sorting the lines.
+pub fn canonical_order(items: &[ReleaseItem]) -> Vec<u32> {
+    let mut heads = String::new();
     let mut ends: Vec<usize> = Vec::with_capacity(items.len());
-    for i in &items {
-        canonical_line_into(i, &mut lines);
-        ends.push(lines.len());
+    for i in items {
+        canonical_head_into(i, &mut heads);
+        ends.push(heads.len());
     }
-    let line = |k: u32| {
-        let k = k as usize;
-        &lines[if k == 0 { 0 } else { ends[k - 1] }..ends[k]]
-    };
+    let head = |k: usize| &heads.as_bytes()[if k == 0 { 0 } else { ends[k - 1] }..ends[k]];
     let mut order: Vec<u32> = (0..items.len() as u32).collect();
-    order.sort_by(|&a, &b| line(a).cmp(line(b)));
-    drop((lines, ends));
-    let mut slots: Vec<Option<ReleaseItem>> = items.into_iter().map(Some).collect();
-    Ok(order.into_iter().map(|k| slots[k as usize].take().expect("each position once")).collect())
+    order.sort_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        head(a).cmp(head(b)).then_with(|| json_string_cmp(items[a].text.as_deref(), items[b].text.as_deref())).then_with(|| {
+            let tail = |w: f64| format!("{}}}", Value::from(w));
+            tail(items[a].weight).cmp(&tail(items[b].weight))
+        })
+    });
+    order
+}
+
+/// The order of two `text` values' JSON (`null`, or the string with serde_json's escapes
+/// between quotes) compared as bytes, without writing them. JSON strings are prefix-free, so
+/// the closing quote settles a text that is the start of the other.
+fn json_string_cmp(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        // `"…` against `null`: '"' (0x22) sorts before 'n'.
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => quoted(a).cmp(quoted(b)),
+    }
+}
+
+fn quoted(s: &str) -> impl Iterator<Item = u8> + '_ {
+    json_escaped(s).chain(std::iter::once(b'"'))
+}
+
+/// The bytes serde_json writes for a string between its quotes: `"` and `\` escaped with a
+/// backslash, control characters as `\b \t \n \f \r` or `\u00xx`, everything else as is.
+fn json_escaped(s: &str) -> impl Iterator<Item = u8> + '_ {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    s.bytes().flat_map(|b| {
+        let mut out = [b, 0, 0, 0, 0, 0];
+        let n = match b {
+            b'"' | b'\\' => {
+                out = [b'\\', b, 0, 0, 0, 0];
+                2
+            }
+            0x08 => escape2(&mut out, b'b'),
+            0x09 => escape2(&mut out, b't'),
+            0x0A => escape2(&mut out, b'n'),
+            0x0C => escape2(&mut out, b'f'),
+            0x0D => escape2(&mut out, b'r'),
+            0x00..=0x1F => {
+                out = [b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xF) as usize]];
+                6
+            }
+            _ => 1,
+        };
+        out.into_iter().take(n)
+    })
+}
+
+fn escape2(out: &mut [u8; 6], letter: u8) -> usize {
+    *out = [b'\\', letter, 0, 0, 0, 0];
+    2
+}
+
+/// Reorders `items` so that position k holds what was at `order[k]` (a permutation), in
+/// place: one cycle at a time, each element moved by swaps (no second list of items).
+fn permute_in_place<T>(items: &mut [T], order: &[u32]) {
+    let mut placed = vec![false; items.len()];
+    for start in 0..items.len() {
+        if placed[start] {
+            continue;
+        }
+        let mut k = start;
+        loop {
+            placed[k] = true;
+            let src = order[k] as usize;
+            if src == start {
+                break;
+            }
+            items.swap(k, src);
+            k = src;
+        }
+    }
 }
 
 // ---- the content hash ----------------------------------------------------------------------
@@ -367,6 +458,28 @@ pub fn canonical_line_into(i: &ReleaseItem, out: &mut String) {
         Value::from(i.split.as_str()),
         j(&i.text),
         Value::from(i.weight),
+    );
+}
+
+/// The JSON values of the fields before `text` in a canonical line, one after the other
+/// without their keys (`canonical_order`'s sort key; the same serialisations as
+/// `canonical_line_into`).
+fn canonical_head_into(i: &ReleaseItem, out: &mut String) {
+    use std::fmt::Write;
+    let mut labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
+    labels.sort();
+    let j = |v: &Option<String>| Value::from(v.as_deref()).to_string();
+    let _ = write!(
+        out,
+        "{}{}{}{}{}{}{}{}",
+        j(&i.external_id),
+        j(&i.image_sha256),
+        Value::from(i.kind.as_str()),
+        Value::from(labels),
+        j(&i.license),
+        i.meta,
+        j(&i.source),
+        Value::from(i.split.as_str()),
     );
 }
 
@@ -745,6 +858,69 @@ mod tests {
         assert_ne!(sorted, items);
         assert_eq!(content_hash_sorted(&sorted), content_hash(&items));
         assert_eq!(content_hash_sorted(&items), content_hash(&items), "out of order: falls back to sorting");
+    }
+
+    /// Strings that exercise every escape serde_json makes and texts that start one another.
+    fn tricky_text() -> impl proptest::strategy::Strategy<Value = Option<String>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => Just(None),
+            6 => proptest::collection::vec(
+                prop_oneof![Just("a"), Just("ab"), Just("\""), Just("\\"), Just("\n"), Just("\u{1}"), Just("\u{1f}"),
+                    Just("\u{7f}"), Just("é"), Just("😀"), Just(" "), Just("z"), Just("\t"), Just("/")],
+                0..6
+            )
+            .prop_map(|parts| Some(parts.concat())),
+        ]
+    }
+
+    proptest::proptest! {
+        /// `canonical_order` sorts as the canonical lines sort, with ties on every field
+        /// before `text` (no external ids, few metas and labels) so the texts and weights
+        /// decide.
+        #[test]
+        fn canonical_order_is_the_order_of_the_lines(
+            rows in proptest::collection::vec(
+                (tricky_text(), proptest::option::of(0..3u8), 0..2u8, 0..2u8, 0..3u8, tricky_text()),
+                0..40,
+            )
+        ) {
+            let items: Vec<ReleaseItem> = rows
+                .iter()
+                .enumerate()
+                .map(|(k, (text, ext, meta, split, weight, source))| ReleaseItem {
+                    external_id: ext.map(|e| format!("e{e}")),
+                    meta: canonical_meta(["{}", "{\"r\": \"eu\"}"][*meta as usize]),
+                    split: ["dev", "test"][*split as usize].into(),
+                    weight: [1.0, 0.5, 10.0][*weight as usize],
+                    source: source.clone(),
+                    text: text.clone(),
+                    ..item(k as i64, "")
+                })
+                .collect();
+            let by_order: Vec<String> = canonical_order(&items).iter().map(|&k| canonical_line(&items[k as usize])).collect();
+            let mut by_lines: Vec<String> = items.iter().map(canonical_line).collect();
+            by_lines.sort();
+            proptest::prop_assert_eq!(by_order, by_lines);
+            let mut sorted = items.clone();
+            permute_in_place(&mut sorted, &canonical_order(&items));
+            proptest::prop_assert_eq!(content_hash_sorted(&sorted), content_hash(&items));
+        }
+
+        /// The escapes `canonical_order` compares are exactly serde_json's.
+        #[test]
+        fn json_escaped_is_serde_jsons_escaping(s in "\\PC*|[\\x00-\\x7f]*") {
+            let json = Value::from(s.as_str()).to_string();
+            let ours: Vec<u8> = json_escaped(&s).collect();
+            proptest::prop_assert_eq!(&ours[..], &json.as_bytes()[1..json.len() - 1]);
+        }
+    }
+
+    #[test]
+    fn permute_in_place_puts_each_element_where_the_order_says() {
+        let mut v = vec!['a', 'b', 'c', 'd', 'e', 'f'];
+        permute_in_place(&mut v, &[3, 0, 4, 1, 2, 5]);
+        assert_eq!(v, vec!['d', 'a', 'e', 'b', 'c', 'f']);
     }
 
     #[test]
