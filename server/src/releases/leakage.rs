@@ -10,8 +10,8 @@
 //! The hash functions are h_i(x) = a_i·x + b_i (mod 2³²) over the mixed 32-bit shingle (one
 //! multiply-add each, eight at a time with AVX2), so a million pool items cost seconds, not
 //! minutes; the test `false_negative_rate_at_the_threshold_matches_the_theory` checks these
-//! figures on the hashes themselves. Only the release's items are indexed (a u64 band key per
-//! band, in a sorted `KeyIndex`, and the sorted 32-bit shingle hashes in one flat vector:
+//! figures on the hashes themselves. Only the release's items are indexed (32 bits of a band key
+//! per band, in a sorted `KeyIndex`, and the sorted 32-bit shingle hashes in one flat vector:
 //! about 400 bytes a text); the pool streams past the index in batches, so a million-item
 //! pool costs no memory.
 //!
@@ -177,24 +177,34 @@ fn band_keys(sh: &[u32], cfg: &MinHashConfig, coeffs: &Coefficients) -> Vec<u64>
         .collect()
 }
 
-/// A multimap from u64 keys to u32 positions, built once then read: the pairs sorted by key,
-/// with a directory over the keys' top bits so a lookup reads one short run (keys are hashes,
-/// so the runs are about one entry long). 12 bytes a pair plus 4 a directory slot, where a
-/// `HashMap<_, Vec<_>>` costs some 80 bytes a key: a 100,000-item release has 2,000,000 band
-/// keys (docs/bench.md, the releases benchmark).
+/// A multimap from 64-bit hash keys to u32 positions, built once then read: (key, position)
+/// pairs sorted by key, with a directory over the keys' top bits so a lookup reads one short
+/// run. It keeps each key's top 32 bits (`KeyIndex::short`): 8 bytes a pair plus 2 a directory
+/// slot, where a `HashMap<_, Vec<_>>` costs some 80 bytes a key; a 100,000-item release has
+/// 2,000,000 band keys (docs/bench.md, the releases benchmark). A lookup may so also give the
+/// positions of another key with the same top 32 bits (a 100,000-item release against a
+/// million pool items: some 25 such spurious hits in all); every caller confirms what it finds
+/// (the exact Jaccard similarity, the normalised texts), so they cost a comparison each.
 #[derive(Default)]
 pub struct KeyIndex {
-    keys: Vec<u64>,
-    values: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
     dir: Vec<u32>,
     shift: u32,
 }
 
 impl KeyIndex {
-    pub fn build(mut pairs: Vec<(u64, u32)>) -> KeyIndex {
+    /// The part of a key the index keeps.
+    pub fn short(key: u64) -> u32 {
+        (key >> 32) as u32
+    }
+
+    /// An index of (`short` key, position) pairs.
+    pub fn build(mut pairs: Vec<(u32, u32)>) -> KeyIndex {
         pairs.sort_unstable();
-        let bits = (usize::BITS - pairs.len().max(1).leading_zeros()).clamp(1, 24);
-        let shift = 64 - bits;
+        pairs.shrink_to_fit();
+        // About two pairs a directory slot.
+        let bits = (usize::BITS - pairs.len().max(1).leading_zeros()).saturating_sub(1).clamp(1, 24);
+        let shift = 32 - bits;
         let mut dir = vec![0u32; (1usize << bits) + 1];
         for &(k, _) in &pairs {
             dir[(k >> shift) as usize + 1] += 1;
@@ -202,19 +212,19 @@ impl KeyIndex {
         for i in 1..dir.len() {
             dir[i] += dir[i - 1];
         }
-        let (keys, values) = pairs.into_iter().unzip();
-        KeyIndex { keys, values, dir, shift }
+        KeyIndex { pairs, dir, shift }
     }
 
-    /// The positions stored under `key`.
+    /// The positions stored under `key` (and under any key with its top 32 bits).
     pub fn get(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
-        let (lo, hi) = if self.keys.is_empty() {
+        let key = Self::short(key);
+        let (lo, hi) = if self.pairs.is_empty() {
             (0, 0)
         } else {
             let slot = (key >> self.shift) as usize;
             (self.dir[slot] as usize, self.dir[slot + 1] as usize)
         };
-        (lo..hi).filter(move |&i| self.keys[i] == key).map(move |i| self.values[i])
+        self.pairs[lo..hi].iter().filter(move |p| p.0 == key).map(|p| p.1)
     }
 }
 
@@ -227,8 +237,8 @@ pub struct NearDuplicateIndex {
     shingles: Vec<u32>,
     offsets: Vec<u32>,
     ids: Vec<u64>,
-    /// (band key, position) while inserting; moved into `buckets` by `finish`.
-    pending: Vec<(u64, u32)>,
+    /// (short band key, position) while inserting; moved into `buckets` by `finish`.
+    pending: Vec<(u32, u32)>,
     buckets: KeyIndex,
 }
 
@@ -269,7 +279,7 @@ impl NearDuplicateIndex {
         }
         let pos = self.ids.len() as u32;
         for key in band_keys(&sh, &self.cfg, &self.coeffs) {
-            self.pending.push((key, pos));
+            self.pending.push((KeyIndex::short(key), pos));
         }
         self.ids.push(id);
         self.shingles.extend_from_slice(&sh);
@@ -279,7 +289,7 @@ impl NearDuplicateIndex {
     /// Ends the inserts: builds the band index the queries read.
     pub fn finish(&mut self) {
         let mut pairs = std::mem::take(&mut self.pending);
-        pairs.extend(self.buckets.keys.iter().copied().zip(self.buckets.values.iter().copied()));
+        pairs.extend_from_slice(&self.buckets.pairs);
         self.buckets = KeyIndex::build(pairs);
         self.shingles.shrink_to_fit();
     }
@@ -343,7 +353,7 @@ impl ImageIndex {
         let mut pairs = Vec::with_capacity(hashes.len() * bands.len());
         for (i, &(_, h)) in hashes.iter().enumerate() {
             for (b, &band) in bands.iter().enumerate() {
-                pairs.push((Self::band_key(b, band, h), i as u32));
+                pairs.push((KeyIndex::short(Self::band_key(b, band, h)), i as u32));
             }
         }
         ImageIndex { max_bits, bands, hashes, buckets: KeyIndex::build(pairs) }
@@ -536,7 +546,7 @@ mod index_tests {
 
     #[test]
     fn key_index_finds_every_value_of_a_key() {
-        let pairs: Vec<(u64, u32)> = (0..10_000u32).map(|i| (mix(i as u64 % 5_000), i)).collect();
+        let pairs: Vec<(u32, u32)> = (0..10_000u32).map(|i| (KeyIndex::short(mix(i as u64 % 5_000)), i)).collect();
         let index = KeyIndex::build(pairs);
         let mut got: Vec<u32> = index.get(mix(7)).collect();
         got.sort_unstable();

@@ -593,7 +593,7 @@ impl<'a> LeakageCheck<'a> {
         for (pos, it) in items.iter().enumerate() {
             if let Some(t) = &it.text {
                 index.insert(pos as u64, t);
-                exact.push((exact_key(t), pos as u32));
+                exact.push((leakage::KeyIndex::short(exact_key(t)), pos as u32));
             }
             if let Some(sha) = &it.image_sha256 {
                 images.entry(sha.as_str()).or_default().push(pos);
