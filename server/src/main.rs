@@ -48,17 +48,27 @@ enum Command {
 /// `HashGate` slot runs: after the first hash, every hash left its 19 MiB resident in some
 /// arena. 8 users created and signed in (16 hashes) took the server from 21 to 315 MiB RSS;
 /// with the threshold pinned, to 22 MiB (docs/bench.md, "Memory regression").
+///
+/// It also caps glibc's arenas at one per core (at least 2) instead of eight per core. Each
+/// thread allocates from its own arena, and memory a thread frees stays in that arena's free
+/// lists for the threads of that arena only; the server runs dozens of threads (tokio's
+/// workers and blocking pool, one per SQLite connection in sqlx, the leakage check's), so a
+/// freeze's blocks freed in one arena stayed resident while the next phase grew another. A
+/// release freeze of 100,000 items against a million: RssAnon peak 297 MiB with the default,
+/// 264 MiB with 2 arenas (docs/bench.md, "Session 8").
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn pin_malloc_mmap_threshold() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+fn tune_malloc() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, cores as libc::c_int);
     }
 }
 
 fn main() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    pin_malloc_mmap_threshold();
+    tune_malloc();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Stats(cmd) => cli::stats::run(cmd),

@@ -43,8 +43,10 @@ use crate::store::releases::{self as store, NewRelease};
 /// The job kind's name in the `jobs` table.
 pub const KIND: &str = "release_freeze";
 
-/// Rows per batch sent from the pool's cursor to the leakage check.
-const POOL_BATCH: usize = 4_000;
+/// Rows per batch sent from the pool's cursor to the leakage check, and batches in flight:
+/// enough to keep both sides busy, few enough that the pool's texts in memory stay a few MB.
+const POOL_BATCH: usize = 2_000;
+const POOL_BATCHES_IN_FLIGHT: usize = 2;
 
 /// What the request handler hands the job (the job's `params`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -149,7 +151,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow, data_dir: &std::path::Path) -> anyh
     };
     let data_dir = data_dir.to_path_buf();
     let threshold = settings.threshold;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<store::PoolItem>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<store::PoolItem>>(POOL_BATCHES_IN_FLIGHT);
     let counter = checked.clone();
     let checker = tokio::task::spawn_blocking(move || {
         let dhash_of = |sha: &str| {
