@@ -35,6 +35,8 @@ mod model;
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
 const TARGET_NEXT_P99_MS: f64 = 5.0;
 const TARGET_EXPORT_S: f64 = 2.0;
+/// The server's own memory (RssAnon) during an export (issue 11: < 100 MiB at a million items).
+const TARGET_EXPORT_ANON_MIB: f64 = 100.0;
 /// Labeling while a large import runs (issue 6).
 const TARGET_DURING_IMPORT_P99_MS: f64 = 50.0;
 
@@ -283,6 +285,59 @@ fn spawn_rss_sampler(pid: u32, max_kib: Arc<AtomicU64>, anon_max_kib: Arc<Atomic
             }
         }
     })
+}
+
+/// One timed phase (a freeze, an export): the server's RssAnon (its own memory: heap, stacks; not the
+/// database pages SQLite's readers map, which VmRSS and VmHWM count) at the start and its peak
+/// polled every 100 ms, and the load average at both ends.
+pub struct Phase {
+    pub name: &'static str,
+    pub seconds: f64,
+    pub anon_start_mib: f64,
+    pub anon_peak_mib: f64,
+    pub load_start: String,
+    pub load_end: String,
+}
+
+pub struct PhaseMemory {
+    pid: u32,
+    anon_start: u64,
+    anon_max: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+    load_start: String,
+}
+
+impl PhaseMemory {
+    pub fn start(pid: u32) -> PhaseMemory {
+        let anon_start = proc_status_kib(pid, "RssAnon").unwrap_or(0);
+        let anon_max = Arc::new(AtomicU64::new(anon_start));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = spawn_rss_sampler(pid, Arc::new(AtomicU64::new(0)), anon_max.clone(), stop.clone());
+        PhaseMemory { pid, anon_start, anon_max, stop, task, load_start: loadavg() }
+    }
+
+    pub async fn stop(self, name: &'static str, seconds: f64) -> Phase {
+        // One last sample: a phase shorter than the poll interval still has its end.
+        if let Some(k) = proc_status_kib(self.pid, "RssAnon") {
+            self.anon_max.fetch_max(k, Ordering::Relaxed);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        Phase {
+            name,
+            seconds,
+            anon_start_mib: mib(self.anon_start),
+            anon_peak_mib: mib(self.anon_max.load(Ordering::Relaxed)),
+            load_start: self.load_start,
+            load_end: loadavg(),
+        }
+    }
+}
+
+/// The load average over 1, 5 and 15 minutes, as /proc/loadavg gives it.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 fn mib(kib: u64) -> f64 {
@@ -633,6 +688,8 @@ struct ExportFigures {
     seconds: f64,
     bytes: u64,
     lines: u64,
+    /// The server's RssAnon at the start of the export and its peak during it.
+    memory: Phase,
 }
 
 /// (commits, labeling writes) of SQLite's group-commit writer from `GET /metrics` (not there
@@ -674,9 +731,10 @@ async fn check_export(client: &Client, base: &str, pid: i64, token: &str, overla
     Ok(c)
 }
 
-async fn time_export(client: &Client, base: &str, pid: i64, token: &str, format: &str) -> Result<ExportFigures> {
+async fn time_export(client: &Client, base: &str, pid: i64, token: &str, format: &'static str, server_pid: u32) -> Result<ExportFigures> {
     let url = format!("{base}/api/projects/{pid}/export?format={format}");
     let what = format!("export ({format}): GET {url}");
+    let memory = PhaseMemory::start(server_pid);
     let t = Instant::now();
     let resp = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("{what} failed"))?;
     if !resp.status().is_success() {
@@ -698,7 +756,8 @@ async fn time_export(client: &Client, base: &str, pid: i64, token: &str, format:
     if last != b'\n' {
         lines += 1;
     }
-    Ok(ExportFigures { seconds: t.elapsed().as_secs_f64(), bytes, lines })
+    let seconds = t.elapsed().as_secs_f64();
+    Ok(ExportFigures { seconds, bytes, lines, memory: memory.stop(format, seconds).await })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1009,8 +1068,8 @@ async fn bench(
 
     // 6. Export.
     say("[6/7] exporting (jsonl, csv)");
-    let ej = time_export(&client, base, pid, &admin, "jsonl").await.context("step 6 (export jsonl)")?;
-    let ec = time_export(&client, base, pid, &admin, "csv").await.context("step 6 (export csv)")?;
+    let ej = time_export(&client, base, pid, &admin, "jsonl", server_pid).await.context("step 6 (export jsonl)")?;
+    let ec = time_export(&client, base, pid, &admin, "csv", server_pid).await.context("step 6 (export csv)")?;
     let mut warnings = Vec::new();
     if ej.lines != n {
         warnings.push(format!("the JSONL export has {} lines, expected {n}", ej.lines));
@@ -1025,6 +1084,7 @@ async fn bench(
     let next_pass = next.p99 < TARGET_NEXT_P99_MS;
     let export_j_pass = ej.seconds < TARGET_EXPORT_S;
     let export_c_pass = ec.seconds < TARGET_EXPORT_S;
+    let export_memory_pass = ej.memory.anon_peak_mib.max(ec.memory.anon_peak_mib) < TARGET_EXPORT_ANON_MIB;
     let note_n = if n == 100_000 { String::new() } else { format!(" (target is for 100,000 items; here {n})") };
     let note_c = if args.labelers == 50 { String::new() } else { format!(" (target is for C = 50; here C = {})", args.labelers) };
 
@@ -1118,6 +1178,14 @@ async fn bench(
             verdict(pass)
         ));
     }
+    s.push_str(&format!(
+        "  server RssAnon during the exports: jsonl {:.1} → {:.1} MiB, csv {:.1} → {:.1} MiB   target < {TARGET_EXPORT_ANON_MIB} MiB: {}\n",
+        ej.memory.anon_start_mib,
+        ej.memory.anon_peak_mib,
+        ec.memory.anon_start_mib,
+        ec.memory.anon_peak_mib,
+        verdict(export_memory_pass)
+    ));
     for w in &warnings {
         s.push_str(&format!("  WARNING: {w}\n"));
     }
@@ -1154,8 +1222,12 @@ async fn bench(
             "commit_groups": group.map(|(g, w)| json!({ "commits": g, "writes": w })),
         },
         "export": {
-            "jsonl": { "seconds": ej.seconds, "bytes": ej.bytes, "lines": ej.lines, "pass": export_j_pass },
-            "csv": { "seconds": ec.seconds, "bytes": ec.bytes, "lines": ec.lines, "pass": export_c_pass },
+            "jsonl": { "seconds": ej.seconds, "bytes": ej.bytes, "lines": ej.lines, "pass": export_j_pass,
+                       "rss_anon_start_mib": ej.memory.anon_start_mib, "rss_anon_peak_mib": ej.memory.anon_peak_mib },
+            "csv": { "seconds": ec.seconds, "bytes": ec.bytes, "lines": ec.lines, "pass": export_c_pass,
+                     "rss_anon_start_mib": ec.memory.anon_start_mib, "rss_anon_peak_mib": ec.memory.anon_peak_mib },
+            "target_rss_anon_mib": TARGET_EXPORT_ANON_MIB,
+            "memory_pass": export_memory_pass,
             "target_seconds": TARGET_EXPORT_S,
         },
         "warnings": warnings,

@@ -38,7 +38,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
 
-use super::{call, import_file, mib, proc_status_kib, spawn_rss_sampler};
+use super::{call, import_file, loadavg, mib, proc_status_kib, spawn_rss_sampler, Phase, PhaseMemory};
 
 pub const TARGET_TOTAL_S: f64 = 30.0;
 pub const TARGET_PEAK_MIB: f64 = 300.0;
@@ -127,10 +127,6 @@ fn generate_pool(path: &Path, n: u64) -> Result<u64> {
 /// Resets the process's peak RSS (VmHWM) to its current RSS; false when the kernel refuses.
 fn reset_hwm(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 /// Downloads an export, counting bytes and lines without keeping it.
@@ -236,54 +232,6 @@ pub async fn scenario(
         phases: vec![refused_phase, freeze_phase, zip_phase, jsonl_phase],
         loadavg: loads,
     })
-}
-
-/// One timed phase of step 3 or 4: the server's RssAnon (its own memory: heap, stacks; not the
-/// database pages SQLite's readers map, which VmRSS and VmHWM count) at the start and its peak
-/// polled every 100 ms, and the load average at both ends.
-pub struct Phase {
-    pub name: &'static str,
-    pub seconds: f64,
-    pub anon_start_mib: f64,
-    pub anon_peak_mib: f64,
-    pub load_start: String,
-    pub load_end: String,
-}
-
-struct PhaseMemory {
-    pid: u32,
-    anon_start: u64,
-    anon_max: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-    load_start: String,
-}
-
-impl PhaseMemory {
-    fn start(pid: u32) -> PhaseMemory {
-        let anon_start = proc_status_kib(pid, "RssAnon").unwrap_or(0);
-        let anon_max = Arc::new(AtomicU64::new(anon_start));
-        let stop = Arc::new(AtomicBool::new(false));
-        let task = spawn_rss_sampler(pid, Arc::new(AtomicU64::new(0)), anon_max.clone(), stop.clone());
-        PhaseMemory { pid, anon_start, anon_max, stop, task, load_start: loadavg() }
-    }
-
-    async fn stop(self, name: &'static str, seconds: f64) -> Phase {
-        // One last sample: a phase shorter than the poll interval still has its end.
-        if let Some(k) = proc_status_kib(self.pid, "RssAnon") {
-            self.anon_max.fetch_max(k, Ordering::Relaxed);
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        Phase {
-            name,
-            seconds,
-            anon_start_mib: mib(self.anon_start),
-            anon_peak_mib: mib(self.anon_max.load(Ordering::Relaxed)),
-            load_start: self.load_start,
-            load_end: loadavg(),
-        }
-    }
 }
 
 impl ReleaseFigures {
