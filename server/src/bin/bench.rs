@@ -35,6 +35,8 @@ mod model;
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
 const TARGET_NEXT_P99_MS: f64 = 5.0;
 const TARGET_EXPORT_S: f64 = 2.0;
+/// Issue 11's export target at a million items.
+const TARGET_EXPORT_1M_S: f64 = 10.0;
 /// The server's own memory (RssAnon) during an export (issue 11: < 100 MiB at a million items).
 const TARGET_EXPORT_ANON_MIB: f64 = 100.0;
 /// Labeling while a large import runs (issue 6).
@@ -1082,10 +1084,13 @@ async fn bench(
     // Verdicts.
     let import_pass = import_rate >= TARGET_IMPORT_ITEMS_PER_S;
     let next_pass = next.p99 < TARGET_NEXT_P99_MS;
-    let export_j_pass = ej.seconds < TARGET_EXPORT_S;
-    let export_c_pass = ec.seconds < TARGET_EXPORT_S;
+    // 2 s at 100,000 items; the issue's 10 s at a million (and below that, in proportion).
+    let export_target = if n >= 1_000_000 { TARGET_EXPORT_1M_S } else { TARGET_EXPORT_S };
+    let export_j_pass = ej.seconds < export_target;
+    let export_c_pass = ec.seconds < export_target;
     let export_memory_pass = ej.memory.anon_peak_mib.max(ec.memory.anon_peak_mib) < TARGET_EXPORT_ANON_MIB;
     let note_n = if n == 100_000 { String::new() } else { format!(" (target is for 100,000 items; here {n})") };
+    let note_export = if n == 100_000 || n == 1_000_000 { String::new() } else { note_n.clone() };
     let note_c = if args.labelers == 50 { String::new() } else { format!(" (target is for C = 50; here C = {})", args.labelers) };
 
     let mut s = String::new();
@@ -1171,7 +1176,7 @@ async fn bench(
     s.push_str("\nExport\n");
     for (name, e, pass) in [("jsonl", &ej, export_j_pass), ("csv", &ec, export_c_pass)] {
         s.push_str(&format!(
-            "  {name:<6} {:>9.3} s  {:>8.1} MiB  {:>8} lines   target < {TARGET_EXPORT_S} s: {}{note_n}\n",
+            "  {name:<6} {:>9.3} s  {:>8.1} MiB  {:>8} lines   target < {export_target} s: {}{note_export}\n",
             e.seconds,
             e.bytes as f64 / 1048576.0,
             e.lines,
@@ -1228,7 +1233,7 @@ async fn bench(
                      "rss_anon_start_mib": ec.memory.anon_start_mib, "rss_anon_peak_mib": ec.memory.anon_peak_mib },
             "target_rss_anon_mib": TARGET_EXPORT_ANON_MIB,
             "memory_pass": export_memory_pass,
-            "target_seconds": TARGET_EXPORT_S,
+            "target_seconds": export_target,
         },
         "warnings": warnings,
         "during_import": during.as_ref().map(|d| json!({
