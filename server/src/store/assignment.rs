@@ -680,8 +680,9 @@ pub async fn submit_annotation(
                     .execute(&mut *tx)
                     .await?;
                     if completes {
-                        sqlx::query("UPDATE projects SET done_count = done_count + 1 WHERE id = $1")
+                        sqlx::query(ADD_DONE_SQL)
                             .bind(pid)
+                            .bind(item_id.rem_euclid(DONE_SHARDS))
                             .execute(&mut *tx)
                             .await?;
                     }
@@ -784,6 +785,18 @@ pub async fn previous_submission(
     Ok(Some((item, row.into_annotation())))
 }
 
+/// Shards of a project's done count (migration 0019). A completing submission adds 1 to the
+/// shard of its item (`item_id mod DONE_SHARDS`) rather than to the project's row: on
+/// PostgreSQL, where submissions of one project run concurrently (row claiming), one row took
+/// every completing submission's lock until its commit, and they queued on it
+/// (docs/bench.md, session 8). Items are handed out in a random order, so concurrent
+/// submissions fall on different shards.
+pub const DONE_SHARDS: i64 = 64;
+
+/// Adds 1 to a shard of a project's done count ($1: project, $2: shard).
+const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, done) VALUES ($1, $2, 1)
+     ON CONFLICT (project_id, shard) DO UPDATE SET done = project_done_shards.done + 1";
+
 /// (mine since `since`, mine in all, done, total) for the labeler in the project; `total`
 /// leaves gold items out.
 /// The caller's progress ($1: project, $2: user, $3: `since`): theirs today and in total, and
@@ -792,7 +805,8 @@ pub async fn previous_submission(
 /// `complete` and in `done_count`); counted over the small gold index, as
 /// `store::projects::list_projects` counts them.
 const PROGRESS_SQL: &str = "SELECT mine.today, mine.total,
-        p.done_count - (SELECT COUNT(*) FROM items i
+        p.done_count + CAST(COALESCE((SELECT SUM(s.done) FROM project_done_shards s WHERE s.project_id = p.id), 0) AS BIGINT)
+        - (SELECT COUNT(*) FROM items i
          WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
         p.item_count - (SELECT COUNT(*) FROM items i
          WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)

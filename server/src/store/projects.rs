@@ -14,10 +14,29 @@ use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
 use crate::{append_audit, on_read, on_write};
 
-pub(super) const PROJECT_COLUMNS: &str =
-    "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count,
+/// The project columns, with `$done` for the done count.
+macro_rules! project_columns {
+    ($done:literal) => {
+        concat!(
+            "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, ",
+            $done,
+            ",
      measurement, target_alpha, consensus_method, review_threshold, gold_rate, gold_training,
-     audit_rate, audit_seed, assignment_order";
+     audit_rate, audit_seed, assignment_order"
+        )
+    };
+}
+
+/// A project's columns. Its done count is `done_count` plus its shards (migration 0019: a
+/// completing submission adds to a shard, not to the project's row). Inside the subquery an
+/// unqualified `id` is the project's: the shard table has none.
+pub(super) const PROJECT_COLUMNS: &str = project_columns!(
+    "done_count + CAST(COALESCE((SELECT SUM(s.done) FROM project_done_shards s WHERE s.project_id = id), 0) AS BIGINT)
+     AS done_count"
+);
+
+/// The columns of a project just inserted (it has no shards yet), for `RETURNING`.
+const NEW_PROJECT_COLUMNS: &str = project_columns!("done_count");
 
 #[derive(FromRow)]
 pub(super) struct ProjectRow {
@@ -164,7 +183,7 @@ pub async fn create_project(db: &Db, s: &ProjectSettings<'_>, creator: i64) -> A
         let mut tx = BeginWrite::begin_write(pool).await?;
         let row = sqlx::query_as::<_, ProjectRow>(&format!(
             "INSERT INTO projects (name, instructions, kind, labels, overlap, lease_seconds, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PROJECT_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {NEW_PROJECT_COLUMNS}"
         ))
         .bind(s.name)
         .bind(s.instructions)
@@ -320,6 +339,11 @@ where
             .bind(project_id)
             .execute(&mut *tx)
             .await?;
+            // Counted again from the items: the shards' increments are in the count.
+            sqlx::query("DELETE FROM project_done_shards WHERE project_id = $1")
+                .bind(project_id)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "UPDATE projects SET done_count =
                    (SELECT COUNT(*) FROM items WHERE project_id = $1 AND complete = 1)
