@@ -439,48 +439,54 @@ pub fn canonical_line(i: &ReleaseItem) -> String {
     out
 }
 
-/// `canonical_line`, appended to `out` (the freeze writes 100,000 of them into one buffer).
-pub fn canonical_line_into(i: &ReleaseItem, out: &mut String) {
-    use std::fmt::Write;
+/// The keys of a canonical line, in their (sorted) order.
+const CANONICAL_KEYS: [&str; 10] =
+    ["external_id", "image_sha256", "kind", "labels", "license", "meta", "source", "split", "text", "weight"];
+
+/// How many of `CANONICAL_KEYS` come before `text`: `canonical_order`'s head.
+const HEAD_FIELDS: usize = 8;
+
+/// The JSON values of an item's hashed fields, in `CANONICAL_KEYS`' order; `meta` is already
+/// canonical JSON (`canonical_meta`) and the labels are sorted.
+fn canonical_values(i: &ReleaseItem) -> [String; 10] {
     let mut labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
     labels.sort();
     let j = |v: &Option<String>| Value::from(v.as_deref()).to_string();
-    let _ = write!(
-        out,
-        "{{\"external_id\":{},\"image_sha256\":{},\"kind\":{},\"labels\":{},\"license\":{},\"meta\":{},\"source\":{},\"split\":{},\"text\":{},\"weight\":{}}}",
+    [
         j(&i.external_id),
         j(&i.image_sha256),
-        Value::from(i.kind.as_str()),
-        Value::from(labels),
+        Value::from(i.kind.as_str()).to_string(),
+        Value::from(labels).to_string(),
         j(&i.license),
-        i.meta,
+        i.meta.clone(),
         j(&i.source),
-        Value::from(i.split.as_str()),
+        Value::from(i.split.as_str()).to_string(),
         j(&i.text),
-        Value::from(i.weight),
-    );
+        Value::from(i.weight).to_string(),
+    ]
+}
+
+/// `canonical_line`, appended to `out`.
+pub fn canonical_line_into(i: &ReleaseItem, out: &mut String) {
+    out.push('{');
+    for (k, (key, value)) in CANONICAL_KEYS.iter().zip(canonical_values(i)).enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+        out.push_str(&value);
+    }
+    out.push('}');
 }
 
 /// The JSON values of the fields before `text` in a canonical line, one after the other
-/// without their keys (`canonical_order`'s sort key; the same serialisations as
-/// `canonical_line_into`).
+/// without their keys (`canonical_order`'s sort key).
 fn canonical_head_into(i: &ReleaseItem, out: &mut String) {
-    use std::fmt::Write;
-    let mut labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
-    labels.sort();
-    let j = |v: &Option<String>| Value::from(v.as_deref()).to_string();
-    let _ = write!(
-        out,
-        "{}{}{}{}{}{}{}{}",
-        j(&i.external_id),
-        j(&i.image_sha256),
-        Value::from(i.kind.as_str()),
-        Value::from(labels),
-        j(&i.license),
-        i.meta,
-        j(&i.source),
-        Value::from(i.split.as_str()),
-    );
+    for value in &canonical_values(i)[..HEAD_FIELDS] {
+        out.push_str(value);
+    }
 }
 
 /// SHA-256 (hex) of the items' canonical lines, sorted (see the module comment).
