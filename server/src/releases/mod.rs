@@ -446,9 +446,9 @@ const CANONICAL_KEYS: [&str; 10] =
 /// How many of `CANONICAL_KEYS` come before `text`: `canonical_order`'s head.
 const HEAD_FIELDS: usize = 8;
 
-/// The JSON values of an item's hashed fields, in `CANONICAL_KEYS`' order; `meta` is already
-/// canonical JSON (`canonical_meta`) and the labels are sorted.
-fn canonical_values(i: &ReleaseItem) -> [String; 10] {
+/// The JSON values of an item's fields before `text`, in `CANONICAL_KEYS`' order; `meta` is
+/// already canonical JSON (`canonical_meta`) and the labels are sorted.
+fn canonical_head_values(i: &ReleaseItem) -> [String; HEAD_FIELDS] {
     let mut labels: Vec<&str> = i.labels.iter().map(String::as_str).collect();
     labels.sort();
     let j = |v: &Option<String>| Value::from(v.as_deref()).to_string();
@@ -461,15 +461,14 @@ fn canonical_values(i: &ReleaseItem) -> [String; 10] {
         i.meta.clone(),
         j(&i.source),
         Value::from(i.split.as_str()).to_string(),
-        j(&i.text),
-        Value::from(i.weight).to_string(),
     ]
 }
 
 /// `canonical_line`, appended to `out`.
 pub fn canonical_line_into(i: &ReleaseItem, out: &mut String) {
+    let tail = [Value::from(i.text.as_deref()).to_string(), Value::from(i.weight).to_string()];
     out.push('{');
-    for (k, (key, value)) in CANONICAL_KEYS.iter().zip(canonical_values(i)).enumerate() {
+    for (k, (key, value)) in CANONICAL_KEYS.iter().zip(canonical_head_values(i).into_iter().chain(tail)).enumerate() {
         if k > 0 {
             out.push(',');
         }
@@ -482,10 +481,10 @@ pub fn canonical_line_into(i: &ReleaseItem, out: &mut String) {
 }
 
 /// The JSON values of the fields before `text` in a canonical line, one after the other
-/// without their keys (`canonical_order`'s sort key).
+/// without their keys (`canonical_order`'s sort key; the texts are compared apart, unwritten).
 fn canonical_head_into(i: &ReleaseItem, out: &mut String) {
-    for value in &canonical_values(i)[..HEAD_FIELDS] {
-        out.push_str(value);
+    for value in canonical_head_values(i) {
+        out.push_str(&value);
     }
 }
 

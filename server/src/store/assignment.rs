@@ -804,8 +804,11 @@ const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, 
 /// the total, nor of the done count (an item done before a lead marked it gold is still
 /// `complete` and in `done_count`); counted over the small gold index, as
 /// `store::projects::list_projects` counts them.
-const PROGRESS_SQL: &str = "SELECT mine.today, mine.total,
-        p.done_count + CAST(COALESCE((SELECT SUM(s.done) FROM project_done_shards s WHERE s.project_id = p.id), 0) AS BIGINT)
+const PROGRESS_SQL: &str = concat!(
+    "SELECT mine.today, mine.total,
+        ",
+    super::projects::done_count_of!("p.done_count", "p.id"),
+    "
         - (SELECT COUNT(*) FROM items i
          WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
         p.item_count - (SELECT COUNT(*) FROM items i
@@ -813,7 +816,8 @@ const PROGRESS_SQL: &str = "SELECT mine.today, mine.total,
  FROM projects p,
       (SELECT COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0) AS today, COUNT(*) AS total
          FROM annotations WHERE project_id = $1 AND user_id = $2) mine
- WHERE p.id = $1";
+ WHERE p.id = $1",
+);
 
 /// (mine today, mine in total, done, total): see `PROGRESS_SQL`.
 pub type ProgressCounts = (i64, i64, i64, i64);

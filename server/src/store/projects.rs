@@ -14,9 +14,23 @@ use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
 use crate::{append_audit, on_read, on_write};
 
+/// A project's done count as SQL: its row's `$count` plus the sum of its shards (migration
+/// 0019; `$id` is the project's id column). One definition for every query that reads it.
+macro_rules! done_count_of {
+    ($count:literal, $id:literal) => {
+        concat!(
+            $count,
+            " + CAST(COALESCE((SELECT SUM(s.done) FROM project_done_shards s WHERE s.project_id = ",
+            $id,
+            "), 0) AS BIGINT)"
+        )
+    };
+}
+pub(super) use done_count_of;
+
 /// The project columns, with `$done` for the done count.
 macro_rules! project_columns {
-    ($done:literal) => {
+    ($done:expr) => {
         concat!(
             "id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, ",
             $done,
@@ -30,10 +44,7 @@ macro_rules! project_columns {
 /// A project's columns. Its done count is `done_count` plus its shards (migration 0019: a
 /// completing submission adds to a shard, not to the project's row). Inside the subquery an
 /// unqualified `id` is the project's: the shard table has none.
-pub(super) const PROJECT_COLUMNS: &str = project_columns!(
-    "done_count + CAST(COALESCE((SELECT SUM(s.done) FROM project_done_shards s WHERE s.project_id = id), 0) AS BIGINT)
-     AS done_count"
-);
+pub(super) const PROJECT_COLUMNS: &str = project_columns!(concat!(done_count_of!("done_count", "id"), " AS done_count"));
 
 /// The columns of a project just inserted (it has no shards yet), for `RETURNING`.
 const NEW_PROJECT_COLUMNS: &str = project_columns!("done_count");
