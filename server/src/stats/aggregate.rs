@@ -343,7 +343,13 @@ mod tests {
                     prop_assert!((s - 1.0).abs() < 1e-12 || s == 0.0);
                 }
             }
-            prop_assert!((mv.priors.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            // Priors are the mean posterior over rated items: with none rated (every cell of
+            // the generated table empty, about once in a hundred runs) there is nothing to
+            // average and they stay zero.
+            let rated = (0..r.n_items()).any(|i| r.item_len(i) > 0);
+            let sum = mv.priors.iter().sum::<f64>();
+            let priors_ok = if rated { (sum - 1.0).abs() < 1e-12 } else { sum == 0.0 };
+            prop_assert!(priors_ok, "priors sum to {} (items rated: {})", sum, rated);
         }
     }
 }
