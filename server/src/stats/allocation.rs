@@ -238,7 +238,7 @@ fn water_fill(n: u64, production: &[f64], floors: &[u64], caps: &[Option<u64>], 
     let quotas: Vec<f64> = middle
         .iter()
         .map(|&s| {
-            let q = rest as f64 * ((production[s] / scale) / p_total);
+            let q = snap_to_grid(rest as f64 * ((production[s] / scale) / p_total));
             // Within its bounds by construction; clamped against float rounding at a breakpoint.
             q.max(floors[s] as f64).min(caps[s].map_or(f64::INFINITY, |c| c as f64))
         })
@@ -248,6 +248,16 @@ fn water_fill(n: u64, production: &[f64], floors: &[u64], caps: &[Option<u64>], 
         x[s] = share;
     }
     x
+}
+
+/// A quota rounded to the nearest multiple of 2⁻²⁰. The same exact quota reaches this code
+/// along different float paths (a stratum whose share is exactly its floor is fixed at it, or
+/// shares with the others), a few ulps apart; without the snap those ulps, not the key order,
+/// would break a tie of remainders (1/3 against 1/3) and a minimum every share meets would move
+/// an item. Quotas at or above 2³² already have coarser spacing and stay as they are.
+fn snap_to_grid(q: f64) -> f64 {
+    const GRID: f64 = (1u64 << 20) as f64;
+    if q < (1u64 << 32) as f64 { (q * GRID).round() / GRID } else { q }
 }
 
 /// Hamilton's method over the strata in between: floors of the quotas, then one more to each
@@ -431,6 +441,21 @@ mod tests {
         assert_eq!(a.total, 5);
         assert_eq!(a.shortfall, 5);
         assert_eq!(a.strata[2].allocated, 0);
+    }
+
+    /// Found by `a_minimum_every_share_meets_changes_nothing`: s05's share is exactly the
+    /// minimum 120 (4888 · 90 / 3666), and s01, s03, s04 and s06 tie at a remainder of 1/3. With
+    /// the minimum, s05 sat at its floor and float noise gave the tied item to s04, not s01.
+    #[test]
+    fn a_share_exactly_at_the_minimum_keeps_key_order_ties() {
+        let productions = [201.0, 520.0, 788.0, 250.0, 877.0, 90.0, 940.0];
+        let strata: Vec<Stratum> =
+            productions.iter().enumerate().map(|(i, &p)| stratum(&format!("s{i:02}"), p, 1_000_000)).collect();
+        let expected = [268, 694, 1051, 333, 1169, 120, 1253];
+        for min in [None, Some(120)] {
+            let a = allocate_strata(&AllocationRequest { n: 4888, min_per_stratum: min, strata: strata.clone() }).unwrap();
+            assert_eq!(a.strata.iter().map(|s| s.allocated).collect::<Vec<_>>(), expected, "minimum {min:?}");
+        }
     }
 
     #[test]
