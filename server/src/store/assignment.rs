@@ -67,7 +67,9 @@ struct StreamSettings {
 /// The hand-out queries of an assignment order, tried in turn until one gives an item: each
 /// is (extra condition, ORDER BY) and has an index that yields the items in this order
 /// (migrations 0001, 0007, 0016), so LIMIT 1 stops at the first item that passes the per-row
-/// checks and the project's items are never sorted. 'priority' is two: the items a dev-set
+/// checks and the project's items are never sorted. On SQLite those indexes also cover every
+/// column the checks read (migration 0020): passing over the items other labelers hold reads
+/// no item row. 'priority' is two: the items a dev-set
 /// campaign raised (priority > 0, their own small index), then the rest by rank.
 fn order_steps(assignment_order: &str) -> &'static [(&'static str, &'static str)] {
     match assignment_order {
@@ -92,6 +94,10 @@ fn open_item_sqls(assignment_order: &str) -> Vec<String> {
 /// ($4: `visible_max_item_id`), neither answered nor skipped nor held by them ($2, $3: now),
 /// with capacity under its effective overlap ($5: the project's).
 ///
+/// The capacity comes first: the items it turns away are the ones the scan meets most (those
+/// other labelers hold right now, at the front of the stream), and SQLite tests the conditions
+/// in the order written, so each of them costs one index look-up, not five.
+///
 /// `+i.id <= $4`: the unary plus keeps the planners from reading the visibility bound as a
 /// range on `items_open (project_id, complete, id)`; SQLite otherwise took that range for the
 /// random and priority orders and then sorted every open item (the unit test below).
@@ -99,13 +105,13 @@ fn open_item_sql(condition: &str, order_by: &str) -> String {
     format!(
         "SELECT i.id FROM items i
          WHERE i.project_id = $1 AND i.complete = 0 AND i.gold IS NULL AND +i.id <= $4 {condition}
+           AND i.label_count + (SELECT COUNT(*) FROM leases l
+                WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
+               < COALESCE(i.overlap, $5)
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
            AND NOT EXISTS (SELECT 1 FROM prelabel_accepted x WHERE x.item_id = i.id) -- auto-accepted (issue 10)
-           AND i.label_count + (SELECT COUNT(*) FROM leases l
-                WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
-               < COALESCE(i.overlap, $5)
          ORDER BY {order_by} LIMIT 1"
     )
 }
@@ -803,14 +809,17 @@ const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, 
 /// the project's done and total counts. Gold items are outside the overlap flow: not part of
 /// the total, nor of the done count (an item done before a lead marked it gold is still
 /// `complete` and in `done_count`); counted over the small gold index, as
-/// `store::projects::list_projects` counts them.
+/// `store::projects::list_projects` counts them. `+i.complete`: without the plus SQLite took
+/// `items_open (project_id, complete, id)` for the gold count and read the row of every done
+/// item of the project, each hand-out, more as the project got done (session 9's profile).
+/// The shards' sum reads their covering index (migration 0020).
 const PROGRESS_SQL: &str = concat!(
     "SELECT mine.today, mine.total,
         ",
     super::projects::done_count_of!("p.done_count", "p.id"),
     "
         - (SELECT COUNT(*) FROM items i
-         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.complete = 1 AND i.id <= p.visible_max_item_id),
+         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND +i.complete = 1 AND i.id <= p.visible_max_item_id),
         p.item_count - (SELECT COUNT(*) FROM items i
          WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
  FROM projects p,
@@ -997,7 +1006,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
         for (order, indexes) in [
-            ("import", &["items_open"][..]),
+            ("import", &["items_stream_import"][..]),
             ("random", &["items_stream_rank"][..]),
             ("priority", &["items_stream_raised", "items_stream_rank"][..]),
         ] {
@@ -1006,8 +1015,13 @@ mod tests {
             for (sql, index) in sqls.iter().zip(indexes) {
                 let p = plan(&db, sql, 5).await;
                 assert!(!p.contains("TEMP B-TREE"), "{order}: {p}");
-                assert!(p.contains(&format!("i USING INDEX {index} (")), "{order}: {p}");
+                assert!(p.contains(&format!("i USING COVERING INDEX {index} (")), "{order}: {p}");
                 println!("{order}:\n{p}");
+                // The capacity first (see `open_item_sql`), from the leases' index alone.
+                assert!(
+                    p.contains("CORRELATED SCALAR SUBQUERY 1\nSEARCH l USING COVERING INDEX leases_capacity (item_id=?)"),
+                    "{order}: {p}"
+                );
             }
         }
         let p = plan(&db, &open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1), 5).await;
@@ -1020,6 +1034,12 @@ mod tests {
         }
         // The skipped items come from the labeler's own skips in skip order (skips_user); only
         // the tie-break by item id within one millisecond may use a small sort.
+        // The progress every hand-out answers with: gold items over their own index, the done
+        // count's shards from an index alone, the caller's answers from theirs.
+        let p = plan(&db, PROGRESS_SQL, 3).await;
+        assert!(p.contains("SEARCH s USING COVERING INDEX project_done_shards_sum (project_id=?)"), "{p}");
+        assert!(!p.contains("items_open"), "{p}");
+        assert_eq!(p.matches("i USING INDEX items_gold (project_id=? AND id<?)").count(), 2, "{p}");
         let p = plan(&db, SKIPPED_ITEM_SQL, 5).await;
         assert!(p.contains("s USING INDEX skips_user ("), "{p}");
         assert!(!p.contains("TEMP B-TREE FOR ORDER BY"), "{p}");
