@@ -596,14 +596,19 @@ pub async fn submit_annotation(
         };
         // The item's own overlap (a dev-set campaign's) wins over the project's.
         let overlap = item_overlap.unwrap_or(project.overlap);
-        let gold = parse_gold(gold);
-        let existing: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, labels FROM annotations WHERE item_id = $1 AND user_id = $2",
-        )
-        .bind(item_id)
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let gold_json = gold;
+        let gold = parse_gold(gold_json.clone());
+        // The labeler's annotation of the item, if any, and what a new one needs checked: one
+        // statement, as each is a round trip to the writer's thread (`SLOTS_SQL`).
+        let (existing_id, existing_labels, handed_out, others_leases): (Option<i64>, Option<String>, i64, i64) =
+            sqlx::query_as(SLOTS_SQL)
+                .bind(item_id)
+                .bind(user_id)
+                .bind(now - LEASE_GRACE_MS)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+        let existing = existing_id.zip(existing_labels);
         // The audit entry of this submission, appended below in this transaction.
         let audit = |action, before: Option<&str>| Entry {
             project_id: Some(pid),
@@ -632,15 +637,6 @@ pub async fn submit_annotation(
                 (row, changed)
             }
             None => {
-                let handed_out: i64 = sqlx::query_scalar(
-                    "SELECT (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id = $2 AND expires_at > $3)
-                          + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2)",
-                )
-                .bind(item_id)
-                .bind(user_id)
-                .bind(now - LEASE_GRACE_MS)
-                .fetch_one(&mut *tx)
-                .await?;
                 if handed_out == 0 {
                     return Err(AppError::forbidden(format!(
                         "item {} was not handed to you (or its lease ended over an hour ago): take items with POST /api/projects/{pid}/next",
@@ -649,14 +645,6 @@ pub async fn submit_annotation(
                 }
                 // Every labeler may answer a gold item: it has no capacity to check.
                 if gold.is_none() {
-                    let others_leases: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $3",
-                    )
-                    .bind(item_id)
-                    .bind(user_id)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
                     if label_count + others_leases >= overlap {
                         return Err(AppError::conflict(
                             "this item already has all the labels it needs (or is reserved by other labelers); take the next one",
@@ -707,7 +695,7 @@ pub async fn submit_annotation(
                 Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training != 0, changed })
             }
         };
-        crate::review_after_annotation!(tx, pid, item_id, user_id, &labels, now)?; // review queues (store::review)
+        crate::review_after_annotation!(tx, pid, item_id, gold_json.as_deref(), user_id, &labels, now)?; // review queues (store::review)
         sqlx::query("DELETE FROM leases WHERE item_id = $1 AND user_id = $2")
             .bind(item_id)
             .bind(user_id)
@@ -798,6 +786,16 @@ pub async fn previous_submission(
 /// (docs/bench.md, session 8). Items are handed out in a random order, so concurrent
 /// submissions fall on different shards.
 pub const DONE_SHARDS: i64 = 64;
+
+/// A submission's view of its item and labeler ($1: item, $2: labeler, $3: now less the lease
+/// grace, $4: now): the labeler's annotation of it (id, labels; NULL when none), whether the
+/// item was handed to them (a lease within the grace, or a skip), and the unexpired leases of
+/// other labelers on it (its capacity). On PostgreSQL it runs after the item's row lock.
+const SLOTS_SQL: &str = "SELECT a.id, a.labels,
+        (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id = $2 AND expires_at > $3)
+          + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2),
+        (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $4)
+     FROM (SELECT 1 AS one) o LEFT JOIN annotations a ON a.item_id = $1 AND a.user_id = $2";
 
 /// Adds 1 to a shard of a project's done count ($1: project, $2: shard).
 const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, done) VALUES ($1, $2, 1)

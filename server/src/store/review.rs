@@ -30,8 +30,9 @@ use crate::review::{self, AuditDraw, Filters, QueueKind, ValidDecision};
 use crate::{append_audit, on_read, on_write};
 
 /// The submission hook: call on the submission's transaction `$tx` after an annotation was
-/// written (created or changed), with (project id, item id, labeler id, the labels as written,
-/// now). Evaluates to `Result<(), sqlx::Error>`.
+/// written (created or changed), with (project id, item id, the item's gold answer as stored
+/// (JSON, None when it is not gold; the submission read it already), labeler id, the labels as
+/// written, now). Evaluates to `Result<(), sqlx::Error>`.
 ///
 /// - On a gold item: an answer that differs from the gold answer opens a `gold_miss` entry for
 ///   that labeler (one open entry per labeler and item).
@@ -42,15 +43,11 @@ use crate::{append_audit, on_read, on_write};
 /// A macro, like `append_audit!`, so one text serves both backends' transaction types.
 #[macro_export]
 macro_rules! review_after_annotation {
-    ($tx:expr, $project_id:expr, $item_id:expr, $user_id:expr, $labels:expr, $now:expr) => {{
-        let (pid, item_id, user_id, labels, now): (i64, i64, i64, &[String], i64) =
-            ($project_id, $item_id, $user_id, $labels, $now);
+    ($tx:expr, $project_id:expr, $item_id:expr, $gold:expr, $user_id:expr, $labels:expr, $now:expr) => {{
+        let (pid, item_id, gold, user_id, labels, now): (i64, i64, Option<&str>, i64, &[String], i64) =
+            ($project_id, $item_id, $gold, $user_id, $labels, $now);
         async {
-            let gold: Option<String> = sqlx::query_scalar("SELECT gold FROM items WHERE id = $1")
-                .bind(item_id)
-                .fetch_one(&mut *$tx)
-                .await?;
-            if let Some(gold) = $crate::review::parse_labels(gold.as_deref()) {
+            if let Some(gold) = $crate::review::parse_labels(gold) {
                 if !$crate::review::same_labels(&gold, labels) {
                     sqlx::query($crate::store::review::OPEN_ENTRY_SQL)
                         .bind(pid)
