@@ -11,6 +11,7 @@ pub mod demo;
 pub mod devsets;
 pub mod error;
 pub mod export;
+pub mod heap;
 pub mod http;
 pub mod metrics;
 pub mod ops;

@@ -287,7 +287,7 @@ pub async fn export(
         }
         file.rewind()?;
         drop(src);
-        crate::releases::release_free_memory();
+        crate::heap::release_free_memory();
         Ok(file)
     })
     .await

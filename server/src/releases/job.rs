@@ -99,7 +99,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow, data_dir: &std::path::Path) -> anyh
 
     // Licence and source filter, then readiness of what is left.
     phase(ctx, "reading members", 0, 0).await;
-    super::release_free_memory();
+    crate::heap::release_free_memory();
     let all = store::members(&ctx.db, pid, devset_id).await?;
     let mut left_out: BTreeMap<&str, u64> = BTreeMap::new();
     let members: Vec<_> = all
@@ -289,7 +289,7 @@ pub async fn run(ctx: &JobCtx, job: &JobRow, data_dir: &std::path::Path) -> anyh
     .await?;
     phase(ctx, "done", items.len() as i64, items.len() as i64).await;
     drop(items);
-    super::release_free_memory();
+    crate::heap::release_free_memory();
     Ok(serde_json::to_string(&FreezeOutcome::Frozen { release_id })?)
 }
 

@@ -106,19 +106,6 @@ pub fn canonical_meta(text: &str) -> String {
     out
 }
 
-/// Hands the allocator's free memory back to the OS. glibc keeps freed small blocks in its
-/// arenas (one per thread that allocated), and after a million-row import, a freeze or an
-/// export those are tens of MiB the server no longer uses but still holds as its own (RssAnon):
-/// the next freeze's peak then stacks on top of them (docs/bench.md, "Releases at a million").
-/// Called before and after a freeze and after an export; it takes milliseconds.
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own heaps to the OS.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 pub const SPLIT_DEV: &str = "dev";
 pub const SPLIT_TEST: &str = "test";
 pub const SPLIT_TRAIN_DEV: &str = "train_dev";
