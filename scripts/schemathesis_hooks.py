@@ -127,3 +127,14 @@ def no_generated_zip(ctx, query):
     """A generated body is never a zip archive, which format=zip needs (400, "not a readable zip
     file", pinned by tests/api/import_errors.rs): zip imports are covered by the API tests."""
     return not (isinstance(query, dict) and query.get("format") == "zip")
+
+
+# ---- pre-labels (issue 10) ----
+
+@schemathesis.hook("filter_case").apply_to(method="PUT", path="/api/projects/{pid}/prelabels/auto-accept")
+def auto_accept_only_turned_off(ctx, case):
+    """Turning auto-accept on needs an audited threshold for the label set (the operation's
+    description: refused with 422 otherwise), and the fuzzer decides no audits; so it only
+    turns auto-accept off. Found when a run reached source 1 with `enabled: true` (ST202)."""
+    body = case.body if isinstance(case.body, dict) else {}
+    return body.get("enabled") is not True
