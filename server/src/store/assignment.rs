@@ -67,10 +67,10 @@ struct StreamSettings {
 /// The hand-out queries of an assignment order, tried in turn until one gives an item: each
 /// is (extra condition, ORDER BY) and has an index that yields the items in this order
 /// (migrations 0001, 0007, 0016), so LIMIT 1 stops at the first item that passes the per-row
-/// checks and the project's items are never sorted. On SQLite those indexes also cover every
-/// column the checks read (migration 0020): passing over the items other labelers hold reads
-/// no item row. 'priority' is two: the items a dev-set
-/// campaign raised (priority > 0, their own small index), then the rest by rank.
+/// checks and the project's items are never sorted. 'priority' is two: the items a dev-set
+/// campaign raised (priority > 0, their own small index), then the rest by rank. On SQLite the
+/// indexes also cover every column the checks read (migration 0020): passing over the items
+/// other labelers hold reads no item row.
 fn order_steps(assignment_order: &str) -> &'static [(&'static str, &'static str)] {
     match assignment_order {
         "import" => &[("", "i.id")],
@@ -508,8 +508,8 @@ impl Submitted {
 }
 
 /// Decodes `items.gold` (written only by imports and review from checked label lists).
-fn parse_gold(gold: Option<String>) -> Option<Vec<String>> {
-    gold.map(|g| serde_json::from_str(&g).unwrap_or_default())
+fn parse_gold(gold: Option<&str>) -> Option<Vec<String>> {
+    gold.map(|g| serde_json::from_str(g).unwrap_or_default())
 }
 
 /// Records (or changes) the labeler's annotation of an item. A retried request with the same
@@ -562,7 +562,7 @@ pub async fn submit_annotation(
             .await?;
             tx.commit().await?;
             let gold = gold.and_then(|(g, training)| {
-                let g = parse_gold(g)?;
+                let g = parse_gold(g.as_deref())?;
                 let labels: Vec<String> = serde_json::from_str(&row.labels).unwrap_or_default();
                 Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training != 0, changed: false })
             });
@@ -597,7 +597,7 @@ pub async fn submit_annotation(
         // The item's own overlap (a dev-set campaign's) wins over the project's.
         let overlap = item_overlap.unwrap_or(project.overlap);
         let gold_json = gold;
-        let gold = parse_gold(gold_json.clone());
+        let gold = parse_gold(gold_json.as_deref());
         // The labeler's annotation of the item, if any, and what a new one needs checked: one
         // statement, as each is a round trip to the writer's thread (`SLOTS_SQL`).
         let (existing_id, existing_labels, handed_out, others_leases): (Option<i64>, Option<String>, i64, i64) =
