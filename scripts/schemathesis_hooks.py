@@ -83,6 +83,23 @@ def gold_labels_of_the_seeded_project(ctx, body):
     return body
 
 
+# One registration: a hook function carries one filter set, so stacked decorators would not add up.
+@schemathesis.hook("filter_case").apply_to(name=[
+    "PUT /api/projects/{pid}/items/{id}/gold",
+    "POST /api/projects/{pid}/review/items/{item_id}/decision",
+    "POST /api/projects/{pid}/annotations",
+])
+def seeded_labels_only_in_the_seeded_project(ctx, case):
+    """The hooks above give labels of project 1 (pos, neg); the body is checked against the
+    target project's labels before its item is looked up, so the same labels sent to a project
+    the fuzzer created (other labels) get a correct 400. Found when a run marked gold with
+    ["pos"] in such a project (ST202). An unmarking (null labels) goes to any project."""
+    body = case.body if isinstance(case.body, dict) else {}
+    if case.method == "PUT" and body.get("labels") is None:
+        return True
+    return (case.path_parameters or {}).get("pid") == 1
+
+
 @schemathesis.hook("map_body").apply_to(method="POST", path="/api/projects/{pid}/review/queues/{name}/entries")
 def entries_of_seeded_items(ctx, body):
     """Any unknown id refuses the whole request (400, nothing added), a rule about the
