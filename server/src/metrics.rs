@@ -199,7 +199,8 @@ impl Metrics {
     }
 }
 
-/// The group-commit writer's queue depth and group size histogram (`store::writer`).
+/// The group-commit writer's queue depth and group size histogram (`store::writer`), and the
+/// background checkpoints' WAL length and failures (`store::checkpoint`).
 fn render_group_commit(out: &mut String) {
     use crate::store::writer;
     let _ = writeln!(out, "# HELP mirrorset_sqlite_writer_queue_depth Labeling writes waiting for the group-commit writer.");
@@ -216,6 +217,13 @@ fn render_group_commit(out: &mut String) {
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_bucket{{le=\"+Inf\"}} {groups}");
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_sum {}", writer::GROUPED_JOBS.load(Ordering::Relaxed));
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_count {groups}");
+    use crate::store::checkpoint;
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_wal_frames Pages in the WAL at the last background checkpoint.");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_wal_frames gauge");
+    let _ = writeln!(out, "mirrorset_sqlite_wal_frames {}", checkpoint::WAL_FRAMES.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_checkpoint_failures_total Background WAL checkpoints that failed (a full disk, an unwritable file).");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_checkpoint_failures_total counter");
+    let _ = writeln!(out, "mirrorset_sqlite_checkpoint_failures_total {}", checkpoint::CHECKPOINT_FAILURES.load(Ordering::Relaxed));
 }
 
 /// The method as a label: the standard ones by name, any other (a client may send any token

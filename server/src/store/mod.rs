@@ -13,6 +13,7 @@
 pub mod agreement;
 pub mod assignment;
 pub mod audit;
+pub mod checkpoint;
 pub mod devsets;
 pub mod export;
 pub mod imports;
@@ -36,12 +37,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous, SqliteTransactionManager,
 };
-use sqlx::{Connection as _, TransactionManager as _};
+use sqlx::{ConnectOptions as _, Connection as _, TransactionManager as _};
 
 #[derive(Clone, Debug)]
 pub enum Db {
     /// `writer` borrows `write`'s one connection per commit group (`store::writer`).
-    Sqlite { read: SqlitePool, write: SqlitePool, writer: writer::GroupWriter },
+    /// `checkpointer` copies the WAL into the database file off the writer's path
+    /// (`store::checkpoint`).
+    Sqlite { read: SqlitePool, write: SqlitePool, writer: writer::GroupWriter, checkpointer: checkpoint::Checkpointer },
     Postgres(PgPool),
 }
 
@@ -179,7 +182,11 @@ impl Db {
                         Ok(SqliteTransactionManager::get_transaction_depth(conn) == 0)
                     })
                 })
-                .connect_with(opts.clone().pragma("cache_size", format!("-{}", WRITER_CACHE_KIB)))
+                .connect_with(
+                    opts.clone()
+                        .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB))
+                        .pragma("wal_autocheckpoint", checkpoint::WRITER_BACKSTOP_PAGES.to_string()),
+                )
                 .await?;
             // Readers map the file instead of copying pages with pread: every commit of the
             // writer empties each reader's page cache (WAL: a reader that sees a new snapshot
@@ -187,12 +194,18 @@ impl Db {
             // path page by page; the perf profile of the labeling loop showed readers' pread
             // and cache truncation as the largest cost. Readers only: a write through a map
             // onto a full disk would be a SIGBUS instead of an error.
+            // A checkpoint of a large WAL may take over a second: not a slow query to warn about.
+            let checkpoints = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone().disable_statement_logging())
+                .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(8)
                 .connect_with(opts.pragma("mmap_size", READER_MMAP_BYTES.to_string()))
                 .await?;
             let writer = writer::GroupWriter::start(write.clone());
-            Db::Sqlite { read, write, writer }
+            let checkpointer = checkpoint::Checkpointer::start(checkpoints);
+            Db::Sqlite { read, write, writer, checkpointer }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
