@@ -152,6 +152,8 @@ def no_generated_zip(ctx, query):
 def auto_accept_only_turned_off(ctx, case):
     """Turning auto-accept on needs an audited threshold for the label set (the operation's
     description: refused with 422 otherwise), and the fuzzer decides no audits; so it only
-    turns auto-accept off. Found when a run reached source 1 with `enabled: true` (ST202)."""
+    turns auto-accept off. Found when a run reached source 1 with `enabled: true` (ST202).
+    And for the whole source: a named label set the source never predicted is refused (422, a
+    rule about the source's pre-labels), found when a run created source 1 and sent `labels: []`."""
     body = case.body if isinstance(case.body, dict) else {}
-    return body.get("enabled") is not True
+    return body.get("enabled") is not True and body.get("labels") is None
