@@ -45,6 +45,10 @@ def labels_of_the_seeded_project(ctx, body):
     single-label project 1): the body keeps its generated item, time and client id."""
     if isinstance(body, dict):
         body = {**body, "labels": ["pos"] if len(str(body.get("client_id", ""))) % 2 else ["neg"]}
+        # JSON Schema's integers include 1238.0 (and the generator once sent a large float that
+        # was not even integral, seed 3); the server's ids are JSON integers.
+        if isinstance(body.get("item_id"), float):
+            body["item_id"] = int(body["item_id"])
     return body
 
 
@@ -88,12 +92,14 @@ def gold_labels_of_the_seeded_project(ctx, body):
     "PUT /api/projects/{pid}/items/{id}/gold",
     "POST /api/projects/{pid}/review/items/{item_id}/decision",
     "POST /api/projects/{pid}/annotations",
+    "POST /api/projects/{pid}/review/queues/{name}/entries",
 ])
 def seeded_labels_only_in_the_seeded_project(ctx, case):
     """The hooks above give labels of project 1 (pos, neg); the body is checked against the
     target project's labels before its item is looked up, so the same labels sent to a project
     the fuzzer created (other labels) get a correct 400. Found when a run marked gold with
-    ["pos"] in such a project (ST202). An unmarking (null labels) goes to any project."""
+    ["pos"] in such a project (ST202). The same for the review entries' seeded item ids (found
+    with seed 4). An unmarking (null labels) goes to any project."""
     body = case.body if isinstance(case.body, dict) else {}
     if case.method == "PUT" and body.get("labels") is None:
         return True
