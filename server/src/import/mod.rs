@@ -52,6 +52,10 @@ use record::{Content, FieldError, Record};
 use sources::Records;
 
 pub const MAX_REPORTED: usize = 100;
+/// Batches (of `INSERT_BATCH` rows) the second reading may run ahead of the inserter: about one
+/// transaction's worth when nobody else writes (`pacing`), so the next transaction's rows are
+/// parsed while the current one is written instead of after it (at most ~16,000 rows held).
+const READ_AHEAD_BATCHES: usize = 32;
 pub const MAX_DATA_FILE_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 /// Entries a zip may hold (its directory is read into memory whole).
 pub const MAX_ZIP_ENTRIES: usize = 200_000;
@@ -597,7 +601,7 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
 
     let validated_in = started.elapsed();
     // Pass 2: insertion of pending rows, in transactions sized by `pacing`.
-    let (tx, mut rx) = mpsc::channel::<Vec<NewItem>>(4);
+    let (tx, mut rx) = mpsc::channel::<Vec<NewItem>>(READ_AHEAD_BATCHES);
     let producer = {
         let (opener, cancel, dups, cache) = (opener.clone(), cancel.clone(), v.duplicate_of_line.clone(), v.images.clone());
         let target = target.clone();
