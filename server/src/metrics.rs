@@ -202,7 +202,7 @@ impl Metrics {
 /// The group-commit writer's queue depth and group size histogram (`store::writer`), and the
 /// background checkpoints' WAL length and failures (`store::checkpoint`).
 fn render_group_commit(out: &mut String) {
-    use crate::store::writer;
+    use crate::store::{checkpoint, writer};
     let _ = writeln!(out, "# HELP mirrorset_sqlite_writer_queue_depth Labeling writes waiting for the group-commit writer.");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_writer_queue_depth gauge");
     let _ = writeln!(out, "mirrorset_sqlite_writer_queue_depth {}", writer::QUEUE_DEPTH.load(Ordering::Relaxed).max(0));
@@ -217,7 +217,6 @@ fn render_group_commit(out: &mut String) {
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_bucket{{le=\"+Inf\"}} {groups}");
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_sum {}", writer::GROUPED_JOBS.load(Ordering::Relaxed));
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_count {groups}");
-    use crate::store::checkpoint;
     let _ = writeln!(out, "# HELP mirrorset_sqlite_wal_frames Pages in the WAL at the last background checkpoint.");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_wal_frames gauge");
     let _ = writeln!(out, "mirrorset_sqlite_wal_frames {}", checkpoint::WAL_FRAMES.load(Ordering::Relaxed));

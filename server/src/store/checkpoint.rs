@@ -95,8 +95,8 @@ mod tests {
     use crate::store::{users, Db};
 
     /// The users whose names start with `u` in a copy of the database file alone, as a crash
-    /// that lost the WAL would leave it: what checkpoints have copied. `None`: the copy was
-    /// torn by a checkpoint writing at that moment.
+    /// that lost the WAL would leave it: what checkpoints have copied. `None`: not readable
+    /// (no users table there yet, or a copy torn by a checkpoint writing at that moment).
     async fn users_in_the_file_alone(db_file: &std::path::Path, copy: &std::path::Path) -> Option<i64> {
         std::fs::copy(db_file, copy).ok()?;
         let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", copy.display())).await.ok()?;
@@ -128,6 +128,5 @@ mod tests {
         }
         let frames = WAL_FRAMES.load(Ordering::Relaxed);
         assert!(frames >= 0 && frames < WRITER_BACKSTOP_PAGES as i64, "{frames} frames");
-        drop(db);
     }
 }

@@ -194,14 +194,14 @@ impl Db {
             // path page by page; the perf profile of the labeling loop showed readers' pread
             // and cache truncation as the largest cost. Readers only: a write through a map
             // onto a full disk would be a SIGBUS instead of an error.
+            let read = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(opts.clone().pragma("mmap_size", READER_MMAP_BYTES.to_string()))
+                .await?;
             // A checkpoint of a large WAL may take over a second: not a slow query to warn about.
             let checkpoints = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(opts.clone().disable_statement_logging())
-                .await?;
-            let read = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(opts.pragma("mmap_size", READER_MMAP_BYTES.to_string()))
+                .connect_with(opts.disable_statement_logging())
                 .await?;
             let writer = writer::GroupWriter::start(write.clone());
             let checkpointer = checkpoint::Checkpointer::start(checkpoints);
