@@ -618,7 +618,7 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
     let mut last_competition: Option<std::time::Instant> = None;
     let mut labeling_seen = store::writer::GROUPED_JOBS.load(Ordering::Relaxed);
     let mut reader_done = false;
-    let (mut transactions, mut largest) = (0usize, 0usize);
+    let (mut transactions, mut largest, mut ended_early) = (0usize, 0usize, 0usize);
     loop {
         let rows = pacing::next_chunk_rows(last_chunk);
         // Gather the next transaction's rows (the reader sends batches of `INSERT_BATCH`).
@@ -639,23 +639,30 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         if cancelled || pending.is_empty() {
             break;
         }
-        let chunk: Vec<NewItem> = pending.drain(..rows.min(pending.len())).collect();
+        let chunk = &pending[..rows.min(pending.len())];
         transactions += 1;
-        largest = largest.max(chunk.len());
         let started = std::time::Instant::now();
         // Once an id clashed the import is refused: the rest is only checked, not written.
         let out = if totals.id_conflict_count > 0 {
-            store::items::check_chunk(&ctx.db, job.project_id, &chunk).await
+            store::items::check_chunk(&ctx.db, job.project_id, chunk).await
         } else {
-            store::items::insert_chunk(&ctx.db, job.project_id, &chunk).await
+            store::items::insert_chunk(&ctx.db, job.project_id, chunk).await
         };
-        match out {
-            Ok(out) => totals.add(out),
+        let (consumed, yielded) = match out {
+            Ok(out) => {
+                let done = (out.consumed, out.yielded);
+                totals.add(out);
+                done
+            }
             Err(e) => {
                 store_error = Some(e);
                 break;
             }
-        }
+        };
+        // A transaction that ended early leaves the rest of its rows for the next one.
+        pending.drain(..consumed);
+        largest = largest.max(consumed);
+        ended_early += yielded as usize;
         job.progress.inserted.store(totals.inserted, Ordering::Relaxed);
         let elapsed = started.elapsed();
         // Competition on SQLite's one writer: labeling jobs it ran. Other writes (this import's
@@ -663,12 +670,12 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         // transaction; counting them kept every transaction short (the heartbeat's period is
         // `pacing::QUIET`).
         let labeling_now = store::writer::GROUPED_JOBS.load(Ordering::Relaxed);
-        if labeling_now != labeling_seen {
+        if labeling_now != labeling_seen || yielded {
             last_competition = Some(std::time::Instant::now());
         }
         labeling_seen = labeling_now;
         last_chunk = Some(pacing::LastChunk {
-            rows: chunk.len(),
+            rows: consumed,
             elapsed,
             since_competition: last_competition.map(|t| t.elapsed()),
         });
@@ -723,6 +730,7 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         import = job_id,
         items = totals.inserted,
         transactions,
+        ended_early,
         largest_transaction = largest,
         validation_s = validated_in.as_secs_f64(),
         insertion_s = (started.elapsed() - validated_in).as_secs_f64(),
@@ -908,6 +916,52 @@ mod tests {
         assert!(store::items::get_item(&f.ctx.db, out.max_id).await.is_ok());
         assert_eq!(store::export::export_page(&f.ctx.db, f.pid, 0, 100, false).await.unwrap().items.len(), 10);
         assert_eq!(store::projects::get_project(&f.ctx.db, f.pid).await.unwrap().item_count, 10);
+    }
+
+    /// A labeling write that waits for SQLite's writer ends an import's transaction after the
+    /// statement in flight; the rows it did not reach go into the next transactions, and the
+    /// import ends with every row exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_labeler_ends_an_import_transaction_after_one_statement() {
+        let f = fixture().await;
+        let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        let n = 3 * INSERT_BATCH + 7;
+        let items: Vec<NewItem> = (0..n)
+            .map(|i| NewItem {
+                line: i as i64 + 1,
+                external_id: Some(format!("e{i}")),
+                text: Some(format!("t{i}")),
+                image: None,
+                image_name: None,
+                meta: "{}".into(),
+                weight: 1.0,
+                source: None,
+                license: None,
+                content_hash: format!("t:{i:064}"),
+                rank: i as i64,
+                gold: None,
+            })
+            .collect();
+        let waiting = store::writer::Waiting::enter();
+        let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items).await.unwrap();
+        assert_eq!((out.consumed, out.inserted, out.yielded), (INSERT_BATCH, INSERT_BATCH as i64, true));
+        drop(waiting);
+        // Other tests of this process may have labeling writes in flight: loop as the import does.
+        let (mut done, mut max_id) = (out.consumed, out.max_id);
+        while done < n {
+            let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items[done..]).await.unwrap();
+            assert!(out.consumed >= INSERT_BATCH.min(n - done), "every transaction makes progress");
+            assert_eq!(out.inserted, out.consumed as i64);
+            (done, max_id) = (done + out.consumed, max_id.max(out.max_id));
+        }
+        assert_eq!(done, n);
+        job.commit(n as i64, n as i64, max_id).await.unwrap();
+        let ids: Vec<String> = crate::on_read!(&f.ctx.db, pool => sqlx::query_scalar("SELECT external_id FROM items ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap());
+        let expected: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+        assert_eq!(ids, expected, "every row once, in file order");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,8 +31,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub const PERIOD: Duration = Duration::from_millis(100);
 
 /// The writer's own automatic checkpoint (`PRAGMA wal_autocheckpoint`, pages of 4 KiB): a
-/// backstop only, 16 times SQLite's default, so a 250 ms import transaction does not trigger it
-/// while the task keeps up.
+/// backstop only, 16 times SQLite's default, so an import's transaction does not trigger it while
+/// the task keeps up (one of a second's length, at a million items, may).
 pub const WRITER_BACKSTOP_PAGES: u32 = 16_384;
 
 /// The WAL's length in frames (pages) at the last checkpoint, and the checkpoints that failed

@@ -52,6 +52,10 @@ pub struct ChunkOutcome {
     pub duplicates: Vec<(i64, i64)>,
     /// Lines whose external id is already used by another item of the project.
     pub id_conflicts: Vec<LineError>,
+    /// How many rows of the chunk were handled (`insert_chunk` may end a transaction early).
+    pub consumed: usize,
+    /// The transaction ended early to let a labeling write in.
+    pub yielded: bool,
 }
 
 const COLUMNS_PER_ROW: usize = 15;
@@ -59,13 +63,19 @@ const COLUMNS_PER_ROW: usize = 15;
 /// bound parameters.
 pub const INSERT_BATCH: usize = 500;
 
-/// Inserts one chunk of an import as pending rows (invisible until `imports::commit`), in one
-/// transaction of as many INSERT statements of at most `INSERT_BATCH` rows as it takes (the
-/// chunk's size is `import::pacing`'s choice: short while labelers write, long when nobody
+/// Inserts (a first part of) one chunk of an import as pending rows (invisible until
+/// `imports::commit`), in one transaction of INSERT statements of at most `INSERT_BATCH` rows
+/// (the chunk's size is `import::pacing`'s choice: short while labelers write, long when nobody
 /// waits for the writer). Exact duplicates of items already in the project (by content) are
 /// skipped and reported; lines whose external id is taken are reported as conflicts (the
 /// import is then refused and its pending rows deleted). Duplicates within the import were
 /// removed by validation, so a UNIQUE violation here always concerns another stored item.
+///
+/// On SQLite the transaction ends early, after the statement in flight, when a labeling write
+/// starts waiting for the writer (`writer::labeling_waits`): a labeler who arrives during a long
+/// transaction waits for one statement and the commit, not for the rest of the chunk.
+/// `consumed` says how many of the chunk's rows were handled (at least one statement's worth);
+/// the caller passes the rest again.
 pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppResult<ChunkOutcome> {
     let now = now_ms();
     let mut out = ChunkOutcome::default();
@@ -74,9 +84,13 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
     }
     on_write!(db, pool, is_pg => {
         let mut tx = BeginWrite::begin_write(pool).await?;
-        // Images first: items reference them.
-        for item in chunk {
-            if let Some(img) = &item.image {
+        for part in chunk.chunks(INSERT_BATCH) {
+            if out.consumed > 0 && !is_pg && super::writer::labeling_waits() {
+                out.yielded = true;
+                break;
+            }
+            // Images first: items reference them.
+            for img in part.iter().filter_map(|item| item.image.as_ref()) {
                 sqlx::query(
                     "INSERT INTO images (sha256, format, width, height, bytes, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
@@ -90,8 +104,6 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
                 .execute(&mut *tx)
                 .await?;
             }
-        }
-        for part in chunk.chunks(INSERT_BATCH) {
             let sql = insert_sql(part.len(), is_pg);
             let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
             for item in part {
@@ -133,6 +145,7 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
                     }
                 }
             }
+            out.consumed += part.len();
         }
         tx.commit().await?;
     });
@@ -167,6 +180,7 @@ pub async fn check_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppResu
             out.id_conflicts.push(id_conflict(item));
         }
     }
+    out.consumed = chunk.len();
     Ok(out)
 }
 

@@ -64,6 +64,35 @@ pub const GROUP_SIZE_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 /// like `store::SQLITE_WRITES_IN_FLIGHT`.
 pub static QUEUE_DEPTH: AtomicI64 = AtomicI64::new(0);
 
+/// Jobs sent whose results are not delivered yet: queued, in a group that waits for the write
+/// pool's connection (an import's transaction holds it), or running. Unlike `QUEUE_DEPTH` it
+/// counts the group the writer task has taken but cannot start, which is what an import's long
+/// transaction must notice to let labelers in (`labeling_waits`).
+static JOBS_WAITING: AtomicI64 = AtomicI64::new(0);
+
+/// Whether a labeling write (hand-out, submission, skip) is waiting for the writer or running.
+pub fn labeling_waits() -> bool {
+    JOBS_WAITING.load(Ordering::Relaxed) > 0
+}
+
+/// Counts one job in `JOBS_WAITING` until dropped: with its result delivered, or with the job
+/// if it never ran.
+pub(crate) struct Waiting(());
+
+impl Waiting {
+    /// Public to the crate for tests that need a labeling write to be waiting, exactly then.
+    pub(crate) fn enter() -> Waiting {
+        JOBS_WAITING.fetch_add(1, Ordering::Relaxed);
+        Waiting(())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        JOBS_WAITING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Commit groups by size bucket (not cumulative), and their count and total of jobs.
 pub static GROUP_SIZES: [AtomicU64; GROUP_SIZE_BUCKETS.len()] = [const { AtomicU64::new(0) }; GROUP_SIZE_BUCKETS.len()];
 pub static GROUPS: AtomicU64 = AtomicU64::new(0);
@@ -105,10 +134,12 @@ impl GroupWriter {
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, AppResult<T>> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<AppResult<T>>();
+        let waiting = Waiting::enter();
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
                 let result = body(conn).await;
                 Box::new(move |commit: Result<(), &sqlx::Error>| {
+                    let _waiting = waiting;
                     let _ = done_tx.send(match commit {
                         Ok(()) => result,
                         // Even a job that failed on its own gets the commit's error: whatever it
