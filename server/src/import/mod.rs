@@ -859,6 +859,24 @@ mod tests {
         })
     }
 
+    /// The text item of line `i + 1`, ranked in line order, with unique content.
+    fn text_item(i: i64, external_id: Option<String>) -> NewItem {
+        NewItem {
+            line: i + 1,
+            external_id,
+            text: Some(format!("t{i}")),
+            image: None,
+            image_name: None,
+            meta: "{}".into(),
+            weight: 1.0,
+            source: None,
+            license: None,
+            content_hash: format!("t:{i:064}"),
+            rank: i,
+            gold: None,
+        }
+    }
+
     async fn stored_rows(db: &Db) -> i64 {
         crate::on_read!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM items").fetch_one(pool).await.unwrap())
     }
@@ -891,22 +909,7 @@ mod tests {
         let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
         let second = ImportJob::start(&f.ctx, f.pid).await;
         assert!(matches!(second, Err(AppError::Conflict(_))), "a second import of the project waits");
-        let items: Vec<NewItem> = (0..10)
-            .map(|i| NewItem {
-                line: i + 1,
-                external_id: None,
-                text: Some(format!("t{i}")),
-                image: None,
-                image_name: None,
-                meta: "{}".into(),
-                weight: 1.0,
-                source: None,
-                license: None,
-                content_hash: format!("t:{i:064}"),
-                rank: 0,
-                gold: None,
-            })
-            .collect();
+        let items: Vec<NewItem> = (0..10).map(|i| text_item(i, None)).collect();
         let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items).await.unwrap();
         assert_eq!(out.inserted, 10);
         assert!(store::items::get_item(&f.ctx.db, out.max_id).await.is_err(), "pending rows are not readable");
@@ -926,22 +929,7 @@ mod tests {
         let f = fixture().await;
         let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
         let n = 3 * INSERT_BATCH + 7;
-        let items: Vec<NewItem> = (0..n)
-            .map(|i| NewItem {
-                line: i as i64 + 1,
-                external_id: Some(format!("e{i}")),
-                text: Some(format!("t{i}")),
-                image: None,
-                image_name: None,
-                meta: "{}".into(),
-                weight: 1.0,
-                source: None,
-                license: None,
-                content_hash: format!("t:{i:064}"),
-                rank: i as i64,
-                gold: None,
-            })
-            .collect();
+        let items: Vec<NewItem> = (0..n as i64).map(|i| text_item(i, Some(format!("e{i}")))).collect();
         let waiting = store::writer::Waiting::enter();
         let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items).await.unwrap();
         assert_eq!((out.consumed, out.inserted, out.yielded), (INSERT_BATCH, INSERT_BATCH as i64, true));
