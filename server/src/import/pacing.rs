@@ -21,8 +21,8 @@
 //! Why a second and not less: a transaction rewrites every index page it touched, and at a
 //! million items most pages of the two random indexes are touched by any large transaction, so
 //! fewer, larger transactions write less. A 1,000,000-item import on this machine: 31.8 s of
-//! insertion with 250 ms and 50,000 rows (119 transactions), 23.7 s with 1 s and 100,000 rows
-//! (30), 24.0 s with 2 s and 200,000 (20: no better, and twice the rows held in memory).
+//! insertion with 250 ms and 50,000 rows (119 transactions), 23.7–26.5 s with 1 s and 100,000
+//! rows (30–33), 24.0 s with 2 s and 200,000 (20: no better, and twice the rows held in memory).
 use std::time::Duration;
 
 /// Rows per transaction while other writes compete for SQLite's writer: holds it a few ms.

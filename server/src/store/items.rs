@@ -52,10 +52,9 @@ pub struct ChunkOutcome {
     pub duplicates: Vec<(i64, i64)>,
     /// Lines whose external id is already used by another item of the project.
     pub id_conflicts: Vec<LineError>,
-    /// How many rows of the chunk were handled (`insert_chunk` may end a transaction early).
+    /// How many rows of the chunk were handled: fewer than all when `insert_chunk` ended its
+    /// transaction early to let a labeling write in.
     pub consumed: usize,
-    /// The transaction ended early to let a labeling write in.
-    pub yielded: bool,
 }
 
 const COLUMNS_PER_ROW: usize = 15;
@@ -86,7 +85,6 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
         let mut tx = BeginWrite::begin_write(pool).await?;
         for part in chunk.chunks(INSERT_BATCH) {
             if out.consumed > 0 && !is_pg && super::writer::labeling_waits() {
-                out.yielded = true;
                 break;
             }
             // Images first: items reference them.
