@@ -199,8 +199,9 @@ impl Metrics {
     }
 }
 
-/// The group-commit writer's queue depth and group size histogram (`store::writer`), and the
-/// background checkpoints' WAL length and failures (`store::checkpoint`).
+/// The group-commit writer's queue depth, group size histogram and time per phase
+/// (`store::writer`), and the background checkpoints' WAL length and failures
+/// (`store::checkpoint`).
 fn render_group_commit(out: &mut String) {
     use crate::store::{checkpoint, writer};
     let _ = writeln!(out, "# HELP mirrorset_sqlite_writer_queue_depth Labeling writes waiting for the group-commit writer.");
@@ -217,6 +218,11 @@ fn render_group_commit(out: &mut String) {
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_bucket{{le=\"+Inf\"}} {groups}");
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_sum {}", writer::GROUPED_JOBS.load(Ordering::Relaxed));
     let _ = writeln!(out, "mirrorset_sqlite_commit_group_size_count {groups}");
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_writer_seconds_total Time the group-commit writer spent per phase of its groups (acquire the write connection, begin, run the jobs, commit).");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_writer_seconds_total counter");
+    for (phase, micros) in writer::PHASES.iter().zip(&writer::PHASE_MICROS) {
+        let _ = writeln!(out, "mirrorset_sqlite_writer_seconds_total{{phase=\"{phase}\"}} {}", micros.load(Ordering::Relaxed) as f64 / 1e6);
+    }
     let _ = writeln!(out, "# HELP mirrorset_sqlite_wal_frames Pages in the WAL at the last background checkpoint.");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_wal_frames gauge");
     let _ = writeln!(out, "mirrorset_sqlite_wal_frames {}", checkpoint::WAL_FRAMES.load(Ordering::Relaxed));

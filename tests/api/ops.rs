@@ -156,12 +156,19 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
         assert!(m["mirrorset_sqlite_commit_group_size_sum"] >= 9.0, "{text}");
         assert_eq!(m["mirrorset_sqlite_commit_group_size_bucket{le=\"+Inf\"}"], groups, "{text}");
         assert_eq!(m["mirrorset_sqlite_commit_group_size_bucket{le=\"1\"}"], groups, "sequential requests: groups of one; {text}");
+        // The writer's time per phase: every phase present, and the jobs took some.
+        for phase in ["acquire", "begin", "jobs", "commit"] {
+            assert!(m.contains_key(&format!("mirrorset_sqlite_writer_seconds_total{{phase=\"{phase}\"}}")), "{phase}: {text}");
+        }
+        assert!(m["mirrorset_sqlite_writer_seconds_total{phase=\"jobs\"}"] > 0.0, "{text}");
+        assert!(text.contains("# TYPE mirrorset_sqlite_writer_seconds_total counter\n"), "{text}");
         // Background checkpoints (`store::checkpoint`): a short WAL, none failed.
         let frames = m["mirrorset_sqlite_wal_frames"];
         assert!((0.0..16_384.0).contains(&frames), "{text}");
         assert_eq!(m["mirrorset_sqlite_checkpoint_failures_total"], 0.0, "{text}");
     }
     assert_eq!(m.contains_key("mirrorset_sqlite_wal_frames"), b == Backend::Sqlite, "{text}");
+    assert_eq!(m.contains_key("mirrorset_sqlite_writer_seconds_total{phase=\"jobs\"}"), b == Backend::Sqlite, "{text}");
     for (pool, max) in pools {
         assert_eq!(m[&format!("mirrorset_db_pool_max_connections{{pool=\"{pool}\"}}")], *max, "{text}");
         let open = m[&format!("mirrorset_db_pool_connections{{pool=\"{pool}\"}}")];

@@ -694,16 +694,35 @@ struct ExportFigures {
     memory: Phase,
 }
 
-/// (commits, labeling writes) of SQLite's group-commit writer from `GET /metrics` (not there
-/// on PostgreSQL, or from a server before group commit: None).
-async fn commit_groups(client: &Client, base: &str) -> Option<(f64, f64)> {
+/// SQLite's group-commit writer over the run, from `GET /metrics`.
+struct CommitGroups {
+    groups: f64,
+    writes: f64,
+    /// Seconds in each phase of `WRITER_PHASES` (None from a server before they were counted).
+    phases: Option<Vec<f64>>,
+}
+
+/// The phases of `mirrorset_sqlite_writer_seconds_total` (`store::writer::PHASES`).
+const WRITER_PHASES: [&str; 4] = ["acquire", "begin", "jobs", "commit"];
+
+/// The group-commit writer's figures (not there on PostgreSQL, or from a server before group
+/// commit: None).
+async fn commit_groups(client: &Client, base: &str) -> Option<CommitGroups> {
     let text = client.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
             .and_then(|v| v.trim().parse::<f64>().ok())
     };
-    Some((value("mirrorset_sqlite_commit_group_size_count")?, value("mirrorset_sqlite_commit_group_size_sum")?))
+    let phases = WRITER_PHASES
+        .iter()
+        .map(|p| value(&format!("mirrorset_sqlite_writer_seconds_total{{phase=\"{p}\"}}")))
+        .collect::<Option<Vec<f64>>>();
+    Some(CommitGroups {
+        groups: value("mirrorset_sqlite_commit_group_size_count")?,
+        writes: value("mirrorset_sqlite_commit_group_size_sum")?,
+        phases,
+    })
 }
 
 struct ExportCheck {
@@ -1125,13 +1144,26 @@ async fn bench(
     if empty_nexts > 0 {
         s.push_str(&format!("  labelers that ran out of items: {empty_nexts}\n"));
     }
-    if let Some((groups, writes)) = group {
-        if groups > 0.0 {
+    if let Some(g) = &group {
+        if g.groups > 0.0 {
             s.push_str(&format!(
                 "  group commit            {:>10.0} commits of {:.0} labeling writes ({:.1} per commit)\n",
-                groups,
-                writes,
-                writes / groups
+                g.groups,
+                g.writes,
+                g.writes / g.groups
+            ));
+        }
+        // How busy the one writer was while the labelers ran (its groups all fall in that
+        // time): at 100 % it is what bounds the loop.
+        if let Some(phases) = g.phases.as_ref().filter(|_| g.writes > 0.0) {
+            let busy: f64 = phases.iter().sum();
+            let shares: Vec<String> =
+                WRITER_PHASES.iter().zip(phases).map(|(p, t)| format!("{p} {:.0} %", 100.0 * t / busy.max(1e-9))).collect();
+            s.push_str(&format!(
+                "  writer busy             {:>10.0} % of the labeling time ({}); {:.0} µs per labeling write\n",
+                100.0 * busy / label_s,
+                shares.join(", "),
+                1e6 * busy / g.writes
             ));
         }
     }
@@ -1224,7 +1256,11 @@ async fn bench(
             "next_pass": next_pass,
             "rss_peak_sampled_mib": mib(rss_after_labeling),
             "instances": consistency,
-            "commit_groups": group.map(|(g, w)| json!({ "commits": g, "writes": w })),
+            "commit_groups": group.as_ref().map(|g| json!({
+                "commits": g.groups,
+                "writes": g.writes,
+                "writer_seconds": g.phases.as_ref().map(|p| WRITER_PHASES.iter().zip(p).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>()),
+            })),
         },
         "export": {
             "jsonl": { "seconds": ej.seconds, "bytes": ej.bytes, "lines": ej.lines, "pass": export_j_pass,

@@ -98,6 +98,23 @@ pub static GROUP_SIZES: [AtomicU64; GROUP_SIZE_BUCKETS.len()] = [const { AtomicU
 pub static GROUPS: AtomicU64 = AtomicU64::new(0);
 pub static GROUPED_JOBS: AtomicU64 = AtomicU64::new(0);
 
+/// The phases of a group, in order: waiting for the write pool's connection (an import's or a
+/// settings change's transaction may hold it), `BEGIN IMMEDIATE`, running the jobs, `COMMIT`.
+pub const PHASES: [&str; 4] = ["acquire", "begin", "jobs", "commit"];
+
+/// Microseconds the writer spent in each of `PHASES` over all its groups (`GET /metrics`:
+/// `mirrorset_sqlite_writer_seconds_total`). Their sum over a stretch of wall time is how busy
+/// the writer was: at 100 % it bounds the labeling loop, and the phases say where its time
+/// goes (docs/bench.md, session 12: a job takes ~380 µs whatever its number of statements).
+pub static PHASE_MICROS: [AtomicU64; PHASES.len()] = [const { AtomicU64::new(0) }; PHASES.len()];
+
+/// Adds the time since `*since` to phase `phase` and starts the next phase now.
+fn phase_done(phase: usize, since: &mut std::time::Instant) {
+    let now = std::time::Instant::now();
+    PHASE_MICROS[phase].fetch_add(now.duration_since(*since).as_micros() as u64, Ordering::Relaxed);
+    *since = now;
+}
+
 /// What a job hands back after running: called once its group's commit is known (`Ok`: the
 /// job's result stands; `Err`: the commit failed, the job's effects are gone).
 type Deliver = Box<dyn FnOnce(Result<(), &sqlx::Error>) + Send>;
@@ -212,6 +229,7 @@ fn record_group(size: usize) {
 /// outcome. When the transaction cannot start, the jobs are dropped unrun (their requests get
 /// `writer_gone`, nothing was written).
 async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
+    let mut since = std::time::Instant::now();
     let mut conn = match pool.acquire().await {
         Ok(c) => c,
         Err(e) => {
@@ -219,6 +237,7 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             return;
         }
     };
+    phase_done(0, &mut since);
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
         Err(e) => {
@@ -226,6 +245,7 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             return;
         }
     };
+    phase_done(1, &mut since);
     let mut delivers = Vec::with_capacity(group.len());
     for job in group {
         // A panicking job loses its own answer (its request gets `writer_gone`) but not the
@@ -235,7 +255,9 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             Err(_) => tracing::error!("group commit: a job panicked; its request fails, the group goes on"),
         }
     }
+    phase_done(2, &mut since);
     let outcome = tx.commit().await;
+    phase_done(3, &mut since);
     if let Err(e) = &outcome {
         tracing::error!(error = %e, jobs = delivers.len(), "group commit: COMMIT failed");
     }
