@@ -36,13 +36,14 @@
 use app::api_types::{Annotation, AuditAction, Project};
 use serde_json::{json, Value};
 
+use super::batch::Batch;
 use super::BeginWrite;
 use super::items::{ItemRow, ITEM_COLUMNS, ITEM_FROM};
 use super::audit::Entry;
 use super::projects::{ProjectRow, PROJECT_COLUMNS};
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
-use crate::{append_audit, on_group_write, on_read, on_write};
+use crate::{on_group_write, on_read, on_write};
 
 /// How long after its end a lease still entitles its labeler to submit (capacity allowing).
 /// Expired leases are kept this long before the clean-up deletes them.
@@ -361,67 +362,54 @@ pub async fn assign_next_item(
                     .await?;
             }
         }
-        if let Some(item_id) = chosen {
-            let is_new = !held.contains(&item_id);
-            sqlx::query(
-                "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $5",
-            )
-            .bind(item_id)
-            .bind(user_id)
-            .bind(pid)
-            .bind(now)
-            .bind(expires)
-            .execute(&mut *tx)
-            .await?;
-            if is_new && held.len() as i64 >= MAX_LEASES_PER_LABELER {
-                // Release the oldest leases so one labeler cannot hoard items. Ended, not
-                // deleted: the labeler may still answer within the grace (capacity allowing).
-                let surplus = held.len() as i64 + 1 - MAX_LEASES_PER_LABELER;
-                for old in held.iter().take(surplus as usize) {
-                    sqlx::query("UPDATE leases SET expires_at = $3 WHERE item_id = $1 AND user_id = $2")
-                        .bind(old)
-                        .bind(user_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+        let (item, prelabel, progress) = match chosen {
+            Some(item_id) => {
+                let is_new = !held.contains(&item_id);
+                let mut lease = Batch::new();
+                lease.push(
+                    "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $5",
+                    vec![item_id.into(), user_id.into(), pid.into(), now.into(), expires.into()],
+                );
+                if is_new && held.len() as i64 >= MAX_LEASES_PER_LABELER {
+                    // Release the oldest leases so one labeler cannot hoard items. Ended, not
+                    // deleted: the labeler may still answer within the grace (capacity allowing).
+                    let surplus = held.len() as i64 + 1 - MAX_LEASES_PER_LABELER;
+                    for old in held.iter().take(surplus as usize) {
+                        lease.push(
+                            "UPDATE leases SET expires_at = $3 WHERE item_id = $1 AND user_id = $2",
+                            vec![(*old).into(), user_id.into(), now.into()],
+                        );
+                    }
                 }
+                crate::run_batch!(tx, is_pg, lease)?;
+                // The item itself, the pre-label shown beside it and the caller's progress,
+                // read in the same transaction, in one statement: their pages are the ones the
+                // hand-out just touched (on SQLite every read on a reader connection starts
+                // cold after each commit: the perf profile of the labeling loop found the
+                // readers' page faults and mapping refreshes the largest cost, while the
+                // writer's cache stays warm), and each statement is a round trip.
+                let row: HandedOutRow = sqlx::query_as(&HANDED_OUT_SQL)
+                    .bind(pid)
+                    .bind(user_id)
+                    .bind(since)
+                    .bind(item_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let progress = (row.mine_today, row.mine_total, row.done, row.total);
+                (Some(row.item), row.prelabel.into_row(), Some(progress))
             }
-        }
-        // The item itself, read in the same transaction: its pages are the ones the hand-out
-        // just touched, and it saves the request a second statement on a reader.
-        let item = match chosen {
-            Some(id) => Some(
-                sqlx::query_as::<_, super::items::ItemRow>(&format!(
-                    "SELECT {} FROM {} WHERE i.id = $1",
-                    super::items::ITEM_COLUMNS,
-                    super::items::ITEM_FROM
-                ))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?,
-            ),
-            None => None,
+            None => {
+                let progress: Option<ProgressCounts> = sqlx::query_as(PROGRESS_SQL)
+                    .bind(pid)
+                    .bind(user_id)
+                    .bind(since)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                (None, None, progress)
+            }
         };
-        // The pre-label shown beside it and the caller's progress, in the same transaction
-        // for the same reason: on SQLite every read on a reader connection starts cold after
-        // each commit (the perf profile of the labeling loop: readers' page faults and
-        // mapping refreshes were the largest cost), while the writer's cache stays warm.
-        let prelabel: Option<super::prelabels::PrelabelRow> = match chosen {
-            Some(id) => sqlx::query_as(super::prelabels::SHOWN_PRELABEL_SQL)
-                .bind(id)
-                .bind(pid)
-                .fetch_optional(&mut *tx)
-                .await?,
-            None => None,
-        };
-        let progress: Option<ProgressCounts> = sqlx::query_as(PROGRESS_SQL)
-            .bind(pid)
-            .bind(user_id)
-            .bind(since)
-            .fetch_optional(&mut *tx)
-            .await?;
         tx.commit().await?;
         (item, prelabel, progress.unwrap_or((0, 0, 0, 0)))
     });
@@ -618,6 +606,9 @@ pub async fn submit_annotation(
             after: Some(json!({"labels": labels})),
             ..Entry::new(now, Some(user_id), action)
         };
+        // The writes after the annotation's own, whose results nobody reads: sent together
+        // (`store::batch`: one hand-off on SQLite), in this order, at the end.
+        let mut tail = Batch::new();
         let (row, changed) = match existing {
             Some((id, old_labels)) => {
                 let row = sqlx::query_as::<_, AnnotationRow>(&format!(
@@ -632,7 +623,7 @@ pub async fn submit_annotation(
                 .await?;
                 let changed = old_labels != labels_json;
                 if changed {
-                    append_audit!(tx, audit(AuditAction::AnnotationChanged, Some(&old_labels)))?;
+                    audit(AuditAction::AnnotationChanged, Some(&old_labels)).push_to(&mut tail);
                 }
                 (row, changed)
             }
@@ -666,55 +657,35 @@ pub async fn submit_annotation(
                 // A gold item's answers never count towards k nor the done count.
                 if gold.is_none() {
                     let completes = label_count + 1 >= overlap;
-                    sqlx::query(
+                    tail.push(
                         "UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2",
-                    )
-                    .bind(completes as i64)
-                    .bind(item_id)
-                    .execute(&mut *tx)
-                    .await?;
+                        vec![(completes as i64).into(), item_id.into()],
+                    );
                     if completes {
-                        sqlx::query(ADD_DONE_SQL)
-                            .bind(pid)
-                            .bind(item_id.rem_euclid(DONE_SHARDS))
-                            .execute(&mut *tx)
-                            .await?;
+                        tail.push(ADD_DONE_SQL, vec![pid.into(), item_id.rem_euclid(DONE_SHARDS).into()]);
                     }
                 }
-                append_audit!(tx, audit(AuditAction::AnnotationCreated, None))?;
+                audit(AuditAction::AnnotationCreated, None).push_to(&mut tail);
                 (row, true)
             }
         };
         let gold = match gold {
             None => None,
-            Some(g) => {
-                let training: i64 = sqlx::query_scalar("SELECT gold_training FROM projects WHERE id = $1")
-                    .bind(pid)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training != 0, changed })
-            }
+            Some(g) => Some(GoldOutcome {
+                missed: !crate::stream::matches_gold(&labels, &g),
+                gold: g,
+                training: project.quality.gold_training,
+                changed,
+            }),
         };
-        crate::review_after_annotation!(tx, pid, item_id, gold_json.as_deref(), user_id, &labels, now)?; // review queues (store::review)
-        sqlx::query("DELETE FROM leases WHERE item_id = $1 AND user_id = $2")
-            .bind(item_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM skips WHERE item_id = $1 AND user_id = $2")
-            .bind(item_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
+        crate::review_after_annotation!(tx, &mut tail, pid, item_id, gold_json.as_deref(), user_id, &labels, now)?; // review queues (store::review)
+        tail.push("DELETE FROM leases WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
+        tail.push("DELETE FROM skips WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
+        tail.push(
             "INSERT INTO submissions (user_id, client_id, annotation_id, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(user_id)
-        .bind(&client_id)
-        .bind(row.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+            vec![user_id.into(), client_id.clone().into(), row.id.into(), now.into()],
+        );
+        crate::run_batch!(tx, is_pg, tail)?;
         tx.commit().await?;
         Submitted { annotation: row.into_annotation(), new: true, gold }
     });
@@ -812,19 +783,48 @@ const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, 
 /// item of the project, each hand-out, more as the project got done (session 9's profile).
 /// The shards' sum reads their covering index (migration 0020).
 const PROGRESS_SQL: &str = concat!(
-    "SELECT mine.today, mine.total,
+    "SELECT mine.today AS mine_today, mine.total AS mine_total,
         ",
     super::projects::done_count_of!("p.done_count", "p.id"),
     "
         - (SELECT COUNT(*) FROM items i
-         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND +i.complete = 1 AND i.id <= p.visible_max_item_id),
+         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND +i.complete = 1 AND i.id <= p.visible_max_item_id) AS done,
         p.item_count - (SELECT COUNT(*) FROM items i
-         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id)
+         WHERE i.project_id = p.id AND i.gold IS NOT NULL AND i.id <= p.visible_max_item_id) AS total
  FROM projects p,
       (SELECT COALESCE(SUM(CASE WHEN created_at >= $3 THEN 1 ELSE 0 END), 0) AS today, COUNT(*) AS total
          FROM annotations WHERE project_id = $1 AND user_id = $2) mine
- WHERE p.id = $1",
+ WHERE p.id = $1"
 );
+
+/// What a hand-out answers when it gave an item ($1: project, $2: user, $3: `since`, $4: the
+/// item): the progress (`PROGRESS_SQL`), the item (`ITEM_COLUMNS`) and the pre-label shown
+/// beside it (`prelabels::SHOWN_PRELABEL_SQL`, columns prefixed `pl_`; NULL when none).
+static HANDED_OUT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT pr.mine_today, pr.mine_total, pr.done, pr.total, {ITEM_COLUMNS},
+            pl.source_id AS pl_source_id, pl.kind AS pl_kind, pl.name AS pl_name,
+            pl.version AS pl_version, pl.labels AS pl_labels, pl.score AS pl_score
+         FROM ({progress}) pr
+         CROSS JOIN {ITEM_FROM}
+         LEFT JOIN ({prelabel}) pl ON 1 = 1
+         WHERE i.id = $4",
+        progress = PROGRESS_SQL,
+        prelabel = super::prelabels::shown_prelabel_sql("$4", "$1"),
+    )
+});
+
+#[derive(sqlx::FromRow)]
+struct HandedOutRow {
+    mine_today: i64,
+    mine_total: i64,
+    done: i64,
+    total: i64,
+    #[sqlx(flatten)]
+    item: ItemRow,
+    #[sqlx(flatten)]
+    prelabel: super::prelabels::ShownPrelabel,
+}
 
 /// (mine today, mine in total, done, total): see `PROGRESS_SQL`.
 pub type ProgressCounts = (i64, i64, i64, i64);

@@ -33,6 +33,24 @@ impl Entry {
     pub fn new(at: i64, actor_id: Option<i64>, action: AuditAction) -> Entry {
         Entry { at, actor_id, project_id: None, item_id: None, user_id: None, action, before: None, after: None }
     }
+
+    /// Appends this entry to `batch` (`store::batch`): the same INSERT as `append_audit!`, sent
+    /// with the other writes of its change.
+    pub fn push_to(self, batch: &mut super::batch::Batch) {
+        batch.push(
+            APPEND_SQL,
+            vec![
+                self.at.into(),
+                self.actor_id.into(),
+                self.project_id.into(),
+                self.item_id.into(),
+                self.user_id.into(),
+                self.action.as_str().into(),
+                self.before.map(|v| v.to_string()).into(),
+                self.after.map(|v| v.to_string()).into(),
+            ],
+        );
+    }
 }
 
 /// The INSERT behind `append_audit!`.

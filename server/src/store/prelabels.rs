@@ -412,16 +412,43 @@ pub(crate) fn view(r: PrelabelRow) -> PrelabelView {
     }
 }
 
-/// The pre-label the labeling view shows with an item: its best one, unless the project hides
-/// pre-labels until the labeler has answered. One statement: it runs on every `next`.
-/// The pre-label shown beside an item in the labeling view ($1: item, $2: project): the best
-/// one, unless the project hides pre-labels until the labeler has answered. Run by the
-/// hand-out (`store::assignment::assign_next_item`) in its own transaction.
-pub(crate) const SHOWN_PRELABEL_SQL: &str = "SELECT p.source_id, s.kind, s.name, s.version, p.labels, p.score
-     FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
-     WHERE p.item_id = $1
-       AND NOT EXISTS (SELECT 1 FROM prelabel_settings st WHERE st.project_id = $2 AND st.hide_until_answered <> 0)
-     ORDER BY COALESCE(p.score, 0) DESC, p.source_id LIMIT 1";
+/// The pre-label shown beside an item in the labeling view (`item` and `project`: the SQL of
+/// their ids, placeholders of the caller's statement): the best one, unless the project hides
+/// pre-labels until the labeler has answered. The hand-out (`store::assignment`) reads it in
+/// the statement that reads the item, as `ShownPrelabel`'s columns.
+pub(crate) fn shown_prelabel_sql(item: &str, project: &str) -> String {
+    format!(
+        "SELECT p.source_id, s.kind, s.name, s.version, p.labels, p.score
+         FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
+         WHERE p.item_id = {item}
+           AND NOT EXISTS (SELECT 1 FROM prelabel_settings st WHERE st.project_id = {project} AND st.hide_until_answered <> 0)
+         ORDER BY COALESCE(p.score, 0) DESC, p.source_id LIMIT 1"
+    )
+}
+
+/// `shown_prelabel_sql`'s columns as another statement's, prefixed `pl_` (all NULL: none shown).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ShownPrelabel {
+    pl_source_id: Option<i64>,
+    pl_kind: Option<String>,
+    pl_name: Option<String>,
+    pl_version: Option<String>,
+    pl_labels: Option<String>,
+    pl_score: Option<f64>,
+}
+
+impl ShownPrelabel {
+    pub(crate) fn into_row(self) -> Option<PrelabelRow> {
+        Some(PrelabelRow {
+            source_id: self.pl_source_id?,
+            kind: self.pl_kind?,
+            name: self.pl_name?,
+            version: self.pl_version?,
+            labels: self.pl_labels?,
+            score: self.pl_score,
+        })
+    }
+}
 
 /// Records what a labeler's answer did with each of the item's pre-labels: one row per source
 /// (`accepted`: the answer is exactly the pre-label; `shown`: it was the one on screen). An

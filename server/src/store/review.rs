@@ -30,9 +30,11 @@ use crate::review::{self, AuditDraw, Filters, QueueKind, ValidDecision};
 use crate::{append_audit, on_read, on_write};
 
 /// The submission hook: call on the submission's transaction `$tx` after an annotation was
-/// written (created or changed), with (project id, item id, the item's gold answer as stored
-/// (JSON, None when it is not gold; the submission read it already), labeler id, the labels as
-/// written, now). Evaluates to `Result<(), sqlx::Error>`.
+/// written (created or changed), with the batch of the submission's last writes `$batch`
+/// (`store::batch`), (project id, item id, the item's gold answer as stored (JSON, None when it
+/// is not gold; the submission read it already), labeler id, the labels as written, now). It
+/// reads what it needs on `$tx` and appends its one write to `$batch`. Evaluates to
+/// `Result<(), sqlx::Error>`.
 ///
 /// - On a gold item: an answer that differs from the gold answer opens a `gold_miss` entry for
 ///   that labeler (one open entry per labeler and item).
@@ -43,22 +45,25 @@ use crate::{append_audit, on_read, on_write};
 /// A macro, like `append_audit!`, so one text serves both backends' transaction types.
 #[macro_export]
 macro_rules! review_after_annotation {
-    ($tx:expr, $project_id:expr, $item_id:expr, $gold:expr, $user_id:expr, $labels:expr, $now:expr) => {{
+    ($tx:expr, $batch:expr, $project_id:expr, $item_id:expr, $gold:expr, $user_id:expr, $labels:expr, $now:expr) => {{
         let (pid, item_id, gold, user_id, labels, now): (i64, i64, Option<&str>, i64, &[String], i64) =
             ($project_id, $item_id, $gold, $user_id, $labels, $now);
+        let batch: &mut $crate::store::batch::Batch = $batch;
         async {
             if let Some(gold) = $crate::review::parse_labels(gold) {
                 if !$crate::review::same_labels(&gold, labels) {
-                    sqlx::query($crate::store::review::OPEN_ENTRY_SQL)
-                        .bind(pid)
-                        .bind(item_id)
-                        .bind("gold_miss")
-                        .bind($crate::review::REASON_GOLD_MISS)
-                        .bind(serde_json::json!({"labels": labels, "gold": gold}).to_string())
-                        .bind(Some(user_id))
-                        .bind(now)
-                        .execute(&mut *$tx)
-                        .await?;
+                    batch.push(
+                        $crate::store::review::OPEN_ENTRY_SQL,
+                        vec![
+                            pid.into(),
+                            item_id.into(),
+                            "gold_miss".into(),
+                            $crate::review::REASON_GOLD_MISS.into(),
+                            serde_json::json!({"labels": labels, "gold": gold}).to_string().into(),
+                            Some(user_id).into(),
+                            now.into(),
+                        ],
+                    );
                 }
                 return Ok::<(), sqlx::Error>(());
             }
@@ -69,27 +74,19 @@ macro_rules! review_after_annotation {
             let answers: Vec<Vec<String>> =
                 answers.iter().filter_map(|a| $crate::review::parse_labels(Some(a))).collect();
             if $crate::review::answers_differ(&answers) {
-                sqlx::query(
+                batch.push(
                     "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, created_at)
                      SELECT $1, $2, 'disagreement', $3, '{}', $4
                      WHERE NOT EXISTS (SELECT 1 FROM review_entries
                                        WHERE item_id = $2 AND queue = 'disagreement' AND reason = $3)",
-                )
-                .bind(pid)
-                .bind(item_id)
-                .bind($crate::review::REASON_LABELS_DIFFER)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
+                    vec![pid.into(), item_id.into(), $crate::review::REASON_LABELS_DIFFER.into(), now.into()],
+                );
             } else {
-                sqlx::query(
+                batch.push(
                     "DELETE FROM review_entries
                      WHERE item_id = $1 AND queue = 'disagreement' AND reason = $2 AND resolved_at IS NULL",
-                )
-                .bind(item_id)
-                .bind($crate::review::REASON_LABELS_DIFFER)
-                .execute(&mut *$tx)
-                .await?;
+                    vec![item_id.into(), $crate::review::REASON_LABELS_DIFFER.into()],
+                );
             }
             Ok(())
         }
