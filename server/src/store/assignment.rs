@@ -520,14 +520,37 @@ pub async fn submit_annotation(
         if is_pg {
             sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
         }
-        let previous: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
-             WHERE s.user_id = $1 AND s.client_id = $2",
-        )
-        .bind(user_id)
-        .bind(&client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        // On SQLite everything the submission reads before it writes comes in one statement
+        // (`SUBMISSION_CONTEXT_SQL`), as each statement is a round trip to the writer's
+        // thread; PostgreSQL reads it step by step (the item's row lock comes before the
+        // capacity reads, below).
+        let context: Option<SubmissionContext> = if is_pg {
+            None
+        } else {
+            Some(
+                sqlx::query_as(&SUBMISSION_CONTEXT_SQL)
+                    .bind(pid)
+                    .bind(user_id)
+                    .bind(item_id)
+                    .bind(now - LEASE_GRACE_MS)
+                    .bind(&client_id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?,
+            )
+        };
+        let previous: Option<(i64, i64)> = match &context {
+            Some(c) => c.previous_annotation.zip(c.previous_item),
+            None => sqlx::query_as(
+                "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
+                 WHERE s.user_id = $1 AND s.client_id = $2",
+            )
+            .bind(user_id)
+            .bind(&client_id)
+            .fetch_optional(&mut *tx)
+            .await?,
+        };
         if let Some((annotation_id, first_item)) = previous {
             if first_item != item_id {
                 return Err(AppError::conflict(format!(
@@ -556,29 +579,28 @@ pub async fn submit_annotation(
             });
             return Ok(Submitted { annotation: row.into_annotation(), new: false, gold });
         }
-        let project: Project = sqlx::query_as::<_, ProjectRow>(&format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"
-        ))
-        .bind(pid)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?
-        .into_summary()
-        .project;
+        let (project, item, slots) = match context {
+            Some(c) => (c.project, c.item_id.map(|_| (c.label_count.unwrap_or(0), c.item_overlap, c.gold)), Some(c.slots)),
+            None => (
+                sqlx::query_as::<_, ProjectRow>(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"))
+                    .bind(pid)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?,
+                // The item's row lock (waited for, not skipped) orders this submission after any
+                // hand-out or submission of the same item in flight, and the capacity reads
+                // below are new statements, so they see what those committed.
+                sqlx::query_as("SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE")
+                    .bind(item_id)
+                    .bind(pid)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                None,
+            ),
+        };
+        let project: Project = project.into_summary().project;
         let labels = crate::projects::validate_submitted_labels(&project, &submitted_labels)?;
         let labels_json = serde_json::to_string(&labels).map_err(anyhow::Error::from)?;
-        // On PostgreSQL the item's row lock (waited for, not skipped) orders this submission
-        // after any hand-out or submission of the same item in flight, and the capacity reads
-        // below are new statements, so they see what those committed.
-        let item: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(if is_pg {
-            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE"
-        } else {
-            "SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2"
-        })
-        .bind(item_id)
-        .bind(pid)
-        .fetch_optional(&mut *tx)
-        .await?;
         let Some((label_count, item_overlap, gold)) = item else {
             return Err(AppError::not_found(format!("no item {} in this project", item_id)));
         };
@@ -587,15 +609,17 @@ pub async fn submit_annotation(
         let gold_json = gold;
         let gold = parse_gold(gold_json.as_deref());
         // The labeler's annotation of the item, if any, and what a new one needs checked: one
-        // statement, as each is a round trip to the writer's thread (`SLOTS_SQL`).
-        let (existing_id, existing_labels, handed_out, others_leases): (Option<i64>, Option<String>, i64, i64) =
-            sqlx::query_as(SLOTS_SQL)
+        // statement (`SLOTS_SQL`), already read on SQLite.
+        let Slots { existing_id, existing_labels, handed_out, others_leases } = match slots {
+            Some(slots) => slots,
+            None => sqlx::query_as(SLOTS_SQL)
                 .bind(item_id)
                 .bind(user_id)
                 .bind(now - LEASE_GRACE_MS)
                 .bind(now)
                 .fetch_one(&mut *tx)
-                .await?;
+                .await?,
+        };
         let existing = existing_id.zip(existing_labels);
         // The audit entry of this submission, appended below in this transaction.
         let audit = |action, before: Option<&str>| Entry {
@@ -762,11 +786,56 @@ pub const DONE_SHARDS: i64 = 64;
 /// grace, $4: now): the labeler's annotation of it (id, labels; NULL when none), whether the
 /// item was handed to them (a lease within the grace, or a skip), and the unexpired leases of
 /// other labelers on it (its capacity). On PostgreSQL it runs after the item's row lock.
-const SLOTS_SQL: &str = "SELECT a.id, a.labels,
+const SLOTS_SQL: &str = "SELECT a.id AS existing_id, a.labels AS existing_labels,
         (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id = $2 AND expires_at > $3)
-          + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2),
-        (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $4)
+          + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2) AS handed_out,
+        (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $4) AS others_leases
      FROM (SELECT 1 AS one) o LEFT JOIN annotations a ON a.item_id = $1 AND a.user_id = $2";
+
+/// `SLOTS_SQL`'s row.
+#[derive(sqlx::FromRow)]
+struct Slots {
+    existing_id: Option<i64>,
+    existing_labels: Option<String>,
+    handed_out: i64,
+    others_leases: i64,
+}
+
+/// SQLite: what a submission reads before it writes, in one statement ($1: project, $2:
+/// labeler, $3: item, $4: now less the lease grace, $5: client id, $6: now): the first
+/// submission with this client id (annotation, item), the project's row, the item's capacity
+/// columns (`item_id` NULL: no such item in the project) and `SLOTS_SQL`'s columns. On
+/// SQLite nothing runs between these reads (the single writer), so one statement reads what
+/// the four did.
+static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT p.*,
+            (SELECT s.annotation_id FROM submissions s WHERE s.user_id = $2 AND s.client_id = $5) AS previous_annotation,
+            (SELECT a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
+              WHERE s.user_id = $2 AND s.client_id = $5) AS previous_item,
+            i.id AS item_id, i.label_count, i.overlap AS item_overlap, i.gold,
+            sl.existing_id, sl.existing_labels, sl.handed_out, sl.others_leases
+         FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1) p
+         LEFT JOIN items i ON i.id = $3 AND i.project_id = p.id
+         CROSS JOIN ({slots}) sl",
+        // SLOTS_SQL's $1 (item), $3 (graced) and $4 (now) are this statement's $3, $4 and $6.
+        slots = SLOTS_SQL.replace("$4", "$6").replace("$3", "$4").replace("$1", "$3"),
+    )
+});
+
+#[derive(sqlx::FromRow)]
+struct SubmissionContext {
+    #[sqlx(flatten)]
+    project: ProjectRow,
+    previous_annotation: Option<i64>,
+    previous_item: Option<i64>,
+    item_id: Option<i64>,
+    label_count: Option<i64>,
+    item_overlap: Option<i64>,
+    gold: Option<String>,
+    #[sqlx(flatten)]
+    slots: Slots,
+}
 
 /// Adds 1 to a shard of a project's done count ($1: project, $2: shard).
 const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, done) VALUES ($1, $2, 1)
