@@ -612,7 +612,7 @@ pub async fn submit_annotation(
         // statement (`SLOTS_SQL`), already read on SQLite.
         let Slots { existing_id, existing_labels, handed_out, others_leases } = match slots {
             Some(slots) => slots,
-            None => sqlx::query_as(SLOTS_SQL)
+            None => sqlx::query_as(&SLOTS_SQL)
                 .bind(item_id)
                 .bind(user_id)
                 .bind(now - LEASE_GRACE_MS)
@@ -782,17 +782,26 @@ pub async fn previous_submission(
 /// submissions fall on different shards.
 pub const DONE_SHARDS: i64 = 64;
 
-/// A submission's view of its item and labeler ($1: item, $2: labeler, $3: now less the lease
-/// grace, $4: now): the labeler's annotation of it (id, labels; NULL when none), whether the
-/// item was handed to them (a lease within the grace, or a skip), and the unexpired leases of
-/// other labelers on it (its capacity). On PostgreSQL it runs after the item's row lock.
-const SLOTS_SQL: &str = "SELECT a.id AS existing_id, a.labels AS existing_labels,
-        (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id = $2 AND expires_at > $3)
-          + (SELECT COUNT(*) FROM skips WHERE item_id = $1 AND user_id = $2) AS handed_out,
-        (SELECT COUNT(*) FROM leases WHERE item_id = $1 AND user_id <> $2 AND expires_at > $4) AS others_leases
-     FROM (SELECT 1 AS one) o LEFT JOIN annotations a ON a.item_id = $1 AND a.user_id = $2";
+/// A submission's view of its item and labeler (`item`, `user`, `graced` (now less the lease
+/// grace) and `now`: the SQL of their values, placeholders of the caller's statement): the
+/// labeler's annotation of it (id, labels; NULL when none), whether the item was handed to them
+/// (a lease within the grace, or a skip), and the unexpired leases of other labelers on it (its
+/// capacity). On PostgreSQL it runs after the item's row lock; on SQLite it is part of
+/// `SUBMISSION_CONTEXT_SQL`.
+fn slots_sql(item: &str, user: &str, graced: &str, now: &str) -> String {
+    format!(
+        "SELECT a.id AS existing_id, a.labels AS existing_labels,
+            (SELECT COUNT(*) FROM leases WHERE item_id = {item} AND user_id = {user} AND expires_at > {graced})
+              + (SELECT COUNT(*) FROM skips WHERE item_id = {item} AND user_id = {user}) AS handed_out,
+            (SELECT COUNT(*) FROM leases WHERE item_id = {item} AND user_id <> {user} AND expires_at > {now}) AS others_leases
+         FROM (SELECT 1 AS one) o LEFT JOIN annotations a ON a.item_id = {item} AND a.user_id = {user}"
+    )
+}
 
-/// `SLOTS_SQL`'s row.
+/// `slots_sql` as a statement of its own ($1: item, $2: labeler, $3: graced, $4: now).
+static SLOTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| slots_sql("$1", "$2", "$3", "$4"));
+
+/// `slots_sql`'s row.
 #[derive(sqlx::FromRow)]
 struct Slots {
     existing_id: Option<i64>,
@@ -804,7 +813,7 @@ struct Slots {
 /// SQLite: what a submission reads before it writes, in one statement ($1: project, $2:
 /// labeler, $3: item, $4: now less the lease grace, $5: client id, $6: now): the first
 /// submission with this client id (annotation, item), the project's row, the item's capacity
-/// columns (`item_id` NULL: no such item in the project) and `SLOTS_SQL`'s columns. On
+/// columns (`item_id` NULL: no such item in the project) and `slots_sql`'s columns. On
 /// SQLite nothing runs between these reads (the single writer), so one statement reads what
 /// the four did.
 static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -818,8 +827,7 @@ static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock
          FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1) p
          LEFT JOIN items i ON i.id = $3 AND i.project_id = p.id
          CROSS JOIN ({slots}) sl",
-        // SLOTS_SQL's $1 (item), $3 (graced) and $4 (now) are this statement's $3, $4 and $6.
-        slots = SLOTS_SQL.replace("$4", "$6").replace("$3", "$4").replace("$1", "$3"),
+        slots = slots_sql("$3", "$2", "$4", "$6"),
     )
 });
 

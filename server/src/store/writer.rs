@@ -101,6 +101,10 @@ pub static GROUPED_JOBS: AtomicU64 = AtomicU64::new(0);
 /// The phases of a group, in order: waiting for the write pool's connection (an import's or a
 /// settings change's transaction may hold it), `BEGIN IMMEDIATE`, running the jobs, `COMMIT`.
 pub const PHASES: [&str; 4] = ["acquire", "begin", "jobs", "commit"];
+const ACQUIRE: usize = 0;
+const BEGIN: usize = 1;
+const JOBS: usize = 2;
+const COMMIT: usize = 3;
 
 /// Microseconds the writer spent in each of `PHASES` over all its groups (`GET /metrics`:
 /// `mirrorset_sqlite_writer_seconds_total`). Their sum over a stretch of wall time is how busy
@@ -237,7 +241,7 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             return;
         }
     };
-    phase_done(0, &mut since);
+    phase_done(ACQUIRE, &mut since);
     let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
         Err(e) => {
@@ -245,7 +249,7 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             return;
         }
     };
-    phase_done(1, &mut since);
+    phase_done(BEGIN, &mut since);
     let mut delivers = Vec::with_capacity(group.len());
     for job in group {
         // A panicking job loses its own answer (its request gets `writer_gone`) but not the
@@ -255,9 +259,9 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             Err(_) => tracing::error!("group commit: a job panicked; its request fails, the group goes on"),
         }
     }
-    phase_done(2, &mut since);
+    phase_done(JOBS, &mut since);
     let outcome = tx.commit().await;
-    phase_done(3, &mut since);
+    phase_done(COMMIT, &mut since);
     if let Err(e) = &outcome {
         tracing::error!(error = %e, jobs = delivers.len(), "group commit: COMMIT failed");
     }
