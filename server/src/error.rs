@@ -72,10 +72,32 @@ pub(crate) const STORAGE_REFUSAL_RETRY_SECS: u64 = 5;
 pub(crate) fn is_storage_refusal(e: &sqlx::Error) -> bool {
     let Some(db) = e.as_database_error() else { return false };
     let Some(code) = db.code() else { return false };
-    if let Ok(n) = code.parse::<i64>() {
-        return matches!(n & 0xff, 8 | 10 | 13);
+    if let Ok(n) = code.parse::<i32>() {
+        return is_storage_refusal_code(n);
     }
     matches!(code.as_ref(), "53100" | "25006")
+}
+
+/// Whether a SQLite result code (extended or primary) is one of `is_storage_refusal`'s.
+pub(crate) fn is_storage_refusal_code(code: i32) -> bool {
+    matches!(code & 0xff, 8 | 10 | 13)
+}
+
+/// An error of a statement on SQLite's raw handle (`store::statements`): a storage refusal is
+/// the same 503 as through sqlx, anything else a 500.
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> AppError {
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            if is_storage_refusal_code(f.extended_code) {
+                tracing::error!(error = %e, "the database refuses writes");
+                return AppError::Unavailable {
+                    message: STORAGE_REFUSAL_MESSAGE.to_string(),
+                    retry_after_secs: STORAGE_REFUSAL_RETRY_SECS,
+                };
+            }
+        }
+        AppError::Internal(anyhow::Error::from(e))
+    }
 }
 
 impl AppError {

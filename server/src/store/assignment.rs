@@ -7,7 +7,7 @@
 //! job after another, each in its own savepoint). On PostgreSQL, hand-outs and submissions
 //! take a transaction-scoped advisory lock on the project id in *shared* mode and claim rows:
 //! a hand-out locks the item it gives (`FOR NO KEY UPDATE SKIP LOCKED`, then checks its
-//! capacity again, `claim_on_pg!`), a submission waits for its item's row lock; so two hand-outs or
+//! capacity again, `claim_open_item`), a submission waits for its item's row lock; so two hand-outs or
 //! submissions contend only when they touch the same item, across any number of app
 //! instances on the database. Settings and campaign changes take the advisory lock
 //! exclusively and never run alongside them.
@@ -37,13 +37,14 @@ use app::api_types::{Annotation, AuditAction, Project};
 use serde_json::{json, Value};
 
 use super::batch::Batch;
+use super::statements::{Row, Statements};
 use super::BeginWrite;
 use super::items::{ItemRow, ITEM_COLUMNS, ITEM_FROM};
 use super::audit::Entry;
 use super::projects::{ProjectRow, PROJECT_COLUMNS};
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
-use crate::{on_group_write, on_read, on_write};
+use crate::{on_group_statements, on_read, on_write};
 
 /// How long after its end a lease still entitles its labeler to submit (capacity allowing).
 /// Expired leases are kept this long before the clean-up deletes them.
@@ -55,7 +56,6 @@ const MAX_LEASES_PER_LABELER: i64 = 3;
 
 /// The stream settings of a project, read inside the hand-out's transaction (under the
 /// assignment lock, like every setting a statement here depends on).
-#[derive(sqlx::FromRow)]
 struct StreamSettings {
     overlap: i64,
     assignment_order: String,
@@ -63,6 +63,18 @@ struct StreamSettings {
     visible_max_item_id: i64,
     /// Issue 10: the built-in model's least certain items first ([`UNCERTAIN_STEP`]).
     uncertainty_order: i64,
+}
+
+impl StreamSettings {
+    fn from_row(r: &Row) -> AppResult<StreamSettings> {
+        Ok(StreamSettings {
+            overlap: r.i64("overlap")?,
+            assignment_order: r.string("assignment_order")?,
+            gold_rate: r.f64("gold_rate")?,
+            visible_max_item_id: r.i64("visible_max_item_id")?,
+            uncertainty_order: r.i64("uncertainty_order")?,
+        })
+    }
 }
 
 /// The hand-out queries of an assignment order, tried in turn until one gives an item: each
@@ -182,41 +194,28 @@ fn claim_sql(hand_out_sql: &str) -> String {
 /// (the claiming statement's snapshot may predate them). A candidate that filled up meanwhile
 /// is passed over and the next one claimed. Every change of an item's capacity (a lease here,
 /// an annotation in `submit_annotation`) happens while holding that item's row lock.
-macro_rules! claim_on_pg {
-    ($tx:ident, $claim:expr, $pid:expr, $user_id:expr, $now:expr, $settings:expr) => {{
-        let claim: &str = $claim;
-        let settings: &StreamSettings = $settings;
-        let mut chosen: Option<i64> = None;
-        let mut passed_over = String::new();
-        for _ in 0..MAX_CLAIM_ATTEMPTS {
-            let candidate: Option<i64> = sqlx::query_scalar(claim)
-                .bind($pid)
-                .bind($user_id)
-                .bind($now)
-                .bind(settings.visible_max_item_id)
-                .bind(settings.overlap)
-                .bind(&passed_over)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            let Some(candidate) = candidate else { break };
-            let open: bool = sqlx::query_scalar(HAS_CAPACITY_SQL)
-                .bind(candidate)
-                .bind($user_id)
-                .bind($now)
-                .bind(settings.overlap)
-                .fetch_one(&mut *$tx)
-                .await?;
-            if open {
-                chosen = Some(candidate);
-                break;
-            }
-            if !passed_over.is_empty() {
-                passed_over.push(',');
-            }
-            passed_over.push_str(&candidate.to_string());
+async fn claim_open_item<S: Statements>(
+    s: &mut S,
+    claim: &str,
+    pid: i64,
+    user_id: i64,
+    now: i64,
+    settings: &StreamSettings,
+) -> AppResult<Option<i64>> {
+    let mut passed_over = String::new();
+    for _ in 0..MAX_CLAIM_ATTEMPTS {
+        let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into(), passed_over.clone().into()];
+        let Some(candidate) = s.first_i64(claim, args).await? else { break };
+        let open = s.first_i64(HAS_CAPACITY_SQL, vec![candidate.into(), user_id.into(), now.into(), settings.overlap.into()]).await?;
+        if open == Some(1) {
+            return Ok(Some(candidate));
         }
-        chosen
-    }};
+        if !passed_over.is_empty() {
+            passed_over.push(',');
+        }
+        passed_over.push_str(&candidate.to_string());
+    }
+    Ok(None)
 }
 
 /// Whether item $1 can take labeler $2 at $3 ($4: the project's overlap): the capacity rule of
@@ -245,44 +244,37 @@ fn gold_item_sql(from_start: bool) -> String {
 /// plus those they hold) says gold, and a gold item is left that they have not answered,
 /// skipped or been handed. Gold items are taken in rank order from the labeler's own starting
 /// point (`crate::stream::gold_start`), wrapping around: two range scans of the gold index.
-/// A macro, so that one text runs on either backend's transaction inside `on_write!`.
-macro_rules! gold_hand_out {
-    ($tx:ident, $pid:expr, $user_id:expr, $now:expr, $settings:expr, $held:expr) => {{
-        let settings: &StreamSettings = $settings;
-        let any_gold: Option<i64> = sqlx::query_scalar(
+async fn gold_item<S: Statements>(
+    s: &mut S,
+    pid: i64,
+    user_id: i64,
+    now: i64,
+    settings: &StreamSettings,
+    held: i64,
+) -> AppResult<Option<i64>> {
+    let any_gold = s
+        .first_i64(
             "SELECT i.id FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL AND i.id <= $2 LIMIT 1",
+            vec![pid.into(), settings.visible_max_item_id.into()],
         )
-        .bind($pid)
-        .bind(settings.visible_max_item_id)
-        .fetch_optional(&mut *$tx)
         .await?;
-        let mut found: Option<i64> = None;
-        if any_gold.is_some() {
-            let answered: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM annotations WHERE project_id = $1 AND user_id = $2",
-            )
-            .bind($pid)
-            .bind($user_id)
-            .fetch_one(&mut *$tx)
-            .await?;
-            if crate::stream::draws_gold($pid, $user_id, answered + $held, settings.gold_rate) {
-                for from_start in [true, false] {
-                    found = sqlx::query_scalar(&gold_item_sql(from_start))
-                    .bind($pid)
-                    .bind($user_id)
-                    .bind($now)
-                    .bind(crate::stream::gold_start($pid, $user_id))
-                    .bind(settings.visible_max_item_id)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                    if found.is_some() {
-                        break;
-                    }
-                }
-            }
+    if any_gold.is_none() {
+        return Ok(None);
+    }
+    let answered = s
+        .first_i64("SELECT COUNT(*) FROM annotations WHERE project_id = $1 AND user_id = $2", vec![pid.into(), user_id.into()])
+        .await?
+        .unwrap_or(0);
+    if !crate::stream::draws_gold(pid, user_id, answered + held, settings.gold_rate) {
+        return Ok(None);
+    }
+    for from_start in [true, false] {
+        let args = vec![pid.into(), user_id.into(), now.into(), crate::stream::gold_start(pid, user_id).into(), settings.visible_max_item_id.into()];
+        if let Some(found) = s.first_i64(&gold_item_sql(from_start), args).await? {
+            return Ok(Some(found));
         }
-        found
-    }};
+    }
+    Ok(None)
 }
 
 /// The item handed out and when its lease ends.
@@ -315,103 +307,8 @@ pub async fn assign_next_item(
     let expires = now + project.lease_seconds * 1000;
     let pid = project.id;
     let exclude = exclude.to_vec();
-    let (item, prelabel, progress) = on_group_write!(db, tx, is_pg => {
-        if is_pg {
-            sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
-        }
-        let held: Vec<i64> = sqlx::query_scalar(
-            "SELECT l.item_id FROM leases l
-             WHERE l.user_id = $1 AND l.project_id = $2 AND l.expires_at > $3
-               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = l.item_id AND a.user_id = $1)
-             ORDER BY l.leased_at, l.item_id",
-        )
-        .bind(user_id)
-        .bind(pid)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let settings = sqlx::query_as::<_, StreamSettings>(
-            "SELECT overlap, assignment_order, gold_rate, visible_max_item_id, uncertainty_order FROM projects WHERE id = $1",
-        )
-        .bind(pid)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
-        let mut chosen = held.iter().copied().find(|id| !exclude.contains(id));
-        if chosen.is_none() && settings.gold_rate > 0.0 {
-            chosen = gold_hand_out!(tx, pid, user_id, now, &settings, held.len() as i64);
-        }
-        let claiming = is_pg && pg_row_claiming();
-        // The order's open items, then the item the labeler skipped longest ago.
-        let uncertain = (settings.uncertainty_order != 0).then(|| open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1));
-        let steps = uncertain.into_iter().chain(open_item_sqls(&settings.assignment_order)).chain([SKIPPED_ITEM_SQL.to_string()]);
-        for sql in steps {
-            if chosen.is_some() {
-                break;
-            }
-            if claiming {
-                chosen = claim_on_pg!(tx, &claim_sql(&sql), pid, user_id, now, &settings);
-            } else {
-                chosen = sqlx::query_scalar(&sql)
-                    .bind(pid)
-                    .bind(user_id)
-                    .bind(now)
-                    .bind(settings.visible_max_item_id)
-                    .bind(settings.overlap)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            }
-        }
-        let (item, prelabel, progress) = match chosen {
-            Some(item_id) => {
-                let is_new = !held.contains(&item_id);
-                let mut lease = Batch::new();
-                lease.push(
-                    "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $5",
-                    vec![item_id.into(), user_id.into(), pid.into(), now.into(), expires.into()],
-                );
-                if is_new && held.len() as i64 >= MAX_LEASES_PER_LABELER {
-                    // Release the oldest leases so one labeler cannot hoard items. Ended, not
-                    // deleted: the labeler may still answer within the grace (capacity allowing).
-                    let surplus = held.len() as i64 + 1 - MAX_LEASES_PER_LABELER;
-                    for old in held.iter().take(surplus as usize) {
-                        lease.push(
-                            "UPDATE leases SET expires_at = $3 WHERE item_id = $1 AND user_id = $2",
-                            vec![(*old).into(), user_id.into(), now.into()],
-                        );
-                    }
-                }
-                crate::run_batch!(tx, is_pg, lease)?;
-                // The item itself, the pre-label shown beside it and the caller's progress,
-                // read in the same transaction, in one statement: their pages are the ones the
-                // hand-out just touched (on SQLite every read on a reader connection starts
-                // cold after each commit: the perf profile of the labeling loop found the
-                // readers' page faults and mapping refreshes the largest cost, while the
-                // writer's cache stays warm), and each statement is a round trip.
-                let row: HandedOutRow = sqlx::query_as(&HANDED_OUT_SQL)
-                    .bind(pid)
-                    .bind(user_id)
-                    .bind(since)
-                    .bind(item_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let progress = (row.mine_today, row.mine_total, row.done, row.total);
-                (Some(row.item), row.prelabel.into_row(), Some(progress))
-            }
-            None => {
-                let progress: Option<ProgressCounts> = sqlx::query_as(PROGRESS_SQL)
-                    .bind(pid)
-                    .bind(user_id)
-                    .bind(since)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                (None, None, progress)
-            }
-        };
-        tx.commit().await?;
-        (item, prelabel, progress.unwrap_or((0, 0, 0, 0)))
+    let (item, prelabel, progress) = on_group_statements!(db, s, is_pg => {
+        hand_out(&mut s, is_pg, pid, user_id, now, expires, since, &exclude).await?
     });
     Ok(HandOut {
         assigned: item.map(|item| Assigned {
@@ -421,6 +318,98 @@ pub async fn assign_next_item(
         }),
         progress,
     })
+}
+
+/// `assign_next_item`'s statements, the same on both backends (`store::statements`): on
+/// SQLite on the writer's raw handle, with no hand-off to another thread between them.
+#[allow(clippy::too_many_arguments)]
+async fn hand_out<S: Statements>(
+    s: &mut S,
+    is_pg: bool,
+    pid: i64,
+    user_id: i64,
+    now: i64,
+    expires: i64,
+    since: i64,
+    exclude: &[i64],
+) -> AppResult<(Option<ItemRow>, Option<super::prelabels::PrelabelRow>, ProgressCounts)> {
+    if is_pg {
+        s.run(Batch::one(pg_project_lock(), vec![pid.into()])).await?;
+    }
+    let held: Vec<i64> = s
+        .rows(
+            "SELECT l.item_id FROM leases l
+             WHERE l.user_id = $1 AND l.project_id = $2 AND l.expires_at > $3
+               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = l.item_id AND a.user_id = $1)
+             ORDER BY l.leased_at, l.item_id",
+            vec![user_id.into(), pid.into(), now.into()],
+        )
+        .await?
+        .iter()
+        .map(|r| r.i64("item_id"))
+        .collect::<AppResult<_>>()?;
+    let settings = s
+        .first_row(
+            "SELECT overlap, assignment_order, gold_rate, visible_max_item_id, uncertainty_order FROM projects WHERE id = $1",
+            vec![pid.into()],
+        )
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
+    let settings = StreamSettings::from_row(&settings)?;
+    let mut chosen = held.iter().copied().find(|id| !exclude.contains(id));
+    if chosen.is_none() && settings.gold_rate > 0.0 {
+        chosen = gold_item(s, pid, user_id, now, &settings, held.len() as i64).await?;
+    }
+    let claiming = is_pg && pg_row_claiming();
+    // The order's open items, then the item the labeler skipped longest ago.
+    let uncertain = (settings.uncertainty_order != 0).then(|| open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1));
+    let steps = uncertain.into_iter().chain(open_item_sqls(&settings.assignment_order)).chain([SKIPPED_ITEM_SQL.to_string()]);
+    for sql in steps {
+        if chosen.is_some() {
+            break;
+        }
+        chosen = if claiming {
+            claim_open_item(s, &claim_sql(&sql), pid, user_id, now, &settings).await?
+        } else {
+            let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into()];
+            s.first_i64(&sql, args).await?
+        };
+    }
+    let Some(item_id) = chosen else {
+        let progress = s.first_row(PROGRESS_SQL, vec![pid.into(), user_id.into(), since.into()]).await?;
+        return Ok((None, None, progress.map(|r| progress_counts(&r)).transpose()?.unwrap_or((0, 0, 0, 0))));
+    };
+    let is_new = !held.contains(&item_id);
+    let mut lease = Batch::new();
+    lease.push(
+        "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $5",
+        vec![item_id.into(), user_id.into(), pid.into(), now.into(), expires.into()],
+    );
+    if is_new && held.len() as i64 >= MAX_LEASES_PER_LABELER {
+        // Release the oldest leases so one labeler cannot hoard items. Ended, not deleted: the
+        // labeler may still answer within the grace (capacity allowing).
+        let surplus = held.len() as i64 + 1 - MAX_LEASES_PER_LABELER;
+        for old in held.iter().take(surplus as usize) {
+            lease.push(
+                "UPDATE leases SET expires_at = $3 WHERE item_id = $1 AND user_id = $2",
+                vec![(*old).into(), user_id.into(), now.into()],
+            );
+        }
+    }
+    s.run(lease).await?;
+    // The item itself, the pre-label shown beside it and the caller's progress, read in the
+    // same transaction, in one statement: their pages are the ones the hand-out just touched
+    // (on SQLite a reader connection starts cold after each commit, while the writer's cache
+    // stays warm: session 9's profile), and each statement is a round trip on PostgreSQL.
+    let row = s
+        .first_row(&HANDED_OUT_SQL, vec![pid.into(), user_id.into(), since.into(), item_id.into()])
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("item {item_id} was handed out but cannot be read")))?;
+    let item = ItemRow::from_row(&row)?;
+    let prelabel = super::prelabels::ShownPrelabel::from_row(&row)?.into_row();
+    Ok((Some(item), prelabel, progress_counts(&row)?))
 }
 
 /// A submission; its labels are checked against the project's schema inside the transaction.
@@ -443,6 +432,18 @@ struct AnnotationRow {
 }
 
 impl AnnotationRow {
+    fn from_row(r: &Row) -> AppResult<AnnotationRow> {
+        Ok(AnnotationRow {
+            id: r.i64("id")?,
+            item_id: r.i64("item_id")?,
+            user_id: r.i64("user_id")?,
+            labels: r.string("labels")?,
+            time_ms: r.i64("time_ms")?,
+            created_at: r.i64("created_at")?,
+            updated_at: r.i64("updated_at")?,
+        })
+    }
+
     fn into_annotation(self) -> Annotation {
         Annotation {
             id: self.id,
@@ -512,238 +513,243 @@ pub async fn submit_annotation(
     s: &Submission<'_>,
 ) -> AppResult<Submitted> {
     let now = now_ms();
-    let pid = project_id;
-    // Owned: on SQLite the body runs on the writer task (`on_group_write!`).
+    // Owned: on SQLite the body runs on the writer task (`on_group_statements!`).
     let (item_id, time_ms) = (s.item_id, s.time_ms);
-    let (client_id, submitted_labels) = (s.client_id.to_string(), s.labels.to_vec());
-    let submitted: Submitted = on_group_write!(db, tx, is_pg => {
-        if is_pg {
-            sqlx::query(pg_project_lock()).bind(pid).execute(&mut *tx).await?;
+    let (client_id, labels) = (s.client_id.to_string(), s.labels.to_vec());
+    Ok(on_group_statements!(db, st, is_pg => {
+        submit(&mut st, is_pg, project_id, user_id, item_id, time_ms, &client_id, &labels, now).await?
+    }))
+}
+
+/// `submit_annotation`'s statements, the same on both backends (`store::statements`).
+#[allow(clippy::too_many_arguments)]
+async fn submit<S: Statements>(
+    s: &mut S,
+    is_pg: bool,
+    pid: i64,
+    user_id: i64,
+    item_id: i64,
+    time_ms: i64,
+    client_id: &str,
+    submitted_labels: &[String],
+    now: i64,
+) -> AppResult<Submitted> {
+    if is_pg {
+        s.run(Batch::one(pg_project_lock(), vec![pid.into()])).await?;
+    }
+    // On SQLite everything the submission reads before it writes comes in one statement
+    // (`SUBMISSION_CONTEXT_SQL`): nothing can run between its reads on the single writer.
+    // PostgreSQL reads it step by step (the item's row lock comes before the capacity reads,
+    // below).
+    let context = if is_pg {
+        None
+    } else {
+        let args = vec![pid.into(), user_id.into(), item_id.into(), (now - LEASE_GRACE_MS).into(), client_id.into(), now.into()];
+        let row = s.first_row(&SUBMISSION_CONTEXT_SQL, args).await?.ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
+        Some(row)
+    };
+    let previous = match &context {
+        Some(c) => c.opt_i64("previous_annotation")?.zip(c.opt_i64("previous_item")?),
+        None => {
+            let row = s
+                .first_row(
+                    "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
+                     WHERE s.user_id = $1 AND s.client_id = $2",
+                    vec![user_id.into(), client_id.into()],
+                )
+                .await?;
+            match row {
+                Some(r) => Some((r.i64("annotation_id")?, r.i64("item_id")?)),
+                None => None,
+            }
         }
-        // On SQLite everything the submission reads before it writes comes in one statement
-        // (`SUBMISSION_CONTEXT_SQL`), as each statement is a round trip to the writer's
-        // thread; PostgreSQL reads it step by step (the item's row lock comes before the
-        // capacity reads, below).
-        let context: Option<SubmissionContext> = if is_pg {
-            None
-        } else {
-            Some(
-                sqlx::query_as(&SUBMISSION_CONTEXT_SQL)
-                    .bind(pid)
-                    .bind(user_id)
-                    .bind(item_id)
-                    .bind(now - LEASE_GRACE_MS)
-                    .bind(&client_id)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?,
-            )
-        };
-        let previous: Option<(i64, i64)> = match &context {
-            Some(c) => c.previous_annotation.zip(c.previous_item),
-            None => sqlx::query_as(
-                "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
-                 WHERE s.user_id = $1 AND s.client_id = $2",
-            )
-            .bind(user_id)
-            .bind(&client_id)
-            .fetch_optional(&mut *tx)
-            .await?,
-        };
-        if let Some((annotation_id, first_item)) = previous {
-            if first_item != item_id {
-                return Err(AppError::conflict(format!(
-                    "client_id {:?} was already used for item {first_item}; send a new client_id with every new submission",
-                    &client_id
+    };
+    if let Some((annotation_id, first_item)) = previous {
+        return retried_submission(s, client_id, item_id, annotation_id, first_item).await;
+    }
+    let (project, item, slots) = match &context {
+        Some(c) => {
+            let item = match c.opt_i64("item_id")? {
+                Some(_) => Some((c.opt_i64("label_count")?.unwrap_or(0), c.opt_i64("item_overlap")?, c.opt_string("gold")?)),
+                None => None,
+            };
+            (ProjectRow::from_row(c)?, item, Slots::from_row(c)?)
+        }
+        None => {
+            let project = s
+                .first_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"), vec![pid.into()])
+                .await?
+                .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
+            // The item's row lock (waited for, not skipped) orders this submission after any
+            // hand-out or submission of the same item in flight, and the capacity reads below
+            // are new statements, so they see what those committed.
+            let item = s
+                .first_row(
+                    "SELECT label_count, overlap AS item_overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE",
+                    vec![item_id.into(), pid.into()],
+                )
+                .await?;
+            let item = match item {
+                Some(r) => Some((r.i64("label_count")?, r.opt_i64("item_overlap")?, r.opt_string("gold")?)),
+                None => None,
+            };
+            // The labeler's annotation of the item, if any, and what a new one needs checked.
+            let slots = s
+                .first_row(&SLOTS_SQL, vec![item_id.into(), user_id.into(), (now - LEASE_GRACE_MS).into(), now.into()])
+                .await?
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the slots statement gave no row")))?;
+            (ProjectRow::from_row(&project)?, item, Slots::from_row(&slots)?)
+        }
+    };
+    let project: Project = project.into_summary().project;
+    let labels = crate::projects::validate_submitted_labels(&project, submitted_labels)?;
+    let labels_json = serde_json::to_string(&labels).map_err(anyhow::Error::from)?;
+    let Some((label_count, item_overlap, gold_json)) = item else {
+        return Err(AppError::not_found(format!("no item {item_id} in this project")));
+    };
+    // The item's own overlap (a dev-set campaign's) wins over the project's.
+    let overlap = item_overlap.unwrap_or(project.overlap);
+    let gold = parse_gold(gold_json.as_deref());
+    let Slots { existing_id, existing_labels, handed_out, others_leases } = slots;
+    let existing = existing_id.zip(existing_labels);
+    // The audit entry of this submission, appended below in this transaction.
+    let audit = |action, before: Option<&str>| Entry {
+        project_id: Some(pid),
+        item_id: Some(item_id),
+        user_id: Some(user_id),
+        before: before.map(|b| json!({"labels": serde_json::from_str::<Value>(b).unwrap_or(Value::Null)})),
+        after: Some(json!({"labels": labels})),
+        ..Entry::new(now, Some(user_id), action)
+    };
+    // The writes after the annotation's own, whose results nobody reads: sent together
+    // (`store::batch`), in this order, at the end.
+    let mut tail = Batch::new();
+    let (row, changed) = match existing {
+        Some((id, old_labels)) => {
+            let row = s
+                .first_row(
+                    &format!(
+                        "UPDATE annotations SET labels = $1, time_ms = time_ms + $2, updated_at = $3
+                         WHERE id = $4 RETURNING {ANNOTATION_COLUMNS}"
+                    ),
+                    vec![labels_json.clone().into(), time_ms.into(), now.into(), id.into()],
+                )
+                .await?;
+            let changed = old_labels != labels_json;
+            if changed {
+                audit(AuditAction::AnnotationChanged, Some(&old_labels)).push_to(&mut tail);
+            }
+            (row, changed)
+        }
+        None => {
+            if handed_out == 0 {
+                return Err(AppError::forbidden(format!(
+                    "item {item_id} was not handed to you (or its lease ended over an hour ago): take items with POST /api/projects/{pid}/next"
                 )));
             }
-            let row = sqlx::query_as::<_, AnnotationRow>(&format!(
-                "SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE id = $1"
-            ))
-            .bind(annotation_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            // The retry gets the first answer's response, the right answer included.
-            let gold: Option<(Option<String>, i64)> = sqlx::query_as(
-                "SELECT i.gold, p.gold_training FROM items i JOIN projects p ON p.id = i.project_id WHERE i.id = $1",
-            )
-            .bind(first_item)
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            let gold = gold.and_then(|(g, training)| {
-                let g = parse_gold(g.as_deref())?;
-                let labels: Vec<String> = serde_json::from_str(&row.labels).unwrap_or_default();
-                Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training != 0, changed: false })
-            });
-            return Ok(Submitted { annotation: row.into_annotation(), new: false, gold });
+            // Every labeler may answer a gold item: it has no capacity to check.
+            if gold.is_none() && label_count + others_leases >= overlap {
+                return Err(AppError::conflict(
+                    "this item already has all the labels it needs (or is reserved by other labelers); take the next one",
+                ));
+            }
+            let row = s
+                .first_row(
+                    &format!(
+                        "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {ANNOTATION_COLUMNS}"
+                    ),
+                    vec![pid.into(), item_id.into(), user_id.into(), labels_json.clone().into(), time_ms.into(), now.into()],
+                )
+                .await?;
+            // A gold item's answers never count towards k nor the done count.
+            if gold.is_none() {
+                let completes = label_count + 1 >= overlap;
+                tail.push(
+                    "UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2",
+                    vec![(completes as i64).into(), item_id.into()],
+                );
+                if completes {
+                    tail.push(ADD_DONE_SQL, vec![pid.into(), item_id.rem_euclid(DONE_SHARDS).into()]);
+                }
+            }
+            audit(AuditAction::AnnotationCreated, None).push_to(&mut tail);
+            (row, true)
         }
-        let (project, item, slots) = match context {
-            Some(c) => (c.project, c.item_id.map(|_| (c.label_count.unwrap_or(0), c.item_overlap, c.gold)), Some(c.slots)),
-            None => (
-                sqlx::query_as::<_, ProjectRow>(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"))
-                    .bind(pid)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?,
-                // The item's row lock (waited for, not skipped) orders this submission after any
-                // hand-out or submission of the same item in flight, and the capacity reads
-                // below are new statements, so they see what those committed.
-                sqlx::query_as("SELECT label_count, overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE")
-                    .bind(item_id)
-                    .bind(pid)
-                    .fetch_optional(&mut *tx)
-                    .await?,
-                None,
-            ),
-        };
-        let project: Project = project.into_summary().project;
-        let labels = crate::projects::validate_submitted_labels(&project, &submitted_labels)?;
-        let labels_json = serde_json::to_string(&labels).map_err(anyhow::Error::from)?;
-        let Some((label_count, item_overlap, gold)) = item else {
-            return Err(AppError::not_found(format!("no item {} in this project", item_id)));
-        };
-        // The item's own overlap (a dev-set campaign's) wins over the project's.
-        let overlap = item_overlap.unwrap_or(project.overlap);
-        let gold_json = gold;
-        let gold = parse_gold(gold_json.as_deref());
-        // The labeler's annotation of the item, if any, and what a new one needs checked: one
-        // statement (`SLOTS_SQL`), already read on SQLite.
-        let Slots { existing_id, existing_labels, handed_out, others_leases } = match slots {
-            Some(slots) => slots,
-            None => sqlx::query_as(&SLOTS_SQL)
-                .bind(item_id)
-                .bind(user_id)
-                .bind(now - LEASE_GRACE_MS)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?,
-        };
-        let existing = existing_id.zip(existing_labels);
-        // The audit entry of this submission, appended below in this transaction.
-        let audit = |action, before: Option<&str>| Entry {
-            project_id: Some(pid),
-            item_id: Some(item_id),
-            user_id: Some(user_id),
-            before: before.map(|b| json!({"labels": serde_json::from_str::<Value>(b).unwrap_or(Value::Null)})),
-            after: Some(json!({"labels": labels})),
-            ..Entry::new(now, Some(user_id), action)
-        };
-        // The writes after the annotation's own, whose results nobody reads: sent together
-        // (`store::batch`: one hand-off on SQLite), in this order, at the end.
-        let mut tail = Batch::new();
-        let (row, changed) = match existing {
-            Some((id, old_labels)) => {
-                let row = sqlx::query_as::<_, AnnotationRow>(&format!(
-                    "UPDATE annotations SET labels = $1, time_ms = time_ms + $2, updated_at = $3
-                     WHERE id = $4 RETURNING {ANNOTATION_COLUMNS}"
-                ))
-                .bind(&labels_json)
-                .bind(time_ms)
-                .bind(now)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let changed = old_labels != labels_json;
-                if changed {
-                    audit(AuditAction::AnnotationChanged, Some(&old_labels)).push_to(&mut tail);
-                }
-                (row, changed)
-            }
-            None => {
-                if handed_out == 0 {
-                    return Err(AppError::forbidden(format!(
-                        "item {} was not handed to you (or its lease ended over an hour ago): take items with POST /api/projects/{pid}/next",
-                        item_id
-                    )));
-                }
-                // Every labeler may answer a gold item: it has no capacity to check.
-                if gold.is_none() {
-                    if label_count + others_leases >= overlap {
-                        return Err(AppError::conflict(
-                            "this item already has all the labels it needs (or is reserved by other labelers); take the next one",
-                        ));
-                    }
-                }
-                let row = sqlx::query_as::<_, AnnotationRow>(&format!(
-                    "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {ANNOTATION_COLUMNS}"
-                ))
-                .bind(pid)
-                .bind(item_id)
-                .bind(user_id)
-                .bind(&labels_json)
-                .bind(time_ms)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                // A gold item's answers never count towards k nor the done count.
-                if gold.is_none() {
-                    let completes = label_count + 1 >= overlap;
-                    tail.push(
-                        "UPDATE items SET label_count = label_count + 1, complete = $1 WHERE id = $2",
-                        vec![(completes as i64).into(), item_id.into()],
-                    );
-                    if completes {
-                        tail.push(ADD_DONE_SQL, vec![pid.into(), item_id.rem_euclid(DONE_SHARDS).into()]);
-                    }
-                }
-                audit(AuditAction::AnnotationCreated, None).push_to(&mut tail);
-                (row, true)
-            }
-        };
-        let gold = match gold {
-            None => None,
-            Some(g) => Some(GoldOutcome {
-                missed: !crate::stream::matches_gold(&labels, &g),
-                gold: g,
-                training: project.quality.gold_training,
-                changed,
-            }),
-        };
-        crate::review_after_annotation!(tx, &mut tail, pid, item_id, gold_json.as_deref(), user_id, &labels, now)?; // review queues (store::review)
-        tail.push("DELETE FROM leases WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
-        tail.push("DELETE FROM skips WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
-        tail.push(
-            "INSERT INTO submissions (user_id, client_id, annotation_id, created_at) VALUES ($1, $2, $3, $4)",
-            vec![user_id.into(), client_id.clone().into(), row.id.into(), now.into()],
-        );
-        crate::run_batch!(tx, is_pg, tail)?;
-        tx.commit().await?;
-        Submitted { annotation: row.into_annotation(), new: true, gold }
+    };
+    let row = AnnotationRow::from_row(&row.ok_or_else(|| AppError::Internal(anyhow::anyhow!("the annotation's write returned no row")))?)?;
+    let gold = gold.map(|g| GoldOutcome {
+        missed: !crate::stream::matches_gold(&labels, &g),
+        gold: g,
+        training: project.quality.gold_training,
+        changed,
     });
-    Ok(submitted)
+    // Review queues (`store::review`).
+    super::review::review_after_annotation(s, &mut tail, pid, item_id, gold_json.as_deref(), user_id, &labels, now).await?;
+    tail.push("DELETE FROM leases WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
+    tail.push("DELETE FROM skips WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
+    tail.push(
+        "INSERT INTO submissions (user_id, client_id, annotation_id, created_at) VALUES ($1, $2, $3, $4)",
+        vec![user_id.into(), client_id.into(), row.id.into(), now.into()],
+    );
+    s.run(tail).await?;
+    Ok(Submitted { annotation: row.into_annotation(), new: true, gold })
+}
+
+/// A retry of a submission (its client id was used before): the first answer's response, the
+/// right answer included; a client id reused for another item is a 409.
+async fn retried_submission<S: Statements>(
+    s: &mut S,
+    client_id: &str,
+    item_id: i64,
+    annotation_id: i64,
+    first_item: i64,
+) -> AppResult<Submitted> {
+    if first_item != item_id {
+        return Err(AppError::conflict(format!(
+            "client_id {client_id:?} was already used for item {first_item}; send a new client_id with every new submission"
+        )));
+    }
+    let row = s
+        .first_row(&format!("SELECT {ANNOTATION_COLUMNS} FROM annotations WHERE id = $1"), vec![annotation_id.into()])
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("annotation {annotation_id} of a submission is gone")))?;
+    let row = AnnotationRow::from_row(&row)?;
+    let gold = s
+        .first_row(
+            "SELECT i.gold, p.gold_training FROM items i JOIN projects p ON p.id = i.project_id WHERE i.id = $1",
+            vec![first_item.into()],
+        )
+        .await?;
+    let gold = match gold {
+        Some(r) => parse_gold(r.opt_string("gold")?.as_deref()).map(|g| (g, r.i64("gold_training"))),
+        None => None,
+    };
+    let gold = match gold {
+        Some((g, training)) => {
+            let labels: Vec<String> = serde_json::from_str(&row.labels).unwrap_or_default();
+            Some(GoldOutcome { missed: !crate::stream::matches_gold(&labels, &g), gold: g, training: training? != 0, changed: false })
+        }
+        None => None,
+    };
+    Ok(Submitted { annotation: row.into_annotation(), new: false, gold })
 }
 
 /// Releases the labeler's lease and remembers the skip, so the item goes to others first.
 pub async fn skip_item(db: &Db, project_id: i64, user_id: i64, item_id: i64) -> AppResult<()> {
     let now = now_ms();
-    on_group_write!(db, tx, _is_pg => {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM items WHERE id = $1 AND project_id = $2")
-            .bind(item_id)
-            .bind(project_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    on_group_statements!(db, s, _is_pg => {
+        let exists = s.first_i64("SELECT id FROM items WHERE id = $1 AND project_id = $2", vec![item_id.into(), project_id.into()]).await?;
         if exists.is_none() {
             return Err(AppError::not_found(format!("no item {item_id} in this project")));
         }
-        sqlx::query("DELETE FROM leases WHERE item_id = $1 AND user_id = $2")
-            .bind(item_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
+        let mut b = Batch::one("DELETE FROM leases WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
+        b.push(
             "INSERT INTO skips (item_id, user_id, project_id, skipped_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (item_id, user_id) DO UPDATE SET skipped_at = $4",
-        )
-        .bind(item_id)
-        .bind(user_id)
-        .bind(project_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+            vec![item_id.into(), user_id.into(), project_id.into(), now.into()],
+        );
+        s.run(b).await?
     });
     Ok(())
 }
@@ -802,12 +808,22 @@ fn slots_sql(item: &str, user: &str, graced: &str, now: &str) -> String {
 static SLOTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| slots_sql("$1", "$2", "$3", "$4"));
 
 /// `slots_sql`'s row.
-#[derive(sqlx::FromRow)]
 struct Slots {
     existing_id: Option<i64>,
     existing_labels: Option<String>,
     handed_out: i64,
     others_leases: i64,
+}
+
+impl Slots {
+    fn from_row(r: &Row) -> AppResult<Slots> {
+        Ok(Slots {
+            existing_id: r.opt_i64("existing_id")?,
+            existing_labels: r.opt_string("existing_labels")?,
+            handed_out: r.i64("handed_out")?,
+            others_leases: r.i64("others_leases")?,
+        })
+    }
 }
 
 /// SQLite: what a submission reads before it writes, in one statement ($1: project, $2:
@@ -830,20 +846,6 @@ static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock
         slots = slots_sql("$3", "$2", "$4", "$6"),
     )
 });
-
-#[derive(sqlx::FromRow)]
-struct SubmissionContext {
-    #[sqlx(flatten)]
-    project: ProjectRow,
-    previous_annotation: Option<i64>,
-    previous_item: Option<i64>,
-    item_id: Option<i64>,
-    label_count: Option<i64>,
-    item_overlap: Option<i64>,
-    gold: Option<String>,
-    #[sqlx(flatten)]
-    slots: Slots,
-}
 
 /// Adds 1 to a shard of a project's done count ($1: project, $2: shard).
 const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, done) VALUES ($1, $2, 1)
@@ -891,16 +893,9 @@ static HANDED_OUT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
     )
 });
 
-#[derive(sqlx::FromRow)]
-struct HandedOutRow {
-    mine_today: i64,
-    mine_total: i64,
-    done: i64,
-    total: i64,
-    #[sqlx(flatten)]
-    item: ItemRow,
-    #[sqlx(flatten)]
-    prelabel: super::prelabels::ShownPrelabel,
+/// `PROGRESS_SQL`'s columns (also `HANDED_OUT_SQL`'s).
+fn progress_counts(r: &Row) -> AppResult<ProgressCounts> {
+    Ok((r.i64("mine_today")?, r.i64("mine_total")?, r.i64("done")?, r.i64("total")?))
 }
 
 /// (mine today, mine in total, done, total): see `PROGRESS_SQL`.

@@ -1,17 +1,10 @@
-//! Writes sent to the database together: on SQLite one hand-off to the writer's thread for
-//! many statements.
+//! Writes gathered to run together, in order, at the end of a labeling write.
 //!
-//! Every statement on SQLite is a round trip from the writer task to sqlx's worker thread for
-//! the connection and back; the labeling loop's throughput on SQLite is bounded by the one
-//! writer's serial chain of them (docs/bench.md, sessions 9–12). A submission ends with half a
-//! dozen writes whose results nobody reads (the item's count, the done shard, the audit entry,
-//! the review hook, the lease, the skip, the retry key). `run_batch!` sends them as one
-//! multi-statement string on SQLite, which sqlx runs statement after statement on its thread,
-//! binding each `$N` to the N-th value of one list; each part's placeholders are renumbered
-//! into that list (`Batch::joined`). On PostgreSQL, which prepares one statement at a time, the
-//! parts run one after another as before. Either way the parts run in order, inside the
-//! caller's transaction, and the first failing part fails the batch (the job's savepoint then
-//! rolls back the ones before it).
+//! A submission ends with half a dozen writes whose results nobody reads (the item's count,
+//! the done shard, the audit entry, the review hook, the lease, the skip, the retry key). They
+//! are gathered in a `Batch` as they are decided and run by `Statements::run`
+//! (`store::statements`) inside the caller's transaction: the first failing part fails the
+//! batch, and the job's savepoint (SQLite) or transaction (PostgreSQL) undoes the ones before.
 use std::borrow::Cow;
 
 /// A value bound to a part of a batch. Typed, because PostgreSQL types every parameter (a
@@ -64,6 +57,13 @@ impl Batch {
         Batch::default()
     }
 
+    /// A batch of one statement.
+    pub fn one(sql: impl Into<Cow<'static, str>>, args: Vec<Arg>) -> Batch {
+        let mut b = Batch::new();
+        b.push(sql, args);
+        b
+    }
+
     /// Appends a statement and its values (`args[k]` is the statement's `$(k+1)`).
     pub fn push(&mut self, sql: impl Into<Cow<'static, str>>, args: Vec<Arg>) {
         self.parts.push((sql.into(), args));
@@ -72,62 +72,6 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
-
-    /// The parts as one SQLite statement list and its values: each part's `$k` becomes
-    /// `$(k + the values of the parts before it)`.
-    pub fn joined(self) -> (String, Vec<Arg>) {
-        let mut sql = String::new();
-        let mut args = Vec::new();
-        for (part, part_args) in self.parts {
-            if !sql.is_empty() {
-                sql.push_str(";\n");
-            }
-            renumber(&part, args.len(), &mut sql);
-            args.extend(part_args);
-        }
-        (sql, args)
-    }
-}
-
-/// Copies `sql` to `out` with every placeholder `$N` written `$(N + offset)`. The statements
-/// batched here have no `$` but in placeholders (no string literal holds one).
-fn renumber(sql: &str, offset: usize, out: &mut String) {
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..=at]);
-        rest = &rest[at + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let n: usize = rest[..digits].parse().expect("a `$` in a batched statement is a placeholder `$N`");
-        out.push_str(&(n + offset).to_string());
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-}
-
-/// Runs `$batch` (a `store::batch::Batch`) on the open transaction `$tx`: on SQLite as one
-/// multi-statement string (one hand-off to the connection's thread), on PostgreSQL (`$is_pg`)
-/// part after part. Evaluates to `Result<(), sqlx::Error>`. A macro, like `append_audit!`, so one
-/// text serves both backends' transaction types.
-#[macro_export]
-macro_rules! run_batch {
-    ($tx:ident, $is_pg:expr, $batch:expr) => {{
-        let batch: $crate::store::batch::Batch = $batch;
-        async {
-            if batch.is_empty() {
-                return Ok::<(), sqlx::Error>(());
-            }
-            if $is_pg {
-                for (sql, args) in batch.parts {
-                    $crate::store::batch::bind(sqlx::query(&sql), args).execute(&mut *$tx).await?;
-                }
-            } else {
-                let (sql, args) = batch.joined();
-                $crate::store::batch::bind(sqlx::query(&sql), args).execute(&mut *$tx).await?;
-            }
-            Ok(())
-        }
-        .await
-    }};
 }
 
 /// Binds `args` to `q` in order, each with its type.
@@ -146,57 +90,4 @@ where
         };
     }
     q
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Db;
-    use sqlx::Connection as _;
-
-    #[test]
-    fn parts_are_renumbered_into_one_list_of_values() {
-        let mut b = Batch::new();
-        b.push("DELETE FROM leases WHERE item_id = $1 AND user_id = $2", vec![7.into(), 3.into()]);
-        b.push("UPDATE t SET a = $2, b = $1, c = $12", vec!["x".into(), Arg::Int(None), 1.into(), 2.into(), 3.into(), 4.into(), 5.into(), 6.into(), 7.into(), 8.into(), 9.into(), 10.into()]);
-        b.push("INSERT INTO s VALUES ($1)", vec![Arg::Text(None)]);
-        let (sql, args) = b.joined();
-        assert_eq!(
-            sql,
-            "DELETE FROM leases WHERE item_id = $1 AND user_id = $2;\nUPDATE t SET a = $4, b = $3, c = $14;\nINSERT INTO s VALUES ($15)"
-        );
-        assert_eq!(args.len(), 15);
-        assert_eq!(args[2], Arg::Text(Some("x".into())));
-        assert_eq!(args[14], Arg::Text(None));
-    }
-
-    /// On SQLite the batch runs as one string, every part with its own values, in order; a
-    /// failing part fails the batch and (with the savepoint around it) leaves nothing.
-    #[tokio::test]
-    async fn a_batch_writes_every_part_with_its_own_values_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        let Db::Sqlite { read, write, .. } = &db else { unreachable!() };
-        let mut conn = write.acquire().await.unwrap();
-        sqlx::query("CREATE TABLE t (a INTEGER NOT NULL, b TEXT, c TEXT)").execute(&mut *conn).await.unwrap();
-        let mut tx = conn.begin().await.unwrap();
-        let mut b = Batch::new();
-        b.push("INSERT INTO t (a, b, c) VALUES ($1, $2, $3)", vec![1.into(), "one".into(), Arg::Text(None)]);
-        b.push("INSERT INTO t (a, c) VALUES ($2, $1)", vec!["{}".into(), 2.into()]);
-        b.push("UPDATE t SET a = a + $1 WHERE a = $2", vec![10.into(), 2.into()]);
-        crate::run_batch!(tx, false, b).unwrap();
-        tx.commit().await.unwrap();
-        let rows: Vec<(i64, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT a, b, c FROM t ORDER BY a").fetch_all(read).await.unwrap();
-        assert_eq!(rows, vec![(1, Some("one".into()), None), (12, None, Some("{}".into()))]);
-
-        let mut tx = conn.begin().await.unwrap();
-        let mut b = Batch::new();
-        b.push("INSERT INTO t (a) VALUES ($1)", vec![100.into()]);
-        b.push("INSERT INTO t (a) VALUES ($1)", vec![Arg::Int(None)]);
-        assert!(crate::run_batch!(tx, false, b).is_err(), "the NOT NULL column fails the second part");
-        drop(tx);
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE a >= 100").fetch_one(read).await.unwrap();
-        assert_eq!(n, 0);
-    }
 }

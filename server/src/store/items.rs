@@ -235,6 +235,23 @@ pub struct ItemRow {
     pub meta: String,
 }
 
+impl ItemRow {
+    /// `ITEM_COLUMNS` of a row of `store::statements`.
+    pub(crate) fn from_row(r: &super::statements::Row) -> crate::error::AppResult<ItemRow> {
+        Ok(ItemRow {
+            id: r.i64("id")?,
+            project_id: r.i64("project_id")?,
+            external_id: r.opt_string("external_id")?,
+            kind: r.string("kind")?,
+            text: r.opt_string("text")?,
+            image_sha256: r.opt_string("image_sha256")?,
+            width: r.opt_i64("width")?,
+            height: r.opt_i64("height")?,
+            meta: r.string("meta")?,
+        })
+    }
+}
+
 pub const ITEM_COLUMNS: &str = "i.id, i.project_id, i.external_id, i.kind, i.text, i.image_sha256, \
      img.width, img.height, i.meta";
 pub const ITEM_FROM: &str = "items i LEFT JOIN images img ON img.sha256 = i.image_sha256";

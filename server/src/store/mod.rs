@@ -8,7 +8,7 @@
 //! SQLite has one writer at a time. Rather than let connections race for the write lock and
 //! fail with SQLITE_BUSY, all writes go through a pool of exactly one connection; reads use a
 //! separate pool and, with WAL, never wait for writes. The labeling loop's writes (hand-out,
-//! submission, skip) go through `on_group_write!` instead: on SQLite a writer task commits
+//! submission, skip) go through `on_group_statements!` instead: on SQLite a writer task commits
 //! whatever of them queued in one transaction (`store::writer`, group commit).
 pub mod agreement;
 pub mod assignment;
@@ -27,6 +27,7 @@ pub mod prelabels;
 pub mod projects;
 pub mod releases;
 pub mod review;
+pub mod statements;
 pub mod tokens;
 pub mod users;
 pub mod writer;
@@ -90,44 +91,7 @@ macro_rules! on_write {
     };
 }
 
-/// Runs `$body` as one write transaction bound to `$tx`, whose result is returned only once it
-/// is durable, and `$is_pg` as in `on_write!`. The body ends with `$tx.commit().await?` and
-/// may `return Err(..)` (or `?`) at any point: on SQLite that rolls back only this body's
-/// savepoint. On SQLite the body runs inside the group commit of `store::writer` (so it must
-/// own what it uses: it is moved to the writer task); on PostgreSQL it is a plain transaction
-/// on the pool. The body's statements see the writes of the bodies committed or grouped before
-/// it, exactly as with one transaction each.
-#[macro_export]
-macro_rules! on_group_write {
-    ($db:expr, $tx:ident, $is_pg:ident => $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite { writer, .. } => {
-                let _in_flight = $crate::store::SqliteWriteInFlight::enter();
-                writer
-                    .run(move |conn| {
-                        Box::pin(async move {
-                            #[allow(unused_mut)]
-                            let mut $tx = sqlx::Connection::begin(conn).await?;
-                            let $is_pg = false;
-                            Ok($body)
-                        })
-                    })
-                    .await?
-            }
-            $crate::store::Db::Postgres(pool) => {
-                async {
-                    #[allow(unused_mut)]
-                    let mut $tx = pool.begin().await?;
-                    let $is_pg = true;
-                    Ok::<_, $crate::error::AppError>($body)
-                }
-                .await?
-            }
-        }
-    };
-}
-
-/// SQLite write operations (`on_write!` and `on_group_write!` bodies) waiting for the single writer connection or
+/// SQLite write operations (`on_write!` and `on_group_statements!` bodies) waiting for the single writer connection or
 /// running on it: the writer's queue depth plus the one it is serving. `GET /metrics` shows it
 /// as `mirrorset_sqlite_writes_in_flight`. One process serves one database, so one global.
 pub static SQLITE_WRITES_IN_FLIGHT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);

@@ -438,6 +438,18 @@ pub(crate) struct ShownPrelabel {
 }
 
 impl ShownPrelabel {
+    /// The `pl_` columns of a row of `store::statements`.
+    pub(crate) fn from_row(r: &super::statements::Row) -> crate::error::AppResult<ShownPrelabel> {
+        Ok(ShownPrelabel {
+            pl_source_id: r.opt_i64("pl_source_id")?,
+            pl_kind: r.opt_string("pl_kind")?,
+            pl_name: r.opt_string("pl_name")?,
+            pl_version: r.opt_string("pl_version")?,
+            pl_labels: r.opt_string("pl_labels")?,
+            pl_score: r.opt_f64("pl_score")?,
+        })
+    }
+
     pub(crate) fn into_row(self) -> Option<PrelabelRow> {
         Some(PrelabelRow {
             source_id: self.pl_source_id?,

@@ -73,6 +73,31 @@ pub(super) struct ProjectRow {
 }
 
 impl ProjectRow {
+    /// `PROJECT_COLUMNS` of a row of `store::statements`.
+    pub(super) fn from_row(r: &super::statements::Row) -> crate::error::AppResult<ProjectRow> {
+        Ok(ProjectRow {
+            id: r.i64("id")?,
+            name: r.string("name")?,
+            instructions: r.string("instructions")?,
+            kind: r.string("kind")?,
+            labels: r.string("labels")?,
+            overlap: r.i64("overlap")?,
+            lease_seconds: r.i64("lease_seconds")?,
+            created_at: r.i64("created_at")?,
+            item_count: r.i64("item_count")?,
+            done_count: r.i64("done_count")?,
+            measurement: r.string("measurement")?,
+            target_alpha: r.f64("target_alpha")?,
+            consensus_method: r.string("consensus_method")?,
+            review_threshold: r.f64("review_threshold")?,
+            gold_rate: r.f64("gold_rate")?,
+            gold_training: r.i64("gold_training")?,
+            audit_rate: r.f64("audit_rate")?,
+            audit_seed: r.i64("audit_seed")?,
+            assignment_order: r.string("assignment_order")?,
+        })
+    }
+
     pub(super) fn into_summary(self) -> ProjectSummary {
         let kind = if self.kind == "multi" { LabelKind::Multi } else { LabelKind::Single };
         // Written only by this module from a Vec<LabelDef>; an unreadable value would be a bug.

@@ -29,69 +29,64 @@ use crate::error::{AppError, AppResult};
 use crate::review::{self, AuditDraw, Filters, QueueKind, ValidDecision};
 use crate::{append_audit, on_read, on_write};
 
-/// The submission hook: call on the submission's transaction `$tx` after an annotation was
-/// written (created or changed), with the batch of the submission's last writes `$batch`
-/// (`store::batch`), (project id, item id, the item's gold answer as stored (JSON, None when it
-/// is not gold; the submission read it already), labeler id, the labels as written, now). It
-/// reads what it needs on `$tx` and appends its one write to `$batch`. Evaluates to
-/// `Result<(), sqlx::Error>`.
+/// The submission hook: call inside the submission's transaction after an annotation was
+/// written (created or changed), with the batch of the submission's last writes `batch`
+/// (`store::batch`), the project id, the item id, the item's gold answer as stored (JSON, None
+/// when it is not gold; the submission read it already), the labeler id, the labels as written
+/// and now. It reads what it needs on `s` and appends its one write to `batch`.
 ///
 /// - On a gold item: an answer that differs from the gold answer opens a `gold_miss` entry for
 ///   that labeler (one open entry per labeler and item).
 /// - On any other item: answers that differ keep one `labels_differ` entry in `disagreement`
 ///   (not re-opened once a decision resolved it: the lead has ruled); answers that agree again
 ///   remove the open one.
-///
-/// A macro, like `append_audit!`, so one text serves both backends' transaction types.
-#[macro_export]
-macro_rules! review_after_annotation {
-    ($tx:expr, $batch:expr, $project_id:expr, $item_id:expr, $gold:expr, $user_id:expr, $labels:expr, $now:expr) => {{
-        let (pid, item_id, gold, user_id, labels, now): (i64, i64, Option<&str>, i64, &[String], i64) =
-            ($project_id, $item_id, $gold, $user_id, $labels, $now);
-        let batch: &mut $crate::store::batch::Batch = $batch;
-        async {
-            if let Some(gold) = $crate::review::parse_labels(gold) {
-                if !$crate::review::same_labels(&gold, labels) {
-                    batch.push(
-                        $crate::store::review::OPEN_ENTRY_SQL,
-                        vec![
-                            pid.into(),
-                            item_id.into(),
-                            "gold_miss".into(),
-                            $crate::review::REASON_GOLD_MISS.into(),
-                            serde_json::json!({"labels": labels, "gold": gold}).to_string().into(),
-                            Some(user_id).into(),
-                            now.into(),
-                        ],
-                    );
-                }
-                return Ok::<(), sqlx::Error>(());
-            }
-            let answers: Vec<String> = sqlx::query_scalar("SELECT labels FROM annotations WHERE item_id = $1")
-                .bind(item_id)
-                .fetch_all(&mut *$tx)
-                .await?;
-            let answers: Vec<Vec<String>> =
-                answers.iter().filter_map(|a| $crate::review::parse_labels(Some(a))).collect();
-            if $crate::review::answers_differ(&answers) {
-                batch.push(
-                    "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, created_at)
-                     SELECT $1, $2, 'disagreement', $3, '{}', $4
-                     WHERE NOT EXISTS (SELECT 1 FROM review_entries
-                                       WHERE item_id = $2 AND queue = 'disagreement' AND reason = $3)",
-                    vec![pid.into(), item_id.into(), $crate::review::REASON_LABELS_DIFFER.into(), now.into()],
-                );
-            } else {
-                batch.push(
-                    "DELETE FROM review_entries
-                     WHERE item_id = $1 AND queue = 'disagreement' AND reason = $2 AND resolved_at IS NULL",
-                    vec![item_id.into(), $crate::review::REASON_LABELS_DIFFER.into()],
-                );
-            }
-            Ok(())
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn review_after_annotation<S: super::statements::Statements>(
+    s: &mut S,
+    batch: &mut super::batch::Batch,
+    pid: i64,
+    item_id: i64,
+    gold: Option<&str>,
+    user_id: i64,
+    labels: &[String],
+    now: i64,
+) -> AppResult<()> {
+    if let Some(gold) = crate::review::parse_labels(gold) {
+        if !crate::review::same_labels(&gold, labels) {
+            batch.push(
+                OPEN_ENTRY_SQL,
+                vec![
+                    pid.into(),
+                    item_id.into(),
+                    "gold_miss".into(),
+                    crate::review::REASON_GOLD_MISS.into(),
+                    serde_json::json!({"labels": labels, "gold": gold}).to_string().into(),
+                    Some(user_id).into(),
+                    now.into(),
+                ],
+            );
         }
-        .await
-    }};
+        return Ok(());
+    }
+    let answers = s.rows("SELECT labels FROM annotations WHERE item_id = $1", vec![item_id.into()]).await?;
+    let answers: Vec<Vec<String>> =
+        answers.iter().filter_map(|a| crate::review::parse_labels(a.opt_string("labels").ok().flatten().as_deref())).collect();
+    if crate::review::answers_differ(&answers) {
+        batch.push(
+            "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, created_at)
+             SELECT $1, $2, 'disagreement', $3, '{}', $4
+             WHERE NOT EXISTS (SELECT 1 FROM review_entries
+                               WHERE item_id = $2 AND queue = 'disagreement' AND reason = $3)",
+            vec![pid.into(), item_id.into(), crate::review::REASON_LABELS_DIFFER.into(), now.into()],
+        );
+    } else {
+        batch.push(
+            "DELETE FROM review_entries
+             WHERE item_id = $1 AND queue = 'disagreement' AND reason = $2 AND resolved_at IS NULL",
+            vec![item_id.into(), crate::review::REASON_LABELS_DIFFER.into()],
+        );
+    }
+    Ok(())
 }
 
 /// Opens an entry unless the same (item, queue, labeler) has an open one (the partial unique

@@ -9,10 +9,13 @@
 //! Now the labeling writes (`store::assignment`: hand-out, submission, skip) are *jobs* sent to
 //! one task per database. The task takes the first job, then every job already queued behind
 //! it (at most `MAX_GROUP`), and runs them one after another on the writer connection inside
-//! one `BEGIN IMMEDIATE` … `COMMIT`. Each job runs inside its own savepoint (the job's body
-//! opens it with `Connection::begin` on the connection, which inside a transaction is a
-//! `SAVEPOINT`): a job that fails (a 409, a 403, a constraint) rolls back only its own
+//! one `BEGIN IMMEDIATE` … `COMMIT`. Each job runs inside its own savepoint
+//! (`in_raw_savepoint`): a job that fails (a 409, a 403, a constraint) rolls back only its own
 //! statements, and the others of its group are unaffected.
+//!
+//! **The jobs run on the connection's raw handle** (`store::statements`): the task borrows it
+//! from sqlx once per group, and the jobs' statements run in place, with no hand-off to
+//! sqlx's thread per statement (which was most of the writer's time: docs/bench.md, session 13).
 //!
 //! **Acknowledged = durable.** A job's result is handed back to its request only after its
 //! group's `COMMIT` returned; if the commit fails, every job of the group gets the error and
@@ -35,9 +38,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
@@ -99,7 +100,8 @@ pub static GROUPS: AtomicU64 = AtomicU64::new(0);
 pub static GROUPED_JOBS: AtomicU64 = AtomicU64::new(0);
 
 /// The phases of a group, in order: waiting for the write pool's connection (an import's or a
-/// settings change's transaction may hold it), `BEGIN IMMEDIATE`, running the jobs, `COMMIT`.
+/// settings change's transaction may hold it) and borrowing its raw handle from sqlx's thread,
+/// `BEGIN IMMEDIATE`, running the jobs, `COMMIT`.
 pub const PHASES: [&str; 4] = ["acquire", "begin", "jobs", "commit"];
 const ACQUIRE: usize = 0;
 const BEGIN: usize = 1;
@@ -109,7 +111,7 @@ const COMMIT: usize = 3;
 /// Microseconds the writer spent in each of `PHASES` over all its groups (`GET /metrics`:
 /// `mirrorset_sqlite_writer_seconds_total`). Their sum over a stretch of wall time is how busy
 /// the writer was: at 100 % it bounds the labeling loop, and the phases say where its time
-/// goes (docs/bench.md, session 12: a job takes ~380 µs whatever its number of statements).
+/// goes (docs/bench.md, sessions 12 and 13).
 pub static PHASE_MICROS: [AtomicU64; PHASES.len()] = [const { AtomicU64::new(0) }; PHASES.len()];
 
 /// Adds the time since `*since` to phase `phase` and starts the next phase now.
@@ -121,8 +123,8 @@ fn phase_done(phase: usize, since: &mut std::time::Instant) {
 
 /// What a job hands back after running: called once its group's commit is known (`Ok`: the
 /// job's result stands; `Err`: the commit failed, the job's effects are gone).
-type Deliver = Box<dyn FnOnce(Result<(), &sqlx::Error>) + Send>;
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Deliver> + Send>;
+type Deliver = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
+type Job = Box<dyn FnOnce(&mut rusqlite::Connection) -> Deliver + Send>;
 
 /// The handle requests send their jobs through. Cloning it is cheap; the task ends when the
 /// last handle is dropped (after it committed what was queued).
@@ -145,31 +147,26 @@ impl GroupWriter {
         GroupWriter { jobs }
     }
 
-    /// Runs `body` on the writer connection inside the next group's transaction and returns its
-    /// result once that group is committed. The body must open its own savepoint
-    /// (`Connection::begin` on the connection it is given) and commit it when it succeeded; on
-    /// an error it returns (its savepoint rolls back when dropped).
-    pub async fn run<T, F>(&self, body: F) -> AppResult<T>
+    /// Runs `body` on the writer connection's raw handle inside the next group's transaction,
+    /// in a savepoint of its own (released when it succeeds, rolled back when it fails or
+    /// panics), and returns its result once that group is committed. The jobs of a group share
+    /// one borrow of the handle and one statement cache, which ends with the group
+    /// (`run_jobs`).
+    pub async fn run_raw<T, F>(&self, body: F) -> AppResult<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, AppResult<T>> + Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> AppResult<T> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<AppResult<T>>();
         let waiting = Waiting::enter();
         let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = body(conn).await;
-                Box::new(move |commit: Result<(), &sqlx::Error>| {
-                    let _waiting = waiting;
-                    let _ = done_tx.send(match commit {
-                        Ok(()) => result,
-                        // Even a job that failed on its own gets the commit's error: whatever it
-                        // would have answered, nothing of its group was saved.
-                        Err(e) => Err(commit_failed(e)),
-                    });
-                }) as Deliver
-            })
+            let result = in_raw_savepoint(conn, body);
+            deliver(result, waiting, done_tx)
         });
+        self.send(job, done_rx).await
+    }
+
+    async fn send<T>(&self, job: Job, done_rx: oneshot::Receiver<AppResult<T>>) -> AppResult<T> {
         QUEUE_DEPTH.fetch_add(1, Ordering::Relaxed);
         if self.jobs.send(job).is_err() {
             QUEUE_DEPTH.fetch_sub(1, Ordering::Relaxed);
@@ -187,18 +184,56 @@ impl GroupWriter {
     /// shutdown: a request that was cancelled (its client went away) leaves its job queued, and
     /// it is still committed before the process exits.
     pub async fn drain(&self) {
-        let _ = self.run(|_conn| Box::pin(async { Ok(()) })).await;
+        let _ = self.run_raw(|_conn| Ok(())).await;
     }
 }
 
+/// What hands a job's `result` to its request once its group's commit is known.
+fn deliver<T: Send + 'static>(result: AppResult<T>, waiting: Waiting, done_tx: oneshot::Sender<AppResult<T>>) -> Deliver {
+    Box::new(move |commit: Result<(), &rusqlite::Error>| {
+        let _waiting = waiting;
+        let _ = done_tx.send(match commit {
+            Ok(()) => result,
+            // Even a job that failed on its own gets the commit's error: whatever it would
+            // have answered, nothing of its group was saved.
+            Err(e) => Err(commit_failed(e)),
+        });
+    })
+}
+
+/// Runs `body` in a savepoint on the raw connection: released when it succeeds, rolled back
+/// when it fails or panics (the panic goes on, to `run_raw_jobs`).
+fn in_raw_savepoint<T>(conn: &mut rusqlite::Connection, body: impl FnOnce(&mut rusqlite::Connection) -> AppResult<T>) -> AppResult<T> {
+    struct RollBack<'c>(Option<&'c mut rusqlite::Connection>);
+    impl Drop for RollBack<'_> {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.take() {
+                if let Err(e) = c.execute_batch("ROLLBACK TO raw_job; RELEASE raw_job") {
+                    tracing::error!(error = %e, "group commit: a raw job's savepoint did not roll back");
+                }
+            }
+        }
+    }
+    conn.prepare_cached("SAVEPOINT raw_job")?.raw_execute()?;
+    let mut guard = RollBack(Some(conn));
+    let result = body(guard.0.as_deref_mut().expect("set above"));
+    if result.is_ok() {
+        let conn = guard.0.take().expect("set above");
+        conn.prepare_cached("RELEASE raw_job")?.raw_execute()?;
+    }
+    result
+}
+
 /// A failed COMMIT: a 503 when the database's storage refused it (read-only, disk full: it
-/// passes when the condition clears, `error::is_storage_refusal`), else a 500.
-fn commit_failed(e: &sqlx::Error) -> AppError {
-    if crate::error::is_storage_refusal(e) {
-        return AppError::Unavailable {
-            message: crate::error::STORAGE_REFUSAL_MESSAGE.to_string(),
-            retry_after_secs: crate::error::STORAGE_REFUSAL_RETRY_SECS,
-        };
+/// passes when the condition clears), else a 500.
+fn commit_failed(e: &rusqlite::Error) -> AppError {
+    if let rusqlite::Error::SqliteFailure(f, _) = e {
+        if crate::error::is_storage_refusal_code(f.extended_code) {
+            return AppError::Unavailable {
+                message: crate::error::STORAGE_REFUSAL_MESSAGE.to_string(),
+                retry_after_secs: crate::error::STORAGE_REFUSAL_RETRY_SECS,
+            };
+        }
     }
     AppError::Internal(anyhow::anyhow!("the group commit failed, nothing of this request was saved: {e}"))
 }
@@ -232,6 +267,10 @@ fn record_group(size: usize) {
 /// Runs one group in one transaction, then delivers every job's result with the commit's
 /// outcome. When the transaction cannot start, the jobs are dropped unrun (their requests get
 /// `writer_gone`, nothing was written).
+///
+/// Everything after borrowing the handle runs in place on it, `BEGIN` and `COMMIT` included:
+/// each statement through sqlx is a hand-off to its thread and back, and the writer task's wait
+/// to be polled again behind the requests its last commit woke (docs/bench.md, session 13).
 async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
     let mut since = std::time::Instant::now();
     let mut conn = match pool.acquire().await {
@@ -241,39 +280,71 @@ async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
             return;
         }
     };
-    phase_done(ACQUIRE, &mut since);
-    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
+    let mut handle = match conn.lock_handle().await {
+        Ok(h) => h,
         Err(e) => {
-            tracing::error!(error = %e, jobs = group.len(), "group commit: BEGIN failed");
+            tracing::error!(error = %e, jobs = group.len(), "group commit: the connection's handle cannot be borrowed");
             return;
         }
     };
-    phase_done(BEGIN, &mut since);
+    phase_done(ACQUIRE, &mut since);
+    // SAFETY: the handle is sqlx's open connection, locked for us until `handle` is dropped,
+    // after `raw` (the borrow below keeps that order); `from_handle` never closes it.
+    let raw = match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, jobs = group.len(), "group commit: the raw handle cannot be used");
+            return;
+        }
+    };
+    let (delivers, outcome) = run_group(raw, group, &mut since);
+    drop(handle);
+    for deliver in delivers {
+        deliver(outcome.as_ref().map(|_| ()));
+    }
+}
+
+/// `BEGIN IMMEDIATE`, the group's jobs one after another in arrival order, `COMMIT`, on the
+/// raw connection. Its prepared statements (the jobs' ones, shared by the group) are finalized
+/// when `raw` is dropped at the end, before the handle goes back to sqlx: sqlx must never
+/// close its connection with a statement of ours open.
+fn run_group(mut raw: rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant) -> (Vec<Deliver>, Result<(), rusqlite::Error>) {
+    raw.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
+    if let Err(e) = raw.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, jobs = group.len(), "group commit: BEGIN failed");
+        return (Vec::new(), Err(e));
+    }
+    phase_done(BEGIN, since);
     let mut delivers = Vec::with_capacity(group.len());
     for job in group {
         // A panicking job loses its own answer (its request gets `writer_gone`) but not the
-        // writer task; its savepoint was dropped in the unwind, so its statements roll back.
-        match AssertUnwindSafe(job(&mut tx)).catch_unwind().await {
+        // writer task; its savepoint rolled back in the unwind (`in_raw_savepoint`).
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut raw))) {
             Ok(deliver) => delivers.push(deliver),
             Err(_) => tracing::error!("group commit: a job panicked; its request fails, the group goes on"),
         }
     }
-    phase_done(JOBS, &mut since);
-    let outcome = tx.commit().await;
-    phase_done(COMMIT, &mut since);
+    phase_done(JOBS, since);
+    let outcome = raw.execute_batch("COMMIT");
     if let Err(e) = &outcome {
         tracing::error!(error = %e, jobs = delivers.len(), "group commit: COMMIT failed");
+        // A COMMIT refused by a deferred constraint leaves the transaction open; one refused
+        // by the storage may have rolled it back already.
+        if !raw.is_autocommit() {
+            if let Err(e) = raw.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "group commit: ROLLBACK after the failed COMMIT failed");
+            }
+        }
     }
-    for deliver in delivers {
-        deliver(outcome.as_ref().map(|_| ()));
-    }
+    phase_done(COMMIT, since);
+    (delivers, outcome)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Db;
+    use futures::FutureExt as _;
 
     async fn sqlite() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
@@ -281,8 +352,14 @@ mod tests {
         (dir, db)
     }
 
-    /// Jobs sent together share a transaction, a failing job rolls back only its own writes,
-    /// and every result arrives after the commit (the rows are visible to a reader then).
+    fn audit_row(conn: &rusqlite::Connection, at: i64) -> AppResult<()> {
+        conn.execute("INSERT INTO audit_log (at, action) VALUES (?1, 'annotation_created')", [at])?;
+        Ok(())
+    }
+
+    /// Jobs sent together share a transaction, a failing job rolls back only its own writes
+    /// (also one that panics), and every result arrives after the commit (the rows are visible
+    /// to a reader then).
     #[tokio::test]
     async fn a_failing_job_rolls_back_only_itself() {
         let (_dir, db) = sqlite().await;
@@ -292,19 +369,15 @@ mod tests {
             let writer = writer.clone();
             handles.push(tokio::spawn(async move {
                 writer
-                    .run(move |conn| {
-                        Box::pin(async move {
-                            let mut tx = conn.begin().await?;
-                            sqlx::query("INSERT INTO audit_log (at, action) VALUES ($1, 'annotation_created')")
-                                .bind(i)
-                                .execute(&mut *tx)
-                                .await?;
-                            if i % 3 == 0 {
-                                return Err(AppError::conflict(format!("job {i} refuses")));
-                            }
-                            tx.commit().await?;
-                            Ok(i)
-                        })
+                    .run_raw(move |conn| {
+                        audit_row(conn, i)?;
+                        if i % 3 == 0 {
+                            return Err(AppError::conflict(format!("job {i} refuses")));
+                        }
+                        if i % 7 == 0 {
+                            panic!("job {i} panics after its write");
+                        }
+                        Ok(i)
                     })
                     .await
             }));
@@ -314,15 +387,16 @@ mod tests {
             match h.await.unwrap() {
                 Ok(i) => ok.push(i),
                 Err(AppError::Conflict(_)) => {}
+                Err(AppError::Internal(e)) if e.to_string().contains("could not run this request") => {}
                 Err(e) => panic!("{e:?}"),
             }
         }
         ok.sort_unstable();
-        let expected: Vec<i64> = (0..40).filter(|i| i % 3 != 0).collect();
+        let expected: Vec<i64> = (0..40).filter(|i| i % 3 != 0 && i % 7 != 0).collect();
         assert_eq!(ok, expected);
         let mut saved: Vec<i64> = sqlx::query_scalar("SELECT at FROM audit_log").fetch_all(read).await.unwrap();
         saved.sort_unstable();
-        assert_eq!(saved, expected, "the refused jobs' rows are gone, the others are all there");
+        assert_eq!(saved, expected, "the refused and panicked jobs' rows are gone, the others are all there");
     }
 
     /// A request cancelled after its job was sent (its client went away) still has the job
@@ -332,17 +406,7 @@ mod tests {
         let (_dir, db) = sqlite().await;
         let Db::Sqlite { read, writer, .. } = &db else { unreachable!() };
         for i in 0..5i64 {
-            let job = writer.run(move |conn| {
-                Box::pin(async move {
-                    let mut tx = conn.begin().await?;
-                    sqlx::query("INSERT INTO audit_log (at, action) VALUES ($1, 'annotation_created')")
-                        .bind(i)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok(())
-                })
-            });
+            let job = writer.run_raw(move |conn| audit_row(conn, i));
             // Polled once (the job is sent), then dropped: the request was cancelled.
             assert!(job.now_or_never().is_none());
         }
@@ -358,23 +422,52 @@ mod tests {
         let Db::Sqlite { read, writer, .. } = &db else { unreachable!() };
         // A deferred foreign key is checked at COMMIT: the job itself succeeds, the commit fails.
         let r = writer
-            .run(|conn| {
-                Box::pin(async move {
-                    sqlx::query("PRAGMA defer_foreign_keys = ON").execute(&mut *conn).await?;
-                    let mut tx = conn.begin().await?;
-                    sqlx::query("INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at) VALUES (999, 999, 999, 0, 0)")
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok(())
-                })
+            .run_raw(|conn| {
+                conn.execute_batch(
+                    "PRAGMA defer_foreign_keys = ON;
+                     INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at) VALUES (999, 999, 999, 0, 0)",
+                )?;
+                Ok(())
             })
             .await;
         assert!(matches!(r, Err(AppError::Internal(_))), "{r:?}");
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leases").fetch_one(read).await.unwrap();
         assert_eq!(n, 0);
         // The writer goes on after a failed group.
-        let r = writer.run(|_conn| Box::pin(async move { Ok(7) })).await.unwrap();
+        let r = writer.run_raw(|_conn| Ok(7)).await.unwrap();
         assert_eq!(r, 7);
+    }
+
+    /// The prepared statements of a group are gone when the handle goes back to sqlx (else
+    /// sqlx could not close its connection): a statement prepared in one group is not
+    /// pending in the next.
+    #[tokio::test]
+    async fn no_statement_outlives_its_group() {
+        let (_dir, db) = sqlite().await;
+        let Db::Sqlite { writer, .. } = &db else { unreachable!() };
+        writer
+            .run_raw(|conn| {
+                conn.prepare_cached("SELECT COUNT(*) FROM audit_log")?.raw_query().next()?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // The statements prepared on the connection now, by their text (sqlx keeps its own).
+        // SAFETY: a read-only walk of the connection's statement list, on the writer task.
+        let ours = writer
+            .run_raw(|conn| {
+                let mut texts = Vec::new();
+                let mut stmt = unsafe { rusqlite::ffi::sqlite3_next_stmt(conn.handle(), std::ptr::null_mut()) };
+                while !stmt.is_null() {
+                    let sql = unsafe { std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(stmt)) };
+                    texts.push(sql.to_string_lossy().into_owned());
+                    stmt = unsafe { rusqlite::ffi::sqlite3_next_stmt(conn.handle(), stmt) };
+                }
+                Ok(texts)
+            })
+            .await
+            .unwrap();
+        assert!(ours.iter().any(|t| t == "SAVEPOINT raw_job"), "the walk sees this group's statements: {ours:?}");
+        assert!(!ours.iter().any(|t| t.contains("FROM audit_log")), "{ours:?}");
     }
 }
