@@ -71,6 +71,7 @@ macro_rules! on_write {
         match $db {
             $crate::store::Db::Sqlite { write: $pool, .. } => {
                 let _in_flight = $crate::store::SqliteWriteInFlight::enter();
+                let _other = $crate::store::writer::OtherWrite::enter();
                 $body
             }
             $crate::store::Db::Postgres($pool) => $body,
@@ -80,6 +81,7 @@ macro_rules! on_write {
         match $db {
             $crate::store::Db::Sqlite { write: $pool, .. } => {
                 let _in_flight = $crate::store::SqliteWriteInFlight::enter();
+                let _other = $crate::store::writer::OtherWrite::enter();
                 let $is_pg = false;
                 $body
             }

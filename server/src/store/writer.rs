@@ -94,6 +94,31 @@ impl Drop for Waiting {
     }
 }
 
+/// Writes other than the labeling ones (`on_write!`: imports, settings, reviews…) waiting for
+/// the write connection or running on it: the writer gives the connection back after its
+/// current group when there is one (`hold`).
+static OTHER_WRITES: AtomicI64 = AtomicI64::new(0);
+
+fn other_writes_wait() -> bool {
+    OTHER_WRITES.load(Ordering::Relaxed) > 0
+}
+
+/// Counts one write in `OTHER_WRITES` until dropped.
+pub struct OtherWrite(());
+
+impl OtherWrite {
+    pub fn enter() -> OtherWrite {
+        OTHER_WRITES.fetch_add(1, Ordering::Relaxed);
+        OtherWrite(())
+    }
+}
+
+impl Drop for OtherWrite {
+    fn drop(&mut self) {
+        OTHER_WRITES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Commit groups by size bucket (not cumulative), and their count and total of jobs.
 pub static GROUP_SIZES: [AtomicU64; GROUP_SIZE_BUCKETS.len()] = [const { AtomicU64::new(0) }; GROUP_SIZE_BUCKETS.len()];
 pub static GROUPS: AtomicU64 = AtomicU64::new(0);
@@ -244,6 +269,55 @@ fn writer_gone() -> AppError {
 
 async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: usize) {
     while let Some(first) = rx.recv().await {
+        let mut since = std::time::Instant::now();
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "group commit: no writer connection");
+                continue;
+            }
+        };
+        let mut handle = match conn.lock_handle().await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "group commit: the connection's handle cannot be borrowed");
+                continue;
+            }
+        };
+        // SAFETY: the handle is sqlx's open connection, locked for us until `handle` is
+        // dropped, after `raw` (`hold` takes `raw` and drops it before returning); `from_handle`
+        // never closes it.
+        let raw = match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "group commit: the raw handle cannot be used");
+                continue;
+            }
+        };
+        phase_done(ACQUIRE, &mut since);
+        hold(raw, first, &mut rx, max_group).await;
+        drop(handle);
+    }
+}
+
+/// How long the writer keeps the write connection borrowed across groups while labeling writes
+/// keep coming: the longest an import's or a settings change's turn waits behind them when it
+/// has not been seen waiting yet (`OtherWrite`).
+const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Commits groups on the borrowed connection, the first one starting with `first`, while the
+/// next labeling write is already queued after the requests just answered had their turn, no
+/// other write waits for the connection, the last group committed, and `HOLD_MAX` has not
+/// passed. Borrowing the connection from the pool and its handle from sqlx's thread is two
+/// hand-offs and a wait to be polled; under load the next group is always queued
+/// (docs/bench.md, session 13). The prepared statements live in `raw` across these groups and
+/// are finalized when it is dropped here, before the handle goes back to sqlx: sqlx must never
+/// close its connection with a statement of ours open.
+async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::UnboundedReceiver<Job>, max_group: usize) {
+    raw.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
+    let held_at = std::time::Instant::now();
+    let mut next = Some(first);
+    while let Some(first) = next.take() {
         let mut group = vec![first];
         while group.len() < max_group {
             match rx.try_recv() {
@@ -253,7 +327,17 @@ async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: 
         }
         QUEUE_DEPTH.fetch_sub(group.len() as i64, Ordering::Relaxed);
         record_group(group.len());
-        commit_group(&pool, group).await;
+        let mut since = std::time::Instant::now();
+        let (delivers, outcome) = run_group(&mut raw, group, &mut since);
+        for deliver in delivers {
+            deliver(outcome.as_ref().map(|_| ()));
+        }
+        if outcome.is_err() || other_writes_wait() || held_at.elapsed() >= HOLD_MAX {
+            break;
+        }
+        // The requests just answered run (and send their next writes) before the next look.
+        tokio::task::yield_now().await;
+        next = rx.try_recv().ok();
     }
 }
 
@@ -264,52 +348,11 @@ fn record_group(size: usize) {
     GROUP_SIZES[i].fetch_add(1, Ordering::Relaxed);
 }
 
-/// Runs one group in one transaction, then delivers every job's result with the commit's
-/// outcome. When the transaction cannot start, the jobs are dropped unrun (their requests get
+/// One group in one transaction on the raw connection: `BEGIN IMMEDIATE`, the group's jobs one
+/// after another in arrival order, `COMMIT`, each in place, with no hand-off to sqlx's thread.
+/// When the transaction cannot start, the jobs are dropped unrun (their requests get
 /// `writer_gone`, nothing was written).
-///
-/// Everything after borrowing the handle runs in place on it, `BEGIN` and `COMMIT` included:
-/// each statement through sqlx is a hand-off to its thread and back, and the writer task's wait
-/// to be polled again behind the requests its last commit woke (docs/bench.md, session 13).
-async fn commit_group(pool: &SqlitePool, group: Vec<Job>) {
-    let mut since = std::time::Instant::now();
-    let mut conn = match pool.acquire().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, jobs = group.len(), "group commit: no writer connection");
-            return;
-        }
-    };
-    let mut handle = match conn.lock_handle().await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, jobs = group.len(), "group commit: the connection's handle cannot be borrowed");
-            return;
-        }
-    };
-    phase_done(ACQUIRE, &mut since);
-    // SAFETY: the handle is sqlx's open connection, locked for us until `handle` is dropped,
-    // after `raw` (the borrow below keeps that order); `from_handle` never closes it.
-    let raw = match unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, jobs = group.len(), "group commit: the raw handle cannot be used");
-            return;
-        }
-    };
-    let (delivers, outcome) = run_group(raw, group, &mut since);
-    drop(handle);
-    for deliver in delivers {
-        deliver(outcome.as_ref().map(|_| ()));
-    }
-}
-
-/// `BEGIN IMMEDIATE`, the group's jobs one after another in arrival order, `COMMIT`, on the
-/// raw connection. Its prepared statements (the jobs' ones, shared by the group) are finalized
-/// when `raw` is dropped at the end, before the handle goes back to sqlx: sqlx must never
-/// close its connection with a statement of ours open.
-fn run_group(mut raw: rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant) -> (Vec<Deliver>, Result<(), rusqlite::Error>) {
-    raw.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
+fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant) -> (Vec<Deliver>, Result<(), rusqlite::Error>) {
     if let Err(e) = raw.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, jobs = group.len(), "group commit: BEGIN failed");
         return (Vec::new(), Err(e));
@@ -319,7 +362,7 @@ fn run_group(mut raw: rusqlite::Connection, group: Vec<Job>, since: &mut std::ti
     for job in group {
         // A panicking job loses its own answer (its request gets `writer_gone`) but not the
         // writer task; its savepoint rolled back in the unwind (`in_raw_savepoint`).
-        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut raw))) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut *raw))) {
             Ok(deliver) => delivers.push(deliver),
             Err(_) => tracing::error!("group commit: a job panicked; its request fails, the group goes on"),
         }
@@ -438,13 +481,13 @@ mod tests {
         assert_eq!(r, 7);
     }
 
-    /// The prepared statements of a group are gone when the handle goes back to sqlx (else
-    /// sqlx could not close its connection): a statement prepared in one group is not
-    /// pending in the next.
+    /// The prepared statements of the writer are gone when the connection goes back to sqlx's
+    /// pool (else sqlx could not close it): once the pool hands the connection to someone
+    /// else, none of the statements the jobs prepared is open.
     #[tokio::test]
-    async fn no_statement_outlives_its_group() {
+    async fn no_statement_outlives_the_borrow() {
         let (_dir, db) = sqlite().await;
-        let Db::Sqlite { writer, .. } = &db else { unreachable!() };
+        let Db::Sqlite { writer, write, .. } = &db else { unreachable!() };
         writer
             .run_raw(|conn| {
                 conn.prepare_cached("SELECT COUNT(*) FROM audit_log")?.raw_query().next()?;
@@ -452,22 +495,64 @@ mod tests {
             })
             .await
             .unwrap();
-        // The statements prepared on the connection now, by their text (sqlx keeps its own).
-        // SAFETY: a read-only walk of the connection's statement list, on the writer task.
-        let ours = writer
-            .run_raw(|conn| {
-                let mut texts = Vec::new();
-                let mut stmt = unsafe { rusqlite::ffi::sqlite3_next_stmt(conn.handle(), std::ptr::null_mut()) };
-                while !stmt.is_null() {
-                    let sql = unsafe { std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(stmt)) };
-                    texts.push(sql.to_string_lossy().into_owned());
-                    stmt = unsafe { rusqlite::ffi::sqlite3_next_stmt(conn.handle(), stmt) };
+        // The pool's one connection, once the writer gave it back; its open statements by text
+        // (sqlx keeps its own).
+        let mut conn = write.acquire().await.unwrap();
+        let mut handle = conn.lock_handle().await.unwrap();
+        let db = handle.as_raw_handle().as_ptr();
+        let mut open = Vec::new();
+        // SAFETY: a read-only walk of the locked connection's statement list.
+        unsafe {
+            let mut stmt = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+            while !stmt.is_null() {
+                open.push(std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(stmt)).to_string_lossy().into_owned());
+                stmt = rusqlite::ffi::sqlite3_next_stmt(db, stmt);
+            }
+        }
+        assert!(open.iter().any(|t| t.contains("_sqlx_migrations")), "the walk sees sqlx's statements: {open:?}");
+        assert!(!open.iter().any(|t| t.contains("FROM audit_log") || t.contains("raw_job")), "{open:?}");
+    }
+
+    /// While labeling writes keep coming without a pause, the writer keeps the write
+    /// connection across groups (`hold`), and another write (an import's, a settings change)
+    /// still gets its turn, with the labeling writes going on around it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_write_gets_its_turn_while_labeling_writes_keep_coming() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let (_dir, db) = sqlite().await;
+        let Db::Sqlite { writer, .. } = &db else { unreachable!() };
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let mut labelers = Vec::new();
+        for l in 0..8i64 {
+            let (writer, stop, done) = (writer.clone(), stop.clone(), done.clone());
+            labelers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    writer.run_raw(move |conn| audit_row(conn, l)).await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(texts)
-            })
-            .await
-            .unwrap();
-        assert!(ours.iter().any(|t| t == "SAVEPOINT raw_job"), "the walk sees this group's statements: {ours:?}");
-        assert!(!ours.iter().any(|t| t.contains("FROM audit_log")), "{ours:?}");
+            }));
+        }
+        while done.load(Ordering::Relaxed) < 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let other = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            async { crate::on_write!(&db, pool => sqlx::query("INSERT INTO audit_log (at, action) VALUES (-1, 'annotation_created')").execute(pool).await.map(|_| ())) },
+        )
+        .await;
+        let at_other = done.load(Ordering::Relaxed);
+        while done.load(Ordering::Relaxed) < at_other + 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for l in labelers {
+            l.await.unwrap();
+        }
+        assert!(matches!(other, Ok(Ok(_))), "the other write waited behind the labeling writes: {other:?}");
+        let Db::Sqlite { read, .. } = &db else { unreachable!() };
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE at = -1").fetch_one(read).await.unwrap();
+        assert_eq!(n, 1);
     }
 }
