@@ -19,6 +19,7 @@ pub mod devsets;
 pub mod export;
 pub mod imports;
 pub mod imported_annotations;
+pub mod inline_reader;
 pub mod items;
 pub mod jobs;
 pub mod model;
@@ -46,7 +47,14 @@ pub enum Db {
     /// `writer` borrows `write`'s one connection per commit group (`store::writer`).
     /// `checkpointer` copies the WAL into the database file off the writer's path
     /// (`store::checkpoint`).
-    Sqlite { read: SqlitePool, write: SqlitePool, writer: writer::GroupWriter, checkpointer: checkpoint::Checkpointer },
+    /// `inline` reads in place on the caller's thread (`store::inline_reader`).
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        writer: writer::GroupWriter,
+        checkpointer: checkpoint::Checkpointer,
+        inline: inline_reader::InlineReaders,
+    },
     Postgres(PgPool),
 }
 
@@ -117,7 +125,7 @@ impl Drop for SqliteWriteInFlight {
 
 /// How much of the SQLite file each reader maps (`PRAGMA mmap_size`): address space, not
 /// memory; pages are shared with the OS page cache.
-const READER_MMAP_BYTES: u64 = 1 << 30;
+pub(crate) const READER_MMAP_BYTES: u64 = 1 << 30;
 
 /// The writer connection's page cache (`PRAGMA cache_size`, in KiB).
 const WRITER_CACHE_KIB: u64 = 32 * 1024;
@@ -161,6 +169,7 @@ impl Db {
             // path page by page; the perf profile of the labeling loop showed readers' pread
             // and cache truncation as the largest cost. Readers only: a write through a map
             // onto a full disk would be a SIGBUS instead of an error.
+            let opts_filename = opts.get_filename().to_path_buf();
             let read = SqlitePoolOptions::new()
                 .max_connections(8)
                 .connect_with(opts.clone().pragma("mmap_size", READER_MMAP_BYTES.to_string()))
@@ -172,7 +181,8 @@ impl Db {
                 .await?;
             let writer = writer::GroupWriter::start(write.clone());
             let checkpointer = checkpoint::Checkpointer::start(checkpoints);
-            Db::Sqlite { read, write, writer, checkpointer }
+            let inline = inline_reader::InlineReaders::new(opts_filename);
+            Db::Sqlite { read, write, writer, checkpointer, inline }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)

@@ -1,4 +1,5 @@
 //! Projects: settings, label schema and the item/done counters kept beside them.
+use super::statements::Statements as _;
 use std::collections::BTreeSet;
 
 use app::api_types::{
@@ -274,16 +275,18 @@ pub async fn get_project(db: &Db, id: i64) -> AppResult<ProjectSummary> {
 /// The project if `user_id` belongs to it (or `any_member` is true: an admin), in one read:
 /// the labeling loop checks this on every request.
 pub async fn get_project_for_member(db: &Db, id: i64, user_id: i64, any_member: bool) -> AppResult<Option<ProjectSummary>> {
-    let row = on_read!(db, pool => sqlx::query_as::<_, ProjectRow>(&format!(
-        "SELECT {PROJECT_COLUMNS} FROM projects p WHERE id = $1
-           AND ($3 OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $2))"
-    ))
-    .bind(id)
-    .bind(user_id)
-    .bind(any_member)
-    .fetch_optional(pool)
-    .await?);
-    Ok(row.map(ProjectRow::into_summary))
+    // Every labeling request asks: read in place (`on_read_statements!`).
+    let row = crate::on_read_statements!(db, s => {
+        s.first_row(
+            &format!(
+                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE id = $1
+                   AND ($3 = 1 OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $2))"
+            ),
+            vec![id.into(), user_id.into(), (any_member as i64).into()],
+        )
+        .await?
+    });
+    row.map(|r| ProjectRow::from_row(&r).map(ProjectRow::into_summary)).transpose()
 }
 
 /// All projects (for admins) or those the user belongs to, gold items counted apart from the

@@ -266,6 +266,30 @@ macro_rules! on_group_statements {
     };
 }
 
+/// Runs `$body` (as for `on_group_statements!`, without a transaction) with `$s` bound to a
+/// [`Statements`] for reads: on SQLite an inline reader (`store::inline_reader`: in place, no
+/// hand-off to another thread), on PostgreSQL a connection of the pool. For the short
+/// indexed reads every labeling request makes; each statement sees the last committed state.
+#[macro_export]
+macro_rules! on_read_statements {
+    ($db:expr, $s:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { inline, .. } => inline.with(|conn| {
+                #[allow(unused_mut)]
+                let mut $s = $crate::store::statements::RawSqlite(conn);
+                futures::FutureExt::now_or_never(async move { Ok::<_, $crate::error::AppError>($body) })
+                    .expect("statements on SQLite's raw handle never wait")
+            })?,
+            $crate::store::Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                #[allow(unused_mut)]
+                let mut $s = $crate::store::statements::PgStatements(&mut *conn);
+                async { Ok::<_, $crate::error::AppError>($body) }.await?
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

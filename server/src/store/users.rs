@@ -6,6 +6,7 @@
 //! `update_user`'s transaction, which holds the accounts lock: on SQLite the single writer
 //! connection, on PostgreSQL a transaction-scoped advisory lock, so two admins disabling each
 //! other at the same moment cannot both succeed.
+use super::statements::Statements as _;
 use app::api_types::{AuditAction, Member, Role, User, UserUpdate};
 use serde_json::json;
 use sqlx::FromRow;
@@ -41,27 +42,28 @@ impl UserRow {
     }
 }
 
-/// A token's row with its owner, in one read: every request with a bearer token asks.
-#[derive(FromRow)]
-struct TokenUserRow {
-    token_id: i64,
-    last_used_at: Option<i64>,
-    expires_at: Option<i64>,
-    #[sqlx(flatten)]
-    user: UserRow,
-}
-
-/// The owner of the API token with this hash, with the token's (id, last use, expiry).
+/// The owner of the API token with this hash, with the token's (id, last use, expiry): one
+/// read, in place (`on_read_statements!`), as every request with a bearer token asks.
 pub(super) async fn user_by_token_hash(db: &Db, token_hash: &str) -> AppResult<Option<(User, i64, Option<i64>, Option<i64>)>> {
-    let row = on_read!(db, pool => sqlx::query_as::<_, TokenUserRow>(
-        "SELECT t.id AS token_id, t.last_used_at, t.expires_at,
-                u.id, u.username, u.role, u.created_at, u.disabled_at
-         FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
-    )
-    .bind(token_hash)
-    .fetch_optional(pool)
-    .await?);
-    Ok(row.map(|r| (r.user.into_user(), r.token_id, r.last_used_at, r.expires_at)))
+    let token_hash = token_hash.to_string();
+    let row = crate::on_read_statements!(db, s => {
+        s.first_row(
+            "SELECT t.id AS token_id, t.last_used_at, t.expires_at,
+                    u.id, u.username, u.role, u.created_at, u.disabled_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+            vec![token_hash.into()],
+        )
+        .await?
+    });
+    let Some(r) = row else { return Ok(None) };
+    let user = UserRow {
+        id: r.i64("id")?,
+        username: r.string("username")?,
+        role: r.string("role")?,
+        created_at: r.i64("created_at")?,
+        disabled_at: r.opt_i64("disabled_at")?,
+    };
+    Ok(Some((user.into_user(), r.i64("token_id")?, r.opt_i64("last_used_at")?, r.opt_i64("expires_at")?)))
 }
 
 /// A user with the password hash and session epoch, for signing in and checking sessions.
