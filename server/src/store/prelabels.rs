@@ -4,6 +4,7 @@
 //! labeler who takes one submits an ordinary annotation. What labelers did with them is kept
 //! in `prelabel_outcomes`, written after the annotation (outside its transaction: a lost
 //! outcome row costs a statistic one answer, never a label).
+use super::statements::Statements as _;
 use std::collections::HashMap;
 
 use app::api_types::{
@@ -377,18 +378,32 @@ pub(crate) struct PrelabelRow {
 }
 
 /// An item's pre-labels, best first: highest score (none counts as 0), then the oldest source.
+/// Every submission asks (`record_outcomes`): read in place (`on_read_statements!`).
 async fn item_prelabels(db: &Db, item_id: i64) -> AppResult<Vec<PrelabelRow>> {
-    Ok(on_read!(db, pool => {
-        sqlx::query_as::<_, PrelabelRow>(
+    let rows = crate::on_read_statements!(db, s => {
+        s.rows(
             "SELECT p.source_id, s.kind, s.name, s.version, p.labels, p.score
              FROM prelabels p JOIN prelabel_sources s ON s.id = p.source_id
              WHERE p.item_id = $1
              ORDER BY COALESCE(p.score, 0) DESC, p.source_id",
+            vec![item_id.into()],
         )
-        .bind(item_id)
-        .fetch_all(pool)
         .await?
-    }))
+    });
+    rows.iter().map(PrelabelRow::from_row).collect()
+}
+
+impl PrelabelRow {
+    fn from_row(r: &super::statements::Row) -> AppResult<PrelabelRow> {
+        Ok(PrelabelRow {
+            source_id: r.i64("source_id")?,
+            kind: r.string("kind")?,
+            name: r.string("name")?,
+            version: r.string("version")?,
+            labels: r.string("labels")?,
+            score: r.opt_f64("score")?,
+        })
+    }
 }
 
 /// A source as the labeling view names it: "name version", "rules", "built-in model".

@@ -19,7 +19,9 @@ use super::batch::{Arg, Batch};
 use crate::error::{AppError, AppResult};
 
 /// How many statements a raw connection keeps prepared: a hand-out and a submission use about
-/// two dozen texts between them. The cache lives for one group (`store::writer`), never longer.
+/// two dozen texts between them. The cache lives as long as its rusqlite connection: the
+/// writer's while it holds the write connection (`store::writer::hold`), an inline reader's
+/// (`store::inline_reader`) while that connection is open.
 pub const RAW_STATEMENT_CACHE: usize = 32;
 
 /// One column's value.
