@@ -87,17 +87,24 @@ pub(crate) fn is_storage_refusal_code(code: i32) -> bool {
 /// the same 503 as through sqlx, anything else a 500.
 impl From<rusqlite::Error> for AppError {
     fn from(e: rusqlite::Error) -> AppError {
-        if let rusqlite::Error::SqliteFailure(f, _) = &e {
-            if is_storage_refusal_code(f.extended_code) {
+        match storage_refusal(&e) {
+            Some(refused) => {
                 tracing::error!(error = %e, "the database refuses writes");
-                return AppError::Unavailable {
-                    message: STORAGE_REFUSAL_MESSAGE.to_string(),
-                    retry_after_secs: STORAGE_REFUSAL_RETRY_SECS,
-                };
+                refused
             }
+            None => AppError::Internal(anyhow::Error::from(e)),
         }
-        AppError::Internal(anyhow::Error::from(e))
     }
+}
+
+/// The 503 for an error of SQLite's raw handle that is a storage refusal (read-only, disk
+/// full); `None` for any other error.
+pub(crate) fn storage_refusal(e: &rusqlite::Error) -> Option<AppError> {
+    let rusqlite::Error::SqliteFailure(f, _) = e else { return None };
+    if !is_storage_refusal_code(f.extended_code) {
+        return None;
+    }
+    Some(AppError::Unavailable { message: STORAGE_REFUSAL_MESSAGE.to_string(), retry_after_secs: STORAGE_REFUSAL_RETRY_SECS })
 }
 
 impl AppError {

@@ -44,7 +44,7 @@ use sqlx::{ConnectOptions as _, Connection as _, TransactionManager as _};
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    /// `writer` borrows `write`'s one connection per commit group (`store::writer`).
+    /// `writer` borrows `write`'s one connection for its commit groups (`store::writer`).
     /// `checkpointer` copies the WAL into the database file off the writer's path
     /// (`store::checkpoint`).
     /// `inline` reads in place on the caller's thread (`store::inline_reader`).

@@ -6,8 +6,8 @@
 //! every statement is a hand-off from the writer task to that thread and back, and the writer
 //! is what bounds the labeling loop on SQLite (docs/bench.md, sessions 9–13: busy 96–99 % at
 //! 50 labelers, most of it in those hand-offs, not in SQLite). The writer task borrows the raw
-//! handle once per group (`GroupWriter::run_raw`), and the group's statements then run in
-//! place, one after another, with no hand-off at all.
+//! handle (`store::writer::hold`), and the statements of `GroupWriter::run_raw`'s jobs then
+//! run in place, one after another, with no hand-off at all.
 //!
 //! Rows come back as plain values ([`Row`]) read by column name, the same on both back-ends,
 //! so the code over [`Statements`] does not know which one it runs on. Placeholders are `$N`

@@ -14,7 +14,8 @@
 //! statements, and the others of its group are unaffected.
 //!
 //! **The jobs run on the connection's raw handle** (`store::statements`): the task borrows it
-//! from sqlx once per group, and the jobs' statements run in place, with no hand-off to
+//! from sqlx and keeps it while labeling writes keep coming (`hold`), and the jobs' statements
+//! run in place, with no hand-off to
 //! sqlx's thread per statement (which was most of the writer's time: docs/bench.md, session 13).
 //!
 //! **Acknowledged = durable.** A job's result is handed back to its request only after its
@@ -175,8 +176,8 @@ impl GroupWriter {
     /// Runs `body` on the writer connection's raw handle inside the next group's transaction,
     /// in a savepoint of its own (released when it succeeds, rolled back when it fails or
     /// panics), and returns its result once that group is committed. The jobs of a group share
-    /// one borrow of the handle and one statement cache, which ends with the group
-    /// (`run_jobs`).
+    /// one borrow of the handle and one statement cache, kept across groups while jobs
+    /// keep coming (`hold`).
     pub async fn run_raw<T, F>(&self, body: F) -> AppResult<T>
     where
         T: Send + 'static,
@@ -227,7 +228,7 @@ fn deliver<T: Send + 'static>(result: AppResult<T>, waiting: Waiting, done_tx: o
 }
 
 /// Runs `body` in a savepoint on the raw connection: released when it succeeds, rolled back
-/// when it fails or panics (the panic goes on, to `run_raw_jobs`).
+/// when it fails or panics (the panic goes on, to `run_group`).
 fn in_raw_savepoint<T>(conn: &mut rusqlite::Connection, body: impl FnOnce(&mut rusqlite::Connection) -> AppResult<T>) -> AppResult<T> {
     struct RollBack<'c>(Option<&'c mut rusqlite::Connection>);
     impl Drop for RollBack<'_> {
@@ -252,15 +253,8 @@ fn in_raw_savepoint<T>(conn: &mut rusqlite::Connection, body: impl FnOnce(&mut r
 /// A failed COMMIT: a 503 when the database's storage refused it (read-only, disk full: it
 /// passes when the condition clears), else a 500.
 fn commit_failed(e: &rusqlite::Error) -> AppError {
-    if let rusqlite::Error::SqliteFailure(f, _) = e {
-        if crate::error::is_storage_refusal_code(f.extended_code) {
-            return AppError::Unavailable {
-                message: crate::error::STORAGE_REFUSAL_MESSAGE.to_string(),
-                retry_after_secs: crate::error::STORAGE_REFUSAL_RETRY_SECS,
-            };
-        }
-    }
-    AppError::Internal(anyhow::anyhow!("the group commit failed, nothing of this request was saved: {e}"))
+    crate::error::storage_refusal(e)
+        .unwrap_or_else(|| AppError::Internal(anyhow::anyhow!("the group commit failed, nothing of this request was saved: {e}")))
 }
 
 fn writer_gone() -> AppError {
