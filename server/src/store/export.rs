@@ -97,29 +97,23 @@ pub async fn export_page(
     complete_only: bool,
 ) -> AppResult<ExportPage> {
     let sql = if complete_only { ITEMS_COMPLETE_PAGE } else { ITEMS_PAGE };
-    if let Db::Sqlite { inline, .. } = db {
-        let inline = inline.clone();
-        let (mut items, annotations) =
+    let (mut items, annotations) = match db {
+        Db::Sqlite { inline, .. } => {
+            let inline = inline.clone();
             tokio::task::spawn_blocking(move || inline.with(|conn| sqlite_page(conn, sql, project_id, after, limit)))
                 .await
-                .map_err(anyhow::Error::from)??;
-        review_page(db, project_id, &mut items).await?;
-        return Ok(ExportPage { items, annotations });
-    }
-    let mut items: Vec<ExportItem> = on_read!(db, pool => sqlx::query_as(sql)
-        .bind(project_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?);
-    let annotations = match (items.first(), items.last()) {
-        (Some(first), Some(last)) => on_read!(db, pool => sqlx::query_as(ANNOTATIONS_PAGE)
-            .bind(project_id)
-            .bind(first.id)
-            .bind(last.id)
-            .fetch_all(pool)
-            .await?),
-        _ => Vec::new(),
+                .map_err(anyhow::Error::from)??
+        }
+        Db::Postgres(pool) => {
+            let items: Vec<ExportItem> = sqlx::query_as(sql).bind(project_id).bind(after).bind(limit).fetch_all(pool).await?;
+            let annotations = match (items.first(), items.last()) {
+                (Some(first), Some(last)) => {
+                    sqlx::query_as(ANNOTATIONS_PAGE).bind(project_id).bind(first.id).bind(last.id).fetch_all(pool).await?
+                }
+                _ => Vec::new(),
+            };
+            (items, annotations)
+        }
     };
     review_page(db, project_id, &mut items).await?;
     Ok(ExportPage { items, annotations })
@@ -266,8 +260,8 @@ mod tests {
     }
 
     /// The SQLite page read (`sqlite_page`, columns by position) gives what sqlx's did: every
-    /// column in its place, NULLs as None, the project's overlap for an item without its own, only the page's annotations in (item, id) order, and
-    /// nothing past the visible bound.
+    /// column in its place, NULLs as None, the project's overlap for an item without its own,
+    /// only the page's annotations in (item, id) order, and nothing past the visible bound.
     #[tokio::test]
     async fn a_sqlite_page_reads_every_column_in_its_place() {
         let dir = tempfile::tempdir().unwrap();
