@@ -295,9 +295,12 @@ async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: 
 }
 
 /// How long the writer keeps the write connection borrowed across groups while labeling writes
-/// keep coming: the longest an import's or a settings change's turn waits behind them when it
-/// has not been seen waiting yet (`OtherWrite`).
-const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(20);
+/// keep coming: the longest a write that is not counted in `OtherWrite` (none today: every
+/// other write goes through `on_write!`) would wait behind them. Long, because each return of
+/// the connection finalizes the prepared statements and the next borrow prepares them again,
+/// milliseconds of the writer's time: at 20 ms it returned the connection every few groups and
+/// spent a sixth of its time per write on that (docs/bench.md, session 16).
+const HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Commits groups on the borrowed connection, the first one starting with `first`, while the
 /// next labeling write is already queued after the requests just answered had their turn, no
