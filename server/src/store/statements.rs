@@ -97,7 +97,9 @@ pub trait Statements: Send {
     /// Runs one statement and returns all its rows.
     fn rows(&mut self, sql: &str, args: Vec<Arg>) -> impl Future<Output = AppResult<Vec<Row>>> + Send;
 
-    /// Runs the parts of `batch` in order; the first failing part fails it.
+    /// Runs the parts of `batch` in order; the first failing part fails it. On PostgreSQL a
+    /// batch that `Batch::merged_for_pg` accepts runs as one statement: its parts do not see
+    /// each other's writes.
     fn run(&mut self, batch: Batch) -> impl Future<Output = AppResult<()>> + Send;
 
     /// The first row, if any.
@@ -221,8 +223,14 @@ impl Statements for PgStatements<'_> {
         }
     }
 
+    /// A batch whose parts can run as one statement does (`Batch::merged_for_pg`): one round
+    /// trip instead of one per part.
     fn run(&mut self, batch: Batch) -> impl Future<Output = AppResult<()>> + Send {
         async move {
+            if let Some((sql, args)) = batch.merged_for_pg() {
+                super::batch::bind(sqlx::query(&sql), args).execute(&mut *self.0).await?;
+                return Ok(());
+            }
             for (sql, args) in batch.parts {
                 super::batch::bind(sqlx::query(&sql), args).execute(&mut *self.0).await?;
             }
