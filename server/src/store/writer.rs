@@ -110,6 +110,9 @@ pub struct OtherWrite(());
 impl OtherWrite {
     pub fn enter() -> OtherWrite {
         OTHER_WRITES.fetch_add(1, Ordering::Relaxed);
+        // A permit is kept when the writer is not waiting: it then gives the connection back
+        // at its next pause, at worst once too often.
+        OTHER_WRITE_ARRIVED.notify_one();
         OtherWrite(())
     }
 }
@@ -294,22 +297,26 @@ async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: 
     }
 }
 
-/// How long the writer keeps the write connection borrowed across groups while labeling writes
-/// keep coming: the longest a write that is not counted in `OtherWrite` (none today: every
-/// other write goes through `on_write!`) would wait behind them. Long, because each return of
+/// How long the writer keeps the write connection borrowed across groups and the pauses
+/// between them: the longest a write that is not counted in `OtherWrite` (none today: every
+/// other write goes through `on_write!`) would wait behind it. Long, because each return of
 /// the connection finalizes the prepared statements and the next borrow prepares them again,
 /// milliseconds of the writer's time: at 20 ms it returned the connection every few groups and
-/// spent a sixth of its time per write on that (docs/bench.md, session 16).
+/// spent a sixth of its time per write on that; and when labelers pause between items (a
+/// person's second), every write paid it (docs/bench.md, session 16).
 const HOLD_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Commits groups on the borrowed connection, the first one starting with `first`, while the
-/// next labeling write is already queued after the requests just answered had their turn, no
-/// other write waits for the connection, the last group committed, and `HOLD_MAX` has not
-/// passed. Borrowing the connection from the pool and its handle from sqlx's thread is two
-/// hand-offs and a wait to be polled; under load the next group is always queued
-/// (docs/bench.md, session 13). The prepared statements live in `raw` across these groups and
-/// are finalized when it is dropped here, before the handle goes back to sqlx: sqlx must never
-/// close its connection with a statement of ours open.
+/// Wakes the writer while it keeps the connection between labeling writes (`hold`): another
+/// write has started waiting for the connection.
+static OTHER_WRITE_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Commits groups on the borrowed connection, the first one starting with `first`, and waits
+/// for the next labeling write on it, while no other write waits for the connection, the last
+/// group committed, and `HOLD_MAX` has not passed. Borrowing the connection from the pool and
+/// its handle from sqlx's thread is two hand-offs and a wait to be polled, and the statements
+/// are prepared again on each borrow. The prepared statements live in `raw` across these groups
+/// and are finalized when it is dropped here, before the handle goes back to sqlx: sqlx must
+/// never close its connection with a statement of ours open.
 async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::UnboundedReceiver<Job>, max_group: usize) {
     raw.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
     let held_at = std::time::Instant::now();
@@ -334,7 +341,16 @@ async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::Unbounde
         }
         // The requests just answered run (and send their next writes) before the next look.
         tokio::task::yield_now().await;
-        next = rx.try_recv().ok();
+        next = match rx.try_recv() {
+            Ok(job) => Some(job),
+            // A pause: keep the connection, and the statements prepared on it, for the next
+            // labeling write, unless another write wants it first.
+            Err(_) => tokio::select! {
+                job = rx.recv() => job,
+                _ = OTHER_WRITE_ARRIVED.notified() => None,
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(held_at + HOLD_MAX)) => None,
+            },
+        };
     }
 }
 
@@ -492,8 +508,10 @@ mod tests {
             })
             .await
             .unwrap();
-        // The pool's one connection, once the writer gave it back; its open statements by text
-        // (sqlx keeps its own).
+        // The pool's one connection, once the writer gave it back (it keeps it between
+        // labeling writes until another write waits); its open statements by text (sqlx keeps
+        // its own).
+        let _other = OtherWrite::enter();
         let mut conn = write.acquire().await.unwrap();
         let mut handle = conn.lock_handle().await.unwrap();
         let db = handle.as_raw_handle().as_ptr();
