@@ -68,8 +68,9 @@ struct Args {
     /// default: SQLite in the temporary data directory.
     #[arg(long)]
     database_url: Option<String>,
-    /// Each labeler waits this long between receiving an item and submitting it (0: a
-    /// closed loop with no think time, the harshest load).
+    /// Each labeler waits about this long between receiving an item and submitting it (drawn
+    /// from 0.5–1.5 times it, and a first wait of 0–1 times it, so labelers do not act in
+    /// step; 0: a closed loop with no think time, the harshest load).
     #[arg(long, default_value_t = 0)]
     think_ms: u64,
     /// Keep the temporary directory (data, server log) and print its path.
@@ -545,6 +546,14 @@ async fn run_labeler(
     let mut out = LabelerResult { next_ms: Vec::new(), submit_ms: Vec::new(), empty_nexts: 0 };
     let labels = ["a", "b", "c"];
     let mut seq: u64 = 0;
+    // People do not act in step: each think time is drawn from 0.5–1.5 × `think`, and each
+    // labeler starts after a draw from 0–1 × `think`. With the same pause for everyone, the 50
+    // labelers sent their requests in bursts of 50 for ever, and the latencies measured the
+    // bursts (session 16).
+    let mut rng = StdRng::seed_from_u64(index as u64);
+    if !think.is_zero() {
+        tokio::time::sleep(think.mul_f64(rng.gen_range(0.0..1.0))).await;
+    }
     loop {
         if Instant::now() >= deadline
             || stop.load(Ordering::Relaxed)
@@ -567,7 +576,7 @@ async fn run_labeler(
         };
         seq += 1;
         if !think.is_zero() {
-            tokio::time::sleep(think).await;
+            tokio::time::sleep(think.mul_f64(rng.gen_range(0.5..1.5))).await;
         }
         let body = json!({
             "item_id": item_id,
