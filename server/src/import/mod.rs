@@ -180,6 +180,19 @@ fn content_hash(content: &Content, image: Option<&StoredImage>) -> String {
     }
 }
 
+/// The characters of a content hash that `items.content_hash` keeps: the kind tag and the first
+/// 128 bits of the SHA-256 (migration 0022). The project's unique index on it takes rows in
+/// random order, and at a million items the full 66 characters made it the import's largest
+/// cost: its pages no longer fit the writer's cache. 128 bits still tell contents apart (the
+/// validation pass already compares only those), and the rank keeps being drawn from the whole
+/// hash, so stream orders are the same as before.
+pub const STORED_CONTENT_HASH_LEN: usize = 34;
+
+fn stored_content_hash(mut full: String) -> String {
+    full.truncate(STORED_CONTENT_HASH_LEN);
+    full
+}
+
 /// What an import's records are checked against and stamped with, read once when it starts:
 /// the project (whose id seeds each item's rank) and its label schema (gold answers must use
 /// its labels). Once a gold answer is stored, even as a pending row, a settings change may not
@@ -267,7 +280,7 @@ fn resolve(
         weight: record.weight,
         source: record.source,
         license: record.license,
-        content_hash,
+        content_hash: stored_content_hash(content_hash),
         rank,
         gold,
     })
@@ -857,6 +870,47 @@ mod tests {
             let fault = if second { fault } else { Fault::None };
             Ok((records(n, fault), Box::new(NoImages) as Box<dyn ImageSource>))
         })
+    }
+
+    /// Items imported before migration 0022 kept the whole 66-character hash; the migration
+    /// cuts it to the 34 that imports store now, so the same content imported after the upgrade
+    /// is still found as a duplicate, and its rank is still drawn from the whole hash.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn content_stored_before_the_short_hashes_is_still_a_duplicate() {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+        let full = format!("t:{}", hex::encode(Sha256::digest(b"hello")));
+        let (pid, old_id) = {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let mut before = sqlx::migrate!("../migrations/sqlite");
+            before.migrations = before.migrations.iter().filter(|m| m.version < 22).cloned().collect::<Vec<_>>().into();
+            before.run(&mut conn).await.unwrap();
+            sqlx::query("INSERT INTO projects (name, kind, labels, overlap, lease_seconds, created_at) VALUES ('p', 'single', '[{\"name\":\"a\",\"key\":\"a\",\"color\":\"#000000\"}]', 1, 60, 0)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let old_id: i64 = sqlx::query_scalar(
+                "INSERT INTO items (project_id, kind, text, content_hash, created_at) VALUES (1, 'text', 'hello', $1, 0) RETURNING id",
+            )
+            .bind(&full)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+            (1i64, old_id)
+        };
+        let db = Db::connect(&url).await.unwrap();
+        let stored: String = crate::on_read!(&db, pool => sqlx::query_scalar("SELECT content_hash FROM items").fetch_one(pool).await.unwrap());
+        assert_eq!(stored, full[..STORED_CONTENT_HASH_LEN]);
+
+        let target = Target { project_id: pid, kind: LabelKind::Single, labels: vec!["a".into()] };
+        let record = record::parse_json_line(r#"{"text": "hello"}"#).unwrap();
+        let item = resolve(&target, 1, record, &mut HashMap::new(), &mut |_: &str| unreachable!()).unwrap();
+        assert_eq!(item.content_hash, stored);
+        assert_eq!(item.rank, crate::stream::rank(pid, None, &full));
+        let out = store::items::insert_chunk(&db, pid, &[item]).await.unwrap();
+        assert_eq!((out.inserted, out.duplicates, out.consumed), (0, vec![(1, old_id)], 1));
     }
 
     /// The text item of line `i + 1`, ranked in line order, with unique content.

@@ -34,6 +34,8 @@ pub struct NewItem {
     pub weight: f64,
     pub source: Option<String>,
     pub license: Option<String>,
+    /// The content's kind tag and the first 128 bits of its SHA-256
+    /// (`import::STORED_CONTENT_HASH_LEN`): an import skips content the project already has.
     pub content_hash: String,
     /// The item's place in the `random` order (`crate::stream::rank`).
     pub rank: i64,
