@@ -97,6 +97,7 @@ impl ImportJob {
         }
         let slot = ctx.gate.try_enter()?;
         let id = imports::begin(&ctx.db, project_id).await?;
+        crate::store::items::import_started(&ctx.db);
         let progress = Arc::new(Progress::default());
         let heartbeat = {
             let (db, progress) = (ctx.db.clone(), progress.clone());
@@ -147,20 +148,23 @@ impl ImportJob {
 impl Drop for ImportJob {
     fn drop(&mut self) {
         self.heartbeat.abort();
-        if self.ended {
-            // The import's buffers are freed by now; a million rows leave tens of MiB in the
-            // allocator's arenas otherwise (an export after it started 20 MiB higher).
-            crate::heap::release_free_memory();
-            return;
-        }
-        let (db, id, pid) = (self.db.clone(), self.id, self.project_id);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
+        crate::store::items::import_ended(&self.db);
+        let (db, id, pid, ended) = (self.db.clone(), self.id, self.project_id, self.ended);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        rt.spawn(async move {
+            if !ended {
                 if let Err(e) = remove(&db, id, pid, EndState::Failed, "the import stopped unexpectedly").await {
                     tracing::error!(import = id, error = %e, "could not clean up an interrupted import");
                 }
-            });
-        }
+            }
+            if let Err(e) = crate::store::items::fit_writer_cache(&db).await {
+                tracing::warn!(import = id, error = %e, "could not shrink the writer's page cache after an import");
+            }
+            // The import's buffers and the cache's pages are freed by now; a million rows leave
+            // tens of MiB in the allocator's arenas otherwise (an export after it started 20 MiB
+            // higher).
+            crate::heap::release_free_memory();
+        });
     }
 }
 

@@ -821,18 +821,7 @@ mod tests {
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).unwrap();
         let user = store::users::create_user(&db, "lead", "x", Role::Admin, None).await.unwrap();
-        let labels = [LabelDef { name: "a".into(), key: "a".into(), color: "#000000".into() }];
-        let settings = ProjectSettings {
-            name: "p",
-            instructions: "",
-            kind: LabelKind::Single,
-            labels: &labels,
-            overlap: 1,
-            lease_seconds: 60,
-            quality: &app::api_types::QualitySettings::default(),
-            assignment_order: app::api_types::AssignmentOrder::Import,
-        };
-        let pid = store::projects::create_project(&db, &settings, user.id).await.unwrap().id;
+        let pid = new_project(&db, "p", user.id).await;
         let ctx = ImportCtx {
             db,
             data_dir: Arc::new(dir.path().to_path_buf()),
@@ -841,6 +830,21 @@ mod tests {
             gate: ImportGate::new(2),
         };
         Fixture { _dir: dir, ctx, pid }
+    }
+
+    async fn new_project(db: &Db, name: &str, owner: i64) -> i64 {
+        let labels = [LabelDef { name: "a".into(), key: "a".into(), color: "#000000".into() }];
+        let settings = ProjectSettings {
+            name,
+            instructions: "",
+            kind: LabelKind::Single,
+            labels: &labels,
+            overlap: 1,
+            lease_seconds: 60,
+            quality: &app::api_types::QualitySettings::default(),
+            assignment_order: app::api_types::AssignmentOrder::Import,
+        };
+        store::projects::create_project(db, &settings, owner).await.unwrap().id
     }
 
     #[derive(Clone, Copy)]
@@ -973,6 +977,44 @@ mod tests {
         assert!(store::items::get_item(&f.ctx.db, out.max_id).await.is_ok());
         assert_eq!(store::export::export_page(&f.ctx.db, f.pid, 0, 100, false).await.unwrap().items.len(), 10);
         assert_eq!(store::projects::get_project(&f.ctx.db, f.pid).await.unwrap().item_count, 10);
+    }
+
+    /// SQLite's writer keeps a larger page cache while an import runs, and the small one again
+    /// once the import has ended, committed or not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_cache_grows_for_an_import_and_shrinks_after() {
+        async fn cache_kib(db: &Db) -> i64 {
+            let size: i64 = crate::on_write!(db, pool => sqlx::query_scalar("PRAGMA cache_size").fetch_one(pool).await.unwrap());
+            -size
+        }
+        async fn shrinks_to_the_default(db: &Db) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while cache_kib(db).await != store::WRITER_CACHE_KIB as i64 {
+                assert!(std::time::Instant::now() < deadline, "the cache is still {} KiB", cache_kib(db).await);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        let f = fixture().await;
+        assert_eq!(cache_kib(&f.ctx.db).await, store::WRITER_CACHE_KIB as i64);
+        let items: Vec<NewItem> = (0..10).map(|i| text_item(i, None)).collect();
+        // Committed.
+        let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items[..5]).await.unwrap();
+        assert_eq!(cache_kib(&f.ctx.db).await, store::items::IMPORT_WRITER_CACHE_KIB as i64);
+        job.commit(5, 5, out.max_id).await.unwrap();
+        shrinks_to_the_default(&f.ctx.db).await;
+        // Two at once (the other project's import is still running when the first ends), then
+        // one dropped without an end, as a panicking import would be.
+        let other = new_project(&f.ctx.db, "q", 1).await;
+        let first = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        let second = ImportJob::start(&f.ctx, other).await.unwrap();
+        store::items::insert_chunk(&f.ctx.db, other, &items[5..]).await.unwrap();
+        first.abort(store::imports::EndState::Failed, "test").await.unwrap();
+        // What the first import's end does in the background, done here so that it has run.
+        store::items::fit_writer_cache(&f.ctx.db).await.unwrap();
+        assert_eq!(cache_kib(&f.ctx.db).await, store::items::IMPORT_WRITER_CACHE_KIB as i64, "the second import still runs");
+        drop(second);
+        shrinks_to_the_default(&f.ctx.db).await;
     }
 
     /// A labeling write that waits for SQLite's writer ends an import's transaction after the

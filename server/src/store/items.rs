@@ -83,8 +83,12 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
     if chunk.is_empty() {
         return Ok(out);
     }
+    let cache = writer_cache_kib(db).map(writer_cache_pragma);
     on_write!(db, pool, is_pg => {
         let mut tx = BeginWrite::begin_write(pool).await?;
+        if let Some(pragma) = &cache {
+            sqlx::query(pragma).execute(&mut *tx).await?;
+        }
         for part in chunk.chunks(INSERT_BATCH) {
             if out.consumed > 0 && !is_pg && super::writer::labeling_waits() {
                 break;
@@ -150,6 +154,59 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
         tx.commit().await?;
     });
     Ok(out)
+}
+
+/// SQLite's write connection's page cache while an import runs, instead of
+/// `store::WRITER_CACHE_KIB`. An import's rows go at random places of two indexes (the content
+/// hash, the stream rank); at a million items these outgrow the smaller cache, and a
+/// transaction then writes pages out to the WAL, and reads them back, before it commits.
+/// (docs/bench.md, session 17). The pages are freed when the last import ends
+/// (`fit_writer_cache`).
+pub const IMPORT_WRITER_CACHE_KIB: u64 = 128 * 1024;
+
+/// Counts an import as running until `import_ended` (`import::job::ImportJob`).
+pub fn import_started(db: &Db) {
+    if let Db::Sqlite { imports, .. } = db {
+        imports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Ends what `import_started` began; `fit_writer_cache` then shrinks the cache.
+pub fn import_ended(db: &Db) {
+    if let Db::Sqlite { imports, .. } = db {
+        imports.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The page cache (KiB) the write connection should have now (SQLite only). Every import
+/// transaction sets it, and so does each import's end, after its own last transaction: the last
+/// import to end leaves the small cache behind, whatever the order of the others.
+fn writer_cache_kib(db: &Db) -> Option<u64> {
+    let Db::Sqlite { imports, .. } = db else { return None };
+    let running = imports.load(std::sync::atomic::Ordering::Relaxed) > 0;
+    Some(if running { IMPORT_WRITER_CACHE_KIB } else { super::WRITER_CACHE_KIB })
+}
+
+fn writer_cache_pragma(kib: u64) -> String {
+    format!("PRAGMA cache_size = -{kib}")
+}
+
+/// Gives SQLite's write connection the page cache the running imports call for. When none runs,
+/// it also empties the cache (`PRAGMA shrink_memory`): only shrinking it would leave the kept
+/// pages scattered over the import's 128 MiB of heap, and the allocator can hand back only the
+/// whole pages between them (an export after a million-item import started 37 MiB higher).
+/// The labeling writes refill it from the OS's page cache. `heap::release_free_memory` then
+/// returns the freed pages to the OS.
+pub async fn fit_writer_cache(db: &Db) -> AppResult<()> {
+    let Some(kib) = writer_cache_kib(db) else { return Ok(()) };
+    on_write!(db, pool => {
+        let mut conn = pool.acquire().await?;
+        sqlx::query(&writer_cache_pragma(kib)).execute(&mut *conn).await?;
+        if kib == super::WRITER_CACHE_KIB {
+            sqlx::query("PRAGMA shrink_memory").execute(&mut *conn).await?;
+        }
+    });
+    Ok(())
 }
 
 /// Once an import is known to be refused (an id conflict), its later chunks are only checked,

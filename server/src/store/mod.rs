@@ -48,12 +48,15 @@ pub enum Db {
     /// `checkpointer` copies the WAL into the database file off the writer's path
     /// (`store::checkpoint`).
     /// `inline` reads in place on the caller's thread (`store::inline_reader`).
+    /// `imports` counts the imports running, which want a larger page cache on the writer
+    /// (`store::items::fit_writer_cache`).
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
         writer: writer::GroupWriter,
         checkpointer: checkpoint::Checkpointer,
         inline: inline_reader::InlineReaders,
+        imports: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     },
     Postgres(PgPool),
 }
@@ -127,8 +130,9 @@ impl Drop for SqliteWriteInFlight {
 /// memory; pages are shared with the OS page cache.
 pub(crate) const READER_MMAP_BYTES: u64 = 1 << 30;
 
-/// The writer connection's page cache (`PRAGMA cache_size`, in KiB).
-const WRITER_CACHE_KIB: u64 = 32 * 1024;
+/// The writer connection's page cache (`PRAGMA cache_size`, in KiB); larger while an import
+/// runs (`store::items::IMPORT_WRITER_CACHE_KIB`).
+pub(crate) const WRITER_CACHE_KIB: u64 = 32 * 1024;
 
 impl Db {
     /// Connects to `sqlite://path` (created if missing) or `postgres://...`, and migrates.
@@ -182,7 +186,7 @@ impl Db {
             let writer = writer::GroupWriter::start(write.clone());
             let checkpointer = checkpoint::Checkpointer::start(checkpoints);
             let inline = inline_reader::InlineReaders::new(opts_filename);
-            Db::Sqlite { read, write, writer, checkpointer, inline }
+            Db::Sqlite { read, write, writer, checkpointer, inline, imports: Default::default() }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
