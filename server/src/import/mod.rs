@@ -979,6 +979,32 @@ mod tests {
         assert_eq!(store::projects::get_project(&f.ctx.db, f.pid).await.unwrap().item_count, 10);
     }
 
+    /// One statement with new rows, a row whose content is stored and one whose id is taken:
+    /// the new ones are inserted and reported by their highest id, the others reported by
+    /// line, the duplicate with the stored item's id. Run on the current thread (where the
+    /// statement runs directly) and on a multi-threaded runtime (where it runs in place).
+    #[test]
+    fn a_statement_inserts_the_new_rows_and_reports_the_others() {
+        async fn check() {
+            let f = fixture().await;
+            let first: Vec<NewItem> = (0..3).map(|i| text_item(i, Some(format!("e{i}")))).collect();
+            let stored = store::items::insert_chunk(&f.ctx.db, f.pid, &first).await.unwrap();
+            assert_eq!((stored.inserted, stored.consumed), (3, 3));
+            let mut next: Vec<NewItem> = (3..7).map(|i| text_item(i, Some(format!("e{i}")))).collect();
+            next[1].content_hash = first[2].content_hash.clone(); // line 5: content of line 3
+            next[2].external_id = Some("e0".into()); // line 6: id of line 1
+            let out = store::items::insert_chunk(&f.ctx.db, f.pid, &next).await.unwrap();
+            assert_eq!((out.inserted, out.consumed), (2, 4));
+            assert_eq!(out.duplicates, vec![(5, stored.max_id)]);
+            assert_eq!(out.id_conflicts.iter().map(|c| (c.line, c.field.as_str())).collect::<Vec<_>>(), vec![(6, "id")]);
+            let ids: Vec<i64> = crate::on_read!(&f.ctx.db, pool => sqlx::query_scalar("SELECT id FROM items ORDER BY id").fetch_all(pool).await.unwrap());
+            assert_eq!(ids.len(), 5);
+            assert_eq!(out.max_id, *ids.last().unwrap());
+        }
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(check());
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(check());
+    }
+
     /// SQLite's writer keeps a larger page cache while an import runs, and the small one again
     /// once the import has ended, committed or not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
