@@ -2,17 +2,19 @@
 //! the database's writer for more than a few milliseconds while others wait for it.
 //!
 //! An upload is first spooled to a file in this instance's spool directory (so the request
-//! body never sits in memory), then read twice on a blocking thread:
+//! body never sits in memory), then read twice, side by side, on blocking threads:
 //! 1. validation: every record is parsed and checked, images are decoded under limits and
 //!    stored (content-addressed), and exact duplicates within the file are found. Any bad
 //!    line: nothing is imported, the first 100 bad lines are reported, and the images this
 //!    import stored are removed again unless something else uses them.
-//! 2. insertion: the records are read again and sent in batches to the store, which inserts
-//!    them in transactions sized by `pacing` (short while labelers write) as pending rows, invisible to every
-//!    reader (see `store::imports`). Only when the reader of the second pass has reported
-//!    success (no I/O error, no line that changed, no panic) and no id clashed with a stored
-//!    item is the import committed: one short statement makes all its rows visible at once.
-//!    Otherwise its pending rows are deleted in short chunks, and its new images collected.
+//! 2. insertion: the records are read again, each only once validation has checked it
+//!    (`lead`), and sent in batches to the store, which inserts them in transactions sized by
+//!    `pacing` (short while labelers write) as pending rows, invisible to every reader (see
+//!    `store::imports`). It stops at validation's first bad line. Only when validation found
+//!    no bad line, the insertion reading has reported success (no I/O error, no line that
+//!    changed, no panic) and no id clashed with a stored item is the import committed: one
+//!    short statement makes all its rows visible at once. Otherwise its pending rows are
+//!    deleted in short chunks, and its new images collected.
 //!
 //! Why not one transaction (as before): on SQLite it held the single writer connection for the
 //! whole insertion pass, and every labeler's submission waited behind it. Why not a staging
@@ -24,6 +26,7 @@
 pub mod images;
 pub mod job;
 pub mod label_studio;
+pub mod lead;
 pub mod pacing;
 pub mod record;
 pub mod sources;
@@ -48,6 +51,7 @@ use crate::store;
 use images::Claims;
 pub use job::{ImportCtx, ImportGate, ImportJob};
 use job::Progress;
+use lead::Lead;
 use record::{Content, FieldError, Record};
 use sources::Records;
 
@@ -145,8 +149,16 @@ impl ImageSource for FileImages {
     }
 }
 
-/// Opens the records of an upload with their image source; called once per pass.
-pub type Opener = Arc<dyn Fn() -> AppResult<(Records, Box<dyn ImageSource>)> + Send + Sync>;
+/// The two readings of an upload (see the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    Validation,
+    Insertion,
+}
+
+/// Opens the records of an upload with their image source; called once per reading (the
+/// readings are the same: it is named for tests that make one of them fail).
+pub type Opener = Arc<dyn Fn(Reading) -> AppResult<(Records, Box<dyn ImageSource>)> + Send + Sync>;
 
 /// The images validation stored, for collecting them if the import does not commit.
 #[derive(Default)]
@@ -162,7 +174,6 @@ struct Validation {
     report: ImportReport,
     /// Lines that repeat content seen earlier in the file (skipped on insertion).
     duplicate_of_line: HashMap<i64, i64>,
-    images: HashMap<String, StoredImage>,
 }
 
 /// Lines between two looks at the shutdown token.
@@ -294,8 +305,12 @@ fn validate(
     stored: &mut Stored,
     cancel: &CancellationToken,
     progress: &Progress,
+    lead: &Lead,
 ) -> io::Result<Validation> {
     let mut v = Validation::default();
+    // Settled since the last publication to the insertion reader (`lead`).
+    let fresh_images = std::cell::RefCell::new(Vec::new());
+    let mut fresh_duplicates = Vec::new();
     let mut store = |name: &str| -> Result<StoredImage, String> {
         let bytes = image_source.read(name)?;
         let (image, created) = images::validate_and_store(data_dir, &bytes, &mut stored.claims)
@@ -303,11 +318,16 @@ fn validate(
         if created {
             stored.created.push(image.sha256.clone());
         }
+        fresh_images.borrow_mut().push((name.to_string(), image.clone()));
         Ok(image)
     };
     // The first 16 bytes of SHA-256 are plenty to tell content apart, at a third the memory.
     let mut first_line_of: HashMap<u128, i64> = HashMap::new();
-    let mut ids: HashMap<String, i64> = HashMap::new();
+    let mut images_by_name = HashMap::new();
+    // External ids by the same 16 bytes of their SHA-256: keyed by the id itself, a million
+    // ids took ~40 MiB more, held while insertion's page cache grows beside validation.
+    let mut ids: HashMap<u128, i64> = HashMap::new();
+    let id_key = |id: &str| u128::from_be_bytes(Sha256::digest(id.as_bytes())[..16].try_into().unwrap_or_default());
     for next in records {
         let (line, parsed) = next?;
         v.report.lines += 1;
@@ -317,19 +337,23 @@ fn validate(
             }
             progress.lines.store(v.report.lines, Ordering::Relaxed);
         }
-        let item = parsed.and_then(|r| resolve(target, line, r, &mut v.images, &mut store));
+        if v.report.lines % lead::PUBLISH_LINES == 0 {
+            lead.publish(line - 1, std::mem::take(&mut fresh_duplicates), fresh_images.take());
+        }
+        let item = parsed.and_then(|r| resolve(target, line, r, &mut images_by_name, &mut store));
         // An exact duplicate (a repeated line, id and all) is skipped, not an id clash.
         let item = item.and_then(|item| {
             let key = u128::from_str_radix(&item.content_hash[2..34], 16).unwrap_or_default();
             if let Some(&first) = first_line_of.get(&key) {
                 return Ok(Err(first));
             }
-            match item.external_id.as_ref().and_then(|id| ids.get(id)) {
+            let id = item.external_id.as_deref().map(id_key);
+            match id.and_then(|id| ids.get(&id)) {
                 Some(first) => Err(FieldError::new("id", format!("the id is used on line {first} too"))),
                 None => {
                     first_line_of.insert(key, line);
-                    if let Some(id) = &item.external_id {
-                        ids.insert(id.clone(), line);
+                    if let Some(id) = id {
+                        ids.insert(id, line);
                     }
                     Ok(Ok(()))
                 }
@@ -337,6 +361,9 @@ fn validate(
         });
         match item {
             Err(e) => {
+                if v.report.error_count == 0 {
+                    lead.refuse();
+                }
                 v.report.error_count += 1;
                 if v.report.errors.len() < MAX_REPORTED {
                     v.report.errors.push(LineError { line, field: e.field, reason: e.reason });
@@ -344,11 +371,13 @@ fn validate(
             }
             Ok(Err(first)) => {
                 v.duplicate_of_line.insert(line, first);
+                fresh_duplicates.push(line);
             }
             Ok(Ok(())) => {}
         }
     }
     progress.lines.store(v.report.lines, Ordering::Relaxed);
+    lead.publish(i64::MAX, fresh_duplicates, fresh_images.take());
     if v.report.lines == 0 && v.report.error_count == 0 {
         v.report.error_count = 1;
         v.report.errors.push(LineError { line: 0, field: String::new(), reason: "the file has no records".into() });
@@ -356,20 +385,18 @@ fn validate(
     Ok(v)
 }
 
-/// The second pass: reads the records again and sends the items in batches. Any difference
-/// from the first pass (a line that no longer parses, an image not seen before) is an error,
-/// and so is any I/O error: the import is then not committed.
+/// The insertion reading: reads the records again, behind validation (`lead`), and sends the
+/// items it checked in batches. Any difference from validation's reading (a line that no
+/// longer parses, an image it did not store) is an error, and so is any I/O error: the import
+/// is then not committed.
 fn send_items(
     target: &Target,
     records: Records,
-    duplicate_of_line: &HashMap<i64, i64>,
-    mut cache: HashMap<String, StoredImage>,
+    lead: &Lead,
     tx: mpsc::Sender<Vec<NewItem>>,
     cancel: &CancellationToken,
 ) -> io::Result<()> {
-    let mut not_seen = |name: &str| -> Result<StoredImage, String> {
-        Err(format!("the image {name:?} was not named in the first reading"))
-    };
+    let mut follower = lead::Follower::default();
     let mut batch = Vec::with_capacity(INSERT_BATCH);
     let mut count = 0i64;
     for next in records {
@@ -378,12 +405,17 @@ fn send_items(
         if count % CANCEL_CHECK_LINES == 0 && cancel.is_cancelled() {
             return Err(cancelled_error());
         }
-        if duplicate_of_line.contains_key(&line) {
-            continue;
+        match follower.verdict(lead, line) {
+            lead::Verdict::Stop => return Ok(()),
+            lead::Verdict::Skip => continue,
+            lead::Verdict::Insert => {}
         }
+        let mut not_seen = |name: &str| -> Result<StoredImage, String> {
+            Err(format!("the image {name:?} was not stored by validation"))
+        };
         let item = parsed
-            .and_then(|r| resolve(target, line, r, &mut cache, &mut not_seen))
-            .map_err(|e| io::Error::other(format!("line {line} changed between passes: {}", e.reason)))?;
+            .and_then(|r| resolve(target, line, r, &mut follower.images, &mut not_seen))
+            .map_err(|e| io::Error::other(format!("line {line} changed between readings: {}", e.reason)))?;
         batch.push(item);
         if batch.len() == INSERT_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(INSERT_BATCH));
@@ -398,7 +430,8 @@ fn send_items(
     Ok(())
 }
 
-/// Opens the records of a spooled upload (twice, once per pass) with their image source.
+/// Opens the records of a spooled upload (twice: validation and insertion read it side by
+/// side) with their image source.
 fn open(path: &Path, format: ImportFormat, spool_dir: &Path) -> Result<(Records, Box<dyn ImageSource>), AppError> {
     match format {
         ImportFormat::Jsonl => Ok((sources::jsonl_records(File::open(path).map_err(io_err)?), Box::new(NoImages))),
@@ -489,7 +522,7 @@ pub async fn import_file(ctx: &ImportCtx, job: ImportJob, spool: tempfile::TempP
     tokio::spawn(async move {
         let path = spool.to_path_buf();
         let spool_dir = ctx.spool_dir.clone();
-        let opener: Opener = Arc::new(move || open(&path, format, &spool_dir));
+        let opener: Opener = Arc::new(move |_| open(&path, format, &spool_dir));
         let report = run(&ctx, job, opener, "line").await;
         drop(spool); // deletes the file
         report
@@ -515,7 +548,7 @@ pub async fn import_images(ctx: &ImportCtx, job: ImportJob, files: Vec<(String, 
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let path = list.to_path_buf();
-        let opener: Opener = Arc::new(move || {
+        let opener: Opener = Arc::new(move |_| {
             let records = sources::jsonl_records(File::open(&path).map_err(io_err)?);
             Ok((records, Box::new(FileImages(names.clone())) as Box<dyn ImageSource>))
         });
@@ -574,15 +607,19 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         Ok(summary) => Target::of(&summary.project),
         Err(e) => return Err(end_without_commit(ctx, job, EndState::Failed, Stored::default(), e).await),
     };
-    // Pass 1: validation (stores images).
+    // Validation (which stores images) and insertion read the upload side by side; insertion
+    // follows validation through the file (`lead`).
     let started = std::time::Instant::now();
-    let first = {
-        let (opener, data_dir, cancel, progress) = (opener.clone(), ctx.data_dir.clone(), cancel.clone(), job.progress.clone());
+    let lead = Arc::new(Lead::default());
+    let validation = {
+        let (opener, data_dir, cancel, progress, lead) =
+            (opener.clone(), ctx.data_dir.clone(), cancel.clone(), job.progress.clone(), lead.clone());
         let target = target.clone();
         tokio::task::spawn_blocking(move || {
+            let mut end = lead.guard();
             let mut stored = Stored::default();
-            let v = opener().and_then(|(records, mut images)| {
-                validate(&target, records, images.as_mut(), &data_dir, &mut stored, &cancel, &progress).map_err(|e| {
+            let v = opener(Reading::Validation).and_then(|(records, mut images)| {
+                validate(&target, records, images.as_mut(), &data_dir, &mut stored, &cancel, &progress, &lead).map_err(|e| {
                     if cancel.is_cancelled() {
                         job::shutting_down()
                     } else {
@@ -590,37 +627,22 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
                     }
                 })
             });
-            (stored, v)
+            if v.as_ref().is_ok_and(|v| v.report.error_count == 0) {
+                end.accept();
+            }
+            // Validation's maps (a million lines: ~60 MiB) are freed; insertion's page cache
+            // goes on growing, so their memory goes back to the OS now, not at the end.
+            crate::heap::release_free_memory();
+            (stored, v, started.elapsed())
         })
-        .await
     };
-    let (stored, v) = match first {
-        Ok(x) => x,
-        Err(e) => {
-            let err = AppError::Internal(anyhow::anyhow!("the validation of the upload failed: {e}"));
-            return Err(end_without_commit(ctx, job, EndState::Failed, Stored::default(), err).await);
-        }
-    };
-    let v = match v {
-        Ok(v) => v,
-        Err(e) => {
-            let state = if cancel.is_cancelled() { EndState::Cancelled } else { EndState::Failed };
-            return Err(end_without_commit(ctx, job, state, stored, e).await);
-        }
-    };
-    if v.report.error_count > 0 {
-        return Err(end_without_commit(ctx, job, EndState::Failed, stored, refused(v.report)).await);
-    }
-
-    let validated_in = started.elapsed();
-    // Pass 2: insertion of pending rows, in transactions sized by `pacing`.
     let (tx, mut rx) = mpsc::channel::<Vec<NewItem>>(READ_AHEAD_BATCHES);
     let producer = {
-        let (opener, cancel, dups, cache) = (opener.clone(), cancel.clone(), v.duplicate_of_line.clone(), v.images.clone());
+        let (opener, cancel, lead) = (opener.clone(), cancel.clone(), lead.clone());
         let target = target.clone();
         tokio::task::spawn_blocking(move || -> AppResult<()> {
-            let (records, _) = opener()?;
-            send_items(&target, records, &dups, cache, tx, &cancel).map_err(|e| AppError::Internal(e.into()))
+            let (records, _) = opener(Reading::Insertion)?;
+            send_items(&target, records, &lead, tx, &cancel).map_err(|e| AppError::Internal(e.into()))
         })
     };
     let mut totals = Totals::default();
@@ -649,7 +671,8 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
                 None => reader_done = true,
             }
         }
-        if cancelled || pending.is_empty() {
+        // A bad line: nothing will be committed, so nothing more is written.
+        if cancelled || pending.is_empty() || lead.refused() {
             break;
         }
         let chunk = &pending[..rows.min(pending.len())];
@@ -697,6 +720,23 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
     }
     // The producer stops at its next send once the receiver is gone.
     drop(rx);
+    let (stored, v, validated_in) = match validation.await {
+        Ok(x) => x,
+        Err(e) => {
+            let err = AppError::Internal(anyhow::anyhow!("the validation of the upload failed: {e}"));
+            return Err(end_without_commit(ctx, job, EndState::Failed, Stored::default(), err).await);
+        }
+    };
+    let v = match v {
+        Ok(v) => v,
+        Err(e) => {
+            let state = if cancel.is_cancelled() { EndState::Cancelled } else { EndState::Failed };
+            return Err(end_without_commit(ctx, job, state, stored, e).await);
+        }
+    };
+    if v.report.error_count > 0 {
+        return Err(end_without_commit(ctx, job, EndState::Failed, stored, refused(v.report)).await);
+    }
     let produced = producer.await;
     let failure = if cancelled || cancel.is_cancelled() {
         Some((EndState::Cancelled, job::shutting_down()))
@@ -746,7 +786,7 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         ended_early,
         largest_transaction = largest,
         validation_s = validated_in.as_secs_f64(),
-        insertion_s = (started.elapsed() - validated_in).as_secs_f64(),
+        total_s = started.elapsed().as_secs_f64(),
         "import committed"
     );
     Ok(report)
@@ -799,10 +839,10 @@ pub fn refused(mut report: ImportReport) -> AppError {
 
 #[cfg(test)]
 mod tests {
-    //! The two-pass pipeline against a fresh SQLite database: an import whose second reading
-    //! fails halfway commits nothing, whatever made it fail.
+    //! The two readings against a fresh SQLite database: an import whose insertion reading
+    //! fails halfway, or whose validation meets a bad line after insertion began, commits
+    //! nothing.
     use super::*;
-    use std::sync::atomic::AtomicUsize;
 
     use app::api_types::{LabelDef, LabelKind, Role};
 
@@ -866,12 +906,10 @@ mod tests {
         }))
     }
 
-    /// The first reading is clean; the second one meets `fault`.
+    /// Validation's reading is clean; insertion's meets `fault`.
     fn opener(n: usize, fault: Fault) -> Opener {
-        let calls = AtomicUsize::new(0);
-        Arc::new(move || {
-            let second = calls.fetch_add(1, Ordering::SeqCst) > 0;
-            let fault = if second { fault } else { Fault::None };
+        Arc::new(move |reading| {
+            let fault = if reading == Reading::Insertion { fault } else { Fault::None };
             Ok((records(n, fault), Box::new(NoImages) as Box<dyn ImageSource>))
         })
     }
@@ -959,6 +997,40 @@ mod tests {
             let summary = store::projects::get_project(&f.ctx.db, f.pid).await.unwrap();
             assert_eq!(summary.item_count, 3_000);
         }
+    }
+
+    /// Insertion runs while validation reads on; a bad line validation meets after rows went in
+    /// stops the insertion, and those rows are deleted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_line_found_after_insertion_began_commits_nothing() {
+        let f = fixture().await;
+        let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        let (import_id, progress) = (job.id, job.progress.clone());
+        let opener: Opener = Arc::new(move |reading| {
+            let progress = progress.clone();
+            let it = records(3_000, Fault::None).enumerate().map(move |(i, r)| {
+                if reading == Reading::Validation && i == 2_000 {
+                    // Validation waits here until insertion has written rows.
+                    let waited = std::time::Instant::now();
+                    while progress.inserted.load(Ordering::Relaxed) == 0 {
+                        assert!(waited.elapsed() < std::time::Duration::from_secs(20), "insertion did not start before validation ended");
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+                if i == 2_499 {
+                    return Ok((2_500, record::parse_json_line(r#"{"id": "bad"}"#)));
+                }
+                r
+            });
+            Ok((Box::new(it) as Records, Box::new(NoImages) as Box<dyn ImageSource>))
+        });
+        let res = run(&f.ctx, job, opener, "line").await;
+        let Err(AppError::InvalidImport { message, details }) = res else { panic!("{:?}", res.map(|r| r.imported)) };
+        assert!(message.starts_with("nothing was imported: 1 bad line; first: line 2500"), "{message}");
+        assert_eq!(details["errors"][0]["line"], 2_500);
+        assert_eq!(details["lines"], 3_000, "validation read on to the end");
+        assert_eq!(stored_rows(&f.ctx.db).await, 0);
+        assert_eq!(store::imports::state_of(&f.ctx.db, import_id).await.unwrap().as_deref(), Some("failed"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1079,23 +1151,18 @@ mod tests {
         let f = fixture().await;
         let job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
         let import_id = job.id;
-        // A second reading that is slow enough to be cancelled in the middle.
-        let calls = Arc::new(AtomicUsize::new(0));
+        // Shut down when insertion reaches line 2,000.
         let cancel = f.ctx.shutdown.clone();
-        let opener: Opener = {
-            let calls = calls.clone();
-            Arc::new(move || {
-                let second = calls.fetch_add(1, Ordering::SeqCst) > 0;
-                let cancel = cancel.clone();
-                let it = records(5_000, Fault::None).enumerate().map(move |(i, r)| {
-                    if second && i == 2_000 {
-                        cancel.cancel();
-                    }
-                    r
-                });
-                Ok((Box::new(it) as Records, Box::new(NoImages) as Box<dyn ImageSource>))
-            })
-        };
+        let opener: Opener = Arc::new(move |reading| {
+            let cancel = cancel.clone();
+            let it = records(5_000, Fault::None).enumerate().map(move |(i, r)| {
+                if reading == Reading::Insertion && i == 2_000 {
+                    cancel.cancel();
+                }
+                r
+            });
+            Ok((Box::new(it) as Records, Box::new(NoImages) as Box<dyn ImageSource>))
+        });
         let res = run(&f.ctx, job, opener, "line").await;
         assert!(matches!(res, Err(AppError::Unavailable { .. })), "{:?}", res.map(|r| r.imported));
         assert_eq!(stored_rows(&f.ctx.db).await, 0);
