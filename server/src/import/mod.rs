@@ -684,9 +684,9 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         } else {
             store::items::insert_chunk(&ctx.db, job.project_id, chunk).await
         };
-        let (consumed, yielded) = match out {
+        let (consumed, yielded, labeling_waited) = match out {
             Ok(out) => {
-                let done = (out.consumed, out.consumed < chunk.len());
+                let done = (out.consumed, out.consumed < chunk.len(), out.labeling_waited);
                 totals.add(out);
                 done
             }
@@ -701,12 +701,12 @@ async fn run(ctx: &ImportCtx, job: ImportJob, opener: Opener, dup_word: &str) ->
         ended_early += yielded as usize;
         job.progress.inserted.store(totals.inserted, Ordering::Relaxed);
         let elapsed = started.elapsed();
-        // Competition on SQLite's one writer: labeling jobs it ran. Other writes (this import's
-        // own heartbeat, a settings change, a job's progress) are rare and wait at most one
-        // transaction; counting them kept every transaction short (the heartbeat's period is
-        // `pacing::QUIET`).
+        // Competition on SQLite's one writer: labeling jobs it ran, or waiting ones that ended
+        // the transaction. Other writes (this import's own heartbeat, a settings change, a
+        // job's progress) end it too, for their turn, but are rare: counting them as
+        // competition kept every transaction short (the heartbeat's period is `pacing::QUIET`).
         let labeling_now = store::writer::GROUPED_JOBS.load(Ordering::Relaxed);
-        if labeling_now != labeling_seen || yielded {
+        if labeling_now != labeling_seen || labeling_waited {
             last_competition = Some(std::time::Instant::now());
         }
         labeling_seen = labeling_now;
@@ -1144,6 +1144,19 @@ mod tests {
             .unwrap());
         let expected: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
         assert_eq!(ids, expected, "every row once, in file order");
+    }
+
+    /// A lead's write (settings, a review) that waits ends the transaction after one statement
+    /// too, for its turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_settings_write_ends_an_import_transaction_after_one_statement() {
+        let f = fixture().await;
+        let _job = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        let items: Vec<NewItem> = (0..3 * INSERT_BATCH as i64).map(|i| text_item(i, None)).collect();
+        let other = store::writer::OtherWrite::enter();
+        let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items).await.unwrap();
+        drop(other);
+        assert_eq!((out.consumed, out.inserted), (INSERT_BATCH, INSERT_BATCH as i64), "ended after one statement");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

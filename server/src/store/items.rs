@@ -55,8 +55,12 @@ pub struct ChunkOutcome {
     /// Lines whose external id is already used by another item of the project.
     pub id_conflicts: Vec<LineError>,
     /// How many rows of the chunk were handled: fewer than all when `insert_chunk` ended its
-    /// transaction early to let a labeling write in.
+    /// transaction early to let another write in.
     pub consumed: usize,
+    /// The transaction ended early for a labeling write: labelers are at work, so the import's
+    /// next transactions stay short (`import::pacing`). Another kind of write (a lead's
+    /// settings) only gets its turn.
+    pub labeling_waited: bool,
 }
 
 const COLUMNS_PER_ROW: usize = 15;
@@ -72,9 +76,10 @@ pub const INSERT_BATCH: usize = 500;
 /// import is then refused and its pending rows deleted). Duplicates within the import were
 /// removed by validation, so a UNIQUE violation here always concerns another stored item.
 ///
-/// On SQLite the transaction ends early, after the statement in flight, when a labeling write
-/// starts waiting for the writer (`writer::labeling_waits`): a labeler who arrives during a long
-/// transaction waits for one statement and the commit, not for the rest of the chunk.
+/// On SQLite the transaction ends early, after the statement in flight, when another write
+/// starts waiting for the writer (`writer::labeling_waits`, `writer::interactive_write_waits`;
+/// not another import's): a labeler or a lead who writes during a long transaction waits for
+/// one statement and the commit, not for the rest of the chunk.
 /// `consumed` says how many of the chunk's rows were handled (at least one statement's worth);
 /// the caller passes the rest again.
 pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppResult<ChunkOutcome> {
@@ -84,7 +89,7 @@ pub async fn insert_chunk(db: &Db, project_id: i64, chunk: &[NewItem]) -> AppRes
     match db {
         Db::Sqlite { write, .. } => {
             let _in_flight = super::SqliteWriteInFlight::enter();
-            let _other = super::writer::OtherWrite::enter();
+            let _import = super::writer::ImportWrite::enter();
             let cache_kib = writer_cache_kib(db).unwrap_or(super::WRITER_CACHE_KIB);
             insert_chunk_sqlite(write, project_id, chunk, cache_kib).await
         }
@@ -115,8 +120,11 @@ async fn insert_chunk_sqlite(
         let raw = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
         raw.set_prepared_statement_cache_capacity(4);
         for part in chunk.chunks(INSERT_BATCH) {
-            if out.consumed > 0 && super::writer::labeling_waits() {
-                break;
+            if out.consumed > 0 {
+                out.labeling_waited = super::writer::labeling_waits();
+                if out.labeling_waited || super::writer::interactive_write_waits() {
+                    break;
+                }
             }
             in_place(|| insert_part_raw(&raw, project_id, part, now, &mut out))?;
             out.consumed += part.len();

@@ -104,6 +104,33 @@ fn other_writes_wait() -> bool {
     OTHER_WRITES.load(Ordering::Relaxed) > 0
 }
 
+/// The import transactions among `OTHER_WRITES` (`store::items::insert_chunk`): an import's
+/// long transaction ends early for any other write (`interactive_write_waits`), but not for
+/// another import's, or two imports would cut each other short.
+static IMPORT_WRITES: AtomicI64 = AtomicI64::new(0);
+
+/// Whether a write other than a labeling one or an import's waits for the write connection or
+/// runs on it: a lead's settings, a review decision, a job's progress.
+pub fn interactive_write_waits() -> bool {
+    OTHER_WRITES.load(Ordering::Relaxed) > IMPORT_WRITES.load(Ordering::Relaxed)
+}
+
+/// Counts one import transaction in `IMPORT_WRITES` (and in `OTHER_WRITES`) until dropped.
+pub struct ImportWrite(OtherWrite);
+
+impl ImportWrite {
+    pub fn enter() -> ImportWrite {
+        IMPORT_WRITES.fetch_add(1, Ordering::Relaxed);
+        ImportWrite(OtherWrite::enter())
+    }
+}
+
+impl Drop for ImportWrite {
+    fn drop(&mut self) {
+        IMPORT_WRITES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Counts one write in `OTHER_WRITES` until dropped.
 pub struct OtherWrite(());
 
