@@ -29,10 +29,8 @@ pub struct Lead {
 
 #[derive(Default)]
 struct Settled {
-    /// Every line up to this one is checked.
+    /// Every line up to this one is checked (`i64::MAX` once validation accepted the file).
     through: i64,
-    /// Validation finished: every line is checked.
-    ended: bool,
     /// Settled since the follower last took them: lines that repeat earlier content, and
     /// images stored for the first time (by name).
     duplicates: Vec<i64>,
@@ -63,11 +61,11 @@ impl Lead {
     /// Validation ended: with every line good (`accepted`), or not (a bad line, an I/O error,
     /// a cancellation, a panic).
     pub fn end(&self, accepted: bool) {
-        if !accepted {
-            self.refused.store(true, Ordering::Release);
+        if accepted {
+            self.publish(i64::MAX, Vec::new(), Vec::new());
+        } else {
+            self.refuse();
         }
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).ended = true;
-        self.moved.notify_all();
     }
 
     /// A bad line was met: the follower and the inserter stop (validation goes on, to report
@@ -110,7 +108,6 @@ impl Drop for EndGuard<'_> {
 #[derive(Default)]
 pub struct Follower {
     through: i64,
-    ended: bool,
     duplicates: std::collections::HashSet<i64>,
     /// Images validation stored, by name.
     pub images: HashMap<String, StoredImage>,
@@ -122,13 +119,12 @@ impl Follower {
         if lead.refused() {
             return Verdict::Stop;
         }
-        if line > self.through && !self.ended {
+        if line > self.through {
             let mut s = lead.state.lock().unwrap_or_else(|e| e.into_inner());
-            while s.through < line && !s.ended && !lead.refused() {
+            while s.through < line && !lead.refused() {
                 s = lead.moved.wait(s).unwrap_or_else(|e| e.into_inner());
             }
             self.through = s.through;
-            self.ended = s.ended;
             self.duplicates.extend(s.duplicates.drain(..));
             self.images.extend(s.images.drain(..));
             drop(s);

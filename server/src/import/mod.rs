@@ -338,6 +338,7 @@ fn validate(
             progress.lines.store(v.report.lines, Ordering::Relaxed);
         }
         if v.report.lines % lead::PUBLISH_LINES == 0 {
+            // Every line before this one is checked.
             lead.publish(line - 1, std::mem::take(&mut fresh_duplicates), fresh_images.take());
         }
         let item = parsed.and_then(|r| resolve(target, line, r, &mut images_by_name, &mut store));
@@ -397,6 +398,9 @@ fn send_items(
     cancel: &CancellationToken,
 ) -> io::Result<()> {
     let mut follower = lead::Follower::default();
+    let mut not_seen = |name: &str| -> Result<StoredImage, String> {
+        Err(format!("the image {name:?} was not stored by validation"))
+    };
     let mut batch = Vec::with_capacity(INSERT_BATCH);
     let mut count = 0i64;
     for next in records {
@@ -410,9 +414,6 @@ fn send_items(
             lead::Verdict::Skip => continue,
             lead::Verdict::Insert => {}
         }
-        let mut not_seen = |name: &str| -> Result<StoredImage, String> {
-            Err(format!("the image {name:?} was not stored by validation"))
-        };
         let item = parsed
             .and_then(|r| resolve(target, line, r, &mut follower.images, &mut not_seen))
             .map_err(|e| io::Error::other(format!("line {line} changed between readings: {}", e.reason)))?;

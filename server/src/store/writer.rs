@@ -116,17 +116,20 @@ pub fn interactive_write_waits() -> bool {
 }
 
 /// Counts one import transaction in `IMPORT_WRITES` (and in `OTHER_WRITES`) until dropped.
-pub struct ImportWrite(OtherWrite);
+/// `IMPORT_WRITES` goes up first and down last, so another import never sees this one as an
+/// interactive write in between.
+pub struct ImportWrite(Option<OtherWrite>);
 
 impl ImportWrite {
     pub fn enter() -> ImportWrite {
         IMPORT_WRITES.fetch_add(1, Ordering::Relaxed);
-        ImportWrite(OtherWrite::enter())
+        ImportWrite(Some(OtherWrite::enter()))
     }
 }
 
 impl Drop for ImportWrite {
     fn drop(&mut self) {
+        drop(self.0.take());
         IMPORT_WRITES.fetch_sub(1, Ordering::Relaxed);
     }
 }
