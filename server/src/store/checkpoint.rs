@@ -30,7 +30,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 /// reads the WAL's header; one with frames copies them and syncs.
 pub const PERIOD: Duration = Duration::from_millis(100);
 
-/// The writer's own automatic checkpoint (`PRAGMA wal_autocheckpoint`, pages of 4 KiB): a
+/// The writer's own automatic checkpoint (`PRAGMA wal_autocheckpoint`, in pages: 8 KiB in a
+/// database created since session 20, `store::NEW_DATABASE_PAGE_SIZE`, 4 KiB before): a
 /// backstop only, 16 times SQLite's default, so an import's transaction does not trigger it while
 /// the task keeps up (one of a second's length, at a million items, may).
 pub const WRITER_BACKSTOP_PAGES: u32 = 16_384;

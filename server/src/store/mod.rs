@@ -130,6 +130,15 @@ impl Drop for SqliteWriteInFlight {
 /// memory; pages are shared with the OS page cache.
 pub(crate) const READER_MMAP_BYTES: u64 = 1 << 30;
 
+/// The page size of a database this creates (`PRAGMA page_size`; a database that exists keeps
+/// its own: in WAL mode only a VACUUM into a new file could change it). 8 KiB instead of
+/// SQLite's 4 KiB: a million-item import inserts at random places of two large indexes (the
+/// content hash, the stream rank), and with pages twice as large their b-trees have fewer
+/// pages to split and write to the WAL at each commit. 1,000,000 items imported in 22.1–24.3 s
+/// against 25.4–26.6 s (three alternating pairs), 16 KiB no better than 8; the labeling loop
+/// the same within the spread (docs/bench.md, session 20).
+pub(crate) const NEW_DATABASE_PAGE_SIZE: u32 = 8192;
+
 /// The writer connection's page cache (`PRAGMA cache_size`, in KiB); larger while an import
 /// runs (`store::items::IMPORT_WRITER_CACHE_KIB`).
 pub(crate) const WRITER_CACHE_KIB: u64 = 32 * 1024;
@@ -143,7 +152,8 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                .page_size(NEW_DATABASE_PAGE_SIZE);
             // The one writer keeps a larger page cache: nobody else writes, so it is never
             // invalidated, and an import inserts at random places of several large indexes
             // (content hash, rank), which with the default 2 MiB re-read pages from the OS.
@@ -282,4 +292,43 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::api_types::Role;
+    use sqlx::Connection;
+
+    async fn page_size_of(file: &std::path::Path) -> i64 {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        let size = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        size
+    }
+
+    /// A database this creates has `NEW_DATABASE_PAGE_SIZE` pages; one created before (4 KiB,
+    /// already in WAL mode, where the size can no longer change) keeps its pages, migrates and
+    /// takes writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_databases_get_the_larger_pages_and_older_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let new_file = dir.path().join("new.db");
+        let db = Db::connect(&format!("sqlite://{}", new_file.display())).await.unwrap();
+        users::create_user(&db, "u1", "x", Role::Labeler, None).await.unwrap();
+        drop(db);
+        assert_eq!(page_size_of(&new_file).await, i64::from(NEW_DATABASE_PAGE_SIZE));
+
+        let old_file = dir.path().join("old.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", old_file.display())).await.unwrap();
+        sqlx::query("PRAGMA page_size = 4096").execute(&mut conn).await.unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut conn).await.unwrap();
+        sqlx::query("CREATE TABLE before_us (x INTEGER)").execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        let db = Db::connect(&format!("sqlite://{}", old_file.display())).await.unwrap();
+        users::create_user(&db, "u2", "x", Role::Labeler, None).await.unwrap();
+        assert!(users::find_user_by_username(&db, "u2").await.unwrap().is_some());
+        drop(db);
+        assert_eq!(page_size_of(&old_file).await, 4096);
+    }
 }
