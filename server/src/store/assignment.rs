@@ -63,6 +63,10 @@ struct StreamSettings {
     visible_max_item_id: i64,
     /// Issue 10: the built-in model's least certain items first ([`UNCERTAIN_STEP`]).
     uncertainty_order: i64,
+    /// What the gold draw needs (`gold_item`), read only when `gold_rate` > 0: whether the
+    /// project has a visible gold item, and the labeler's number of annotations.
+    has_gold: bool,
+    answered: i64,
 }
 
 impl StreamSettings {
@@ -73,6 +77,8 @@ impl StreamSettings {
             gold_rate: r.f64("gold_rate")?,
             visible_max_item_id: r.i64("visible_max_item_id")?,
             uncertainty_order: r.i64("uncertainty_order")?,
+            has_gold: r.i64("has_gold")? != 0,
+            answered: r.i64("answered")?,
         })
     }
 }
@@ -252,21 +258,7 @@ async fn gold_item<S: Statements>(
     settings: &StreamSettings,
     held: i64,
 ) -> AppResult<Option<i64>> {
-    let any_gold = s
-        .first_i64(
-            "SELECT i.id FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL AND i.id <= $2 LIMIT 1",
-            vec![pid.into(), settings.visible_max_item_id.into()],
-        )
-        .await?;
-    if any_gold.is_none() {
-        return Ok(None);
-    }
-    // Their number of annotations (`labeler_totals`, kept by triggers: migration 0021).
-    let answered = s
-        .first_i64("SELECT annotations FROM labeler_totals WHERE project_id = $1 AND user_id = $2", vec![pid.into(), user_id.into()])
-        .await?
-        .unwrap_or(0);
-    if !crate::stream::draws_gold(pid, user_id, answered + held, settings.gold_rate) {
+    if !settings.has_gold || !crate::stream::draws_gold(pid, user_id, settings.answered + held, settings.gold_rate) {
         return Ok(None);
     }
     for from_start in [true, false] {
@@ -277,6 +269,25 @@ async fn gold_item<S: Statements>(
     }
     Ok(None)
 }
+
+/// A hand-out's first read ($1: the labeler, $2: the project, $3: now): the project's stream
+/// settings and what the gold draw needs (`StreamSettings`; the gold index and the labeler's
+/// totals (`labeler_totals`, kept by triggers: migration 0021) are read only when the project
+/// mixes in gold items), and the labeler's unexpired leases of items they have not answered,
+/// oldest first, as `held_item_id`: a row per lease, or one row with a NULL `held_item_id`
+/// when they hold none; no row when the project is gone. One statement, not three or four:
+/// on PostgreSQL each is a round trip.
+const HELD_AND_SETTINGS_SQL: &str = "SELECT p.overlap, p.assignment_order, p.gold_rate, p.visible_max_item_id,
+        p.uncertainty_order, l.item_id AS held_item_id,
+        CASE WHEN p.gold_rate > 0 AND EXISTS (SELECT 1 FROM items g
+            WHERE g.project_id = p.id AND g.gold IS NOT NULL AND g.id <= p.visible_max_item_id) THEN 1 ELSE 0 END AS has_gold,
+        CASE WHEN p.gold_rate > 0 THEN COALESCE((SELECT t.annotations FROM labeler_totals t
+            WHERE t.project_id = p.id AND t.user_id = $1), 0) ELSE 0 END AS answered
+     FROM projects p
+     LEFT JOIN leases l ON l.user_id = $1 AND l.project_id = p.id AND l.expires_at > $3
+       AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = l.item_id AND a.user_id = $1)
+     WHERE p.id = $2
+     ORDER BY l.leased_at, l.item_id";
 
 /// The item handed out and when its lease ends.
 pub struct Assigned {
@@ -337,26 +348,10 @@ async fn hand_out<S: Statements>(
     if is_pg {
         s.run(Batch::one(pg_project_lock(), vec![pid.into()])).await?;
     }
-    let held: Vec<i64> = s
-        .rows(
-            "SELECT l.item_id FROM leases l
-             WHERE l.user_id = $1 AND l.project_id = $2 AND l.expires_at > $3
-               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = l.item_id AND a.user_id = $1)
-             ORDER BY l.leased_at, l.item_id",
-            vec![user_id.into(), pid.into(), now.into()],
-        )
-        .await?
-        .iter()
-        .map(|r| r.i64("item_id"))
-        .collect::<AppResult<_>>()?;
-    let settings = s
-        .first_row(
-            "SELECT overlap, assignment_order, gold_rate, visible_max_item_id, uncertainty_order FROM projects WHERE id = $1",
-            vec![pid.into()],
-        )
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
-    let settings = StreamSettings::from_row(&settings)?;
+    let rows = s.rows(HELD_AND_SETTINGS_SQL, vec![user_id.into(), pid.into(), now.into()]).await?;
+    let settings = rows.first().ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
+    let settings = StreamSettings::from_row(settings)?;
+    let held: Vec<i64> = rows.iter().filter_map(|r| r.opt_i64("held_item_id").transpose()).collect::<AppResult<_>>()?;
     let mut chosen = held.iter().copied().find(|id| !exclude.contains(id));
     if chosen.is_none() && settings.gold_rate > 0.0 {
         chosen = gold_item(s, pid, user_id, now, &settings, held.len() as i64).await?;
@@ -402,14 +397,17 @@ async fn hand_out<S: Statements>(
             );
         }
     }
-    s.run(lease).await?;
     // The item itself, the pre-label shown beside it and the caller's progress, read in the
     // same transaction, in one statement: their pages are the ones the hand-out just touched
     // (on SQLite a reader connection starts cold after each commit, while the writer's cache
-    // stays warm: session 9's profile), and each statement is a round trip on PostgreSQL.
+    // stays warm: session 9's profile), and each statement is a round trip on PostgreSQL,
+    // where the lease's writes go in the same statement (`Statements::rows_after`: the read
+    // names no table they write).
     let row = s
-        .first_row(&HANDED_OUT_SQL, vec![pid.into(), user_id.into(), since.into(), item_id.into()])
+        .rows_after(lease, &HANDED_OUT_SQL, vec![pid.into(), user_id.into(), since.into(), item_id.into()])
         .await?
+        .into_iter()
+        .next()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("item {item_id} was handed out but cannot be read")))?;
     recount_since(s, &row, pid, user_id, since).await?;
     let item = ItemRow::from_row(&row)?;
@@ -564,67 +562,46 @@ async fn submit<S: Statements>(
     }
     // On SQLite everything the submission reads before it writes comes in one statement
     // (`SUBMISSION_CONTEXT_SQL`): nothing can run between its reads on the single writer.
-    // PostgreSQL reads it step by step (the item's row lock comes before the capacity reads,
-    // below).
+    // PostgreSQL reads the retry key and the project in one (`PG_SUBMISSION_HEAD_SQL`), then
+    // the rest step by step: the item's row lock comes before the capacity reads, below.
     let context = if is_pg {
-        None
+        s.first_row(&PG_SUBMISSION_HEAD_SQL, vec![pid.into(), user_id.into(), client_id.into()]).await?
     } else {
         let args = vec![pid.into(), user_id.into(), item_id.into(), (now - LEASE_GRACE_MS).into(), client_id.into(), now.into()];
-        let row = s.first_row(&SUBMISSION_CONTEXT_SQL, args).await?.ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
-        Some(row)
+        s.first_row(&SUBMISSION_CONTEXT_SQL, args).await?
     };
-    let previous = match &context {
-        Some(c) => c.opt_i64("previous_annotation")?.zip(c.opt_i64("previous_item")?),
-        None => {
-            let row = s
-                .first_row(
-                    "SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
-                     WHERE s.user_id = $1 AND s.client_id = $2",
-                    vec![user_id.into(), client_id.into()],
-                )
-                .await?;
-            match row {
-                Some(r) => Some((r.i64("annotation_id")?, r.i64("item_id")?)),
-                None => None,
-            }
-        }
-    };
+    let context = context.ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
+    let previous = context.opt_i64("previous_annotation")?.zip(context.opt_i64("previous_item")?);
     if let Some((annotation_id, first_item)) = previous {
         return retried_submission(s, client_id, item_id, annotation_id, first_item).await;
     }
-    let (project, item, slots) = match &context {
-        Some(c) => {
-            let item = match c.opt_i64("item_id")? {
-                Some(_) => Some((c.opt_i64("label_count")?.unwrap_or(0), c.opt_i64("item_overlap")?, c.opt_string("gold")?)),
-                None => None,
-            };
-            (ProjectRow::from_row(c)?, item, Slots::from_row(c)?)
-        }
-        None => {
-            let project = s
-                .first_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"), vec![pid.into()])
-                .await?
-                .ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
-            // The item's row lock (waited for, not skipped) orders this submission after any
-            // hand-out or submission of the same item in flight, and the capacity reads below
-            // are new statements, so they see what those committed.
-            let item = s
-                .first_row(
-                    "SELECT label_count, overlap AS item_overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE",
-                    vec![item_id.into(), pid.into()],
-                )
-                .await?;
-            let item = match item {
-                Some(r) => Some((r.i64("label_count")?, r.opt_i64("item_overlap")?, r.opt_string("gold")?)),
-                None => None,
-            };
-            // The labeler's annotation of the item, if any, and what a new one needs checked.
-            let slots = s
-                .first_row(&SLOTS_SQL, vec![item_id.into(), user_id.into(), (now - LEASE_GRACE_MS).into(), now.into()])
-                .await?
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the slots statement gave no row")))?;
-            (ProjectRow::from_row(&project)?, item, Slots::from_row(&slots)?)
-        }
+    let project = ProjectRow::from_row(&context)?;
+    let (item, slots) = if is_pg {
+        // The item's row lock (waited for, not skipped) orders this submission after any
+        // hand-out or submission of the same item in flight, and the capacity reads below
+        // are new statements, so they see what those committed.
+        let item = s
+            .first_row(
+                "SELECT label_count, overlap AS item_overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE",
+                vec![item_id.into(), pid.into()],
+            )
+            .await?;
+        let item = match item {
+            Some(r) => Some((r.i64("label_count")?, r.opt_i64("item_overlap")?, r.opt_string("gold")?)),
+            None => None,
+        };
+        // The labeler's annotation of the item, if any, and what a new one needs checked.
+        let slots = s
+            .first_row(&SLOTS_SQL, vec![item_id.into(), user_id.into(), (now - LEASE_GRACE_MS).into(), now.into()])
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the slots statement gave no row")))?;
+        (item, Slots::from_row(&slots)?)
+    } else {
+        let item = match context.opt_i64("item_id")? {
+            Some(_) => Some((context.opt_i64("label_count")?.unwrap_or(0), context.opt_i64("item_overlap")?, context.opt_string("gold")?)),
+            None => None,
+        };
+        (item, Slots::from_row(&context)?)
     };
     let project: Project = project.into_summary().project;
     let labels = crate::projects::validate_submitted_labels(&project, submitted_labels)?;
@@ -850,6 +827,19 @@ impl Slots {
         })
     }
 }
+
+/// PostgreSQL: what a submission reads first ($1: project, $2: user, $3: client id): the
+/// project (`PROJECT_COLUMNS`) and the annotation and item of an earlier submission with the
+/// same client id (`previous_annotation`, `previous_item`; NULL when none). No row when the
+/// project is gone.
+static PG_SUBMISSION_HEAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT p.*, prev.annotation_id AS previous_annotation, prev.item_id AS previous_item
+         FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1) p
+         LEFT JOIN (SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
+                    WHERE s.user_id = $2 AND s.client_id = $3) prev ON TRUE"
+    )
+});
 
 /// SQLite: what a submission reads before it writes, in one statement ($1: project, $2:
 /// labeler, $3: item, $4: now less the lease grace, $5: client id, $6: now): the first
@@ -1207,6 +1197,14 @@ mod tests {
         assert!(p.contains("SEARCH t USING PRIMARY KEY (project_id=? AND user_id=?)"), "{p}");
         assert!(!p.contains("items_open"), "{p}");
         assert_eq!(p.matches("i USING INDEX items_gold (project_id=? AND id<?)").count(), 2, "{p}");
+        // A hand-out's first read: the labeler's leases from their index, the gold check and
+        // their totals each a search; no table scanned.
+        let p = plan(&db, HELD_AND_SETTINGS_SQL, 3).await;
+        println!("held and settings:\n{p}");
+        assert!(p.contains("l USING INDEX leases_user (user_id=? AND project_id=?)"), "{p}");
+        assert!(p.contains("g USING INDEX items_gold (project_id=? AND id<?)"), "{p}");
+        assert!(p.contains("t USING PRIMARY KEY (project_id=? AND user_id=?)"), "{p}");
+        assert!(!p.contains("SCAN "), "{p}");
         let p = plan(&db, SKIPPED_ITEM_SQL, 5).await;
         assert!(p.contains("s USING INDEX skips_user ("), "{p}");
         assert!(!p.contains("TEMP B-TREE FOR ORDER BY"), "{p}");

@@ -87,8 +87,34 @@ impl Batch {
         if self.parts.len() < 2 {
             return None;
         }
+        let (ctes, args, _) = self.as_ctes()?;
+        Some((format!("WITH {ctes} SELECT 1"), args))
+    }
+
+    /// The batch and then `select` (with `select_args`) as one PostgreSQL statement: the
+    /// batch's parts as in `merged_for_pg` (one part is enough here), the query after them.
+    /// The query then reads the snapshot from before the batch's writes, so this merges only a
+    /// query that names none of the tables the batch writes, and one without a WITH of its own.
+    /// Why: a hand-out writes its lease and then reads what it answers, two round trips.
+    pub fn merged_before_select_for_pg(&self, select: &str, select_args: &[Arg]) -> Option<(String, Vec<Arg>)> {
+        if self.parts.is_empty() || !select.trim_start().to_ascii_lowercase().starts_with("select") {
+            return None;
+        }
+        let (ctes, mut args, tables) = self.as_ctes()?;
+        if tables.iter().any(|t| names_table(select, t)) {
+            return None;
+        }
+        let select = renumbered(select, args.len())?;
+        args.extend(select_args.iter().cloned());
+        Some((format!("WITH {ctes} {select}"), args))
+    }
+
+    /// The parts as data-modifying CTEs (`w1 AS (…), w2 AS (…)`, placeholders renumbered in
+    /// order), their values, and the tables they write; None when a part is not a write, two
+    /// parts write one table, or a part has a dollar-quoted string.
+    fn as_ctes(&self) -> Option<(String, Vec<Arg>, Vec<String>)> {
         let mut tables = Vec::with_capacity(self.parts.len());
-        let mut sql = String::from("WITH ");
+        let mut sql = String::new();
         let mut args = Vec::new();
         for (k, (part, part_args)) in self.parts.iter().enumerate() {
             let table = written_table(part)?;
@@ -104,9 +130,14 @@ impl Batch {
             sql.push(')');
             args.extend(part_args.iter().cloned());
         }
-        sql.push_str(" SELECT 1");
-        Some((sql, args))
+        Some((sql, args, tables))
     }
+}
+
+/// Whether `sql` has `table` (lower-case) as a whole word, in any case: `leases` is named by
+/// `FROM leases l`, not by `releases`.
+fn names_table(sql: &str, table: &str) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w.eq_ignore_ascii_case(table))
 }
 
 /// The table an INSERT, UPDATE or DELETE writes, lower-cased; None for any other statement.
@@ -210,5 +241,28 @@ mod tests {
         assert!(two("UPDATE Leases SET expires_at = 0 WHERE item_id = $1", "DELETE FROM leases WHERE item_id = $1").is_none());
         assert!(two("UPDATE items SET text = $$x$$ WHERE id = $1", "DELETE FROM leases WHERE item_id = $1").is_none());
         assert!(two("UPDATE items SET label_count = 0 WHERE id = $1", "DELETE FROM leases WHERE item_id = $1").is_some());
+    }
+
+    /// A lease's write and then a query that reads other tables: one statement, the query's
+    /// placeholders after the write's. A query that names a written table (as a word, any
+    /// case), one with a WITH of its own, an empty batch or a batch that cannot merge stay apart.
+    #[test]
+    fn writes_before_a_query_of_other_tables_merge_into_one_statement() {
+        let lease = Batch::one("INSERT INTO leases (item_id, user_id) VALUES ($1, $2)", vec![7.into(), 3.into()]);
+        let select = "SELECT i.text, r.id FROM items i LEFT JOIN releases r ON r.id = $2 WHERE i.id = $1";
+        let (sql, args) = lease.merged_before_select_for_pg(select, &[7.into(), 9.into()]).unwrap();
+        assert_eq!(
+            sql,
+            "WITH w1 AS (INSERT INTO leases (item_id, user_id) VALUES ($1, $2)) \
+             SELECT i.text, r.id FROM items i LEFT JOIN releases r ON r.id = $4 WHERE i.id = $3"
+        );
+        assert_eq!(args, vec![7.into(), 3.into(), 7.into(), 9.into()]);
+        assert!(lease.merged_before_select_for_pg("SELECT COUNT(*) FROM LEASES WHERE item_id = $1", &[7.into()]).is_none());
+        assert!(lease.merged_before_select_for_pg("SELECT 1 FROM items WHERE id IN (SELECT item_id FROM leases)", &[]).is_none());
+        assert!(lease.merged_before_select_for_pg("WITH x AS (SELECT 1) SELECT * FROM x", &[]).is_none());
+        assert!(Batch::new().merged_before_select_for_pg("SELECT 1", &[]).is_none());
+        let mut twice = Batch::one("INSERT INTO leases (item_id) VALUES ($1)", vec![1.into()]);
+        twice.push("UPDATE leases SET expires_at = 0 WHERE item_id = $1", vec![2.into()]);
+        assert!(twice.merged_before_select_for_pg("SELECT 1 FROM items", &[]).is_none());
     }
 }

@@ -102,6 +102,17 @@ pub trait Statements: Send {
     /// each other's writes.
     fn run(&mut self, batch: Batch) -> impl Future<Output = AppResult<()>> + Send;
 
+    /// Runs `batch`, then the query, and returns the query's rows. On PostgreSQL both go as
+    /// one statement when `Batch::merged_before_select_for_pg` accepts them: the query then
+    /// reads the snapshot from before the batch's writes (it names none of the tables they
+    /// write).
+    fn rows_after(&mut self, batch: Batch, sql: &str, args: Vec<Arg>) -> impl Future<Output = AppResult<Vec<Row>>> + Send {
+        async move {
+            self.run(batch).await?;
+            self.rows(sql, args).await
+        }
+    }
+
     /// The first row, if any.
     fn first_row(&mut self, sql: &str, args: Vec<Arg>) -> impl Future<Output = AppResult<Option<Row>>> + Send {
         async move { Ok(self.rows(sql, args).await?.into_iter().next()) }
@@ -220,6 +231,19 @@ impl Statements for PgStatements<'_> {
             let Some(first) = rows.first() else { return Ok(Vec::new()) };
             let names = Arc::new(first.columns().iter().map(|c| c.name().to_string()).collect::<Vec<_>>());
             rows.iter().map(|r| pg_row(r, &names)).collect()
+        }
+    }
+
+    /// One round trip instead of two when the batch and the query merge.
+    fn rows_after(&mut self, batch: Batch, sql: &str, args: Vec<Arg>) -> impl Future<Output = AppResult<Vec<Row>>> + Send {
+        async move {
+            match batch.merged_before_select_for_pg(sql, &args) {
+                Some((merged, merged_args)) => self.rows(&merged, merged_args).await,
+                None => {
+                    self.run(batch).await?;
+                    self.rows(sql, args).await
+                }
+            }
         }
     }
 
