@@ -134,9 +134,9 @@ pub(crate) const READER_MMAP_BYTES: u64 = 1 << 30;
 /// its own: in WAL mode only a VACUUM into a new file could change it). 8 KiB instead of
 /// SQLite's 4 KiB: a million-item import inserts at random places of two large indexes (the
 /// content hash, the stream rank), and with pages twice as large their b-trees have fewer
-/// pages to split and write to the WAL at each commit. 1,000,000 items imported in 22.1–24.3 s
-/// against 25.4–26.6 s (three alternating pairs), 16 KiB no better than 8; the labeling loop
-/// the same within the spread (docs/bench.md, session 20).
+/// pages to split and write to the WAL at each commit. 1,000,000 items imported in 22.1 s
+/// against 24.3 s on average over nine alternating runs each (single runs spread 20–27 s), 16
+/// KiB no better than 8; the labeling loop the same within the spread (docs/bench.md, session 20).
 pub(crate) const NEW_DATABASE_PAGE_SIZE: u32 = 8192;
 
 /// The writer connection's page cache (`PRAGMA cache_size`, in KiB); larger while an import
