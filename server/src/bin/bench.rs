@@ -34,6 +34,8 @@ mod model;
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
 const TARGET_NEXT_P99_MS: f64 = 5.0;
+/// Issue 11's target for several PostgreSQL instances on one database (`--instances`).
+const TARGET_NEXT_P99_MS_INSTANCES: f64 = 20.0;
 const TARGET_EXPORT_S: f64 = 2.0;
 /// Issue 11's export target at a million items.
 const TARGET_EXPORT_1M_S: f64 = 10.0;
@@ -1111,7 +1113,8 @@ async fn bench(
 
     // Verdicts.
     let import_pass = import_rate >= TARGET_IMPORT_ITEMS_PER_S;
-    let next_pass = next.p99 < TARGET_NEXT_P99_MS;
+    let next_target = if args.instances > 1 { TARGET_NEXT_P99_MS_INSTANCES } else { TARGET_NEXT_P99_MS };
+    let next_pass = next.p99 < next_target;
     // 2 s at 100,000 items; the issue's 10 s at a million (and below that, in proportion).
     let export_target = if n >= 1_000_000 { TARGET_EXPORT_1M_S } else { TARGET_EXPORT_S };
     let export_j_pass = ej.seconds < export_target;
@@ -1145,7 +1148,7 @@ async fn bench(
         ));
     }
     s.push_str(&format!(
-        "  next p99 target < {TARGET_NEXT_P99_MS} ms: {}{note_c}\n",
+        "  next p99 target < {next_target} ms: {}{note_c}\n",
         verdict(next_pass)
     ));
     s.push_str(&format!("  annotations             {:>10}\n", annotations));
@@ -1261,7 +1264,7 @@ async fn bench(
             "labelers_out_of_items": empty_nexts,
             "next": next.to_json(),
             "submit": submit.to_json(),
-            "target_next_p99_ms": TARGET_NEXT_P99_MS,
+            "target_next_p99_ms": next_target,
             "next_pass": next_pass,
             "rss_peak_sampled_mib": mib(rss_after_labeling),
             "instances": consistency,
