@@ -75,7 +75,7 @@ pub async fn submit(
     if submitted.new {
         state.metrics.label_submitted();
     }
-    if submitted.new {
+    if submitted.new && submitted.prelabeled {
         // What the answer did with the item's pre-labels (acceptance, time per source). The
         // label is stored already: a failure here costs a statistic one answer, not the label.
         let a = &submitted.annotation;

@@ -504,6 +504,9 @@ pub struct Submitted {
     pub new: bool,
     /// Set when the item is a gold item.
     pub gold: Option<GoldOutcome>,
+    /// Whether the item had pre-labels when this request wrote the annotation: only then has
+    /// `store::prelabels::record_outcomes` anything to record (false for a retry).
+    pub prelabeled: bool,
 }
 
 impl Submitted {
@@ -565,7 +568,7 @@ async fn submit<S: Statements>(
     // PostgreSQL reads the retry key and the project in one (`PG_SUBMISSION_HEAD_SQL`), then
     // the rest step by step: the item's row lock comes before the capacity reads, below.
     let context = if is_pg {
-        s.first_row(&PG_SUBMISSION_HEAD_SQL, vec![pid.into(), user_id.into(), client_id.into()]).await?
+        s.first_row(&PG_SUBMISSION_HEAD_SQL, vec![pid.into(), user_id.into(), client_id.into(), item_id.into()]).await?
     } else {
         let args = vec![pid.into(), user_id.into(), item_id.into(), (now - LEASE_GRACE_MS).into(), client_id.into(), now.into()];
         s.first_row(&SUBMISSION_CONTEXT_SQL, args).await?
@@ -695,7 +698,8 @@ async fn submit<S: Statements>(
         vec![user_id.into(), client_id.into(), row.id.into(), now.into()],
     );
     s.run(tail).await?;
-    Ok(Submitted { annotation: row.into_annotation(), new: true, gold })
+    let prelabeled = context.i64("prelabeled")? != 0;
+    Ok(Submitted { annotation: row.into_annotation(), new: true, gold, prelabeled })
 }
 
 /// A retry of a submission (its client id was used before): the first answer's response, the
@@ -734,7 +738,7 @@ async fn retried_submission<S: Statements>(
         }
         None => None,
     };
-    Ok(Submitted { annotation: row.into_annotation(), new: false, gold })
+    Ok(Submitted { annotation: row.into_annotation(), new: false, gold, prelabeled: false })
 }
 
 /// Releases the labeler's lease and remembers the skip, so the item goes to others first.
@@ -828,24 +832,33 @@ impl Slots {
     }
 }
 
-/// PostgreSQL: what a submission reads first ($1: project, $2: user, $3: client id): the
-/// project (`PROJECT_COLUMNS`) and the annotation and item of an earlier submission with the
-/// same client id (`previous_annotation`, `previous_item`; NULL when none). No row when the
-/// project is gone.
+/// PostgreSQL: what a submission reads first ($1: project, $2: user, $3: client id, $4:
+/// item): the project (`PROJECT_COLUMNS`), the annotation and item of an earlier submission
+/// with the same client id (`previous_annotation`, `previous_item`; NULL when none), and
+/// whether the item has pre-labels (`PRELABELED`). No row when the project is gone.
 static PG_SUBMISSION_HEAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT p.*, prev.annotation_id AS previous_annotation, prev.item_id AS previous_item
+        "SELECT p.*, prev.annotation_id AS previous_annotation, prev.item_id AS previous_item,
+            {prelabeled} AS prelabeled
          FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1) p
          LEFT JOIN (SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
-                    WHERE s.user_id = $2 AND s.client_id = $3) prev ON TRUE"
+                    WHERE s.user_id = $2 AND s.client_id = $3) prev ON TRUE",
+        prelabeled = prelabeled_sql("$4"),
     )
 });
+
+/// Whether item `item` (the SQL of its id) has pre-labels, as 1 or 0 on both backends: a
+/// submission reads it so that the answer's pre-label outcomes are looked up only when there
+/// are some (`store::prelabels::record_outcomes`, after the commit).
+fn prelabeled_sql(item: &str) -> String {
+    format!("CASE WHEN EXISTS (SELECT 1 FROM prelabels x WHERE x.item_id = {item}) THEN 1 ELSE 0 END")
+}
 
 /// SQLite: what a submission reads before it writes, in one statement ($1: project, $2:
 /// labeler, $3: item, $4: now less the lease grace, $5: client id, $6: now): the first
 /// submission with this client id (annotation, item), the project's row, the item's capacity
-/// columns (`item_id` NULL: no such item in the project) and `slots_sql`'s columns. On
-/// SQLite nothing runs between these reads (the single writer), so one statement reads what
+/// columns (`item_id` NULL: no such item in the project), `slots_sql`'s columns and whether
+/// the item has pre-labels (`prelabeled_sql`). On SQLite nothing runs between these reads (the single writer), so one statement reads what
 /// the four did.
 static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -854,11 +867,13 @@ static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock
             (SELECT a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
               WHERE s.user_id = $2 AND s.client_id = $5) AS previous_item,
             i.id AS item_id, i.label_count, i.overlap AS item_overlap, i.gold,
-            sl.existing_id, sl.existing_labels, sl.handed_out, sl.others_leases
+            sl.existing_id, sl.existing_labels, sl.handed_out, sl.others_leases,
+            {prelabeled} AS prelabeled
          FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1) p
          LEFT JOIN items i ON i.id = $3 AND i.project_id = p.id
          CROSS JOIN ({slots}) sl",
         slots = slots_sql("$3", "$2", "$4", "$6"),
+        prelabeled = prelabeled_sql("$3"),
     )
 });
 
