@@ -178,3 +178,40 @@ async fn two_postgres_instances_one_killed_mid_labeling() {
     assert_eq!(stored.len(), ITEMS * OVERLAP as usize, "the survivor served the rest: every item has its k labels");
     eprintln!("killed after {acked_at_kill} acknowledged; {acked} acknowledged in all, {in_flight} in flight at the kill");
 }
+
+/// PostgreSQL: connections the database dropped while they sat idle in the server's pool (a
+/// database restart, an administrator's `pg_terminate_backend`) are found and replaced before
+/// a request uses them: every request after the drop succeeds. The pool pings a connection
+/// before use only when it has been idle for over a second (`store::Db::connect`), so the test
+/// waits longer than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_the_database_dropped_are_replaced_before_use_on_postgres() {
+    use sqlx::Connection;
+    let server = TestServer::start(Backend::Postgres).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("dropped", 1, 600).await.id;
+    admin.import_texts(pid, "dropped", 30).await;
+    let (u, labeler) = server.user(&admin, "dropped", Role::Labeler).await;
+    admin.add_member(pid, u.id).await;
+    let item = labeler.next(pid).await.item.expect("an item");
+    labeler.submit(pid, item.id, &["pos"]).await;
+
+    let mut other = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut other)
+    .await
+    .unwrap();
+    assert!(!dropped.is_empty() && dropped.iter().all(|d| *d), "{dropped:?}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    for _ in 0..10 {
+        let item = labeler.next(pid).await.item.expect("an item after the connections were dropped");
+        let a = labeler.submit(pid, item.id, &["pos"]).await;
+        assert_eq!(a.item_id, item.id);
+    }
+    let progress = labeler.next(pid).await.progress;
+    assert_eq!(progress.mine_total, 11);
+}

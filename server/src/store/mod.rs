@@ -139,6 +139,10 @@ pub(crate) const READER_MMAP_BYTES: u64 = 1 << 30;
 /// KiB no better than 8; the labeling loop the same within the spread (docs/bench.md, session 20).
 pub(crate) const NEW_DATABASE_PAGE_SIZE: u32 = 8192;
 
+/// PostgreSQL: a pooled connection idle for longer than this is pinged before it is used
+/// (`Db::connect`).
+const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// The writer connection's page cache (`PRAGMA cache_size`, in KiB); larger while an import
 /// runs (`store::items::IMPORT_WRITER_CACHE_KIB`).
 pub(crate) const WRITER_CACHE_KIB: u64 = 32 * 1024;
@@ -201,6 +205,20 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
+                // sqlx pings a connection on every acquire by default: a round trip each, and a
+                // labeling request acquires one three times (its token, its project, its
+                // transaction). A connection idle for less than `PG_PING_AFTER_IDLE` is taken
+                // as it is; one idle longer (the database may have restarted meanwhile) is
+                // pinged first, and one that fails the ping is replaced.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PG_PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await?;
             Db::Postgres(pool)
