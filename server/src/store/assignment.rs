@@ -63,10 +63,10 @@ struct StreamSettings {
     visible_max_item_id: i64,
     /// Issue 10: the built-in model's least certain items first ([`UNCERTAIN_STEP`]).
     uncertainty_order: i64,
-    /// What the gold draw needs (`gold_item`), read only when `gold_rate` > 0: whether the
-    /// project has a visible gold item, and the labeler's number of annotations.
-    has_gold: bool,
-    answered: i64,
+    /// What the gold draw needs (`gold_item`): the labeler's number of annotations, read only
+    /// when `gold_rate` > 0 and the project has a visible gold item (None otherwise, and then
+    /// there is no draw).
+    answered: Option<i64>,
 }
 
 impl StreamSettings {
@@ -77,8 +77,7 @@ impl StreamSettings {
             gold_rate: r.f64("gold_rate")?,
             visible_max_item_id: r.i64("visible_max_item_id")?,
             uncertainty_order: r.i64("uncertainty_order")?,
-            has_gold: r.i64("has_gold")? != 0,
-            answered: r.i64("answered")?,
+            answered: r.opt_i64("answered")?,
         })
     }
 }
@@ -258,7 +257,10 @@ async fn gold_item<S: Statements>(
     settings: &StreamSettings,
     held: i64,
 ) -> AppResult<Option<i64>> {
-    if !settings.has_gold || !crate::stream::draws_gold(pid, user_id, settings.answered + held, settings.gold_rate) {
+    let Some(answered) = settings.answered else {
+        return Ok(None);
+    };
+    if !crate::stream::draws_gold(pid, user_id, answered + held, settings.gold_rate) {
         return Ok(None);
     }
     for from_start in [true, false] {
@@ -271,18 +273,18 @@ async fn gold_item<S: Statements>(
 }
 
 /// A hand-out's first read ($1: the labeler, $2: the project, $3: now): the project's stream
-/// settings and what the gold draw needs (`StreamSettings`; the gold index and the labeler's
-/// totals (`labeler_totals`, kept by triggers: migration 0021) are read only when the project
-/// mixes in gold items), and the labeler's unexpired leases of items they have not answered,
+/// settings and what the gold draw needs (`StreamSettings`; the gold index is read only when
+/// the project mixes in gold items, and the labeler's totals (`labeler_totals`, kept by
+/// triggers: migration 0021) only when a visible gold item exists), and the labeler's unexpired leases of items they have not answered,
 /// oldest first, as `held_item_id`: a row per lease, or one row with a NULL `held_item_id`
 /// when they hold none; no row when the project is gone. One statement, not three or four:
 /// on PostgreSQL each is a round trip.
 const HELD_AND_SETTINGS_SQL: &str = "SELECT p.overlap, p.assignment_order, p.gold_rate, p.visible_max_item_id,
         p.uncertainty_order, l.item_id AS held_item_id,
         CASE WHEN p.gold_rate > 0 AND EXISTS (SELECT 1 FROM items g
-            WHERE g.project_id = p.id AND g.gold IS NOT NULL AND g.id <= p.visible_max_item_id) THEN 1 ELSE 0 END AS has_gold,
-        CASE WHEN p.gold_rate > 0 THEN COALESCE((SELECT t.annotations FROM labeler_totals t
-            WHERE t.project_id = p.id AND t.user_id = $1), 0) ELSE 0 END AS answered
+            WHERE g.project_id = p.id AND g.gold IS NOT NULL AND g.id <= p.visible_max_item_id)
+          THEN COALESCE((SELECT t.annotations FROM labeler_totals t
+            WHERE t.project_id = p.id AND t.user_id = $1), 0) END AS answered
      FROM projects p
      LEFT JOIN leases l ON l.user_id = $1 AND l.project_id = p.id AND l.expires_at > $3
        AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = l.item_id AND a.user_id = $1)
