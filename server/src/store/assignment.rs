@@ -61,6 +61,7 @@ struct StreamSettings {
     assignment_order: String,
     gold_rate: f64,
     visible_max_item_id: i64,
+    lease_seconds: i64,
     /// Issue 10: the built-in model's least certain items first ([`UNCERTAIN_STEP`]).
     uncertainty_order: i64,
     /// What the gold draw needs (`gold_item`): the labeler's number of annotations, read only
@@ -76,6 +77,7 @@ impl StreamSettings {
             assignment_order: r.string("assignment_order")?,
             gold_rate: r.f64("gold_rate")?,
             visible_max_item_id: r.i64("visible_max_item_id")?,
+            lease_seconds: r.i64("lease_seconds")?,
             uncertainty_order: r.i64("uncertainty_order")?,
             answered: r.opt_i64("answered")?,
         })
@@ -277,9 +279,12 @@ async fn gold_item<S: Statements>(
 /// the project mixes in gold items, and the labeler's totals (`labeler_totals`, kept by
 /// triggers: migration 0021) only when a visible gold item exists), and the labeler's unexpired leases of items they have not answered,
 /// oldest first, as `held_item_id`: a row per lease, or one row with a NULL `held_item_id`
-/// when they hold none; no row when the project is gone. One statement, not three or four:
+/// when they hold none; no row when the project is gone or the labeler may not see it ($4: 1
+/// when they may see every project, `Labeler::any_project`). One statement, not four or five:
 /// on PostgreSQL each is a round trip.
-const HELD_AND_SETTINGS_SQL: &str = "SELECT p.overlap, p.assignment_order, p.gold_rate, p.visible_max_item_id,
+static HELD_AND_SETTINGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT p.overlap, p.assignment_order, p.gold_rate, p.visible_max_item_id, p.lease_seconds,
         p.uncertainty_order, l.item_id AS held_item_id,
         CASE WHEN p.gold_rate > 0 AND EXISTS (SELECT 1 FROM items g
             WHERE g.project_id = p.id AND g.gold IS NOT NULL AND g.id <= p.visible_max_item_id)
@@ -288,8 +293,20 @@ const HELD_AND_SETTINGS_SQL: &str = "SELECT p.overlap, p.assignment_order, p.gol
      FROM projects p
      LEFT JOIN leases l ON l.user_id = $1 AND l.project_id = p.id AND l.expires_at > $3
        AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = l.item_id AND a.user_id = $1)
-     WHERE p.id = $2
-     ORDER BY l.leased_at, l.item_id";
+     WHERE p.id = $2 AND {visible}
+     ORDER BY l.leased_at, l.item_id",
+        visible = super::projects::visible_to_sql("p.id", "$1", "$4"),
+    )
+});
+
+/// Who labels: the user, and whether they may label in every project (an admin) rather than
+/// only in those they belong to. The labeling loop's statements check it in their own
+/// transaction: a project the labeler may not see is "no project", as if it did not exist.
+#[derive(Clone, Copy, Debug)]
+pub struct Labeler {
+    pub user_id: i64,
+    pub any_project: bool,
+}
 
 /// The item handed out and when its lease ends.
 pub struct Assigned {
@@ -310,19 +327,11 @@ pub struct HandOut {
 /// item they have not answered, skipped or been handed; else the first open item in the
 /// project's order with capacity that they have neither labeled nor skipped; else the item
 /// they skipped longest ago.
-pub async fn assign_next_item(
-    db: &Db,
-    project: &Project,
-    user_id: i64,
-    exclude: &[i64],
-    since: i64,
-) -> AppResult<HandOut> {
+pub async fn assign_next_item(db: &Db, pid: i64, labeler: Labeler, exclude: &[i64], since: i64) -> AppResult<HandOut> {
     let now = now_ms();
-    let expires = now + project.lease_seconds * 1000;
-    let pid = project.id;
     let exclude = exclude.to_vec();
-    let (item, prelabel, progress) = on_group_statements!(db, s, is_pg => {
-        hand_out(&mut s, is_pg, pid, user_id, now, expires, since, &exclude).await?
+    let (item, prelabel, progress, expires) = on_group_statements!(db, s, is_pg => {
+        hand_out(&mut s, is_pg, pid, labeler, now, since, &exclude).await?
     });
     Ok(HandOut {
         assigned: item.map(|item| Assigned {
@@ -334,25 +343,29 @@ pub async fn assign_next_item(
     })
 }
 
+/// Answers (item, its pre-label, progress, when the lease ends).
+type HandedOut = (Option<ItemRow>, Option<super::prelabels::PrelabelRow>, ProgressCounts, i64);
+
 /// `assign_next_item`'s statements, the same on both backends (`store::statements`): on
 /// SQLite on the writer's raw handle, with no hand-off to another thread between them.
-#[allow(clippy::too_many_arguments)]
 async fn hand_out<S: Statements>(
     s: &mut S,
     is_pg: bool,
     pid: i64,
-    user_id: i64,
+    labeler: Labeler,
     now: i64,
-    expires: i64,
     since: i64,
     exclude: &[i64],
-) -> AppResult<(Option<ItemRow>, Option<super::prelabels::PrelabelRow>, ProgressCounts)> {
+) -> AppResult<HandedOut> {
+    let user_id = labeler.user_id;
     if is_pg {
         s.run(Batch::one(pg_project_lock(), vec![pid.into()])).await?;
     }
-    let rows = s.rows(HELD_AND_SETTINGS_SQL, vec![user_id.into(), pid.into(), now.into()]).await?;
+    let args = vec![user_id.into(), pid.into(), now.into(), (labeler.any_project as i64).into()];
+    let rows = s.rows(&HELD_AND_SETTINGS_SQL, args).await?;
     let settings = rows.first().ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
     let settings = StreamSettings::from_row(settings)?;
+    let expires = now + settings.lease_seconds * 1000;
     let held: Vec<i64> = rows.iter().filter_map(|r| r.opt_i64("held_item_id").transpose()).collect::<AppResult<_>>()?;
     let mut chosen = held.iter().copied().find(|id| !exclude.contains(id));
     if chosen.is_none() && settings.gold_rate > 0.0 {
@@ -378,7 +391,7 @@ async fn hand_out<S: Statements>(
         if let Some(r) = &progress {
             recount_since(s, r, pid, user_id, since).await?;
         }
-        return Ok((None, None, progress.map(|r| progress_counts(&r)).transpose()?.unwrap_or((0, 0, 0, 0))));
+        return Ok((None, None, progress.map(|r| progress_counts(&r)).transpose()?.unwrap_or((0, 0, 0, 0)), expires));
     };
     let is_new = !held.contains(&item_id);
     let mut lease = Batch::new();
@@ -414,7 +427,7 @@ async fn hand_out<S: Statements>(
     recount_since(s, &row, pid, user_id, since).await?;
     let item = ItemRow::from_row(&row)?;
     let prelabel = super::prelabels::ShownPrelabel::from_row(&row)?.into_row();
-    Ok((Some(item), prelabel, progress_counts(&row)?))
+    Ok((Some(item), prelabel, progress_counts(&row)?, expires))
 }
 
 /// When the hand-out's progress (`PROGRESS_SQL`'s row `r`) had to count the labeler's
@@ -534,18 +547,13 @@ fn parse_gold(gold: Option<&str>) -> Option<Vec<String>> {
 /// since answering 200 would silently drop the new label. A new annotation is refused when
 /// the item was never handed to the labeler (403) or has no capacity left for them (409); a
 /// gold item has no capacity limit and its answers are not counted towards k.
-pub async fn submit_annotation(
-    db: &Db,
-    project_id: i64,
-    user_id: i64,
-    s: &Submission<'_>,
-) -> AppResult<Submitted> {
+pub async fn submit_annotation(db: &Db, project_id: i64, labeler: Labeler, s: &Submission<'_>) -> AppResult<Submitted> {
     let now = now_ms();
     // Owned: on SQLite the body runs on the writer task (`on_group_statements!`).
     let (item_id, time_ms) = (s.item_id, s.time_ms);
     let (client_id, labels) = (s.client_id.to_string(), s.labels.to_vec());
     Ok(on_group_statements!(db, st, is_pg => {
-        submit(&mut st, is_pg, project_id, user_id, item_id, time_ms, &client_id, &labels, now).await?
+        submit(&mut st, is_pg, project_id, labeler, item_id, time_ms, &client_id, &labels, now).await?
     }))
 }
 
@@ -555,7 +563,7 @@ async fn submit<S: Statements>(
     s: &mut S,
     is_pg: bool,
     pid: i64,
-    user_id: i64,
+    labeler: Labeler,
     item_id: i64,
     time_ms: i64,
     client_id: &str,
@@ -569,10 +577,13 @@ async fn submit<S: Statements>(
     // (`SUBMISSION_CONTEXT_SQL`): nothing can run between its reads on the single writer.
     // PostgreSQL reads the retry key and the project in one (`PG_SUBMISSION_HEAD_SQL`), then
     // the rest step by step: the item's row lock comes before the capacity reads, below.
+    let (user_id, any_project) = (labeler.user_id, labeler.any_project as i64);
     let context = if is_pg {
-        s.first_row(&PG_SUBMISSION_HEAD_SQL, vec![pid.into(), user_id.into(), client_id.into(), item_id.into()]).await?
+        let args = vec![pid.into(), user_id.into(), client_id.into(), item_id.into(), any_project.into()];
+        s.first_row(&PG_SUBMISSION_HEAD_SQL, args).await?
     } else {
-        let args = vec![pid.into(), user_id.into(), item_id.into(), (now - LEASE_GRACE_MS).into(), client_id.into(), now.into()];
+        let graced = now - LEASE_GRACE_MS;
+        let args = vec![pid.into(), user_id.into(), item_id.into(), graced.into(), client_id.into(), now.into(), any_project.into()];
         s.first_row(&SUBMISSION_CONTEXT_SQL, args).await?
     };
     let context = context.ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
@@ -835,17 +846,19 @@ impl Slots {
 }
 
 /// PostgreSQL: what a submission reads first ($1: project, $2: user, $3: client id, $4:
-/// item): the project (`PROJECT_COLUMNS`), the annotation and item of an earlier submission
-/// with the same client id (`previous_annotation`, `previous_item`; NULL when none), and
-/// whether the item has pre-labels (`PRELABELED`). No row when the project is gone.
+/// item, $5: 1 when the user may see every project): the project (`PROJECT_COLUMNS`), the
+/// annotation and item of an earlier submission with the same client id
+/// (`previous_annotation`, `previous_item`; NULL when none), and whether the item has
+/// pre-labels (`prelabeled_sql`). No row when the project is gone or the user may not see it.
 static PG_SUBMISSION_HEAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT p.*, prev.annotation_id AS previous_annotation, prev.item_id AS previous_item,
             {prelabeled} AS prelabeled
-         FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1) p
+         FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND {visible}) p
          LEFT JOIN (SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
                     WHERE s.user_id = $2 AND s.client_id = $3) prev ON TRUE",
         prelabeled = prelabeled_sql("$4"),
+        visible = super::projects::visible_to_sql("projects.id", "$2", "$5"),
     )
 });
 
@@ -857,11 +870,12 @@ fn prelabeled_sql(item: &str) -> String {
 }
 
 /// SQLite: what a submission reads before it writes, in one statement ($1: project, $2:
-/// labeler, $3: item, $4: now less the lease grace, $5: client id, $6: now): the first
-/// submission with this client id (annotation, item), the project's row, the item's capacity
-/// columns (`item_id` NULL: no such item in the project), `slots_sql`'s columns and whether
-/// the item has pre-labels (`prelabeled_sql`). On SQLite nothing runs between these reads (the single writer), so one statement reads what
-/// the four did.
+/// labeler, $3: item, $4: now less the lease grace, $5: client id, $6: now, $7: 1 when the
+/// labeler may see every project): the first submission with this client id (annotation,
+/// item), the project's row (no row when the project is gone or the labeler may not see it),
+/// the item's capacity columns (`item_id` NULL: no such item in the project), `slots_sql`'s
+/// columns and whether the item has pre-labels (`prelabeled_sql`). On SQLite nothing runs
+/// between these reads (the single writer), so one statement reads what the five did.
 static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT p.*,
@@ -871,11 +885,12 @@ static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock
             i.id AS item_id, i.label_count, i.overlap AS item_overlap, i.gold,
             sl.existing_id, sl.existing_labels, sl.handed_out, sl.others_leases,
             {prelabeled} AS prelabeled
-         FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1) p
+         FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND {visible}) p
          LEFT JOIN items i ON i.id = $3 AND i.project_id = p.id
          CROSS JOIN ({slots}) sl",
         slots = slots_sql("$3", "$2", "$4", "$6"),
         prelabeled = prelabeled_sql("$3"),
+        visible = super::projects::visible_to_sql("projects.id", "$2", "$7"),
     )
 });
 
@@ -1150,7 +1165,6 @@ mod tests {
             .execute(write)
             .await
             .unwrap();
-        let project = crate::store::projects::get_project(&db, 2).await.unwrap().project;
         let stored = || async {
             sqlx::query_as::<_, (i64, i64)>("SELECT since, since_count FROM labeler_totals WHERE project_id = 2 AND user_id = 1")
                 .fetch_one(read)
@@ -1158,7 +1172,14 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(stored().await, (0, 1));
-        let handed = assign_next_item(&db, &project, 1, &[], 11).await.unwrap();
+        // Labeler 1 does not belong to project 2: to the hand-out it does not exist, unless
+        // they may see every project (an admin).
+        let outsider = Labeler { user_id: 1, any_project: false };
+        let refused = assign_next_item(&db, 2, outsider, &[], 11).await.err().map(|e| e.to_string());
+        assert_eq!(refused.as_deref(), Some("no project 2"));
+        assert_eq!(stored().await, (0, 1), "a refused hand-out stores nothing");
+        let admin = Labeler { any_project: true, ..outsider };
+        let handed = assign_next_item(&db, 2, admin, &[], 11).await.unwrap();
         assert_eq!(handed.assigned.as_ref().map(|a| a.item.id), Some(5));
         assert_eq!(handed.progress.0, 0, "nothing since 11");
         assert_eq!(stored().await, (11, 0));
@@ -1216,7 +1237,7 @@ mod tests {
         assert_eq!(p.matches("i USING INDEX items_gold (project_id=? AND id<?)").count(), 2, "{p}");
         // A hand-out's first read: the labeler's leases from their index, the gold check and
         // their totals each a search; no table scanned.
-        let p = plan(&db, HELD_AND_SETTINGS_SQL, 3).await;
+        let p = plan(&db, &HELD_AND_SETTINGS_SQL, 4).await;
         println!("held and settings:\n{p}");
         assert!(p.contains("l USING INDEX leases_user (user_id=? AND project_id=?)"), "{p}");
         assert!(p.contains("g USING INDEX items_gold (project_id=? AND id<?)"), "{p}");

@@ -275,18 +275,28 @@ pub async fn get_project(db: &Db, id: i64) -> AppResult<ProjectSummary> {
 /// The project if `user_id` belongs to it (or `any_member` is true: an admin), in one read:
 /// the labeling loop checks this on every request.
 pub async fn get_project_for_member(db: &Db, id: i64, user_id: i64, any_member: bool) -> AppResult<Option<ProjectSummary>> {
-    // Every labeling request asks: read in place (`on_read_statements!`).
+    // Many requests ask: read in place (`on_read_statements!`).
     let row = crate::on_read_statements!(db, s => {
         s.first_row(
             &format!(
-                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE id = $1
-                   AND ($3 = 1 OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = $2))"
+                "SELECT {PROJECT_COLUMNS} FROM projects p WHERE id = $1 AND {visible}",
+                visible = visible_to_sql("p.id", "$2", "$3"),
             ),
             vec![id.into(), user_id.into(), (any_member as i64).into()],
         )
         .await?
     });
     row.map(|r| ProjectRow::from_row(&r).map(ProjectRow::into_summary)).transpose()
+}
+
+/// Whether a user may see a project and label in it (the SQL of the project's id, the user's,
+/// and 1 when they may see every project: an admin): they belong to it, or see every project.
+/// `get_project_for_member` asks it before a request; the labeling loop's own statements ask it
+/// in their transaction (`store::assignment`), which saves a round trip per request.
+pub(super) fn visible_to_sql(project: &str, user: &str, any_project: &str) -> String {
+    format!(
+        "({any_project} = 1 OR EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = {project} AND m.user_id = {user}))"
+    )
 }
 
 /// All projects (for admins) or those the user belongs to, gold items counted apart from the
