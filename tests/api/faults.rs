@@ -215,3 +215,47 @@ async fn connections_the_database_dropped_are_replaced_before_use_on_postgres() 
     let progress = labeler.next(pid).await.progress;
     assert_eq!(progress.mine_total, 11);
 }
+
+/// PostgreSQL: a hand-out or submission begins its transaction and takes the project's
+/// assignment lock in one round trip (`on_group_statements!` with `pg_first`). When the lock
+/// fails after the BEGIN succeeded (here a `lock_timeout` while another session holds the
+/// project's lock), the server holds that connection in a failed transaction that sqlx does
+/// not count as open: the request fails, and the connection must never serve another one.
+/// Every request after the lock is free again succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_labeling_request_whose_lock_fails_leaves_no_broken_connection_on_postgres() {
+    use sqlx::Connection;
+    let server = TestServer::start(Backend::Postgres).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("locked", 1, 600).await.id;
+    admin.import_texts(pid, "locked", 40).await;
+    let (u, labeler) = server.user(&admin, "locked", Role::Labeler).await;
+    admin.add_member(pid, u.id).await;
+    let held = labeler.next(pid).await.item.expect("an item");
+
+    // Lock waits of the server's connections end after 200 ms: new connections take the
+    // database's setting, so the ones open now are ended and replaced.
+    let mut other = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+    let database: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&mut other).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE \"{database}\" SET lock_timeout = '200ms'")).execute(&mut other).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    // The project's lock, held exclusively by another session (same key as a settings change).
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(pid).execute(&mut other).await.unwrap();
+    labeler.next_raw(pid, &[]).await.assert_status(500);
+    labeler.submit_raw(pid, held.id, &["pos"], "locked-1").await.assert_status(500);
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(pid).execute(&mut other).await.unwrap();
+
+    // The submission that failed stored nothing; its retry and 20 more labels all succeed.
+    let first = labeler.submit_raw(pid, held.id, &["pos"], "locked-1").await.ok::<Annotation>();
+    assert_eq!(first.item_id, held.id);
+    for _ in 0..20 {
+        let item = labeler.next(pid).await.item.expect("an item after the lock was released");
+        assert_eq!(labeler.submit(pid, item.id, &["pos"]).await.item_id, item.id);
+    }
+    assert_eq!(labeler.next(pid).await.progress.mine_total, 21);
+}

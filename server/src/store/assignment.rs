@@ -147,12 +147,6 @@ const SKIPPED_ITEM_SQL: &str = "SELECT i.id FROM skips s JOIN items i ON i.id = 
            < COALESCE(i.overlap, $5)
      ORDER BY s.skipped_at, i.id LIMIT 1";
 
-/// PostgreSQL: the project's assignment lock in shared mode. Hand-outs and submissions take it
-/// shared, so they run concurrently and rely on row locks on the items for capacity (below);
-/// a change of the project's settings or campaign takes it exclusively
-/// (`pg_advisory_xact_lock`, same key) and so still never runs alongside one of them.
-const PG_SHARED_PROJECT_LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1)";
-
 /// Row claiming on PostgreSQL is the default; `MIRRORSET_PG_ASSIGNMENT=advisory` brings back the
 /// previous behaviour (every hand-out and submission of a project takes the advisory lock
 /// exclusively and reads without row locks), for the benchmark's comparison of the two
@@ -162,14 +156,16 @@ fn pg_row_claiming() -> bool {
     *CLAIMING.get_or_init(|| std::env::var("MIRRORSET_PG_ASSIGNMENT").map_or(true, |v| v.trim() != "advisory"))
 }
 
-/// The PostgreSQL assignment lock of a hand-out or submission: shared with row claiming,
-/// exclusive without.
-fn pg_project_lock() -> &'static str {
-    if pg_row_claiming() {
-        PG_SHARED_PROJECT_LOCK
-    } else {
-        "SELECT pg_advisory_xact_lock($1)"
-    }
+/// PostgreSQL: the assignment lock of project `pid` that a hand-out or submission takes
+/// before anything else, in the round trip that begins its transaction (`on_group_statements!`
+/// with `pg_first`; before the first snapshot, so a settings change that held the lock is
+/// seen in full). With row claiming it is shared: hand-outs and submissions run concurrently
+/// and rely on row locks on the items for capacity (below), while a change of the project's
+/// settings or campaign takes it exclusively (`pg_advisory_xact_lock`, same key) and so still
+/// never runs alongside one of them. Without row claiming it is exclusive.
+fn pg_project_lock(pid: i64) -> String {
+    let lock = if pg_row_claiming() { "pg_advisory_xact_lock_shared" } else { "pg_advisory_xact_lock" };
+    format!("SELECT {lock}({pid}::bigint)")
 }
 
 /// How many candidates one hand-out claims and passes over (each one filled up between the
@@ -330,7 +326,7 @@ pub struct HandOut {
 pub async fn assign_next_item(db: &Db, pid: i64, labeler: Labeler, exclude: &[i64], since: i64) -> AppResult<HandOut> {
     let now = now_ms();
     let exclude = exclude.to_vec();
-    let (item, prelabel, progress, expires) = on_group_statements!(db, s, is_pg => {
+    let (item, prelabel, progress, expires) = on_group_statements!(db, s, is_pg, pg_first = pg_project_lock(pid) => {
         hand_out(&mut s, is_pg, pid, labeler, now, since, &exclude).await?
     });
     Ok(HandOut {
@@ -358,9 +354,6 @@ async fn hand_out<S: Statements>(
     exclude: &[i64],
 ) -> AppResult<HandedOut> {
     let user_id = labeler.user_id;
-    if is_pg {
-        s.run(Batch::one(pg_project_lock(), vec![pid.into()])).await?;
-    }
     let args = vec![user_id.into(), pid.into(), now.into(), (labeler.any_project as i64).into()];
     let rows = s.rows(&HELD_AND_SETTINGS_SQL, args).await?;
     let settings = rows.first().ok_or_else(|| AppError::not_found(format!("no project {pid}")))?;
@@ -552,7 +545,7 @@ pub async fn submit_annotation(db: &Db, project_id: i64, labeler: Labeler, s: &S
     // Owned: on SQLite the body runs on the writer task (`on_group_statements!`).
     let (item_id, time_ms) = (s.item_id, s.time_ms);
     let (client_id, labels) = (s.client_id.to_string(), s.labels.to_vec());
-    Ok(on_group_statements!(db, st, is_pg => {
+    Ok(on_group_statements!(db, st, is_pg, pg_first = pg_project_lock(project_id) => {
         submit(&mut st, is_pg, project_id, labeler, item_id, time_ms, &client_id, &labels, now).await?
     }))
 }
@@ -570,9 +563,6 @@ async fn submit<S: Statements>(
     submitted_labels: &[String],
     now: i64,
 ) -> AppResult<Submitted> {
-    if is_pg {
-        s.run(Batch::one(pg_project_lock(), vec![pid.into()])).await?;
-    }
     // On SQLite everything the submission reads before it writes comes in one statement
     // (`SUBMISSION_CONTEXT_SQL`): nothing can run between its reads on the single writer.
     // PostgreSQL reads the retry key and the project in one (`PG_SUBMISSION_HEAD_SQL`), then

@@ -269,8 +269,46 @@ impl Statements for PgStatements<'_> {
 /// the group commit (`GroupWriter::run_raw`: its own savepoint, rolled back when it fails) on
 /// the raw handle, so it must own what it uses and never wait on anything but `$s`; on
 /// PostgreSQL it runs in a transaction of its own, committed when the body succeeds.
+///
+/// With `pg_first = $sql` (a `String`: SQL without parameters, such as a lock to take before
+/// the body's first snapshot), PostgreSQL runs it in the round trip that begins the
+/// transaction (`pg_begin_with`); SQLite ignores it (its writer is single).
 #[macro_export]
 macro_rules! on_group_statements {
+    ($db:expr, $s:ident, $is_pg:ident, pg_first = $first:expr => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { .. } => $crate::on_group_statements!($db, $s, $is_pg => $body),
+            $crate::store::Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                // The body runs inside the match so that the transaction's borrow of `conn`
+                // has ended when a failed begin closes it.
+                let done = match sqlx::Connection::begin_with(&mut *conn, format!("BEGIN; {}", $first)).await {
+                    Ok(mut tx) => Ok(async {
+                        let value = {
+                            #[allow(unused_mut)]
+                            let mut $s = $crate::store::statements::PgStatements(&mut *tx);
+                            let $is_pg = true;
+                            $body
+                        };
+                        tx.commit().await?;
+                        Ok::<_, $crate::error::AppError>(value)
+                    }
+                    .await),
+                    Err(e) => Err(e),
+                };
+                match done {
+                    Ok(value) => value?,
+                    Err(e) => {
+                        // The server may hold the connection in a transaction that failed
+                        // after its BEGIN, which sqlx does not count as open (it counts the
+                        // BEGIN only once the whole round trip succeeded): never pool it again.
+                        conn.close_on_drop();
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+    };
     ($db:expr, $s:ident, $is_pg:ident => $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite { writer, .. } => {
