@@ -565,8 +565,8 @@ async fn submit<S: Statements>(
 ) -> AppResult<Submitted> {
     // On SQLite everything the submission reads before it writes comes in one statement
     // (`SUBMISSION_CONTEXT_SQL`): nothing can run between its reads on the single writer.
-    // PostgreSQL reads the retry key and the project in one (`PG_SUBMISSION_HEAD_SQL`), then
-    // the rest step by step: the item's row lock comes before the capacity reads, below.
+    // PostgreSQL reads the retry key, the project and the item under its row lock in one
+    // (`PG_SUBMISSION_HEAD_SQL`), then the capacity in another, below.
     let (user_id, any_project) = (labeler.user_id, labeler.any_project as i64);
     let context = if is_pg {
         let args = vec![pid.into(), user_id.into(), client_id.into(), item_id.into(), any_project.into()];
@@ -582,32 +582,22 @@ async fn submit<S: Statements>(
         return retried_submission(s, client_id, item_id, annotation_id, first_item).await;
     }
     let project = ProjectRow::from_row(&context)?;
-    let (item, slots) = if is_pg {
-        // The item's row lock (waited for, not skipped) orders this submission after any
-        // hand-out or submission of the same item in flight, and the capacity reads below
-        // are new statements, so they see what those committed.
-        let item = s
-            .first_row(
-                "SELECT label_count, overlap AS item_overlap, gold FROM items WHERE id = $1 AND project_id = $2 FOR NO KEY UPDATE",
-                vec![item_id.into(), pid.into()],
-            )
-            .await?;
-        let item = match item {
-            Some(r) => Some((r.i64("label_count")?, r.opt_i64("item_overlap")?, r.opt_string("gold")?)),
-            None => None,
-        };
-        // The labeler's annotation of the item, if any, and what a new one needs checked.
+    let item = match context.opt_i64("item_id")? {
+        Some(_) => Some((context.opt_i64("label_count")?.unwrap_or(0), context.opt_i64("item_overlap")?, context.opt_string("gold")?)),
+        None => None,
+    };
+    let slots = if is_pg {
+        // The head waited for the item's row lock, which orders this submission after any
+        // hand-out or submission of the same item in flight; this is a new statement, so it
+        // sees what those committed: the labeler's annotation of the item, if any, and what a
+        // new one needs checked.
         let slots = s
             .first_row(&SLOTS_SQL, vec![item_id.into(), user_id.into(), (now - LEASE_GRACE_MS).into(), now.into()])
             .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the slots statement gave no row")))?;
-        (item, Slots::from_row(&slots)?)
+        Slots::from_row(&slots)?
     } else {
-        let item = match context.opt_i64("item_id")? {
-            Some(_) => Some((context.opt_i64("label_count")?.unwrap_or(0), context.opt_i64("item_overlap")?, context.opt_string("gold")?)),
-            None => None,
-        };
-        (item, Slots::from_row(&context)?)
+        Slots::from_row(&context)?
     };
     let project: Project = project.into_summary().project;
     let labels = crate::projects::validate_submitted_labels(&project, submitted_labels)?;
@@ -838,13 +828,19 @@ impl Slots {
 /// PostgreSQL: what a submission reads first ($1: project, $2: user, $3: client id, $4:
 /// item, $5: 1 when the user may see every project): the project (`PROJECT_COLUMNS`), the
 /// annotation and item of an earlier submission with the same client id
-/// (`previous_annotation`, `previous_item`; NULL when none), and whether the item has
-/// pre-labels (`prelabeled_sql`). No row when the project is gone or the user may not see it.
+/// (`previous_annotation`, `previous_item`; NULL when none), the item's capacity columns
+/// under its row lock (waited for, not skipped: `item_id` NULL when the project has no such
+/// item; a locked row is read in its newest committed version, the rest as of the
+/// statement's start) and whether the item has pre-labels (`prelabeled_sql`). No row when
+/// the project is gone or the user may not see it.
 static PG_SUBMISSION_HEAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT p.*, prev.annotation_id AS previous_annotation, prev.item_id AS previous_item,
+            i.id AS item_id, i.label_count, i.overlap AS item_overlap, i.gold,
             {prelabeled} AS prelabeled
          FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND {visible}) p
+         LEFT JOIN (SELECT id, label_count, overlap, gold FROM items WHERE id = $4 AND project_id = $1
+                    FOR NO KEY UPDATE) i ON TRUE
          LEFT JOIN (SELECT s.annotation_id, a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
                     WHERE s.user_id = $2 AND s.client_id = $3) prev ON TRUE",
         prelabeled = prelabeled_sql("$4"),
