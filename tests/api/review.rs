@@ -12,6 +12,7 @@ use crate::common::*;
 both_backends!(
     labelers_get_403_on_every_review_route,
     a_decision_sets_the_final_label_and_is_audited,
+    the_disagreement_queue_follows_changed_answers,
     gold_misses_are_queued_and_both_outcomes_work,
     the_audit_queue_is_a_seeded_share,
     queues_filter_by_pair_slice_and_label_and_take_feeds,
@@ -95,6 +96,45 @@ async fn labelers_get_403_on_every_review_route(b: Backend) {
     admin.get_raw(&format!("/api/projects/{pid}/review/queues/audit?pair=lena")).await.assert_error(400, "bad_request");
     admin.get_raw(&format!("/api/projects/{pid}/review/queues/audit?pair=lena,nobody")).await.assert_error(400, "bad_request");
     admin.get_raw(&format!("/api/projects/{pid}/review/items/{}", item + 100)).await.assert_error(404, "not_found");
+}
+
+/// The submission hook compares the item's answers (the other labelers', read by the
+/// submission, and the one it writes): once the item has its k answers, an answer changed to
+/// differ opens the item's disagreement entry, and one changed to agree again removes it,
+/// whichever labeler changes.
+async fn the_disagreement_queue_follows_changed_answers(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("changed", 3, 600).await.id;
+    let mut labelers = Vec::new();
+    for name in ["ann", "bob", "cat"] {
+        let (u, c) = server.user(&admin, name, Role::Labeler).await;
+        admin.add_member(pid, u.id).await;
+        labelers.push(c);
+    }
+    admin.import_texts(pid, "c", 1).await;
+    let mut item = None;
+    for c in &labelers {
+        let id = c.next(pid).await.item.expect("an item").id;
+        assert_eq!(*item.get_or_insert(id), id);
+    }
+    let item = item.unwrap();
+    let (a, bb, c) = (&labelers[0], &labelers[1], &labelers[2]);
+    let open = || async { queue_ids(&admin, pid, "disagreement", "").await };
+    a.submit(pid, item, &["pos"]).await;
+    bb.submit(pid, item, &["pos"]).await;
+    c.submit(pid, item, &["pos"]).await;
+    assert!(open().await.is_empty(), "three answers that agree");
+    c.submit(pid, item, &["neg"]).await; // cat changes hers: they differ
+    assert_eq!(open().await, [item]);
+    c.submit(pid, item, &["pos"]).await; // and back: they agree again
+    assert!(open().await.is_empty());
+    bb.submit(pid, item, &["other"]).await;
+    assert_eq!(open().await, [item]);
+    bb.submit(pid, item, &["pos"]).await;
+    assert!(open().await.is_empty());
+    a.submit(pid, item, &["neg"]).await;
+    assert_eq!(open().await, [item]);
 }
 
 async fn a_decision_sets_the_final_label_and_is_audited(b: Backend) {

@@ -608,7 +608,7 @@ async fn submit<S: Statements>(
     // The item's own overlap (a dev-set campaign's) wins over the project's.
     let overlap = item_overlap.unwrap_or(project.overlap);
     let gold = parse_gold(gold_json.as_deref());
-    let Slots { existing_id, existing_labels, handed_out, others_leases } = slots;
+    let Slots { existing_id, existing_labels, handed_out, others_leases, other_answers } = slots;
     let existing = existing_id.zip(existing_labels);
     // The audit entry of this submission, appended below in this transaction.
     let audit = |action, before: Option<&str>| Entry {
@@ -683,7 +683,7 @@ async fn submit<S: Statements>(
         changed,
     });
     // Review queues (`store::review`).
-    super::review::review_after_annotation(s, &mut tail, pid, item_id, gold_json.as_deref(), user_id, &labels, now).await?;
+    super::review::review_after_annotation(&mut tail, pid, item_id, gold_json.as_deref(), &other_answers, user_id, &labels, now);
     tail.push("DELETE FROM leases WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
     tail.push("DELETE FROM skips WHERE item_id = $1 AND user_id = $2", vec![item_id.into(), user_id.into()]);
     tail.push(
@@ -791,11 +791,16 @@ pub const DONE_SHARDS: i64 = 64;
 /// grace) and `now`: the SQL of their values, placeholders of the caller's statement): the
 /// labeler's annotation of it (id, labels; NULL when none), whether the item was handed to them
 /// (a lease within the grace, or a skip), and the unexpired leases of other labelers on it (its
-/// capacity). On PostgreSQL it runs after the item's row lock; on SQLite it is part of
+/// capacity), and the other labelers' answers of it (`other_answers`: a JSON array of their
+/// labels' JSON texts, by `answers_agg`, PostgreSQL's `json_agg` or SQLite's
+/// `json_group_array`; NULL or empty when none), which the review hook compares
+/// (`store::review::review_after_annotation`). On PostgreSQL it runs after the item's row
+/// lock, which every submission of the item holds while it writes; on SQLite it is part of
 /// `SUBMISSION_CONTEXT_SQL`.
-fn slots_sql(item: &str, user: &str, graced: &str, now: &str) -> String {
+fn slots_sql(item: &str, user: &str, graced: &str, now: &str, answers_agg: &str) -> String {
     format!(
         "SELECT a.id AS existing_id, a.labels AS existing_labels,
+            (SELECT CAST({answers_agg}(o.labels) AS TEXT) FROM annotations o WHERE o.item_id = {item} AND o.user_id <> {user}) AS other_answers,
             (SELECT COUNT(*) FROM leases WHERE item_id = {item} AND user_id = {user} AND expires_at > {graced})
               + (SELECT COUNT(*) FROM skips WHERE item_id = {item} AND user_id = {user}) AS handed_out,
             (SELECT COUNT(*) FROM leases WHERE item_id = {item} AND user_id <> {user} AND expires_at > {now}) AS others_leases
@@ -804,7 +809,7 @@ fn slots_sql(item: &str, user: &str, graced: &str, now: &str) -> String {
 }
 
 /// `slots_sql` as a statement of its own ($1: item, $2: labeler, $3: graced, $4: now).
-static SLOTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| slots_sql("$1", "$2", "$3", "$4"));
+static SLOTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| slots_sql("$1", "$2", "$3", "$4", "json_agg"));
 
 /// `slots_sql`'s row.
 struct Slots {
@@ -812,15 +817,22 @@ struct Slots {
     existing_labels: Option<String>,
     handed_out: i64,
     others_leases: i64,
+    /// The other labelers' answers of the item (their label lists).
+    other_answers: Vec<Vec<String>>,
 }
 
 impl Slots {
     fn from_row(r: &Row) -> AppResult<Slots> {
+        let texts: Vec<String> = match r.opt_string("other_answers")? {
+            Some(json) => serde_json::from_str(&json).map_err(anyhow::Error::from)?,
+            None => Vec::new(),
+        };
         Ok(Slots {
             existing_id: r.opt_i64("existing_id")?,
             existing_labels: r.opt_string("existing_labels")?,
             handed_out: r.i64("handed_out")?,
             others_leases: r.i64("others_leases")?,
+            other_answers: texts.iter().filter_map(|t| crate::review::parse_labels(Some(t))).collect(),
         })
     }
 }
@@ -869,12 +881,12 @@ static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock
             (SELECT a.item_id FROM submissions s JOIN annotations a ON a.id = s.annotation_id
               WHERE s.user_id = $2 AND s.client_id = $5) AS previous_item,
             i.id AS item_id, i.label_count, i.overlap AS item_overlap, i.gold,
-            sl.existing_id, sl.existing_labels, sl.handed_out, sl.others_leases,
+            sl.existing_id, sl.existing_labels, sl.handed_out, sl.others_leases, sl.other_answers,
             {prelabeled} AS prelabeled
          FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND {visible}) p
          LEFT JOIN items i ON i.id = $3 AND i.project_id = p.id
          CROSS JOIN ({slots}) sl",
-        slots = slots_sql("$3", "$2", "$4", "$6"),
+        slots = slots_sql("$3", "$2", "$4", "$6", "json_group_array"),
         prelabeled = prelabeled_sql("$3"),
         visible = super::projects::visible_to_sql("projects.id", "$2", "$7"),
     )

@@ -32,8 +32,9 @@ use crate::{append_audit, on_read, on_write};
 /// The submission hook: call inside the submission's transaction after an annotation was
 /// written (created or changed), with the batch of the submission's last writes `batch`
 /// (`store::batch`), the project id, the item id, the item's gold answer as stored (JSON, None
-/// when it is not gold; the submission read it already), the labeler id, the labels as written
-/// and now. It reads what it needs on `s` and appends its one write to `batch`.
+/// when it is not gold), the other labelers' answers of the item (both read by the submission
+/// already, under the item's lock on PostgreSQL), the labeler id, the labels as written and
+/// now. It appends its one write to `batch`.
 ///
 /// - On a gold item: an answer that differs from the gold answer opens a `gold_miss` entry for
 ///   that labeler (one open entry per labeler and item).
@@ -41,16 +42,16 @@ use crate::{append_audit, on_read, on_write};
 ///   (not re-opened once a decision resolved it: the lead has ruled); answers that agree again
 ///   remove the open one.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn review_after_annotation<S: super::statements::Statements>(
-    s: &mut S,
+pub(super) fn review_after_annotation(
     batch: &mut super::batch::Batch,
     pid: i64,
     item_id: i64,
     gold: Option<&str>,
+    other_answers: &[Vec<String>],
     user_id: i64,
     labels: &[String],
     now: i64,
-) -> AppResult<()> {
+) {
     if let Some(gold) = crate::review::parse_labels(gold) {
         if !crate::review::same_labels(&gold, labels) {
             batch.push(
@@ -66,11 +67,9 @@ pub(super) async fn review_after_annotation<S: super::statements::Statements>(
                 ],
             );
         }
-        return Ok(());
+        return;
     }
-    let answers = s.rows("SELECT labels FROM annotations WHERE item_id = $1", vec![item_id.into()]).await?;
-    let answers: Vec<Vec<String>> =
-        answers.iter().filter_map(|a| crate::review::parse_labels(a.opt_string("labels").ok().flatten().as_deref())).collect();
+    let answers: Vec<Vec<String>> = other_answers.iter().cloned().chain([labels.to_vec()]).collect();
     if crate::review::answers_differ(&answers) {
         batch.push(
             "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, created_at)
@@ -86,7 +85,6 @@ pub(super) async fn review_after_annotation<S: super::statements::Statements>(
             vec![item_id.into(), crate::review::REASON_LABELS_DIFFER.into()],
         );
     }
-    Ok(())
 }
 
 /// Opens an entry unless the same (item, queue, labeler) has an open one (the partial unique
