@@ -206,10 +206,10 @@ impl Db {
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
                 // sqlx pings a connection on every acquire by default: a round trip each, and a
-                // labeling request acquires one three times (its token, its project, its
-                // transaction). A connection idle for less than `PG_PING_AFTER_IDLE` is taken
-                // as it is; one idle longer (the database may have restarted meanwhile) is
-                // pinged first, and one that fails the ping is replaced.
+                // labeling request acquires one twice (its token, its transaction). A
+                // connection idle for less than `PG_PING_AFTER_IDLE` is taken as it is; one
+                // idle longer (the database may have restarted meanwhile) is pinged first, and
+                // one that fails the ping is replaced.
                 .test_before_acquire(false)
                 .before_acquire(|conn, meta| {
                     Box::pin(async move {
