@@ -272,7 +272,7 @@ impl Statements for PgStatements<'_> {
 ///
 /// With `pg_first = $sql` (a `String`: SQL without parameters, such as a lock to take before
 /// the body's first snapshot), PostgreSQL runs it in the round trip that begins the
-/// transaction (`pg_begin_with`); SQLite ignores it (its writer is single).
+/// transaction (`sqlx::Connection::begin_with`); SQLite ignores it (its writer is single).
 #[macro_export]
 macro_rules! on_group_statements {
     ($db:expr, $s:ident, $is_pg:ident, pg_first = $first:expr => $body:expr) => {
