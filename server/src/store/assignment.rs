@@ -273,8 +273,8 @@ async fn gold_item<S: Statements>(
 /// A hand-out's first read ($1: the labeler, $2: the project, $3: now): the project's stream
 /// settings and what the gold draw needs (`StreamSettings`; the gold index is read only when
 /// the project mixes in gold items, and the labeler's totals (`labeler_totals`, kept by
-/// triggers: migration 0021) only when a visible gold item exists), and the labeler's unexpired leases of items they have not answered,
-/// oldest first, as `held_item_id`: a row per lease, or one row with a NULL `held_item_id`
+/// triggers: migration 0021) only when a visible gold item exists), and the labeler's
+/// unexpired leases of items they have not answered, oldest first, as `held_item_id`: a row per lease, or one row with a NULL `held_item_id`
 /// when they hold none; no row when the project is gone or the labeler may not see it ($4: 1
 /// when they may see every project, `Labeler::any_project`). One statement, not four or five:
 /// on PostgreSQL each is a round trip.
