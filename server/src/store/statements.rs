@@ -275,25 +275,43 @@ impl Statements for PgStatements<'_> {
 /// transaction (`sqlx::Connection::begin_with`); SQLite ignores it (its writer is single).
 #[macro_export]
 macro_rules! on_group_statements {
+    // SQLite: the body as one job of the writer's group commit.
+    (@sqlite $writer:expr, $s:ident, $is_pg:ident => $body:expr) => {{
+        let _in_flight = $crate::store::SqliteWriteInFlight::enter();
+        $writer
+            .run_raw(move |conn| {
+                #[allow(unused_mut)]
+                let mut $s = $crate::store::statements::RawSqlite(conn);
+                let $is_pg = false;
+                futures::FutureExt::now_or_never(async move { Ok::<_, $crate::error::AppError>($body) })
+                    .expect("statements on SQLite's raw handle never wait")
+            })
+            .await?
+    }};
+    // PostgreSQL: the body in the open transaction `$tx`, committed when it succeeds;
+    // evaluates to the body's `AppResult` (a failed body drops `$tx`, which rolls back).
+    (@pg_in $tx:ident, $s:ident, $is_pg:ident => $body:expr) => {
+        async {
+            let value = {
+                #[allow(unused_mut)]
+                let mut $s = $crate::store::statements::PgStatements(&mut *$tx);
+                let $is_pg = true;
+                $body
+            };
+            $tx.commit().await?;
+            Ok::<_, $crate::error::AppError>(value)
+        }
+        .await
+    };
     ($db:expr, $s:ident, $is_pg:ident, pg_first = $first:expr => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite { .. } => $crate::on_group_statements!($db, $s, $is_pg => $body),
+            $crate::store::Db::Sqlite { writer, .. } => $crate::on_group_statements!(@sqlite writer, $s, $is_pg => $body),
             $crate::store::Db::Postgres(pool) => {
                 let mut conn = pool.acquire().await?;
                 // The body runs inside the match so that the transaction's borrow of `conn`
                 // has ended when a failed begin closes it.
                 let done = match sqlx::Connection::begin_with(&mut *conn, format!("BEGIN; {}", $first)).await {
-                    Ok(mut tx) => Ok(async {
-                        let value = {
-                            #[allow(unused_mut)]
-                            let mut $s = $crate::store::statements::PgStatements(&mut *tx);
-                            let $is_pg = true;
-                            $body
-                        };
-                        tx.commit().await?;
-                        Ok::<_, $crate::error::AppError>(value)
-                    }
-                    .await),
+                    Ok(mut tx) => Ok($crate::on_group_statements!(@pg_in tx, $s, $is_pg => $body)),
                     Err(e) => Err(e),
                 };
                 match done {
@@ -311,28 +329,10 @@ macro_rules! on_group_statements {
     };
     ($db:expr, $s:ident, $is_pg:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite { writer, .. } => {
-                let _in_flight = $crate::store::SqliteWriteInFlight::enter();
-                writer
-                    .run_raw(move |conn| {
-                        #[allow(unused_mut)]
-                        let mut $s = $crate::store::statements::RawSqlite(conn);
-                        let $is_pg = false;
-                        futures::FutureExt::now_or_never(async move { Ok::<_, $crate::error::AppError>($body) })
-                            .expect("statements on SQLite's raw handle never wait")
-                    })
-                    .await?
-            }
+            $crate::store::Db::Sqlite { writer, .. } => $crate::on_group_statements!(@sqlite writer, $s, $is_pg => $body),
             $crate::store::Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let value = {
-                    #[allow(unused_mut)]
-                    let mut $s = $crate::store::statements::PgStatements(&mut *tx);
-                    let $is_pg = true;
-                    async { Ok::<_, $crate::error::AppError>($body) }.await?
-                };
-                tx.commit().await?;
-                value
+                $crate::on_group_statements!(@pg_in tx, $s, $is_pg => $body)?
             }
         }
     };
