@@ -591,8 +591,9 @@ async fn submit<S: Statements>(
         // hand-out or submission of the same item in flight; this is a new statement, so it
         // sees what those committed: the labeler's annotation of the item, if any, and what a
         // new one needs checked.
+        let is_gold = item.as_ref().is_some_and(|(_, _, gold)| gold.is_some()) as i64;
         let slots = s
-            .first_row(&SLOTS_SQL, vec![item_id.into(), user_id.into(), (now - LEASE_GRACE_MS).into(), now.into()])
+            .first_row(&SLOTS_SQL, vec![item_id.into(), user_id.into(), (now - LEASE_GRACE_MS).into(), now.into(), is_gold.into()])
             .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the slots statement gave no row")))?;
         Slots::from_row(&slots)?
@@ -796,11 +797,15 @@ pub const DONE_SHARDS: i64 = 64;
 /// `json_group_array`; NULL or empty when none), which the review hook compares
 /// (`store::review::review_after_annotation`). On PostgreSQL it runs after the item's row
 /// lock, which every submission of the item holds while it writes; on SQLite it is part of
-/// `SUBMISSION_CONTEXT_SQL`.
-fn slots_sql(item: &str, user: &str, graced: &str, now: &str, answers_agg: &str) -> String {
+/// `SUBMISSION_CONTEXT_SQL`. `gold` is the SQL of a condition that holds when the item is
+/// gold: its other answers are not read then (the hook never compares them, and every
+/// labeler answers a gold item, so they are as many as the project has labelers).
+fn slots_sql(item: &str, user: &str, graced: &str, now: &str, answers_agg: &str, gold: &str) -> String {
     format!(
         "SELECT a.id AS existing_id, a.labels AS existing_labels,
-            (SELECT CAST({answers_agg}(o.labels) AS TEXT) FROM annotations o WHERE o.item_id = {item} AND o.user_id <> {user}) AS other_answers,
+            CASE WHEN NOT ({gold}) THEN
+              (SELECT CAST({answers_agg}(o.labels) AS TEXT) FROM annotations o WHERE o.item_id = {item} AND o.user_id <> {user})
+            END AS other_answers,
             (SELECT COUNT(*) FROM leases WHERE item_id = {item} AND user_id = {user} AND expires_at > {graced})
               + (SELECT COUNT(*) FROM skips WHERE item_id = {item} AND user_id = {user}) AS handed_out,
             (SELECT COUNT(*) FROM leases WHERE item_id = {item} AND user_id <> {user} AND expires_at > {now}) AS others_leases
@@ -808,8 +813,10 @@ fn slots_sql(item: &str, user: &str, graced: &str, now: &str, answers_agg: &str)
     )
 }
 
-/// `slots_sql` as a statement of its own ($1: item, $2: labeler, $3: graced, $4: now).
-static SLOTS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| slots_sql("$1", "$2", "$3", "$4", "json_agg"));
+/// `slots_sql` as a statement of its own ($1: item, $2: labeler, $3: graced, $4: now, $5: 1
+/// when the item is gold).
+static SLOTS_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| slots_sql("$1", "$2", "$3", "$4", "json_agg", "$5 <> 0"));
 
 /// `slots_sql`'s row.
 struct Slots {
@@ -886,7 +893,8 @@ static SUBMISSION_CONTEXT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock
          FROM (SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND {visible}) p
          LEFT JOIN items i ON i.id = $3 AND i.project_id = p.id
          CROSS JOIN ({slots}) sl",
-        slots = slots_sql("$3", "$2", "$4", "$6", "json_group_array"),
+        // `sl` cannot see `i`: whether the item is gold is its own probe of the item's key.
+        slots = slots_sql("$3", "$2", "$4", "$6", "json_group_array", "(SELECT gold FROM items WHERE id = $3) IS NOT NULL"),
         prelabeled = prelabeled_sql("$3"),
         visible = super::projects::visible_to_sql("projects.id", "$2", "$7"),
     )
@@ -1189,6 +1197,37 @@ mod tests {
         assert_eq!(progress(&db, 2, 1, 11).await.unwrap(), (1, 2, 0, 2));
         assert_eq!(progress(&db, 2, 1, 0).await.unwrap().0, 2, "another since is counted, not stored");
         assert_eq!(stored().await, (11, 1));
+    }
+
+    /// A submission reads the other labelers' answers of its item for the review hook, but
+    /// not of a gold item (the hook never compares those, and every labeler answers one).
+    #[tokio::test]
+    async fn a_submission_reads_other_answers_of_ordinary_items_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let Db::Sqlite { write, read, .. } = &db else { unreachable!() };
+        for sql in [
+            "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (1, 'a', '', 'labeler', 0), (2, 'b', '', 'labeler', 0)",
+            "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count, visible_max_item_id)
+             VALUES (1, 'p', '', 'single', '[\"x\",\"y\"]', 2, 600, 0, 2, 0, 2)",
+            "INSERT INTO items (id, project_id, kind, text, meta, weight, content_hash, created_at, gold) VALUES
+             (1, 1, 'text', 'a', '{}', 1, 'a', 0, NULL), (2, 1, 'text', 'b', '{}', 1, 'b', 0, '[\"x\"]')",
+            "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at) VALUES
+             (1, 1, 2, '[\"y\"]', 1, 10, 10), (1, 2, 2, '[\"y\"]', 1, 10, 10)",
+        ] {
+            sqlx::query(sql).execute(write).await.unwrap();
+        }
+        let other_answers = |item: i64| async move {
+            // $1 project, $2 labeler, $3 item, $4 graced, $5 client id, $6 now, $7 any project.
+            let sql = format!("SELECT other_answers FROM ({})", *SUBMISSION_CONTEXT_SQL);
+            sqlx::query_scalar::<_, Option<String>>(&sql)
+                .bind(1i64).bind(1i64).bind(item).bind(0i64).bind("c").bind(0i64).bind(1i64).fetch_one(read).await.unwrap()
+        };
+        assert_eq!(other_answers(1).await.as_deref(), Some(r#"["[\"y\"]"]"#));
+        assert_eq!(other_answers(2).await, None, "a gold item's answers are not read");
+        let p = plan(&db, &SUBMISSION_CONTEXT_SQL, 7).await;
+        println!("submission context:\n{p}");
+        assert!(p.contains("SEARCH items USING INTEGER PRIMARY KEY (rowid=?)"), "{p}");
     }
 
     #[tokio::test]
