@@ -192,26 +192,28 @@ fn claim_sql(hand_out_sql: &str) -> String {
 /// Hand-outs and submissions still exclude each other: `FOR NO KEY UPDATE` conflicts with itself.
 ///
 /// Row claiming on PostgreSQL: the first item of `$claim` (a `claim_sql`) nobody else is
-/// claiming right now, locked until the transaction ends; then its capacity again, in a new
-/// statement, which sees every hand-out and submission committed before the lock was taken
-/// (the claiming statement's snapshot may predate them). A candidate that filled up meanwhile
-/// is passed over and the next one claimed. Every change of an item's capacity (a lease here,
-/// an annotation in `submit_annotation`) happens while holding that item's row lock.
+/// claiming right now, locked until the transaction ends; then its lease, written only when
+/// the item still has capacity (`PG_CLAIMED_LEASE_SQL`), a new statement, which sees every
+/// hand-out and submission committed before the lock was taken (the claiming statement's
+/// snapshot may predate them). A candidate that filled up meanwhile is passed over and the
+/// next one claimed. Every change of an item's capacity (a lease here, an annotation in
+/// `submit_annotation`) happens while holding that item's row lock. `lease`: (now, when the
+/// lease ends, the progress's `since`). Answers the item and `HANDED_OUT_SQL`'s row for it.
 async fn claim_open_item<S: Statements>(
     s: &mut S,
     claim: &str,
     pid: i64,
     user_id: i64,
-    now: i64,
+    (now, expires, since): (i64, i64, i64),
     settings: &StreamSettings,
-) -> AppResult<Option<i64>> {
+) -> AppResult<Option<(i64, Row)>> {
     let mut passed_over = String::new();
     for _ in 0..MAX_CLAIM_ATTEMPTS {
         let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into(), passed_over.clone().into()];
         let Some(candidate) = s.first_i64(claim, args).await? else { break };
-        let open = s.first_i64(HAS_CAPACITY_SQL, vec![candidate.into(), user_id.into(), now.into(), settings.overlap.into()]).await?;
-        if open == Some(1) {
-            return Ok(Some(candidate));
+        let args = vec![pid.into(), user_id.into(), since.into(), candidate.into(), now.into(), expires.into(), settings.overlap.into()];
+        if let Some(row) = s.first_row(&PG_CLAIMED_LEASE_SQL, args).await? {
+            return Ok(Some((candidate, row)));
         }
         if !passed_over.is_empty() {
             passed_over.push(',');
@@ -221,11 +223,24 @@ async fn claim_open_item<S: Statements>(
     Ok(None)
 }
 
-/// Whether item $1 can take labeler $2 at $3 ($4: the project's overlap): the capacity rule of
-/// `open_item_sql`, evaluated afresh once the item is locked.
-const HAS_CAPACITY_SQL: &str = "SELECT i.complete = 0 AND i.label_count + (SELECT COUNT(*) FROM leases l
-         WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3) < COALESCE(i.overlap, $4)
-     FROM items i WHERE i.id = $1";
+/// PostgreSQL: the lease of claimed item $4 for labeler $2 in project $1 ($5: now, $6: when it
+/// ends, $7: the project's overlap), written only when the item can still take the labeler
+/// (the capacity rule of `open_item_sql`, evaluated afresh once the item is locked), and
+/// `HANDED_OUT_SQL`'s row for it ($3: `since`), in one statement: no row when the item
+/// filled up. The read sees the snapshot from before the lease, and names no table it writes.
+static PG_CLAIMED_LEASE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH lease AS (
+           INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
+           SELECT i.id, $2, $1, $5, $6 FROM items i
+           WHERE i.id = $4 AND i.complete = 0 AND i.label_count + (SELECT COUNT(*) FROM leases l
+                 WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $5) < COALESCE(i.overlap, $7)
+           ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $6
+           RETURNING item_id)
+         {handed_out} AND EXISTS (SELECT 1 FROM lease)",
+        handed_out = *HANDED_OUT_SQL,
+    )
+});
 
 /// The first gold item in rank order from the labeler's starting point $4 (`from_start`), or
 /// before it (the wrap-around), that the labeler ($2) has not answered, skipped or been handed
@@ -365,6 +380,9 @@ async fn hand_out<S: Statements>(
         chosen = gold_item(s, pid, user_id, now, &settings, held.len() as i64).await?;
     }
     let claiming = is_pg && pg_row_claiming();
+    // A claimed item comes with its lease written and the hand-out's answer read
+    // (`claim_open_item`).
+    let mut claimed: Option<Row> = None;
     // The order's open items, then the item the labeler skipped longest ago.
     let uncertain = (settings.uncertainty_order != 0).then(|| open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1));
     let steps = uncertain.into_iter().chain(open_item_sqls(&settings.assignment_order)).chain([SKIPPED_ITEM_SQL.to_string()]);
@@ -372,12 +390,15 @@ async fn hand_out<S: Statements>(
         if chosen.is_some() {
             break;
         }
-        chosen = if claiming {
-            claim_open_item(s, &claim_sql(&sql), pid, user_id, now, &settings).await?
+        if claiming {
+            let lease = (now, expires, since);
+            if let Some((id, row)) = claim_open_item(s, &claim_sql(&sql), pid, user_id, lease, &settings).await? {
+                (chosen, claimed) = (Some(id), Some(row));
+            }
         } else {
             let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into()];
-            s.first_i64(&sql, args).await?
-        };
+            chosen = s.first_i64(&sql, args).await?;
+        }
     }
     let Some(item_id) = chosen else {
         let progress = s.first_row(PROGRESS_SQL, vec![pid.into(), user_id.into(), since.into()]).await?;
@@ -388,12 +409,14 @@ async fn hand_out<S: Statements>(
     };
     let is_new = !held.contains(&item_id);
     let mut lease = Batch::new();
-    lease.push(
-        "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $5",
-        vec![item_id.into(), user_id.into(), pid.into(), now.into(), expires.into()],
-    );
+    if claimed.is_none() {
+        lease.push(
+            "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $5",
+            vec![item_id.into(), user_id.into(), pid.into(), now.into(), expires.into()],
+        );
+    }
     if is_new && held.len() as i64 >= MAX_LEASES_PER_LABELER {
         // Release the oldest leases so one labeler cannot hoard items. Ended, not deleted: the
         // labeler may still answer within the grace (capacity allowing).
@@ -411,12 +434,22 @@ async fn hand_out<S: Statements>(
     // stays warm: session 9's profile), and each statement is a round trip on PostgreSQL,
     // where the lease's writes go in the same statement (`Statements::rows_after`: the read
     // names no table they write).
-    let row = s
-        .rows_after(lease, &HANDED_OUT_SQL, vec![pid.into(), user_id.into(), since.into(), item_id.into()])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("item {item_id} was handed out but cannot be read")))?;
+    let row = match claimed {
+        Some(row) => {
+            // Only the release of older leases is left (rare: a page holding three asked for
+            // a fourth).
+            if !lease.is_empty() {
+                s.run(lease).await?;
+            }
+            row
+        }
+        None => s
+            .rows_after(lease, &HANDED_OUT_SQL, vec![pid.into(), user_id.into(), since.into(), item_id.into()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("item {item_id} was handed out but cannot be read")))?,
+    };
     recount_since(s, &row, pid, user_id, since).await?;
     let item = ItemRow::from_row(&row)?;
     let prelabel = super::prelabels::ShownPrelabel::from_row(&row)?.into_row();
