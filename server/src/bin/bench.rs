@@ -30,6 +30,8 @@ mod releases;
 mod rules;
 #[path = "bench/model.rs"]
 mod model;
+#[path = "bench/baseline.rs"]
+mod baseline;
 
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
@@ -145,6 +147,16 @@ struct Args {
     /// export is checked: no item over k, every acknowledged submission in it (issue 11).
     #[arg(long, default_value_t = 1)]
     instances: usize,
+    /// Compare the figures with the latest run of the same workload recorded in this file
+    /// (e.g. docs/bench-baselines.json) and print the changes.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Append this run's figures to this file (made if missing), labelled with --label.
+    #[arg(long)]
+    record_baseline: Option<PathBuf>,
+    /// With --record-baseline: what the run was (the build, the host's state).
+    #[arg(long, default_value = "")]
+    label: String,
 }
 
 fn main() {
@@ -802,6 +814,11 @@ async fn run(args: Args) -> Result<()> {
             eprintln!("{s}");
         }
     };
+    // Baseline files are read before the run: a bad one fails now, not after minutes.
+    let baselines = args.baseline.as_deref().map(baseline::read).transpose()?;
+    if let Some(path) = &args.record_baseline {
+        baseline::read(path)?;
+    }
     if args.labelers == 0 {
         bail!("--labelers must be at least 1");
     }
@@ -887,6 +904,17 @@ async fn run(args: Args) -> Result<()> {
         "rss_end_mib": rss_end_kib.map(mib),
     });
 
+    figures.json["instances"] = json!(args.instances);
+    figures.json["duration_s"] = json!(args.duration);
+    // Read before the run, so a file given to both compares with the run before this one.
+    let compared = baselines.as_ref().map(|b| baseline::compare(b, &figures.json));
+    if let Some((_, value)) = &compared {
+        figures.json["baseline"] = value.clone();
+    }
+    if let Some(path) = &args.record_baseline {
+        baseline::record(path, &args.label, &figures.json)?;
+    }
+
     if !quiet {
         let mut s = String::new();
         s.push_str(&figures.summary);
@@ -899,6 +927,9 @@ async fn run(args: Args) -> Result<()> {
         s.push_str(&format!("  peak RssAnon (poll)     {:>10.1} MiB  (the server's own memory)\n", mib(anon_max.load(Ordering::Relaxed))));
         if let Some(k) = rss_end_kib {
             s.push_str(&format!("  RSS at the end          {:>10.1} MiB\n", mib(k)));
+        }
+        if let Some((text, _)) = &compared {
+            s.push_str(text);
         }
         println!("{s}");
     }
