@@ -4,7 +4,8 @@
 //! `--record-baseline FILE --label TEXT`: each is the run's JSON document (`--json`) with a
 //! label (the build, the host's state) and when it was recorded. A run compares itself with
 //! the latest recorded run of the same workload (backend, instances, items, labelers,
-//! overlap, think time, duration) and prints each headline figure beside it, with the change
+//! overlap, think time, duration, `--import-during`'s lines) and prints each headline figure
+//! beside it, with the change
 //! and whether it is worse, better or the same within the spread of single runs.
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -26,10 +27,12 @@ const FIGURES: &[(&str, &str, bool, f64)] = &[
     ("/export/csv/seconds", "export CSV s", false, 0.5),
     ("/export/jsonl/rss_anon_peak_mib", "RssAnon in export MiB", false, 10.0),
     ("/server/rss_anon_peak_sampled_mib", "peak RssAnon MiB", false, 10.0),
+    ("/during_import/next/p99_ms", "next p99 ms, import", false, 2.0),
 ];
 
 /// What makes two runs comparable.
-const WORKLOAD: &[&str] = &["/server/backend", "/instances", "/items", "/labelers", "/overlap", "/think_ms", "/duration_s"];
+const WORKLOAD: &[&str] =
+    &["/server/backend", "/instances", "/items", "/labelers", "/overlap", "/think_ms", "/duration_s", "/during_import/lines"];
 
 /// The workload of a run's JSON document, as text (for matching and for messages).
 pub fn workload(doc: &Value) -> String {
@@ -99,9 +102,14 @@ pub fn read(path: &std::path::Path) -> Result<Value> {
     }
 }
 
-/// Appends the run `doc` to the baseline file, with its label and the time.
+/// Appends the run `doc` (without its own comparison) to the baseline file, with its label
+/// and the time.
 pub fn record(path: &std::path::Path, label: &str, doc: &Value) -> Result<()> {
     let mut baselines = read(path)?;
+    let mut doc = doc.clone();
+    if let Some(fields) = doc.as_object_mut() {
+        fields.remove("baseline");
+    }
     let recorded_at = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .context("the time")?
@@ -179,9 +187,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("baselines.json");
         record(&path, "first", &run(100_000, 2_000.0, 30.0)).unwrap();
-        record(&path, "second", &run(100_000, 2_100.0, 30.0)).unwrap();
+        let mut compared = run(100_000, 2_100.0, 30.0);
+        compared["baseline"] = json!({ "label": "first" });
+        record(&path, "second", &compared).unwrap();
         let file = read(&path).unwrap();
         assert_eq!(file["runs"].as_array().unwrap().len(), 2);
+        assert!(file["runs"][1]["figures"].get("baseline").is_none(), "a run's own comparison is not recorded");
         assert_eq!(matching(&file, &run(100_000, 1.0, 1.0)).unwrap()["label"], "second");
         std::fs::write(&path, "not json").unwrap();
         assert!(format!("{:#}", read(&path).unwrap_err()).contains("not a baseline file"));
