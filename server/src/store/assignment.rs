@@ -1110,6 +1110,18 @@ mod tests {
     //! migration 0007 notes in docs/bench.md).
     use super::*;
 
+    /// A fresh SQLite database (migrated) in a temporary directory, with `fixture`'s statements
+    /// run on it; the directory lives as long as the returned guard.
+    async fn sqlite_with(fixture: &[&str]) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let Db::Sqlite { write, .. } = &db else { unreachable!("a SQLite database") };
+        for sql in fixture {
+            sqlx::query(sql).execute(write).await.unwrap();
+        }
+        (dir, db)
+    }
+
     async fn plan(db: &Db, sql: &str, binds: usize) -> String {
         let Db::Sqlite { read, .. } = db else { unreachable!("a SQLite database") };
         let explain = format!("EXPLAIN QUERY PLAN {sql}");
@@ -1125,18 +1137,14 @@ mod tests {
     /// and changes nothing when an id is not the project's.
     #[tokio::test]
     async fn campaign_members_get_their_own_overlap_and_priority() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        let Db::Sqlite { write, .. } = &db else { unreachable!() };
-        for sql in [
+        let (_dir, db) = sqlite_with(&[
             "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count, visible_max_item_id)
              VALUES (1, 'p', '', 'single', '[]', 1, 600, 0, 4, 3, 4)",
             "INSERT INTO items (id, project_id, kind, text, meta, weight, content_hash, created_at, label_count, complete) VALUES
              (1, 1, 'text', 'a', '{}', 1, 'a', 0, 1, 1), (2, 1, 'text', 'b', '{}', 1, 'b', 0, 1, 1),
              (3, 1, 'text', 'c', '{}', 1, 'c', 0, 0, 0), (4, 1, 'text', 'd', '{}', 1, 'd', 0, 2, 1)",
-        ] {
-            sqlx::query(sql).execute(write).await.unwrap();
-        }
+        ])
+        .await;
         let state = |db: Db| async move {
             let Db::Sqlite { read, .. } = &db else { unreachable!() };
             let items: Vec<(i64, i64, Option<i64>, i64)> =
@@ -1168,10 +1176,7 @@ mod tests {
     /// progress every hand-out answers with reads it.
     #[tokio::test]
     async fn labeler_totals_follow_every_annotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        let Db::Sqlite { write, read, .. } = &db else { unreachable!() };
-        for sql in [
+        let (_dir, db) = sqlite_with(&[
             "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (1, 'a', '', 'labeler', 0), (2, 'b', '', 'labeler', 0)",
             "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count, visible_max_item_id)
              VALUES (1, 'p', '', 'single', '[]', 2, 600, 0, 3, 0, 3), (2, 'q', '', 'single', '[]', 2, 600, 0, 2, 0, 5)",
@@ -1181,9 +1186,9 @@ mod tests {
             "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at) VALUES
              (1, 1, 1, '[]', 1, 10, 10), (1, 2, 1, '[]', 1, 20, 20), (1, 3, 1, '[]', 1, 30, 30), (1, 1, 2, '[]', 1, 10, 10),
              (2, 4, 1, '[]', 1, 10, 10)",
-        ] {
-            sqlx::query(sql).execute(write).await.unwrap();
-        }
+        ])
+        .await;
+        let Db::Sqlite { write, read, .. } = &db else { unreachable!() };
         let totals = || async {
             sqlx::query_as::<_, (i64, i64, i64)>("SELECT project_id, user_id, annotations FROM labeler_totals ORDER BY 1, 2")
                 .fetch_all(read)
@@ -1236,10 +1241,7 @@ mod tests {
     /// not of a gold item (the hook never compares those, and every labeler answers one).
     #[tokio::test]
     async fn a_submission_reads_other_answers_of_ordinary_items_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        let Db::Sqlite { write, read, .. } = &db else { unreachable!() };
-        for sql in [
+        let (_dir, db) = sqlite_with(&[
             "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (1, 'a', '', 'labeler', 0), (2, 'b', '', 'labeler', 0)",
             "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count, visible_max_item_id)
              VALUES (1, 'p', '', 'single', '[\"x\",\"y\"]', 2, 600, 0, 2, 0, 2)",
@@ -1247,9 +1249,9 @@ mod tests {
              (1, 1, 'text', 'a', '{}', 1, 'a', 0, NULL), (2, 1, 'text', 'b', '{}', 1, 'b', 0, '[\"x\"]')",
             "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at) VALUES
              (1, 1, 2, '[\"y\"]', 1, 10, 10), (1, 2, 2, '[\"y\"]', 1, 10, 10)",
-        ] {
-            sqlx::query(sql).execute(write).await.unwrap();
-        }
+        ])
+        .await;
+        let Db::Sqlite { read, .. } = &db else { unreachable!() };
         let other_answers = |item: i64| async move {
             // $1 project, $2 labeler, $3 item, $4 graced, $5 client id, $6 now, $7 any project.
             let sql = format!("SELECT other_answers FROM ({})", *SUBMISSION_CONTEXT_SQL);
