@@ -25,6 +25,10 @@
 //!   skip) sent to the group-commit writer and not yet taken into a group (`store::writer`).
 //! - `mirrorset_sqlite_commit_group_size` (SQLite only): a histogram of how many of those writes
 //!   each group transaction committed; `_sum / _count` is the mean group size, 1 when idle.
+//! - `mirrorset_sqlite_writer_seconds_total{phase}` (SQLite only): the writer's time per phase
+//!   of its groups; `mirrorset_sqlite_writer_job_seconds_total{kind}` and
+//!   `mirrorset_sqlite_writer_jobs_total{kind}`: the time in the statements of each kind of
+//!   labeling write (`hand_out`, `submission`, `skip`) and how many ran.
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -222,6 +226,16 @@ fn render_group_commit(out: &mut String) {
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_writer_seconds_total counter");
     for (phase, micros) in writer::PHASES.iter().zip(&writer::PHASE_MICROS) {
         let _ = writeln!(out, "mirrorset_sqlite_writer_seconds_total{{phase=\"{phase}\"}} {}", micros.load(Ordering::Relaxed) as f64 / 1e6);
+    }
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_writer_job_seconds_total Time the group-commit writer spent in the statements of each kind of labeling write.");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_writer_job_seconds_total counter");
+    for (kind, micros) in writer::JOB_KINDS.iter().zip(&writer::JOB_MICROS) {
+        let _ = writeln!(out, "mirrorset_sqlite_writer_job_seconds_total{{kind=\"{kind}\"}} {}", micros.load(Ordering::Relaxed) as f64 / 1e6);
+    }
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_writer_jobs_total Labeling writes the group-commit writer ran, by kind.");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_writer_jobs_total counter");
+    for (kind, n) in writer::JOB_KINDS.iter().zip(&writer::JOBS_RUN) {
+        let _ = writeln!(out, "mirrorset_sqlite_writer_jobs_total{{kind=\"{kind}\"}} {}", n.load(Ordering::Relaxed));
     }
     let _ = writeln!(out, "# HELP mirrorset_sqlite_wal_frames Pages in the WAL at the last background checkpoint.");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_wal_frames gauge");

@@ -161,6 +161,17 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
             assert!(m.contains_key(&format!("mirrorset_sqlite_writer_seconds_total{{phase=\"{phase}\"}}")), "{phase}: {text}");
         }
         assert!(m["mirrorset_sqlite_writer_seconds_total{phase=\"jobs\"}"] > 0.0, "{text}");
+        // By kind: five hand-outs and six submissions reached the writer (a retry and a
+        // refused one among them), no skip; each kind that ran took some time.
+        let jobs = |kind: &str| m[&format!("mirrorset_sqlite_writer_jobs_total{{kind=\"{kind}\"}}")];
+        let job_seconds = |kind: &str| m[&format!("mirrorset_sqlite_writer_job_seconds_total{{kind=\"{kind}\"}}")];
+        assert_eq!((jobs("hand_out"), jobs("submission"), jobs("skip")), (5.0, 6.0, 0.0), "{text}");
+        assert!(job_seconds("hand_out") > 0.0 && job_seconds("submission") > 0.0, "{text}");
+        assert_eq!(job_seconds("skip"), 0.0, "{text}");
+        assert!(
+            job_seconds("hand_out") + job_seconds("submission") <= m["mirrorset_sqlite_writer_seconds_total{phase=\"jobs\"}"],
+            "the jobs' statements are part of the jobs phase: {text}"
+        );
         assert!(text.contains("# TYPE mirrorset_sqlite_writer_seconds_total counter\n"), "{text}");
         // Background checkpoints (`store::checkpoint`): a short WAL, none failed.
         let frames = m["mirrorset_sqlite_wal_frames"];

@@ -341,7 +341,7 @@ pub struct HandOut {
 pub async fn assign_next_item(db: &Db, pid: i64, labeler: Labeler, exclude: &[i64], since: i64) -> AppResult<HandOut> {
     let now = now_ms();
     let exclude = exclude.to_vec();
-    let (item, prelabel, progress, expires) = on_group_statements!(db, s, is_pg, pg_first = pg_project_lock(pid) => {
+    let (item, prelabel, progress, expires) = on_group_statements!(db, s, is_pg, job = HandOut, pg_first = pg_project_lock(pid) => {
         hand_out(&mut s, is_pg, pid, labeler, now, since, &exclude).await?
     });
     Ok(HandOut {
@@ -578,7 +578,7 @@ pub async fn submit_annotation(db: &Db, project_id: i64, labeler: Labeler, s: &S
     // Owned: on SQLite the body runs on the writer task (`on_group_statements!`).
     let (item_id, time_ms) = (s.item_id, s.time_ms);
     let (client_id, labels) = (s.client_id.to_string(), s.labels.to_vec());
-    Ok(on_group_statements!(db, st, is_pg, pg_first = pg_project_lock(project_id) => {
+    Ok(on_group_statements!(db, st, is_pg, job = Submission, pg_first = pg_project_lock(project_id) => {
         submit(&mut st, is_pg, project_id, labeler, item_id, time_ms, &client_id, &labels, now).await?
     }))
 }
@@ -771,7 +771,7 @@ async fn retried_submission<S: Statements>(
 /// Releases the labeler's lease and remembers the skip, so the item goes to others first.
 pub async fn skip_item(db: &Db, project_id: i64, user_id: i64, item_id: i64) -> AppResult<()> {
     let now = now_ms();
-    on_group_statements!(db, s, _is_pg => {
+    on_group_statements!(db, s, _is_pg, job = Skip => {
         let exists = s.first_i64("SELECT id FROM items WHERE id = $1 AND project_id = $2", vec![item_id.into(), project_id.into()]).await?;
         if exists.is_none() {
             return Err(AppError::not_found(format!("no item {item_id} in this project")));

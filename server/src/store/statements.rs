@@ -270,16 +270,19 @@ impl Statements for PgStatements<'_> {
 /// the raw handle, so it must own what it uses and never wait on anything but `$s`; on
 /// PostgreSQL it runs in a transaction of its own, committed when the body succeeds.
 ///
+/// `job = $kind` names the kind of labeling write (a `store::writer::JobKind`), for the
+/// writer's time per kind on SQLite.
+///
 /// With `pg_first = $sql` (a `String`: SQL without parameters, such as a lock to take before
 /// the body's first snapshot), PostgreSQL runs it in the round trip that begins the
 /// transaction (`sqlx::Connection::begin_with`); SQLite ignores it (its writer is single).
 #[macro_export]
 macro_rules! on_group_statements {
-    // SQLite: the body as one job of the writer's group commit.
-    (@sqlite $writer:expr, $s:ident, $is_pg:ident => $body:expr) => {{
+    // SQLite: the body as one job of the writer's group commit, of kind `$kind`.
+    (@sqlite $writer:expr, $kind:ident, $s:ident, $is_pg:ident => $body:expr) => {{
         let _in_flight = $crate::store::SqliteWriteInFlight::enter();
         $writer
-            .run_raw(move |conn| {
+            .run_labeling($crate::store::writer::JobKind::$kind, move |conn| {
                 #[allow(unused_mut)]
                 let mut $s = $crate::store::statements::RawSqlite(conn);
                 let $is_pg = false;
@@ -303,9 +306,9 @@ macro_rules! on_group_statements {
         }
         .await
     };
-    ($db:expr, $s:ident, $is_pg:ident, pg_first = $first:expr => $body:expr) => {
+    ($db:expr, $s:ident, $is_pg:ident, job = $kind:ident, pg_first = $first:expr => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite { writer, .. } => $crate::on_group_statements!(@sqlite writer, $s, $is_pg => $body),
+            $crate::store::Db::Sqlite { writer, .. } => $crate::on_group_statements!(@sqlite writer, $kind, $s, $is_pg => $body),
             $crate::store::Db::Postgres(pool) => {
                 let mut conn = pool.acquire().await?;
                 // The body runs inside the match so that the transaction's borrow of `conn`
@@ -327,9 +330,9 @@ macro_rules! on_group_statements {
             }
         }
     };
-    ($db:expr, $s:ident, $is_pg:ident => $body:expr) => {
+    ($db:expr, $s:ident, $is_pg:ident, job = $kind:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite { writer, .. } => $crate::on_group_statements!(@sqlite writer, $s, $is_pg => $body),
+            $crate::store::Db::Sqlite { writer, .. } => $crate::on_group_statements!(@sqlite writer, $kind, $s, $is_pg => $body),
             $crate::store::Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 $crate::on_group_statements!(@pg_in tx, $s, $is_pg => $body)?
