@@ -723,7 +723,13 @@ struct CommitGroups {
     writes: f64,
     /// Seconds in each phase of `WRITER_PHASES` (None from a server before they were counted).
     phases: Option<Vec<f64>>,
+    /// (seconds in its statements, jobs run) for each of `WRITER_JOB_KINDS` (None from a
+    /// server before they were counted).
+    jobs: Option<Vec<(f64, f64)>>,
 }
+
+/// The kinds of `mirrorset_sqlite_writer_job_seconds_total` (`store::writer::JOB_KINDS`).
+const WRITER_JOB_KINDS: [&str; 3] = ["hand_out", "submission", "skip"];
 
 /// The phases of `mirrorset_sqlite_writer_seconds_total` (`store::writer::PHASES`).
 const WRITER_PHASES: [&str; 4] = ["acquire", "begin", "jobs", "commit"];
@@ -741,10 +747,18 @@ async fn commit_groups(client: &Client, base: &str) -> Option<CommitGroups> {
         .iter()
         .map(|p| value(&format!("mirrorset_sqlite_writer_seconds_total{{phase=\"{p}\"}}")))
         .collect::<Option<Vec<f64>>>();
+    let jobs = WRITER_JOB_KINDS
+        .iter()
+        .map(|k| {
+            let seconds = value(&format!("mirrorset_sqlite_writer_job_seconds_total{{kind=\"{k}\"}}"))?;
+            Some((seconds, value(&format!("mirrorset_sqlite_writer_jobs_total{{kind=\"{k}\"}}"))?))
+        })
+        .collect::<Option<Vec<(f64, f64)>>>();
     Some(CommitGroups {
         groups: value("mirrorset_sqlite_commit_group_size_count")?,
         writes: value("mirrorset_sqlite_commit_group_size_sum")?,
         phases,
+        jobs,
     })
 }
 
@@ -1209,6 +1223,17 @@ async fn bench(
                 1e6 * busy / g.writes
             ));
         }
+        // Which kind of write the jobs' time goes to: what taking one kind off the writer
+        // would save.
+        if let Some(jobs) = &g.jobs {
+            let per_kind: Vec<String> = WRITER_JOB_KINDS
+                .iter()
+                .zip(jobs)
+                .filter(|(_, (_, n))| *n > 0.0)
+                .map(|(k, (secs, n))| format!("{k} {:.0} µs (n {n:.0})", 1e6 * secs / n))
+                .collect();
+            s.push_str(&format!("  writer per job          {} in their statements\n", per_kind.join(", ")));
+        }
     }
     if let Some(c) = &consistency {
         s.push_str(&format!(
@@ -1303,6 +1328,7 @@ async fn bench(
                 "commits": g.groups,
                 "writes": g.writes,
                 "writer_seconds": g.phases.as_ref().map(|p| WRITER_PHASES.iter().zip(p).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>()),
+                "jobs": g.jobs.as_ref().map(|j| WRITER_JOB_KINDS.iter().zip(j).map(|(k, (secs, n))| (k.to_string(), json!({ "seconds": secs, "count": n }))).collect::<serde_json::Map<_, _>>()),
             })),
         },
         "export": {
