@@ -106,12 +106,7 @@ async fn the_disagreement_queue_follows_changed_answers(b: Backend) {
     let server = TestServer::start(b).await;
     let admin = server.admin().await;
     let pid = admin.simple_project("changed", 3, 600).await.id;
-    let mut labelers = Vec::new();
-    for name in ["ann", "bob", "cat"] {
-        let (u, c) = server.user(&admin, name, Role::Labeler).await;
-        admin.add_member(pid, u.id).await;
-        labelers.push(c);
-    }
+    let labelers = server.labelers_of(&admin, pid, &["ann", "bob", "cat"]).await;
     admin.import_texts(pid, "c", 1).await;
     let mut item = None;
     for c in &labelers {
@@ -387,12 +382,7 @@ async fn queues_filter_by_pair_slice_and_label_and_take_feeds(b: Backend) {
     let server = TestServer::start(b).await;
     let admin = server.admin().await;
     let pid = admin.simple_project("filters", 3, 600).await.id;
-    let mut clients = Vec::new();
-    for name in ["ann", "bob", "cat"] {
-        let (u, c) = server.user(&admin, name, Role::Labeler).await;
-        admin.add_member(pid, u.id).await;
-        clients.push(c);
-    }
+    let clients = server.labelers_of(&admin, pid, &["ann", "bob", "cat"]).await;
     let items = [
         json!({"id": "f-1", "text": "one", "meta": {"region": "eu", "n": 3}}),
         json!({"id": "f-2", "text": "two", "meta": {"region": "us", "n": 4}}),

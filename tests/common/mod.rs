@@ -515,6 +515,18 @@ impl TestServer {
         c.login(username, &password).await;
         (user, c)
     }
+
+    /// Labelers `names`, each created as by `user` and made a member of project `pid`: their
+    /// signed-in clients, in the order of `names`.
+    pub async fn labelers_of(&self, admin: &Client, pid: i64, names: &[&str]) -> Vec<Client> {
+        let mut clients = Vec::with_capacity(names.len());
+        for name in names {
+            let (u, c) = self.user(admin, name, Role::Labeler).await;
+            admin.add_member(pid, u.id).await;
+            clients.push(c);
+        }
+        clients
+    }
 }
 
 impl Drop for TestServer {
