@@ -125,27 +125,38 @@ fn open_item_sql(condition: &str, order_by: &str) -> String {
     format!(
         "SELECT i.id FROM items i
          WHERE i.project_id = $1 AND i.complete = 0 AND i.gold IS NULL AND +i.id <= $4 {condition}
-           AND i.label_count + (SELECT COUNT(*) FROM leases l
-                WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
-               < COALESCE(i.overlap, $5)
+           AND {capacity}
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
            AND NOT EXISTS (SELECT 1 FROM prelabel_accepted x WHERE x.item_id = i.id) -- auto-accepted (issue 10)
-         ORDER BY {order_by} LIMIT 1"
+         ORDER BY {order_by} LIMIT 1",
+        capacity = capacity_sql("$2", "$3", "$5"),
+    )
+}
+
+/// The capacity rule for item `i` and labeler `user` at `now` (`overlap`: the project's), as
+/// SQL: every statement that hands an item out evaluates this one text.
+fn capacity_sql(user: &str, now: &str, overlap: &str) -> String {
+    format!(
+        "i.label_count + (SELECT COUNT(*) FROM leases l
+            WHERE l.item_id = i.id AND l.user_id <> {user} AND l.expires_at > {now}) < COALESCE(i.overlap, {overlap})"
     )
 }
 
 /// The item the labeler skipped longest ago that still needs labels (same parameters).
-const SKIPPED_ITEM_SQL: &str = "SELECT i.id FROM skips s JOIN items i ON i.id = s.item_id
-     WHERE s.user_id = $2 AND s.project_id = $1 AND i.complete = 0 AND i.gold IS NULL AND i.id <= $4
-       AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
-       AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
-       AND NOT EXISTS (SELECT 1 FROM prelabel_accepted x WHERE x.item_id = i.id)
-       AND i.label_count + (SELECT COUNT(*) FROM leases l
-            WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $3)
-           < COALESCE(i.overlap, $5)
-     ORDER BY s.skipped_at, i.id LIMIT 1";
+static SKIPPED_ITEM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT i.id FROM skips s JOIN items i ON i.id = s.item_id
+         WHERE s.user_id = $2 AND s.project_id = $1 AND i.complete = 0 AND i.gold IS NULL AND i.id <= $4
+           AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
+           AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $3)
+           AND NOT EXISTS (SELECT 1 FROM prelabel_accepted x WHERE x.item_id = i.id)
+           AND {capacity}
+         ORDER BY s.skipped_at, i.id LIMIT 1",
+        capacity = capacity_sql("$2", "$3", "$5"),
+    )
+});
 
 /// Row claiming on PostgreSQL is the default; `MIRRORSET_PG_ASSIGNMENT=advisory` brings back the
 /// previous behaviour (every hand-out and submission of a project takes the advisory lock
@@ -233,11 +244,11 @@ static PG_CLAIMED_LEASE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::
         "WITH lease AS (
            INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
            SELECT i.id, $2, $1, $5, $6 FROM items i
-           WHERE i.id = $4 AND i.complete = 0 AND i.label_count + (SELECT COUNT(*) FROM leases l
-                 WHERE l.item_id = i.id AND l.user_id <> $2 AND l.expires_at > $5) < COALESCE(i.overlap, $7)
+           WHERE i.id = $4 AND i.complete = 0 AND {capacity}
            ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $6
            RETURNING item_id)
          {handed_out} AND EXISTS (SELECT 1 FROM lease)",
+        capacity = capacity_sql("$2", "$5", "$7"),
         handed_out = *HANDED_OUT_SQL,
     )
 });
@@ -289,10 +300,11 @@ async fn gold_item<S: Statements>(
 /// settings and what the gold draw needs (`StreamSettings`; the gold index is read only when
 /// the project mixes in gold items, and the labeler's totals (`labeler_totals`, kept by
 /// triggers: migration 0021) only when a visible gold item exists), and the labeler's
-/// unexpired leases of items they have not answered, oldest first, as `held_item_id`: a row per lease, or one row with a NULL `held_item_id`
-/// when they hold none; no row when the project is gone or the labeler may not see it ($4: 1
-/// when they may see every project, `Labeler::any_project`). One statement, not four or five:
-/// on PostgreSQL each is a round trip.
+/// unexpired leases of items they have not answered, oldest first, as `held_item_id`: a row
+/// per lease, or one row with a NULL `held_item_id` when they hold none; no row when the
+/// project is gone or the labeler may not see it ($4: 1 when they may see every project,
+/// `Labeler::any_project`). One statement, not four or five: on PostgreSQL each is a round
+/// trip.
 static HELD_AND_SETTINGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT p.overlap, p.assignment_order, p.gold_rate, p.visible_max_item_id, p.lease_seconds,
@@ -385,7 +397,7 @@ async fn hand_out<S: Statements>(
     let mut claimed: Option<Row> = None;
     // The order's open items, then the item the labeler skipped longest ago.
     let uncertain = (settings.uncertainty_order != 0).then(|| open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1));
-    let steps = uncertain.into_iter().chain(open_item_sqls(&settings.assignment_order)).chain([SKIPPED_ITEM_SQL.to_string()]);
+    let steps = uncertain.into_iter().chain(open_item_sqls(&settings.assignment_order)).chain([SKIPPED_ITEM_SQL.clone()]);
     for sql in steps {
         if chosen.is_some() {
             break;
@@ -1315,7 +1327,7 @@ mod tests {
         assert!(p.contains("g USING INDEX items_gold (project_id=? AND id<?)"), "{p}");
         assert!(p.contains("t USING PRIMARY KEY (project_id=? AND user_id=?)"), "{p}");
         assert!(!p.contains("SCAN "), "{p}");
-        let p = plan(&db, SKIPPED_ITEM_SQL, 5).await;
+        let p = plan(&db, &SKIPPED_ITEM_SQL, 5).await;
         assert!(p.contains("s USING INDEX skips_user ("), "{p}");
         assert!(!p.contains("TEMP B-TREE FOR ORDER BY"), "{p}");
     }
