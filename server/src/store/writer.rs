@@ -383,6 +383,9 @@ static OTHER_WRITE_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new
 /// never close its connection with a statement of ours open.
 async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::UnboundedReceiver<Job>, max_group: usize) {
     raw.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
+    if let Err(e) = raw.execute_batch(JOURNALS_IN_MEMORY) {
+        tracing::warn!(error = %e, "group commit: the savepoints' journals stay in files");
+    }
     let held_at = std::time::Instant::now();
     let mut next = Some(first);
     while let Some(first) = next.take() {
@@ -416,7 +419,30 @@ async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::Unbounde
             },
         };
     }
+    // Fails only inside a transaction, which a failed COMMIT and ROLLBACK left open: then the
+    // connection's next transaction fails too (and sqlx replaces the connection).
+    if let Err(e) = raw.execute_batch(JOURNALS_IN_FILES) {
+        tracing::error!(error = %e, "group commit: the connection goes back with its journals in memory");
+    }
 }
+
+/// Labeling jobs keep their savepoints' journals in memory; the connection's other writes keep
+/// SQLite's default, files. A savepoint journals the original of each page it changes, the
+/// first time it changes it, so that a job that fails can be rolled back alone (`run_raw`).
+/// A submission changes ~20 pages (the annotation, the item and its stream indexes, the lease,
+/// the audit row and the retry key, each with its indexes): ~160 KiB of 8 KiB pages, over the
+/// 64 KiB that SQLite keeps in memory before it moves a statement journal to a temporary file.
+/// So each job wrote its journal to a file: ~25 page writes of 8 KiB, 50 write system calls
+/// per label, on the writer's path (counted with strace; docs/bench.md, session 23). A job's
+/// journal is emptied when its savepoint ends, so in memory it holds one job's pages at most.
+/// Other writes keep files: a statement of an import's transaction, or a bulk update, may
+/// journal far more pages than memory should hold. (SQLite's process-wide threshold,
+/// `SQLITE_CONFIG_STMTJRNL_SPILL`, cannot be raised enough: a journal over 128 KiB fails to
+/// move to its file with "database or disk is full", as its unix file layer writes at most
+/// 128 KiB at once.) The setting takes effect at each `BEGIN`, and cannot change inside a
+/// transaction: it is set when the writer takes the connection and reset before it gives it back.
+const JOURNALS_IN_MEMORY: &str = "PRAGMA temp_store = MEMORY";
+const JOURNALS_IN_FILES: &str = "PRAGMA temp_store = DEFAULT";
 
 fn record_group(size: usize) {
     GROUPS.fetch_add(1, Ordering::Relaxed);
@@ -590,6 +616,42 @@ mod tests {
         }
         assert!(open.iter().any(|t| t.contains("_sqlx_migrations")), "the walk sees sqlx's statements: {open:?}");
         assert!(!open.iter().any(|t| t.contains("FROM audit_log") || t.contains("raw_job")), "{open:?}");
+    }
+
+    /// A labeling job journals its savepoint in memory (`JOURNALS_IN_MEMORY`), a job that fails
+    /// after changing far more pages than a file-less journal should be asked to hold at once
+    /// (~400 KiB) still rolls back alone, and the connection goes back to the pool's other
+    /// writes with SQLite's default (files) again.
+    #[tokio::test]
+    async fn labeling_jobs_journal_in_memory_and_other_writes_in_files() {
+        let (_dir, db) = sqlite().await;
+        let Db::Sqlite { writer, write, read, .. } = &db else { unreachable!() };
+        sqlx::query("CREATE TABLE scratch (id INTEGER PRIMARY KEY, body TEXT NOT NULL)").execute(write).await.unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+             INSERT INTO scratch (id, body) SELECT i, printf('%.2000c', 'a') FROM n",
+        )
+        .execute(write)
+        .await
+        .unwrap();
+        let in_job = writer
+            .run_raw(|conn| Ok(conn.query_row("PRAGMA temp_store", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .unwrap();
+        assert_eq!(in_job, 2, "a labeling job runs with temp_store = MEMORY");
+        let r = writer
+            .run_raw(|conn| -> AppResult<()> {
+                assert_eq!(conn.execute("UPDATE scratch SET body = upper(body)", [])?, 200);
+                Err(AppError::conflict("refused after its writes"))
+            })
+            .await;
+        assert!(matches!(r, Err(AppError::Conflict(_))), "{r:?}");
+        let upper: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM scratch WHERE body <> lower(body)").fetch_one(read).await.unwrap();
+        assert_eq!(upper, 0, "the failed job's changes are all rolled back");
+        let _other = OtherWrite::enter();
+        let mut conn = write.acquire().await.unwrap();
+        let after: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(after, 0, "the pool's other writes journal in files, SQLite's default");
     }
 
     /// While labeling writes keep coming without a pause, the writer keeps the write
