@@ -44,6 +44,10 @@ pub async fn export(
         multi: project.kind == LabelKind::Multi,
         labels: project.labels.into_iter().map(|l| l.name).collect(),
     };
+    // An export of a million items formats tens of MiB on top of whatever the heap holds
+    // free when it starts: after a busy spell of labeling, 40–80 MiB that glibc keeps in its
+    // arenas (`heap`), which took the export over its 100 MiB (docs/bench.md, session 23).
+    tokio::task::spawn_blocking(crate::heap::release_free_memory).await.map_err(anyhow::Error::from)?;
     let stream = export_stream(state.db.clone(), pid, format, formulas, schema, q.complete_only, state.shutdown.clone());
     let filename = format!(
         "project-{pid}{}.{}",
