@@ -283,6 +283,32 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// A process's write system calls and bytes written so far, to files and sockets alike
+/// (`/proc/PID/io`: `syscw`, `wchar`).
+fn proc_io_writes(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok());
+    Some((field("syscw")?, field("wchar")?))
+}
+
+/// The server's writes per label while the labelers ran. A regression in how the writer
+/// writes shows here before it shows in the latencies: until session 23 each submission's
+/// savepoint journal went to a temporary file, ~50 write calls per label (docs/bench.md).
+struct WritesPerLabel {
+    calls: f64,
+    kib: f64,
+}
+
+impl WritesPerLabel {
+    fn between(before: (u64, u64), after: (u64, u64), labels: u64) -> WritesPerLabel {
+        let n = labels as f64;
+        WritesPerLabel {
+            calls: after.0.saturating_sub(before.0) as f64 / n,
+            kib: after.1.saturating_sub(before.1) as f64 / 1024.0 / n,
+        }
+    }
+}
+
 /// Samples the server's VmRSS and RssAnon every 100 ms and keeps their maxima (KiB).
 ///
 /// Both are reported because SQLite's readers map the database file (`store::connect`): the
@@ -1053,6 +1079,7 @@ async fn bench(
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(args.duration);
     let no_stop = Arc::new(AtomicBool::new(false));
+    let writes_before = proc_io_writes(server_pid);
     let tasks: Vec<_> = tokens
         .iter()
         .enumerate()
@@ -1073,6 +1100,11 @@ async fn bench(
     }
     let label_s = start.elapsed().as_secs_f64();
     let annotations = submitted.load(Ordering::Relaxed);
+    // One server's writes divided by every instance's labels would say nothing: one instance only.
+    let server_writes = match (writes_before, proc_io_writes(server_pid)) {
+        (Some(before), Some(after)) if bases.len() == 1 && annotations > 0 => Some(WritesPerLabel::between(before, after, annotations)),
+        _ => None,
+    };
     let throughput = annotations as f64 / label_s;
     let next = percentiles(next_ms);
     let submit = percentiles(submit_ms);
@@ -1235,6 +1267,12 @@ async fn bench(
             s.push_str(&format!("  writer per job          {} in their statements\n", per_kind.join(", ")));
         }
     }
+    if let Some(w) = &server_writes {
+        s.push_str(&format!(
+            "  server writes           {:>10.1} write calls, {:.1} KiB per label (files and sockets: the WAL, checkpoints, responses)\n",
+            w.calls, w.kib
+        ));
+    }
     if let Some(c) = &consistency {
         s.push_str(&format!(
             "  {} instances: items over k {}, acknowledged {}, in the export {}, lost {}\n",
@@ -1323,6 +1361,7 @@ async fn bench(
             "target_next_p99_ms": next_target,
             "next_pass": next_pass,
             "rss_peak_sampled_mib": mib(rss_after_labeling),
+            "server_writes_per_label": server_writes.as_ref().map(|w| json!({ "calls": w.calls, "kib": w.kib })),
             "instances": consistency,
             "commit_groups": group.as_ref().map(|g| json!({
                 "commits": g.groups,
@@ -1354,4 +1393,26 @@ async fn bench(
         })),
     });
     Ok(Figures { summary: s, json })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figure reads the kernel's counters of a live process: this one's grow by the
+    /// calls and bytes it writes, and a label's share is their change over the labels.
+    #[test]
+    fn server_writes_are_counted_per_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = proc_io_writes(std::process::id()).expect("/proc/self/io is readable");
+        let mut f = std::fs::File::create(dir.path().join("w")).unwrap();
+        for _ in 0..10 {
+            std::io::Write::write_all(&mut f, &[7u8; 4096]).unwrap();
+        }
+        let after = proc_io_writes(std::process::id()).unwrap();
+        assert!(after.0 >= before.0 + 10 && after.1 >= before.1 + 40_960, "{before:?} → {after:?}");
+        let w = WritesPerLabel::between((100, 1_024_000), (150, 3_072_000), 10);
+        assert_eq!((w.calls, w.kib), (5.0, 200.0));
+        assert!(proc_io_writes(u32::MAX).is_none(), "no such process: no figure");
+    }
 }

@@ -28,6 +28,7 @@ const FIGURES: &[(&str, &str, bool, f64)] = &[
     ("/export/jsonl/rss_anon_peak_mib", "RssAnon in export MiB", false, 10.0),
     ("/server/rss_anon_peak_sampled_mib", "peak RssAnon MiB", false, 10.0),
     ("/during_import/next/p99_ms", "next p99 ms, import", false, 2.0),
+    ("/labeling/server_writes_per_label/calls", "write calls per label", false, 2.0),
 ];
 
 /// What makes two runs comparable.
