@@ -432,15 +432,16 @@ async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::Unbounde
 /// A submission changes ~20 pages (the annotation, the item and its stream indexes, the lease,
 /// the audit row and the retry key, each with its indexes): ~160 KiB of 8 KiB pages, over the
 /// 64 KiB that SQLite keeps in memory before it moves a statement journal to a temporary file.
-/// So each job wrote its journal to a file: ~25 page writes of 8 KiB, 50 write system calls
-/// per label, on the writer's path (counted with strace; docs/bench.md, session 23). A job's
-/// journal is emptied when its savepoint ends, so in memory it holds one job's pages at most.
-/// Other writes keep files: a statement of an import's transaction, or a bulk update, may
-/// journal far more pages than memory should hold. (SQLite's process-wide threshold,
-/// `SQLITE_CONFIG_STMTJRNL_SPILL`, cannot be raised enough: a journal over 128 KiB fails to
-/// move to its file with "database or disk is full", as its unix file layer writes at most
-/// 128 KiB at once.) The setting takes effect at each `BEGIN`, and cannot change inside a
-/// transaction: it is set when the writer takes the connection and reset before it gives it back.
+/// So each submission wrote its journal to a file: with the hand-out's, ~25 page writes of
+/// 8 KiB, 50 write system calls per label, on the writer's path (counted with strace;
+/// docs/bench.md, session 23). A job's journal is emptied when its savepoint ends, so in memory
+/// it holds one job's pages at most. Other writes keep files: a statement of an import's
+/// transaction, or a bulk update, may journal far more pages than memory should hold.
+/// (SQLite's process-wide threshold, `SQLITE_CONFIG_STMTJRNL_SPILL`, cannot be raised enough:
+/// set above 128 KiB, a journal that reaches it fails to move to its file with "database or
+/// disk is full", as the unix file layer writes at most 128 KiB at once.) The setting takes
+/// effect at each `BEGIN` and cannot change inside a transaction: it is set when the writer
+/// takes the connection and reset before it gives it back.
 const JOURNALS_IN_MEMORY: &str = "PRAGMA temp_store = MEMORY";
 const JOURNALS_IN_FILES: &str = "PRAGMA temp_store = DEFAULT";
 
