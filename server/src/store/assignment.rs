@@ -105,9 +105,36 @@ fn order_steps(assignment_order: &str) -> &'static [(&'static str, &'static str)
 /// `items_model_rank`, migration 0017), least certain first.
 const UNCERTAIN_STEP: (&str, &str) = ("AND i.model_rank IS NOT NULL", "i.model_rank, i.id");
 
-/// Every hand-out query of an assignment order (`order_steps`), in turn.
-fn open_item_sqls(assignment_order: &str) -> Vec<String> {
-    order_steps(assignment_order).iter().map(|(cond, order)| open_item_sql(cond, order)).collect()
+/// One query of a hand-out's steps, as SQLite and PostgreSQL without row claiming run it
+/// (`scan`), and as row claiming runs it (`claim`, the same with `claim_sql`'s lock).
+struct HandOutStep {
+    scan: String,
+    claim: String,
+}
+
+/// The assignment orders whose steps `hand_out_steps` builds, one list each; any other order
+/// is served as 'random' (`order_steps`).
+const ORDERS: [&str; 3] = ["import", "priority", "random"];
+
+/// Every query a hand-out tries in turn for a project in `assignment_order`: the uncertainty
+/// step when the project turns it on (`uncertain`), the order's open items (`order_steps`),
+/// then the item the labeler skipped longest ago. Their texts depend on nothing else, so they
+/// are built once per order, not on every hand-out on the writer's path.
+fn hand_out_steps(assignment_order: &str, uncertain: bool) -> &'static [HandOutStep] {
+    static STEPS: std::sync::LazyLock<Vec<Vec<HandOutStep>>> = std::sync::LazyLock::new(|| {
+        let lists = ORDERS.iter().flat_map(|order| [false, true].map(|uncertain| (order, uncertain)));
+        lists
+            .map(|(order, uncertain)| {
+                let open = uncertain.then_some(&UNCERTAIN_STEP).into_iter().chain(order_steps(order));
+                open.map(|(cond, order_by)| open_item_sql(cond, order_by))
+                    .chain([SKIPPED_ITEM_SQL.clone()])
+                    .map(|scan| HandOutStep { claim: claim_sql(&scan), scan })
+                    .collect()
+            })
+            .collect()
+    });
+    let order = ORDERS.iter().position(|o| *o == assignment_order).unwrap_or(ORDERS.len() - 1);
+    &STEPS[order * 2 + uncertain as usize]
 }
 
 /// The first open item for the labeler in the project's order: not gold, not complete, visible
@@ -395,21 +422,18 @@ async fn hand_out<S: Statements>(
     // A claimed item comes with its lease written and the hand-out's answer read
     // (`claim_open_item`).
     let mut claimed: Option<Row> = None;
-    // The order's open items, then the item the labeler skipped longest ago.
-    let uncertain = (settings.uncertainty_order != 0).then(|| open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1));
-    let steps = uncertain.into_iter().chain(open_item_sqls(&settings.assignment_order)).chain([SKIPPED_ITEM_SQL.clone()]);
-    for sql in steps {
+    for step in hand_out_steps(&settings.assignment_order, settings.uncertainty_order != 0) {
         if chosen.is_some() {
             break;
         }
         if claiming {
             let lease = (now, expires, since);
-            if let Some((id, row)) = claim_open_item(s, &claim_sql(&sql), pid, user_id, lease, &settings).await? {
+            if let Some((id, row)) = claim_open_item(s, &step.claim, pid, user_id, lease, &settings).await? {
                 (chosen, claimed) = (Some(id), Some(row));
             }
         } else {
             let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into()];
-            chosen = s.first_i64(&sql, args).await?;
+            chosen = s.first_i64(&step.scan, args).await?;
         }
     }
     let Some(item_id) = chosen else {
@@ -1285,11 +1309,19 @@ mod tests {
             ("import", &["items_stream_import"][..]),
             ("random", &["items_stream_rank"][..]),
             ("priority", &["items_stream_raised", "items_stream_rank"][..]),
+            // An order the CHECK constraint may add later is served as 'random'.
+            ("anything else", &["items_stream_rank"][..]),
         ] {
-            let sqls = open_item_sqls(order);
-            assert_eq!(sqls.len(), indexes.len(), "{order}");
-            for (sql, index) in sqls.iter().zip(indexes) {
-                let p = plan(&db, sql, 5).await;
+            // The order's steps, then the skipped item; with the uncertainty step first when on.
+            let steps = hand_out_steps(order, false);
+            assert_eq!(steps.len(), indexes.len() + 1, "{order}");
+            assert_eq!(steps.last().unwrap().scan, *SKIPPED_ITEM_SQL, "{order}");
+            let uncertain = hand_out_steps(order, true);
+            assert_eq!(uncertain[0].scan, open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1), "{order}");
+            assert!(uncertain[1..].iter().zip(steps).all(|(u, s)| u.scan == s.scan && u.claim == s.claim), "{order}");
+            assert!(steps.iter().all(|s| s.claim == claim_sql(&s.scan)), "{order}");
+            for (step, index) in steps.iter().zip(indexes) {
+                let p = plan(&db, &step.scan, 5).await;
                 assert!(!p.contains("TEMP B-TREE"), "{order}: {p}");
                 assert!(p.contains(&format!("i USING COVERING INDEX {index} (")), "{order}: {p}");
                 println!("{order}:\n{p}");
