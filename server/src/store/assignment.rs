@@ -146,8 +146,9 @@ fn hand_out_steps(assignment_order: &str, uncertain: bool) -> &'static [HandOutS
 /// in the order written, so each of them costs one index look-up, not five.
 ///
 /// `+i.id <= $4`: the unary plus keeps the planners from reading the visibility bound as a
-/// range on `items_open (project_id, complete, id)`; SQLite otherwise took that range for the
-/// random and priority orders and then sorted every open item (the unit test below).
+/// range on an index led by (project_id, complete, id) (`items_stream_import`; `items_open`
+/// before migration 0023); SQLite otherwise took that range for the random and priority orders
+/// and then sorted every open item (the unit test below).
 fn open_item_sql(condition: &str, order_by: &str) -> String {
     format!(
         "SELECT i.id FROM items i
@@ -980,8 +981,9 @@ const ADD_DONE_SQL: &str = "INSERT INTO project_done_shards (project_id, shard, 
 /// the total, nor of the done count (an item done before a lead marked it gold is still
 /// `complete` and in `done_count`); counted over the small gold index, as
 /// `store::projects::list_projects` counts them. `+i.complete`: without the plus SQLite took
-/// `items_open (project_id, complete, id)` for the gold count and read the row of every done
-/// item of the project, each hand-out, more as the project got done (session 9's profile).
+/// `items_open (project_id, complete, id)` (before migration 0023) for the gold count and read
+/// the row of every done item of the project, each hand-out, more as the project got done
+/// (session 9's profile); the plus keeps it off the done items' index `items_done` too.
 /// The shards' sum reads their covering index (migration 0020). The caller's own counts come
 /// from their row of `labeler_totals` (migration 0021, kept by triggers): counting their
 /// history took milliseconds per hand-out at 20,000 annotations. Its `since_count` answers
@@ -1349,7 +1351,7 @@ mod tests {
         // The caller's counts: today's annotations only, and the total from its one row.
         assert!(p.contains("USING COVERING INDEX annotations_user_time (project_id=? AND user_id=? AND created_at>?)"), "{p}");
         assert!(p.contains("SEARCH t USING PRIMARY KEY (project_id=? AND user_id=?)"), "{p}");
-        assert!(!p.contains("items_open"), "{p}");
+        assert!(!p.contains("items_done"), "{p}");
         assert_eq!(p.matches("i USING INDEX items_gold (project_id=? AND id<?)").count(), 2, "{p}");
         // A hand-out's first read: the labeler's leases from their index, the gold check and
         // their totals each a search; no table scanned.

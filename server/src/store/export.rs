@@ -84,7 +84,8 @@ const ANNOTATIONS_PAGE: &str = "SELECT a.item_id, u.username, a.labels, a.time_m
 /// 2,000, so a 1,000,000-item export took 34 s and its sort buffers 230 MiB. Now:
 /// - every item: the rowid range `id > after` (the unary `+` keeps the planner off the
 ///   project_id indexes; the project check is a filter on rows the range reads anyway);
-/// - complete items only: `complete = 1`, so `items_open` ranges on `(project_id, 1, id)`;
+/// - complete items only: `complete = 1`, so the done items' partial index `items_done`
+///   (migration 0023) ranges on `(project_id, id)`;
 /// - annotations: the page's item id range through the `UNIQUE (item_id, user_id)` index
 ///   (before: `annotations_user_time` on `project_id`, every annotation of the project per
 ///   page). Only the page's annotations are sorted.
@@ -251,7 +252,7 @@ mod tests {
         let items = plan(read, ITEMS_PAGE).await;
         assert!(items.contains("SEARCH items USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "{items}");
         let complete = plan(read, ITEMS_COMPLETE_PAGE).await;
-        assert!(complete.contains("items_open (project_id=? AND complete=? AND id>? AND id<?)"), "{complete}");
+        assert!(complete.contains("items_done (project_id=? AND id>? AND id<?)"), "{complete}");
         let annotations = plan(read, ANNOTATIONS_PAGE).await;
         assert!(annotations.contains("SEARCH a USING INDEX sqlite_autoindex_annotations_1 (item_id>? AND item_id<?)"), "{annotations}");
         for p in [&items, &complete] {

@@ -85,13 +85,13 @@ pub async fn enabled_projects(db: &Db) -> AppResult<Vec<(i64, i64)>> {
 /// (complete and decided), which is fine for what it is for: noticing that N labels came in
 /// (`jobs::enqueue_due_models`) without computing every final label every few seconds. Each
 /// part is a walk of an index over the project's rows of that kind.
+const LABEL_SIGNAL_SQL: &str = "SELECT (SELECT COUNT(*) FROM items i WHERE i.project_id = $1 AND i.complete = 1 AND i.gold IS NULL)
+          + (SELECT COUNT(*) FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL)
+          + (SELECT COUNT(DISTINCT d.item_id) FROM review_decisions d WHERE d.project_id = $1)";
+
 pub async fn label_signal(db: &Db, project_id: i64) -> AppResult<i64> {
     Ok(on_read!(db, pool => {
-        sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM items i WHERE i.project_id = $1 AND i.complete = 1 AND i.gold IS NULL)
-                  + (SELECT COUNT(*) FROM items i WHERE i.project_id = $1 AND i.gold IS NOT NULL)
-                  + (SELECT COUNT(DISTINCT d.item_id) FROM review_decisions d WHERE d.project_id = $1)",
-        )
+        sqlx::query_scalar(LABEL_SIGNAL_SQL)
         .bind(project_id)
         .fetch_one(pool)
         .await?
@@ -293,4 +293,25 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
         tx.commit().await?;
         id
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The label count runs every few seconds for each project with the model on: its done
+    /// items come from the done items' partial index alone (migration 0023), not from a read of
+    /// each done item's row, as `items_open` gave.
+    #[tokio::test]
+    async fn the_label_signal_reads_indexes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
+        let Db::Sqlite { read, .. } = &db else { unreachable!() };
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {LABEL_SIGNAL_SQL}")).bind(1_i64).fetch_all(read).await.unwrap();
+        let p = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n");
+        assert!(p.contains("SEARCH i USING COVERING INDEX items_done (project_id=?)"), "{p}");
+        assert!(p.contains("SEARCH i USING INDEX items_gold (project_id=?)"), "{p}");
+        assert!(p.lines().all(|l| !l.starts_with("SCAN ") || l == "SCAN CONSTANT ROW"), "{p}");
+    }
 }
