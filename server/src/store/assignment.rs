@@ -4,7 +4,7 @@
 //! no labeler annotates an item twice. Every statement that reads and then changes an item's
 //! capacity runs while holding the project's assignment lock: on SQLite that is the single
 //! writer connection (the labeling writes go through its group commit, `store::writer`: one
-//! job after another, each in its own savepoint). On PostgreSQL, hand-outs and submissions
+//! job after another; every refusal is decided before the job's first write). On PostgreSQL, hand-outs and submissions
 //! take a transaction-scoped advisory lock on the project id in *shared* mode and claim rows:
 //! a hand-out locks the item it gives (`FOR NO KEY UPDATE SKIP LOCKED`, then checks its
 //! capacity again, `claim_open_item`), a submission waits for its item's row lock; so two hand-outs or

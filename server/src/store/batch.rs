@@ -4,7 +4,9 @@
 //! the done shard, the audit entry, the review hook, the lease, the skip, the retry key). They
 //! are gathered in a `Batch` as they are decided and run by `Statements::run`
 //! (`store::statements`) inside the caller's transaction: the first failing part fails the
-//! batch, and the job's savepoint (SQLite) or transaction (PostgreSQL) undoes the ones before.
+//! batch. On PostgreSQL the job's transaction undoes the parts before it; on SQLite the group
+//! commit rolls back the job's group with it (`store::writer::run_group`: a job that fails
+//! after it wrote).
 use std::borrow::Cow;
 
 /// A value bound to a part of a batch. Typed, because PostgreSQL types every parameter (a

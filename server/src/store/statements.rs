@@ -92,7 +92,8 @@ impl Row {
     }
 }
 
-/// Runs statements inside an open transaction (SQLite: the job's savepoint inside its group).
+/// Runs statements inside an open transaction (SQLite: the group commit's, shared by the jobs
+/// of a group).
 pub trait Statements: Send {
     /// Runs one statement and returns all its rows.
     fn rows(&mut self, sql: &str, args: Vec<Arg>) -> impl Future<Output = AppResult<Vec<Row>>> + Send;
@@ -266,7 +267,8 @@ impl Statements for PgStatements<'_> {
 /// Runs `$body` (an expression that may use `?` and `.await`, with `$s` bound to a
 /// [`Statements`] inside an open transaction and `$is_pg` telling the backend) as one labeling
 /// write, and evaluates to its value once that write is durable. On SQLite the body runs in
-/// the group commit (`GroupWriter::run_raw`: its own savepoint, rolled back when it fails) on
+/// the group commit (`GroupWriter::run_raw`: a body that refuses must refuse before its first
+/// write, or its group is rolled back with it) on
 /// the raw handle, so it must own what it uses and never wait on anything but `$s`; on
 /// PostgreSQL it runs in a transaction of its own, committed when the body succeeds.
 ///
@@ -410,7 +412,7 @@ mod tests {
     }
 
     /// A failing part fails the batch at that part: the parts before it ran (the caller's
-    /// savepoint undoes them), the parts after it did not.
+    /// transaction undoes them), the parts after it did not.
     #[test]
     fn a_failing_part_stops_the_batch() {
         let mut c = raw();

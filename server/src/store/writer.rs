@@ -9,9 +9,14 @@
 //! Now the labeling writes (`store::assignment`: hand-out, submission, skip) are *jobs* sent to
 //! one task per database. The task takes the first job, then every job already queued behind
 //! it (at most `MAX_GROUP`), and runs them one after another on the writer connection inside
-//! one `BEGIN IMMEDIATE` … `COMMIT`. Each job runs inside its own savepoint
-//! (`in_raw_savepoint`): a job that fails (a 409, a 403, a constraint) rolls back only its own
-//! statements, and the others of its group are unaffected.
+//! one `BEGIN IMMEDIATE` … `COMMIT`. A job that fails without having changed a row (a 409, a
+//! 403, a 404: every refusal is decided before the job's first write; or a statement that
+//! failed, which SQLite undoes itself) leaves the others of its group unaffected. A job that
+//! fails after it changed rows (a bug, or the storage failing halfway) cannot be undone alone:
+//! the group's transaction is rolled back, the jobs before it in the group are answered 503
+//! ("nothing was saved, send it again"), and the rest of the group runs in a new transaction
+//! (`run_group`). Jobs have no savepoint of their own: one per job journaled every page the job
+//! changed, a seventh of the writer's time per label (docs/bench.md, session 24).
 //!
 //! **The jobs run on the connection's raw handle** (`store::statements`): the task borrows it
 //! from sqlx and keeps it while labeling writes keep coming (`hold`), and the jobs' statements
@@ -197,10 +202,24 @@ fn phase_done(phase: usize, since: &mut std::time::Instant) {
     *since = now;
 }
 
-/// What a job hands back after running: called once its group's commit is known (`Ok`: the
-/// job's result stands; `Err`: the commit failed, the job's effects are gone).
-type Deliver = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
-type Job = Box<dyn FnOnce(&mut rusqlite::Connection) -> Deliver + Send>;
+/// How the transaction a job ran in ended, as its request is told.
+enum Ending<'e> {
+    /// The job's result stands: committed when it succeeded, its own error when it failed.
+    Kept,
+    /// The commit failed: nothing of the job was saved, whatever it answered.
+    CommitFailed(&'e rusqlite::Error),
+    /// A later job of the group failed after it had written, and the transaction was rolled
+    /// back with it: nothing of this job was saved.
+    Undone,
+}
+
+/// What a job hands back after running: whether it failed (`run_group` then checks whether it
+/// wrote first), and what answers its request once its transaction's end is known.
+struct Ran {
+    failed: bool,
+    deliver: Box<dyn FnOnce(Ending<'_>) + Send>,
+}
+type Job = Box<dyn FnOnce(&mut rusqlite::Connection) -> Ran + Send>;
 
 /// The handle requests send their jobs through. Cloning it is cheap; the task ends when the
 /// last handle is dropped (after it committed what was queued).
@@ -224,21 +243,16 @@ impl GroupWriter {
     }
 
     /// Runs `body` on the writer connection's raw handle inside the next group's transaction,
-    /// in a savepoint of its own (released when it succeeds, rolled back when it fails or
-    /// panics), and returns its result once that group is committed. The jobs of a group share
-    /// one borrow of the handle and one statement cache, kept across groups while jobs
-    /// keep coming (`hold`).
+    /// and returns its result once that group is committed. A `body` that refuses must do so
+    /// before its first write: one that fails after it changed rows takes the jobs before it in
+    /// its group back with it (`run_group`). The jobs of a group share one borrow of the handle
+    /// and one statement cache, kept across groups while jobs keep coming (`hold`).
     pub async fn run_raw<T, F>(&self, body: F) -> AppResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> AppResult<T> + Send + 'static,
     {
-        let (done_tx, done_rx) = oneshot::channel::<AppResult<T>>();
-        let waiting = Waiting::enter();
-        let job: Job = Box::new(move |conn| {
-            let result = in_raw_savepoint(conn, body);
-            deliver(result, waiting, done_tx)
-        });
+        let (job, done_rx) = job_of(body);
         self.send(job, done_rx).await
     }
 
@@ -256,7 +270,7 @@ impl GroupWriter {
 
 impl GroupWriter {
     /// `run_raw` for a labeling job of kind `kind`, whose statements' time is counted under it
-    /// (`JOB_MICROS`; the savepoint around them is not).
+    /// (`JOB_MICROS`).
     pub async fn run_labeling<T, F>(&self, kind: JobKind, body: F) -> AppResult<T>
     where
         T: Send + 'static,
@@ -281,40 +295,41 @@ impl GroupWriter {
     }
 }
 
-/// What hands a job's `result` to its request once its group's commit is known.
-fn deliver<T: Send + 'static>(result: AppResult<T>, waiting: Waiting, done_tx: oneshot::Sender<AppResult<T>>) -> Deliver {
-    Box::new(move |commit: Result<(), &rusqlite::Error>| {
-        let _waiting = waiting;
-        let _ = done_tx.send(match commit {
-            Ok(()) => result,
-            // Even a job that failed on its own gets the commit's error: whatever it would
-            // have answered, nothing of its group was saved.
-            Err(e) => Err(commit_failed(e)),
+/// `body` as a job for the writer, and where its answer arrives (a dropped sender: the job
+/// never ran, or panicked).
+fn job_of<T, F>(body: F) -> (Job, oneshot::Receiver<AppResult<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut rusqlite::Connection) -> AppResult<T> + Send + 'static,
+{
+    let (done_tx, done_rx) = oneshot::channel::<AppResult<T>>();
+    let waiting = Waiting::enter();
+    let job: Job = Box::new(move |conn| {
+        let result = body(conn);
+        let failed = result.is_err();
+        let deliver = Box::new(move |ending: Ending<'_>| {
+            let _waiting = waiting;
+            let _ = done_tx.send(match ending {
+                Ending::Kept => result,
+                // Even a job that failed on its own gets the commit's error: whatever it
+                // would have answered, nothing of its group was saved.
+                Ending::CommitFailed(e) => Err(commit_failed(e)),
+                Ending::Undone => Err(undone_with_another()),
+            });
         });
-    })
+        Ran { failed, deliver }
+    });
+    (job, done_rx)
 }
 
-/// Runs `body` in a savepoint on the raw connection: released when it succeeds, rolled back
-/// when it fails or panics (the panic goes on, to `run_group`).
-fn in_raw_savepoint<T>(conn: &mut rusqlite::Connection, body: impl FnOnce(&mut rusqlite::Connection) -> AppResult<T>) -> AppResult<T> {
-    struct RollBack<'c>(Option<&'c mut rusqlite::Connection>);
-    impl Drop for RollBack<'_> {
-        fn drop(&mut self) {
-            if let Some(c) = self.0.take() {
-                if let Err(e) = c.execute_batch("ROLLBACK TO raw_job; RELEASE raw_job") {
-                    tracing::error!(error = %e, "group commit: a raw job's savepoint did not roll back");
-                }
-            }
-        }
+/// The answer of a job rolled back because a later job of its group failed after writing.
+fn undone_with_another() -> AppError {
+    AppError::Unavailable {
+        message: "another request written together with this one failed halfway, and both were undone; nothing of this \
+                  request was saved: send it again"
+            .into(),
+        retry_after_secs: 1,
     }
-    conn.prepare_cached("SAVEPOINT raw_job")?.raw_execute()?;
-    let mut guard = RollBack(Some(conn));
-    let result = body(guard.0.as_deref_mut().expect("set above"));
-    if result.is_ok() {
-        let conn = guard.0.take().expect("set above");
-        conn.prepare_cached("RELEASE raw_job")?.raw_execute()?;
-    }
-    result
 }
 
 /// A failed COMMIT: a 503 when the database's storage refused it (read-only, disk full: it
@@ -384,7 +399,7 @@ static OTHER_WRITE_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new
 async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::UnboundedReceiver<Job>, max_group: usize) {
     raw.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
     if let Err(e) = raw.execute_batch(JOURNALS_IN_MEMORY) {
-        tracing::warn!(error = %e, "group commit: the savepoints' journals stay in files");
+        tracing::warn!(error = %e, "group commit: the statement journals stay in files");
     }
     let held_at = std::time::Instant::now();
     let mut next = Some(first);
@@ -399,10 +414,7 @@ async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::Unbounde
         QUEUE_DEPTH.fetch_sub(group.len() as i64, Ordering::Relaxed);
         record_group(group.len());
         let mut since = std::time::Instant::now();
-        let (delivers, outcome) = run_group(&mut raw, group, &mut since);
-        for deliver in delivers {
-            deliver(outcome.as_ref().map(|_| ()));
-        }
+        let outcome = run_group(&mut raw, group, &mut since);
         if outcome.is_err() || other_writes_wait() || held_at.elapsed() >= HOLD_MAX {
             break;
         }
@@ -426,16 +438,15 @@ async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::Unbounde
     }
 }
 
-/// Labeling jobs keep their savepoints' journals in memory; the connection's other writes keep
-/// SQLite's default, files. A savepoint journals the original of each page it changes, the
-/// first time it changes it, so that a job that fails can be rolled back alone (`run_raw`).
-/// A submission changes ~20 pages (the annotation, the item and its stream indexes, the lease,
-/// the audit row and the retry key, each with its indexes): ~160 KiB of 8 KiB pages, over the
-/// 64 KiB that SQLite keeps in memory before it moves a statement journal to a temporary file.
-/// So each submission wrote its journal to a file: with the hand-out's, ~25 page writes of
-/// 8 KiB, 50 write system calls per label, on the writer's path (counted with strace;
-/// docs/bench.md, session 23). A job's journal is emptied when its savepoint ends, so in memory
-/// it holds one job's pages at most. Other writes keep files: a statement of an import's
+/// Labeling jobs keep their statement journals in memory; the connection's other writes keep
+/// SQLite's default, files. A statement that may fail halfway (one whose triggers write other
+/// tables, such as a new annotation's) journals the original of each page it changes, so that
+/// SQLite can undo it alone. Until session 24 every job also ran in a savepoint, whose
+/// journal for a submission (~20 pages, ~160 KiB) went past the 64 KiB that SQLite keeps in
+/// memory before it moves a statement journal to a temporary file: ~25 page writes of 8 KiB,
+/// 50 write system calls per label, on the writer's path (counted with strace; docs/bench.md,
+/// session 23). A statement's journal is emptied when the statement ends, so in memory it holds
+/// one statement's pages at most. Other writes keep files: a statement of an import's
 /// transaction, or a bulk update, may journal far more pages than memory should hold.
 /// (SQLite's process-wide threshold, `SQLITE_CONFIG_STMTJRNL_SPILL`, cannot be raised enough:
 /// set above 128 KiB, a journal that reaches it fails to move to its file with "database or
@@ -453,28 +464,52 @@ fn record_group(size: usize) {
 }
 
 /// One group in one transaction on the raw connection: `BEGIN IMMEDIATE`, the group's jobs one
-/// after another in arrival order, `COMMIT`, each in place, with no hand-off to sqlx's thread.
-/// When the transaction cannot start, the jobs are dropped unrun (their requests get
-/// `writer_gone`, nothing was written).
-fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant) -> (Vec<Deliver>, Result<(), rusqlite::Error>) {
-    if let Err(e) = raw.execute_batch("BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, jobs = group.len(), "group commit: BEGIN failed");
-        return (Vec::new(), Err(e));
-    }
+/// after another in arrival order, `COMMIT`, each in place, with no hand-off to sqlx's thread;
+/// then every job's request is answered. When the transaction cannot start, the jobs are
+/// dropped unrun (their requests get `writer_gone`, nothing was written).
+///
+/// A job that fails (or panics) having changed no row (`total_changes` did not move) leaves the
+/// transaction as it found it, and the group goes on (unless the failure ended the transaction). One that fails after it changed rows
+/// cannot be undone alone (jobs have no savepoints: see the module's doc): the transaction is
+/// rolled back, the jobs before it are answered `undone_with_another`, it gets its own error,
+/// and the rest of the group runs in a new transaction.
+fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant) -> Result<(), rusqlite::Error> {
+    let begin = |raw: &mut rusqlite::Connection| {
+        raw.execute_batch("BEGIN IMMEDIATE")
+            .inspect_err(|e| tracing::error!(error = %e, "group commit: BEGIN failed; the group's jobs not run yet are dropped"))
+    };
+    begin(raw)?;
     phase_done(BEGIN, since);
-    let mut delivers = Vec::with_capacity(group.len());
+    let mut in_transaction: Vec<Ran> = Vec::with_capacity(group.len());
     for job in group {
+        let changes_before = raw.total_changes();
         // A panicking job loses its own answer (its request gets `writer_gone`) but not the
-        // writer task; its savepoint rolled back in the unwind (`in_raw_savepoint`).
-        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut *raw))) {
-            Ok(deliver) => delivers.push(deliver),
-            Err(_) => tracing::error!("group commit: a job panicked; its request fails, the group goes on"),
+        // writer task.
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut *raw)))
+            .inspect_err(|_| tracing::error!("group commit: a job panicked; its request fails"))
+            .ok();
+        // A failure that ended the transaction (SQLite rolls it back itself on some I/O
+        // errors) took the jobs before it back too, as one that wrote must.
+        let intact = raw.total_changes() == changes_before && !raw.is_autocommit();
+        if ran.as_ref().is_some_and(|r| !r.failed) || intact {
+            in_transaction.extend(ran);
+            continue;
         }
+        tracing::error!(undone = in_transaction.len(), "group commit: a job failed after it wrote; its group's transaction is rolled back");
+        let rolled_back = if raw.is_autocommit() { Ok(()) } else { raw.execute_batch("ROLLBACK") };
+        for earlier in in_transaction.drain(..) {
+            (earlier.deliver)(Ending::Undone);
+        }
+        if let Some(failed) = ran {
+            (failed.deliver)(Ending::Kept);
+        }
+        rolled_back.inspect_err(|e| tracing::error!(error = %e, "group commit: ROLLBACK failed; the group's jobs not run yet are dropped"))?;
+        begin(raw)?;
     }
     phase_done(JOBS, since);
     let outcome = raw.execute_batch("COMMIT");
     if let Err(e) = &outcome {
-        tracing::error!(error = %e, jobs = delivers.len(), "group commit: COMMIT failed");
+        tracing::error!(error = %e, jobs = in_transaction.len(), "group commit: COMMIT failed");
         // A COMMIT refused by a deferred constraint leaves the transaction open; one refused
         // by the storage may have rolled it back already.
         if !raw.is_autocommit() {
@@ -484,7 +519,10 @@ fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::t
         }
     }
     phase_done(COMMIT, since);
-    (delivers, outcome)
+    for ran in in_transaction {
+        (ran.deliver)(outcome.as_ref().map_or_else(Ending::CommitFailed, |_| Ending::Kept));
+    }
+    outcome
 }
 
 #[cfg(test)]
@@ -504,46 +542,84 @@ mod tests {
         Ok(())
     }
 
-    /// Jobs sent together share a transaction, a failing job rolls back only its own writes
-    /// (also one that panics), and every result arrives after the commit (the rows are visible
-    /// to a reader then).
-    #[tokio::test]
-    async fn a_failing_job_rolls_back_only_itself() {
-        let (_dir, db) = sqlite().await;
-        let Db::Sqlite { read, writer, .. } = &db else { unreachable!() };
-        let mut handles = Vec::new();
-        for i in 0..40i64 {
-            let writer = writer.clone();
-            handles.push(tokio::spawn(async move {
-                writer
-                    .run_raw(move |conn| {
-                        audit_row(conn, i)?;
-                        if i % 3 == 0 {
-                            return Err(AppError::conflict(format!("job {i} refuses")));
-                        }
-                        if i % 7 == 0 {
-                            panic!("job {i} panics after its write");
-                        }
-                        Ok(i)
-                    })
-                    .await
-            }));
-        }
-        let mut ok = Vec::new();
-        for h in handles {
-            match h.await.unwrap() {
-                Ok(i) => ok.push(i),
-                Err(AppError::Conflict(_)) => {}
-                Err(AppError::Internal(e)) if e.to_string().contains("could not run this request") => {}
-                Err(e) => panic!("{e:?}"),
-            }
-        }
-        ok.sort_unstable();
-        let expected: Vec<i64> = (0..40).filter(|i| i % 3 != 0 && i % 7 != 0).collect();
-        assert_eq!(ok, expected);
-        let mut saved: Vec<i64> = sqlx::query_scalar("SELECT at FROM audit_log").fetch_all(read).await.unwrap();
-        saved.sort_unstable();
-        assert_eq!(saved, expected, "the refused and panicked jobs' rows are gone, the others are all there");
+    /// A database with one table whose rows the test jobs write, on a connection of its own.
+    fn scratch_connection() -> (tempfile::TempDir, rusqlite::Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("g.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER NOT NULL UNIQUE)").unwrap();
+        (dir, conn)
+    }
+
+    /// One group's jobs on `conn`, in order, through `run_group`: each job's answer, and the
+    /// rows the table holds after.
+    fn run_jobs(conn: &mut rusqlite::Connection, bodies: Vec<Box<dyn FnOnce(&mut rusqlite::Connection) -> AppResult<i64> + Send>>) -> (Vec<AppResult<i64>>, Vec<i64>) {
+        let (jobs, mut answers): (Vec<Job>, Vec<_>) = bodies.into_iter().map(job_of).unzip();
+        run_group(conn, jobs, &mut std::time::Instant::now()).unwrap();
+        let answers = answers.iter_mut().map(|rx| rx.try_recv().unwrap_or_else(|_| Err(writer_gone()))).collect();
+        let rows = conn.prepare("SELECT n FROM t ORDER BY n").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        (answers, rows)
+    }
+
+    fn insert(conn: &rusqlite::Connection, n: i64) -> AppResult<i64> {
+        conn.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+        Ok(n)
+    }
+
+    /// A job that refuses, whose statement fails, or that panics, all before writing anything,
+    /// costs the jobs around it in its group nothing: they are committed and answered.
+    #[test]
+    fn a_job_failing_before_it_writes_leaves_its_group_alone() {
+        let (_dir, mut conn) = scratch_connection();
+        let (answers, rows) = run_jobs(
+            &mut conn,
+            vec![
+                Box::new(|c| insert(c, 1)),
+                Box::new(|_| Err(AppError::conflict("refused"))),
+                // The UNIQUE constraint: the statement fails, and SQLite undoes it alone.
+                Box::new(|c| insert(c, 1)),
+                Box::new(|_| panic!("a job panics before it writes")),
+                Box::new(|c| insert(c, 5)),
+            ],
+        );
+        assert!(matches!(answers[0], Ok(1)), "{answers:?}");
+        assert!(matches!(answers[1], Err(AppError::Conflict(_))), "{answers:?}");
+        assert!(matches!(&answers[2], Err(AppError::Internal(e)) if e.to_string().contains("UNIQUE")), "{answers:?}");
+        assert!(matches!(&answers[3], Err(AppError::Internal(e)) if e.to_string().contains("could not run this request")), "{answers:?}");
+        assert!(matches!(answers[4], Ok(5)), "{answers:?}");
+        assert_eq!(rows, vec![1, 5]);
+    }
+
+    /// A job that fails or panics after it wrote takes the jobs before it in its transaction
+    /// back with it (they are answered 503, nothing of them saved); the jobs after it run in a
+    /// new transaction and are committed.
+    #[test]
+    fn a_job_failing_after_it_wrote_takes_back_the_jobs_before_it() {
+        let (_dir, mut conn) = scratch_connection();
+        let (answers, rows) = run_jobs(
+            &mut conn,
+            vec![
+                Box::new(|c| insert(c, 1)),
+                Box::new(|c| insert(c, 2)),
+                Box::new(|c| {
+                    insert(c, 3)?;
+                    Err(AppError::conflict("refused after its write"))
+                }),
+                Box::new(|c| insert(c, 4)),
+                Box::new(|c| {
+                    insert(c, 5)?;
+                    panic!("a job panics after its write")
+                }),
+                Box::new(|c| insert(c, 6)),
+            ],
+        );
+        let undone = |a: &AppResult<i64>| matches!(a, Err(AppError::Unavailable { message, .. }) if message.contains("send it again"));
+        assert!(undone(&answers[0]) && undone(&answers[1]), "{answers:?}");
+        assert!(matches!(answers[2], Err(AppError::Conflict(_))), "the failing job gets its own error: {answers:?}");
+        assert!(undone(&answers[3]), "{answers:?}");
+        assert!(matches!(&answers[4], Err(AppError::Internal(e)) if e.to_string().contains("could not run this request")), "{answers:?}");
+        assert!(matches!(answers[5], Ok(6)), "{answers:?}");
+        assert_eq!(rows, vec![6], "only the job after the last failure is saved");
+        assert!(conn.is_autocommit(), "no transaction is left open");
     }
 
     /// A request cancelled after its job was sent (its client went away) still has the job
@@ -619,9 +695,9 @@ mod tests {
         assert!(!open.iter().any(|t| t.contains("FROM audit_log") || t.contains("raw_job")), "{open:?}");
     }
 
-    /// A labeling job journals its savepoint in memory (`JOURNALS_IN_MEMORY`), a job that fails
-    /// after changing far more pages than a file-less journal should be asked to hold at once
-    /// (~400 KiB) still rolls back alone, and the connection goes back to the pool's other
+    /// A labeling job journals in memory (`JOURNALS_IN_MEMORY`), a job that fails after
+    /// changing far more pages than a file-less journal should be asked to hold at once
+    /// (~400 KiB) is rolled back completely, and the connection goes back to the pool's other
     /// writes with SQLite's default (files) again.
     #[tokio::test]
     async fn labeling_jobs_journal_in_memory_and_other_writes_in_files() {
