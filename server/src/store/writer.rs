@@ -469,10 +469,11 @@ fn record_group(size: usize) {
 /// dropped unrun (their requests get `writer_gone`, nothing was written).
 ///
 /// A job that fails (or panics) having changed no row (`total_changes` did not move) leaves the
-/// transaction as it found it, and the group goes on (unless the failure ended the transaction). One that fails after it changed rows
-/// cannot be undone alone (jobs have no savepoints: see the module's doc): the transaction is
-/// rolled back, the jobs before it are answered `undone_with_another`, it gets its own error,
-/// and the rest of the group runs in a new transaction.
+/// transaction as it found it, and the group goes on (unless the failure ended the
+/// transaction). One that fails after it changed rows cannot be undone alone (jobs have no
+/// savepoints: see the module's doc): the transaction is rolled back, the jobs before it are
+/// answered `undone_with_another`, it gets its own error, and the rest of the group runs in a
+/// new transaction.
 fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant) -> Result<(), rusqlite::Error> {
     let begin = |raw: &mut rusqlite::Connection| {
         raw.execute_batch("BEGIN IMMEDIATE")
