@@ -61,16 +61,50 @@ async fn disabling_stops_sessions_and_tokens_at_once(b: Backend) {
     patch_user(&admin, 999_999, json!({"disabled": true})).await.assert_error(404, "not_found");
 }
 
+/// An instance remembers a token's owner for a second (`auth::token_cache`): a change made
+/// through another instance on the same database reaches it when that second is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn disabling_through_another_instance_stops_tokens_within_a_second() {
+    let first = TestServer::start(Backend::Postgres).await;
+    let second = first.another_instance().await;
+    let admin = first.admin().await;
+    let (dana, session) = first.user(&admin, "dana", Role::Labeler).await;
+    let token = session.create_token("dana's script").await;
+    let on_second = Client::with_bearer(second.base_url(), &token.secret);
+    assert_eq!(on_second.me().await.user.id, dana.id, "the second instance has read the owner");
+
+    let off: User = patch_user(&admin, dana.id, json!({"disabled": true})).await.ok();
+    assert!(off.disabled);
+    let changed = Instant::now();
+    Client::with_bearer(first.base_url(), &token.secret).get_raw("/api/me").await.assert_error(401, "account_disabled");
+    loop {
+        let r = on_second.get_raw("/api/me").await;
+        if r.status.as_u16() == 401 {
+            r.assert_error(401, "account_disabled");
+            break;
+        }
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        let waited = changed.elapsed();
+        assert!(waited < Duration::from_secs(3), "the second instance still takes the token {waited:?} after");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn role_changes_take_effect_at_once(b: Backend) {
     let server = TestServer::start(b).await;
     let admin = server.admin().await;
     let (leo, lead) = server.user(&admin, "leo", Role::Lead).await;
+    let lead_token = Client::with_bearer(server.base_url(), &lead.create_token("leo's script").await.secret);
     lead.get_raw("/api/users").await.assert_error(403, "forbidden");
+    // The token's owner was read just now, and is remembered: the change must still show.
+    lead_token.get_raw("/api/users").await.assert_error(403, "forbidden");
 
     let promoted: User = patch_user(&admin, leo.id, json!({"role": "admin"})).await.ok();
     assert_eq!((promoted.role, promoted.disabled), (Role::Admin, false));
-    // The same session, without signing in again, is an admin now.
+    // The same session, without signing in again, is an admin now, and so is the token.
     let users: Vec<User> = lead.get("/api/users").await;
+    assert_eq!(users.len(), 2);
+    let users: Vec<User> = lead_token.get("/api/users").await;
     assert_eq!(users.len(), 2);
 
     let demoted: User = patch_user(&admin, leo.id, json!({"role": "labeler"})).await.ok();
@@ -78,6 +112,8 @@ async fn role_changes_take_effect_at_once(b: Backend) {
     assert_eq!(lead.me().await.user.role, Role::Labeler);
     lead.post_json_raw("/api/projects", &new_project("not allowed", 1, 600)).await.assert_error(403, "forbidden");
     lead.get_raw("/api/users").await.assert_error(403, "forbidden");
+    assert_eq!(lead_token.me().await.user.role, Role::Labeler);
+    lead_token.get_raw("/api/users").await.assert_error(403, "forbidden");
 
     patch_user(&admin, leo.id, json!({"role": "boss"})).await.assert_error(400, "bad_request");
     // An empty change changes nothing.
@@ -276,6 +312,9 @@ async fn tokens_expire_and_cannot_mint_tokens(b: Backend) {
         .exec_sql(&format!("UPDATE api_tokens SET expires_at = {} WHERE id = {}", before - 1, expiring.token.id))
         .await;
     assert_eq!(moved, 1);
+    // A change behind the server's back reaches a token it has just read once the owner it
+    // remembers is a second old (`auth::token_cache::FRESH_FOR`).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let err = bearer.get_raw("/api/me").await.assert_error(401, "token_expired");
     assert!(err.message.contains("expired"), "{err:?}");
     bearer.get_raw("/api/projects").await.assert_error(401, "token_expired");

@@ -7,7 +7,9 @@
 //!
 //! The account is checked on every request, not only at sign-in: a disabled user's sessions
 //! and tokens stop working at once, an expired token is refused, and a session signed in
-//! under an older session epoch (before a password change or reset) is ended.
+//! under an older session epoch (before a password change or reset) is ended. (A token's
+//! owner is remembered for a second, `token_cache`: a change made through another instance
+//! reaches this one's tokens within that second.)
 //!
 //! Sessions expire after `AppState::session_idle` without activity. tower-sessions moves a
 //! session's expiry (and the cookie's Max-Age) only when it saves the session, and it saves
@@ -17,6 +19,7 @@
 pub mod password;
 pub mod session_store;
 pub mod throttle;
+pub mod token_cache;
 
 use std::time::Duration;
 
@@ -100,7 +103,9 @@ impl FromRequestParts<AppState> for CurrentUser {
             let Some(secret) = value.strip_prefix("Bearer ") else {
                 return Err(AppError::bad_request("the Authorization header must be `Bearer <token>`"));
             };
-            let owner = store::tokens::token_owner(&state.db, &password::token_hash(secret.trim()))
+            let owner = state
+                .token_owners
+                .owner(&state.db, &password::token_hash(secret.trim()))
                 .await?
                 .ok_or(AppError::Unauthorized)?;
             if owner.user.disabled {

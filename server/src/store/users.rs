@@ -208,6 +208,8 @@ pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str, actor
 ///
 /// A role change and a disabling or re-enabling each append an audit entry, as `actor`'s doing.
 pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate, actor: i64) -> AppResult<UserChange> {
+    // The user's tokens answer with the new role or state from the next request on.
+    let _counted = super::tokens::OwnerChange::counted_when_done();
     let now = now_ms();
     on_write!(db, pool, is_pg => {
         // SQLite: IMMEDIATE takes the write lock before the check reads anything, so even a
