@@ -1,16 +1,16 @@
 //! Handing out items: leases, skips, and the submission that closes a lease.
 //!
-//! The invariants, under any concurrency: no item gets more than `overlap` annotations, and
-//! no labeler annotates an item twice. Every statement that reads and then changes an item's
+//! The invariants, under any concurrency: no item gets more than `overlap` annotations, and no
+//! labeler annotates an item twice. Every statement that reads and then changes an item's
 //! capacity runs while holding the project's assignment lock: on SQLite that is the single
-//! writer connection (the labeling writes go through its group commit, `store::writer`: one
-//! job after another; every refusal is decided before the job's first write). On PostgreSQL, hand-outs and submissions
-//! take a transaction-scoped advisory lock on the project id in *shared* mode and claim rows:
-//! a hand-out locks the item it gives (`FOR NO KEY UPDATE SKIP LOCKED`, then checks its
-//! capacity again, `claim_open_item`), a submission waits for its item's row lock; so two hand-outs or
-//! submissions contend only when they touch the same item, across any number of app
-//! instances on the database. Settings and campaign changes take the advisory lock
-//! exclusively and never run alongside them.
+//! writer connection (the labeling writes go through its group commit, `store::writer`: one job
+//! after another; every refusal is decided before the job's first write). On PostgreSQL,
+//! hand-outs and submissions take a transaction-scoped advisory lock on the project id in
+//! *shared* mode and claim rows: a hand-out locks the item it gives
+//! (`FOR NO KEY UPDATE SKIP LOCKED`, then checks its capacity again, `claim_open_item`), a
+//! submission waits for its item's row lock; so two hand-outs or submissions contend only when
+//! they touch the same item, across any number of app instances on the database. Settings and
+//! campaign changes take the advisory lock exclusively and never run alongside them.
 //!
 //! Capacity: an item can take another labeler while
 //! `label_count + (unexpired leases of other labelers) < COALESCE(items.overlap, projects.overlap)`
