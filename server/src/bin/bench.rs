@@ -100,6 +100,11 @@ struct Args {
     /// header (as the browser does), besides the --labelers that use bearer tokens.
     #[arg(long, default_value_t = 0)]
     cookie_labelers: usize,
+    /// The --labelers sign in with a password and use their session cookie and the CSRF header,
+    /// as the browser does, instead of bearer tokens (the labeling step; the other steps and
+    /// --import-during's labelers keep their tokens).
+    #[arg(long)]
+    sessions: bool,
     /// Also measure the consensus refresh and the agreement dashboard (issue 7) on a second
     /// project of --items items × 3 labels (see bench/agreement.rs).
     #[arg(long)]
@@ -430,6 +435,15 @@ impl Auth {
     }
 }
 
+/// How the labeling step's labelers authenticate, in words (the summary, the JSON document).
+fn labelers_auth(args: &Args) -> &'static str {
+    if args.sessions {
+        "cookie sessions"
+    } else {
+        "bearer tokens"
+    }
+}
+
 /// Signs in with a password: the session cookie and the CSRF token.
 async fn sign_in(client: &Client, base: &str, username: &str, password: &str) -> Result<Auth> {
     let step = format!("signing in as {username}");
@@ -457,6 +471,11 @@ async fn sign_in(client: &Client, base: &str, username: &str, password: &str) ->
 
 /// Signs in with a password (session cookie + CSRF token), then creates an API token.
 async fn token_for(client: &Client, base: &str, username: &str, password: &str) -> Result<String> {
+    Ok(session_and_token(client, base, username, password).await?.1)
+}
+
+/// Signs in with a password: the session (cookie + CSRF token), and an API token made with it.
+async fn session_and_token(client: &Client, base: &str, username: &str, password: &str) -> Result<(Auth, String)> {
     let step = format!("signing in as {username}");
     let session = sign_in(client, base, username, password).await?;
     let resp = session
@@ -466,10 +485,11 @@ async fn token_for(client: &Client, base: &str, username: &str, password: &str) 
         .await
         .with_context(|| format!("{step}: POST /api/tokens failed"))?;
     let created = json_or_error(resp, &format!("{step}: POST /api/tokens")).await?;
-    created["secret"]
+    let token = created["secret"]
         .as_str()
         .map(str::to_string)
-        .ok_or_else(|| anyhow!("{step}: no secret in the token response {created}"))
+        .ok_or_else(|| anyhow!("{step}: no secret in the token response {created}"))?;
+    Ok((session, token))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1039,6 +1059,7 @@ async fn bench(
     // 4. Labelers.
     say(&format!("[4/7] creating {} labelers", args.labelers));
     let mut tokens = Vec::with_capacity(args.labelers);
+    let mut sessions = Vec::with_capacity(args.labelers);
     for i in 0..args.labelers {
         // A kept data directory (--data-dir) has the last run's labelers: new names.
         let run = if args.data_dir.is_some() { format!("-{}", random_string(6).to_lowercase()) } else { String::new() };
@@ -1063,13 +1084,16 @@ async fn bench(
             &step,
         )
         .await?;
-        tokens.push(token_for(&client, base, &username, &password).await.context(step)?);
+        let (session, token) = session_and_token(&client, base, &username, &password).await.context(step)?;
+        sessions.push(session);
+        tokens.push(token);
     }
 
     // 5. The labeling loop.
     say(&format!(
-        "[5/7] {} labelers (think time {} ms) labeling for {} s{}",
+        "[5/7] {} labelers ({}, think time {} ms) labeling for {} s{}",
         args.labelers,
+        labelers_auth(&args),
         args.think_ms,
         args.duration,
         args.annotations.map(|a| format!(" or {a} annotations")).unwrap_or_default()
@@ -1084,7 +1108,7 @@ async fn bench(
         .iter()
         .enumerate()
         .map(|(i, token)| {
-            let auth = Auth::Bearer(token.clone());
+            let auth = if args.sessions { sessions[i].clone() } else { Auth::Bearer(token.clone()) };
             let base = bases[i % bases.len()].clone();
             tokio::spawn(run_labeler(i, base, pid, auth, deadline, args.annotations, think, submitted.clone(), no_stop.clone()))
         })
@@ -1203,8 +1227,8 @@ async fn bench(
 
     let mut s = String::new();
     s.push_str(&format!(
-        "\nMirrorset bench: {n} items, {} labelers, overlap {}, think time {} ms\n",
-        args.labelers, args.overlap, args.think_ms
+        "\nMirrorset bench: {n} items, {} labelers ({}), overlap {}, think time {} ms\n",
+        args.labelers, labelers_auth(&args), args.overlap, args.think_ms
     ));
     s.push_str("\nImport\n");
     s.push_str(&format!("  file                    {:>10.1} MiB (generated in {gen_s:.2} s)\n", file_bytes as f64 / 1048576.0));
@@ -1341,6 +1365,7 @@ async fn bench(
         "model": model.as_ref().map(|m| m.to_json()),
         "items": n,
         "labelers": args.labelers,
+        "labelers_auth": labelers_auth(&args),
         "overlap": args.overlap,
         "think_ms": args.think_ms,
         "import": {

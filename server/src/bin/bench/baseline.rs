@@ -3,10 +3,10 @@
 //! A baseline file (`docs/bench-baselines.json`) holds runs recorded with
 //! `--record-baseline FILE --label TEXT`: each is the run's JSON document (`--json`) with a
 //! label (the build, the host's state) and when it was recorded. A run compares itself with
-//! the latest recorded run of the same workload (backend, instances, items, labelers,
-//! overlap, think time, duration, `--import-during`'s lines) and prints each headline figure
-//! beside it, with the change
-//! and whether it is worse, better or the same within the spread of single runs.
+//! the latest recorded run of the same workload (backend, instances, items, labelers and their
+//! credentials, overlap, think time, duration, `--import-during`'s lines and cookie labelers)
+//! and prints each headline figure beside it, with the change and whether it is worse, better
+//! or the same within the spread of single runs.
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
@@ -31,15 +31,29 @@ const FIGURES: &[(&str, &str, bool, f64)] = &[
     ("/labeling/server_writes_per_label/calls", "write calls per label", false, 2.0),
 ];
 
-/// What makes two runs comparable.
-const WORKLOAD: &[&str] =
-    &["/server/backend", "/instances", "/items", "/labelers", "/overlap", "/think_ms", "/duration_s", "/during_import/lines"];
+/// What makes two runs comparable: each figure's JSON pointer, and its value (as JSON text) in
+/// the runs recorded before the bench wrote it (their labelers all used bearer tokens).
+const WORKLOAD: &[(&str, &str)] = &[
+    ("/server/backend", "null"),
+    ("/instances", "null"),
+    ("/items", "null"),
+    ("/labelers", "null"),
+    ("/labelers_auth", "\"bearer tokens\""),
+    ("/overlap", "null"),
+    ("/think_ms", "null"),
+    ("/duration_s", "null"),
+    ("/during_import/lines", "null"),
+    ("/during_import/cookie_labelers", "0"),
+];
 
 /// The workload of a run's JSON document, as text (for matching and for messages).
 pub fn workload(doc: &Value) -> String {
     WORKLOAD
         .iter()
-        .map(|p| format!("{}={}", p.trim_start_matches('/').replace('/', "."), doc.pointer(p).unwrap_or(&Value::Null)))
+        .map(|(p, missing)| {
+            let value = doc.pointer(p).map(Value::to_string).unwrap_or_else(|| missing.to_string());
+            format!("{}={value}", p.trim_start_matches('/').replace('/', "."))
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -149,6 +163,29 @@ mod tests {
         let (text, value) = compare(&file, &run(10, 1.0, 1.0));
         assert!(text.contains("no recorded run of this workload (server.backend=\"sqlite\""), "{text}");
         assert_eq!(value, Value::Null);
+    }
+
+    /// Cookie-session labelers, or more of them beside an import, are another workload; a run
+    /// recorded before the bench named its labelers' credentials used bearer tokens.
+    #[test]
+    fn the_labelers_credentials_are_part_of_the_workload() {
+        let old = run(100_000, 2_000.0, 30.0);
+        let mut tokens = run(100_000, 2_100.0, 30.0);
+        tokens["labelers_auth"] = json!("bearer tokens");
+        let mut sessions = run(100_000, 1_900.0, 30.0);
+        sessions["labelers_auth"] = json!("cookie sessions");
+        let file = json!({ "runs": [{ "label": "old", "recorded_at": "t1", "figures": old }] });
+        assert_eq!(matching(&file, &tokens).unwrap()["label"], "old");
+        assert!(matching(&file, &sessions).is_none());
+        assert!(workload(&sessions).contains("labelers_auth=\"cookie sessions\""), "{}", workload(&sessions));
+
+        let mut beside = tokens.clone();
+        beside["during_import"] = json!({ "lines": 200_000, "cookie_labelers": 0 });
+        let file = json!({ "runs": [{ "label": "import", "recorded_at": "t2", "figures": beside.clone() }] });
+        let mut with_cookies = beside.clone();
+        with_cookies["during_import"]["cookie_labelers"] = json!(10);
+        assert_eq!(matching(&file, &beside).unwrap()["label"], "import");
+        assert!(matching(&file, &with_cookies).is_none());
     }
 
     /// Each figure is worse or better only beyond the spread, in its own direction.
