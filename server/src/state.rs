@@ -32,8 +32,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The last few projects' dev-set pool indexes (`devsets::index`).
     pub devset_pools: Arc<crate::devsets::index::PoolCache>,
-    /// The owners of the API tokens in use, reused for a second (`auth::token_cache`).
-    pub token_owners: Arc<crate::auth::token_cache::TokenOwners>,
+    /// Whom the tokens and sessions in use belong to, reused for a second (`auth::account_cache`).
+    pub accounts: Arc<crate::auth::account_cache::AccountCache>,
 }
 
 impl AppState {

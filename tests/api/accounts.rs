@@ -61,31 +61,54 @@ async fn disabling_stops_sessions_and_tokens_at_once(b: Backend) {
     patch_user(&admin, 999_999, json!({"disabled": true})).await.assert_error(404, "not_found");
 }
 
-/// An instance remembers a token's owner for a second (`auth::token_cache`): a change made
-/// through another instance on the same database reaches it when that second is over.
+/// An instance remembers whom a token or a session belongs to, and a session's record, for a
+/// second (`auth::fresh_cache`): a change made through another instance on the same database
+/// reaches it when that second is over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn disabling_through_another_instance_stops_tokens_within_a_second() {
+async fn disabling_through_another_instance_stops_tokens_and_sessions_within_a_second() {
     let first = TestServer::start(Backend::Postgres).await;
     let second = first.another_instance().await;
     let admin = first.admin().await;
     let (dana, session) = first.user(&admin, "dana", Role::Labeler).await;
     let token = session.create_token("dana's script").await;
-    let on_second = Client::with_bearer(second.base_url(), &token.secret);
-    assert_eq!(on_second.me().await.user.id, dana.id, "the second instance has read the owner");
+    let token_on_second = Client::with_bearer(second.base_url(), &token.secret);
+    let session_on_second = session.on(second.base_url());
+    assert_eq!(token_on_second.me().await.user.id, dana.id, "the second instance has read the token's owner");
+    assert_eq!(session_on_second.me().await.user.id, dana.id, "and the session's record and user");
 
     let off: User = patch_user(&admin, dana.id, json!({"disabled": true})).await.ok();
     assert!(off.disabled);
     let changed = Instant::now();
     Client::with_bearer(first.base_url(), &token.secret).get_raw("/api/me").await.assert_error(401, "account_disabled");
+    refused_within_three_seconds(&token_on_second, changed, "account_disabled").await;
+    refused_within_three_seconds(&session_on_second, changed, "account_disabled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_out_through_another_instance_ends_the_session_within_a_second() {
+    let first = TestServer::start(Backend::Postgres).await;
+    let second = first.another_instance().await;
+    let admin = first.admin().await;
+    let (_, session) = first.user(&admin, "dana", Role::Labeler).await;
+    let on_second = session.on(second.base_url());
+    on_second.me().await;
+    session.logout().await;
+    let signed_out = Instant::now();
+    refused_within_three_seconds(&on_second, signed_out, "unauthorized").await;
+}
+
+/// Waits for `client`'s next `GET /api/me` to be refused with 401 `code`; fails when it is
+/// still served 3 s after `changed`.
+async fn refused_within_three_seconds(client: &Client, changed: Instant, code: &str) {
     loop {
-        let r = on_second.get_raw("/api/me").await;
+        let r = client.get_raw("/api/me").await;
         if r.status.as_u16() == 401 {
-            r.assert_error(401, "account_disabled");
-            break;
+            r.assert_error(401, code);
+            return;
         }
         assert_eq!(r.status.as_u16(), 200, "{}", r.text());
         let waited = changed.elapsed();
-        assert!(waited < Duration::from_secs(3), "the second instance still takes the token {waited:?} after");
+        assert!(waited < Duration::from_secs(3), "the second instance still takes the credential {waited:?} after");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -313,7 +336,7 @@ async fn tokens_expire_and_cannot_mint_tokens(b: Backend) {
         .await;
     assert_eq!(moved, 1);
     // A change behind the server's back reaches a token it has just read once the owner it
-    // remembers is a second old (`auth::token_cache::FRESH_FOR`).
+    // remembers is a second old (`auth::fresh_cache::FRESH_FOR`).
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let err = bearer.get_raw("/api/me").await.assert_error(401, "token_expired");
     assert!(err.message.contains("expired"), "{err:?}");

@@ -670,6 +670,13 @@ impl Client {
         c
     }
 
+    /// The same credentials (cookies, CSRF token, bearer token) sent to another instance.
+    pub fn on(&self, base_url: &str) -> Client {
+        let mut c = self.clone();
+        c.base_url = base_url.to_string();
+        c
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

@@ -7,19 +7,21 @@
 //!
 //! The account is checked on every request, not only at sign-in: a disabled user's sessions
 //! and tokens stop working at once, an expired token is refused, and a session signed in
-//! under an older session epoch (before a password change or reset) is ended. (A token's
-//! owner is remembered for a second, `token_cache`: a change made through another instance
-//! reaches this one's tokens within that second.)
+//! under an older session epoch (before a password change or reset) is ended. (Whom a token
+//! or a session belongs to, and the session's record, are remembered for a second:
+//! `account_cache`, `session_store`. A change made on this instance takes effect at its next
+//! request; one made through another instance or the CLI, within that second.)
 //!
 //! Sessions expire after `AppState::session_idle` without activity. tower-sessions moves a
 //! session's expiry (and the cookie's Max-Age) only when it saves the session, and it saves
 //! only a modified session; so an active session is marked modified (its `seen` time is
 //! rewritten) once every `session_refresh_interval`, not on every request: activity keeps
 //! the session alive at the cost of at most one write a minute per session.
+pub mod account_cache;
+pub mod fresh_cache;
 pub mod password;
 pub mod session_store;
 pub mod throttle;
-pub mod token_cache;
 
 use std::time::Duration;
 
@@ -104,8 +106,8 @@ impl FromRequestParts<AppState> for CurrentUser {
                 return Err(AppError::bad_request("the Authorization header must be `Bearer <token>`"));
             };
             let owner = state
-                .token_owners
-                .owner(&state.db, &password::token_hash(secret.trim()))
+                .accounts
+                .token_owner(&state.db, &password::token_hash(secret.trim()))
                 .await?
                 .ok_or(AppError::Unauthorized)?;
             if owner.user.disabled {
@@ -120,7 +122,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             .await
             .map_err(|(_, msg)| AppError::Internal(anyhow::anyhow!("session layer missing: {msg}")))?;
         let user_id: i64 = session.get(SESSION_USER_KEY).await.map_err(session_err)?.ok_or(AppError::Unauthorized)?;
-        let Some(account) = store::users::get_user_with_hash(&state.db, user_id).await? else {
+        let Some(account) = state.accounts.session_user(&state.db, user_id).await? else {
             session.flush().await.map_err(session_err)?;
             return Err(AppError::Unauthorized);
         };

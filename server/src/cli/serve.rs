@@ -168,7 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         metrics: crate::metrics::Metrics::new(args.metrics_token.clone()),
         devset_pools: Default::default(),
-        token_owners: Default::default(),
+        accounts: Default::default(),
     };
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
     let jobs = crate::jobs::spawn(

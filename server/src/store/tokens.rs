@@ -1,6 +1,4 @@
 //! API tokens: only a hash of each secret is stored.
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use app::api_types::{ApiToken, User};
 
 use super::{now_ms, users, Db};
@@ -49,7 +47,7 @@ pub async fn list_tokens(db: &Db, user_id: i64) -> AppResult<Vec<ApiToken>> {
 }
 
 pub async fn delete_token(db: &Db, user_id: i64, token_id: i64) -> AppResult<bool> {
-    let _counted = OwnerChange::counted_when_done();
+    let _counted = users::AccountChange::counted_when_done();
     let done = on_write!(db, pool => sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
         .bind(token_id)
         .bind(user_id)
@@ -57,33 +55,6 @@ pub async fn delete_token(db: &Db, user_id: i64, token_id: i64) -> AppResult<boo
         .await?
         .rows_affected());
     Ok(done > 0)
-}
-
-/// How many changes this process made that can alter what `token_owner` answers: a token
-/// deleted, a user's role or state changed. `auth::token_cache` drops an answer read before
-/// the latest one. Process-wide rather than per database: a change counted for another
-/// database (unit tests open several) only costs a cached answer.
-static OWNER_CHANGES: AtomicU64 = AtomicU64::new(0);
-
-pub fn owner_changes() -> u64 {
-    OWNER_CHANGES.load(Ordering::Acquire)
-}
-
-/// Counts a change to some token's owner when dropped: at the end of the function that
-/// makes it, after its transaction ended, also when it failed or its request was cancelled
-/// (counting one too many only costs a read).
-pub(super) struct OwnerChange(());
-
-impl OwnerChange {
-    pub(super) fn counted_when_done() -> OwnerChange {
-        OwnerChange(())
-    }
-}
-
-impl Drop for OwnerChange {
-    fn drop(&mut self) {
-        OWNER_CHANGES.fetch_add(1, Ordering::AcqRel);
-    }
 }
 
 /// A token found by its hash, with its owner.

@@ -6,6 +6,8 @@
 //! `update_user`'s transaction, which holds the accounts lock: on SQLite the single writer
 //! connection, on PostgreSQL a transaction-scoped advisory lock, so two admins disabling each
 //! other at the same moment cannot both succeed.
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::statements::Statements as _;
 use app::api_types::{AuditAction, Member, Role, User, UserUpdate};
 use serde_json::json;
@@ -85,6 +87,33 @@ pub enum UserChange {
 /// Key of the PostgreSQL advisory lock that serialises account changes (two 32-bit keys, a
 /// space apart from the single-key project locks of `assignment`).
 const ACCOUNTS_LOCK: (i32, i32) = (0x6d73, 1);
+
+/// How many changes this process made that can alter whom a credential belongs to: a token
+/// deleted, a user's role, state or password changed (`auth::account_cache` drops an answer
+/// read before the latest one). Process-wide rather than per database: a change counted for
+/// another database (unit tests open several) only costs a read.
+static ACCOUNT_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+pub fn account_changes() -> u64 {
+    ACCOUNT_CHANGES.load(Ordering::Acquire)
+}
+
+/// Counts a change to an account when dropped: at the end of the function that makes it,
+/// after its transaction ended, also when it failed or its request was cancelled (counting
+/// one too many only costs a read).
+pub(super) struct AccountChange(());
+
+impl AccountChange {
+    pub(super) fn counted_when_done() -> AccountChange {
+        AccountChange(())
+    }
+}
+
+impl Drop for AccountChange {
+    fn drop(&mut self) {
+        ACCOUNT_CHANGES.fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 pub async fn count_users(db: &Db) -> AppResult<i64> {
     Ok(on_read!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
@@ -183,6 +212,8 @@ pub async fn list_users(db: &Db) -> AppResult<Vec<User>> {
 /// is no such user. The audit log records that `actor` changed it (their own password, or a
 /// reset by an admin), never the password or its hash.
 pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str, actor: i64) -> AppResult<Option<i64>> {
+    // The user's other sessions are refused from the next request on.
+    let _counted = AccountChange::counted_when_done();
     let action = if actor == user_id { AuditAction::PasswordChanged } else { AuditAction::PasswordReset };
     Ok(on_write!(db, pool => {
         let mut tx = BeginWrite::begin_write(pool).await?;
@@ -208,8 +239,8 @@ pub async fn set_password_hash(db: &Db, user_id: i64, password_hash: &str, actor
 ///
 /// A role change and a disabling or re-enabling each append an audit entry, as `actor`'s doing.
 pub async fn update_user(db: &Db, user_id: i64, change: &UserUpdate, actor: i64) -> AppResult<UserChange> {
-    // The user's tokens answer with the new role or state from the next request on.
-    let _counted = super::tokens::OwnerChange::counted_when_done();
+    // The user's tokens and sessions answer with the new role or state from the next request on.
+    let _counted = AccountChange::counted_when_done();
     let now = now_ms();
     on_write!(db, pool, is_pg => {
         // SQLite: IMMEDIATE takes the write lock before the check reads anything, so even a
