@@ -240,6 +240,9 @@ fn render_group_commit(out: &mut String) {
     let _ = writeln!(out, "# HELP mirrorset_sqlite_wal_frames Pages in the WAL at the last background checkpoint.");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_wal_frames gauge");
     let _ = writeln!(out, "mirrorset_sqlite_wal_frames {}", checkpoint::WAL_FRAMES.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_wal_syncs_total Syncs of the WAL by its own thread, beside the checkpoints.");
+    let _ = writeln!(out, "# TYPE mirrorset_sqlite_wal_syncs_total counter");
+    let _ = writeln!(out, "mirrorset_sqlite_wal_syncs_total {}", checkpoint::WAL_SYNCS.load(Ordering::Relaxed));
     let _ = writeln!(out, "# HELP mirrorset_sqlite_checkpoint_failures_total Background WAL checkpoints that failed (a full disk, an unwritable file).");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_checkpoint_failures_total counter");
     let _ = writeln!(out, "mirrorset_sqlite_checkpoint_failures_total {}", checkpoint::CHECKPOINT_FAILURES.load(Ordering::Relaxed));

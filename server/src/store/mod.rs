@@ -198,7 +198,7 @@ impl Db {
                 .connect_with(opts.disable_statement_logging())
                 .await?;
             let writer = writer::GroupWriter::start(write.clone());
-            let checkpointer = checkpoint::Checkpointer::start(checkpoints);
+            let checkpointer = checkpoint::Checkpointer::start(checkpoints, &opts_filename);
             let inline = inline_reader::InlineReaders::new(opts_filename);
             Db::Sqlite { read, write, writer, checkpointer, inline, imports: Default::default() }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
