@@ -17,6 +17,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod devsets;
 pub mod export;
+pub mod gathered_wal;
 pub mod imports;
 pub mod imported_annotations;
 pub mod inline_reader;
@@ -151,6 +152,7 @@ impl Db {
     /// Connects to `sqlite://path` (created if missing) or `postgres://...`, and migrates.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
         let db = if url.starts_with("sqlite:") {
+            gathered_wal::register()?;
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -177,6 +179,8 @@ impl Db {
                 })
                 .connect_with(
                     opts.clone()
+                        // Its WAL appends reach the file a commit at a time (`gathered_wal`).
+                        .vfs(gathered_wal::VFS_NAME)
                         .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB))
                         .pragma("wal_autocheckpoint", checkpoint::WRITER_BACKSTOP_PAGES.to_string()),
                 )
