@@ -1,4 +1,4 @@
-//! What every request handler can reach.
+//! What every request handler can reach (`AppState`).
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,30 @@ use crate::import::spool::SpoolConfig;
 use crate::import::{ImportCtx, ImportGate};
 use crate::store::Db;
 
+/// What every request handler can reach. axum clones the state for every handler and
+/// extractor of every request: one reference count here, where cloning the parts took ~20
+/// (the database's pools, the Leptos options' strings…), atomics that both cores' requests
+/// bounced between them (~5 % of the server's CPU under labeling load: docs/bench.md,
+/// session 27).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// `AppState`'s parts.
+pub struct Shared {
     pub db: Db,
     /// Images and thumbnails live here (shared by every instance).
     pub data_dir: Arc<PathBuf>,

@@ -12,7 +12,7 @@ use crate::auth::password::{hash_password, random_secret, validate_new_password}
 use crate::auth::session_store::SqlSessionStore;
 use crate::import::spool::{self, SpoolConfig};
 use crate::import::{ImportCtx, ImportGate};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use tokio_util::sync::CancellationToken;
 use crate::store::{self, Db};
 
@@ -157,7 +157,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .site_addr(args.addr)
         .env(Env::PROD)
         .build();
-    let state = AppState {
+    let state = AppState::new(Shared {
         db,
         data_dir,
         leptos_options,
@@ -169,7 +169,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics: crate::metrics::Metrics::new(args.metrics_token.clone()),
         devset_pools: Default::default(),
         accounts: Default::default(),
-    };
+    });
     crate::web::spawn_cleanup(state.clone(), sessions.clone());
     let jobs = crate::jobs::spawn(
         state.db.clone(),
