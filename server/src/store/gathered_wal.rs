@@ -37,11 +37,9 @@ const VFS_NAME_C: &CStr = c"mirrorset-gathered-wal";
 /// The most bytes gathered, and so the largest write handed to the real file. The unix VFS
 /// keeps only the low 17 bits of a write's length (`seekAndWriteFd`), so a write of 128 KiB or
 /// more would come back short and be reported as a full disk. Gathering a whole commit (~1.2
-/// MiB at 25 labeling writes) before writing it was slower: the writer's statements then ran
-/// ~20 µs longer per write in half the runs, the copy pushing their pages out of the CPU's
-/// caches; pieces this size, reused, stay in them (docs/bench.md, session 27).
+/// MiB at 25 labeling writes) before writing it measured no better: most of its runs had the
+/// writer's statements ~20 µs slower per write (docs/bench.md, session 27).
 const PIECE: usize = 124 * 1024;
-
 
 /// A WAL frame's header (the page follows it).
 const FRAME_HEADER: c_int = 24;

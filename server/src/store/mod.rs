@@ -179,7 +179,8 @@ impl Db {
                 })
                 .connect_with(
                     opts.clone()
-                        // Its WAL appends reach the file a commit at a time (`gathered_wal`).
+                        // Its WAL appends reach the file in pieces of up to 124 KiB, each commit's
+                        // before COMMIT returns (`gathered_wal`).
                         .vfs(gathered_wal::VFS_NAME)
                         .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB))
                         .pragma("wal_autocheckpoint", checkpoint::WRITER_BACKSTOP_PAGES.to_string()),
