@@ -85,14 +85,14 @@ impl WalSyncer {
             let mut synced_at = None;
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(WAL_SYNC_PERIOD);
-                // Opened each time: SQLite deletes the WAL when its last connection closes
-                // and makes a new one with the next.
-                let Ok(file) = std::fs::File::open(&wal) else { continue };
-                let modified = file.metadata().and_then(|m| m.modified()).ok();
+                // Looked up by its path each time, and opened only to be synced: SQLite deletes
+                // the WAL when its last connection closes and makes a new one with the next.
+                let Ok(meta) = std::fs::metadata(&wal) else { continue };
+                let modified = meta.modified().ok();
                 if modified.is_none() || modified != synced_at {
                     // A failure (a full or failing disk) is the writer's to report; the
                     // checkpoints sync the WAL anyway.
-                    if file.sync_data().is_ok() {
+                    if std::fs::File::open(&wal).and_then(|f| f.sync_data()).is_ok() {
                         WAL_SYNCS.fetch_add(1, Ordering::Relaxed);
                         counted.fetch_add(1, Ordering::Relaxed);
                         synced_at = modified;

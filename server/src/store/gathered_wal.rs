@@ -146,17 +146,22 @@ unsafe fn real_methods(f: &GatheringFile) -> &ffi::sqlite3_io_methods {
 /// Hands what was gathered to the real file (in `PIECE`s, so one write). Gathered bytes are dropped even
 /// when a write fails: SQLite then fails the transaction, and its frames are never published.
 unsafe fn write_out(f: &mut GatheringFile) -> c_int {
-    let Some(write) = real_methods(f).xWrite else { return ffi::SQLITE_IOERR_WRITE };
     let mut rc = ffi::SQLITE_OK;
     let mut done = 0;
     while done < f.gathered.len() && rc == ffi::SQLITE_OK {
         let n = (f.gathered.len() - done).min(PIECE);
-        rc = write(f.real, f.gathered[done..].as_ptr().cast(), n as c_int, f.start + done as i64);
-        WRITES_MADE.with(|c| c.set(c.get() + 1));
+        rc = write_real(f, f.gathered[done..].as_ptr().cast(), n as c_int, f.start + done as i64);
         done += n;
     }
     f.gathered.clear();
     rc
+}
+
+/// One write on the real file.
+unsafe fn write_real(f: &GatheringFile, buf: *const c_void, amt: c_int, offset: i64) -> c_int {
+    let Some(write) = real_methods(f).xWrite else { return ffi::SQLITE_IOERR_WRITE };
+    WRITES_MADE.with(|c| c.set(c.get() + 1));
+    write(f.real, buf, amt, offset)
 }
 
 /// Writes out what was gathered, then makes the call on the real file.
@@ -186,9 +191,7 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, buf: *const c_void, a
             return rc;
         }
         f.end = offset + amt as i64;
-        let Some(write) = real_methods(f).xWrite else { return ffi::SQLITE_IOERR_WRITE };
-        WRITES_MADE.with(|c| c.set(c.get() + 1));
-        return write(f.real, buf, amt, offset);
+        return write_real(f, buf, amt, offset);
     }
     if f.gathered.len() + data.len() > PIECE {
         let rc = write_out(f);
