@@ -13,7 +13,7 @@
 # Exits non-zero when anything fails. Extra arguments go to the `cargo test` of step 3
 # (e.g. `scripts/test.sh -- --test-threads=1`).
 #
-# Environment: MIRRORSET_TEST_PG_PORT (first port to try, default 55432),
+# Environment: MIRRORSET_TEST_PG_PORT (first port to try, default 25432),
 # MIRRORSET_SKIP_RELEASE=1 (skip step 4, for a quicker local loop).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -84,20 +84,29 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PG_PORT="${MIRRORSET_TEST_PG_PORT:-55432}"
-for _ in $(seq 1 20); do
-    port_busy "$PG_PORT" || break
-    echo "[test] port $PG_PORT is taken; trying $((PG_PORT + 1))" >&2
-    PG_PORT=$((PG_PORT + 1))
-done
-
+# Below Linux's ephemeral range (32768-60999): a port in that range can be held by some
+# program's outgoing connection, which nothing listens on (so it looks free) yet PostgreSQL
+# cannot bind. Whatever the cause, a port it cannot bind is skipped for the next one.
+PG_PORT="${MIRRORSET_TEST_PG_PORT:-25432}"
 as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
     --no-sync >"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; exit 1; }
-# Throwaway cluster: durability of PostgreSQL itself is not under test (the crash test kills
-# the Mirrorset server, not PostgreSQL), so trade fsync for speed.
-as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-    start >/dev/null
+for attempt in $(seq 1 20); do
+    if port_busy "$PG_PORT"; then
+        echo "[test] port $PG_PORT is taken; trying $((PG_PORT + 1))" >&2
+        PG_PORT=$((PG_PORT + 1))
+        continue
+    fi
+    # Throwaway cluster: durability of PostgreSQL itself is not under test (the crash test kills
+    # the Mirrorset server, not PostgreSQL), so trade fsync for speed.
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null && break
+    grep -q "could not create any TCP/IP sockets" "$PG_DIR/postgres.log" && ((attempt < 20)) || exit 1
+    echo "[test] PostgreSQL could not bind port $PG_PORT; trying $((PG_PORT + 1))" >&2
+    grep -E "could not bind" "$PG_DIR/postgres.log" | tail -n 1 >&2 || true
+    : >"$PG_DIR/postgres.log"
+    PG_PORT=$((PG_PORT + 1))
+done
 PG_STARTED=1
 export MIRRORSET_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 "$PG_BIN/psql" "$MIRRORSET_TEST_PG_URL" -Atc "select version()" >&2

@@ -12,7 +12,7 @@
 //!
 //! Environment:
 //! - `MIRRORSET_TEST_PG_URL`: a PostgreSQL superuser URL (able to CREATE DATABASE), e.g.
-//!   `postgres://postgres@127.0.0.1:55432/postgres`. `scripts/test.sh` starts a private cluster
+//!   `postgres://postgres@127.0.0.1:25432/postgres`. `scripts/test.sh` starts a private cluster
 //!   and sets it. PostgreSQL tests FAIL without it; they never skip.
 //! - `MIRRORSET_TEST_RELEASE=1`: run `target/release/mirrorset` (built by
 //!   `cargo leptos build --release`) instead of the test profile's binary.
@@ -141,7 +141,7 @@ fn pg_admin_url() -> String {
         _ => panic!(
             "MIRRORSET_TEST_PG_URL is not set, so the PostgreSQL tests cannot run. Run \
              `scripts/test.sh`, which starts a private PostgreSQL cluster and sets it, or point it at a \
-             superuser URL such as postgres://postgres@127.0.0.1:55432/postgres. (The PostgreSQL \
+             superuser URL such as postgres://postgres@127.0.0.1:25432/postgres. (The PostgreSQL \
              tests fail rather than skip, so a green run always means both backends passed.)"
         ),
     }
