@@ -44,8 +44,19 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Driver {
+        // The port was free when chosen; another process may take it before chromedriver binds
+        // it, and then chromedriver exits. Try a few.
+        for _ in 0..5 {
+            if let Some(driver) = Driver::start_on_a_free_port().await {
+                return driver;
+            }
+        }
+        panic!("chromedriver exited five times without answering (port taken?)");
+    }
+
+    async fn start_on_a_free_port() -> Option<Driver> {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(chromedriver_path())
+        let mut child = Command::new(chromedriver_path())
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdin(Stdio::null())
@@ -62,11 +73,14 @@ impl Driver {
                     break;
                 }
             }
+            if child.try_wait().unwrap().is_some() {
+                return None;
+            }
             assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::Builder::new().prefix("mirrorset-chromium-").tempdir().unwrap();
-        Driver { child, url, _profile: profile }
+        Some(Driver { child, url, _profile: profile })
     }
 
     async fn browser(&self) -> Client {
