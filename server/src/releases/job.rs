@@ -288,8 +288,6 @@ pub async fn run(ctx: &JobCtx, job: &JobRow, data_dir: &std::path::Path) -> anyh
     )
     .await?;
     phase(ctx, "done", items.len() as i64, items.len() as i64).await;
-    drop(items);
-    crate::heap::release_free_memory();
     Ok(serde_json::to_string(&FreezeOutcome::Frozen { release_id })?)
 }
 
