@@ -23,7 +23,7 @@ use crate::stats::Level;
 use crate::store::agreement as store;
 use crate::store::{jobs, now_ms, Db};
 use compute::{Method, Settings, Snapshot};
-use dataset::Dataset;
+use dataset::{Dataset, DatasetBuilder};
 
 /// Consensus rows per write transaction (in statements of `store::agreement::STATEMENT_ROWS`).
 /// Every changed row moves in the `(project_id, posterior)` index, to a place unrelated to its
@@ -43,41 +43,44 @@ const PROGRESS_EVERY: usize = 2;
 pub const KIND: &str = "consensus";
 
 /// Reads and codes the project's annotations. `here`: the consensus job, on its low-priority
-/// thread with connections of its own: read side by side and build the dataset on the calling
-/// thread, rather than one read at a time on the shared readers and the build on a
-/// blocking-pool thread (a request).
+/// thread with connections of its own: every read side by side, each annotation coded as it
+/// is read, on the calling thread; rather than one read at a time on the shared readers and
+/// the build on a blocking-pool thread (a request).
 async fn load(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings)>> {
     Ok(load_timed(db, project_id, here).await?.map(|(d, s, _)| (d, s)))
 }
 
-/// [`load`], with the seconds spent reading and building the dataset.
+/// [`load`], with the seconds spent reading (for the job, coding the annotations as they come
+/// included) and building the dataset.
 async fn load_timed(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings, (f64, f64))>> {
     let started = Instant::now();
     let Some(q) = store::quality(db, project_id).await? else { return Ok(None) };
     let labels: Vec<LabelDef> = serde_json::from_str(&q.labels)?;
     let names: Vec<String> = labels.into_iter().map(|l| l.name).collect();
-    let (rows, usernames, items, skips) = if here {
-        // The refresh's own connections ([`store::private_reader`]): the reads side by side.
-        tokio::try_join!(
-            store::annotations(db, project_id),
+    let multi = q.kind == "multi";
+    let (dataset, skips, read, build) = if here {
+        // The refresh's own connections ([`store::private_reader`]).
+        let mut builder = DatasetBuilder::new(multi, &names);
+        let (usernames, items, skips, ()) = tokio::try_join!(
             store::annotators(db, project_id),
             store::labeled_items(db, project_id),
-            store::skips(db, project_id)
-        )?
+            store::skips(db, project_id),
+            store::for_each_annotation(db, project_id, |row| builder.push(&row)),
+        )?;
+        let read = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        (builder.finish(&items, &usernames)?, skips, read, started.elapsed().as_secs_f64())
     } else {
         // A request, on the shared readers: one connection at a time.
-        (
-            store::annotations(db, project_id).await?,
-            store::annotators(db, project_id).await?,
-            store::labeled_items(db, project_id).await?,
-            store::skips(db, project_id).await?,
-        )
+        let rows = store::annotations(db, project_id).await?;
+        let usernames = store::annotators(db, project_id).await?;
+        let items = store::labeled_items(db, project_id).await?;
+        let skips = store::skips(db, project_id).await?;
+        let read = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let dataset = tokio::task::spawn_blocking(move || Dataset::build(multi, &names, &rows, &items, &usernames)).await??;
+        (dataset, skips, read, started.elapsed().as_secs_f64())
     };
-    let read = started.elapsed().as_secs_f64();
-    let multi = q.kind == "multi";
-    let build = move || Dataset::build(multi, &names, &rows, &items, &usernames);
-    let started = Instant::now();
-    let dataset = if here { build()? } else { tokio::task::spawn_blocking(build).await?? };
     let settings = Settings {
         project_id,
         level: if q.measurement == "ordinal" { Level::Ordinal } else { Level::Nominal },
@@ -85,7 +88,7 @@ async fn load_timed(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Opti
         target_alpha: q.target_alpha,
         skips,
     };
-    Ok(Some((dataset, settings, (read, started.elapsed().as_secs_f64()))))
+    Ok(Some((dataset, settings, (read, build))))
 }
 
 /// What a refresh computed, before it writes anything.

@@ -7,6 +7,7 @@
 //! only the rows whose consensus changed ([`stored_consensus`] is what it compares with).
 use super::{now_ms, BeginWrite, Db};
 use crate::{on_read, on_write};
+use futures::TryStreamExt;
 
 /// A copy of `db` for READS only, through a pool of [`PRIVATE_READERS`] connections of its own opened by the
 /// calling task's thread (on SQLite its writes would still go through `db`'s writer, on
@@ -79,18 +80,24 @@ pub struct AnnotationRow {
     pub created_at: i64,
 }
 
+const ANNOTATIONS: &str = "SELECT a.item_id, a.user_id, a.labels, a.time_ms, a.created_at
+     FROM annotations a
+     WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+     ORDER BY a.item_id, a.id";
+
 /// Every annotation of the project's visible items, by item id then annotation id.
 pub async fn annotations(db: &Db, project_id: i64) -> Result<Vec<AnnotationRow>, sqlx::Error> {
+    on_read!(db, pool => sqlx::query_as(ANNOTATIONS).bind(project_id).fetch_all(pool).await)
+}
+
+/// [`annotations`], each row handed to `each` as it is read instead of all of them collected.
+pub async fn for_each_annotation(db: &Db, project_id: i64, mut each: impl FnMut(AnnotationRow)) -> Result<(), sqlx::Error> {
     on_read!(db, pool => {
-        sqlx::query_as(
-            "SELECT a.item_id, a.user_id, a.labels, a.time_ms, a.created_at
-             FROM annotations a
-             WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
-             ORDER BY a.item_id, a.id",
-        )
-        .bind(project_id)
-        .fetch_all(pool)
-        .await
+        let mut rows = sqlx::query_as::<_, AnnotationRow>(ANNOTATIONS).bind(project_id).fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            each(row);
+        }
+        Ok(())
     })
 }
 
