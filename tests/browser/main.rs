@@ -117,6 +117,14 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that panics never closes its browser session, and chromium outlives the
+        // chromedriver that started it: a failed run left a dozen browsers running, which then
+        // slowed everything after it. Ours are the ones using this driver's profile directory.
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .args(["-f", "--"])
+            .arg(format!("--user-data-dir={}", self._profile.path().display()))
+            .status();
     }
 }
 
