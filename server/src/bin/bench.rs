@@ -759,17 +759,16 @@ fn epoch_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// How many of the project's background jobs (consensus refreshes, in the bench) ran at some
-/// moment between `from` and `to` (ms since the epoch, the server's clock being this one).
-async fn jobs_between(client: &Client, base: &str, pid: i64, admin: &str, from: i64, to: i64) -> Result<usize> {
-    let v = call(client, Method::GET, &format!("{base}/api/projects/{pid}/jobs"), admin, None, "jobs").await?;
-    let jobs = v.as_array().cloned().unwrap_or_default();
+/// How many of the project's consensus refreshes ran at some moment between `from` and `to`
+/// (ms since the epoch, the server's clock being this one).
+async fn refreshes_between(client: &Client, base: &str, pid: i64, admin: &str, from: i64, to: i64) -> Result<usize> {
+    let jobs = agreement::jobs(client, base, pid, admin).await?;
     Ok(jobs
         .iter()
         .filter(|j| {
             let started = j["started_at"].as_i64();
             let finished = j["finished_at"].as_i64().unwrap_or(i64::MAX);
-            started.is_some_and(|s| s < to && finished > from)
+            j["kind"] == "consensus" && started.is_some_and(|s| s < to && finished > from)
         })
         .count())
 }
@@ -1223,7 +1222,7 @@ async fn bench(
     let exports_from = epoch_ms();
     let ej = time_export(&client, base, pid, &admin, "jsonl", server_pid).await.context("step 6 (export jsonl)")?;
     let ec = time_export(&client, base, pid, &admin, "csv", server_pid).await.context("step 6 (export csv)")?;
-    let refreshes_beside = jobs_between(&client, base, pid, &admin, exports_from, epoch_ms()).await.context("step 6 (jobs)")?;
+    let refreshes_beside = refreshes_between(&client, base, pid, &admin, exports_from, epoch_ms()).await.context("step 6 (jobs)")?;
     let mut warnings = Vec::new();
     if ej.lines != n {
         warnings.push(format!("the JSONL export has {} lines, expected {n}", ej.lines));

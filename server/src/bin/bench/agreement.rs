@@ -54,8 +54,9 @@ pub struct AgreementFigures {
     pub change_to_dashboard: Percentiles,
 }
 
-async fn jobs(client: &Client, base: &str, pid: i64, admin: &str) -> Result<Vec<Value>> {
-    let v = call(client, Method::GET, &format!("{base}/api/projects/{pid}/jobs"), admin, None, "agreement (jobs)").await?;
+/// The project's recent background jobs (`GET /api/projects/{pid}/jobs`), newest first.
+pub(crate) async fn jobs(client: &Client, base: &str, pid: i64, admin: &str) -> Result<Vec<Value>> {
+    let v = call(client, Method::GET, &format!("{base}/api/projects/{pid}/jobs"), admin, None, "jobs").await?;
     Ok(v.as_array().cloned().unwrap_or_default())
 }
 
