@@ -149,8 +149,8 @@ fn over_time(d: &Dataset, level: Level, week: bool) -> Vec<AlphaPoint> {
 /// counts, by name and value.
 fn slice_values(d: &Dataset) -> Vec<(String, Vec<(String, usize)>)> {
     let mut values: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for item in &d.items {
-        for &(k, v) in &item.meta {
+    for ix in 0..d.items.len() {
+        for &(k, v) in d.meta(ix) {
             *values.entry(d.meta_attrs[k as usize].as_str()).or_default().entry(d.meta_values[v as usize].as_str()).or_default() += 1;
         }
     }
@@ -203,10 +203,10 @@ fn consensus_rows(d: &Dataset, agg: &Aggregation) -> Vec<ConsensusRow> {
 fn gold_units(d: &Dataset) -> Vec<(usize, usize)> {
     let mut gold = Vec::new();
     for (u, &ix) in d.unit_item.iter().enumerate() {
-        let Some(g) = &d.items[ix].gold else { continue };
+        let Some(g) = d.gold(ix) else { continue };
         if d.multi {
             gold.push((u, g.contains(&d.label_names[d.unit_label[u]]) as usize));
-        } else if let [one] = g.as_slice() {
+        } else if let [one] = g {
             if let Some(c) = d.ratings.labels().index_of(one) {
                 gold.push((u, c));
             }
@@ -354,12 +354,10 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
             let code = code_of(username);
             let mut secs = d.seconds[a].clone();
             let (mut gold_n, mut gold_ok) = (0u64, 0u64);
-            for item in &d.items {
-                let (Some(g), Some((_, labels))) = (&item.gold, item.answers.iter().find(|(x, _)| *x == a)) else {
-                    continue;
-                };
+            for (ix, g) in d.gold_items() {
+                let Some((_, labels)) = d.answers(ix).find(|(x, _)| *x == a) else { continue };
                 gold_n += 1;
-                let (mut x, mut y) = (d.label_texts(labels), g.clone());
+                let (mut x, mut y) = (d.label_texts(labels), g.to_vec());
                 x.sort();
                 y.sort();
                 gold_ok += (x == y) as u64;

@@ -11,28 +11,49 @@
 //! Items come in id order and annotators are coded in order of first appearance, exactly as
 //! the command reads the export, so even the bootstrap (which resamples units by position)
 //! draws the same replicates.
+//!
+//! A refresh holds every labeled item of the project at once (a million and more), so the
+//! items' answers and slice values live in flat arrays indexed by item, with no allocation of
+//! their own per item or per annotation (an item struct with its own vectors, until session
+//! 29, took about 250 bytes for one annotation; docs/bench.md has what this saved).
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use crate::export::{ABSENT, PRESENT};
-use crate::stats::{LabelSet, Ratings, RatingsBuilder};
+use crate::stats::{LabelSet, Ratings, RatingsError};
 use crate::store::agreement::{AnnotationRow, ItemRow};
 
-/// One labeled item, coded compactly: a refresh holds every labeled item of the project at
-/// once (100,000 and more), so nothing here is a string or JSON per annotation.
-#[derive(Debug, Clone)]
+/// One labeled item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item {
     pub id: i64,
-    pub external_id: Option<String>,
-    /// Slice attributes: (code in `Dataset::meta_attrs`, code in `Dataset::meta_values`), for
-    /// the meta values that are slice values ([`slice_value`]).
-    pub meta: Vec<(u32, u32)>,
-    pub gold: Option<Vec<String>>,
     /// When its newest annotation was first made (ms): its place on the timeline.
     pub last_at: i64,
-    /// (annotator code, label codes into `Dataset::label_names`), in annotation order.
-    pub answers: Vec<(usize, Vec<u32>)>,
+}
+
+/// Variable-length runs of `T`, one per item (or per answer), in one vector: run `i` is
+/// `values[starts[i]..starts[i + 1]]`.
+#[derive(Debug, Clone)]
+struct Runs<T> {
+    starts: Vec<u32>,
+    values: Vec<T>,
+}
+
+impl<T> Runs<T> {
+    fn new() -> Self {
+        Runs { starts: vec![0], values: Vec::new() }
+    }
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+    /// Closes the current run (the values pushed since the last close).
+    fn close(&mut self) {
+        self.starts.push(u32::try_from(self.values.len()).expect("fewer than 2^32 values"));
+    }
+    fn get(&self, i: usize) -> &[T] {
+        &self.values[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,13 +65,22 @@ pub struct Dataset {
     pub meta_attrs: Vec<String>,
     pub meta_values: Vec<String>,
     pub items: Vec<Item>,
+    /// Per item, its answers' annotator codes; per answer, its label codes ([`Dataset::answers`]).
+    answer_annotators: Runs<u32>,
+    answer_labels: Runs<u32>,
+    /// Per item, its slice values ([`Dataset::meta`]).
+    meta: Runs<(u32, u32)>,
+    /// (index into `items`, gold answer), by index: few items have one.
+    golds: Vec<(usize, Vec<String>)>,
     /// Units: items (single-label) or (item, label) pairs (multi-label).
     pub ratings: Ratings,
     /// Unit → index into `items`.
     pub unit_item: Vec<usize>,
     /// Multi-label: unit → index into `label_names`.
     pub unit_label: Vec<usize>,
-    /// Annotator code → (user id, username); codes as in `ratings`.
+    /// Annotator code → (user id, username), in order of first appearance (`ratings` has its
+    /// own codes, in order of first usable answer: the same unless a labeler's first answers
+    /// had no usable label).
     pub users: Vec<(i64, String)>,
     /// Seconds spent per annotation, per annotator code.
     pub seconds: Vec<Vec<f64>>,
@@ -67,7 +97,7 @@ fn intern(index: &mut HashMap<String, u32>, names: &mut Vec<String>, name: &str)
 
 impl Dataset {
     /// Builds the dataset from annotation rows in (item id, annotation id) order, the labeled
-    /// items' rows, and the usernames of the annotators (by user id).
+    /// items' rows (in id order), and the usernames of the annotators (by user id).
     pub fn build(
         multi: bool,
         project_labels: &[String],
@@ -79,18 +109,44 @@ impl Dataset {
         for r in rows {
             builder.push(r);
         }
-        builder.finish(item_rows, usernames)
+        let mut items = ItemCoder::default();
+        for r in item_rows {
+            items.push(r);
+        }
+        builder.finish(items, usernames)
     }
 
-    /// The units of the given items (by index into `items`).
-    pub fn units_of(&self, keep: impl Fn(&Item) -> bool) -> Vec<usize> {
-        (0..self.unit_item.len()).filter(|&u| keep(&self.items[self.unit_item[u]])).collect()
+    /// The item's answers, in annotation order: (annotator code, label codes into
+    /// `label_names`).
+    pub fn answers(&self, ix: usize) -> impl ExactSizeIterator<Item = (usize, &[u32])> + Clone + '_ {
+        let first = self.answer_annotators.starts[ix] as usize;
+        self.answer_annotators.get(ix).iter().enumerate().map(move |(k, &a)| (a as usize, self.answer_labels.get(first + k)))
+    }
+
+    /// The item's slice values: (code in `meta_attrs`, code in `meta_values`).
+    pub fn meta(&self, ix: usize) -> &[(u32, u32)] {
+        self.meta.get(ix)
+    }
+
+    /// The item's gold answer, if it has one.
+    pub fn gold(&self, ix: usize) -> Option<&[String]> {
+        self.golds.binary_search_by_key(&ix, |(i, _)| *i).ok().map(|g| self.golds[g].1.as_slice())
+    }
+
+    /// The items with a gold answer: (index into `items`, the answer), by index.
+    pub fn gold_items(&self) -> impl Iterator<Item = (usize, &[String])> + '_ {
+        self.golds.iter().map(|(ix, g)| (*ix, g.as_slice()))
+    }
+
+    /// The units of the items that `keep` keeps (it is given their index into `items`).
+    pub fn units_of(&self, keep: impl Fn(usize) -> bool) -> Vec<usize> {
+        (0..self.unit_item.len()).filter(|&u| keep(self.unit_item[u])).collect()
     }
 
     /// The item's slice value for the attribute, if it has one.
-    pub fn slice_of(&self, item: &Item, attr: &str) -> Option<&str> {
+    pub fn slice_of(&self, ix: usize, attr: &str) -> Option<&str> {
         let a = self.meta_attrs.iter().position(|n| n == attr)? as u32;
-        item.meta.iter().find(|(k, _)| *k == a).map(|(_, v)| self.meta_values[*v as usize].as_str())
+        self.meta(ix).iter().find(|(k, _)| *k == a).map(|(_, v)| self.meta_values[*v as usize].as_str())
     }
 
     /// The code of a label name, if any annotation or the project uses it.
@@ -105,10 +161,9 @@ impl Dataset {
 }
 
 /// [`Dataset::build`] one annotation row at a time, so that a refresh codes the rows as they
-/// are read instead of holding every row's text first (a refresh of 73,000 annotations: the
-/// server's heap peak 68.6 MiB with the rows collected, 51.8 with them coded as read, by
-/// heaptrack; docs/bench.md, session 28). The rows need neither the items nor the usernames, which
-/// [`finish`](DatasetBuilder::finish) takes, so all of them can be read side by side.
+/// are read instead of holding every row's text first (docs/bench.md, sessions 28 and 29). The
+/// rows need neither the items nor the usernames, which [`finish`](DatasetBuilder::finish)
+/// takes, so all of them can be read side by side.
 pub struct DatasetBuilder<'a> {
     multi: bool,
     project_labels: &'a [String],
@@ -119,6 +174,8 @@ pub struct DatasetBuilder<'a> {
     user_ids: Vec<i64>,
     seconds: Vec<Vec<f64>>,
     items: Vec<Item>,
+    answer_annotators: Runs<u32>,
+    answer_labels: Runs<u32>,
 }
 
 impl<'a> DatasetBuilder<'a> {
@@ -134,6 +191,8 @@ impl<'a> DatasetBuilder<'a> {
             user_ids: Vec::new(),
             seconds: Vec::new(),
             items: Vec::new(),
+            answer_annotators: Runs::new(),
+            answer_labels: Runs::new(),
         }
     }
 
@@ -145,95 +204,181 @@ impl<'a> DatasetBuilder<'a> {
             self.user_ids.len() - 1
         });
         self.seconds[code].push(r.time_ms as f64 / 1000.0);
-        let names: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
-        let labels: Vec<u32> = names.iter().map(|l| intern(&mut self.label_index, &mut self.label_names, l)).collect();
         if self.items.last().map(|i| i.id) != Some(r.item_id) {
-            self.items.push(Item {
-                id: r.item_id,
-                // From the item's row, in `finish`.
-                external_id: None,
-                meta: Vec::new(),
-                gold: None,
-                last_at: r.created_at,
-                // Most items have one annotation (overlap 1): room for one, not Vec's first four.
-                answers: Vec::with_capacity(1),
-            });
+            if !self.items.is_empty() {
+                self.answer_annotators.close();
+            }
+            self.items.push(Item { id: r.item_id, last_at: r.created_at });
         }
         let item = self.items.last_mut().expect("pushed above");
         item.last_at = item.last_at.max(r.created_at);
-        item.answers.push((code, labels));
+        self.answer_annotators.values.push(code as u32);
+        let names: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
+        for name in &names {
+            let label = intern(&mut self.label_index, &mut self.label_names, name);
+            self.answer_labels.values.push(label);
+        }
+        self.answer_labels.close();
     }
 
-    /// The coded dataset, given the labeled items' rows and the annotators' usernames (by user
-    /// id): its items' external ids, slice values and gold answers, its units and ratings.
-    pub fn finish(self, item_rows: &[ItemRow], usernames: &[(i64, String)]) -> anyhow::Result<Dataset> {
-        let DatasetBuilder { multi, project_labels, label_names, user_ids, seconds, mut items, .. } = self;
+    /// The coded dataset, given the labeled items' rows ([`ItemCoder`]) and the annotators'
+    /// usernames (by user id): its items' slice values and gold answers, its units and ratings.
+    pub fn finish(self, item_rows: ItemCoder, usernames: &[(i64, String)]) -> anyhow::Result<Dataset> {
+        let DatasetBuilder { multi, project_labels, label_names, user_ids, seconds, items, mut answer_annotators, answer_labels, .. } =
+            self;
+        if !items.is_empty() {
+            answer_annotators.close();
+        }
         let username_of: HashMap<i64, &str> = usernames.iter().map(|(id, n)| (*id, n.as_str())).collect();
         let users: Vec<(i64, String)> = user_ids
             .into_iter()
             .map(|id| (id, username_of.get(&id).map_or_else(|| format!("user {id}"), |n| n.to_string())))
             .collect();
-        // Attributes and values are coded in item order, as the items come.
-        let by_id: HashMap<i64, &ItemRow> = item_rows.iter().map(|r| (r.id, r)).collect();
-        let (mut attr_index, mut value_index) = (HashMap::new(), HashMap::new());
-        let (mut meta_attrs, mut meta_values) = (Vec::new(), Vec::new());
-        for item in &mut items {
-            let Some(row) = by_id.get(&item.id) else { continue };
-            if let Ok(object) = serde_json::from_str::<Map<String, Value>>(&row.meta) {
-                for (k, v) in &object {
-                    if let Some(v) = slice_value(v) {
-                        item.meta.push((intern(&mut attr_index, &mut meta_attrs, k), intern(&mut value_index, &mut meta_values, &v)));
-                    }
-                }
-            }
-            item.external_id = row.external_id.clone();
-            item.gold = row.gold.as_deref().and_then(|g| serde_json::from_str(g).ok());
-        }
-        drop(by_id);
-        let names: Vec<String> = users.iter().map(|(_, n)| n.clone()).collect();
-        let (mut unit_item, mut unit_label) = (Vec::new(), Vec::new());
-        let ratings = if multi {
-            let mut b = RatingsBuilder::new(Some(LabelSet::new(vec![ABSENT.into(), PRESENT.into()])?));
-            for (ix, item) in items.iter().enumerate() {
-                // The export's universe: the project's labels, then others in order of use.
-                let mut universe: Vec<u32> = (0..project_labels.len() as u32).collect();
-                for (_, labels) in &item.answers {
-                    for &code in labels {
-                        if !universe.contains(&code) {
-                            universe.push(code);
-                        }
-                    }
-                }
-                for code in universe {
-                    let key = format!("{}/{}", item.id, label_names[code as usize]);
-                    unit_item.push(ix);
-                    unit_label.push(code as usize);
-                    for (a, labels) in &item.answers {
-                        let value = if labels.contains(&code) { PRESENT } else { ABSENT };
-                        b.push(&key, &names[*a], value)?;
-                    }
-                }
-            }
-            b.build()?
-        } else {
-            let mut b = RatingsBuilder::new(Some(LabelSet::new(label_names.clone())?));
-            for (ix, item) in items.iter().enumerate() {
-                let key = item.id.to_string();
-                let mut any = false;
-                for (a, labels) in &item.answers {
-                    // Validation stores exactly one label per single-label annotation.
-                    if let [label] = labels.as_slice() {
-                        b.push(&key, &names[*a], &label_names[*label as usize])?;
-                        any = true;
-                    }
-                }
-                if any {
-                    unit_item.push(ix);
-                }
-            }
-            b.build()?
+        let (meta, golds) = item_rows.join(&items);
+        let ItemCoder { meta_attrs, meta_values, .. } = item_rows;
+        let mut d = Dataset {
+            multi,
+            label_names,
+            meta_attrs,
+            meta_values,
+            items,
+            answer_annotators,
+            answer_labels,
+            meta,
+            golds,
+            ratings: Ratings::from_codes(Vec::new(), Vec::new(), LabelSet::new(Vec::new())?, &[])?,
+            unit_item: Vec::new(),
+            unit_label: Vec::new(),
+            users,
+            seconds,
         };
-        Ok(Dataset { multi, label_names, meta_attrs, meta_values, items, ratings, unit_item, unit_label, users, seconds })
+        d.ratings = units(&mut d, project_labels.len())?;
+        Ok(d)
+    }
+}
+
+/// Codes the dataset's units into `unit_item` and `unit_label` and returns their ratings.
+/// Ratings number annotators in order of first usable answer and records in the order the
+/// export's lines give them, as `mirrorset stats` does reading the export.
+fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut records: Vec<(usize, usize, usize)> = Vec::with_capacity(d.answer_labels.len());
+    let mut rater_of = vec![usize::MAX; d.users.len()];
+    let mut raters: Vec<String> = Vec::new();
+    let mut rater = |a: usize| {
+        if rater_of[a] == usize::MAX {
+            rater_of[a] = raters.len();
+            raters.push(d.users[a].1.clone());
+        }
+        rater_of[a]
+    };
+    let (mut unit_item, mut unit_label) = (Vec::new(), Vec::new());
+    let labels = if d.multi {
+        let mut universe: Vec<u32> = Vec::new();
+        for ix in 0..d.items.len() {
+            // The export's universe: the project's labels, then others in order of use.
+            universe.clear();
+            universe.extend(0..project_labels as u32);
+            for (_, labels) in d.answers(ix) {
+                for &code in labels {
+                    if !universe.contains(&code) {
+                        universe.push(code);
+                    }
+                }
+            }
+            for &code in &universe {
+                let unit = keys.len();
+                keys.push(format!("{}/{}", d.items[ix].id, d.label_names[code as usize]));
+                unit_item.push(ix);
+                unit_label.push(code as usize);
+                for (a, labels) in d.answers(ix) {
+                    // The label set below: absent = 0, present = 1.
+                    records.push((unit, rater(a), labels.contains(&code) as usize));
+                }
+            }
+        }
+        LabelSet::new(vec![ABSENT.into(), PRESENT.into()])?
+    } else {
+        for ix in 0..d.items.len() {
+            let unit = keys.len();
+            let mut any = false;
+            for (a, labels) in d.answers(ix) {
+                // Validation stores exactly one label per single-label annotation.
+                if let [label] = labels {
+                    records.push((unit, rater(a), *label as usize));
+                    any = true;
+                }
+            }
+            if any {
+                keys.push(d.items[ix].id.to_string());
+                unit_item.push(ix);
+            }
+        }
+        LabelSet::new(d.label_names.clone())?
+    };
+    (d.unit_item, d.unit_label) = (unit_item, unit_label);
+    Ratings::from_codes(keys, raters, labels, &records)
+}
+
+/// The labeled items' slice values and gold answers, coded as their rows are read (in id
+/// order; side by side with the annotations, which [`DatasetBuilder::finish`] joins them to).
+/// Attributes and values are interned in the rows' order.
+#[derive(Default)]
+pub struct ItemCoder {
+    ids: Vec<i64>,
+    meta: Runs<(u32, u32)>,
+    /// (index into `ids`, gold answer).
+    golds: Vec<(usize, Vec<String>)>,
+    attr_index: HashMap<String, u32>,
+    value_index: HashMap<String, u32>,
+    meta_attrs: Vec<String>,
+    meta_values: Vec<String>,
+}
+
+impl<T> Default for Runs<T> {
+    fn default() -> Self {
+        Runs::new()
+    }
+}
+
+impl ItemCoder {
+    /// The next item row, in id order.
+    pub fn push(&mut self, row: &ItemRow) {
+        if let Ok(object) = serde_json::from_str::<Map<String, Value>>(&row.meta) {
+            for (k, v) in &object {
+                if let Some(v) = slice_value(v) {
+                    let attr = intern(&mut self.attr_index, &mut self.meta_attrs, k);
+                    let value = intern(&mut self.value_index, &mut self.meta_values, &v);
+                    self.meta.values.push((attr, value));
+                }
+            }
+        }
+        self.meta.close();
+        if let Some(gold) = row.gold.as_deref().and_then(|g| serde_json::from_str(g).ok()) {
+            self.golds.push((self.ids.len(), gold));
+        }
+        self.ids.push(row.id);
+    }
+
+    /// The slice values and gold answers of `items` (in id order), by their index: an item
+    /// whose row was not read (hidden since) has neither.
+    fn join(&self, items: &[Item]) -> (Runs<(u32, u32)>, Vec<(usize, Vec<String>)>) {
+        let mut meta = Runs::new();
+        let mut golds = Vec::new();
+        let mut row = 0;
+        for (ix, item) in items.iter().enumerate() {
+            while row < self.ids.len() && self.ids[row] < item.id {
+                row += 1;
+            }
+            if self.ids.get(row) == Some(&item.id) {
+                meta.values.extend_from_slice(self.meta.get(row));
+                if let Ok(g) = self.golds.binary_search_by_key(&row, |(r, _)| *r) {
+                    golds.push((ix, self.golds[g].1.clone()));
+                }
+            }
+            meta.close();
+        }
+        (meta, golds)
     }
 }
 
@@ -268,7 +413,7 @@ pub(crate) mod tests {
     }
 
     pub fn item(id: i64, meta: &str) -> ItemRow {
-        ItemRow { id, external_id: Some(format!("x-{id}")), meta: meta.into(), gold: None }
+        ItemRow { id, meta: meta.into(), gold: None }
     }
 
     #[test]
@@ -278,7 +423,9 @@ pub(crate) mod tests {
         assert_eq!(d.ratings.items(), ["5", "7"]);
         assert_eq!(d.ratings.annotators(), ["u2", "u1"]);
         assert_eq!(d.users, vec![(2, "u2".to_string()), (1, "u1".to_string())]);
-        assert_eq!(d.items[0].last_at, 20);
+        assert_eq!(d.items, [Item { id: 5, last_at: 20 }, Item { id: 7, last_at: 5 }]);
+        assert_eq!(d.answers(0).collect::<Vec<_>>(), [(0, &[1][..]), (1, &[0][..])]);
+        assert_eq!(d.answers(1).collect::<Vec<_>>(), [(1, &[0][..])]);
         assert_eq!(d.unit_item, vec![0, 1]);
     }
 
@@ -290,16 +437,22 @@ pub(crate) mod tests {
         for r in &rows {
             b.push(r);
         }
-        // Item 9 has no row (it was hidden since); item 6's meta comes first in id order.
-        let items = [item(6, r#"{"n": 3, "region": "eu"}"#), item(4, r#"{"region": "us", "x": [1]}"#)];
-        let d = b.finish(&items, &users()).unwrap();
+        // Item 9 has no row (it was hidden since); item 5 has no annotation (made since).
+        let mut items = ItemCoder::default();
+        for row in [item(4, r#"{"region": "us", "x": [1]}"#), item(5, r#"{"z": 1}"#), item(6, r#"{"n": 3, "region": "eu"}"#)] {
+            items.push(&ItemRow { gold: Some(format!(r#"["g{}"]"#, row.id)), ..row });
+        }
+        let d = b.finish(items, &users()).unwrap();
         assert_eq!(d.users, vec![(42, "user 42".to_string()), (1, "u1".to_string())]);
-        assert_eq!(d.meta_attrs, ["region", "n"]);
-        assert_eq!(d.meta_values, ["us", "3", "eu"]);
-        assert_eq!(d.items[0].meta, vec![(0, 0)]);
-        assert_eq!(d.items[1].meta, vec![(1, 1), (0, 2)]);
-        assert_eq!(d.items[1].external_id.as_deref(), Some("x-6"));
-        assert_eq!((d.items[2].external_id.clone(), d.items[2].meta.len()), (None, 0));
+        // Interned in the rows' order; item 5's attribute is coded but no item has it.
+        assert_eq!(d.meta_attrs, ["region", "z", "n"]);
+        assert_eq!(d.meta_values, ["us", "1", "3", "eu"]);
+        assert_eq!(d.meta(0), [(0, 0)]);
+        assert_eq!(d.meta(1), [(2, 2), (0, 3)]);
+        assert_eq!(d.meta(2), []);
+        assert_eq!((d.gold(0), d.gold(1), d.gold(2)), (Some(&["g4".to_string()][..]), Some(&["g6".to_string()][..]), None));
+        assert_eq!(d.slice_of(1, "region"), Some("eu"));
+        assert_eq!(d.answers(1).collect::<Vec<_>>(), [(1, &[1][..])]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! following a link never lands on items that were fixed since the last refresh.
 use app::api_types::ItemLabels;
 
-use super::dataset::{Dataset, Item};
+use super::dataset::Dataset;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {
@@ -58,44 +58,44 @@ fn sorted(labels: &[u32]) -> Vec<u32> {
     v
 }
 
-fn differ(item: &Item) -> bool {
-    let first = item.answers.first().map(|(_, l)| sorted(l));
-    item.answers.len() >= 2 && item.answers.iter().any(|(_, l)| Some(sorted(l)) != first)
+fn differ(d: &Dataset, ix: usize) -> bool {
+    let mut answers = d.answers(ix);
+    let first = answers.next().map(|(_, l)| sorted(l));
+    answers.len() >= 1 && answers.any(|(_, l)| Some(sorted(l)) != first)
 }
 
-/// Whether the item matches the filter; `user_code` maps a username to its annotator code.
-pub fn matches(d: &Dataset, item: &Item, filter: &Filter) -> bool {
+/// Whether the item (by index into `d.items`) matches the filter.
+pub fn matches(d: &Dataset, ix: usize, filter: &Filter) -> bool {
     let code = |name: &str| d.users.iter().position(|(_, n)| n == name);
+    let mut answers = d.answers(ix);
     match filter {
         Filter::Pair(a, b) => {
             let (Some(a), Some(b)) = (code(a), code(b)) else { return false };
-            let find = |c: usize| item.answers.iter().find(|(x, _)| *x == c).map(|(_, l)| sorted(l));
+            let find = |c: usize| d.answers(ix).find(|(x, _)| *x == c).map(|(_, l)| sorted(l));
             matches!((find(a), find(b)), (Some(x), Some(y)) if x != y)
         }
         Filter::Labels(a, b) => {
             let (Some(a), Some(b)) = (d.label_code(a), d.label_code(b)) else { return false };
-            let chose = |l: &Vec<u32>, x: u32, y: u32| l.contains(&x) && !l.contains(&y);
-            item.answers.iter().any(|(_, l)| chose(l, a, b)) && item.answers.iter().any(|(_, l)| chose(l, b, a))
+            let chose = |l: &[u32], x: u32, y: u32| l.contains(&x) && !l.contains(&y);
+            answers.clone().any(|(_, l)| chose(l, a, b)) && answers.any(|(_, l)| chose(l, b, a))
         }
         Filter::Label(name) => {
             let Some(name) = d.label_code(name) else { return false };
-            let with = item.answers.iter().filter(|(_, l)| l.contains(&name)).count();
-            with > 0 && with < item.answers.len()
+            let with = answers.clone().filter(|(_, l)| l.contains(&name)).count();
+            with > 0 && with < answers.len()
         }
-        Filter::Slice(attr, value) => {
-            d.slice_of(item, attr) == Some(value.as_str()) && differ(item)
-        }
+        Filter::Slice(attr, value) => d.slice_of(ix, attr) == Some(value.as_str()) && differ(d, ix),
     }
 }
 
 /// The matching items, in id order: (index into `d.items`), all of them.
 pub fn disagreeing(d: &Dataset, filter: &Filter) -> Vec<usize> {
-    (0..d.items.len()).filter(|&i| matches(d, &d.items[i], filter)).collect()
+    (0..d.items.len()).filter(|&ix| matches(d, ix, filter)).collect()
 }
 
-/// Each labeler's answer on the item, in annotation order.
-pub fn answers(d: &Dataset, item: &Item) -> Vec<ItemLabels> {
-    item.answers.iter().map(|(a, l)| ItemLabels { labeler: d.users[*a].1.clone(), labels: d.label_texts(l) }).collect()
+/// Each labeler's answer on the item (by index into `d.items`), in annotation order.
+pub fn answers(d: &Dataset, ix: usize) -> Vec<ItemLabels> {
+    d.answers(ix).map(|(a, l)| ItemLabels { labeler: d.users[a].1.clone(), labels: d.label_texts(l) }).collect()
 }
 
 #[cfg(test)]
@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(ids(Filter::Label("b".into())), vec![2, 3]);
         assert_eq!(ids(Filter::Slice("r".into(), "eu".into())), vec![2]);
         assert_eq!(ids(Filter::Slice("r".into(), "us".into())), vec![3]);
-        assert_eq!(answers(&d, &d.items[1])[1], ItemLabels { labeler: "u2".into(), labels: vec!["b".into()] });
+        assert_eq!(answers(&d, 1)[1], ItemLabels { labeler: "u2".into(), labels: vec!["b".into()] });
     }
 
     #[test]

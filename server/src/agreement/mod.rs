@@ -23,7 +23,7 @@ use crate::stats::Level;
 use crate::store::agreement as store;
 use crate::store::{jobs, now_ms, Db};
 use compute::{Method, Settings, Snapshot};
-use dataset::{Dataset, DatasetBuilder};
+use dataset::{Dataset, DatasetBuilder, ItemCoder};
 
 /// Consensus rows per write transaction (in statements of `store::agreement::STATEMENT_ROWS`).
 /// Every changed row moves in the `(project_id, posterior)` index, to a place unrelated to its
@@ -43,9 +43,9 @@ const PROGRESS_EVERY: usize = 2;
 pub const KIND: &str = "consensus";
 
 /// Reads and codes the project's annotations. `here`: the consensus job, on its low-priority
-/// thread with connections of its own: every read side by side, each annotation coded as it
-/// is read, on the calling thread; rather than one read at a time on the shared readers and
-/// the build on a blocking-pool thread (a request).
+/// thread with connections of its own: every read side by side, each annotation and item row
+/// coded as it is read, on the calling thread; rather than one read at a time on the shared
+/// readers and the build on a blocking-pool thread (a request).
 async fn load(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings)>> {
     Ok(load_timed(db, project_id, here).await?.map(|(d, s, _)| (d, s)))
 }
@@ -61,20 +61,22 @@ async fn load_timed(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Opti
     let (dataset, skips, read, build) = if here {
         // The refresh's own connections ([`store::private_reader`]).
         let mut builder = DatasetBuilder::new(multi, &names);
-        let (usernames, items, skips, ()) = tokio::try_join!(
+        let mut items = ItemCoder::default();
+        let (usernames, (), skips, ()) = tokio::try_join!(
             store::annotators(db, project_id),
-            store::labeled_items(db, project_id),
+            store::for_each_labeled_item(db, project_id, |row| items.push(&row)),
             store::skips(db, project_id),
             store::for_each_annotation(db, project_id, |row| builder.push(&row)),
         )?;
         let read = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        (builder.finish(&items, &usernames)?, skips, read, started.elapsed().as_secs_f64())
+        (builder.finish(items, &usernames)?, skips, read, started.elapsed().as_secs_f64())
     } else {
         // A request, on the shared readers: one connection at a time.
         let rows = store::annotations(db, project_id).await?;
         let usernames = store::annotators(db, project_id).await?;
-        let items = store::labeled_items(db, project_id).await?;
+        let mut items = Vec::new();
+        store::for_each_labeled_item(db, project_id, |row| items.push(row)).await?;
         let skips = store::skips(db, project_id).await?;
         let read = started.elapsed().as_secs_f64();
         let started = Instant::now();
@@ -344,14 +346,12 @@ pub async fn disagreements(db: &Db, project_id: i64, filter: drill::Filter, limi
         let items: Vec<DisagreementItem> = found
             .iter()
             .take(limit)
-            .map(|&i| {
-                let item = &d.items[i];
-                DisagreementItem {
-                    item_id: item.id,
-                    external_id: item.external_id.clone(),
-                    snippet: None,
-                    labels: drill::answers(&d, item),
-                }
+            .map(|&ix| DisagreementItem {
+                item_id: d.items[ix].id,
+                // Read below for these items only.
+                external_id: None,
+                snippet: None,
+                labels: drill::answers(&d, ix),
             })
             .collect();
         (found.len(), items)
@@ -359,9 +359,11 @@ pub async fn disagreements(db: &Db, project_id: i64, filter: drill::Filter, limi
     .await
     .map_err(anyhow::Error::from)?;
     let ids: Vec<i64> = items.iter().map(|i| i.item_id).collect();
-    let snippets = store::snippets(db, project_id, &ids).await?;
+    let shown = store::external_ids_and_snippets(db, project_id, &ids).await?;
     for item in &mut items {
-        item.snippet = snippets.iter().find(|(id, _)| *id == item.item_id).and_then(|(_, s)| s.clone());
+        if let Some((_, external_id, snippet)) = shown.iter().find(|(id, _, _)| *id == item.item_id) {
+            (item.external_id, item.snippet) = (external_id.clone(), snippet.clone());
+        }
     }
     Ok(DisagreementList { total: total as i64, limit: limit as i64, items })
 }

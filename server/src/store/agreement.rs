@@ -117,25 +117,29 @@ pub async fn annotators(db: &Db, project_id: i64) -> Result<Vec<(i64, String)>, 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct ItemRow {
     pub id: i64,
-    pub external_id: Option<String>,
     /// JSON object.
     pub meta: String,
     /// JSON array of label names, for gold items.
     pub gold: Option<String>,
 }
 
-/// The labeled items' ids, external ids, meta and gold answers, by id.
-pub async fn labeled_items(db: &Db, project_id: i64) -> Result<Vec<ItemRow>, sqlx::Error> {
+/// The labeled items' ids, meta and gold answers, by id, each row handed to `each` as it is
+/// read. (Their external ids and texts are read for the few items a drill-down lists:
+/// [`external_ids_and_snippets`].)
+pub async fn for_each_labeled_item(db: &Db, project_id: i64, mut each: impl FnMut(ItemRow)) -> Result<(), sqlx::Error> {
     on_read!(db, pool => {
-        sqlx::query_as(
-            "SELECT i.id, i.external_id, i.meta, i.gold FROM items i
+        let mut rows = sqlx::query_as::<_, ItemRow>(
+            "SELECT i.id, i.meta, i.gold FROM items i
              WHERE i.project_id = $1 AND i.label_count > 0
                AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
              ORDER BY i.id",
         )
         .bind(project_id)
-        .fetch_all(pool)
-        .await
+        .fetch(pool);
+        while let Some(row) = rows.try_next().await? {
+            each(row);
+        }
+        Ok(())
     })
 }
 
@@ -152,8 +156,12 @@ pub async fn skips(db: &Db, project_id: i64) -> Result<Vec<(i64, String, i64)>, 
     })
 }
 
-/// Text snippets of some items (for drill-down lists): (id, first characters of the text).
-pub async fn snippets(db: &Db, project_id: i64, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>, sqlx::Error> {
+/// What a drill-down list shows of some items: (id, external id, first characters of the text).
+pub async fn external_ids_and_snippets(
+    db: &Db,
+    project_id: i64,
+    ids: &[i64],
+) -> Result<Vec<(i64, Option<String>, Option<String>)>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -161,7 +169,7 @@ pub async fn snippets(db: &Db, project_id: i64, ids: &[i64]) -> Result<Vec<(i64,
     on_read!(db, pool => {
         // The ids are integers we format ourselves: no injection through the IN list.
         sqlx::query_as(&format!(
-            "SELECT id, SUBSTR(text, 1, 160) FROM items WHERE project_id = $1 AND id IN ({list})"
+            "SELECT id, external_id, SUBSTR(text, 1, 160) FROM items WHERE project_id = $1 AND id IN ({list})"
         ))
         .bind(project_id)
         .fetch_all(pool)
