@@ -17,7 +17,10 @@
 //! 1e-4 of the latest computation (exact for majority vote, whose posteriors are vote shares
 //! that move in steps far larger) and a row left alone keeps its `computed_at`, which says
 //! when its value was last written.
-use std::collections::HashMap;
+//!
+//! The stored rows are compared as they are read ([`Differ`]), in item id order like the
+//! computed ones, so a refresh never holds both sets of a million-item project at once.
+use std::iter::Peekable;
 
 use crate::store::agreement::ConsensusRow;
 
@@ -49,17 +52,44 @@ pub struct Changes {
 
 /// Compares the computed rows (all of `method`) with the stored rows and their methods.
 pub fn changes(stored: Vec<(ConsensusRow, String)>, computed: Vec<ConsensusRow>, method: &str) -> Changes {
-    let mut old: HashMap<i64, (ConsensusRow, String)> = stored.into_iter().map(|(r, m)| (r.item_id, (r, m))).collect();
-    let mut out = Changes::default();
-    for row in computed {
-        match old.remove(&row.item_id) {
-            Some((was, m)) if unchanged(&was, &m, &row, method) => out.unchanged += 1,
-            _ => out.write.push(row),
+    let mut differ = Differ::new(computed, method);
+    for (row, m) in &stored {
+        differ.stored(row, m);
+    }
+    differ.finish()
+}
+
+/// [`changes`] with the stored rows handed in one at a time as they are read, in item id
+/// order (the computed rows' order too): a merge of the two sorted lists.
+pub struct Differ<'a> {
+    computed: Peekable<std::vec::IntoIter<ConsensusRow>>,
+    method: &'a str,
+    out: Changes,
+}
+
+impl<'a> Differ<'a> {
+    /// `computed`: the refresh's rows, all of `method`, by item id.
+    pub fn new(computed: Vec<ConsensusRow>, method: &'a str) -> Differ<'a> {
+        Differ { computed: computed.into_iter().peekable(), method, out: Changes::default() }
+    }
+
+    /// The next stored row and its method, by item id.
+    pub fn stored(&mut self, stored: &ConsensusRow, stored_method: &str) {
+        // Computed rows before it have no stored row: new.
+        while let Some(row) = self.computed.next_if(|r| r.item_id < stored.item_id) {
+            self.out.write.push(row);
+        }
+        match self.computed.next_if(|r| r.item_id == stored.item_id) {
+            Some(row) if unchanged(stored, stored_method, &row, self.method) => self.out.unchanged += 1,
+            Some(row) => self.out.write.push(row),
+            None => self.out.delete.push(stored.item_id),
         }
     }
-    out.delete = old.into_keys().collect();
-    out.delete.sort_unstable();
-    out
+
+    pub fn finish(mut self) -> Changes {
+        self.out.write.extend(self.computed);
+        self.out
+    }
 }
 
 #[cfg(test)]
@@ -157,10 +187,16 @@ mod tests {
         // Same labels, posteriors equal under both methods or not: the method column changed.
         let c = changes(stored.clone(), rows(&first_labels(), Method::DawidSkene), "dawid_skene");
         assert_eq!((c.write.len(), c.unchanged), (5, 0));
-        // Item 5 lost its labels (say, its annotations were removed): its row goes.
-        let fewer: Vec<AnnotationRow> = first_labels().into_iter().filter(|a| a.item_id != 5).collect();
-        let c = changes(stored, rows(&fewer, Method::Majority), "majority");
-        assert_eq!((c.write.len(), c.delete, c.unchanged), (0, vec![5], 4));
+        // Items 3 and 5 lost their labels (say, their annotations were removed): their rows go.
+        let fewer: Vec<AnnotationRow> = first_labels().into_iter().filter(|a| a.item_id != 3 && a.item_id != 5).collect();
+        let c = changes(stored.clone(), rows(&fewer, Method::Majority), "majority");
+        assert_eq!((c.write.len(), c.delete, c.unchanged), (0, vec![3, 5], 3));
+        // Item 6 got labels and item 1 lost them: a write after the last stored row, a deletion
+        // before the first computed one.
+        let other: Vec<AnnotationRow> =
+            first_labels().into_iter().filter(|a| a.item_id != 1).chain([ann(6, 1, &["b"], 0)]).collect();
+        let c = changes(stored, rows(&other, Method::Majority), "majority");
+        assert_eq!((c.write.iter().map(|r| r.item_id).collect::<Vec<_>>(), c.delete, c.unchanged), (vec![6], vec![1], 4));
     }
 
     #[test]

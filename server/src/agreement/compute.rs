@@ -1,7 +1,8 @@
 //! The numbers of the agreement dashboard and the consensus rows, from a [`Dataset`], in one
 //! pure function: [`compute`]. Every statistic is the statistics core's (`crate::stats`);
 //! this module only chooses the units, names things and packs the wire types.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use app::api_types::{
     AgreementDashboard, AlphaPoint, Interval, LabelAgreementRow, LabelConfusion, LabelerAgreement, PairCell, SliceRow,
@@ -173,29 +174,44 @@ fn slice_row(d: &Dataset, attr: &str, value: &str, items: usize, level: Level, t
 /// posterior; multi-label, the labels whose present/absent unit came out present, with the
 /// smallest posterior among the item's decisions (the least certain one bounds the whole).
 fn consensus_rows(d: &Dataset, agg: &Aggregation) -> Vec<ConsensusRow> {
+    let mut texts = LabelsText::default();
     let mut out: Vec<ConsensusRow> = Vec::with_capacity(d.items.len());
+    // Multi-label: the current item's present labels.
+    let mut present: Vec<&str> = Vec::new();
     for (u, &ix) in d.unit_item.iter().enumerate() {
         let Some(choice) = agg.labels[u] else { continue };
         let p = agg.posterior(u)[choice];
         let n = d.ratings.item_len(u) as i64;
         let item_id = d.items[ix].id;
         if !d.multi {
-            let labels = serde_json::to_string(&[&d.label_names[choice]]).expect("strings serialize");
-            out.push(ConsensusRow { item_id, labels, posterior: p, n_labels: n });
+            out.push(ConsensusRow { item_id, labels: texts.of(&[&d.label_names[choice]]), posterior: p, n_labels: n });
             continue;
         }
         if out.last().map(|r| r.item_id) != Some(item_id) {
-            out.push(ConsensusRow { item_id, labels: "[]".into(), posterior: 1.0, n_labels: n });
+            present.clear();
+            out.push(ConsensusRow { item_id, labels: texts.of(&present), posterior: 1.0, n_labels: n });
         }
         let row = out.last_mut().expect("pushed above");
         row.posterior = row.posterior.min(p);
         if d.ratings.labels().name(choice) == crate::export::PRESENT {
-            let mut labels: Vec<String> = serde_json::from_str(&row.labels).expect("written here");
-            labels.push(d.label_names[d.unit_label[u]].clone());
-            row.labels = serde_json::to_string(&labels).expect("strings serialize");
+            present.push(&d.label_names[d.unit_label[u]]);
+            row.labels = texts.of(&present);
         }
     }
     out
+}
+
+/// Label lists as the JSON text a consensus row stores, each distinct list allocated once
+/// and shared by the rows that have it (a project has a handful of distinct lists and a
+/// million rows).
+#[derive(Default)]
+struct LabelsText(HashMap<String, Arc<str>>);
+
+impl LabelsText {
+    fn of(&mut self, labels: &[&str]) -> Arc<str> {
+        let text = serde_json::to_string(labels).expect("strings serialize");
+        self.0.entry(text).or_insert_with_key(|t| Arc::from(t.as_str())).clone()
+    }
 }
 
 /// Gold answers as (unit, label code) for Dawid–Skene (single-label: a one-label gold answer
@@ -476,7 +492,7 @@ mod tests {
         let items = [item(1, r#"{"region":"eu"}"#), item(2, r#"{"region":"us"}"#), item(3, r#"{"region":"eu"}"#)];
         let d = Dataset::build(false, &["a".into(), "b".into()], &rows, &items, &users()).unwrap();
         let c = compute(&d, &settings(), 42);
-        let labels: Vec<(i64, &str, f64)> = c.consensus.iter().map(|r| (r.item_id, r.labels.as_str(), r.posterior)).collect();
+        let labels: Vec<(i64, &str, f64)> = c.consensus.iter().map(|r| (r.item_id, &*r.labels, r.posterior)).collect();
         assert_eq!(labels, vec![(1, r#"["a"]"#, 1.0), (2, r#"["b"]"#, 1.0), (3, r#"["b"]"#, 2.0 / 3.0)]);
         let dash = &c.snapshot.dashboard;
         assert_eq!((dash.n_items, dash.n_annotations, dash.n_labelers), (3, 7, 3));
@@ -539,7 +555,7 @@ mod tests {
         let d = Dataset::build(true, &["a".into(), "b".into()], &rows, &[item(1, "{}")], &users()).unwrap();
         let c = compute(&d, &settings(), 1);
         assert_eq!(c.consensus.len(), 1);
-        assert_eq!(c.consensus[0].labels, r#"["a","b"]"#);
+        assert_eq!(&*c.consensus[0].labels, r#"["a","b"]"#);
         assert!((c.consensus[0].posterior - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(c.snapshot.dashboard.per_label.len(), 2);
         assert_eq!(c.snapshot.dashboard.confusion_labels, ["absent", "present"]);

@@ -103,13 +103,12 @@ struct Refreshed {
 
 /// Where a refresh's time went (seconds), for its log line: the reads, coding the dataset,
 /// the computation (with its parts' own times: they run side by side), reading the stored
-/// rows and comparing, and writing.
+/// rows while comparing them, and writing.
 #[derive(Debug, Default)]
 struct Phases {
     read: f64,
     build: f64,
     compute: compute::Timings,
-    stored: f64,
     diff: f64,
 }
 
@@ -161,7 +160,6 @@ pub async fn refresh(ctx: &JobCtx, project_id: i64) -> anyhow::Result<String> {
         slices_s = c.slices,
         per_label_s = c.per_label,
         over_time_s = c.over_time,
-        stored_s = phases.stored,
         diff_s = phases.diff,
         write_s = writing.elapsed().as_secs_f64(),
         "consensus rows refreshed"
@@ -185,22 +183,19 @@ fn read_and_compute_here(db: Db, project_id: i64) -> anyhow::Result<Option<Refre
 }
 
 async fn read_and_compute(db: &Db, project_id: i64) -> anyhow::Result<Option<Refreshed>> {
-    // Only this job writes the project's consensus rows, and one runs per project at a time,
-    // so what is read here stays what is stored until the refresh's writes. Read alongside
-    // the annotations, on a connection of its own.
-    let stored = async {
-        let t = Instant::now();
-        let rows = store::stored_consensus(db, project_id).await?;
-        anyhow::Ok((rows, t.elapsed().as_secs_f64()))
-    };
-    let (loaded, (stored, stored_s)) = tokio::try_join!(load_timed(db, project_id, true), stored)?;
-    let Some((dataset, settings, (read, build))) = loaded else { return Ok(None) };
+    let Some((dataset, settings, (read, build))) = load_timed(db, project_id, true).await? else { return Ok(None) };
     let method = settings.method;
     let computed = compute::compute(&dataset, &settings, now_ms());
     drop(dataset);
+    // Only this job writes the project's consensus rows, and one runs per project at a time,
+    // so what is read here stays what is stored until the refresh's writes. Read after the
+    // computation, compared as read: a refresh holds the computed rows but never the stored
+    // ones as well (docs/bench.md, session 29).
     let t = Instant::now();
-    let diff = changes::changes(stored, computed.consensus, method.as_str());
-    let phases = Phases { read, build, compute: computed.timings, stored: stored_s, diff: t.elapsed().as_secs_f64() };
+    let mut differ = changes::Differ::new(computed.consensus, method.as_str());
+    store::for_each_stored_consensus(db, project_id, |row, m| differ.stored(row, m)).await?;
+    let diff = differ.finish();
+    let phases = Phases { read, build, compute: computed.timings, diff: t.elapsed().as_secs_f64() };
     Ok(Some(Refreshed { snapshot: computed.snapshot, diff, method, phases }))
 }
 

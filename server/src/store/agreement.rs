@@ -4,7 +4,9 @@
 //! the order of the `annotations` export, so the statistics see exactly what
 //! `mirrorset stats` sees on that export) and writes consensus rows in short transactions of
 //! a hundred rows, so the single SQLite writer is never held for long by a refresh; it writes
-//! only the rows whose consensus changed ([`stored_consensus`] is what it compares with).
+//! only the rows whose consensus changed ([`for_each_stored_consensus`] is what it compares with).
+use std::sync::Arc;
+
 use super::{now_ms, BeginWrite, Db};
 use crate::{on_read, on_write};
 use futures::TryStreamExt;
@@ -38,8 +40,8 @@ pub async fn private_reader(db: &Db) -> Result<Db, sqlx::Error> {
 }
 
 /// Connections of a [`private_reader`]: the refresh reads the annotations, the items and the
-/// stored consensus rows side by side (on SQLite each connection steps its statement on a
-/// thread of its own).
+/// skips and usernames side by side (on SQLite each connection steps its statement on a
+/// thread of its own), then the stored consensus rows.
 pub const PRIVATE_READERS: u32 = 3;
 
 /// Closes what [`private_reader`] opened (its own connections only).
@@ -211,8 +213,9 @@ pub async fn change_signatures(db: &Db) -> Result<Vec<ChangeSignature>, sqlx::Er
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsensusRow {
     pub item_id: i64,
-    /// JSON array of label names.
-    pub labels: String,
+    /// JSON array of label names, one allocation shared by the rows with the same labels (a
+    /// refresh holds a row per labeled item).
+    pub labels: Arc<str>,
     pub posterior: f64,
     pub n_labels: i64,
 }
@@ -255,7 +258,7 @@ pub async fn write_consensus(db: &Db, project_id: i64, method: &str, rows: &[Con
             };
             let mut q = sqlx::query(text).bind(project_id).bind(method).bind(now);
             for r in chunk {
-                q = q.bind(r.item_id).bind(&r.labels).bind(r.posterior).bind(r.n_labels);
+                q = q.bind(r.item_id).bind(&*r.labels).bind(r.posterior).bind(r.n_labels);
             }
             q.execute(&mut *tx).await?;
         }
@@ -269,21 +272,25 @@ pub async fn write_consensus(db: &Db, project_id: i64, method: &str, rows: &[Con
 /// refresh binding (session 4).
 pub const STATEMENT_ROWS: usize = 100;
 
-/// The project's stored consensus rows with their method, by item id: what the consensus job
-/// compares its new rows with, so that it writes only what changed.
-pub async fn stored_consensus(db: &Db, project_id: i64) -> Result<Vec<(ConsensusRow, String)>, sqlx::Error> {
-    let rows: Vec<(i64, String, f64, i64, String)> = on_read!(db, pool => {
-        sqlx::query_as(
+/// The project's stored consensus rows with their method, by item id, each handed to `each`
+/// as it is read: what the consensus job compares its new rows with, so that it writes only
+/// what changed.
+pub async fn for_each_stored_consensus(
+    db: &Db,
+    project_id: i64,
+    mut each: impl FnMut(&ConsensusRow, &str),
+) -> Result<(), sqlx::Error> {
+    on_read!(db, pool => {
+        let mut rows = sqlx::query_as::<_, (i64, String, f64, i64, String)>(
             "SELECT item_id, labels, posterior, n_labels, method FROM consensus WHERE project_id = $1 ORDER BY item_id",
         )
         .bind(project_id)
-        .fetch_all(pool)
-        .await
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(|(item_id, labels, posterior, n_labels, method)| (ConsensusRow { item_id, labels, posterior, n_labels }, method))
-        .collect())
+        .fetch(pool);
+        while let Some((item_id, labels, posterior, n_labels, method)) = rows.try_next().await? {
+            each(&ConsensusRow { item_id, labels: labels.into(), posterior, n_labels }, &method);
+        }
+        Ok(())
+    })
 }
 
 /// Deletes one batch of the project's consensus rows (items that no longer have labels) in
