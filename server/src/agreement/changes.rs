@@ -65,16 +65,21 @@ pub struct Differ<'a> {
     computed: Peekable<std::vec::IntoIter<ConsensusRow>>,
     method: &'a str,
     out: Changes,
+    /// The last stored row's item id: out of order, a row would be taken for deleted.
+    last_stored: Option<i64>,
 }
 
 impl<'a> Differ<'a> {
     /// `computed`: the refresh's rows, all of `method`, by item id.
     pub fn new(computed: Vec<ConsensusRow>, method: &'a str) -> Differ<'a> {
-        Differ { computed: computed.into_iter().peekable(), method, out: Changes::default() }
+        debug_assert!(computed.windows(2).all(|w| w[0].item_id < w[1].item_id), "computed rows by item id");
+        Differ { computed: computed.into_iter().peekable(), method, out: Changes::default(), last_stored: None }
     }
 
     /// The next stored row and its method, by item id.
     pub fn stored(&mut self, stored: &ConsensusRow, stored_method: &str) {
+        assert!(self.last_stored < Some(stored.item_id), "stored consensus rows must come by item id");
+        self.last_stored = Some(stored.item_id);
         // Computed rows before it have no stored row: new.
         while let Some(row) = self.computed.next_if(|r| r.item_id < stored.item_id) {
             self.out.write.push(row);

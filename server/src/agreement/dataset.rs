@@ -246,6 +246,7 @@ impl<'a> DatasetBuilder<'a> {
             answer_labels,
             meta,
             golds,
+            // Coded below from the answers, which are the dataset's own.
             ratings: Ratings::from_codes(Vec::new(), Vec::new(), LabelSet::new(Vec::new())?, &[])?,
             unit_item: Vec::new(),
             unit_label: Vec::new(),
