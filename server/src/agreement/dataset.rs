@@ -421,7 +421,7 @@ pub(crate) mod tests {
     fn single_label_units_are_items_and_annotators_code_in_order_of_appearance() {
         let rows = [ann(5, 2, &["b"], 10), ann(5, 1, &["a"], 20), ann(7, 1, &["a"], 5)];
         let d = Dataset::build(false, &["a".into(), "b".into()], &rows, &[item(5, "{}"), item(7, "{}")], &users()).unwrap();
-        assert_eq!(d.ratings.items(), ["5", "7"]);
+        assert_eq!(d.ratings.item_names().collect::<Vec<_>>(), ["5", "7"]);
         assert_eq!(d.ratings.annotators(), ["u2", "u1"]);
         assert_eq!(d.users, vec![(2, "u2".to_string()), (1, "u1".to_string())]);
         assert_eq!(d.items, [Item { id: 5, last_at: 20 }, Item { id: 7, last_at: 5 }]);
@@ -460,7 +460,7 @@ pub(crate) mod tests {
     fn multi_label_units_are_item_label_pairs_with_extra_labels_last() {
         let rows = [ann(3, 1, &["a", "old"], 1), ann(3, 2, &[], 1)];
         let d = Dataset::build(true, &["a".into(), "b".into()], &rows, &[item(3, "{}")], &users()).unwrap();
-        assert_eq!(d.ratings.items(), ["3/a", "3/b", "3/old"]);
+        assert_eq!(d.ratings.item_names().collect::<Vec<_>>(), ["3/a", "3/b", "3/old"]);
         assert_eq!(d.unit_label, vec![0, 1, 2]);
         // u1: present, absent, present; u2: absent everywhere.
         assert_eq!(d.ratings.item_labels(0), [1, 0]);

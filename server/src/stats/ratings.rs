@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// How labels relate to each other (Krippendorff's "level of measurement"): it decides which
 /// disagreements count and how much.
@@ -127,12 +128,33 @@ impl fmt::Display for RatingsError {
 
 impl std::error::Error for RatingsError {}
 
+/// Item names, shared by a set of ratings and its restrictions ([`Ratings::restrict_to_items`]):
+/// a restriction names its items by position in the whole's list instead of copying a string
+/// per item (the consensus job restricts every unit of a project by day, by week and by slice).
+#[derive(Debug, Clone)]
+struct ItemNames {
+    all: Arc<Vec<String>>,
+    /// The items, as positions in `all`; `None`: all of them, in order.
+    pick: Option<Vec<u32>>,
+}
+
+impl ItemNames {
+    fn len(&self) -> usize {
+        self.pick.as_ref().map_or(self.all.len(), Vec::len)
+    }
+
+    /// Position in `all` of item `i`.
+    fn position(&self, i: usize) -> usize {
+        self.pick.as_ref().map_or(i, |p| p[i] as usize)
+    }
+}
+
 /// Annotation records grouped by item: the ratings of item `i` are
 /// `annotator_codes[starts[i]..starts[i+1]]` and `label_codes[...]`, sorted by annotator.
 #[derive(Debug, Clone)]
 pub struct Ratings {
     labels: LabelSet,
-    items: Vec<String>,
+    items: ItemNames,
     annotators: Vec<String>,
     starts: Vec<usize>,
     annotator_codes: Vec<u32>,
@@ -192,6 +214,7 @@ impl Ratings {
         }
         let annotator_codes = order.iter().map(|&r| records[r as usize].1 as u32).collect();
         let label_codes = order.iter().map(|&r| records[r as usize].2 as u32).collect();
+        let items = ItemNames { all: Arc::new(items), pick: None };
         Ok(Ratings { labels, items, annotators, starts, annotator_codes, label_codes })
     }
 
@@ -199,8 +222,14 @@ impl Ratings {
         &self.labels
     }
 
-    pub fn items(&self) -> &[String] {
-        &self.items
+    /// Item `i`'s name.
+    pub fn item_name(&self, i: usize) -> &str {
+        &self.items.all[self.items.position(i)]
+    }
+
+    /// The items' names, in item order.
+    pub fn item_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.n_items()).map(|i| self.item_name(i))
     }
 
     pub fn annotators(&self) -> &[String] {
@@ -241,20 +270,20 @@ impl Ratings {
     /// The same data restricted to the given items (for slices), keeping the label set and
     /// the annotator list so results stay comparable with the whole.
     pub fn restrict_to_items(&self, keep: &[usize]) -> Ratings {
-        let mut items = Vec::with_capacity(keep.len());
+        let mut pick = Vec::with_capacity(keep.len());
         let mut starts = Vec::with_capacity(keep.len() + 1);
         let mut annotator_codes = Vec::new();
         let mut label_codes = Vec::new();
         starts.push(0);
         for &i in keep {
-            items.push(self.items[i].clone());
+            pick.push(u32::try_from(self.items.position(i)).expect("fewer than 2^32 items"));
             annotator_codes.extend_from_slice(self.item_annotators(i));
             label_codes.extend_from_slice(self.item_labels(i));
             starts.push(label_codes.len());
         }
         Ratings {
             labels: self.labels.clone(),
-            items,
+            items: ItemNames { all: self.items.all.clone(), pick: Some(pick) },
             annotators: self.annotators.clone(),
             starts,
             annotator_codes,
@@ -381,7 +410,7 @@ mod tests {
         let r = b.build().unwrap();
         assert_eq!(r.n_items(), 2);
         assert_eq!(r.n_annotations(), 3);
-        assert_eq!(r.items(), ["x", "y"]);
+        assert_eq!(r.item_names().collect::<Vec<_>>(), ["x", "y"]);
         // Annotators are coded in order of appearance (bob 0, ann 1); item x lists them by code.
         assert_eq!(r.item_annotators(0), [0, 1]);
         assert_eq!(r.item_labels(0), [0, 1]);
@@ -409,10 +438,16 @@ mod tests {
         let mut b = RatingsBuilder::new(None);
         b.push("x", "ann", "a").unwrap();
         b.push("y", "bob", "b").unwrap();
-        let r = b.build().unwrap().restrict_to_items(&[1]);
-        assert_eq!(r.n_items(), 1);
+        b.push("z", "ann", "b").unwrap();
+        let r = b.build().unwrap().restrict_to_items(&[2, 1]);
+        assert_eq!(r.n_items(), 2);
         assert_eq!(r.n_labels(), 2);
         assert_eq!(r.n_annotators(), 2);
-        assert_eq!(r.item_labels(0), [1]);
+        assert_eq!((r.item_labels(0), r.item_labels(1)), (&[1][..], &[1][..]));
+        assert_eq!((r.item_annotators(0), r.item_annotators(1)), (&[0][..], &[1][..]));
+        // A restriction of a restriction names the whole's items.
+        let r = r.restrict_to_items(&[1]);
+        assert_eq!(r.item_names().collect::<Vec<_>>(), ["y"]);
+        assert_eq!(r.item_annotators(0), [1]);
     }
 }

@@ -59,7 +59,7 @@ pub fn ratings_from_source(source: &Source, labels: Option<&str>) -> Result<Rati
 /// Reads a file of item ids, one per line (blank lines ignored), for `--items`.
 fn read_item_subset(path: &Path, ratings: &Ratings) -> Result<Vec<usize>> {
     let source = read_source(path)?;
-    let index: HashMap<&str, usize> = ratings.items().iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = ratings.item_names().enumerate().map(|(i, s)| (s, i)).collect();
     let mut keep = Vec::new();
     let mut seen = HashSet::new();
     for (n, line) in source.text.lines().enumerate() {
@@ -229,9 +229,9 @@ pub fn aggregate(args: AggregateArgs) -> Result<Value> {
         Value::Object(values.iter().enumerate().map(|(c, p)| (labels.name(c).to_string(), json!(p))).collect())
     };
     let mut items = Map::new();
-    for (i, name) in ratings.items().iter().enumerate() {
+    for (i, name) in ratings.item_names().enumerate() {
         items.insert(
-            name.clone(),
+            name.to_string(),
             json!({
                 "label": result.labels[i].map(|c| labels.name(c)),
                 "tie": result.ties[i],
@@ -262,7 +262,7 @@ pub fn aggregate(args: AggregateArgs) -> Result<Value> {
 fn read_gold(path: &Path, ratings: &Ratings) -> Result<Vec<(usize, usize)>> {
     let source = read_source(path)?;
     let lines: Vec<Line<GoldLine>> = parse_jsonl(&source)?;
-    let items: HashMap<&str, usize> = ratings.items().iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let items: HashMap<&str, usize> = ratings.item_names().enumerate().map(|(i, s)| (s, i)).collect();
     let mut gold = Vec::new();
     for line in &lines {
         let at = format!("{}:{}", source.name, line.number);
@@ -303,6 +303,6 @@ mod tests {
     fn numeric_labels_are_numbers() {
         let r = ratings_from_source(&source("{\"item\":1,\"annotator\":\"a\",\"label\":10}\n{\"item\":1,\"annotator\":\"b\",\"label\":9.0}"), None).unwrap();
         assert_eq!(r.labels().names(), ["9", "10"]);
-        assert_eq!(r.items(), ["1"]);
+        assert_eq!(r.item_names().collect::<Vec<_>>(), ["1"]);
     }
 }
