@@ -97,7 +97,9 @@ fn intern(index: &mut HashMap<String, u32>, names: &mut Vec<String>, name: &str)
 
 impl Dataset {
     /// Builds the dataset from annotation rows in (item id, annotation id) order, the labeled
-    /// items' rows (in id order), and the usernames of the annotators (by user id).
+    /// items' rows (in id order), and the usernames of the annotators (by user id): the
+    /// builders below fed from slices, for tests (the server codes rows as they are read).
+    #[cfg(test)]
     pub fn build(
         multi: bool,
         project_labels: &[String],

@@ -42,16 +42,16 @@ const PROGRESS_EVERY: usize = 2;
 /// The job kind name in the `jobs` table.
 pub const KIND: &str = "consensus";
 
-/// Reads and codes the project's annotations. `here`: the consensus job, on its low-priority
-/// thread with connections of its own: every read side by side, each annotation and item row
-/// coded as it is read, on the calling thread; rather than one read at a time on the shared
-/// readers and the build on a blocking-pool thread (a request).
+/// Reads and codes the project's annotations, each annotation and item row coded as it is
+/// read. `here`: the consensus job, on its low-priority thread with connections of its own:
+/// every read side by side, on the calling thread; rather than one read at a time on the
+/// shared readers, on a blocking-pool thread (a request).
 async fn load(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings)>> {
     Ok(load_timed(db, project_id, here).await?.map(|(d, s, _)| (d, s)))
 }
 
-/// [`load`], with the seconds spent reading (for the job, coding the annotations as they come
-/// included) and building the dataset.
+/// [`load`], with the seconds spent reading (coding the rows as they come included) and
+/// finishing the dataset.
 async fn load_timed(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings, (f64, f64))>> {
     let started = Instant::now();
     let Some(q) = store::quality(db, project_id).await? else { return Ok(None) };
@@ -72,16 +72,25 @@ async fn load_timed(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Opti
         let started = Instant::now();
         (builder.finish(items, &usernames)?, skips, read, started.elapsed().as_secs_f64())
     } else {
-        // A request, on the shared readers: one connection at a time.
-        let rows = store::annotations(db, project_id).await?;
-        let usernames = store::annotators(db, project_id).await?;
-        let mut items = Vec::new();
-        store::for_each_labeled_item(db, project_id, |row| items.push(row)).await?;
-        let skips = store::skips(db, project_id).await?;
-        let read = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        let dataset = tokio::task::spawn_blocking(move || Dataset::build(multi, &names, &rows, &items, &usernames)).await??;
-        (dataset, skips, read, started.elapsed().as_secs_f64())
+        // A request (or a release's freeze), on the shared readers one read at a time, each row
+        // coded as it is read like the job's, on a blocking-pool thread: coding a million rows
+        // is CPU work the async threads must not do, and collecting them first took more memory
+        // than the coded dataset (the rows' text).
+        let (db, handle) = (db.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(async {
+                let mut builder = DatasetBuilder::new(multi, &names);
+                store::for_each_annotation(&db, project_id, |row| builder.push(&row)).await?;
+                let mut items = ItemCoder::default();
+                store::for_each_labeled_item(&db, project_id, |row| items.push(&row)).await?;
+                let usernames = store::annotators(&db, project_id).await?;
+                let skips = store::skips(&db, project_id).await?;
+                let read = started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                anyhow::Ok((builder.finish(items, &usernames)?, skips, read, started.elapsed().as_secs_f64()))
+            })
+        })
+        .await??
     };
     let settings = Settings {
         project_id,

@@ -82,20 +82,18 @@ pub struct AnnotationRow {
     pub created_at: i64,
 }
 
-const ANNOTATIONS: &str = "SELECT a.item_id, a.user_id, a.labels, a.time_ms, a.created_at
-     FROM annotations a
-     WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
-     ORDER BY a.item_id, a.id";
-
-/// Every annotation of the project's visible items, by item id then annotation id.
-pub async fn annotations(db: &Db, project_id: i64) -> Result<Vec<AnnotationRow>, sqlx::Error> {
-    on_read!(db, pool => sqlx::query_as(ANNOTATIONS).bind(project_id).fetch_all(pool).await)
-}
-
-/// [`annotations`], each row handed to `each` as it is read instead of all of them collected.
+/// Every annotation of the project's visible items, by item id then annotation id, each row
+/// handed to `each` as it is read.
 pub async fn for_each_annotation(db: &Db, project_id: i64, mut each: impl FnMut(AnnotationRow)) -> Result<(), sqlx::Error> {
     on_read!(db, pool => {
-        let mut rows = sqlx::query_as::<_, AnnotationRow>(ANNOTATIONS).bind(project_id).fetch(pool);
+        let mut rows = sqlx::query_as::<_, AnnotationRow>(
+            "SELECT a.item_id, a.user_id, a.labels, a.time_ms, a.created_at
+             FROM annotations a
+             WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+             ORDER BY a.item_id, a.id",
+        )
+        .bind(project_id)
+        .fetch(pool);
         while let Some(row) = rows.try_next().await? {
             each(row);
         }
