@@ -107,7 +107,7 @@ fn agreement_matches_krippendorff_sklearn_and_statsmodels() {
 
 fn check_aggregation(name: &str, r: &Ratings, got: &Aggregation, expected: &Value) {
     for (item, posterior) in expected["posteriors"].as_object().unwrap() {
-        let i = r.item_names().position(|x| x == item).unwrap();
+        let i = r.item_names().position(|x| x == item.as_str()).unwrap();
         for (label, p) in posterior.as_object().unwrap() {
             let c = r.labels().index_of(label).unwrap();
             close(&format!("{name} posterior {item} {label}"), got.posterior(i)[c], f(p));
@@ -153,7 +153,7 @@ fn aggregation_matches_crowd_kit() {
                 .unwrap()
                 .iter()
                 .map(|(item, label)| {
-                    (r.item_names().position(|x| x == item).unwrap(), r.labels().index_of(label.as_str().unwrap()).unwrap())
+                    (r.item_names().position(|x| x == item.as_str()).unwrap(), r.labels().index_of(label.as_str().unwrap()).unwrap())
                 })
                 .collect();
             // tol = -inf: run exactly max_iter iterations, as crowd-kit does with tol=-inf.

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::export::{ABSENT, PRESENT};
-use crate::stats::{LabelSet, Ratings, RatingsError};
+use crate::stats::{ItemKeys, LabelSet, Ratings, RatingsError};
 use crate::store::agreement::{AnnotationRow, ItemRow};
 
 /// One labeled item.
@@ -264,7 +264,8 @@ impl<'a> DatasetBuilder<'a> {
 /// Ratings number annotators in order of first usable answer and records in the order the
 /// export's lines give them, as `mirrorset stats` does reading the export.
 fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError> {
-    let mut keys: Vec<String> = Vec::new();
+    // Units are named when asked (item id, or item id / label), not each given a string.
+    let (mut ids, mut suffix_of): (Vec<i64>, Vec<u32>) = (Vec::new(), Vec::new());
     let mut records: Vec<(usize, usize, usize)> = Vec::with_capacity(d.answer_labels.len());
     let mut rater_of = vec![usize::MAX; d.users.len()];
     let mut raters: Vec<String> = Vec::new();
@@ -290,8 +291,9 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
                 }
             }
             for &code in &universe {
-                let unit = keys.len();
-                keys.push(format!("{}/{}", d.items[ix].id, d.label_names[code as usize]));
+                let unit = ids.len();
+                ids.push(d.items[ix].id);
+                suffix_of.push(code);
                 unit_item.push(ix);
                 unit_label.push(code as usize);
                 for (a, labels) in d.answers(ix) {
@@ -303,7 +305,7 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
         LabelSet::new(vec![ABSENT.into(), PRESENT.into()])?
     } else {
         for ix in 0..d.items.len() {
-            let unit = keys.len();
+            let unit = ids.len();
             let mut any = false;
             for (a, labels) in d.answers(ix) {
                 // Validation stores exactly one label per single-label annotation.
@@ -313,14 +315,15 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
                 }
             }
             if any {
-                keys.push(d.items[ix].id.to_string());
+                ids.push(d.items[ix].id);
                 unit_item.push(ix);
             }
         }
         LabelSet::new(d.label_names.clone())?
     };
     (d.unit_item, d.unit_label) = (unit_item, unit_label);
-    Ratings::from_codes(keys, raters, labels, &records)
+    let suffixes = if d.multi { d.label_names.clone() } else { Vec::new() };
+    Ratings::from_keyed_codes(ItemKeys::Numbers { ids, suffix_of, suffixes }, raters, labels, &records)
 }
 
 /// The labeled items' slice values and gold answers, coded as their rows are read (in id

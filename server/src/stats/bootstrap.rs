@@ -130,7 +130,7 @@ impl Collapsed {
         for &i in &order {
             if previous.is_none_or(|j| key(j) != key(i)) {
                 let p = names.len();
-                names.push(ratings.item_name(i).to_string());
+                names.push(ratings.item_name(i).into_owned());
                 for (&a, &c) in ratings.item_annotators(i).iter().zip(ratings.item_labels(i)) {
                     records.push((p, a as usize, c as usize));
                 }

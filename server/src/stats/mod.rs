@@ -36,7 +36,7 @@ pub mod significance;
 pub(crate) mod rng;
 mod special;
 
-pub use ratings::{LabelSet, Level, Ratings, RatingsBuilder, RatingsError};
+pub use ratings::{ItemKeys, LabelSet, Level, Ratings, RatingsBuilder, RatingsError};
 
 use serde::Serialize;
 use std::fmt;

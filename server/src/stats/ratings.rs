@@ -2,6 +2,7 @@
 //! by item, so that every agreement and aggregation loop runs over plain slices.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -128,12 +129,43 @@ impl fmt::Display for RatingsError {
 
 impl std::error::Error for RatingsError {}
 
+/// What names a set's items: their names as given, or numbers named when asked, so that the
+/// consensus job's million units do not each hold a string (an item id as text is a 24-byte
+/// `String` and a 32-byte allocation; as a number, 8 bytes).
+#[derive(Debug, Clone)]
+pub enum ItemKeys {
+    /// One name per item.
+    Names(Vec<String>),
+    /// Item `i` is named `ids[i]`, followed by `/` and `suffixes[suffix_of[i]]` when
+    /// `suffix_of` is not empty (the consensus job's multi-label units: item id / label).
+    Numbers { ids: Vec<i64>, suffix_of: Vec<u32>, suffixes: Vec<String> },
+}
+
+impl ItemKeys {
+    fn len(&self) -> usize {
+        match self {
+            ItemKeys::Names(names) => names.len(),
+            ItemKeys::Numbers { ids, .. } => ids.len(),
+        }
+    }
+
+    fn name(&self, i: usize) -> Cow<'_, str> {
+        match self {
+            ItemKeys::Names(names) => Cow::Borrowed(names[i].as_str()),
+            ItemKeys::Numbers { ids, suffix_of, .. } if suffix_of.is_empty() => Cow::Owned(ids[i].to_string()),
+            ItemKeys::Numbers { ids, suffix_of, suffixes } => {
+                Cow::Owned(format!("{}/{}", ids[i], suffixes[suffix_of[i] as usize]))
+            }
+        }
+    }
+}
+
 /// Item names, shared by a set of ratings and its restrictions ([`Ratings::restrict_to_items`]):
-/// a restriction names its items by position in the whole's list instead of copying a string
+/// a restriction names its items by position in the whole's list instead of copying a name
 /// per item (the consensus job restricts every unit of a project by day, by week and by slice).
 #[derive(Debug, Clone)]
 struct ItemNames {
-    all: Arc<Vec<String>>,
+    all: Arc<ItemKeys>,
     /// The items, as positions in `all`; `None`: all of them, in order.
     pick: Option<Vec<u32>>,
 }
@@ -171,6 +203,16 @@ impl Ratings {
         labels: LabelSet,
         records: &[(usize, usize, usize)],
     ) -> Result<Self, RatingsError> {
+        Ratings::from_keyed_codes(ItemKeys::Names(items), annotators, labels, records)
+    }
+
+    /// [`Ratings::from_codes`] with the items named by [`ItemKeys`].
+    pub fn from_keyed_codes(
+        items: ItemKeys,
+        annotators: Vec<String>,
+        labels: LabelSet,
+        records: &[(usize, usize, usize)],
+    ) -> Result<Self, RatingsError> {
         let (n_items, n_annotators, n_labels) = (items.len(), annotators.len(), labels.len());
         let mut counts = vec![0usize; n_items + 1];
         for (r, &(i, a, l)) in records.iter().enumerate() {
@@ -204,7 +246,7 @@ impl Ratings {
                 let (r1, r2) = (w[0] as usize, w[1] as usize);
                 if records[r1].1 == records[r2].1 {
                     return Err(RatingsError::Duplicate {
-                        item: items[i].clone(),
+                        item: items.name(i).into_owned(),
                         annotator: annotators[records[r1].1].clone(),
                         first: r1,
                         second: r2,
@@ -223,12 +265,12 @@ impl Ratings {
     }
 
     /// Item `i`'s name.
-    pub fn item_name(&self, i: usize) -> &str {
-        &self.items.all[self.items.position(i)]
+    pub fn item_name(&self, i: usize) -> Cow<'_, str> {
+        self.items.all.name(self.items.position(i))
     }
 
     /// The items' names, in item order.
-    pub fn item_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+    pub fn item_names(&self) -> impl ExactSizeIterator<Item = Cow<'_, str>> + '_ {
         (0..self.n_items()).map(|i| self.item_name(i))
     }
 
@@ -439,7 +481,8 @@ mod tests {
         b.push("x", "ann", "a").unwrap();
         b.push("y", "bob", "b").unwrap();
         b.push("z", "ann", "b").unwrap();
-        let r = b.build().unwrap().restrict_to_items(&[2, 1]);
+        let whole = b.build().unwrap();
+        let r = whole.restrict_to_items(&[2, 1]);
         assert_eq!(r.n_items(), 2);
         assert_eq!(r.n_labels(), 2);
         assert_eq!(r.n_annotators(), 2);
@@ -449,5 +492,22 @@ mod tests {
         let r = r.restrict_to_items(&[1]);
         assert_eq!(r.item_names().collect::<Vec<_>>(), ["y"]);
         assert_eq!(r.item_annotators(0), [1]);
+    }
+
+    #[test]
+    fn numbered_items_are_named_when_asked() {
+        let records = [(0, 0, 0), (1, 0, 1), (2, 0, 0)];
+        let labels = || LabelSet::new(vec!["a".into(), "b".into()]).unwrap();
+        let ids = ItemKeys::Numbers { ids: vec![7, 9, 12], suffix_of: Vec::new(), suffixes: Vec::new() };
+        let r = Ratings::from_keyed_codes(ids, vec!["ann".into()], labels(), &records).unwrap();
+        assert_eq!(r.item_names().collect::<Vec<_>>(), ["7", "9", "12"]);
+        assert_eq!(r.restrict_to_items(&[2]).item_name(0), "12");
+        let units = ItemKeys::Numbers { ids: vec![7, 7, 9], suffix_of: vec![1, 0, 1], suffixes: vec!["x".into(), "y/z".into()] };
+        let r = Ratings::from_keyed_codes(units, vec!["ann".into()], labels(), &records).unwrap();
+        assert_eq!(r.item_names().collect::<Vec<_>>(), ["7/y/z", "7/x", "9/y/z"]);
+        // A second rating of one item by one annotator names the item.
+        let twice = ItemKeys::Numbers { ids: vec![5], suffix_of: Vec::new(), suffixes: Vec::new() };
+        let err = Ratings::from_keyed_codes(twice, vec!["ann".into()], labels(), &[(0, 0, 0), (0, 0, 1)]).unwrap_err();
+        assert!(matches!(err, RatingsError::Duplicate { ref item, .. } if item == "5"), "{err:?}");
     }
 }

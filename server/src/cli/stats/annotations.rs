@@ -10,6 +10,7 @@ use crate::stats::{LabelSet, Level, Ratings, RatingsBuilder, RatingsError, Stat,
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -59,7 +60,7 @@ pub fn ratings_from_source(source: &Source, labels: Option<&str>) -> Result<Rati
 /// Reads a file of item ids, one per line (blank lines ignored), for `--items`.
 fn read_item_subset(path: &Path, ratings: &Ratings) -> Result<Vec<usize>> {
     let source = read_source(path)?;
-    let index: HashMap<&str, usize> = ratings.item_names().enumerate().map(|(i, s)| (s, i)).collect();
+    let index: HashMap<Cow<str>, usize> = ratings.item_names().enumerate().map(|(i, s)| (s, i)).collect();
     let mut keep = Vec::new();
     let mut seen = HashSet::new();
     for (n, line) in source.text.lines().enumerate() {
@@ -231,7 +232,7 @@ pub fn aggregate(args: AggregateArgs) -> Result<Value> {
     let mut items = Map::new();
     for (i, name) in ratings.item_names().enumerate() {
         items.insert(
-            name.to_string(),
+            name.into_owned(),
             json!({
                 "label": result.labels[i].map(|c| labels.name(c)),
                 "tie": result.ties[i],
@@ -262,7 +263,7 @@ pub fn aggregate(args: AggregateArgs) -> Result<Value> {
 fn read_gold(path: &Path, ratings: &Ratings) -> Result<Vec<(usize, usize)>> {
     let source = read_source(path)?;
     let lines: Vec<Line<GoldLine>> = parse_jsonl(&source)?;
-    let items: HashMap<&str, usize> = ratings.item_names().enumerate().map(|(i, s)| (s, i)).collect();
+    let items: HashMap<Cow<str>, usize> = ratings.item_names().enumerate().map(|(i, s)| (s, i)).collect();
     let mut gold = Vec::new();
     for line in &lines {
         let at = format!("{}:{}", source.name, line.number);
