@@ -122,7 +122,8 @@ impl Dataset {
     /// `label_names`).
     pub fn answers(&self, ix: usize) -> impl ExactSizeIterator<Item = (usize, &[u32])> + Clone + '_ {
         let first = self.answer_annotators.starts[ix] as usize;
-        self.answer_annotators.get(ix).iter().enumerate().map(move |(k, &a)| (a as usize, self.answer_labels.get(first + k)))
+        let annotators = self.answer_annotators.get(ix).iter();
+        annotators.enumerate().map(move |(k, &a)| (a as usize, self.answer_labels.get(first + k)))
     }
 
     /// The item's slice values: (code in `meta_attrs`, code in `meta_values`).
@@ -226,8 +227,9 @@ impl<'a> DatasetBuilder<'a> {
     /// The coded dataset, given the labeled items' rows ([`ItemCoder`]) and the annotators'
     /// usernames (by user id): its items' slice values and gold answers, its units and ratings.
     pub fn finish(self, item_rows: ItemCoder, usernames: &[(i64, String)]) -> anyhow::Result<Dataset> {
-        let DatasetBuilder { multi, project_labels, label_names, user_ids, seconds, items, mut answer_annotators, answer_labels, .. } =
-            self;
+        let DatasetBuilder {
+            multi, project_labels, label_names, user_ids, seconds, items, mut answer_annotators, answer_labels, ..
+        } = self;
         if !items.is_empty() {
             answer_annotators.close();
         }

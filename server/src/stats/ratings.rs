@@ -502,7 +502,8 @@ mod tests {
         let r = Ratings::from_keyed_codes(ids, vec!["ann".into()], labels(), &records).unwrap();
         assert_eq!(r.item_names().collect::<Vec<_>>(), ["7", "9", "12"]);
         assert_eq!(r.restrict_to_items(&[2]).item_name(0), "12");
-        let units = ItemKeys::Numbers { ids: vec![7, 7, 9], suffix_of: vec![1, 0, 1], suffixes: vec!["x".into(), "y/z".into()] };
+        let suffixes = vec!["x".into(), "y/z".into()];
+        let units = ItemKeys::Numbers { ids: vec![7, 7, 9], suffix_of: vec![1, 0, 1], suffixes };
         let r = Ratings::from_keyed_codes(units, vec!["ann".into()], labels(), &records).unwrap();
         assert_eq!(r.item_names().collect::<Vec<_>>(), ["7/y/z", "7/x", "9/y/z"]);
         // A second rating of one item by one annotator names the item.
