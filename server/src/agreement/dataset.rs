@@ -56,6 +56,12 @@ impl<T> Runs<T> {
     }
 }
 
+impl<T> Default for Runs<T> {
+    fn default() -> Self {
+        Runs::new()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub multi: bool,
@@ -226,7 +232,7 @@ impl<'a> DatasetBuilder<'a> {
 
     /// The coded dataset, given the labeled items' rows ([`ItemCoder`]) and the annotators'
     /// usernames (by user id): its items' slice values and gold answers, its units and ratings.
-    pub fn finish(self, item_rows: ItemCoder, usernames: &[(i64, String)]) -> anyhow::Result<Dataset> {
+    pub fn finish(self, mut item_rows: ItemCoder, usernames: &[(i64, String)]) -> anyhow::Result<Dataset> {
         let DatasetBuilder {
             multi, project_labels, label_names, user_ids, seconds, items, mut answer_annotators, answer_labels, ..
         } = self;
@@ -343,12 +349,6 @@ pub struct ItemCoder {
     meta_values: Vec<String>,
 }
 
-impl<T> Default for Runs<T> {
-    fn default() -> Self {
-        Runs::new()
-    }
-}
-
 impl ItemCoder {
     /// The next item row, in id order.
     pub fn push(&mut self, row: &ItemRow) {
@@ -369,8 +369,8 @@ impl ItemCoder {
     }
 
     /// The slice values and gold answers of `items` (in id order), by their index: an item
-    /// whose row was not read (hidden since) has neither.
-    fn join(&self, items: &[Item]) -> (Runs<(u32, u32)>, Vec<(usize, Vec<String>)>) {
+    /// whose row was not read (hidden since) has neither. The gold answers move out.
+    fn join(&mut self, items: &[Item]) -> (Runs<(u32, u32)>, Vec<(usize, Vec<String>)>) {
         let mut meta = Runs::new();
         let mut golds = Vec::new();
         let mut row = 0;
@@ -381,7 +381,7 @@ impl ItemCoder {
             if self.ids.get(row) == Some(&item.id) {
                 meta.values.extend_from_slice(self.meta.get(row));
                 if let Ok(g) = self.golds.binary_search_by_key(&row, |(r, _)| *r) {
-                    golds.push((ix, self.golds[g].1.clone()));
+                    golds.push((ix, std::mem::take(&mut self.golds[g].1)));
                 }
             }
             meta.close();
