@@ -44,9 +44,6 @@ impl<T> Runs<T> {
     fn new() -> Self {
         Runs { starts: vec![0], values: Vec::new() }
     }
-    fn len(&self) -> usize {
-        self.starts.len() - 1
-    }
     /// Closes the current run (the values pushed since the last close).
     fn close(&mut self) {
         self.starts.push(u32::try_from(self.values.len()).expect("fewer than 2^32 values"));
@@ -270,21 +267,22 @@ impl<'a> DatasetBuilder<'a> {
 
 /// Codes the dataset's units into `unit_item` and `unit_label` and returns their ratings.
 /// Ratings number annotators in order of first usable answer and records in the order the
-/// export's lines give them, as `mirrorset stats` does reading the export.
+/// export's lines give them, as `mirrorset stats` does reading the export. The units are found
+/// first, then the ratings read each unit's answers again ([`Ratings::from_grouped_codes`]), so
+/// no list of every record is held.
 fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError> {
     // Units are named when asked (item id, or item id / label), not each given a string.
     let (mut ids, mut suffix_of): (Vec<i64>, Vec<u32>) = (Vec::new(), Vec::new());
-    let mut records: Vec<(usize, usize, usize)> = Vec::with_capacity(d.answer_labels.len());
-    let mut rater_of = vec![usize::MAX; d.users.len()];
+    let mut rater_of = vec![u32::MAX; d.users.len()];
     let mut raters: Vec<String> = Vec::new();
     let mut rater = |a: usize| {
-        if rater_of[a] == usize::MAX {
-            rater_of[a] = raters.len();
+        if rater_of[a] == u32::MAX {
+            rater_of[a] = raters.len() as u32;
             raters.push(d.users[a].1.clone());
         }
-        rater_of[a]
     };
     let (mut unit_item, mut unit_label) = (Vec::new(), Vec::new());
+    let mut n_records = 0;
     let labels = if d.multi {
         let mut universe: Vec<u32> = Vec::new();
         for ix in 0..d.items.len() {
@@ -299,26 +297,23 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
                 }
             }
             for &code in &universe {
-                let unit = ids.len();
                 ids.push(d.items[ix].id);
                 suffix_of.push(code);
                 unit_item.push(ix);
                 unit_label.push(code as usize);
-                for (a, labels) in d.answers(ix) {
-                    // The label set below: absent = 0, present = 1.
-                    records.push((unit, rater(a), labels.contains(&code) as usize));
-                }
+                d.answers(ix).for_each(|(a, _)| rater(a));
+                n_records += d.answers(ix).len();
             }
         }
         LabelSet::new(vec![ABSENT.into(), PRESENT.into()])?
     } else {
         for ix in 0..d.items.len() {
-            let unit = ids.len();
             let mut any = false;
             for (a, labels) in d.answers(ix) {
                 // Validation stores exactly one label per single-label annotation.
-                if let [label] = labels {
-                    records.push((unit, rater(a), *label as usize));
+                if labels.len() == 1 {
+                    rater(a);
+                    n_records += 1;
                     any = true;
                 }
             }
@@ -329,9 +324,22 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
         }
         LabelSet::new(d.label_names.clone())?
     };
-    (d.unit_item, d.unit_label) = (unit_item, unit_label);
     let suffixes = if d.multi { d.label_names.clone() } else { Vec::new() };
-    Ratings::from_keyed_codes(ItemKeys::Numbers { ids, suffix_of, suffixes }, raters, labels, &records)
+    let keys = ItemKeys::Numbers { ids, suffix_of, suffixes };
+    let ratings = Ratings::from_grouped_codes(keys, raters, labels, n_records, |u, out| {
+        let ix = unit_item[u];
+        for (a, labels) in d.answers(ix) {
+            let rater = rater_of[a] as usize;
+            if d.multi {
+                // The label set above: absent = 0, present = 1.
+                out.push((rater, labels.contains(&(unit_label[u] as u32)) as usize));
+            } else if let [label] = labels {
+                out.push((rater, *label as usize));
+            }
+        }
+    })?;
+    (d.unit_item, d.unit_label) = (unit_item, unit_label);
+    Ok(ratings)
 }
 
 /// The labeled items' slice values and gold answers, coded as their rows are read (in id

@@ -260,6 +260,57 @@ impl Ratings {
         Ok(Ratings { labels, items, annotators, starts, annotator_codes, label_codes })
     }
 
+    /// [`Ratings::from_keyed_codes`] for records that come grouped by item, in item order,
+    /// without a list of them: `ratings_of(i, out)` appends item `i`'s (annotator, label) codes
+    /// to `out`, in record order (records are numbered in the order they come, as in a list
+    /// grouped by item). `n_records`, if known, sizes the arrays. The result and the errors are
+    /// `from_keyed_codes`'s for that list: the first record out of range, else the first
+    /// item rated twice by one annotator. A consensus refresh codes millions of records, and a
+    /// list of them was 24 bytes each beside the ratings' own 8 (docs/bench.md, session 30).
+    pub fn from_grouped_codes(
+        items: ItemKeys,
+        annotators: Vec<String>,
+        labels: LabelSet,
+        n_records: usize,
+        mut ratings_of: impl FnMut(usize, &mut Vec<(usize, usize)>),
+    ) -> Result<Self, RatingsError> {
+        let (n_items, n_annotators, n_labels) = (items.len(), annotators.len(), labels.len());
+        let mut starts = Vec::with_capacity(n_items + 1);
+        starts.push(0);
+        let (mut annotator_codes, mut label_codes) = (Vec::with_capacity(n_records), Vec::with_capacity(n_records));
+        let mut duplicate = None;
+        let (mut given, mut sorted) = (Vec::new(), Vec::new());
+        for i in 0..n_items {
+            given.clear();
+            ratings_of(i, &mut given);
+            let first = label_codes.len();
+            sorted.clear();
+            for (k, &(a, l)) in given.iter().enumerate() {
+                if a >= n_annotators {
+                    return Err(RatingsError::OutOfRange { record: first + k, what: "annotator" });
+                }
+                if l >= n_labels {
+                    return Err(RatingsError::OutOfRange { record: first + k, what: "label" });
+                }
+                sorted.push((a, first + k, l));
+            }
+            // By annotator, then record: the order `from_keyed_codes` gives an item's ratings.
+            sorted.sort_unstable();
+            if duplicate.is_none() {
+                duplicate = sorted.windows(2).find(|w| w[0].0 == w[1].0).map(|w| (i, w[0].0, w[0].1, w[1].1));
+            }
+            annotator_codes.extend(sorted.iter().map(|&(a, _, _)| a as u32));
+            label_codes.extend(sorted.iter().map(|&(_, _, l)| l as u32));
+            starts.push(label_codes.len());
+        }
+        if let Some((i, a, first, second)) = duplicate {
+            let (item, annotator) = (items.name(i).into_owned(), annotators[a].clone());
+            return Err(RatingsError::Duplicate { item, annotator, first, second });
+        }
+        let items = ItemNames { all: Arc::new(items), pick: None };
+        Ok(Ratings { labels, items, annotators, starts, annotator_codes, label_codes })
+    }
+
     pub fn labels(&self) -> &LabelSet {
         &self.labels
     }
@@ -492,6 +543,70 @@ mod tests {
         let r = r.restrict_to_items(&[1]);
         assert_eq!(r.item_names().collect::<Vec<_>>(), ["y"]);
         assert_eq!(r.item_annotators(0), [1]);
+    }
+
+    /// Every item's annotators and labels, and the annotators' and items' names.
+    fn contents(r: &Ratings) -> (Vec<(Vec<u32>, Vec<u32>)>, Vec<String>, Vec<String>) {
+        let items = (0..r.n_items()).map(|i| (r.item_annotators(i).to_vec(), r.item_labels(i).to_vec())).collect();
+        (items, r.annotators().to_vec(), r.item_names().map(String::from).collect())
+    }
+
+    #[test]
+    fn grouped_codes_give_what_a_list_of_them_gives() {
+        let labels = || LabelSet::new(vec!["a".into(), "b".into(), "c".into()]).unwrap();
+        let keys =
+            |n: usize| ItemKeys::Numbers { ids: (0..n as i64).collect(), suffix_of: Vec::new(), suffixes: Vec::new() };
+        let annotators = || (0..5).map(|a| format!("u{a}")).collect::<Vec<String>>();
+        let mut seed = 7u64;
+        let mut draw = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) % n) as usize
+        };
+        // Cases: distinct annotators per item; some items rated twice by one annotator; an
+        // annotator or a label code out of range (after a duplicate: the range error wins).
+        for case in 0..60 {
+            let n_items = 1 + draw(40);
+            let mut groups: Vec<Vec<(usize, usize)>> = Vec::new();
+            for _ in 0..n_items {
+                let mut g: Vec<(usize, usize)> = Vec::new();
+                for a in 0..5 {
+                    if draw(3) > 0 {
+                        g.push((a, draw(3)));
+                    }
+                }
+                // Shuffled, so the records of an item do not come by annotator.
+                for k in (1..g.len()).rev() {
+                    g.swap(k, draw(k as u64 + 1));
+                }
+                groups.push(g);
+            }
+            type Groups = Vec<Vec<(usize, usize)>>;
+            let spoil = |groups: &mut Groups, what: (usize, usize), draw: &mut dyn FnMut(u64) -> usize| {
+                let i = draw(n_items as u64);
+                let at = draw(groups[i].len() as u64 + 1);
+                groups[i].insert(at, what);
+            };
+            match case % 4 {
+                1 => spoil(&mut groups, (draw(5), 0), &mut draw),
+                2 => {
+                    spoil(&mut groups, (draw(5), 1), &mut draw);
+                    spoil(&mut groups, (5, 0), &mut draw);
+                }
+                3 => spoil(&mut groups, (0, 3), &mut draw),
+                _ => {}
+            }
+            let list: Vec<(usize, usize, usize)> =
+                groups.iter().enumerate().flat_map(|(i, g)| g.iter().map(move |&(a, l)| (i, a, l))).collect();
+            let from_list = Ratings::from_keyed_codes(keys(n_items), annotators(), labels(), &list);
+            let grouped = Ratings::from_grouped_codes(keys(n_items), annotators(), labels(), list.len(), |i, out| {
+                out.extend_from_slice(&groups[i]);
+            });
+            match (from_list, grouped) {
+                (Ok(x), Ok(y)) => assert_eq!(contents(&x), contents(&y), "case {case}"),
+                (Err(x), Err(y)) => assert_eq!(x, y, "case {case}"),
+                (x, y) => panic!("case {case}: {:?} against {:?}", x.map(|r| contents(&r)), y.map(|r| contents(&r))),
+            }
+        }
     }
 
     #[test]
