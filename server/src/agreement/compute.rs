@@ -18,7 +18,7 @@ use crate::stats::bootstrap::{bootstrap_alpha, BootstrapInterval, BootstrapOptio
 use crate::stats::dawid_skene::{dawid_skene, DawidSkeneOptions};
 use crate::stats::krippendorff::{coincidence_matrix, krippendorff_alpha};
 use crate::stats::proportion::wilson_interval;
-use crate::stats::{median, Level, Stat, Undefined};
+use crate::stats::{median, Level, Ratings, Stat, Undefined};
 use crate::store::agreement::ConsensusRow;
 
 /// The dashboard's bootstrap: 1,000 replicates at 95%, seed 0 (the `mirrorset stats
@@ -214,6 +214,12 @@ impl LabelsText {
     }
 }
 
+/// Each annotator's Dawid–Skene confusion matrix, by annotator code of the ratings: rows the
+/// true label, columns the label given.
+fn annotator_confusions(ds: &Aggregation, r: &Ratings) -> Vec<Vec<Vec<f64>>> {
+    (0..r.n_annotators()).map(|a| ds.confusion(a).chunks(r.n_labels()).map(<[f64]>::to_vec).collect()).collect()
+}
+
 /// Gold answers as (unit, label code) for Dawid–Skene (single-label: a one-label gold answer
 /// in the label set; multi-label: every unit of a gold item).
 fn gold_units(d: &Dataset) -> Vec<(usize, usize)> {
@@ -235,9 +241,10 @@ fn gold_units(d: &Dataset) -> Vec<(usize, usize)> {
 enum Part {
     /// The headline statistics with their shared bootstrap (the largest part).
     Report(AgreementReport),
-    /// Dawid–Skene (always: the per-labeler confusions), the chosen method's consensus rows,
-    /// and each annotator's agreement with the others.
-    Model { ds: Option<Aggregation>, consensus: Vec<ConsensusRow>, loo: Vec<(u64, u64)> },
+    /// Dawid–Skene's confusions (always: the per-labeler confusions; see
+    /// [`annotator_confusions`]), the chosen method's consensus rows, and each annotator's
+    /// agreement with the others.
+    Model { confusions: Option<Vec<Vec<Vec<f64>>>>, consensus: Vec<ConsensusRow>, loo: Vec<(u64, u64)> },
     /// One multi-label per-label alpha, or one slice's row (each with its own bootstrap).
     Label(LabelAgreementRow),
     Slice(SliceRow),
@@ -281,12 +288,18 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         Box::new(|| Part::Report(agreement_report(r, &AgreementOptions { level, bootstrap: Some(BOOTSTRAP) }))),
         Box::new(|| {
             let ds = dawid_skene(r, &DawidSkeneOptions { gold: gold_units(d), ..Default::default() }).ok();
+            // Of Dawid–Skene's result only the confusions are kept, so that at most one
+            // aggregation's per-unit posteriors (tens of MiB at a million units) is held.
+            let confusions = ds.as_ref().map(|ds| annotator_confusions(ds, r));
             let chosen = match s.method {
-                Method::DawidSkene => ds.clone(),
-                Method::Majority => (r.n_annotations() > 0).then(|| majority_vote(r)),
+                Method::DawidSkene => ds,
+                Method::Majority => {
+                    drop(ds);
+                    (r.n_annotations() > 0).then(|| majority_vote(r))
+                }
             };
-            let consensus = chosen.as_ref().map(|agg| consensus_rows(d, agg)).unwrap_or_default();
-            Part::Model { ds, consensus, loo: leave_one_out_agreement(r) }
+            let consensus = chosen.map(|agg| consensus_rows(d, &agg)).unwrap_or_default();
+            Part::Model { confusions, consensus, loo: leave_one_out_agreement(r) }
         }),
     ];
     for &c in &multi_labels {
@@ -309,7 +322,9 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
     for (part, secs) in parallel::run(tasks, threads) {
         match part {
             Part::Report(x) => (report, timings.headline) = (Some(x), secs),
-            Part::Model { ds, consensus, loo } => (model, timings.model) = (Some((ds, consensus, loo)), secs),
+            Part::Model { confusions, consensus, loo } => {
+                (model, timings.model) = (Some((confusions, consensus, loo)), secs);
+            }
             Part::Label(x) => {
                 labels.push(x);
                 timings.per_label += secs;
@@ -322,7 +337,7 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         }
     }
     let report = report.expect("a part");
-    let (ds, consensus, loo) = model.expect("a part");
+    let (confusions, consensus, loo) = model.expect("a part");
     let (over_time_day, over_time_week) = over.expect("a part");
     // Back in the parts' order: attributes by name, their values by value.
     let mut slice_rows = slice_rows.into_iter();
@@ -361,7 +376,6 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         .collect();
     let confusion = if d.multi { Vec::new() } else { label_confusion(d) };
 
-    let l = r.n_labels();
     let mut labelers: Vec<LabelerAgreement> = d
         .users
         .iter()
@@ -388,11 +402,7 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
                 skips,
                 skip_rate: (labeled + skips > 0).then(|| skips as f64 / (labeled + skips) as f64),
                 agreement_with_others: code.map_or_else(|| proportion(0, 0), |c| proportion(loo[c].0, loo[c].1)),
-                ds_confusion: ds
-                    .as_ref()
-                    .zip(code)
-                    .map(|(ds, a)| ds.confusion(a).chunks(l).map(<[f64]>::to_vec).collect())
-                    .unwrap_or_default(),
+                ds_confusion: confusions.as_ref().zip(code).map(|(c, a)| c[a].clone()).unwrap_or_default(),
                 gold_accuracy: proportion(gold_ok, gold_n),
             }
         })
