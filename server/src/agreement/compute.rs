@@ -1,6 +1,7 @@
 //! The numbers of the agreement dashboard and the consensus rows, from a [`Dataset`], in one
 //! pure function: [`compute`]. Every statistic is the statistics core's (`crate::stats`);
 //! this module only chooses the units, names things and packs the wire types.
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -105,9 +106,21 @@ fn proportion(agree: u64, n: u64) -> StatValue {
     }
 }
 
-/// Alpha with its bootstrap interval over some units.
+/// The dataset's ratings restricted to some units (ascending): the whole itself when they are
+/// all of them (a slice of one value, a project labeled within one day or week), instead of a
+/// copy of it (a refresh of 3 million annotations held ~36 MiB more for each: docs/bench.md,
+/// session 30).
+fn ratings_of_units<'a>(d: &'a Dataset, units: &[usize]) -> Cow<'a, Ratings> {
+    if units.len() == d.ratings.n_items() {
+        Cow::Borrowed(&d.ratings)
+    } else {
+        Cow::Owned(d.ratings.restrict_to_items(units))
+    }
+}
+
+/// Alpha with its bootstrap interval over some units (ascending).
 fn alpha_of_units(d: &Dataset, units: &[usize], level: Level) -> StatValue {
-    let r = d.ratings.restrict_to_items(units);
+    let r = ratings_of_units(d, units);
     let alpha = krippendorff_alpha(&r, level);
     let ci = alpha.is_ok().then(|| bootstrap_alpha(&r, level, &BOOTSTRAP));
     stat_value(&alpha, ci, r.n_pairable_items())
@@ -134,7 +147,7 @@ fn over_time(d: &Dataset, level: Level, week: bool) -> Vec<AlphaPoint> {
     buckets
         .into_iter()
         .map(|(start, units)| {
-            let r = d.ratings.restrict_to_items(&units);
+            let r = ratings_of_units(d, &units);
             let alpha = krippendorff_alpha(&r, level);
             AlphaPoint {
                 period_start: start,
@@ -557,6 +570,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_slice_or_period_of_every_unit_is_computed_on_the_whole_with_a_copys_numbers() {
+        let names = ["a", "b", "c"];
+        let label = |i: i64, u: i64| names[((i * u) % 3) as usize];
+        let rows: Vec<_> =
+            (1..=40i64).flat_map(|i| (1..=3i64).map(move |u| ann(i, u, &[label(i, u)], 1000 + i))).collect();
+        let items: Vec<_> = (1..=40i64).map(|i| item(i, r#"{"source":"web"}"#)).collect();
+        let d = Dataset::build(false, &["a".into(), "b".into(), "c".into()], &rows, &items, &users()).unwrap();
+        let all: Vec<usize> = (0..d.ratings.n_items()).collect();
+        assert!(matches!(ratings_of_units(&d, &all), Cow::Borrowed(_)));
+        assert!(matches!(ratings_of_units(&d, &all[1..]), Cow::Owned(_)));
+        let copy = d.ratings.restrict_to_items(&all);
+        let alpha = krippendorff_alpha(&copy, Level::Nominal);
+        let ci = bootstrap_alpha(&copy, Level::Nominal, &BOOTSTRAP);
+        let expected = serde_json::to_string(&stat_value(&alpha, Some(ci), copy.n_pairable_items())).unwrap();
+        assert_eq!(serde_json::to_string(&alpha_of_units(&d, &all, Level::Nominal)).unwrap(), expected);
+        // The dashboard's one slice value and its one day hold every unit.
+        let c = compute(&d, &settings(), 1);
+        assert_eq!(serde_json::to_string(&c.snapshot.slices["source"][0].alpha).unwrap(), expected);
+        let [day] = &c.snapshot.dashboard.over_time[..] else { panic!("one day") };
+        assert_eq!((day.alpha, day.n), (alpha.ok(), copy.n_pairable_items() as i64));
     }
 
     #[test]
