@@ -19,7 +19,7 @@ use crate::stats::bootstrap::{bootstrap_alpha, BootstrapInterval, BootstrapOptio
 use crate::stats::dawid_skene::{dawid_skene, DawidSkeneOptions};
 use crate::stats::krippendorff::{coincidence_matrix, krippendorff_alpha};
 use crate::stats::proportion::wilson_interval;
-use crate::stats::{median, Level, Ratings, Stat, Undefined};
+use crate::stats::{Level, Ratings, Stat, Undefined};
 use crate::store::agreement::ConsensusRow;
 
 /// The dashboard's bootstrap: 1,000 replicates at 95%, seed 0 (the `mirrorset stats
@@ -395,7 +395,6 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         .enumerate()
         .map(|(a, (user_id, username))| {
             let code = code_of(username);
-            let mut secs = d.seconds[a].clone();
             let (mut gold_n, mut gold_ok) = (0u64, 0u64);
             for (ix, g) in d.gold_items() {
                 let Some((_, labels)) = d.answers(ix).find(|(x, _)| *x == a) else { continue };
@@ -406,12 +405,12 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
                 gold_ok += (x == y) as u64;
             }
             let skips = s.skips.iter().find(|(id, _, _)| id == user_id).map_or(0, |x| x.2);
-            let labeled = secs.len() as i64;
+            let labeled = d.times[a].answers as i64;
             LabelerAgreement {
                 user_id: *user_id,
                 username: username.clone(),
                 items_labeled: labeled,
-                median_seconds: median(&mut secs).ok(),
+                median_seconds: d.times[a].median_seconds,
                 skips,
                 skip_rate: (labeled + skips > 0).then(|| skips as f64 / (labeled + skips) as f64),
                 agreement_with_others: code.map_or_else(|| proportion(0, 0), |c| proportion(loo[c].0, loo[c].1)),
@@ -446,7 +445,7 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         target_alpha: s.target_alpha,
         multi_label: d.multi,
         n_items: d.items.len() as i64,
-        n_annotations: d.seconds.iter().map(Vec::len).sum::<usize>() as i64,
+        n_annotations: d.times.iter().map(|t| t.answers).sum::<usize>() as i64,
         n_labelers: d.users.len() as i64,
         alpha: stat_value(&report.krippendorff_alpha, Some(ci.krippendorff_alpha), n),
         fleiss_kappa: stat_value(&report.fleiss_kappa, Some(ci.fleiss_kappa), n),
