@@ -60,9 +60,12 @@ pub(crate) struct AlphaUnits {
     values: Vec<f64>,
     /// Item index of each pairable unit.
     item: Vec<usize>,
-    starts: Vec<usize>,
+    /// Per unit, its distinct labels `codes[starts[u]..starts[u + 1]]` and how often each was
+    /// given (`counts`), in 4 bytes each: the consensus job builds these for a million units
+    /// and more, several at a time.
+    starts: Vec<u32>,
     codes: Vec<u32>,
-    counts: Vec<f64>,
+    counts: Vec<u32>,
     /// Per unit: Σ_{c≠k} n_uc n_uk δ²_ck / (m_u − 1), for levels whose δ does not depend on
     /// the marginals (all but ordinal).
     fixed_disagreement: Vec<f64>,
@@ -110,12 +113,12 @@ impl AlphaUnits {
                 let t = &mut tally[c as usize];
                 if *t > 0 {
                     units.codes.push(c);
-                    units.counts.push(*t as f64);
+                    units.counts.push(*t);
                     *t = 0;
                 }
             }
             units.item.push(i);
-            units.starts.push(units.codes.len());
+            units.starts.push(u32::try_from(units.codes.len()).expect("fewer than 2^32 distinct labels of units"));
         }
         if units.item.is_empty() {
             return Err(Undefined::new("no item has two or more ratings"));
@@ -148,13 +151,13 @@ impl AlphaUnits {
 
     /// Σ_{c≠k} n_uc n_uk δ²_ck / (m_u − 1) for unit u.
     fn unit_disagreement(&self, u: usize, delta2: &dyn Fn(usize, usize) -> f64) -> f64 {
-        let range = self.starts[u]..self.starts[u + 1];
+        let range = self.starts[u] as usize..self.starts[u + 1] as usize;
         let (codes, counts) = (&self.codes[range.clone()], &self.counts[range]);
-        let m: f64 = counts.iter().sum();
+        let m: f64 = counts.iter().map(|&n| n as f64).sum();
         let mut sum = 0.0;
         for x in 0..codes.len() {
             for y in (x + 1)..codes.len() {
-                sum += counts[x] * counts[y] * delta2(codes[x] as usize, codes[y] as usize);
+                sum += counts[x] as f64 * counts[y] as f64 * delta2(codes[x] as usize, codes[y] as usize);
             }
         }
         2.0 * sum / (m - 1.0)
@@ -169,8 +172,8 @@ impl AlphaUnits {
             if wu == 0.0 {
                 continue;
             }
-            for j in self.starts[u]..self.starts[u + 1] {
-                marginals[self.codes[j] as usize] += wu * self.counts[j];
+            for j in self.starts[u] as usize..self.starts[u + 1] as usize {
+                marginals[self.codes[j] as usize] += wu * self.counts[j] as f64;
             }
         }
         let n: f64 = marginals.iter().sum();
