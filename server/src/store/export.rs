@@ -176,6 +176,15 @@ fn sqlite_page(
     Ok((items, annotations))
 }
 
+/// A page's consensus rows. `+project_id`: without it SQLite reads the page through
+/// `consensus_project (project_id=?)`, every consensus row of the project on every page (a
+/// million-item project with its consensus took 37 s to export instead of ~4: docs/bench.md,
+/// session 30).
+const CONSENSUS_PAGE: &str = "SELECT item_id, labels, posterior FROM consensus
+     WHERE item_id >= $2 AND item_id <= $3 AND +project_id = $1 ORDER BY item_id";
+const DECISIONS_PAGE: &str = "SELECT item_id, labels, note FROM review_decisions
+     WHERE project_id = $1 AND item_id >= $2 AND item_id <= $3 ORDER BY item_id, id";
+
 /// Fills in each item's consensus, latest decision and auto label: three range reads of the page's item ids
 /// (the `consensus` primary key, the `review_decisions_project` index), so the items query
 /// stays as it is and a page costs the same at any depth.
@@ -183,20 +192,14 @@ async fn review_page(db: &Db, project_id: i64, items: &mut [ExportItem]) -> AppR
     let (Some(first), Some(last)) = (items.first().map(|i| i.id), items.last().map(|i| i.id)) else {
         return Ok(());
     };
-    let consensus: Vec<(i64, String, f64)> = on_read!(db, pool => sqlx::query_as(
-        "SELECT item_id, labels, posterior FROM consensus
-         WHERE item_id >= $2 AND item_id <= $3 AND project_id = $1 ORDER BY item_id",
-    )
+    let consensus: Vec<(i64, String, f64)> = on_read!(db, pool => sqlx::query_as(CONSENSUS_PAGE)
     .bind(project_id)
     .bind(first)
     .bind(last)
     .fetch_all(pool)
     .await?);
     // Ordered by item then id: the last row of an item is its latest decision.
-    let decisions: Vec<(i64, String, String)> = on_read!(db, pool => sqlx::query_as(
-        "SELECT item_id, labels, note FROM review_decisions
-         WHERE project_id = $1 AND item_id >= $2 AND item_id <= $3 ORDER BY item_id, id",
-    )
+    let decisions: Vec<(i64, String, String)> = on_read!(db, pool => sqlx::query_as(DECISIONS_PAGE)
     .bind(project_id)
     .bind(first)
     .bind(last)
@@ -255,7 +258,14 @@ mod tests {
         assert!(complete.contains("items_done (project_id=? AND id>? AND id<?)"), "{complete}");
         let annotations = plan(read, ANNOTATIONS_PAGE).await;
         assert!(annotations.contains("SEARCH a USING INDEX sqlite_autoindex_annotations_1 (item_id>? AND item_id<?)"), "{annotations}");
-        for p in [&items, &complete] {
+        let consensus = plan(read, CONSENSUS_PAGE).await;
+        assert!(consensus.contains("SEARCH consensus USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "{consensus}");
+        let decisions = plan(read, DECISIONS_PAGE).await;
+        let range = "review_decisions_project (project_id=? AND item_id>? AND item_id<?)";
+        assert!(decisions.contains(range), "{decisions}");
+        let accepted = plan(read, &super::super::prelabels::ACCEPTED_PAGE).await;
+        assert!(accepted.contains("SEARCH a USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"), "{accepted}");
+        for p in [&items, &complete, &consensus, &decisions, &accepted] {
             assert!(!p.contains("TEMP B-TREE"), "a page must not sort the project: {p}");
         }
     }
