@@ -178,7 +178,7 @@ fn sqlite_page(
 
 /// A page's consensus rows. `+project_id`: without it SQLite reads the page through
 /// `consensus_project (project_id=?)`, every consensus row of the project on every page (a
-/// million-item project with its consensus took 37 s to export instead of ~4: docs/bench.md,
+/// labeled million-item project took 37.9 s to export instead of 10.5: docs/bench.md,
 /// session 30).
 const CONSENSUS_PAGE: &str = "SELECT item_id, labels, posterior FROM consensus
      WHERE item_id >= $2 AND item_id <= $3 AND +project_id = $1 ORDER BY item_id";
