@@ -1,7 +1,6 @@
 //! The numbers of the agreement dashboard and the consensus rows, from a [`Dataset`], in one
 //! pure function: [`compute`]. Every statistic is the statistics core's (`crate::stats`);
 //! this module only chooses the units, names things and packs the wire types.
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -106,21 +105,9 @@ fn proportion(agree: u64, n: u64) -> StatValue {
     }
 }
 
-/// The dataset's ratings restricted to some units (ascending): the whole itself when they are
-/// all of them (a slice of one value, a project labeled within one day or week), instead of a
-/// copy of it (a refresh of 3 million annotations held ~36 MiB more for each: docs/bench.md,
-/// session 30).
-fn ratings_of_units<'a>(d: &'a Dataset, units: &[usize]) -> Cow<'a, Ratings> {
-    if units.len() == d.ratings.n_items() {
-        Cow::Borrowed(&d.ratings)
-    } else {
-        Cow::Owned(d.ratings.restrict_to_items(units))
-    }
-}
-
 /// Alpha with its bootstrap interval over some units (ascending).
 fn alpha_of_units(d: &Dataset, units: &[usize], level: Level) -> StatValue {
-    let r = ratings_of_units(d, units);
+    let r = d.ratings.restricted(units);
     let alpha = krippendorff_alpha(&r, level);
     let ci = alpha.is_ok().then(|| bootstrap_alpha(&r, level, &BOOTSTRAP));
     stat_value(&alpha, ci, r.n_pairable_items())
@@ -147,7 +134,7 @@ fn over_time(d: &Dataset, level: Level, week: bool) -> Vec<AlphaPoint> {
     buckets
         .into_iter()
         .map(|(start, units)| {
-            let r = ratings_of_units(d, &units);
+            let r = d.ratings.restricted(&units);
             let alpha = krippendorff_alpha(&r, level);
             AlphaPoint {
                 period_start: start,
@@ -254,9 +241,8 @@ fn gold_units(d: &Dataset) -> Vec<(usize, usize)> {
 enum Part {
     /// The headline statistics with their shared bootstrap (the largest part).
     Report(AgreementReport),
-    /// Dawid–Skene's confusions (always: the per-labeler confusions; see
-    /// [`annotator_confusions`]), the chosen method's consensus rows, and each annotator's
-    /// agreement with the others.
+    /// Dawid–Skene's per-labeler confusions (whatever the method), the chosen method's
+    /// consensus rows, and each annotator's agreement with the others.
     Model { confusions: Option<Vec<Vec<Vec<f64>>>>, consensus: Vec<ConsensusRow>, loo: Vec<(u64, u64)> },
     /// One multi-label per-label alpha, or one slice's row (each with its own bootstrap).
     Label(LabelAgreementRow),
@@ -488,6 +474,7 @@ fn label_confusion(d: &Dataset) -> Vec<LabelConfusion> {
 mod tests {
     use super::super::dataset::tests::{ann, item, users};
     use super::*;
+    use std::borrow::Cow;
 
     fn settings() -> Settings {
         Settings { project_id: 1, level: Level::Nominal, method: Method::Majority, target_alpha: 0.8, skips: vec![(3, "u3".into(), 2)] }
@@ -580,8 +567,8 @@ mod tests {
         let items: Vec<_> = (1..=40i64).map(|i| item(i, r#"{"source":"web"}"#)).collect();
         let d = Dataset::build(false, &["a".into(), "b".into(), "c".into()], &rows, &items, &users()).unwrap();
         let all: Vec<usize> = (0..d.ratings.n_items()).collect();
-        assert!(matches!(ratings_of_units(&d, &all), Cow::Borrowed(_)));
-        assert!(matches!(ratings_of_units(&d, &all[1..]), Cow::Owned(_)));
+        assert!(matches!(d.ratings.restricted(&all), Cow::Borrowed(_)));
+        assert!(matches!(d.ratings.restricted(&all[1..]), Cow::Owned(_)));
         let copy = d.ratings.restrict_to_items(&all);
         let alpha = krippendorff_alpha(&copy, Level::Nominal);
         let ci = bootstrap_alpha(&copy, Level::Nominal, &BOOTSTRAP);

@@ -308,13 +308,15 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
                     }
                 }
             }
+            if !universe.is_empty() {
+                d.answers(ix).for_each(|(a, _)| rater(a));
+                n_records += universe.len() * d.answers(ix).len();
+            }
             for &code in &universe {
                 ids.push(d.items[ix].id);
                 suffix_of.push(code);
                 unit_item.push(ix);
                 unit_label.push(code as usize);
-                d.answers(ix).for_each(|(a, _)| rater(a));
-                n_records += d.answers(ix).len();
             }
         }
         LabelSet::new(vec![ABSENT.into(), PRESENT.into()])?

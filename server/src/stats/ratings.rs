@@ -384,6 +384,18 @@ impl Ratings {
         }
     }
 
+    /// [`Ratings::restrict_to_items`] to `keep` (ascending, distinct), borrowing the whole when
+    /// it keeps every item instead of copying every rating (a consensus refresh restricts a
+    /// project's million units by day, week and slice value, and a project labeled within one
+    /// day or a slice of one value keeps them all: docs/bench.md, session 30).
+    pub fn restricted(&self, keep: &[usize]) -> Cow<'_, Ratings> {
+        if keep.len() == self.n_items() {
+            Cow::Borrowed(self)
+        } else {
+            Cow::Owned(self.restrict_to_items(keep))
+        }
+    }
+
     /// Number of annotators with at least one rating.
     pub fn n_active_annotators(&self) -> usize {
         let mut seen = vec![false; self.n_annotators()];
