@@ -1,7 +1,6 @@
 //! Reading a project's items with their annotations, page by page, for streamed exports.
 use super::Db;
 use crate::error::AppResult;
-use crate::on_read;
 
 #[derive(sqlx::FromRow, Debug)]
 pub struct ExportItem {
@@ -98,7 +97,7 @@ pub async fn export_page(
     complete_only: bool,
 ) -> AppResult<ExportPage> {
     let sql = if complete_only { ITEMS_COMPLETE_PAGE } else { ITEMS_PAGE };
-    let (mut items, annotations) = match db {
+    let (mut items, annotations, review) = match db {
         Db::Sqlite { inline, .. } => {
             let inline = inline.clone();
             tokio::task::spawn_blocking(move || inline.with(|conn| sqlite_page(conn, sql, project_id, after, limit)))
@@ -107,16 +106,17 @@ pub async fn export_page(
         }
         Db::Postgres(pool) => {
             let items: Vec<ExportItem> = sqlx::query_as(sql).bind(project_id).bind(after).bind(limit).fetch_all(pool).await?;
-            let annotations = match (items.first(), items.last()) {
-                (Some(first), Some(last)) => {
-                    sqlx::query_as(ANNOTATIONS_PAGE).bind(project_id).bind(first.id).bind(last.id).fetch_all(pool).await?
-                }
-                _ => Vec::new(),
+            let (annotations, review) = match (items.first(), items.last()) {
+                (Some(first), Some(last)) => (
+                    sqlx::query_as(ANNOTATIONS_PAGE).bind(project_id).bind(first.id).bind(last.id).fetch_all(pool).await?,
+                    postgres_review(pool, project_id, first.id, last.id).await?,
+                ),
+                _ => Default::default(),
             };
-            (items, annotations)
+            (items, annotations, review)
         }
     };
-    review_page(db, project_id, &mut items).await?;
+    review.attach(&mut items);
     Ok(ExportPage { items, annotations })
 }
 
@@ -131,8 +131,8 @@ fn sqlite_page(
     project_id: i64,
     after: i64,
     limit: i64,
-) -> AppResult<(Vec<ExportItem>, Vec<ExportAnnotation>)> {
-    // One snapshot for both statements: the annotations of exactly the items read.
+) -> AppResult<(Vec<ExportItem>, Vec<ExportAnnotation>, ReviewRows)> {
+    // One snapshot for every statement: the annotations and review rows of exactly the items read.
     let tx = conn.transaction()?;
     let mut items = Vec::new();
     {
@@ -158,7 +158,9 @@ fn sqlite_page(
         }
     }
     let mut annotations = Vec::new();
+    let mut review = ReviewRows::default();
     if let (Some(first), Some(last)) = (items.first().map(|i| i.id), items.last().map(|i| i.id)) {
+        review = sqlite_review(&tx, project_id, first, last)?;
         let mut stmt = tx.prepare_cached(ANNOTATIONS_PAGE)?;
         let mut rows = stmt.query(rusqlite::named_params! { "$1": project_id, "$2": first, "$3": last })?;
         while let Some(r) = rows.next()? {
@@ -173,7 +175,7 @@ fn sqlite_page(
         }
     }
     tx.commit()?;
-    Ok((items, annotations))
+    Ok((items, annotations, review))
 }
 
 /// A page's consensus rows. `+project_id`: without it SQLite reads the page through
@@ -185,50 +187,70 @@ const CONSENSUS_PAGE: &str = "SELECT item_id, labels, posterior FROM consensus
 const DECISIONS_PAGE: &str = "SELECT item_id, labels, note FROM review_decisions
      WHERE project_id = $1 AND item_id >= $2 AND item_id <= $3 ORDER BY item_id, id";
 
-/// Fills in each item's consensus, latest decision and auto label: three range reads of the page's item ids
-/// (the `consensus` primary key, the `review_decisions_project` index), so the items query
-/// stays as it is and a page costs the same at any depth.
-async fn review_page(db: &Db, project_id: i64, items: &mut [ExportItem]) -> AppResult<()> {
-    let (Some(first), Some(last)) = (items.first().map(|i| i.id), items.last().map(|i| i.id)) else {
-        return Ok(());
-    };
-    let consensus: Vec<(i64, String, f64)> = on_read!(db, pool => sqlx::query_as(CONSENSUS_PAGE)
-    .bind(project_id)
-    .bind(first)
-    .bind(last)
-    .fetch_all(pool)
-    .await?);
-    // Ordered by item then id: the last row of an item is its latest decision.
-    let decisions: Vec<(i64, String, String)> = on_read!(db, pool => sqlx::query_as(DECISIONS_PAGE)
-    .bind(project_id)
-    .bind(first)
-    .bind(last)
-    .fetch_all(pool)
-    .await?);
-    let auto = super::prelabels::accepted_between(db, project_id, first, last).await?;
-    let mut a = auto.into_iter().peekable();
-    let (mut c, mut d) = (consensus.into_iter().peekable(), decisions.into_iter().peekable());
-    for item in items.iter_mut() {
-        while let Some((id, labels, posterior)) = c.next_if(|r| r.0 <= item.id) {
-            if id == item.id {
-                item.review.consensus = Some(labels);
-                item.review.posterior = Some(posterior);
+/// A page's review rows, each list in item id order: consensus rows (item, labels, posterior),
+/// review decisions (item, labels, note; an item's latest last) and auto-accepted pre-labels
+/// (item, source, labels JSON, the auto label). Three range reads of the page's item ids (the
+/// `consensus` primary key, the `review_decisions_project` index, the `prelabel_accepted`
+/// primary key), so the items query stays as it is and a page costs the same at any depth.
+#[derive(Default)]
+struct ReviewRows {
+    consensus: Vec<(i64, String, f64)>,
+    decisions: Vec<(i64, String, String)>,
+    accepted: Vec<(i64, i64, String, crate::review::AutoLabel)>,
+}
+
+impl ReviewRows {
+    /// Fills in each item's consensus, latest decision and auto label.
+    fn attach(self, items: &mut [ExportItem]) {
+        let mut c = self.consensus.into_iter().peekable();
+        let mut d = self.decisions.into_iter().peekable();
+        let mut a = self.accepted.into_iter().peekable();
+        for item in items.iter_mut() {
+            while let Some((id, labels, posterior)) = c.next_if(|r| r.0 <= item.id) {
+                if id == item.id {
+                    item.review.consensus = Some(labels);
+                    item.review.posterior = Some(posterior);
+                }
             }
-        }
-        while let Some((id, labels, note)) = d.next_if(|r| r.0 <= item.id) {
-            if id == item.id {
-                item.review.decision = Some(labels);
-                item.review.note = Some(note);
+            while let Some((id, labels, note)) = d.next_if(|r| r.0 <= item.id) {
+                if id == item.id {
+                    item.review.decision = Some(labels);
+                    item.review.note = Some(note);
+                }
             }
-        }
-        while let Some((id, source, labels, label)) = a.next_if(|r| r.0 <= item.id) {
-            if id == item.id {
-                item.review.auto = Some(label);
-                item.review.auto_stratum = Some((source, labels));
+            while let Some((id, source, labels, label)) = a.next_if(|r| r.0 <= item.id) {
+                if id == item.id {
+                    item.review.auto = Some(label);
+                    item.review.auto_stratum = Some((source, labels));
+                }
             }
         }
     }
-    Ok(())
+}
+
+/// SQLite: the review rows of items `first..=last`, in the page's read transaction (one
+/// snapshot with its items). Through sqlx every row was a hand-off between two threads, as the
+/// items' were (see `sqlite_page`): the JSONL export of 3,000,000 annotations took 10.1–11.2 s
+/// with these reads there, 9.1–9.4 s here (docs/bench.md, session 31).
+fn sqlite_review(tx: &rusqlite::Transaction, project_id: i64, first: i64, last: i64) -> AppResult<ReviewRows> {
+    let range = rusqlite::named_params! { "$1": project_id, "$2": first, "$3": last };
+    let consensus = tx
+        .prepare_cached(CONSENSUS_PAGE)?
+        .query_map(range, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let decisions = tx
+        .prepare_cached(DECISIONS_PAGE)?
+        .query_map(range, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let accepted = super::prelabels::accepted_between_sqlite(tx, project_id, first, last)?;
+    Ok(ReviewRows { consensus, decisions, accepted })
+}
+
+async fn postgres_review(pool: &sqlx::PgPool, project_id: i64, first: i64, last: i64) -> AppResult<ReviewRows> {
+    let consensus = sqlx::query_as(CONSENSUS_PAGE).bind(project_id).bind(first).bind(last).fetch_all(pool).await?;
+    let decisions = sqlx::query_as(DECISIONS_PAGE).bind(project_id).bind(first).bind(last).fetch_all(pool).await?;
+    let accepted = super::prelabels::accepted_between_postgres(pool, project_id, first, last).await?;
+    Ok(ReviewRows { consensus, decisions, accepted })
 }
 
 #[cfg(test)]

@@ -830,22 +830,36 @@ impl AcceptedRow {
 const ACCEPTED_SELECT: &str = "SELECT a.item_id, a.source_id, a.labels, s.kind, s.name, s.version
      FROM prelabel_accepted a JOIN prelabel_sources s ON s.id = a.source_id";
 
-/// [`accepted_between`]'s query. `+a.project_id`: without it SQLite reads the page through
+/// The query of an export page's auto-accepted items. `+a.project_id`: without it SQLite reads the page through
 /// `prelabel_accepted_project (project_id=?)`, every accepted item of the project on every page.
 pub(super) static ACCEPTED_PAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("{ACCEPTED_SELECT} WHERE a.item_id >= $2 AND a.item_id <= $3 AND +a.project_id = $1 ORDER BY a.item_id")
 });
 
 /// The auto-accepted items with ids in [first, last], in id order: (item, source, labels JSON,
-/// the auto label). One range read of the primary key, for an export page.
-pub async fn accepted_between(db: &Db, project_id: i64, first: i64, last: i64) -> AppResult<Vec<(i64, i64, String, AutoLabel)>> {
-    let rows: Vec<AcceptedRow> = on_read!(db, pool => sqlx::query_as(&ACCEPTED_PAGE)
-    .bind(project_id)
-    .bind(first)
-    .bind(last)
-    .fetch_all(pool)
-    .await?);
+/// the auto label). One range read of the primary key, for an export page on PostgreSQL.
+pub(super) async fn accepted_between_postgres(
+    pool: &sqlx::PgPool,
+    project_id: i64,
+    first: i64,
+    last: i64,
+) -> AppResult<Vec<(i64, i64, String, AutoLabel)>> {
+    let rows: Vec<AcceptedRow> = sqlx::query_as(&ACCEPTED_PAGE).bind(project_id).bind(first).bind(last).fetch_all(pool).await?;
     Ok(rows.into_iter().map(AcceptedRow::into_auto).collect())
+}
+
+/// [`accepted_between_postgres`] on SQLite's raw handle, inside an export page's read transaction.
+pub(super) fn accepted_between_sqlite(
+    conn: &rusqlite::Connection,
+    project_id: i64,
+    first: i64,
+    last: i64,
+) -> AppResult<Vec<(i64, i64, String, AutoLabel)>> {
+    let mut stmt = conn.prepare_cached(&ACCEPTED_PAGE)?;
+    let rows = stmt.query_map(rusqlite::named_params! { "$1": project_id, "$2": first, "$3": last }, |r| {
+        Ok(AcceptedRow { item_id: r.get(0)?, source_id: r.get(1)?, labels: r.get(2)?, kind: r.get(3)?, name: r.get(4)?, version: r.get(5)? })
+    })?;
+    rows.map(|r| Ok(r?.into_auto())).collect()
 }
 
 /// An item's auto label, if it is auto-accepted.
