@@ -339,6 +339,14 @@ async fn a_refresh_writes_only_the_consensus_rows_that_changed(b: Backend) {
     assert_eq!(consensus_count(&server, pid, &format!("item_id = {item} AND ABS(posterior - 2.0/3.0) < 1e-9")).await, 1);
     assert_eq!(consensus_count(&server, pid, "computed_at = 1").await, 5, "the other rows were left alone");
 
+    // A changed answer (no new annotation: only its update time says so) refreshes, and
+    // exactly its item's row is written.
+    chen.submit(pid, item, &["pos"]).await;
+    let (done, edited) = refreshed_after(&admin, pid, done).await;
+    assert_eq!((edited.progress_done, edited.progress_total), (1, 1), "{edited:?}");
+    assert_eq!(consensus_count(&server, pid, &format!("item_id = {item} AND n_labels = 3 AND posterior = 1")).await, 1);
+    assert_eq!(consensus_count(&server, pid, "computed_at = 1").await, 5);
+
     // A refresh that moves no consensus writes nothing.
     server.exec_sql(&format!("UPDATE projects SET target_alpha = 0.7 WHERE id = {pid}")).await;
     let (done, third) = refreshed_after(&admin, pid, done).await;

@@ -178,7 +178,9 @@ pub async fn external_ids_and_snippets(
 }
 
 /// What says whether a project's annotations changed since the last computation: cheap
-/// aggregates over indexed columns, compared with what the last consensus job recorded.
+/// aggregates over indexed columns and the labelers' totals (`labeler_totals`, kept by
+/// triggers: migrations 0021 and 0024), compared with what the last consensus job recorded.
+/// Asked every 15 s, so it must not read the annotations themselves.
 #[derive(sqlx::FromRow, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChangeSignature {
     pub project_id: i64,
@@ -196,8 +198,8 @@ pub async fn change_signatures(db: &Db) -> Result<Vec<ChangeSignature>, sqlx::Er
     on_read!(db, pool => {
         sqlx::query_as(
             "SELECT p.id AS project_id, p.consensus_method, p.measurement, p.target_alpha,
-                    (SELECT COUNT(*) FROM annotations a WHERE a.project_id = p.id) AS annotations,
-                    (SELECT COALESCE(MAX(a.updated_at), 0) FROM annotations a WHERE a.project_id = p.id) AS last_update,
+                    (SELECT CAST(COALESCE(SUM(t.annotations), 0) AS BIGINT) FROM labeler_totals t WHERE t.project_id = p.id) AS annotations,
+                    (SELECT COALESCE(MAX(t.last_update), 0) FROM labeler_totals t WHERE t.project_id = p.id) AS last_update,
                     (SELECT COUNT(*) FROM skips s WHERE s.project_id = p.id) AS skips,
                     (SELECT COUNT(*) FROM items i WHERE i.project_id = p.id AND i.gold IS NOT NULL) AS gold_items
              FROM projects p ORDER BY p.id",
@@ -306,4 +308,36 @@ pub async fn delete_consensus(db: &Db, project_id: i64, item_ids: &[i64]) -> Res
             .await?;
         Ok(done.rows_affected())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The change signature (migration 0024's `last_update` beside 0021's counts) moves with
+    /// every new, changed or deleted annotation, and its count and newest update are what the
+    /// annotations themselves say while none is deleted.
+    #[tokio::test]
+    async fn the_change_signature_follows_every_annotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+        let Db::Sqlite { write, .. } = &db else { unreachable!("a SQLite database") };
+        let run = |sql: &'static str| async move { sqlx::query(sql).execute(write).await.unwrap() };
+        run("INSERT INTO users (id, username, password_hash, role, created_at) VALUES (1, 'a', '', 'labeler', 0), (2, 'b', '', 'labeler', 0)").await;
+        run("INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at, item_count, done_count, visible_max_item_id)
+             VALUES (1, 'p', '', 'single', '[]', 2, 600, 0, 2, 0, 2), (2, 'q', '', 'single', '[]', 2, 600, 0, 1, 0, 3)").await;
+        run("INSERT INTO items (id, project_id, kind, text, meta, weight, content_hash, created_at) VALUES
+             (1, 1, 'text', 'a', '{}', 1, 'a', 0), (2, 1, 'text', 'b', '{}', 1, 'b', 0), (3, 2, 'text', 'c', '{}', 1, 'c', 0)").await;
+        let signature = || async {
+            change_signatures(&db).await.unwrap().into_iter().map(|s| (s.project_id, s.annotations, s.last_update)).collect::<Vec<_>>()
+        };
+        assert_eq!(signature().await, vec![(1, 0, 0), (2, 0, 0)]);
+        run("INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at) VALUES
+             (1, 1, 1, '[]', 1, 10, 30), (1, 2, 1, '[]', 1, 20, 20), (1, 1, 2, '[]', 1, 15, 25), (2, 3, 1, '[]', 1, 5, 5)").await;
+        assert_eq!(signature().await, vec![(1, 3, 30), (2, 1, 5)]);
+        run("UPDATE annotations SET updated_at = 40 WHERE item_id = 2").await;
+        assert_eq!(signature().await, vec![(1, 3, 40), (2, 1, 5)], "a changed answer moves only its project's");
+        run("DELETE FROM annotations WHERE item_id = 2").await;
+        assert_eq!(signature().await, vec![(1, 2, 40), (2, 1, 5)], "a deletion shows in the count");
+    }
 }
