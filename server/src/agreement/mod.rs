@@ -44,8 +44,9 @@ pub const KIND: &str = "consensus";
 
 /// Reads and codes the project's annotations, each annotation and item row coded as it is
 /// read. `here`: the consensus job, on its low-priority thread with connections of its own:
-/// every read side by side, on the calling thread; rather than one read at a time on the
-/// shared readers, on a blocking-pool thread (a request).
+/// every read on the calling thread (side by side on PostgreSQL; on SQLite the long ones are
+/// stepped in place, one after the other: `store::agreement::in_place`); rather than one read
+/// at a time on the shared readers, on a blocking-pool thread (a request).
 async fn load(db: &Db, project_id: i64, here: bool) -> anyhow::Result<Option<(Dataset, Settings)>> {
     Ok(load_timed(db, project_id, here).await?.map(|(d, s, _)| (d, s)))
 }

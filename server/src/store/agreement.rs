@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::{now_ms, BeginWrite, Db};
+use crate::error::AppResult;
 use crate::{on_read, on_write};
 use futures::TryStreamExt;
 
@@ -40,8 +41,9 @@ pub async fn private_reader(db: &Db) -> Result<Db, sqlx::Error> {
 }
 
 /// Connections of a [`private_reader`]: the refresh reads the annotations, the items and the
-/// skips and usernames side by side (on SQLite each connection steps its statement on a
-/// thread of its own), then the stored consensus rows.
+/// skips and usernames side by side, then the stored consensus rows. (On SQLite the
+/// annotations, items and stored rows are read in place on the refresh's thread instead,
+/// [`in_place`], one after the other; the pool reads the usernames and skips.)
 pub const PRIVATE_READERS: u32 = 3;
 
 /// Closes what [`private_reader`] opened (its own connections only).
@@ -82,36 +84,66 @@ pub struct AnnotationRow {
     pub created_at: i64,
 }
 
+const ANNOTATIONS_SQL: &str = "SELECT a.item_id, a.user_id, a.labels, a.time_ms, a.created_at
+     FROM annotations a
+     WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+     ORDER BY a.item_id, a.id";
+
 /// Every annotation of the project's visible items, by item id then annotation id, each row
-/// handed to `each` as it is read.
-pub async fn for_each_annotation(db: &Db, project_id: i64, mut each: impl FnMut(AnnotationRow)) -> Result<(), sqlx::Error> {
-    on_read!(db, pool => {
-        let mut rows = sqlx::query_as::<_, AnnotationRow>(
-            "SELECT a.item_id, a.user_id, a.labels, a.time_ms, a.created_at
-             FROM annotations a
-             WHERE a.project_id = $1 AND a.item_id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
-             ORDER BY a.item_id, a.id",
-        )
-        .bind(project_id)
-        .fetch(pool);
-        while let Some(row) = rows.try_next().await? {
-            each(row);
+/// handed to `each` as it is read. On SQLite the rows are stepped in place on the caller's
+/// thread (see [`in_place`]).
+pub async fn for_each_annotation(db: &Db, project_id: i64, mut each: impl FnMut(AnnotationRow)) -> AppResult<()> {
+    match db {
+        Db::Sqlite { inline, .. } => in_place(inline, ANNOTATIONS_SQL, project_id, |r| {
+            each(AnnotationRow { item_id: r.get(0)?, user_id: r.get(1)?, labels: r.get(2)?, time_ms: r.get(3)?, created_at: r.get(4)? });
+            Ok(())
+        }),
+        Db::Postgres(pool) => {
+            let mut rows = sqlx::query_as::<_, AnnotationRow>(ANNOTATIONS_SQL).bind(project_id).fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                each(row);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs `sql` (its one parameter `$1`: the project) on one of SQLite's raw read connections
+/// ([`super::inline_reader`]) on the calling thread, handing each row to `each`: for the
+/// refresh's long reads. Through sqlx every row was a hand-off from the connection's own thread
+/// to the caller and back, and the reads of a refresh of 3,000,000 annotations took 16.7 s
+/// of its 30 (docs/bench.md, session 31). The refresh calls this on its low-priority thread,
+/// so the stepping runs at its priority as the sqlx threads it started did; a drill-down or a
+/// release's freeze calls it on a blocking-pool thread. It blocks the calling thread: never
+/// call it (or the `for_each_*` reads that use it) on an async worker. One statement: one
+/// snapshot.
+fn in_place(
+    inline: &super::inline_reader::InlineReaders,
+    sql: &str,
+    project_id: i64,
+    mut each: impl FnMut(&rusqlite::Row) -> rusqlite::Result<()>,
+) -> AppResult<()> {
+    inline.with(|conn| {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(rusqlite::named_params! { "$1": project_id })?;
+        while let Some(r) = rows.next()? {
+            each(r)?;
         }
         Ok(())
     })
 }
 
 /// The usernames of the project's annotators, read once rather than with every annotation.
-pub async fn annotators(db: &Db, project_id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
-    on_read!(db, pool => {
+pub async fn annotators(db: &Db, project_id: i64) -> AppResult<Vec<(i64, String)>> {
+    Ok(on_read!(db, pool => {
         sqlx::query_as(
             "SELECT u.id, u.username FROM users u
              WHERE u.id IN (SELECT DISTINCT a.user_id FROM annotations a WHERE a.project_id = $1)",
         )
         .bind(project_id)
         .fetch_all(pool)
-        .await
-    })
+        .await?
+    }))
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -123,37 +155,41 @@ pub struct ItemRow {
     pub gold: Option<String>,
 }
 
+const LABELED_ITEMS_SQL: &str = "SELECT i.id, i.meta, i.gold FROM items i
+     WHERE i.project_id = $1 AND i.label_count > 0
+       AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
+     ORDER BY i.id";
+
 /// The labeled items' ids, meta and gold answers, by id, each row handed to `each` as it is
-/// read. (Their external ids and texts are read for the few items a drill-down lists:
-/// [`external_ids_and_snippets`].)
-pub async fn for_each_labeled_item(db: &Db, project_id: i64, mut each: impl FnMut(ItemRow)) -> Result<(), sqlx::Error> {
-    on_read!(db, pool => {
-        let mut rows = sqlx::query_as::<_, ItemRow>(
-            "SELECT i.id, i.meta, i.gold FROM items i
-             WHERE i.project_id = $1 AND i.label_count > 0
-               AND i.id <= (SELECT p.visible_max_item_id FROM projects p WHERE p.id = $1)
-             ORDER BY i.id",
-        )
-        .bind(project_id)
-        .fetch(pool);
-        while let Some(row) = rows.try_next().await? {
-            each(row);
+/// read (on SQLite in place: [`in_place`]). (Their external ids and texts are read for the
+/// few items a drill-down lists: [`external_ids_and_snippets`].)
+pub async fn for_each_labeled_item(db: &Db, project_id: i64, mut each: impl FnMut(ItemRow)) -> AppResult<()> {
+    match db {
+        Db::Sqlite { inline, .. } => in_place(inline, LABELED_ITEMS_SQL, project_id, |r| {
+            each(ItemRow { id: r.get(0)?, meta: r.get(1)?, gold: r.get(2)? });
+            Ok(())
+        }),
+        Db::Postgres(pool) => {
+            let mut rows = sqlx::query_as::<_, ItemRow>(LABELED_ITEMS_SQL).bind(project_id).fetch(pool);
+            while let Some(row) = rows.try_next().await? {
+                each(row);
+            }
+            Ok(())
         }
-        Ok(())
-    })
+    }
 }
 
 /// Skips per labeler of the project: (user id, username, skips).
-pub async fn skips(db: &Db, project_id: i64) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
-    on_read!(db, pool => {
+pub async fn skips(db: &Db, project_id: i64) -> AppResult<Vec<(i64, String, i64)>> {
+    Ok(on_read!(db, pool => {
         sqlx::query_as(
             "SELECT s.user_id, u.username, COUNT(*) FROM skips s JOIN users u ON u.id = s.user_id
              WHERE s.project_id = $1 GROUP BY s.user_id, u.username",
         )
         .bind(project_id)
         .fetch_all(pool)
-        .await
-    })
+        .await?
+    }))
 }
 
 /// What a drill-down list shows of some items: (id, external id, first characters of the text).
@@ -272,25 +308,28 @@ pub async fn write_consensus(db: &Db, project_id: i64, method: &str, rows: &[Con
 /// refresh binding (session 4).
 pub const STATEMENT_ROWS: usize = 100;
 
+const STORED_CONSENSUS_SQL: &str =
+    "SELECT item_id, labels, posterior, n_labels, method FROM consensus WHERE project_id = $1 ORDER BY item_id";
+
 /// The project's stored consensus rows with their method, by item id, each handed to `each`
-/// as it is read: what the consensus job compares its new rows with, so that it writes only
-/// what changed.
-pub async fn for_each_stored_consensus(
-    db: &Db,
-    project_id: i64,
-    mut each: impl FnMut(&ConsensusRow, &str),
-) -> Result<(), sqlx::Error> {
-    on_read!(db, pool => {
-        let mut rows = sqlx::query_as::<_, (i64, String, f64, i64, String)>(
-            "SELECT item_id, labels, posterior, n_labels, method FROM consensus WHERE project_id = $1 ORDER BY item_id",
-        )
-        .bind(project_id)
-        .fetch(pool);
-        while let Some((item_id, labels, posterior, n_labels, method)) = rows.try_next().await? {
-            each(&ConsensusRow { item_id, labels: labels.into(), posterior, n_labels }, &method);
+/// as it is read (on SQLite in place: [`in_place`]): what the consensus job compares its new
+/// rows with, so that it writes only what changed.
+pub async fn for_each_stored_consensus(db: &Db, project_id: i64, mut each: impl FnMut(&ConsensusRow, &str)) -> AppResult<()> {
+    match db {
+        Db::Sqlite { inline, .. } => in_place(inline, STORED_CONSENSUS_SQL, project_id, |r| {
+            let labels: String = r.get(1)?;
+            let method: String = r.get(4)?;
+            each(&ConsensusRow { item_id: r.get(0)?, labels: labels.into(), posterior: r.get(2)?, n_labels: r.get(3)? }, &method);
+            Ok(())
+        }),
+        Db::Postgres(pool) => {
+            let mut rows = sqlx::query_as::<_, (i64, String, f64, i64, String)>(STORED_CONSENSUS_SQL).bind(project_id).fetch(pool);
+            while let Some((item_id, labels, posterior, n_labels, method)) = rows.try_next().await? {
+                each(&ConsensusRow { item_id, labels: labels.into(), posterior, n_labels }, &method);
+            }
+            Ok(())
         }
-        Ok(())
-    })
+    }
 }
 
 /// Deletes one batch of the project's consensus rows (items that no longer have labels) in
