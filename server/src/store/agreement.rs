@@ -98,13 +98,7 @@ pub async fn for_each_annotation(db: &Db, project_id: i64, mut each: impl FnMut(
             each(AnnotationRow { item_id: r.get(0)?, user_id: r.get(1)?, labels: r.get(2)?, time_ms: r.get(3)?, created_at: r.get(4)? });
             Ok(())
         }),
-        Db::Postgres(pool) => {
-            let mut rows = sqlx::query_as::<_, AnnotationRow>(ANNOTATIONS_SQL).bind(project_id).fetch(pool);
-            while let Some(row) = rows.try_next().await? {
-                each(row);
-            }
-            Ok(())
-        }
+        Db::Postgres(pool) => postgres_each(pool, ANNOTATIONS_SQL, project_id, each).await,
     }
 }
 
@@ -131,6 +125,19 @@ fn in_place(
         }
         Ok(())
     })
+}
+
+/// PostgreSQL: `sql` (its one parameter `$1`: the project), each row handed to `each` as it
+/// is decoded.
+async fn postgres_each<T>(pool: &sqlx::PgPool, sql: &str, project_id: i64, mut each: impl FnMut(T)) -> AppResult<()>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let mut rows = sqlx::query_as::<_, T>(sql).bind(project_id).fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        each(row);
+    }
+    Ok(())
 }
 
 /// The usernames of the project's annotators, read once rather than with every annotation.
@@ -169,13 +176,7 @@ pub async fn for_each_labeled_item(db: &Db, project_id: i64, mut each: impl FnMu
             each(ItemRow { id: r.get(0)?, meta: r.get(1)?, gold: r.get(2)? });
             Ok(())
         }),
-        Db::Postgres(pool) => {
-            let mut rows = sqlx::query_as::<_, ItemRow>(LABELED_ITEMS_SQL).bind(project_id).fetch(pool);
-            while let Some(row) = rows.try_next().await? {
-                each(row);
-            }
-            Ok(())
-        }
+        Db::Postgres(pool) => postgres_each(pool, LABELED_ITEMS_SQL, project_id, each).await,
     }
 }
 
@@ -323,11 +324,11 @@ pub async fn for_each_stored_consensus(db: &Db, project_id: i64, mut each: impl 
             Ok(())
         }),
         Db::Postgres(pool) => {
-            let mut rows = sqlx::query_as::<_, (i64, String, f64, i64, String)>(STORED_CONSENSUS_SQL).bind(project_id).fetch(pool);
-            while let Some((item_id, labels, posterior, n_labels, method)) = rows.try_next().await? {
-                each(&ConsensusRow { item_id, labels: labels.into(), posterior, n_labels }, &method);
-            }
-            Ok(())
+            type Stored = (i64, String, f64, i64, String);
+            postgres_each(pool, STORED_CONSENSUS_SQL, project_id, |(item_id, labels, posterior, n_labels, method): Stored| {
+                each(&ConsensusRow { item_id, labels: labels.into(), posterior, n_labels }, &method)
+            })
+            .await
         }
     }
 }
