@@ -12,7 +12,7 @@
 //!   database size in its header): the commit is in the file (the kernel's page cache, as
 //!   before) before SQLite publishes it to readers in the WAL index, and before `COMMIT`
 //!   returns, and a failure to write it (a full disk) fails the commit as it did;
-//! - any other call comes for the file (a read, a sync, a truncate, its size, close…), or a
+//! - any other call comes for the file (a read, a sync, a truncate, its size, a lock…), or a
 //!   write that is not such an append (SQLite rewrites a frame in place when a transaction
 //!   changes a page it had already spilled to the WAL, then the frames' checksums; and it
 //!   starts the WAL over at offset 0): those go through at once, after what was gathered.
@@ -22,6 +22,11 @@
 //! holds what it would hold without the gathering. What is gathered and not yet written is
 //! only ever the frames of a transaction that has not committed: after a crash SQLite ignores
 //! those anyway (its recovery stops at the last commit frame).
+//!
+//! When such a transaction rolls back instead (one large enough to spill pages to the WAL
+//! before its commit), its gathered frames are dropped, never written (`discard_on_rollback`,
+//! and at close): the rollback gave their place in the file back, and another process may
+//! have committed frames there before this connection's next call on the file.
 //!
 //! Every other file (the database, its journals) is the default VFS's own file, untouched.
 use std::cell::Cell;
@@ -222,20 +227,47 @@ unsafe extern "C" fn x_write(file: *mut ffi::sqlite3_file, buf: *const c_void, a
     ffi::SQLITE_OK
 }
 
+/// Makes the write connection `db` drop what its WAL file gathered whenever a transaction
+/// rolls back (SQLite's rollback hook runs after the rollback released the WAL's write lock,
+/// before this connection's next call on the file). Those are the frames of a transaction that
+/// will never commit, at offsets the rollback gave back: written at the next call, they
+/// overwrote the frames another process committed there meanwhile, and a crash then lost
+/// every commit after the first overwritten frame (recovery stops at a bad checksum).
+///
+/// # Safety
+/// `db` is an open connection whose rollback hook nobody else sets, used on one thread at a
+/// time.
+pub unsafe fn discard_on_rollback(db: *mut ffi::sqlite3) {
+    ffi::sqlite3_rollback_hook(db, Some(discard_gathered), db.cast());
+}
+
+unsafe extern "C" fn discard_gathered(db: *mut c_void) {
+    // In WAL mode the pager's journal is its WAL file.
+    let mut wal: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    let out: *mut *mut ffi::sqlite3_file = &mut wal;
+    let rc = ffi::sqlite3_file_control(db.cast(), c"main".as_ptr(), ffi::SQLITE_FCNTL_JOURNAL_POINTER, out.cast());
+    if rc == ffi::SQLITE_OK && !wal.is_null() && std::ptr::eq((*wal).pMethods, &METHODS) {
+        discard(this(wal));
+    }
+}
+
+fn discard(f: &mut GatheringFile) {
+    f.gathered.clear();
+    f.commit_page_next = false;
+}
+
+/// What is gathered at close is an uncommitted transaction's (each commit is written out
+/// before it returns): dropped, as at a rollback (`discard_on_rollback`).
 unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     let f = this(file);
-    let written = write_out(f);
+    discard(f);
     let closed = match real_methods(f).xClose {
         Some(close) => close(f.real),
         None => ffi::SQLITE_OK,
     };
     std::ptr::drop_in_place(&mut f.gathered);
     (*file).pMethods = std::ptr::null();
-    if written != ffi::SQLITE_OK {
-        written
-    } else {
-        closed
-    }
+    closed
 }
 
 unsafe extern "C" fn x_read(file: *mut ffi::sqlite3_file, buf: *mut c_void, amt: c_int, offset: i64) -> c_int {
@@ -346,6 +378,7 @@ mod tests {
         register().unwrap();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let c = Connection::open_with_flags_and_vfs(path, flags, VFS_NAME).unwrap();
+        unsafe { discard_on_rollback(c.handle()) };
         c.execute_batch("PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").unwrap();
         c
     }
@@ -443,5 +476,93 @@ mod tests {
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
         fill(&mut c, 900, true);
         assert_eq!(rows_seen_by_another_connection(&path).0, 900);
+    }
+
+    /// A transaction that spilled frames to the WAL and then rolled back leaves its last frames
+    /// gathered in memory; meanwhile another process may write its own frames at the same
+    /// offsets (the rollback gave them back). Those gathered frames must never reach the file:
+    /// written at the connection's next call on the WAL, they overwrote the other writer's
+    /// committed pages. Fails without `discard_on_rollback`.
+    #[test]
+    fn a_rolled_back_spill_never_overwrites_another_writers_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let mut gathering = writer(&path);
+        gathering
+            .execute_batch("PRAGMA cache_size = 8; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v);")
+            .unwrap();
+        let value = |i: i64, tag: &str| format!("{tag}{:06}", (i * 7919) % 100_000).repeat(60);
+        let tx = gathering.transaction().unwrap();
+        for i in 0..40 {
+            tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", rusqlite::params![i, value(i, "a")]).unwrap();
+        }
+        tx.commit().unwrap();
+        // Nothing left in the WAL: the rollback below has no committed frame to read back.
+        gathering.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        // Larger than the 8-page cache: frames spill to the WAL, the last ones stay gathered
+        // (new overflow pages, never read back).
+        let tx = gathering.transaction().unwrap();
+        tx.execute("CREATE TABLE big (v BLOB)", []).unwrap();
+        for _ in 0..3 {
+            tx.execute("INSERT INTO big (v) VALUES (zeroblob(100000))", []).unwrap();
+        }
+        tx.rollback().unwrap();
+        // Another writer (another process, in production) commits where those frames were.
+        let other = Connection::open(&path).unwrap();
+        for i in 0..40 {
+            other.execute("UPDATE t SET v = ?1 WHERE id = ?2", rusqlite::params![value(i, "c"), i]).unwrap();
+        }
+        // The gathering connection's next look at the WAL.
+        let n: i64 = gathering.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 40);
+        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let ok = reader.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)).map_err(|e| e.to_string());
+        assert_eq!(ok, Ok("ok".to_string()));
+        let n = reader.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get::<_, i64>(0)).map_err(|e| e.to_string());
+        assert_eq!(n, Ok(40));
+        // And after a crash: recovery keeps the WAL's frames up to the first whose checksum
+        // fails, so one overwritten frame would lose every commit after it.
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::copy(dir.path().join("r.db-wal"), dir.path().join("copy.db-wal")).unwrap();
+        let recovered = Connection::open(&copy).unwrap();
+        let n = recovered.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get::<_, i64>(0)).map_err(|e| e.to_string());
+        assert_eq!(n, Ok(40));
+    }
+
+    /// The server's write connection (`Db::connect`) drops a rolled-back spill's frames too,
+    /// on the same scenario as above: another process's commits survive a crash.
+    #[tokio::test]
+    async fn the_servers_write_connection_drops_a_rolled_back_spill() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let db = crate::store::Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        let crate::store::Db::Sqlite { write, .. } = &db else { unreachable!("a SQLite database") };
+        let mut conn = write.acquire().await.unwrap();
+        let value = |i: i64, tag: &str| format!("{tag}{i:06}").repeat(60);
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").execute(&mut *conn).await.unwrap();
+        for i in 0..40 {
+            sqlx::query("INSERT INTO t (id, v) VALUES (?1, ?2)").bind(i).bind(value(i, "a")).execute(&mut *conn).await.unwrap();
+        }
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn).await.unwrap();
+        sqlx::query("PRAGMA cache_size = 8").execute(&mut *conn).await.unwrap();
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        sqlx::query("CREATE TABLE big (v BLOB)").execute(&mut *tx).await.unwrap();
+        for _ in 0..3 {
+            sqlx::query("INSERT INTO big (v) VALUES (zeroblob(100000))").execute(&mut *tx).await.unwrap();
+        }
+        tx.rollback().await.unwrap();
+        let other = Connection::open(&path).unwrap();
+        for i in 0..40 {
+            other.execute("UPDATE t SET v = ?1 WHERE id = ?2", rusqlite::params![value(i, "c"), i]).unwrap();
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(n, 40);
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::copy(dir.path().join("d.db-wal"), dir.path().join("copy.db-wal")).unwrap();
+        let recovered = Connection::open(&copy).unwrap();
+        let n = recovered.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get::<_, i64>(0)).map_err(|e| e.to_string());
+        assert_eq!(n, Ok(40));
     }
 }

@@ -177,6 +177,17 @@ impl Db {
                         Ok(SqliteTransactionManager::get_transaction_depth(conn) == 0)
                     })
                 })
+                // A transaction that rolls back drops the WAL frames it had gathered
+                // (`gathered_wal::discard_on_rollback`): on every connection the pool opens.
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        let mut handle = conn.lock_handle().await?;
+                        // SAFETY: the pool's one write connection, locked; nothing else sets its
+                        // rollback hook.
+                        unsafe { gathered_wal::discard_on_rollback(handle.as_raw_handle().as_ptr()) };
+                        Ok(())
+                    })
+                })
                 .connect_with(
                     opts.clone()
                         // Its WAL appends reach the file in pieces of up to 124 KiB, each commit's
