@@ -16,6 +16,7 @@ both_backends!(
     client_id_is_tied_to_its_item,
     only_handed_out_items_can_be_labeled,
     settings_change_never_races_a_submission,
+    previous_walks_back_through_the_labelers_own_submissions,
 );
 
 /// Adds `n` labelers named `{prefix}{i}` to the project; returns their clients.
@@ -187,6 +188,46 @@ async fn submit_is_idempotent(b: Backend) {
     // The other item is still leased to the labeler and gets labeled normally.
     l.submit(pid, other, &["neg"]).await;
     assert_eq!(l.progress(pid).await.mine_total, 2);
+}
+
+/// The labeling page's "back" (`GET /previous?before=`): one labeler's submissions, newest
+/// first, one step at a time, none of another labeler's between them (their answers are
+/// interleaved), and an answer changed later stays where it was first given; then 404.
+async fn previous_walks_back_through_the_labelers_own_submissions(b: Backend) {
+    let server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("back", 1, 600).await.id;
+    admin.import_texts(pid, "back", 10).await;
+    let ls = labelers(&server, &admin, pid, "walker", 2).await;
+    let (a, other) = (&ls[0].1, &ls[1].1);
+    let mut mine = Vec::new();
+    for label in ["pos", "neg", "pos", "neg"] {
+        let id = a.next_id(pid).await.unwrap();
+        mine.push(a.submit(pid, id, &[label]).await);
+        let theirs = other.next_id(pid).await.unwrap();
+        other.submit(pid, theirs, &["pos"]).await;
+    }
+    // The second answer changed after the fourth: it keeps its place.
+    let changed = a.submit(pid, mine[1].item_id, &["pos"]).await;
+    assert_eq!(changed.id, mine[1].id);
+    let latest: PreviousSubmission = a.get(&format!("/api/projects/{pid}/previous")).await;
+    assert_eq!(latest.annotation.id, mine[3].id);
+    let mut walked = vec![(latest.annotation.id, latest.item.id)];
+    loop {
+        let before = walked.last().unwrap().0;
+        let r = a.get_raw(&format!("/api/projects/{pid}/previous?before={before}")).await;
+        if r.status == 404 {
+            r.assert_error(404, "not_found");
+            break;
+        }
+        let prev: PreviousSubmission = r.json();
+        assert_eq!(prev.annotation.user_id, ls[0].0.id);
+        walked.push((prev.annotation.id, prev.item.id));
+    }
+    let expected: Vec<(i64, i64)> = mine.iter().rev().map(|m| (m.id, m.item_id)).collect();
+    assert_eq!(walked, expected);
+    let second: PreviousSubmission = a.get(&format!("/api/projects/{pid}/previous?before={}", mine[2].id)).await;
+    assert_eq!(second.annotation.labels, vec!["pos".to_string()], "the changed answer, as it is now");
 }
 
 /// Without `exclude` the caller gets back the item it holds (a reload shows the same item);

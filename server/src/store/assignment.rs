@@ -824,6 +824,21 @@ pub async fn skip_item(db: &Db, project_id: i64, user_id: i64, item_id: i64) -> 
     Ok(())
 }
 
+/// The labeler's previous submission ($1: project, $2: labeler, $3: the annotation `before`,
+/// $4: `i64::MAX`): their annotation made just before it, in (created_at, id) order, or their
+/// latest when there is no such annotation. That order is the labeler's own index
+/// (`annotations_user_time`, read backwards from the point), the only one of their annotations
+/// in a project (migration 0025); ids and creation times move together, and the id breaks
+/// ties within one millisecond.
+fn previous_submission_sql() -> String {
+    format!(
+        "SELECT {ANNOTATION_COLUMNS} FROM annotations
+         WHERE project_id = $1 AND user_id = $2
+           AND (created_at, id) < (COALESCE((SELECT b.created_at FROM annotations b WHERE b.id = $3), $4), $3)
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    )
+}
+
 /// The labeler's submission made just before annotation `before` (or their latest).
 pub async fn previous_submission(
     db: &Db,
@@ -831,13 +846,11 @@ pub async fn previous_submission(
     user_id: i64,
     before: Option<i64>,
 ) -> AppResult<Option<(ItemRow, Annotation)>> {
-    let row = on_read!(db, pool => sqlx::query_as::<_, AnnotationRow>(&format!(
-        "SELECT {ANNOTATION_COLUMNS} FROM annotations
-         WHERE project_id = $1 AND user_id = $2 AND id < $3 ORDER BY id DESC LIMIT 1"
-    ))
+    let row = on_read!(db, pool => sqlx::query_as::<_, AnnotationRow>(&previous_submission_sql())
     .bind(project_id)
     .bind(user_id)
     .bind(before.unwrap_or(i64::MAX))
+    .bind(i64::MAX)
     .fetch_optional(pool)
     .await?);
     let Some(row) = row else { return Ok(None) };
@@ -1364,5 +1377,9 @@ mod tests {
         let p = plan(&db, &SKIPPED_ITEM_SQL, 5).await;
         assert!(p.contains("s USING INDEX skips_user ("), "{p}");
         assert!(!p.contains("TEMP B-TREE FOR ORDER BY"), "{p}");
+        // The labeling page's "back": the labeler's own annotations from the point backwards.
+        let p = plan(&db, &previous_submission_sql(), 4).await;
+        assert!(p.contains("USING INDEX annotations_user_time (project_id=? AND user_id=? AND created_at<?)"), "{p}");
+        assert!(!p.contains("TEMP B-TREE") && !p.contains("SCAN "), "{p}");
     }
 }

@@ -1,0 +1,13 @@
+-- One index of each labeler's annotations in a project instead of two (issue 11). Kept equal to
+-- ../sqlite/0025_one_labeler_annotation_index.sql.
+--
+-- `annotations_user (user_id, project_id, id)` and `annotations_user_time (project_id, user_id,
+-- created_at)` held the same rows in nearly the same order: a labeler's annotations in a
+-- project, by id or by creation time, which move together. Every new annotation was inserted
+-- into both, each at the labeler's own place: on SQLite's single writer one more b-tree page
+-- changed per label and written to the WAL at each group commit (~1.3 pages a label of ~10.5;
+-- docs/bench.md, sessions 27 and 32). `annotations_user` served one query, the labeler's
+-- previous submission (the labeling page's "back"), which now walks `annotations_user_time` by
+-- (created_at, id) instead (`store::assignment::previous_submission`). No query reads a user's
+-- annotations across projects, and users are never deleted (the foreign key needs no index).
+DROP INDEX annotations_user;
