@@ -74,6 +74,10 @@ pub struct ImportJob {
     pub progress: Arc<Progress>,
     heartbeat: tokio::task::JoinHandle<()>,
     ended: bool,
+    /// Still counted among the running imports (`store::items::import_started`).
+    counted: bool,
+    /// The import's hold on the server's memory was given back (`give_back`).
+    given_back: bool,
     _slot: OwnedSemaphorePermit,
     /// A Label Studio import's annotations, written by `commit` in the transaction that makes
     /// the items visible.
@@ -113,7 +117,7 @@ impl ImportJob {
                 }
             })
         };
-        Ok(ImportJob { db: ctx.db.clone(), id, project_id, progress, heartbeat, ended: false, _slot: slot, annotations: None })
+        Ok(ImportJob { db: ctx.db.clone(), id, project_id, progress, heartbeat, ended: false, counted: true, given_back: false, _slot: slot, annotations: None })
     }
 
     /// Has `commit` write these annotations (by `actor`) with the items, all or nothing; the
@@ -134,6 +138,9 @@ impl ImportJob {
         if let (Ok(Some(outcome)), Some(a)) = (&res, &self.annotations) {
             let _ = a.outcome.set(outcome.clone());
         }
+        if self.ended {
+            self.give_back().await;
+        }
         res.map(|_| ())
     }
 
@@ -141,14 +148,41 @@ impl ImportJob {
     pub async fn abort(mut self, state: EndState, error: &str) -> AppResult<()> {
         self.heartbeat.abort();
         self.ended = true;
-        remove(&self.db, self.id, self.project_id, state, error).await
+        let removed = remove(&self.db, self.id, self.project_id, state, error).await;
+        self.give_back().await;
+        removed
+    }
+
+    /// Ends the import's hold on memory before its caller answers: the write connection's
+    /// larger page cache (`store::items::fit_writer_cache`) and what the allocator keeps free.
+    /// Done from `Drop` on a task of its own, this often came after the answer, and the
+    /// client's next request (the bench's export, 10–20 ms later) started with the import's
+    /// 128 MiB cache still held (4 of 7 runs; docs/bench.md, session 32).
+    async fn give_back(&mut self) {
+        self.uncount();
+        if let Err(e) = crate::store::items::fit_writer_cache(&self.db).await {
+            tracing::warn!(import = self.id, error = %e, "could not shrink the writer's page cache after an import");
+        }
+        let _ = tokio::task::spawn_blocking(crate::heap::release_free_memory).await;
+        self.given_back = true;
+    }
+
+    /// `store::items::import_ended`, once (a request dropped inside `give_back` leaves the rest
+    /// to `Drop`).
+    fn uncount(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            crate::store::items::import_ended(&self.db);
+        }
     }
 }
 
 impl Drop for ImportJob {
     fn drop(&mut self) {
         self.heartbeat.abort();
-        crate::store::items::import_ended(&self.db);
+        if self.given_back {
+            return;
+        }
+        self.uncount();
         let (db, id, pid, ended) = (self.db.clone(), self.id, self.project_id, self.ended);
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
         rt.spawn(async move {

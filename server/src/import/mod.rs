@@ -1079,7 +1079,8 @@ mod tests {
     }
 
     /// SQLite's writer keeps a larger page cache while an import runs, and the small one again
-    /// once the import has ended, committed or not.
+    /// once the import has ended, committed or not: by the time `commit` or `abort` returns
+    /// (before the import's answer goes out), and soon after an import dropped unended.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_cache_grows_for_an_import_and_shrinks_after() {
         async fn cache_kib(db: &Db) -> i64 {
@@ -1101,7 +1102,7 @@ mod tests {
         let out = store::items::insert_chunk(&f.ctx.db, f.pid, &items[..5]).await.unwrap();
         assert_eq!(cache_kib(&f.ctx.db).await, store::items::IMPORT_WRITER_CACHE_KIB as i64);
         job.commit(5, 5, out.max_id).await.unwrap();
-        shrinks_to_the_default(&f.ctx.db).await;
+        assert_eq!(cache_kib(&f.ctx.db).await, store::WRITER_CACHE_KIB as i64, "shrunk before commit returns");
         // Two at once (the other project's import is still running when the first ends), then
         // one dropped without an end, as a panicking import would be.
         let other = new_project(&f.ctx.db, "q", 1).await;
@@ -1109,11 +1110,14 @@ mod tests {
         let second = ImportJob::start(&f.ctx, other).await.unwrap();
         store::items::insert_chunk(&f.ctx.db, other, &items[5..]).await.unwrap();
         first.abort(store::imports::EndState::Failed, "test").await.unwrap();
-        // What the first import's end does in the background, done here so that it has run.
-        store::items::fit_writer_cache(&f.ctx.db).await.unwrap();
         assert_eq!(cache_kib(&f.ctx.db).await, store::items::IMPORT_WRITER_CACHE_KIB as i64, "the second import still runs");
         drop(second);
         shrinks_to_the_default(&f.ctx.db).await;
+        // The last import to end aborted: shrunk by the time `abort` returns.
+        let third = ImportJob::start(&f.ctx, f.pid).await.unwrap();
+        store::items::insert_chunk(&f.ctx.db, f.pid, &items[..1]).await.unwrap();
+        third.abort(store::imports::EndState::Cancelled, "test").await.unwrap();
+        assert_eq!(cache_kib(&f.ctx.db).await, store::WRITER_CACHE_KIB as i64, "shrunk before abort returns");
     }
 
     /// A labeling write that waits for SQLite's writer ends an import's transaction after the
