@@ -388,6 +388,31 @@ mod tests {
         other.query_row("SELECT COUNT(*), COALESCE(SUM(LENGTH(v)), 0) FROM t", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
     }
 
+    /// A row of `t` as the rolled-back-spill tests write it (`tag` tells whose write it is).
+    fn value(i: i64, tag: &str) -> String {
+        format!("{tag}{i:06}").repeat(60)
+    }
+
+    /// Another connection (another process, in production) commits an update of each of the
+    /// 40 rows of `t`, one transaction each, tagged "c".
+    fn another_writer_updates_every_row(path: &std::path::Path) {
+        let other = Connection::open(path).unwrap();
+        for i in 0..40 {
+            other.execute("UPDATE t SET v = ?1 WHERE id = ?2", rusqlite::params![value(i, "c"), i]).unwrap();
+        }
+    }
+
+    /// How many of those updates a crash would keep: a copy of the database and its WAL opened
+    /// afresh, so SQLite recovers the WAL, keeping its frames up to the first whose checksum
+    /// fails (one overwritten frame loses every commit after it).
+    fn updates_kept_after_a_crash(path: &std::path::Path) -> Result<i64, String> {
+        let copy = path.with_extension("crashed");
+        std::fs::copy(path, &copy).unwrap();
+        std::fs::copy(format!("{}-wal", path.display()), format!("{}-wal", copy.display())).unwrap();
+        let recovered = Connection::open(&copy).unwrap();
+        recovered.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get::<_, i64>(0)).map_err(|e| e.to_string())
+    }
+
     /// Two writers on one database, taking turns: each one's first frame after the other's
     /// is not an append to what it wrote itself. A one-page commit (one frame, the commit
     /// frame) there must be in the file when COMMIT returns, for a third connection to read.
@@ -491,7 +516,6 @@ mod tests {
         gathering
             .execute_batch("PRAGMA cache_size = 8; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v);")
             .unwrap();
-        let value = |i: i64, tag: &str| format!("{tag}{:06}", (i * 7919) % 100_000).repeat(60);
         let tx = gathering.transaction().unwrap();
         for i in 0..40 {
             tx.execute("INSERT INTO t (id, v) VALUES (?1, ?2)", rusqlite::params![i, value(i, "a")]).unwrap();
@@ -507,11 +531,8 @@ mod tests {
             tx.execute("INSERT INTO big (v) VALUES (zeroblob(100000))", []).unwrap();
         }
         tx.rollback().unwrap();
-        // Another writer (another process, in production) commits where those frames were.
-        let other = Connection::open(&path).unwrap();
-        for i in 0..40 {
-            other.execute("UPDATE t SET v = ?1 WHERE id = ?2", rusqlite::params![value(i, "c"), i]).unwrap();
-        }
+        // Another writer commits where those frames were.
+        another_writer_updates_every_row(&path);
         // The gathering connection's next look at the WAL.
         let n: i64 = gathering.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 40);
@@ -520,14 +541,7 @@ mod tests {
         assert_eq!(ok, Ok("ok".to_string()));
         let n = reader.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get::<_, i64>(0)).map_err(|e| e.to_string());
         assert_eq!(n, Ok(40));
-        // And after a crash: recovery keeps the WAL's frames up to the first whose checksum
-        // fails, so one overwritten frame would lose every commit after it.
-        let copy = dir.path().join("copy.db");
-        std::fs::copy(&path, &copy).unwrap();
-        std::fs::copy(dir.path().join("r.db-wal"), dir.path().join("copy.db-wal")).unwrap();
-        let recovered = Connection::open(&copy).unwrap();
-        let n = recovered.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get::<_, i64>(0)).map_err(|e| e.to_string());
-        assert_eq!(n, Ok(40));
+        assert_eq!(updates_kept_after_a_crash(&path), Ok(40));
     }
 
     /// The server's write connection (`Db::connect`) drops a rolled-back spill's frames too,
@@ -539,7 +553,6 @@ mod tests {
         let db = crate::store::Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
         let crate::store::Db::Sqlite { write, .. } = &db else { unreachable!("a SQLite database") };
         let mut conn = write.acquire().await.unwrap();
-        let value = |i: i64, tag: &str| format!("{tag}{i:06}").repeat(60);
         sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").execute(&mut *conn).await.unwrap();
         for i in 0..40 {
             sqlx::query("INSERT INTO t (id, v) VALUES (?1, ?2)").bind(i).bind(value(i, "a")).execute(&mut *conn).await.unwrap();
@@ -552,17 +565,9 @@ mod tests {
             sqlx::query("INSERT INTO big (v) VALUES (zeroblob(100000))").execute(&mut *tx).await.unwrap();
         }
         tx.rollback().await.unwrap();
-        let other = Connection::open(&path).unwrap();
-        for i in 0..40 {
-            other.execute("UPDATE t SET v = ?1 WHERE id = ?2", rusqlite::params![value(i, "c"), i]).unwrap();
-        }
+        another_writer_updates_every_row(&path);
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'").fetch_one(&mut *conn).await.unwrap();
         assert_eq!(n, 40);
-        let copy = dir.path().join("copy.db");
-        std::fs::copy(&path, &copy).unwrap();
-        std::fs::copy(dir.path().join("d.db-wal"), dir.path().join("copy.db-wal")).unwrap();
-        let recovered = Connection::open(&copy).unwrap();
-        let n = recovered.query_row("SELECT COUNT(*) FROM t WHERE v LIKE 'c%'", [], |r| r.get::<_, i64>(0)).map_err(|e| e.to_string());
-        assert_eq!(n, Ok(40));
+        assert_eq!(updates_kept_after_a_crash(&path), Ok(40));
     }
 }
