@@ -160,10 +160,7 @@ impl ImportJob {
     /// 128 MiB cache still held (4 of 7 runs; docs/bench.md, session 32).
     async fn give_back(&mut self) {
         self.uncount();
-        if let Err(e) = crate::store::items::fit_writer_cache(&self.db).await {
-            tracing::warn!(import = self.id, error = %e, "could not shrink the writer's page cache after an import");
-        }
-        let _ = tokio::task::spawn_blocking(crate::heap::release_free_memory).await;
+        shrink_after(&self.db, self.id).await;
         self.given_back = true;
     }
 
@@ -191,15 +188,20 @@ impl Drop for ImportJob {
                     tracing::error!(import = id, error = %e, "could not clean up an interrupted import");
                 }
             }
-            if let Err(e) = crate::store::items::fit_writer_cache(&db).await {
-                tracing::warn!(import = id, error = %e, "could not shrink the writer's page cache after an import");
-            }
-            // The import's buffers and the cache's pages are freed by now; a million rows leave
-            // tens of MiB in the allocator's arenas otherwise (an export after it started 20 MiB
-            // higher).
-            crate::heap::release_free_memory();
+            shrink_after(&db, id).await;
         });
     }
+}
+
+/// What an import's end gives back: the write connection's page cache, fitted to the imports
+/// still running (`store::items::fit_writer_cache`), and the allocator's free memory (the
+/// import's buffers and the cache's pages are freed by now; a million rows leave tens of MiB in
+/// the allocator's arenas otherwise: an export after it started 20 MiB higher).
+async fn shrink_after(db: &Db, import_id: i64) {
+    if let Err(e) = crate::store::items::fit_writer_cache(db).await {
+        tracing::warn!(import = import_id, error = %e, "could not shrink the writer's page cache after an import");
+    }
+    let _ = tokio::task::spawn_blocking(crate::heap::release_free_memory).await;
 }
 
 async fn remove(db: &Db, import_id: i64, project_id: i64, state: EndState, error: &str) -> AppResult<()> {
