@@ -444,3 +444,46 @@ async fn items_referenced_by_an_open_transaction_are_still_handed_out_on_postgre
     assert_eq!(annotation.item_id, item.id);
     tx.rollback().await.unwrap();
 }
+
+/// PostgreSQL: when every open item is locked by another transaction (a labeler's submission
+/// or hand-out in flight holds its item's row lock until it commits), a hand-out waits for
+/// them instead of answering that nothing is left: the labeler would stop while an item still
+/// lacked a label (the intermittent failure of `k2_concurrent_labelers` under load). Once the
+/// other transaction commits, the hand-out passes over the item it filled and gives the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_out_waits_for_locked_items_before_saying_nothing_is_left_on_postgres() {
+    use sqlx::Connection;
+    let server = TestServer::start(Backend::Postgres).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("locked tail", 1, 600).await.id;
+    admin.import_texts(pid, "locked tail", 2).await;
+    let ls = labelers(&server, &admin, pid, "tail", 2).await;
+    let (waiter, other_user) = (ls[0].1.clone(), ls[1].0.id);
+
+    let mut other = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let locked: Vec<i64> = sqlx::query_scalar("SELECT id FROM items WHERE project_id = $1 ORDER BY id FOR NO KEY UPDATE")
+        .bind(pid)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    let [first, second] = locked[..] else { panic!("two items: {locked:?}") };
+    let hand_out = tokio::spawn(async move {
+        let next = waiter.next_raw(pid, &[]).await;
+        (next.status.as_u16(), next.json::<NextItem>().item.map(|i| i.id))
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!hand_out.is_finished(), "the hand-out answered while both open items were locked: {:?}", hand_out.await);
+    // The other transaction takes the first item's only slot, as another labeler's hand-out.
+    sqlx::query("INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at) VALUES ($1, $2, $3, 0, $4)")
+        .bind(first)
+        .bind(other_user)
+        .bind(pid)
+        .bind(i64::MAX)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), hand_out).await.expect("the hand-out ends").unwrap();
+    assert_eq!(answer, (200, Some(second)), "the item with a slot left, not the one the other transaction filled");
+}

@@ -7,9 +7,10 @@
 //! after another; every refusal is decided before the job's first write). On PostgreSQL,
 //! hand-outs and submissions take a transaction-scoped advisory lock on the project id in
 //! *shared* mode and claim rows: a hand-out locks the item it gives
-//! (`FOR NO KEY UPDATE SKIP LOCKED`, then checks its capacity again, `claim_open_item`), a
-//! submission waits for its item's row lock; so two hand-outs or submissions contend only when
-//! they touch the same item, across any number of app instances on the database. Settings and
+//! (`FOR NO KEY UPDATE SKIP LOCKED`, then checks its capacity again, `claim_open_item`; it
+//! waits for a locked item only when no unlocked one is left), a submission waits for its
+//! item's row lock; so two hand-outs or submissions contend only when they touch the same
+//! item, across any number of app instances on the database. Settings and
 //! campaign changes take the advisory lock exclusively and never run alongside them.
 //!
 //! Capacity: an item can take another labeler while
@@ -106,10 +107,12 @@ fn order_steps(assignment_order: &str) -> &'static [(&'static str, &'static str)
 const UNCERTAIN_STEP: (&str, &str) = ("AND i.model_rank IS NOT NULL", "i.model_rank, i.id");
 
 /// One query of a hand-out's steps, as SQLite and PostgreSQL without row claiming run it
-/// (`scan`), and as row claiming runs it (`claim`, the same with `claim_sql`'s lock).
+/// (`scan`), and as row claiming runs it: the same with `claim_sql`'s lock, passing over the
+/// items other transactions have locked (`claim`), or waiting for them (`claim_waiting`).
 struct HandOutStep {
     scan: String,
     claim: String,
+    claim_waiting: String,
 }
 
 /// The assignment orders whose steps `hand_out_steps` builds, one list each; any other order
@@ -128,7 +131,10 @@ fn hand_out_steps(assignment_order: &str, uncertain: bool) -> &'static [HandOutS
                 let open = uncertain.then_some(&UNCERTAIN_STEP).into_iter().chain(order_steps(order));
                 open.map(|(cond, order_by)| open_item_sql(cond, order_by))
                     .chain([SKIPPED_ITEM_SQL.clone()])
-                    .map(|scan| HandOutStep { claim: claim_sql(&scan), scan })
+                    .map(|scan| {
+                        let claim_waiting = claim_sql(&scan);
+                        HandOutStep { claim: format!("{claim_waiting} SKIP LOCKED"), claim_waiting, scan }
+                    })
                     .collect()
             })
             .collect()
@@ -212,15 +218,15 @@ fn pg_project_lock(pid: i64) -> String {
 const MAX_CLAIM_ATTEMPTS: usize = 16;
 
 /// PostgreSQL: a hand-out query (`open_item_sql`, `SKIPPED_ITEM_SQL`) that also locks the item
-/// it returns, passing over items another transaction has locked (`SKIP LOCKED`: they are
-/// being handed out or labeled right now) and those in $6 (comma-separated ids this hand-out
-/// already passed over).
+/// it returns, leaving out those in $6 (comma-separated ids this hand-out already passed
+/// over). As written it waits for an item another transaction has locked; `HandOutStep::claim`
+/// adds `SKIP LOCKED` to pass over such items (they are being handed out or labeled right now).
 fn claim_sql(hand_out_sql: &str) -> String {
     hand_out_sql.replacen(
         " ORDER BY ",
         " AND NOT (i.id = ANY(string_to_array($6, ',')::bigint[])) ORDER BY ",
         1,
-    ) + " FOR NO KEY UPDATE OF i SKIP LOCKED"
+    ) + " FOR NO KEY UPDATE OF i"
 }
 
 /// `FOR NO KEY UPDATE`, not `FOR UPDATE`: every transaction that inserts a row referencing an
@@ -230,26 +236,42 @@ fn claim_sql(hand_out_sql: &str) -> String {
 /// ran (the intermittent PostgreSQL failure of `dashboard_equals_the_stats_command_on_the_export`).
 /// Hand-outs and submissions still exclude each other: `FOR NO KEY UPDATE` conflicts with itself.
 ///
-/// Row claiming on PostgreSQL: the first item of `$claim` (a `claim_sql`) nobody else is
-/// claiming right now, locked until the transaction ends; then its lease, written only when
-/// the item still has capacity (`PG_CLAIMED_LEASE_SQL`), a new statement, which sees every
-/// hand-out and submission committed before the lock was taken (the claiming statement's
-/// snapshot may predate them). A candidate that filled up meanwhile is passed over and the
-/// next one claimed. Every change of an item's capacity (a lease here, an annotation in
+/// Row claiming on PostgreSQL: the first item of `step`'s claim nobody else is claiming
+/// right now, locked until the transaction ends; then its lease, written only when the item
+/// still has capacity (`PG_CLAIMED_LEASE_SQL`), a new statement, which sees every hand-out and
+/// submission committed before the lock was taken (the claiming statement's snapshot may
+/// predate them). A candidate that filled up meanwhile is passed over and the next one
+/// claimed. Every change of an item's capacity (a lease here, an annotation in
 /// `submit_annotation`) happens while holding that item's row lock. `lease`: (now, when the
 /// lease ends, the progress's `since`). Answers the item and `HANDED_OUT_SQL`'s row for it.
+///
+/// When no unlocked item is left, the claim is made once more waiting for the locked ones
+/// (`claim_waiting`) before the answer is "none": an item locked by another labeler's
+/// submission or hand-out in flight may still have a slot once that commits. Passing over it
+/// told labelers near a project's end that nothing was left while an item still lacked a label
+/// (the intermittent PostgreSQL failure of `k2_concurrent_labelers`). The wait cannot close a
+/// cycle in practice: a hand-out waits only for an item its new snapshot shows open, so it
+/// never waits for one another waiting hand-out had already found full and still holds.
 async fn claim_open_item<S: Statements>(
     s: &mut S,
-    claim: &str,
+    step: &HandOutStep,
     pid: i64,
     user_id: i64,
     (now, expires, since): (i64, i64, i64),
     settings: &StreamSettings,
 ) -> AppResult<Option<(i64, Row)>> {
     let mut passed_over = String::new();
+    let mut waiting = false;
     for _ in 0..MAX_CLAIM_ATTEMPTS {
+        let claim = if waiting { &step.claim_waiting } else { &step.claim };
         let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into(), passed_over.clone().into()];
-        let Some(candidate) = s.first_i64(claim, args).await? else { break };
+        let Some(candidate) = s.first_i64(claim, args).await? else {
+            if waiting {
+                break;
+            }
+            waiting = true;
+            continue;
+        };
         let args = vec![pid.into(), user_id.into(), since.into(), candidate.into(), now.into(), expires.into(), settings.overlap.into()];
         if let Some(row) = s.first_row(&PG_CLAIMED_LEASE_SQL, args).await? {
             return Ok(Some((candidate, row)));
@@ -429,7 +451,7 @@ async fn hand_out<S: Statements>(
         }
         if claiming {
             let lease = (now, expires, since);
-            if let Some((id, row)) = claim_open_item(s, &step.claim, pid, user_id, lease, &settings).await? {
+            if let Some((id, row)) = claim_open_item(s, step, pid, user_id, lease, &settings).await? {
                 (chosen, claimed) = (Some(id), Some(row));
             }
         } else {
@@ -1334,7 +1356,8 @@ mod tests {
             let uncertain = hand_out_steps(order, true);
             assert_eq!(uncertain[0].scan, open_item_sql(UNCERTAIN_STEP.0, UNCERTAIN_STEP.1), "{order}");
             assert!(uncertain[1..].iter().zip(steps).all(|(u, s)| u.scan == s.scan && u.claim == s.claim), "{order}");
-            assert!(steps.iter().all(|s| s.claim == claim_sql(&s.scan)), "{order}");
+            assert!(steps.iter().all(|s| s.claim_waiting == claim_sql(&s.scan)), "{order}");
+            assert!(steps.iter().all(|s| s.claim == format!("{} SKIP LOCKED", s.claim_waiting)), "{order}");
             for (step, index) in steps.iter().zip(indexes) {
                 let p = plan(&db, &step.scan, 5).await;
                 assert!(!p.contains("TEMP B-TREE"), "{order}: {p}");
