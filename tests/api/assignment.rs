@@ -487,3 +487,36 @@ async fn a_hand_out_waits_for_locked_items_before_saying_nothing_is_left_on_post
     let answer = tokio::time::timeout(Duration::from_secs(10), hand_out).await.expect("the hand-out ends").unwrap();
     assert_eq!(answer, (200, Some(second)), "the item with a slot left, not the one the other transaction filled");
 }
+
+/// PostgreSQL: the wait above is only for a hand-out that would otherwise find nothing. An
+/// item locked by another transaction is passed over while any step of the order has an
+/// unlocked one: here the raised item of a `priority` project, so the labeler gets an item of
+/// the next step at once instead of waiting for the raised one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locked_item_is_passed_over_while_another_step_has_one_on_postgres() {
+    use sqlx::Connection;
+    let server = TestServer::start(Backend::Postgres).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("locked raised", 1, 600).await.id;
+    admin.import_texts(pid, "locked raised", 2).await;
+    admin.patch_json_raw(&format!("/api/projects/{pid}"), &serde_json::json!({"assignment_order": "priority"})).await.assert_status(200);
+    let ls = labelers(&server, &admin, pid, "raised", 1).await;
+
+    let mut other = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let raised: i64 = sqlx::query_scalar("UPDATE items SET priority = 5 WHERE id = (SELECT MIN(id) FROM items WHERE project_id = $1) RETURNING id")
+        .bind(pid)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("SELECT id FROM items WHERE id = $1 FOR NO KEY UPDATE").bind(raised).execute(&mut *tx).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), ls[0].1.next(pid))
+        .await
+        .expect("the hand-out gave the unlocked item without waiting for the raised one");
+    let given = next.item.expect("the item of the next step").id;
+    assert_ne!(given, raised);
+    tx.rollback().await.unwrap();
+    assert_eq!(ls[0].1.next_excluding(pid, &[given]).await.item.map(|i| i.id), Some(raised), "the raised item once unlocked");
+}

@@ -213,8 +213,8 @@ fn pg_project_lock(pid: i64) -> String {
     format!("SELECT {lock}({pid}::bigint)")
 }
 
-/// How many candidates one hand-out claims and passes over (each one filled up between the
-/// claiming statement's snapshot and its lock) before it gives up on open items.
+/// How many candidates one step of a hand-out claims and passes over (each one filled up
+/// between the claiming statement's snapshot and its lock) before it gives up on that step.
 const MAX_CLAIM_ATTEMPTS: usize = 16;
 
 /// PostgreSQL: a hand-out query (`open_item_sql`, `SKIPPED_ITEM_SQL`) that also locks the item
@@ -236,42 +236,58 @@ fn claim_sql(hand_out_sql: &str) -> String {
 /// ran (the intermittent PostgreSQL failure of `dashboard_equals_the_stats_command_on_the_export`).
 /// Hand-outs and submissions still exclude each other: `FOR NO KEY UPDATE` conflicts with itself.
 ///
-/// Row claiming on PostgreSQL: the first item of `step`'s claim nobody else is claiming
-/// right now, locked until the transaction ends; then its lease, written only when the item
-/// still has capacity (`PG_CLAIMED_LEASE_SQL`), a new statement, which sees every hand-out and
-/// submission committed before the lock was taken (the claiming statement's snapshot may
-/// predate them). A candidate that filled up meanwhile is passed over and the next one
-/// claimed. Every change of an item's capacity (a lease here, an annotation in
-/// `submit_annotation`) happens while holding that item's row lock. `lease`: (now, when the
-/// lease ends, the progress's `since`). Answers the item and `HANDED_OUT_SQL`'s row for it.
-///
-/// When no unlocked item is left, the claim is made once more waiting for the locked ones
-/// (`claim_waiting`) before the answer is "none": an item locked by another labeler's
-/// submission or hand-out in flight may still have a slot once that commits. Passing over it
-/// told labelers near a project's end that nothing was left while an item still lacked a label
-/// (the intermittent PostgreSQL failure of `k2_concurrent_labelers`). The wait cannot close a
-/// cycle in practice: a hand-out waits only for an item its new snapshot shows open, so it
-/// never waits for one another waiting hand-out had already found full and still holds.
+/// Row claiming on PostgreSQL: the first open item of the hand-out's `steps` nobody else is
+/// claiming right now (`HandOutStep::claim`), locked until the transaction ends; then its
+/// lease (`claim_in_step`). Only when no step has an unlocked item left are the steps claimed
+/// again, waiting for the locked items (`claim_waiting`), before the answer is "none": an item
+/// locked by another labeler's submission or hand-out in flight may still have a slot once
+/// that commits. Passing over it told labelers near a project's end that nothing was left
+/// while an item still lacked a label (the intermittent PostgreSQL failure of
+/// `k2_concurrent_labelers`). A hand-out that waits may hold the items it passed over, but
+/// it waits only for an item its new snapshot shows open, so never for one that another
+/// waiting hand-out had found full before, unless a slot was freed (a skip, a released
+/// lease) in between: a cycle needs that on both sides at once, and PostgreSQL would end it
+/// by failing one of the two. `lease`: (now, when the lease ends, the progress's `since`).
+/// Answers the item and `HANDED_OUT_SQL`'s row for it.
 async fn claim_open_item<S: Statements>(
     s: &mut S,
-    step: &HandOutStep,
+    steps: &[HandOutStep],
+    pid: i64,
+    user_id: i64,
+    lease: (i64, i64, i64),
+    settings: &StreamSettings,
+) -> AppResult<Option<(i64, Row)>> {
+    let mut passed_over = String::new();
+    for waiting in [false, true] {
+        for step in steps {
+            let claim = if waiting { &step.claim_waiting } else { &step.claim };
+            if let Some(found) = claim_in_step(s, claim, &mut passed_over, pid, user_id, lease, settings).await? {
+                return Ok(Some(found));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// One step of `claim_open_item`: the first item of `claim` not in `passed_over`, locked,
+/// then its lease, written only when the item still has capacity (`PG_CLAIMED_LEASE_SQL`), a
+/// new statement, which sees every hand-out and submission committed before the lock was
+/// taken (the claiming statement's snapshot may predate them). A candidate that filled up
+/// meanwhile is added to `passed_over` and the next one claimed. Every change of an item's
+/// capacity (a lease here, an annotation in `submit_annotation`) happens while holding that
+/// item's row lock.
+async fn claim_in_step<S: Statements>(
+    s: &mut S,
+    claim: &str,
+    passed_over: &mut String,
     pid: i64,
     user_id: i64,
     (now, expires, since): (i64, i64, i64),
     settings: &StreamSettings,
 ) -> AppResult<Option<(i64, Row)>> {
-    let mut passed_over = String::new();
-    let mut waiting = false;
     for _ in 0..MAX_CLAIM_ATTEMPTS {
-        let claim = if waiting { &step.claim_waiting } else { &step.claim };
         let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into(), passed_over.clone().into()];
-        let Some(candidate) = s.first_i64(claim, args).await? else {
-            if waiting {
-                break;
-            }
-            waiting = true;
-            continue;
-        };
+        let Some(candidate) = s.first_i64(claim, args).await? else { break };
         let args = vec![pid.into(), user_id.into(), since.into(), candidate.into(), now.into(), expires.into(), settings.overlap.into()];
         if let Some(row) = s.first_row(&PG_CLAIMED_LEASE_SQL, args).await? {
             return Ok(Some((candidate, row)));
@@ -441,22 +457,23 @@ async fn hand_out<S: Statements>(
     if chosen.is_none() && settings.gold_rate > 0.0 {
         chosen = gold_item(s, pid, user_id, now, &settings, held.len() as i64).await?;
     }
-    let claiming = is_pg && pg_row_claiming();
     // A claimed item comes with its lease written and the hand-out's answer read
     // (`claim_open_item`).
     let mut claimed: Option<Row> = None;
-    for step in hand_out_steps(&settings.assignment_order, settings.uncertainty_order != 0) {
-        if chosen.is_some() {
-            break;
+    let steps = hand_out_steps(&settings.assignment_order, settings.uncertainty_order != 0);
+    let claiming = is_pg && pg_row_claiming();
+    if chosen.is_none() && claiming {
+        if let Some((id, row)) = claim_open_item(s, steps, pid, user_id, (now, expires, since), &settings).await? {
+            (chosen, claimed) = (Some(id), Some(row));
         }
-        if claiming {
-            let lease = (now, expires, since);
-            if let Some((id, row)) = claim_open_item(s, step, pid, user_id, lease, &settings).await? {
-                (chosen, claimed) = (Some(id), Some(row));
-            }
-        } else {
+    }
+    if chosen.is_none() && !claiming {
+        for step in steps {
             let args = vec![pid.into(), user_id.into(), now.into(), settings.visible_max_item_id.into(), settings.overlap.into()];
             chosen = s.first_i64(&step.scan, args).await?;
+            if chosen.is_some() {
+                break;
+            }
         }
     }
     let Some(item_id) = chosen else {
