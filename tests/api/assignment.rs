@@ -520,3 +520,47 @@ async fn a_locked_item_is_passed_over_while_another_step_has_one_on_postgres() {
     tx.rollback().await.unwrap();
     assert_eq!(ls[0].1.next_excluding(pid, &[given]).await.item.map(|i| i.id), Some(raised), "the raised item once unlocked");
 }
+
+/// PostgreSQL: a hand-out that waited for an item rechecks the labeler's own claim on it too,
+/// not only its capacity: when the transaction it waited for was the labeler's own answer to
+/// the item (their submission in flight, from another tab), the item is not handed to them
+/// again, although it still has a slot for someone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_out_that_waited_never_gives_back_an_item_the_labeler_just_answered_on_postgres() {
+    use sqlx::Connection;
+    let server = TestServer::start(Backend::Postgres).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("own answer", 2, 600).await.id;
+    admin.import_texts(pid, "own answer", 1).await;
+    let ls = labelers(&server, &admin, pid, "own", 1).await;
+    let (user, labeler) = (ls[0].0.id, ls[0].1.clone());
+
+    let mut other = sqlx::PgConnection::connect(server.database_url()).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let item: i64 = sqlx::query_scalar("SELECT id FROM items WHERE project_id = $1 FOR NO KEY UPDATE")
+        .bind(pid)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let hand_out = tokio::spawn(async move {
+        let next = labeler.next_raw(pid, &[]).await;
+        (next.status.as_u16(), next.json::<NextItem>().item.map(|i| i.id))
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!hand_out.is_finished(), "the hand-out answered while the only open item was locked: {:?}", hand_out.await);
+    // The labeler's own answer to the item commits (as `submit_annotation` writes it).
+    sqlx::query(
+        "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at)
+         VALUES ($1, $2, $3, '[\"pos\"]', 1000, 1, 1)",
+    )
+    .bind(pid)
+    .bind(item)
+    .bind(user)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE items SET label_count = 1 WHERE id = $1").bind(item).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), hand_out).await.expect("the hand-out ends").unwrap();
+    assert_eq!(answer, (200, None), "the item the labeler answered, handed to them again");
+}

@@ -302,15 +302,19 @@ async fn claim_in_step<S: Statements>(
 
 /// PostgreSQL: the lease of claimed item $4 for labeler $2 in project $1 ($5: now, $6: when it
 /// ends, $7: the project's overlap), written only when the item can still take the labeler
-/// (the capacity rule of `open_item_sql`, evaluated afresh once the item is locked), and
-/// `HANDED_OUT_SQL`'s row for it ($3: `since`), in one statement: no row when the item
-/// filled up. The read sees the snapshot from before the lease, and names no table it writes.
+/// (evaluated afresh once the item is locked: the capacity rule of `open_item_sql`, and that
+/// the labeler has neither answered the item nor holds it, since the transaction the claim
+/// waited for or raced with may have been their own answer or hand-out, from another tab), and
+/// `HANDED_OUT_SQL`'s row for it ($3: `since`), in one statement: no row when it cannot. The
+/// read sees the snapshot from before the lease, and names no table it writes.
 static PG_CLAIMED_LEASE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH lease AS (
            INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
            SELECT i.id, $2, $1, $5, $6 FROM items i
            WHERE i.id = $4 AND i.complete = 0 AND {capacity}
+             AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = $2)
+             AND NOT EXISTS (SELECT 1 FROM leases m WHERE m.item_id = i.id AND m.user_id = $2 AND m.expires_at > $5)
            ON CONFLICT (item_id, user_id) DO UPDATE SET expires_at = $6
            RETURNING item_id)
          {handed_out} AND EXISTS (SELECT 1 FROM lease)",
