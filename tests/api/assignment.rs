@@ -523,8 +523,10 @@ async fn a_locked_item_is_passed_over_while_another_step_has_one_on_postgres() {
 
 /// PostgreSQL: a hand-out that waited for an item rechecks the labeler's own claim on it too,
 /// not only its capacity: when the transaction it waited for was the labeler's own answer to
-/// the item (their submission in flight, from another tab), the item is not handed to them
-/// again, although it still has a slot for someone else.
+/// the item, the item is not handed to them again, although it still has a slot for someone
+/// else. (The labeling page asks for the next item while it saves an answer; an answer to an
+/// item whose lease had expired, or that had been skipped, holds no lease the claim would see,
+/// as here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hand_out_that_waited_never_gives_back_an_item_the_labeler_just_answered_on_postgres() {
     use sqlx::Connection;

@@ -303,10 +303,12 @@ async fn claim_in_step<S: Statements>(
 /// PostgreSQL: the lease of claimed item $4 for labeler $2 in project $1 ($5: now, $6: when it
 /// ends, $7: the project's overlap), written only when the item can still take the labeler
 /// (evaluated afresh once the item is locked: the capacity rule of `open_item_sql`, and that
-/// the labeler has neither answered the item nor holds it, since the transaction the claim
-/// waited for or raced with may have been their own answer or hand-out, from another tab), and
-/// `HANDED_OUT_SQL`'s row for it ($3: `since`), in one statement: no row when it cannot. The
-/// read sees the snapshot from before the lease, and names no table it writes.
+/// the labeler has neither answered the item nor holds it: the transaction the claim waited
+/// for or raced with may have been their own answer or hand-out. The labeling page asks for
+/// the next item while it saves an answer, and when that answer's lease had expired or the
+/// item had been skipped, the claim's snapshot, from before the save, did not rule it out),
+/// and `HANDED_OUT_SQL`'s row for it ($3: `since`), in one statement: no row when it cannot.
+/// The read sees the snapshot from before the lease, and names no table it writes.
 static PG_CLAIMED_LEASE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH lease AS (
