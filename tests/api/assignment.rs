@@ -445,6 +445,24 @@ async fn items_referenced_by_an_open_transaction_are_still_handed_out_on_postgre
     tx.rollback().await.unwrap();
 }
 
+/// Asks for `labeler`'s next item in the background while the test holds every open item's
+/// row lock, and checks that the hand-out is still waiting 800 ms later (instead of
+/// answering, as `SKIP LOCKED` alone did). Its answer: (status, item id).
+async fn hand_out_waiting_on_locks(labeler: Client, pid: i64) -> tokio::task::JoinHandle<(u16, Option<i64>)> {
+    let hand_out = tokio::spawn(async move {
+        let next = labeler.next_raw(pid, &[]).await;
+        (next.status.as_u16(), next.json::<NextItem>().item.map(|i| i.id))
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!hand_out.is_finished(), "the hand-out answered while every open item was locked: {:?}", hand_out.await);
+    hand_out
+}
+
+/// The answer of a `hand_out_waiting_on_locks` once the locks are gone.
+async fn hand_out_answer(hand_out: tokio::task::JoinHandle<(u16, Option<i64>)>) -> (u16, Option<i64>) {
+    tokio::time::timeout(Duration::from_secs(10), hand_out).await.expect("the hand-out ends").unwrap()
+}
+
 /// PostgreSQL: when every open item is locked by another transaction (a labeler's submission
 /// or hand-out in flight holds its item's row lock until it commits), a hand-out waits for
 /// them instead of answering that nothing is left: the labeler would stop while an item still
@@ -468,12 +486,7 @@ async fn a_hand_out_waits_for_locked_items_before_saying_nothing_is_left_on_post
         .await
         .unwrap();
     let [first, second] = locked[..] else { panic!("two items: {locked:?}") };
-    let hand_out = tokio::spawn(async move {
-        let next = waiter.next_raw(pid, &[]).await;
-        (next.status.as_u16(), next.json::<NextItem>().item.map(|i| i.id))
-    });
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!hand_out.is_finished(), "the hand-out answered while both open items were locked: {:?}", hand_out.await);
+    let hand_out = hand_out_waiting_on_locks(waiter, pid).await;
     // The other transaction takes the first item's only slot, as another labeler's hand-out.
     sqlx::query("INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at) VALUES ($1, $2, $3, 0, $4)")
         .bind(first)
@@ -484,7 +497,7 @@ async fn a_hand_out_waits_for_locked_items_before_saying_nothing_is_left_on_post
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), hand_out).await.expect("the hand-out ends").unwrap();
+    let answer = hand_out_answer(hand_out).await;
     assert_eq!(answer, (200, Some(second)), "the item with a slot left, not the one the other transaction filled");
 }
 
@@ -544,12 +557,7 @@ async fn a_hand_out_that_waited_never_gives_back_an_item_the_labeler_just_answer
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-    let hand_out = tokio::spawn(async move {
-        let next = labeler.next_raw(pid, &[]).await;
-        (next.status.as_u16(), next.json::<NextItem>().item.map(|i| i.id))
-    });
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(!hand_out.is_finished(), "the hand-out answered while the only open item was locked: {:?}", hand_out.await);
+    let hand_out = hand_out_waiting_on_locks(labeler, pid).await;
     // The labeler's own answer to the item commits (as `submit_annotation` writes it).
     sqlx::query(
         "INSERT INTO annotations (project_id, item_id, user_id, labels, time_ms, created_at, updated_at)
@@ -563,6 +571,6 @@ async fn a_hand_out_that_waited_never_gives_back_an_item_the_labeler_just_answer
     .unwrap();
     sqlx::query("UPDATE items SET label_count = 1 WHERE id = $1").bind(item).execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), hand_out).await.expect("the hand-out ends").unwrap();
+    let answer = hand_out_answer(hand_out).await;
     assert_eq!(answer, (200, None), "the item the labeler answered, handed to them again");
 }
