@@ -221,6 +221,18 @@ pub struct NewRun {
     pub flagged: Vec<(i64, Value)>,
 }
 
+/// Sets `model_rank` of a run's ranked items to their place in its list (from 1), in one
+/// statement: the list ($1, a JSON array of ids) joined to the items by primary key. A
+/// statement per item held the run's last transaction open for a round trip per item, up to
+/// 5,000 of them: on SQLite the one writer every labeler's write waits for, on PostgreSQL the
+/// ranked items' row locks, which hand-outs pass over. On SQLite the `+` keeps the planner off
+/// the project's index, which would walk every item of the project and scan the list for each.
+const SQLITE_SET_RANKS_SQL: &str = "UPDATE items SET model_rank = r.key + 1 FROM json_each($1) AS r
+                                    WHERE items.id = r.value AND +items.project_id = $2";
+const PG_SET_RANKS_SQL: &str = "UPDATE items SET model_rank = r.place
+                                FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS r(id, place)
+                                WHERE items.id = r.id::bigint AND items.project_id = $2";
+
 /// Ends a run in one transaction: drops the builtin pre-labels older than `stamp` (items
 /// labeled since the previous run, or gone), replaces the uncertainty ranks and the
 /// `label_error` entries nobody has reviewed yet, records the run and sets the source's
@@ -228,7 +240,7 @@ pub struct NewRun {
 pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, run: NewRun) -> AppResult<i64> {
     let now = now_ms();
     let flagged_n = run.flagged.len() as i64;
-    Ok(on_write!(db, pool => {
+    Ok(on_write!(db, pool, is_pg => {
         let mut tx = BeginWrite::begin_write(pool).await?;
         sqlx::query("DELETE FROM prelabels WHERE source_id = $1 AND created_at < $2")
             .bind(source_id)
@@ -239,10 +251,9 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
             .bind(project_id)
             .execute(&mut *tx)
             .await?;
-        for (rank, item) in run.ranked.iter().enumerate() {
-            sqlx::query("UPDATE items SET model_rank = $1 WHERE id = $2 AND project_id = $3")
-                .bind(rank as i64 + 1)
-                .bind(*item)
+        if !run.ranked.is_empty() {
+            sqlx::query(if is_pg { PG_SET_RANKS_SQL } else { SQLITE_SET_RANKS_SQL })
+                .bind(serde_json::to_string(&run.ranked).expect("ids serialize"))
                 .bind(project_id)
                 .execute(&mut *tx)
                 .await?;
@@ -298,6 +309,62 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_with(ranked: Vec<i64>) -> NewRun {
+        NewRun {
+            job_id: 1,
+            label_count: 0,
+            folds: 0,
+            cv_correct: 0,
+            majority: 0,
+            scored: 0,
+            label_counts: Value::Null,
+            label_signal: 0,
+            ranked,
+            flagged: vec![],
+        }
+    }
+
+    /// A run's ranks are the ranked items' places in its list, from 1, and only its own
+    /// project's items get one (an id of another project in the list is left alone); the next
+    /// run's ranks replace them all. The statement finds each item by its primary key, never by
+    /// a scan of the project's items.
+    #[tokio::test]
+    async fn a_run_ranks_its_items_by_their_place_in_its_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
+        let Db::Sqlite { read, write, .. } = &db else { unreachable!() };
+        for sql in [
+            "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at)
+             VALUES (1, 'p', '', 'single', '[]', 1, 600, 0), (2, 'q', '', 'single', '[]', 1, 600, 0)",
+            "INSERT INTO items (id, project_id, kind, text, meta, weight, content_hash, created_at) VALUES
+             (1, 1, 'text', 'a', '{}', 1, 'a', 0), (2, 1, 'text', 'b', '{}', 1, 'b', 0), (3, 1, 'text', 'c', '{}', 1, 'c', 0),
+             (4, 1, 'text', 'd', '{}', 1, 'd', 0), (5, 2, 'text', 'e', '{}', 1, 'e', 0)",
+        ] {
+            sqlx::query(sql).execute(write).await.unwrap();
+        }
+        let source = ensure_source(&db, 1).await.unwrap();
+        let ranks = || async {
+            sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, model_rank FROM items ORDER BY id").fetch_all(read).await.unwrap()
+        };
+
+        finish_run(&db, 1, source, 0, run_with(vec![3, 5, 1, 4])).await.unwrap();
+        assert_eq!(ranks().await, [(1, Some(3)), (2, None), (3, Some(1)), (4, Some(4)), (5, None)]);
+        finish_run(&db, 1, source, 0, run_with(vec![2])).await.unwrap();
+        assert_eq!(ranks().await, [(1, None), (2, Some(1)), (3, None), (4, None), (5, None)]);
+        finish_run(&db, 1, source, 0, run_with(vec![])).await.unwrap();
+        assert!(ranks().await.iter().all(|(_, rank)| rank.is_none()));
+
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SQLITE_SET_RANKS_SQL}"))
+            .bind("[1]")
+            .bind(1_i64)
+            .fetch_all(read)
+            .await
+            .unwrap();
+        let p = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n");
+        assert!(p.contains("SEARCH items USING INTEGER PRIMARY KEY (rowid=?)"), "{p}");
+        assert!(!p.contains("SCAN items"), "{p}");
+    }
 
     /// The label count runs every few seconds for each project with the model on: its done
     /// items come from the done items' partial index alone (migration 0023), not from a read of
