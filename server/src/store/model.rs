@@ -233,6 +233,19 @@ const PG_SET_RANKS_SQL: &str = "UPDATE items SET model_rank = r.place
                                 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS r(id, place)
                                 WHERE items.id = r.id::bigint AND items.project_id = $2";
 
+/// Opens a run's label-error entries in one statement, for the same reason: $5 is a JSON array
+/// of [item id, detail as JSON text] pairs ($1 project, $2 queue, $3 reason, $4 now). As
+/// `review::OPEN_ENTRY_SQL`, an item with an open entry in the queue keeps it. (`WHERE true`:
+/// SQLite would read the `ON` of `ON CONFLICT` after a `FROM` as a join's.)
+const SQLITE_OPEN_FLAGGED_SQL: &str =
+    "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
+     SELECT $1, e.value ->> 0, $2, $3, e.value ->> 1, NULL, $4 FROM json_each($5) AS e WHERE true
+     ON CONFLICT DO NOTHING";
+const PG_OPEN_FLAGGED_SQL: &str =
+    "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
+     SELECT $1, (e ->> 0)::bigint, $2, $3, e ->> 1, NULL, $4 FROM json_array_elements($5::json) AS e
+     ON CONFLICT DO NOTHING";
+
 /// Ends a run in one transaction: drops the builtin pre-labels older than `stamp` (items
 /// labeled since the previous run, or gone), replaces the uncertainty ranks and the
 /// `label_error` entries nobody has reviewed yet, records the run and sets the source's
@@ -265,15 +278,14 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
             .bind(LABEL_ERROR_QUEUE)
             .execute(&mut *tx)
             .await?;
-        for (item, detail) in &run.flagged {
-            sqlx::query(super::review::OPEN_ENTRY_SQL)
+        if !run.flagged.is_empty() {
+            let entries: Vec<(i64, String)> = run.flagged.iter().map(|(item, detail)| (*item, detail.to_string())).collect();
+            sqlx::query(if is_pg { PG_OPEN_FLAGGED_SQL } else { SQLITE_OPEN_FLAGGED_SQL })
                 .bind(project_id)
-                .bind(*item)
                 .bind(LABEL_ERROR_QUEUE)
                 .bind(REASON_LIKELY_MISLABELED)
-                .bind(detail.to_string())
-                .bind(None::<i64>)
                 .bind(now)
+                .bind(serde_json::to_string(&entries).expect("entries serialize"))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -310,7 +322,7 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
 mod tests {
     use super::*;
 
-    fn run_with(ranked: Vec<i64>) -> NewRun {
+    fn run_with(ranked: Vec<i64>, flagged: Vec<(i64, Value)>) -> NewRun {
         NewRun {
             job_id: 1,
             label_count: 0,
@@ -321,16 +333,17 @@ mod tests {
             label_counts: Value::Null,
             label_signal: 0,
             ranked,
-            flagged: vec![],
+            flagged,
         }
     }
 
     /// A run's ranks are the ranked items' places in its list, from 1, and only its own
-    /// project's items get one (an id of another project in the list is left alone); the next
-    /// run's ranks replace them all. The statement finds each item by its primary key, never by
+    /// project's items get one (an id of another project in the list is left alone); its
+    /// flagged items get a label-error entry each, with their detail as it was. The next run's
+    /// ranks and entries replace them all. The statement finds each item by its primary key, never by
     /// a scan of the project's items.
     #[tokio::test]
-    async fn a_run_ranks_its_items_by_their_place_in_its_list() {
+    async fn a_run_ranks_its_items_by_their_place_in_its_list_and_opens_its_entries() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
         let Db::Sqlite { read, write, .. } = &db else { unreachable!() };
@@ -348,12 +361,28 @@ mod tests {
             sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, model_rank FROM items ORDER BY id").fetch_all(read).await.unwrap()
         };
 
-        finish_run(&db, 1, source, 0, run_with(vec![3, 5, 1, 4])).await.unwrap();
+        let entries = || async {
+            sqlx::query_as::<_, (i64, i64, String, String, String, Option<i64>)>(
+                "SELECT project_id, item_id, queue, reason, detail, labeler_id FROM review_entries ORDER BY item_id",
+            )
+            .fetch_all(read)
+            .await
+            .unwrap()
+        };
+        let entry = |item: i64, detail: &str| (1, item, LABEL_ERROR_QUEUE.into(), REASON_LIKELY_MISLABELED.into(), detail.into(), None);
+
+        let flagged = vec![(3, serde_json::json!({"given": "a", "probability": 0.125, "rank": 1})), (1, serde_json::json!({"rank": 2}))];
+        finish_run(&db, 1, source, 0, run_with(vec![3, 5, 1, 4], flagged)).await.unwrap();
         assert_eq!(ranks().await, [(1, Some(3)), (2, None), (3, Some(1)), (4, Some(4)), (5, None)]);
-        finish_run(&db, 1, source, 0, run_with(vec![2])).await.unwrap();
+        assert_eq!(entries().await, [entry(1, r#"{"rank":2}"#), entry(3, r#"{"given":"a","probability":0.125,"rank":1}"#)]);
+
+        finish_run(&db, 1, source, 0, run_with(vec![2], vec![(2, serde_json::json!({"rank": 1}))])).await.unwrap();
         assert_eq!(ranks().await, [(1, None), (2, Some(1)), (3, None), (4, None), (5, None)]);
-        finish_run(&db, 1, source, 0, run_with(vec![])).await.unwrap();
+        assert_eq!(entries().await, [entry(2, r#"{"rank":1}"#)], "the previous run's open entries give way");
+
+        finish_run(&db, 1, source, 0, run_with(vec![], vec![])).await.unwrap();
         assert!(ranks().await.iter().all(|(_, rank)| rank.is_none()));
+        assert_eq!(entries().await, []);
 
         let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SQLITE_SET_RANKS_SQL}"))
             .bind("[1]")
