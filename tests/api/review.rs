@@ -436,6 +436,13 @@ async fn queues_filter_by_pair_slice_and_label_and_take_feeds(b: Backend) {
     let path = format!("/api/projects/{pid}/review/queues/label_errors/entries");
     let bad = admin.post_json_raw(&path, &json!({"external_ids": ["f-4", "nope"], "reason": "cleanlab"})).await;
     assert!(bad.assert_error(400, "bad_request").message.contains("\"nope\""));
+    let missing = f3 + 1_000_000;
+    let body = json!({"item_ids": [f1, missing, f2], "external_ids": ["f-4", "nope", "f-4", "gone"], "reason": "cleanlab"});
+    let bad = admin.post_json_raw(&path, &body).await;
+    assert_eq!(
+        bad.assert_error(400, "bad_request").message,
+        format!("3 of the items are not in this project (nothing was added): {missing}, \"nope\", \"gone\"")
+    );
     assert!(!queues(&admin, pid, "").await.contains_key("label_errors"));
     admin.post_json_raw(&path, &json!({"item_ids": [f3], "reason": " "})).await.assert_error(400, "bad_request");
     let added: QueueEntriesAdded = admin

@@ -233,19 +233,6 @@ const PG_SET_RANKS_SQL: &str = "UPDATE items SET model_rank = r.place
                                 FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS r(id, place)
                                 WHERE items.id = r.id::bigint AND items.project_id = $2";
 
-/// Opens a run's label-error entries in one statement, for the same reason: $5 is a JSON array
-/// of [item id, detail as JSON text] pairs ($1 project, $2 queue, $3 reason, $4 now). As
-/// `review::OPEN_ENTRY_SQL`, an item with an open entry in the queue keeps it. (`WHERE true`:
-/// SQLite would read the `ON` of `ON CONFLICT` after a `FROM` as a join's.)
-const SQLITE_OPEN_FLAGGED_SQL: &str =
-    "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
-     SELECT $1, e.value ->> 0, $2, $3, e.value ->> 1, NULL, $4 FROM json_each($5) AS e WHERE true
-     ON CONFLICT DO NOTHING";
-const PG_OPEN_FLAGGED_SQL: &str =
-    "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
-     SELECT $1, (e ->> 0)::bigint, $2, $3, e ->> 1, NULL, $4 FROM json_array_elements($5::json) AS e
-     ON CONFLICT DO NOTHING";
-
 /// Ends a run in one transaction: drops the builtin pre-labels older than `stamp` (items
 /// labeled since the previous run, or gone), replaces the uncertainty ranks and the
 /// `label_error` entries nobody has reviewed yet, records the run and sets the source's
@@ -280,7 +267,7 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
             .await?;
         if !run.flagged.is_empty() {
             let entries: Vec<(i64, String)> = run.flagged.iter().map(|(item, detail)| (*item, detail.to_string())).collect();
-            sqlx::query(if is_pg { PG_OPEN_FLAGGED_SQL } else { SQLITE_OPEN_FLAGGED_SQL })
+            sqlx::query(super::review::open_entries_sql(is_pg))
                 .bind(project_id)
                 .bind(LABEL_ERROR_QUEUE)
                 .bind(REASON_LIKELY_MISLABELED)

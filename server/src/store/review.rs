@@ -92,6 +92,48 @@ pub(super) fn review_after_annotation(
 pub const OPEN_ENTRY_SQL: &str = "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
 
+/// Opens the entries of a JSON array of [item id, detail as JSON text] pairs ($5) in one
+/// statement, each as [`OPEN_ENTRY_SQL`] would (no labeler): $1 project, $2 queue, $3 reason,
+/// $4 now. For feeds and model runs of thousands of items: a statement per item held the write
+/// transaction for a round trip each (on SQLite, the one writer every labeler waits for).
+/// (`WHERE true`: SQLite would read the `ON` of `ON CONFLICT` after a `FROM` as a join's.)
+pub fn open_entries_sql(is_pg: bool) -> &'static str {
+    if is_pg {
+        "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
+         SELECT $1, (e ->> 0)::bigint, $2, $3, e ->> 1, NULL, $4 FROM json_array_elements($5::json) AS e
+         ON CONFLICT DO NOTHING"
+    } else {
+        "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
+         SELECT $1, e.value ->> 0, $2, $3, e.value ->> 1, NULL, $4 FROM json_each($5) AS e WHERE true
+         ON CONFLICT DO NOTHING"
+    }
+}
+
+/// The visible items of project $2 among the ids of a JSON array ($1: item ids, or external ids
+/// when `external`), in one statement: a row per id given, in their order, with the item's id,
+/// or NULL when the project has no such visible item.
+fn feed_lookup_sql(is_pg: bool, external: bool) -> String {
+    let visible = "i.id <= (SELECT visible_max_item_id FROM projects WHERE id = $2)";
+    match (is_pg, external) {
+        (true, false) => format!(
+            "SELECT j.v, i.id FROM json_array_elements_text($1::json) WITH ORDINALITY AS j(v, n)
+             LEFT JOIN items i ON i.id = j.v::bigint AND i.project_id = $2 AND {visible} ORDER BY j.n"
+        ),
+        (true, true) => format!(
+            "SELECT j.v, i.id FROM json_array_elements_text($1::json) WITH ORDINALITY AS j(v, n)
+             LEFT JOIN items i ON i.project_id = $2 AND i.external_id = j.v AND {visible} ORDER BY j.n"
+        ),
+        (false, false) => format!(
+            "SELECT CAST(j.value AS TEXT), i.id FROM json_each($1) AS j
+             LEFT JOIN items i ON i.id = j.value AND i.project_id = $2 AND {visible} ORDER BY j.key"
+        ),
+        (false, true) => format!(
+            "SELECT j.value, i.id FROM json_each($1) AS j
+             LEFT JOIN items i ON i.project_id = $2 AND i.external_id = j.value AND {visible} ORDER BY j.key"
+        ),
+    }
+}
+
 /// An item has its k labels (aliases: `i` items, `p` its project).
 const HAS_K: &str = "i.label_count >= COALESCE(i.overlap, p.overlap)";
 
@@ -495,36 +537,24 @@ pub async fn add_entries(
     }
     let detail = if detail.is_null() { "{}".to_string() } else { detail.to_string() };
     let now = now_ms();
-    let out = on_write!(db, pool => {
+    let out = on_write!(db, pool, is_pg => {
         let mut tx = BeginWrite::begin_write(pool).await?;
         let mut ids = Vec::with_capacity(item_ids.len() + external_ids.len());
         let mut unknown = Vec::new();
-        for id in item_ids {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT i.id FROM items i JOIN projects p ON p.id = i.project_id
-                 WHERE i.id = $1 AND i.project_id = $2 AND i.id <= p.visible_max_item_id",
-            )
-            .bind(id)
-            .bind(pid)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match found {
-                Some(id) => ids.push(id),
-                None => unknown.push(id.to_string()),
-            }
-        }
-        for ext in external_ids {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT i.id FROM items i JOIN projects p ON p.id = i.project_id
-                 WHERE i.external_id = $1 AND i.project_id = $2 AND i.id <= p.visible_max_item_id",
-            )
-            .bind(ext)
-            .bind(pid)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match found {
-                Some(id) => ids.push(id),
-                None => unknown.push(format!("{ext:?}")),
+        let numeric = serde_json::to_string(item_ids).expect("ids serialize");
+        let external = serde_json::to_string(external_ids).expect("ids serialize");
+        for (given, is_external) in [(numeric, false), (external, true)] {
+            let rows: Vec<(String, Option<i64>)> = sqlx::query_as(&feed_lookup_sql(is_pg, is_external))
+                .bind(given)
+                .bind(pid)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (given, found) in rows {
+                match found {
+                    Some(id) => ids.push(id),
+                    None if is_external => unknown.push(format!("{given:?}")),
+                    None => unknown.push(given),
+                }
             }
         }
         if !unknown.is_empty() {
@@ -538,20 +568,16 @@ pub async fn add_entries(
         }
         ids.sort_unstable();
         ids.dedup();
-        let mut added = 0i64;
-        for id in &ids {
-            added += sqlx::query(OPEN_ENTRY_SQL)
-                .bind(pid)
-                .bind(id)
-                .bind(queue)
-                .bind(reason)
-                .bind(&detail)
-                .bind(None::<i64>)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected() as i64;
-        }
+        let entries: Vec<(i64, &str)> = ids.iter().map(|id| (*id, detail.as_str())).collect();
+        let added = sqlx::query(open_entries_sql(is_pg))
+            .bind(pid)
+            .bind(queue)
+            .bind(reason)
+            .bind(now)
+            .bind(serde_json::to_string(&entries).expect("entries serialize"))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
         tx.commit().await?;
         QueueEntriesAdded { added, already_open: ids.len() as i64 - added }
     });
@@ -901,4 +927,30 @@ pub async fn set_gold(
         tx.commit().await?;
     });
     Ok(GoldAnswer { item_id, gold: labels })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A feed of thousands of ids looks each up by its key (the primary key, or the project's
+    /// unique external ids) from the list, never by a walk of the project's items.
+    #[tokio::test]
+    async fn a_feed_finds_its_items_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("r.db").display())).await.unwrap();
+        let Db::Sqlite { read, .. } = &db else { unreachable!() };
+        for (external, index) in [(false, "USING INTEGER PRIMARY KEY (rowid=?)"), (true, "(project_id=? AND external_id=?")] {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", feed_lookup_sql(false, external)))
+                    .bind("[1]")
+                    .bind(1_i64)
+                    .fetch_all(read)
+                    .await
+                    .unwrap();
+            let p = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n");
+            assert!(p.contains("SCAN j VIRTUAL TABLE") && p.lines().any(|l| l.starts_with("SEARCH i ") && l.contains(index)), "{p}");
+            assert!(!p.contains("SCAN i"), "{p}");
+        }
+    }
 }
