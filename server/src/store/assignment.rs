@@ -1205,29 +1205,7 @@ mod tests {
     //! depend on table statistics; they were checked with EXPLAIN on 100,000 items (see the
     //! migration 0007 notes in docs/bench.md).
     use super::*;
-
-    /// A fresh SQLite database (migrated) in a temporary directory, with `fixture`'s statements
-    /// run on it; the directory lives as long as the returned guard.
-    async fn sqlite_with(fixture: &[&str]) -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        let Db::Sqlite { write, .. } = &db else { unreachable!("a SQLite database") };
-        for sql in fixture {
-            sqlx::query(sql).execute(write).await.unwrap();
-        }
-        (dir, db)
-    }
-
-    async fn plan(db: &Db, sql: &str, binds: usize) -> String {
-        let Db::Sqlite { read, .. } = db else { unreachable!("a SQLite database") };
-        let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
-        for _ in 0..binds {
-            q = q.bind(1i64);
-        }
-        let rows = q.fetch_all(read).await.unwrap();
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
-    }
+    use crate::store::test_db::{plan, sqlite_with};
 
     /// `set_campaign_members` moves `complete` and the done count with the items' own overlap,
     /// and changes nothing when an id is not the project's.

@@ -30,6 +30,8 @@ pub mod projects;
 pub mod releases;
 pub mod review;
 pub mod statements;
+#[cfg(test)]
+mod test_db;
 pub mod tokens;
 pub mod users;
 pub mod writer;

@@ -308,6 +308,7 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_db::{plan, sqlite_with};
 
     fn run_with(ranked: Vec<i64>, flagged: Vec<(i64, Value)>) -> NewRun {
         NewRun {
@@ -331,18 +332,15 @@ mod tests {
     /// a scan of the project's items.
     #[tokio::test]
     async fn a_run_ranks_its_items_by_their_place_in_its_list_and_opens_its_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
-        let Db::Sqlite { read, write, .. } = &db else { unreachable!() };
-        for sql in [
+        let (_dir, db) = sqlite_with(&[
             "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at)
              VALUES (1, 'p', '', 'single', '[]', 1, 600, 0), (2, 'q', '', 'single', '[]', 1, 600, 0)",
             "INSERT INTO items (id, project_id, kind, text, meta, weight, content_hash, created_at) VALUES
              (1, 1, 'text', 'a', '{}', 1, 'a', 0), (2, 1, 'text', 'b', '{}', 1, 'b', 0), (3, 1, 'text', 'c', '{}', 1, 'c', 0),
              (4, 1, 'text', 'd', '{}', 1, 'd', 0), (5, 2, 'text', 'e', '{}', 1, 'e', 0)",
-        ] {
-            sqlx::query(sql).execute(write).await.unwrap();
-        }
+        ])
+        .await;
+        let Db::Sqlite { read, .. } = &db else { unreachable!() };
         let source = ensure_source(&db, 1).await.unwrap();
         let ranks = || async {
             sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, model_rank FROM items ORDER BY id").fetch_all(read).await.unwrap()
@@ -371,13 +369,7 @@ mod tests {
         assert!(ranks().await.iter().all(|(_, rank)| rank.is_none()));
         assert_eq!(entries().await, []);
 
-        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SQLITE_SET_RANKS_SQL}"))
-            .bind("[1]")
-            .bind(1_i64)
-            .fetch_all(read)
-            .await
-            .unwrap();
-        let p = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n");
+        let p = plan(&db, SQLITE_SET_RANKS_SQL, 2).await;
         assert!(p.contains("SEARCH items USING INTEGER PRIMARY KEY (rowid=?)"), "{p}");
         assert!(!p.contains("SCAN items"), "{p}");
     }

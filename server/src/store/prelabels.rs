@@ -905,25 +905,23 @@ pub async fn audits_at_switches(db: &Db, project_id: i64) -> AppResult<std::coll
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_db::sqlite_with;
 
     /// An audit draw records each new (source, item) pair once and opens one entry per item,
     /// naming the first source drawn for it; pairs drawn before count for nothing, and a new
     /// source's pair for an item already in the queue adds a draw but no entry.
     #[tokio::test]
     async fn an_audit_draw_opens_one_entry_per_item_for_its_new_pairs() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("p.db").display())).await.unwrap();
-        let Db::Sqlite { read, write, .. } = &db else { unreachable!() };
-        for sql in [
+        let (_dir, db) = sqlite_with(&[
             "INSERT INTO projects (id, name, instructions, kind, labels, overlap, lease_seconds, created_at)
              VALUES (1, 'p', '', 'single', '[]', 1, 600, 0)",
             "INSERT INTO items (id, project_id, kind, text, meta, weight, content_hash, created_at) VALUES
              (1, 1, 'text', 'a', '{}', 1, 'a', 0), (2, 1, 'text', 'b', '{}', 1, 'b', 0), (3, 1, 'text', 'c', '{}', 1, 'c', 0)",
             "INSERT INTO prelabel_sources (id, project_id, kind, name, version, created_at) VALUES
              (1, 1, 'model', 'm', '1', 0), (2, 1, 'model', 'n', '1', 0), (3, 1, 'rules', 'r', '1', 0)",
-        ] {
-            sqlx::query(sql).execute(write).await.unwrap();
-        }
+        ])
+        .await;
+        let Db::Sqlite { read, .. } = &db else { unreachable!() };
         let entries = || async {
             sqlx::query_as::<_, (i64, String)>("SELECT item_id, detail FROM review_entries WHERE queue = 'prelabel_audit' ORDER BY item_id")
                 .fetch_all(read)

@@ -932,23 +932,15 @@ pub async fn set_gold(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_db::{plan, sqlite_with};
 
     /// A feed of thousands of ids looks each up by its key (the primary key, or the project's
     /// unique external ids) from the list, never by a walk of the project's items.
     #[tokio::test]
     async fn a_feed_finds_its_items_by_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("r.db").display())).await.unwrap();
-        let Db::Sqlite { read, .. } = &db else { unreachable!() };
+        let (_dir, db) = sqlite_with(&[]).await;
         for (external, index) in [(false, "USING INTEGER PRIMARY KEY (rowid=?)"), (true, "(project_id=? AND external_id=?")] {
-            let rows: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", feed_lookup_sql(false, external)))
-                    .bind("[1]")
-                    .bind(1_i64)
-                    .fetch_all(read)
-                    .await
-                    .unwrap();
-            let p = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n");
+            let p = plan(&db, &feed_lookup_sql(false, external), 2).await;
             assert!(p.contains("SCAN j VIRTUAL TABLE") && p.lines().any(|l| l.starts_with("SEARCH i ") && l.contains(index)), "{p}");
             assert!(!p.contains("SCAN i"), "{p}");
         }
