@@ -230,7 +230,7 @@ pub struct NewRun {
 const SQLITE_SET_RANKS_SQL: &str = "UPDATE items SET model_rank = r.key + 1 FROM json_each($1) AS r
                                     WHERE items.id = r.value AND +items.project_id = $2";
 const PG_SET_RANKS_SQL: &str = "UPDATE items SET model_rank = r.place
-                                FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS r(id, place)
+                                FROM json_array_elements_text($1::json) WITH ORDINALITY AS r(id, place)
                                 WHERE items.id = r.id::bigint AND items.project_id = $2";
 
 /// Ends a run in one transaction: drops the builtin pre-labels older than `stamp` (items
