@@ -267,14 +267,9 @@ pub async fn finish_run(db: &Db, project_id: i64, source_id: i64, stamp: i64, ru
             .await?;
         if !run.flagged.is_empty() {
             let entries: Vec<(i64, String)> = run.flagged.iter().map(|(item, detail)| (*item, detail.to_string())).collect();
-            sqlx::query(super::review::open_entries_sql(is_pg))
-                .bind(project_id)
-                .bind(LABEL_ERROR_QUEUE)
-                .bind(REASON_LIKELY_MISLABELED)
-                .bind(now)
-                .bind(serde_json::to_string(&entries).expect("entries serialize"))
-                .execute(&mut *tx)
-                .await?;
+            let (sql, args) =
+                super::review::open_entries(is_pg, project_id, LABEL_ERROR_QUEUE, REASON_LIKELY_MISLABELED, now, &entries);
+            super::batch::bind(sqlx::query(sql), args).execute(&mut *tx).await?;
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO prelabel_model_runs (project_id, source_id, label_count, folds, cv_correct, majority, scored,

@@ -346,15 +346,9 @@ pub async fn record_audits(db: &Db, project_id: i64, drawn: &[(i64, i64)]) -> Ap
             .collect();
         let mut queued = 0;
         if !entries.is_empty() {
-            queued = sqlx::query(super::review::open_entries_sql(is_pg))
-                .bind(project_id)
-                .bind(crate::prelabels::audit::QUEUE)
-                .bind(crate::prelabels::audit::QUEUE)
-                .bind(now)
-                .bind(serde_json::to_string(&entries).expect("entries serialize"))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected() as i64;
+            let queue = crate::prelabels::audit::QUEUE;
+            let (sql, args) = super::review::open_entries(is_pg, project_id, queue, queue, now, &entries);
+            queued = super::batch::bind(sqlx::query(sql), args).execute(&mut *tx).await?.rows_affected() as i64;
         }
         tx.commit().await?;
         (new_draws, queued)

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use super::audit::Entry;
 use super::BeginWrite;
+use super::batch;
 use super::{now_ms, Db};
 use crate::error::{AppError, AppResult};
 use crate::review::{self, AuditDraw, Filters, QueueKind, ValidDecision};
@@ -92,13 +93,21 @@ pub(super) fn review_after_annotation(
 pub const OPEN_ENTRY_SQL: &str = "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
 
-/// Opens the entries of a JSON array of [item id, detail as JSON text] pairs ($5) in one
-/// statement, each as [`OPEN_ENTRY_SQL`] would (no labeler): $1 project, $2 queue, $3 reason,
-/// $4 now. For feeds and model runs of thousands of items: a statement per item held the write
-/// transaction for a round trip each (on SQLite, the one writer every labeler waits for).
+/// The statement and its arguments that open `entries` ((item id, detail as JSON text)) in
+/// `queue` with `reason`, each as [`OPEN_ENTRY_SQL`] would (no labeler), in one statement: the
+/// entries go in as one JSON array. For feeds, audit draws and model runs of thousands of
+/// items: a statement per item held the write transaction for a round trip each (on SQLite,
+/// the one writer every labeler waits for). Run it with `batch::bind`.
 /// (`WHERE true`: SQLite would read the `ON` of `ON CONFLICT` after a `FROM` as a join's.)
-pub fn open_entries_sql(is_pg: bool) -> &'static str {
-    if is_pg {
+pub fn open_entries<D: serde::Serialize>(
+    is_pg: bool,
+    project_id: i64,
+    queue: &str,
+    reason: &str,
+    now: i64,
+    entries: &[(i64, D)],
+) -> (&'static str, Vec<batch::Arg>) {
+    let sql = if is_pg {
         "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
          SELECT $1, (e ->> 0)::bigint, $2, $3, e ->> 1, NULL, $4 FROM json_array_elements($5::json) AS e
          ON CONFLICT DO NOTHING"
@@ -106,7 +115,9 @@ pub fn open_entries_sql(is_pg: bool) -> &'static str {
         "INSERT INTO review_entries (project_id, item_id, queue, reason, detail, labeler_id, created_at)
          SELECT $1, e.value ->> 0, $2, $3, e.value ->> 1, NULL, $4 FROM json_each($5) AS e WHERE true
          ON CONFLICT DO NOTHING"
-    }
+    };
+    let entries = serde_json::to_string(entries).expect("entries serialize");
+    (sql, vec![project_id.into(), queue.into(), reason.into(), now.into(), entries.into()])
 }
 
 /// The visible items of project $2 among the ids of a JSON array ($1: item ids, or external ids
@@ -569,15 +580,8 @@ pub async fn add_entries(
         ids.sort_unstable();
         ids.dedup();
         let entries: Vec<(i64, &str)> = ids.iter().map(|id| (*id, detail.as_str())).collect();
-        let added = sqlx::query(open_entries_sql(is_pg))
-            .bind(pid)
-            .bind(queue)
-            .bind(reason)
-            .bind(now)
-            .bind(serde_json::to_string(&entries).expect("entries serialize"))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as i64;
+        let (sql, args) = open_entries(is_pg, pid, queue, reason, now, &entries);
+        let added = batch::bind(sqlx::query(sql), args).execute(&mut *tx).await?.rows_affected() as i64;
         tx.commit().await?;
         QueueEntriesAdded { added, already_open: ids.len() as i64 - added }
     });
