@@ -8,15 +8,14 @@
 # (When sourcing, always pass an argument: a bare `source` hands the caller's own arguments on.)
 #
 # Why each piece is pinned:
-# - cargo-leptos 0.3.10: later releases need rustc 1.96.
 # - wasm-bindgen-cli must be EXACTLY the wasm-bindgen version in Cargo.lock, or the generated
 #   JS glue does not match the wasm. It is read from Cargo.lock, so a `cargo update` that moves
 #   wasm-bindgen is followed automatically.
 # - wasm-opt comes from npm's binaryen@132.0.0 into .tools/binaryen (gitignored), first on
 #   PATH. Debian's binaryen (108) produces release bundles that silently fail to hydrate, so a
 #   system wasm-opt must never win.
-# cargo-leptos downloads wasm-bindgen and wasm-opt itself unless they are on PATH; those
-# downloads are not possible here, hence the explicit installs.
+# scripts/build-site.sh runs both. (It replaces cargo-leptos, which took 15-25 minutes to compile on
+# a fresh machine and would download these two itself when missing.)
 
 # Works both sourced and executed; only `set -euo pipefail` for the executed case, so that
 # sourcing does not change the caller's shell options behind its back.
@@ -27,7 +26,6 @@ if [[ $_mirrorset_sourced == 0 ]]; then
 fi
 
 MIRRORSET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MIRRORSET_CARGO_LEPTOS_VERSION="0.3.10"
 MIRRORSET_BINARYEN_VERSION="132.0.0"
 MIRRORSET_BINARYEN_PREFIX="$MIRRORSET_ROOT/.tools/binaryen"
 
@@ -65,19 +63,7 @@ _ms_install_rust_parts() {
         rustup target add wasm32-unknown-unknown || return 1
     fi
 
-    # 2. cargo-leptos.
-    local have=""
-    if command -v cargo-leptos >/dev/null 2>&1; then
-        have="$(cargo-leptos --version 2>/dev/null | awk '{print $2}')"
-    fi
-    if [[ "$have" == "$MIRRORSET_CARGO_LEPTOS_VERSION" ]]; then
-        _ms_log "cargo-leptos $have: present"
-    else
-        _ms_log "installing cargo-leptos $MIRRORSET_CARGO_LEPTOS_VERSION (found: ${have:-none}); cold, this takes 15-25 minutes"
-        cargo install cargo-leptos --version "$MIRRORSET_CARGO_LEPTOS_VERSION" --locked || return 1
-    fi
-
-    # 3. wasm-bindgen-cli at exactly Cargo.lock's wasm-bindgen version. Not --locked: the
+    # 2. wasm-bindgen-cli at exactly Cargo.lock's wasm-bindgen version. Not --locked: the
     #    wasm-bindgen-cli lockfiles of some versions do not build with this toolchain.
     local want
     want="$(mirrorset_wasm_bindgen_version)"
@@ -85,7 +71,7 @@ _ms_install_rust_parts() {
         _ms_log "ERROR: no wasm-bindgen in $MIRRORSET_ROOT/Cargo.lock"
         return 1
     fi
-    have=""
+    local have=""
     if command -v wasm-bindgen >/dev/null 2>&1; then
         have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')"
     fi

@@ -14,9 +14,9 @@ cd "$ROOT"
 # shellcheck source=scripts/install-toolchain.sh
 source "$ROOT/scripts/install-toolchain.sh" --build
 
-# cargo-leptos re-runs wasm-bindgen and wasm-opt on every build (~30 s) even when nothing
+# The site's build re-runs wasm-bindgen and wasm-opt every time (~30 s) even when nothing
 # changed, so remember what was built: the sources (tracked and untracked, not ignored), the
-# tool versions, and the built site and binary themselves (a debug `cargo leptos build` writes
+# tool versions, and the built site and binary themselves (a debug scripts/build-site.sh writes
 # the same target/site). Outside a git checkout it always builds.
 build_stamp() {
     git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 1
@@ -24,8 +24,8 @@ build_stamp() {
     {
         git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
             (cd "$ROOT" && xargs -0 sha1sum 2>/dev/null)
-        cargo-leptos --version
         wasm-bindgen --version
+        wasm-opt --version
         find "$ROOT/target/site" -type f -print0 | sort -z | xargs -0 sha1sum
         stat -c '%Y %s' "$ROOT/target/release/mirrorset"
     } | sha1sum | cut -d' ' -f1
@@ -34,8 +34,15 @@ STAMP_FILE="$ROOT/target/release/.run-sh-stamp"
 if [[ -f "$STAMP_FILE" && "$(build_stamp || true)" == "$(cat "$STAMP_FILE")" ]]; then
     echo "[run] nothing changed since the last build; not rebuilding" >&2
 else
-    echo "[run] cargo leptos build --release" >&2
-    cargo leptos build --release
+    echo "[run] building the release site and server" >&2
+    # Side by side (the site's wasm build has its own target directory): on 2 cores each fills
+    # the other's single-threaded stretches.
+    bash "$ROOT/scripts/build-site.sh" --release &
+    site_build=$!
+    trap 'kill "$site_build" 2>/dev/null || true' EXIT
+    cargo build --release -p server --no-default-features --bin mirrorset
+    wait "$site_build"
+    trap - EXIT
     build_stamp >"$STAMP_FILE" 2>/dev/null || rm -f "$STAMP_FILE"
 fi
 

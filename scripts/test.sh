@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs every Mirrorset test, from a fresh Debian machine with Rust, a C compiler and npm:
-#  1. installs what is missing (scripts/install-toolchain.sh --test: wasm target, cargo-leptos,
+#  1. installs what is missing (scripts/install-toolchain.sh --test: wasm target,
 #     wasm-bindgen-cli, wasm-opt, Chromium + chromedriver, PostgreSQL);
 #  2. starts a private PostgreSQL cluster (own data dir, port, socket dir; stopped on exit)
 #     and exports MIRRORSET_TEST_PG_URL;
-#  3. builds the site (cargo leptos build) and runs `cargo test --workspace`: unit tests, the
+#  3. builds the debug site (scripts/build-site.sh) and runs `cargo test --workspace`: unit tests, the
 #     statistics cross-checks, the API tests on SQLite and PostgreSQL, the browser test;
 #     then scripts/schemathesis.sh: the OpenAPI contract fuzzed against a fresh server, and the
 #     pre-label scenario on real text (scripts/corpus.sh, then tests/scenario);
-#  4. builds the release site (cargo leptos build --release) and runs the browser test against
-#     it once more (MIRRORSET_TEST_RELEASE=1).
+#  4. builds the release site and server (scripts/build-site.sh --release, cargo build --release)
+#     and runs the browser test against them once more (MIRRORSET_TEST_RELEASE=1).
 # Exits non-zero when anything fails. Extra arguments go to the `cargo test` of step 3
 # (e.g. `scripts/test.sh -- --test-threads=1`).
 #
@@ -113,19 +113,13 @@ export MIRRORSET_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 echo "[test] MIRRORSET_TEST_PG_URL=$MIRRORSET_TEST_PG_URL" >&2
 
 # ---------------------------------------------------------------------------------------------
-# leptos reads LEPTOS_OUTPUT_NAME at compile time (option_env!): cargo-leptos sets it, plain
-# `cargo test` does not. Without it the test-built server's pages would ask for
-# `<name>_bg.wasm`, which cargo-leptos does not produce (no hydration), and every switch between
-# `cargo leptos build` and `cargo test` would rebuild leptos and everything above it.
-LEPTOS_OUTPUT_NAME="$(awk '/^\[\[workspace\.metadata\.leptos\]\]/ { m = 1; next } m && /^name *=/ { gsub(/[" ]/, "", $0); sub(/^name=/, "", $0); print; exit }' Cargo.toml)"
-export LEPTOS_OUTPUT_NAME
-echo "[test] LEPTOS_OUTPUT_NAME=$LEPTOS_OUTPUT_NAME" >&2
-
-step "cargo leptos build (debug)"
-# `--tests` makes the server build resolve features as `cargo test` does (with the
-# dev-dependencies, e.g. fantoccini's TLS stack): otherwise `cargo test` below rebuilds the
-# server and most of its dependencies a second time (about 3 minutes cold on 2 cores).
-cargo leptos build --bin-cargo-args=--tests
+step "build the debug site and the tests"
+# The wasm bundle (its own target directory) beside the server and its tests: on 2 cores the
+# two builds fill each other's idle time (a link, a single-threaded crate).
+bash scripts/build-site.sh &
+SITE_BUILD=$!
+cargo test --workspace --no-default-features --no-run
+wait "$SITE_BUILD"
 
 step "cargo test --workspace"
 # --no-default-features gives `app` the same feature set as in the server build above (where it
@@ -156,8 +150,11 @@ fi
 if [[ "${MIRRORSET_SKIP_RELEASE:-}" == 1 ]]; then
     echo "[test] MIRRORSET_SKIP_RELEASE=1: skipping the release build and its browser test" >&2
 else
-    step "cargo leptos build --release"
-    cargo leptos build --release
+    step "build the release site and server"
+    bash scripts/build-site.sh --release &
+    SITE_BUILD=$!
+    cargo build --release -p server --no-default-features --bin mirrorset
+    wait "$SITE_BUILD"
 
     step "browser test against the release build"
     if grep -Eq '^name = "browser"' server/Cargo.toml; then

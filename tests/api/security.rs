@@ -260,7 +260,7 @@ async fn pages_carry_a_csp_with_their_nonce(b: Backend) {
 
     // Everything else (the API, static files) gets the same policy, without a nonce.
     let mut paths = vec!["/api/health", "/api/me", "/api/no-such-route"];
-    // A static file, when the site is built (`cargo leptos build`).
+    // A static file, when the site is built (scripts/build-site.sh).
     if site_root().join("favicon.svg").exists() {
         paths.push("/favicon.svg");
     }

@@ -1,5 +1,5 @@
 //! The browser end-to-end test: a real Chromium (headless, through Debian's chromedriver)
-//! against the real `mirrorset` server and the wasm site built by `cargo leptos build`.
+//! against the real `mirrorset` server and the wasm site built by scripts/build-site.sh.
 //!
 //! It signs in with the keyboard, opens a project, labels three items with label keys, goes
 //! back twice with `u` and changes an earlier answer, and then checks through the export API
@@ -8,7 +8,7 @@
 //! are checked (`project.png`). Chromium's console must show no
 //! Content-Security-Policy violation on any page it visited.
 //!
-//! Needs: `cargo leptos build` (or `--release` with `MIRRORSET_TEST_RELEASE=1`) first, and
+//! Needs: scripts/build-site.sh (debug or `--release`: the test serves whichever is there) first, and
 //! `/usr/bin/chromium` + `/usr/bin/chromedriver` (`apt-get install chromium chromium-driver`).
 #[allow(unused_macros)]
 #[path = "../common/mod.rs"]

@@ -15,7 +15,8 @@
 //!   `postgres://postgres@127.0.0.1:25432/postgres`. `scripts/test.sh` starts a private cluster
 //!   and sets it. PostgreSQL tests FAIL without it; they never skip.
 //! - `MIRRORSET_TEST_RELEASE=1`: run `target/release/mirrorset` (built by
-//!   `cargo leptos build --release`) instead of the test profile's binary.
+//!   scripts/run.sh, or `cargo build --release -p server --no-default-features`) instead of the
+//!   test profile's binary.
 //! - `MIRRORSET_TEST_BIN`, `MIRRORSET_TEST_SITE_ROOT`: override the binary / site directory.
 //! - `MIRRORSET_TEST_KEEP=1`: keep the temporary directory and PostgreSQL database of each
 //!   server for inspection (their paths are printed).
@@ -92,7 +93,7 @@ pub fn server_binary() -> PathBuf {
         let bin = target_dir().join("release/mirrorset");
         assert!(
             bin.exists(),
-            "MIRRORSET_TEST_RELEASE is set but {} does not exist: run `cargo leptos build --release` first",
+            "MIRRORSET_TEST_RELEASE is set but {} does not exist: run `cargo build --release -p server --no-default-features` first",
             bin.display()
         );
         return bin;
@@ -100,7 +101,7 @@ pub fn server_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mirrorset"))
 }
 
-/// The site directory (`cargo leptos build` output) the server serves.
+/// The site directory (scripts/build-site.sh's output) the server serves.
 pub fn site_root() -> PathBuf {
     match std::env::var("MIRRORSET_TEST_SITE_ROOT") {
         Ok(dir) => PathBuf::from(dir),

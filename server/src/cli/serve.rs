@@ -47,7 +47,7 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
     #[command(flatten)]
     pub db: DbArgs,
-    /// The built site (wasm, JS, CSS) from `cargo leptos build`.
+    /// The built site (wasm, JS, CSS) from scripts/build-site.sh.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
     /// Create a demo project with a few hundred text and image items (once).
