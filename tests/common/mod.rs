@@ -14,10 +14,8 @@
 //! - `MIRRORSET_TEST_PG_URL`: a PostgreSQL superuser URL (able to CREATE DATABASE), e.g.
 //!   `postgres://postgres@127.0.0.1:25432/postgres`. `scripts/test.sh` starts a private cluster
 //!   and sets it. PostgreSQL tests FAIL without it; they never skip.
-//! - `MIRRORSET_TEST_RELEASE=1`: run `target/release/mirrorset` (built by
-//!   scripts/run.sh, or `cargo build --release -p server --no-default-features`) instead of the
-//!   test profile's binary.
-//! - `MIRRORSET_TEST_BIN`, `MIRRORSET_TEST_SITE_ROOT`: override the binary / site directory.
+//! - `MIRRORSET_TEST_BIN`, `MIRRORSET_TEST_SITE_ROOT`: override the binary (e.g.
+//!   `target/release/mirrorset`) / the site directory.
 //! - `MIRRORSET_TEST_KEEP=1`: keep the temporary directory and PostgreSQL database of each
 //!   server for inspection (their paths are printed).
 #![allow(dead_code)]
@@ -88,15 +86,6 @@ pub fn target_dir() -> PathBuf {
 pub fn server_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("MIRRORSET_TEST_BIN") {
         return PathBuf::from(bin);
-    }
-    if truthy("MIRRORSET_TEST_RELEASE") {
-        let bin = target_dir().join("release/mirrorset");
-        assert!(
-            bin.exists(),
-            "MIRRORSET_TEST_RELEASE is set but {} does not exist: run `cargo build --release -p server --no-default-features` first",
-            bin.display()
-        );
-        return bin;
     }
     PathBuf::from(env!("CARGO_BIN_EXE_mirrorset"))
 }
