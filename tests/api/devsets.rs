@@ -275,11 +275,18 @@ async fn devset_end_to_end_matches_the_stats_cli(b: Backend) {
     // share one even if asked.
     let second: Value = admin.post_created(&format!("/api/projects/{pid}/devsets"), &draft("dev-2", profile_id, 5)).await;
     let id2 = second["id"].as_i64().unwrap();
+    let listed = |list: Value| -> Vec<(String, i64)> {
+        list.as_array().unwrap().iter().map(|d| (d["name"].as_str().unwrap().to_string(), d["members"].as_i64().unwrap())).collect()
+    };
+    let list: Value = admin.get(&format!("/api/projects/{pid}/devsets")).await;
+    assert_eq!(listed(list), [("dev-1".to_string(), size as i64), ("dev-2".to_string(), 0)]);
     let plan2: Value = admin.get(&format!("/api/projects/{pid}/devsets/{id2}/plan")).await;
     assert_eq!(plan2["excluded"]["other_devset"], size);
     let sampled2: Value = admin.post_created(&format!("/api/projects/{pid}/devsets/{id2}/sample"), &json!({})).await;
     let members2: BTreeSet<i64> = sampled2["items"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert!(members.is_disjoint(&members2));
+    let list: Value = admin.get(&format!("/api/projects/{pid}/devsets")).await;
+    assert_eq!(listed(list), [("dev-1".to_string(), size as i64), ("dev-2".to_string(), members2.len() as i64)]);
     let first = members.iter().next().unwrap();
     let refused = server.try_exec_sql(&format!("INSERT INTO devset_members (item_id, devset_id, stratum) VALUES ({first}, {id2}, 'x')")).await;
     assert!(refused.is_err(), "an item in two dev sets was accepted");

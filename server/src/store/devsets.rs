@@ -236,24 +236,27 @@ pub async fn insert_devset(db: &Db, project_id: i64, d: &NewDevset<'_>, creator:
     }
 }
 
+/// A dev set with its member count, as the list reads it.
+#[derive(FromRow)]
+struct DevsetWithMembers {
+    #[sqlx(flatten)]
+    devset: DevsetRow,
+    members: i64,
+}
+
 pub async fn list_devsets(db: &Db, project_id: i64) -> sqlx::Result<Vec<(DevsetRow, i64)>> {
-    on_read!(db, pool => {
-        let rows = sqlx::query_as::<_, DevsetRow>(&format!(
-            "SELECT {DEVSET_COLUMNS} FROM devsets WHERE project_id = $1 ORDER BY id"
+    // The counts in the same statement (each on the members' index), not a query per dev set.
+    let rows = on_read!(db, pool => {
+        sqlx::query_as::<_, DevsetWithMembers>(&format!(
+            "SELECT {DEVSET_COLUMNS},
+                    (SELECT COUNT(*) FROM devset_members m WHERE m.devset_id = devsets.id) AS members
+             FROM devsets WHERE project_id = $1 ORDER BY id"
         ))
         .bind(project_id)
         .fetch_all(pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devset_members WHERE devset_id = $1")
-                .bind(row.id)
-                .fetch_one(pool)
-                .await?;
-            out.push((row, members));
-        }
-        Ok(out)
-    })
+        .await
+    })?;
+    Ok(rows.into_iter().map(|r| (r.devset, r.members)).collect())
 }
 
 pub async fn get_devset(db: &Db, project_id: i64, id: i64) -> sqlx::Result<Option<DevsetRow>> {
