@@ -17,6 +17,7 @@ both_backends!(
     only_handed_out_items_can_be_labeled,
     settings_change_never_races_a_submission,
     previous_walks_back_through_the_labelers_own_submissions,
+    leases_outlive_a_restart_and_a_crash_costs_no_answer,
 );
 
 /// Adds `n` labelers named `{prefix}{i}` to the project; returns their clients.
@@ -573,4 +574,41 @@ async fn a_hand_out_that_waited_never_gives_back_an_item_the_labeler_just_answer
     tx.commit().await.unwrap();
     let answer = hand_out_answer(hand_out).await;
     assert_eq!(answer, (200, None), "the item the labeler answered, handed to them again");
+}
+
+/// A clean restart keeps every lease (on SQLite they live in memory while the server runs and
+/// are kept at its shutdown: `store::lease_book`): the holder gets their item back and
+/// nobody else gets it. After a crash, an answer to an item that was on a labeler's screen is
+/// still taken (on SQLite the lease is lost, and for an hour an answer needs none when the
+/// item has room); capacity still decides.
+async fn leases_outlive_a_restart_and_a_crash_costs_no_answer(b: Backend) {
+    let mut server = TestServer::start(b).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("restart", 1, 600).await.id;
+    admin.import_texts(pid, "restart", 3).await;
+    let ls = labelers(&server, &admin, pid, "rs", 2).await;
+    let (a, c) = (&ls[0].1, &ls[1].1);
+
+    let x = a.next_id(pid).await.expect("a gets an item");
+    server.restart().await;
+    // c asks first: x would be the first item of the stream for anyone without a's lease.
+    let y = c.next_id(pid).await.expect("c gets another item");
+    assert_ne!(y, x, "a's lease survived the restart");
+    assert_eq!(a.next_id(pid).await, Some(x), "a gets their held item back after the restart");
+    a.submit(pid, x, &["pos"]).await;
+
+    server.crash_restart().await;
+    let ann = c.submit(pid, y, &["neg"]).await;
+    assert_eq!((ann.item_id, ann.labels), (y, vec!["neg".to_string()]), "the answer to the item on c's screen is taken");
+    // Capacity still decides: y has its one label.
+    let refused = a.submit_raw(pid, y, &["pos"], &client_id()).await;
+    match b {
+        // No lease needed for the hour after the crash, but no room either.
+        Backend::Sqlite => refused.assert_error(409, "conflict"),
+        Backend::Postgres => refused.assert_error(403, "forbidden"),
+    };
+    let z = a.next_id(pid).await.expect("the third item");
+    assert!(z != x && z != y);
+    a.submit(pid, z, &["pos"]).await;
+    assert_eq!(admin.summary(pid).await.done_count, 3);
 }

@@ -130,6 +130,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if reaped > 0 {
         tracing::info!(reaped, "removed the rows of imports cut short when a server stopped");
     }
+    let restored = crate::store::assignment::restore_leases(&db).await?;
+    if restored > 0 {
+        tracing::info!(restored, "took back the leases the last server kept at its shutdown");
+    }
     ensure_admin(&db).await?;
     let spool = Arc::new(SpoolConfig {
         dir: spool_dir.clone(),
@@ -194,6 +198,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The requests have ended; a labeling write whose request was cancelled (its client went
     // away) may still be queued for the group commit: commit it before exiting.
     db.drain_writes().await;
+    // On SQLite the leases live in memory (`store::lease_book`): keep them for the next start.
+    match crate::store::assignment::keep_leases(&db).await {
+        Ok(kept) => tracing::info!(kept, "kept the labelers' leases for the next start"),
+        Err(e) => tracing::warn!(error = %e, "could not keep the labelers' leases; their items will be offered again"),
+    }
     let _ = std::fs::remove_dir_all(&spool_dir);
     Ok(())
 }

@@ -23,12 +23,12 @@ use futures::TryStreamExt;
 /// Close it with [`close_private_reader`] on the same thread before that thread's runtime ends.
 pub async fn private_reader(db: &Db) -> Result<Db, sqlx::Error> {
     Ok(match db {
-        Db::Sqlite { read, write, writer, checkpointer, inline, imports } => {
+        Db::Sqlite { read, write, writer, checkpointer, inline, imports, leases } => {
             let own = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(PRIVATE_READERS)
                 .connect_with((*read.connect_options()).clone())
                 .await?;
-            Db::Sqlite { read: own, write: write.clone(), writer: writer.clone(), checkpointer: checkpointer.clone(), inline: inline.clone(), imports: imports.clone() }
+            Db::Sqlite { read: own, write: write.clone(), writer: writer.clone(), checkpointer: checkpointer.clone(), inline: inline.clone(), imports: imports.clone(), leases: leases.clone() }
         }
         Db::Postgres(pool) => {
             let own = sqlx::postgres::PgPoolOptions::new()

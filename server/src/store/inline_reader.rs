@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::lease_book::LeaseBook;
 use crate::error::AppResult;
 
 /// Connections kept open when idle; more are opened when more requests read at once.
@@ -21,6 +22,7 @@ const IDLE_MAX: usize = 8;
 pub struct InlineReaders {
     path: PathBuf,
     idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
+    leases: Arc<LeaseBook>,
 }
 
 impl std::fmt::Debug for InlineReaders {
@@ -30,8 +32,9 @@ impl std::fmt::Debug for InlineReaders {
 }
 
 impl InlineReaders {
-    pub fn new(path: PathBuf) -> InlineReaders {
-        InlineReaders { path, idle: Arc::new(Mutex::new(Vec::new())) }
+    /// Readers of the database at `path` whose SQL can read `leases` (`register_lease_functions`).
+    pub fn new(path: PathBuf, leases: Arc<LeaseBook>) -> InlineReaders {
+        InlineReaders { path, idle: Arc::new(Mutex::new(Vec::new())), leases }
     }
 
     fn open(&self) -> AppResult<rusqlite::Connection> {
@@ -43,6 +46,7 @@ impl InlineReaders {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(&format!("PRAGMA mmap_size = {}", super::READER_MMAP_BYTES))?;
         conn.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
+        register_lease_functions(&conn, &self.leases)?;
         Ok(conn)
     }
 
@@ -64,4 +68,21 @@ impl InlineReaders {
         }
         result
     }
+}
+
+/// The lease book's questions as SQL functions, for a hand-out's statements
+/// (`store::assignment`, `Leases::Book`): `mirrorset_lease_others(item, user, now, visible)`,
+/// the slots others hold on the item as a reader that began at `visible` must count them
+/// (`LeaseBook::reserved_for_reader`), and `mirrorset_lease_holds(item, user, now)`, 1 when the
+/// labeler holds the item or has just answered it (`LeaseBook::holds`).
+pub fn register_lease_functions(conn: &rusqlite::Connection, leases: &Arc<LeaseBook>) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let book = leases.clone();
+    conn.create_scalar_function("mirrorset_lease_others", 4, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        Ok(book.reserved_for_reader(ctx.get(0)?, ctx.get(1)?, ctx.get(2)?, ctx.get::<i64>(3)? as u64))
+    })?;
+    let book = leases.clone();
+    conn.create_scalar_function("mirrorset_lease_holds", 3, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        Ok(book.holds(ctx.get(0)?, ctx.get(1)?, ctx.get(2)?))
+    })
 }

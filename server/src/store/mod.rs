@@ -23,6 +23,7 @@ pub mod imported_annotations;
 pub mod inline_reader;
 pub mod items;
 pub mod jobs;
+pub mod lease_book;
 pub mod model;
 pub mod prelabel_rules;
 pub mod prelabels;
@@ -53,6 +54,8 @@ pub enum Db {
     /// `inline` reads in place on the caller's thread (`store::inline_reader`).
     /// `imports` counts the imports running, which want a larger page cache on the writer
     /// (`store::items::fit_writer_cache`).
+    /// `leases` holds the labeling leases (`store::lease_book`): the writer tells it when its
+    /// transactions end, the inline readers read it in SQL.
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
@@ -60,6 +63,7 @@ pub enum Db {
         checkpointer: checkpoint::Checkpointer,
         inline: inline_reader::InlineReaders,
         imports: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        leases: std::sync::Arc<lease_book::LeaseBook>,
     },
     Postgres(PgPool),
 }
@@ -215,10 +219,11 @@ impl Db {
                 .max_connections(1)
                 .connect_with(opts.disable_statement_logging())
                 .await?;
-            let writer = writer::GroupWriter::start(write.clone());
+            let leases = std::sync::Arc::new(lease_book::LeaseBook::default());
+            let writer = writer::GroupWriter::start(write.clone(), leases.clone());
             let checkpointer = checkpoint::Checkpointer::start(checkpoints, &opts_filename);
-            let inline = inline_reader::InlineReaders::new(opts_filename);
-            Db::Sqlite { read, write, writer, checkpointer, inline, imports: Default::default() }
+            let inline = inline_reader::InlineReaders::new(opts_filename, leases.clone());
+            Db::Sqlite { read, write, writer, checkpointer, inline, imports: Default::default(), leases }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)

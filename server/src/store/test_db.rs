@@ -14,14 +14,26 @@ pub async fn sqlite_with(fixture: &[&str]) -> (tempfile::TempDir, Db) {
     (dir, db)
 }
 
-/// SQLite's `EXPLAIN QUERY PLAN` of `sql`, one line per step, with `binds` parameters bound to 1.
+/// SQLite's `EXPLAIN QUERY PLAN` of `sql`, one line per step, with its parameters (at most
+/// `binds`) bound to 1.
+/// On an inline reader, where the lease book's SQL functions exist.
 pub async fn plan(db: &Db, sql: &str, binds: usize) -> String {
-    let Db::Sqlite { read, .. } = db else { unreachable!("a SQLite database") };
+    let Db::Sqlite { inline, .. } = db else { unreachable!("a SQLite database") };
     let explain = format!("EXPLAIN QUERY PLAN {sql}");
-    let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
-    for _ in 0..binds {
-        q = q.bind(1i64);
-    }
-    let rows = q.fetch_all(read).await.unwrap();
-    rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    inline
+        .with(|conn| {
+            let mut st = conn.prepare(&explain)?;
+            // SQLite numbers the distinct `$N` a statement uses, which may be fewer than N.
+            assert!(st.parameter_count() <= binds, "{sql}");
+            for k in 1..=st.parameter_count() {
+                st.raw_bind_parameter(k, 1i64)?;
+            }
+            let mut rows = st.raw_query();
+            let mut lines = Vec::new();
+            while let Some(r) = rows.next()? {
+                lines.push(r.get::<_, String>(3)?);
+            }
+            Ok(lines.join("\n"))
+        })
+        .unwrap()
 }

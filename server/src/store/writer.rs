@@ -43,10 +43,12 @@
 //! themselves (the commit cost is shared by more writes exactly when writes queue).
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::lease_book::LeaseBook;
 use crate::error::{AppError, AppResult};
 
 /// The most jobs in one group: bounds the time one group holds the writer (and so the wait of
@@ -235,10 +237,11 @@ impl std::fmt::Debug for GroupWriter {
 }
 
 impl GroupWriter {
-    /// Starts the writer task on `pool` (the one-connection write pool).
-    pub fn start(pool: SqlitePool) -> GroupWriter {
+    /// Starts the writer task on `pool` (the one-connection write pool); it tells `leases`
+    /// when each of its transactions ends (`LeaseBook::transaction_ended`).
+    pub fn start(pool: SqlitePool, leases: Arc<LeaseBook>) -> GroupWriter {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx, max_group()));
+        tokio::spawn(run(pool, rx, max_group(), leases));
         GroupWriter { jobs }
     }
 
@@ -343,7 +346,7 @@ fn writer_gone() -> AppError {
     AppError::Internal(anyhow::anyhow!("the database writer could not run this request; nothing of it was saved"))
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: usize) {
+async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: usize, leases: Arc<LeaseBook>) {
     while let Some(first) = rx.recv().await {
         let mut since = std::time::Instant::now();
         let mut conn = match pool.acquire().await {
@@ -371,7 +374,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, max_group: 
             }
         };
         phase_done(ACQUIRE, &mut since);
-        hold(raw, first, &mut rx, max_group).await;
+        hold(raw, first, &mut rx, max_group, &leases).await;
         drop(handle);
     }
 }
@@ -396,7 +399,7 @@ static OTHER_WRITE_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new
 /// are prepared again on each borrow. The prepared statements live in `raw` across these groups
 /// and are finalized when it is dropped here, before the handle goes back to sqlx: sqlx must
 /// never close its connection with a statement of ours open.
-async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::UnboundedReceiver<Job>, max_group: usize) {
+async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::UnboundedReceiver<Job>, max_group: usize, leases: &LeaseBook) {
     raw.set_prepared_statement_cache_capacity(super::statements::RAW_STATEMENT_CACHE);
     if let Err(e) = raw.execute_batch(JOURNALS_IN_MEMORY) {
         tracing::warn!(error = %e, "group commit: the statement journals stay in files");
@@ -414,7 +417,7 @@ async fn hold(mut raw: rusqlite::Connection, first: Job, rx: &mut mpsc::Unbounde
         QUEUE_DEPTH.fetch_sub(group.len() as i64, Ordering::Relaxed);
         record_group(group.len());
         let mut since = std::time::Instant::now();
-        let outcome = run_group(&mut raw, group, &mut since);
+        let outcome = run_group(&mut raw, group, &mut since, leases);
         if outcome.is_err() || other_writes_wait() || held_at.elapsed() >= HOLD_MAX {
             break;
         }
@@ -474,7 +477,7 @@ fn record_group(size: usize) {
 /// savepoints: see the module's doc): the transaction is rolled back, the jobs before it are
 /// answered `undone_with_another`, it gets its own error, and the rest of the group runs in a
 /// new transaction.
-fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant) -> Result<(), rusqlite::Error> {
+fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant, leases: &LeaseBook) -> Result<(), rusqlite::Error> {
     let begin = |raw: &mut rusqlite::Connection| {
         raw.execute_batch("BEGIN IMMEDIATE")
             .inspect_err(|e| tracing::error!(error = %e, "group commit: BEGIN failed; the group's jobs not run yet are dropped"))
@@ -498,6 +501,7 @@ fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::t
         }
         tracing::error!(undone = in_transaction.len(), "group commit: a job failed after it wrote; its group's transaction is rolled back");
         let rolled_back = if raw.is_autocommit() { Ok(()) } else { raw.execute_batch("ROLLBACK") };
+        leases.transaction_ended(false);
         for earlier in in_transaction.drain(..) {
             (earlier.deliver)(Ending::Undone);
         }
@@ -519,6 +523,7 @@ fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::t
             }
         }
     }
+    leases.transaction_ended(outcome.is_ok());
     phase_done(COMMIT, since);
     for ran in in_transaction {
         (ran.deliver)(outcome.as_ref().map_or_else(Ending::CommitFailed, |_| Ending::Kept));
@@ -555,7 +560,7 @@ mod tests {
     /// rows the table holds after.
     fn run_jobs(conn: &mut rusqlite::Connection, bodies: Vec<Box<dyn FnOnce(&mut rusqlite::Connection) -> AppResult<i64> + Send>>) -> (Vec<AppResult<i64>>, Vec<i64>) {
         let (jobs, mut answers): (Vec<Job>, Vec<_>) = bodies.into_iter().map(job_of).unzip();
-        run_group(conn, jobs, &mut std::time::Instant::now()).unwrap();
+        run_group(conn, jobs, &mut std::time::Instant::now(), &LeaseBook::default()).unwrap();
         let answers = answers.iter_mut().map(|rx| rx.try_recv().unwrap_or_else(|_| Err(writer_gone()))).collect();
         let rows = conn.prepare("SELECT n FROM t ORDER BY n").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
         (answers, rows)
