@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(book.for_submission(10, 1, 5, 0), (true, 1), "no entry: counted as leased; another's lease is counted");
         book.convert(P, 11, 1);
         assert_eq!(book.for_submission(11, 1, 5, 0), (false, 0), "their answer is pending: not a lease");
-        assert_eq!(book.for_submission(10, 1, 100, 0), (false, 0), "the grace is over");
+        assert_eq!(book.for_submission(10, 1, 100, 0), (false, 1), "the grace is over");
     }
 
     /// A released lease frees its slot at once; `leases` and `restore` carry the live ones.
