@@ -1335,7 +1335,8 @@ pub async fn delete_expired_leases(db: &Db) -> AppResult<u64> {
 
 /// SQLite, at a graceful shutdown: writes the lease book's leases to the leases table, where
 /// the next start finds them (`restore_leases`), so that labelers keep the items on their
-/// screens across a restart. Nothing to do on PostgreSQL, whose leases are the table's.
+/// screens across a restart (a lease of an item or labeler deleted meanwhile is left out: its
+/// row could not refer to them). Nothing to do on PostgreSQL, whose leases are the table's.
 pub async fn keep_leases(db: &Db) -> AppResult<usize> {
     let Db::Sqlite { leases, .. } = db else { return Ok(0) };
     let rows = leases.leases();
@@ -1345,7 +1346,9 @@ pub async fn keep_leases(db: &Db) -> AppResult<usize> {
         sqlx::query(&format!("PRAGMA user_version = {LEASES_KEPT}")).execute(&mut *tx).await?;
         for r in rows {
             sqlx::query(
-                "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO leases (item_id, user_id, project_id, leased_at, expires_at)
+                 SELECT $1, $2, $3, $4, $5
+                 WHERE EXISTS (SELECT 1 FROM items WHERE id = $1) AND EXISTS (SELECT 1 FROM users WHERE id = $2)
                  ON CONFLICT (item_id, user_id) DO UPDATE SET leased_at = $4, expires_at = $5",
             )
             .bind(r.item_id)

@@ -75,7 +75,7 @@ impl InlineReaders {
 /// the slots others hold on the item as a reader that began at `visible` must count them
 /// (`LeaseBook::reserved_for_reader`), and `mirrorset_lease_holds(item, user, now)`, 1 when the
 /// labeler holds the item or has just answered it (`LeaseBook::holds`).
-pub fn register_lease_functions(conn: &rusqlite::Connection, leases: &Arc<LeaseBook>) -> rusqlite::Result<()> {
+fn register_lease_functions(conn: &rusqlite::Connection, leases: &Arc<LeaseBook>) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     let book = leases.clone();
     conn.create_scalar_function("mirrorset_lease_others", 4, FunctionFlags::SQLITE_UTF8, move |ctx| {

@@ -6,8 +6,8 @@
 //! the WAL again (the project's row, the audit log's tail, the annotations' tail: the same
 //! pages, written once per request).
 //!
-//! Now the labeling writes (`store::assignment`: hand-out, submission, skip) are *jobs* sent to
-//! one task per database. The task takes the first job, then every job already queued behind
+//! Now the labeling writes (`store::assignment`: submission, skip; a hand-out is a read, its
+//! lease in memory, `store::lease_book`) are *jobs* sent to one task per database. The task takes the first job, then every job already queued behind
 //! it (at most `MAX_GROUP`), and runs them one after another on the writer connection inside
 //! one `BEGIN IMMEDIATE` … `COMMIT`. A job that fails without having changed a row (a 409, a
 //! 403, a 404: every refusal is decided before the job's first write; or a statement that
@@ -476,7 +476,9 @@ fn record_group(size: usize) {
 /// transaction). One that fails after it changed rows cannot be undone alone (jobs have no
 /// savepoints: see the module's doc): the transaction is rolled back, the jobs before it are
 /// answered `undone_with_another`, it gets its own error, and the rest of the group runs in a
-/// new transaction.
+/// new transaction. The lease book hears of each transaction's end
+/// (`LeaseBook::transaction_ended`): the answers a commit made take their leases' places for
+/// readers, and those a rollback undid are leases again.
 fn run_group(raw: &mut rusqlite::Connection, group: Vec<Job>, since: &mut std::time::Instant, leases: &LeaseBook) -> Result<(), rusqlite::Error> {
     let begin = |raw: &mut rusqlite::Connection| {
         raw.execute_batch("BEGIN IMMEDIATE")
