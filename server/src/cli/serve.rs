@@ -130,9 +130,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if reaped > 0 {
         tracing::info!(reaped, "removed the rows of imports cut short when a server stopped");
     }
-    let restored = crate::store::assignment::restore_leases(&db).await?;
-    if restored > 0 {
-        tracing::info!(restored, "took back the leases the last server kept at its shutdown");
+    // A database that cannot be written now (a full disk, a read-only file) still serves reads.
+    match crate::store::assignment::restore_leases(&db).await {
+        Ok(0) => {}
+        Ok(restored) => tracing::info!(restored, "took back the leases the last server kept at its shutdown"),
+        Err(e) => tracing::warn!(error = %e, "could not take back the leases the last server kept; their items will be offered again"),
     }
     ensure_admin(&db).await?;
     let spool = Arc::new(SpoolConfig {
