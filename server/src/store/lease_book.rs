@@ -10,7 +10,7 @@
 //!
 //! **What guards k.** A submission decides on the writer, where the item's `label_count` is
 //! exact: its new annotation needs `label_count + (other labelers' unexpired leases) < overlap`
-//! (`for_submission`), and the book is locked while it checks, so no claim slips in between. A
+//! (`answer`), and the book is locked while it checks, so no claim slips in between. A
 //! hand-out only reserves slots, so that labelers are not refused later.
 //!
 //! **What a hand-out's snapshot may miss.** A hand-out reads in a snapshot that may predate
@@ -22,9 +22,10 @@
 //! later reads it in `label_count`. Both at once only ever counts a slot twice (an item
 //! handed out a moment later), never none.
 //!
-//! **Durability.** Leases are not durable, as issue 11 allows: a crash loses them, the items
-//! are offered again, and an answer to a lost lease is refused (403, "take items with next").
-//! A graceful shutdown keeps them in the leases table, and the next start reads them back
+//! **Durability.** Leases are not durable, as issue 11 allows: a crash loses them and the
+//! items are offered again; for the lease grace after it an answer needs no lease when its item
+//! has room (`leases_lost`), so an answer resent after the crash is not refused. A graceful
+//! shutdown keeps them in the leases table, and the next start reads them back
 //! (`store::assignment::keep_leases`, `restore_leases`).
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
