@@ -425,15 +425,15 @@ static HELD_AND_SETTINGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock:
 /// `HELD_AND_SETTINGS_SQL`, or on SQLite without the leases (the hand-out asks the lease book
 /// which items the labeler holds): the one row of settings.
 fn held_and_settings_sql(leases: Leases) -> String {
-    let (held, join) = match leases {
+    let (held, join, order) = match leases {
         Leases::Table => (
             "l.item_id",
             "LEFT JOIN leases l ON l.user_id = $1 AND l.project_id = p.id AND l.expires_at > $3
        AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = l.item_id AND a.user_id = $1)",
+            "ORDER BY l.leased_at, l.item_id",
         ),
-        Leases::Book => ("NULL", ""),
+        Leases::Book => ("NULL", "", ""),
     };
-    let order = if leases == Leases::Table { "ORDER BY l.leased_at, l.item_id" } else { "" };
     format!(
         "SELECT p.overlap, p.assignment_order, p.gold_rate, p.visible_max_item_id, p.lease_seconds,
         p.uncertainty_order, {held} AS held_item_id,
@@ -829,10 +829,7 @@ pub async fn submit_annotation(db: &Db, project_id: i64, labeler: Labeler, s: &S
     // Owned: on SQLite the body runs on the writer task (`on_group_statements!`).
     let (item_id, time_ms) = (s.item_id, s.time_ms);
     let (client_id, labels) = (s.client_id.to_string(), s.labels.to_vec());
-    let book = match db {
-        Db::Sqlite { leases, .. } => Some(leases.clone()),
-        Db::Postgres(_) => None,
-    };
+    let book = db.lease_book().cloned();
     Ok(on_group_statements!(db, st, _is_pg, job = Submission, pg_first = pg_project_lock(project_id) => {
         submit(&mut st, book.as_deref(), project_id, labeler, item_id, time_ms, &client_id, &labels, now).await?
     }))
@@ -1053,10 +1050,7 @@ async fn retried_submission<S: Statements>(
 /// Releases the labeler's lease and remembers the skip, so the item goes to others first.
 pub async fn skip_item(db: &Db, project_id: i64, user_id: i64, item_id: i64) -> AppResult<()> {
     let now = now_ms();
-    let book = match db {
-        Db::Sqlite { leases, .. } => Some(leases.clone()),
-        Db::Postgres(_) => None,
-    };
+    let book = db.lease_book().cloned();
     on_group_statements!(db, s, _is_pg, job = Skip => {
         let exists = s.first_i64("SELECT id FROM items WHERE id = $1 AND project_id = $2", vec![item_id.into(), project_id.into()]).await?;
         if exists.is_none() {
@@ -1322,7 +1316,7 @@ pub async fn progress(db: &Db, project_id: i64, user_id: i64, since: i64) -> App
 /// capacity; this keeps the table, or on SQLite the lease book, small).
 pub async fn delete_expired_leases(db: &Db) -> AppResult<u64> {
     let graced = now_ms() - LEASE_GRACE_MS;
-    if let Db::Sqlite { leases, .. } = db {
+    if let Some(leases) = db.lease_book() {
         return Ok(leases.forget_ended(graced));
     }
     let done = on_write!(db, pool => sqlx::query("DELETE FROM leases WHERE expires_at <= $1")
@@ -1338,7 +1332,7 @@ pub async fn delete_expired_leases(db: &Db) -> AppResult<u64> {
 /// screens across a restart (a lease of an item or labeler deleted meanwhile is left out: its
 /// row could not refer to them). Nothing to do on PostgreSQL, whose leases are the table's.
 pub async fn keep_leases(db: &Db) -> AppResult<usize> {
-    let Db::Sqlite { leases, .. } = db else { return Ok(0) };
+    let Some(leases) = db.lease_book() else { return Ok(0) };
     let rows = leases.leases();
     let n = rows.len();
     on_write!(db, pool => {
@@ -1377,7 +1371,7 @@ const LEASES_KEPT: i64 = 1;
 /// When the last server died with its leases in memory, answers need no lease for the grace
 /// (`LeaseBook::leases_lost`).
 pub async fn restore_leases(db: &Db) -> AppResult<usize> {
-    let Db::Sqlite { leases, .. } = db else { return Ok(0) };
+    let Some(leases) = db.lease_book() else { return Ok(0) };
     let now = now_ms();
     let graced = now - LEASE_GRACE_MS;
     let rows = on_write!(db, pool => {

@@ -155,6 +155,14 @@ const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 pub(crate) const WRITER_CACHE_KIB: u64 = 32 * 1024;
 
 impl Db {
+    /// SQLite's lease book (`store::lease_book`); `None` on PostgreSQL, whose leases are a table.
+    pub fn lease_book(&self) -> Option<&std::sync::Arc<lease_book::LeaseBook>> {
+        match self {
+            Db::Sqlite { leases, .. } => Some(leases),
+            Db::Postgres(_) => None,
+        }
+    }
+
     /// Connects to `sqlite://path` (created if missing) or `postgres://...`, and migrates.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
         let db = if url.starts_with("sqlite:") {
