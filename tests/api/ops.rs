@@ -178,12 +178,16 @@ async fn metrics_count_requests_per_route_and_labels_submitted(b: Backend) {
         let frames = m["mirrorset_sqlite_wal_frames"];
         assert!((0.0..16_384.0).contains(&frames), "{text}");
         assert_eq!(m["mirrorset_sqlite_checkpoint_failures_total"], 0.0, "{text}");
-        // The WAL syncer (`store::checkpoint::WalSyncer`) has synced the labeling writes' WAL.
+        // The syncing thread (`store::checkpoint::FileSyncer`) has synced the labeling writes'
+        // WAL, and the database file the checkpoints copied the migrations and the import into.
         assert!(m["mirrorset_sqlite_wal_syncs_total"] >= 1.0, "{text}");
         assert!(text.contains("# TYPE mirrorset_sqlite_wal_syncs_total counter\n"), "{text}");
+        assert!(m["mirrorset_sqlite_database_syncs_total"] >= 1.0, "{text}");
+        assert!(text.contains("# TYPE mirrorset_sqlite_database_syncs_total counter\n"), "{text}");
     }
     assert_eq!(m.contains_key("mirrorset_sqlite_wal_frames"), b == Backend::Sqlite, "{text}");
     assert_eq!(m.contains_key("mirrorset_sqlite_wal_syncs_total"), b == Backend::Sqlite, "{text}");
+    assert_eq!(m.contains_key("mirrorset_sqlite_database_syncs_total"), b == Backend::Sqlite, "{text}");
     assert_eq!(m.contains_key("mirrorset_sqlite_writer_seconds_total{phase=\"jobs\"}"), b == Backend::Sqlite, "{text}");
     for (pool, max) in pools {
         assert_eq!(m[&format!("mirrorset_db_pool_max_connections{{pool=\"{pool}\"}}")], *max, "{text}");
