@@ -241,6 +241,7 @@ async fn keyboard_labeling_with_undo_reaches_the_export() {
         assert!(Instant::now() < deadline, "the sign-in page never became live (hydration failed?)");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    wasm_came_gzipped_from_a_release_site(&c).await;
     let focused = c.active_element().await.unwrap();
     assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("login-username"), "focus starts in username");
     focused.send_keys("lina").await.unwrap();
@@ -347,6 +348,28 @@ fn check_export(export: &[Value], answers: &[(String, &str)]) -> Option<String> 
 }
 
 /// Signs in through the sign-in page with the keyboard, once the page is live.
+/// A release site (`scripts/build-site.sh --release`) has gzipped copies of its bundle beside
+/// it: the page that just hydrated must have downloaded the wasm compressed (its resource
+/// timing: fewer bytes on the wire than decoded). A debug site has none, and nothing to check.
+async fn wasm_came_gzipped_from_a_release_site(c: &Client) {
+    let pkg = common::site_root().join("pkg");
+    let gzipped = std::fs::read_dir(&pkg).map_or(false, |d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".wasm.gz")));
+    if !gzipped {
+        return;
+    }
+    let sizes = c
+        .execute(
+            "const e = performance.getEntriesByType('resource').find(r => r.name.endsWith('.wasm'));\n\
+             return e ? [e.encodedBodySize, e.decodedBodySize] : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let sizes: Option<(u64, u64)> = serde_json::from_value(sizes.clone()).unwrap_or_else(|_| panic!("resource sizes: {sizes}"));
+    let (wire, decoded) = sizes.expect("the page loaded no .wasm");
+    assert!(wire > 0 && wire * 2 < decoded, "the wasm came {wire} bytes on the wire for {decoded} decoded: not gzipped");
+}
+
 async fn sign_in(c: &Client, server: &TestServer, username: &str, password: &str) {
     c.goto(&server.url("/login")).await.unwrap();
     let deadline = Instant::now() + STEP_TIMEOUT;
