@@ -175,3 +175,54 @@ async fn kill_mid_work_loses_no_acknowledged_submission(b: Backend) {
     let id = c.next_id(pid).await.expect("items remain");
     c.submit(pid, id, &["pos"]).await;
 }
+
+/// SQLite: another process that opens the database and closes it while the server runs (the
+/// `mirrorset` CLI, a `sqlite3` shell, this test) costs no answer. The server's syncing thread
+/// syncs the database file (`store::checkpoint`); had it opened and closed a descriptor of the
+/// file itself, the server would have lost its POSIX locks on it, and the other process, taking
+/// itself for the last connection, would have deleted the WAL as it closed: the answers after
+/// that would be in no file after a crash (and a restart would find a database without them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_process_closing_the_database_costs_no_answer_on_sqlite() {
+    let mut server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let pid = admin.simple_project("shared file", 1, 600).await.id;
+    admin.import_texts(pid, "shared", 6).await;
+    admin.add_member(pid, admin.me().await.user.id).await;
+    // The syncing thread has synced the database file at least once (it had the migrations'
+    // and the import's pages copied into it by then).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = admin.get_raw("/metrics").await.text();
+        let synced = metrics.lines().find_map(|l| l.strip_prefix("mirrorset_sqlite_database_syncs_total "));
+        if synced.is_some_and(|n| n != "0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sync of the database file within 10 s: {metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut answered = BTreeSet::new();
+    for round in 0..2 {
+        for _ in 0..3 {
+            let item = admin.next(pid).await.item.expect("an item").id;
+            admin.submit(pid, item, &["pos"]).await;
+            answered.insert(item);
+        }
+        if round == 0 {
+            // Another process opens the database, reads, and closes it.
+            server.exec_sql("SELECT COUNT(*) FROM annotations").await;
+        }
+    }
+    // A crash, then a start: every answer is in the database.
+    server.kill();
+    server.start_again().await;
+    let admin = server.admin().await;
+    let exported: BTreeSet<i64> = admin
+        .export_jsonl(pid, false)
+        .await
+        .iter()
+        .filter(|line| line["annotations"].as_array().is_some_and(|a| !a.is_empty()))
+        .map(|line| line["item_id"].as_i64().expect("an item id"))
+        .collect();
+    assert_eq!(exported, answered, "the items answered, and only those, have their answers after the crash");
+}

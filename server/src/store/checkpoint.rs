@@ -90,28 +90,42 @@ impl FileSyncer {
     fn start(db_file: &std::path::Path) -> FileSyncer {
         let mut wal = db_file.as_os_str().to_owned();
         wal.push("-wal");
-        let mut files = [(PathBuf::from(wal), &WAL_SYNCS, None), (db_file.to_path_buf(), &DATABASE_SYNCS, None)];
+        let wal = PathBuf::from(wal);
+        let db_file = db_file.to_path_buf();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let syncs = Arc::new(AtomicU64::new(0));
         let counted = syncs.clone();
         let spawned = std::thread::Builder::new().name("file-sync".into()).spawn(move || {
+            let (mut wal_synced_at, mut db_synced_at) = (None, None);
+            let mut database: Option<DatabaseFile> = None;
+            // Only the time it was last changed is looked up each time (`stat` opens nothing).
+            let changed = |path: &PathBuf, synced_at: &Option<std::time::SystemTime>| {
+                let modified = std::fs::metadata(path).ok()?.modified().ok();
+                (modified.is_none() || modified != *synced_at).then_some(modified)
+            };
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(SYNC_PERIOD);
-                for (path, total, synced_at) in &mut files {
-                    // Looked up by its path each time, and opened only to be synced: SQLite
-                    // deletes the WAL when its last connection closes and makes a new one with
-                    // the next.
-                    let Ok(meta) = std::fs::metadata(&*path) else { continue };
-                    let modified = meta.modified().ok();
-                    if modified.is_none() || modified != *synced_at {
-                        // A failure (a full or failing disk) is the writer's to report; the
-                        // checkpoints sync both files anyway.
-                        if std::fs::File::open(&*path).and_then(|f| f.sync_data()).is_ok() {
-                            total.fetch_add(1, Ordering::Relaxed);
-                            counted.fetch_add(1, Ordering::Relaxed);
-                            *synced_at = modified;
-                        }
+                // A failure to sync (a full or failing disk) is the writer's to report; the
+                // checkpoints sync both files anyway.
+                if let Some(modified) = changed(&wal, &wal_synced_at) {
+                    // Opened only to be synced: SQLite deletes the WAL when its last connection
+                    // closes and makes a new one with the next. (It holds no lock on the WAL
+                    // file itself, so closing this descriptor costs it none: see below.)
+                    if std::fs::File::open(&wal).and_then(|f| f.sync_data()).is_ok() {
+                        WAL_SYNCS.fetch_add(1, Ordering::Relaxed);
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        wal_synced_at = modified;
+                    }
+                }
+                if let Some(modified) = changed(&db_file, &db_synced_at) {
+                    if database.is_none() {
+                        database = DatabaseFile::open(&db_file);
+                    }
+                    if database.as_ref().is_some_and(DatabaseFile::sync) {
+                        DATABASE_SYNCS.fetch_add(1, Ordering::Relaxed);
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        db_synced_at = modified;
                     }
                 }
             }
@@ -120,6 +134,50 @@ impl FileSyncer {
             tracing::warn!(error = %e, "could not start the WAL's and database's syncing thread; checkpoints still sync them");
         }
         FileSyncer { stop, syncs }
+    }
+}
+
+/// The database file, synced through a connection of SQLite's own, never through a descriptor
+/// of ours: SQLite's locks on the database file are POSIX locks, which belong to the process,
+/// and closing *any* descriptor of the file drops all of them. Another process's connection
+/// (the `mirrorset` CLI, a `sqlite3` shell) would then take itself for the last one and, as it
+/// closes, checkpoint and delete the WAL under the server's feet. (A first version of this
+/// syncer did that: four API tests whose test process touches the database failed.) SQLite's
+/// own file keeps its descriptor open until the process holds no lock on the file. The
+/// connection runs no statement, so it never reads the file, takes a lock or opens the WAL.
+struct DatabaseFile(rusqlite::Connection);
+
+impl DatabaseFile {
+    /// `None` while there is no such file (read-only: this never creates one).
+    fn open(path: &std::path::Path) -> Option<DatabaseFile> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        rusqlite::Connection::open_with_flags(path, flags).ok().map(DatabaseFile)
+    }
+
+    /// Syncs the file (`fdatasync`, as SQLite's own syncs): the pages any connection of any
+    /// process wrote to it reach the disk.
+    fn sync(&self) -> bool {
+        use rusqlite::ffi;
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        // SAFETY: the handle is this open connection's, used on this thread only (it was opened
+        // without SQLite's mutex, and the syncer's thread owns it); the file pointer SQLite
+        // answers lives as long as the connection, which outlives this call.
+        unsafe {
+            let rc = ffi::sqlite3_file_control(
+                self.0.handle(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&mut file as *mut *mut ffi::sqlite3_file).cast(),
+            );
+            if rc != ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+                return false;
+            }
+            match (*(*file).pMethods).xSync {
+                Some(sync) => sync(file, ffi::SQLITE_SYNC_NORMAL) == ffi::SQLITE_OK,
+                None => false,
+            }
+        }
     }
 }
 
