@@ -77,6 +77,12 @@ pub fn app_router(state: AppState, sessions: SqlSessionStore, config: WebConfig)
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        // A static file sent gzipped (its precompressed copy, `scripts/build-site.sh --release`)
+        // is one of two answers for its URL: a cache must not hand it to a client that did not
+        // ask for gzip.
+        .layer(SetResponseHeaderLayer::if_not_present(header::VARY, |res: &Response| {
+            res.headers().contains_key(header::CONTENT_ENCODING).then(|| HeaderValue::from_static("accept-encoding"))
+        }))
         // Outermost, so a request cut off by the timeout is counted (as a 408) too. Route
         // layers run after routing, so it sees the route pattern (`MatchedPath`).
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))

@@ -18,6 +18,7 @@ mod import_load;
 mod import_shutdown;
 mod round_trip;
 mod security;
+mod static_files;
 mod export_annotations;
 mod audit;
 mod ops;

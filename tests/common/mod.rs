@@ -293,8 +293,6 @@ impl TestServer {
             .arg(&self.database_url)
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .arg("--site-root")
-            .arg(site_root())
             .args(&self.extra_args)
             .current_dir(workspace_root())
             .env("MIRRORSET_ADMIN_PASSWORD", &self.admin_password)
@@ -305,6 +303,10 @@ impl TestServer {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
+        // The built site, unless the test serves a site of its own.
+        if !self.extra_args.iter().any(|a| a == "--site-root") {
+            cmd.arg("--site-root").arg(site_root());
+        }
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
