@@ -243,7 +243,7 @@ fn render_group_commit(out: &mut String) {
     let _ = writeln!(out, "# HELP mirrorset_sqlite_wal_syncs_total Syncs of the WAL by its own thread, beside the checkpoints.");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_wal_syncs_total counter");
     let _ = writeln!(out, "mirrorset_sqlite_wal_syncs_total {}", checkpoint::WAL_SYNCS.load(Ordering::Relaxed));
-    let _ = writeln!(out, "# HELP mirrorset_sqlite_database_syncs_total Syncs of the database file by the WAL's syncing thread, beside the checkpoints.");
+    let _ = writeln!(out, "# HELP mirrorset_sqlite_database_syncs_total Syncs of the database file by the thread that syncs the WAL, beside the checkpoints.");
     let _ = writeln!(out, "# TYPE mirrorset_sqlite_database_syncs_total counter");
     let _ = writeln!(out, "mirrorset_sqlite_database_syncs_total {}", checkpoint::DATABASE_SYNCS.load(Ordering::Relaxed));
     let _ = writeln!(out, "# HELP mirrorset_sqlite_checkpoint_failures_total Background WAL checkpoints that failed (a full disk, an unwritable file).");

@@ -142,7 +142,7 @@ impl FileSyncer {
 /// and closing *any* descriptor of the file drops all of them. Another process's connection
 /// (the `mirrorset` CLI, a `sqlite3` shell) would then take itself for the last one and, as it
 /// closes, checkpoint and delete the WAL under the server's feet. (A first version of this
-/// syncer did that: four API tests whose test process touches the database failed.) SQLite's
+/// syncer did that: five API tests whose test process touches the database failed.) SQLite's
 /// own file keeps its descriptor open until the process holds no lock on the file. The
 /// connection runs no statement, so it never reads the file, takes a lock or opens the WAL.
 struct DatabaseFile(rusqlite::Connection);
