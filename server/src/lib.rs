@@ -5,6 +5,7 @@
 pub mod agreement;
 pub mod api;
 pub mod audit;
+pub mod backup;
 pub mod auth;
 pub mod cli;
 pub mod demo;

@@ -35,6 +35,9 @@ enum Command {
     /// Pre-labels: import model predictions, list the sources' figures, through the API.
     #[command(subcommand)]
     Prelabels(cli::prelabels::PrelabelsCommand),
+    /// Back up a SQLite database and its image files into a directory a server can start on
+    /// (safe while the server runs; PostgreSQL: use pg_dump).
+    Backup(cli::backup::BackupArgs),
     /// Statistics (agreement, aggregation, label errors, sampling, evaluation) on your own files.
     #[command(subcommand)]
     Stats(cli::stats::StatsCommand),
@@ -72,6 +75,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Stats(cmd) => cli::stats::run(cmd),
+        Command::Backup(args) => cli::backup::run(args),
         other => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(run_async(other))),
@@ -93,6 +97,6 @@ async fn run_async(command: Command) -> anyhow::Result<()> {
         Command::Devset(cmd) => cli::devset::run(cmd).await,
         Command::Release(cmd) => cli::release::run(cmd).await,
         Command::Prelabels(cmd) => cli::prelabels::run(cmd).await,
-        Command::Stats(_) => unreachable!("handled synchronously"),
+        Command::Stats(_) | Command::Backup(_) => unreachable!("handled synchronously"),
     }
 }

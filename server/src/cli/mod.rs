@@ -1,4 +1,5 @@
 //! The `mirrorset` command line: one subcommand per file.
+pub mod backup;
 pub mod client;
 pub mod devset;
 pub mod release;

@@ -181,7 +181,7 @@ fn check_dimensions(w: u32, h: u32) -> Result<(), String> {
 
 /// Writes to a temporary file beside the target and renames it into place, so a crash never
 /// leaves a half-written image under its final name.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("image paths have a parent");
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;

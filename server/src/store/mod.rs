@@ -13,6 +13,7 @@
 pub mod agreement;
 pub mod assignment;
 pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod checkpoint;
 pub mod devsets;
