@@ -28,6 +28,7 @@ mod agreement;
 mod export_paging;
 mod authz_matrix;
 mod memory;
+mod backup;
 mod settings;
 mod assignment_order;
 mod gold;

@@ -266,3 +266,44 @@ async fn unwritable_database_files_are_a_503_and_labeling_resumes_when_writable(
     assert_eq!(acked.len(), 40);
     assert_all_acknowledged_exported(&admin, pid, "filler", &acked).await;
 }
+
+/// A backup onto a full disk fails with the disk's message, leaves no partial copy, and keeps
+/// the previous backup whole; with space back, the next one succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_onto_a_full_disk_fails_clearly_and_keeps_the_previous_backup() {
+    let disk = Tmpfs::mount(16);
+    let server = TestServer::start(Backend::Sqlite).await;
+    let (admin, pid, _labeler) = project_with_labeler(&server, 300).await;
+    let to = disk.path.join("backup");
+    let backup = || {
+        Command::new(server_binary())
+            .arg("backup")
+            .arg("--to")
+            .arg(&to)
+            .arg("--database-url")
+            .arg(server.database_url())
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .output()
+            .unwrap()
+    };
+    let first = backup();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let first_copy = std::fs::read(to.join("mirrorset.db")).unwrap();
+
+    admin.import_texts(pid, "after the first backup", 200).await;
+    let filler = fill_disk(&disk.path);
+    let failed = backup();
+    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr).lines().last().unwrap_or_default(),
+        "error: copying the database: database or disk is full"
+    );
+    assert!(!to.join("mirrorset.db.partial").exists(), "the partial copy was left on the full disk");
+    assert!(std::fs::read(to.join("mirrorset.db")).unwrap() == first_copy, "the previous backup changed");
+
+    std::fs::remove_file(filler).unwrap();
+    let again = backup();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("backed up 1 projects, 500 items, "), "{}", String::from_utf8_lossy(&again.stdout));
+}

@@ -463,9 +463,19 @@ impl TestServer {
     /// a load balancer), with its own port, data directory and log; the database stays owned
     /// (and dropped) by `self`.
     pub async fn another_instance(&self) -> TestServer {
+        self.another_server(self.database_url.clone(), None).await
+    }
+
+    /// A `mirrorset serve` on a copy of this server's files (`mirrorset backup`'s directory:
+    /// `mirrorset.db` and the images), with its own port and log; the same admin password.
+    pub async fn serving_a_copy(&self, copy: &Path) -> TestServer {
+        self.another_server(format!("sqlite://{}", copy.join("mirrorset.db").display()), Some(copy.to_path_buf())).await
+    }
+
+    async fn another_server(&self, database_url: String, data_dir: Option<PathBuf>) -> TestServer {
         let dir = tempfile::Builder::new().prefix("mirrorset-test-").tempdir().expect("tempdir");
         let dir_path = dir.path().to_path_buf();
-        let data_dir = dir_path.join("data");
+        let data_dir = data_dir.unwrap_or_else(|| dir_path.join("data"));
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let port = free_port();
         let mut server = TestServer {
@@ -473,7 +483,7 @@ impl TestServer {
             child: None,
             port,
             base_url: format!("http://127.0.0.1:{port}"),
-            database_url: self.database_url.clone(),
+            database_url,
             admin_password: self.admin_password.clone(),
             data_dir,
             log_path: dir_path.join("server.log"),
