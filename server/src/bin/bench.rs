@@ -32,6 +32,8 @@ mod rules;
 mod model;
 #[path = "bench/baseline.rs"]
 mod baseline;
+#[path = "bench/backup.rs"]
+mod backup;
 
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
@@ -96,6 +98,11 @@ struct Args {
     /// many lines into another project, and report next/submit latencies during the import.
     #[arg(long)]
     import_during: Option<u64>,
+    /// After the labeling step (and --import-during's), run the labelers again while
+    /// `mirrorset backup` copies the database and images (SQLite), and report its time and the
+    /// next/submit latencies during it.
+    #[arg(long)]
+    backup_during: bool,
     /// With --import-during: this many more labelers that use cookie sessions and the CSRF
     /// header (as the browser does), besides the --labelers that use bearer tokens.
     #[arg(long, default_value_t = 0)]
@@ -675,6 +682,25 @@ async fn import_file(client: &Client, base: &str, pid: i64, token: &str, path: &
     json_or_error(resp, &format!("{step}: POST {url}")).await
 }
 
+/// The server's binary, SQLite database URL and data directory, as `run` started it.
+fn server_files(args: &Args, tmp: &tempfile::TempDir) -> Result<(PathBuf, String, PathBuf)> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
+    let url = match &args.database_url {
+        Some(u) if u.starts_with("postgres") => bail!("--backup-during copies SQLite databases (PostgreSQL: pg_dump)"),
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", data_dir.join("mirrorset.db").display()),
+    };
+    Ok((server_binary(args)?, url, data_dir))
+}
+
+/// `--server-bin`, else the `mirrorset` beside this binary.
+fn server_binary(args: &Args) -> Result<PathBuf> {
+    Ok(match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("mirrorset"),
+    })
+}
+
 /// Figures of the labeling loop run while a large import is under way.
 struct DuringImport {
     lines: u64,
@@ -903,10 +929,7 @@ async fn run(args: Args) -> Result<()> {
     if args.instances == 0 || (args.instances > 1 && !args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"))) {
         bail!("--instances must be 1, or more with a PostgreSQL --database-url (instances share one database)");
     }
-    let bin = match &args.server_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("mirrorset"),
-    };
+    let bin = server_binary(&args)?;
     let tmp = tempfile::Builder::new().prefix("mirrorset-bench-").tempdir().context("creating a temporary directory")?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
     std::fs::create_dir_all(&data_dir)?;
@@ -1183,6 +1206,14 @@ async fn bench(
         }
     };
 
+    // 5c. Labeling while a backup is taken.
+    let during_backup = if args.backup_during {
+        let (bin, database_url, data_dir) = server_files(args, tmp)?;
+        Some(backup::scenario(&bin, &database_url, &data_dir, base, pid, &tokens, think, tmp, say).await?)
+    } else {
+        None
+    };
+
     // 5c. The agreement dashboard and consensus refresh (issue 7).
     let agreement = if args.agreement {
         let db_url = match &args.database_url {
@@ -1340,6 +1371,9 @@ async fn bench(
             verdict(d.next.p99 < TARGET_DURING_IMPORT_P99_MS && d.submit.p99 < TARGET_DURING_IMPORT_P99_MS)
         ));
     }
+    if let Some(b) = &during_backup {
+        s.push_str(&b.summary());
+    }
     if let Some(a) = &agreement {
         s.push_str(&a.summary());
     }
@@ -1433,6 +1467,7 @@ async fn bench(
             "target_seconds": export_target,
         },
         "warnings": warnings,
+        "during_backup": during_backup.as_ref().map(|b| b.to_json()),
         "during_import": during.as_ref().map(|d| json!({
             "lines": d.lines,
             "import_seconds": d.import_s,
