@@ -102,8 +102,9 @@ pub fn back_up(database: &Path, data_dir: &Path, to: &Path) -> Result<Report, Ba
     }
     std::fs::create_dir_all(to).map_err(io(format!("creating {}", to.display())))?;
     let target = to.canonicalize().map_err(io(format!("reading {}", to.display())))?;
-    let sources = [database.parent().unwrap_or(Path::new(".")), data_dir];
-    if sources.iter().any(|dir| dir.canonicalize().is_ok_and(|d| d == target)) {
+    // `mirrorset.db` alone has the empty path as its parent: the working directory.
+    let database_dir = database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if [database_dir, data_dir].iter().any(|dir| dir.canonicalize().is_ok_and(|d| d == target)) {
         return Err(BackupError::IntoTheSource(to.to_path_buf()));
     }
     // Replacing a database a server has open would pull it from under the server, and pair its

@@ -149,6 +149,14 @@ async fn a_backup_of_postgres_or_into_the_data_directory_is_refused_with_what_to
             )
         );
     }
+    // The database named relative to the working directory, and the backup sent there.
+    let out = Command::new(server_binary())
+        .args(["backup", "--to", ".", "--database-url", "sqlite://mirrorset.db", "--data-dir", "data"])
+        .current_dir(server.dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).ends_with("error: --to . is where the database or its data directory lives: a backup there would replace them; choose another directory\n"), "{}", text(&out.stderr));
     let out = Command::new(server_binary())
         .args(["backup", "--to", "/nonexistent-backup-dir", "--database-url", "postgres://u@127.0.0.1:1/db"])
         .output()
