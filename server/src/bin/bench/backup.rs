@@ -16,6 +16,9 @@ pub struct DuringBackup {
     /// What `mirrorset backup` printed (counts, sizes, image files).
     report: String,
     labelers: usize,
+    /// The server's WAL file when the backup ended: it grows while the backup's read
+    /// transaction keeps the checkpoints from its start.
+    wal_mib: f64,
     next: Percentiles,
     submit: Percentiles,
     annotations: u64,
@@ -54,6 +57,8 @@ pub async fn scenario(
     let t = Instant::now();
     let out = command.output().await.with_context(|| format!("{step}: running {}", bin.display()));
     let seconds = t.elapsed().as_secs_f64();
+    let wal = database_url.strip_prefix("sqlite://").map(|f| format!("{f}-wal"));
+    let wal_mib = wal.and_then(|w| std::fs::metadata(w).ok()).map_or(0.0, |m| m.len() as f64 / 1048576.0);
     stop.store(true, Ordering::Relaxed);
     let (mut next_ms, mut submit_ms) = (Vec::new(), Vec::new());
     for task in tasks {
@@ -69,6 +74,7 @@ pub async fn scenario(
         seconds,
         report: String::from_utf8_lossy(&out.stdout).trim().to_string(),
         labelers: tokens.len(),
+        wal_mib,
         next: percentiles(next_ms),
         submit: percentiles(submit_ms),
         annotations: submitted.load(Ordering::Relaxed),
@@ -78,8 +84,8 @@ pub async fn scenario(
 impl DuringBackup {
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "\nLabeling during a backup ({:.1} s; {} labelers, {} annotations)\n  {}\n",
-            self.seconds, self.labelers, self.annotations, self.report
+            "\nLabeling during a backup ({:.1} s; {} labelers, {} annotations; the server's WAL {:.1} MiB at its end)\n  {}\n",
+            self.seconds, self.labelers, self.annotations, self.wal_mib, self.report
         );
         s.push_str("                          count      p50      p95      p99      max     mean (ms)\n");
         for (name, p) in [("next", self.next), ("submit", self.submit)] {
@@ -96,6 +102,7 @@ impl DuringBackup {
             "backup_seconds": self.seconds,
             "report": self.report,
             "labelers": self.labelers,
+            "wal_mib": self.wal_mib,
             "annotations": self.annotations,
             "next": self.next.to_json(),
             "submit": self.submit.to_json(),
