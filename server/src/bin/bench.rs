@@ -684,13 +684,24 @@ async fn import_file(client: &Client, base: &str, pid: i64, token: &str, path: &
 
 /// The server's binary, SQLite database URL and data directory, as `run` started it.
 fn server_files(args: &Args, tmp: &tempfile::TempDir) -> Result<(PathBuf, String, PathBuf)> {
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
-    let url = match &args.database_url {
-        Some(u) if u.starts_with("postgres") => bail!("--backup-during copies SQLite databases (PostgreSQL: pg_dump)"),
+    let url = database_url(args, tmp);
+    if url.starts_with("postgres") {
+        bail!("--backup-during copies SQLite databases (PostgreSQL: pg_dump)");
+    }
+    Ok((server_binary(args)?, url, data_dir(args, tmp)))
+}
+
+/// The server's data directory: `--data-dir`, else one in `tmp`.
+fn data_dir(args: &Args, tmp: &tempfile::TempDir) -> PathBuf {
+    args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"))
+}
+
+/// `--database-url`, else the SQLite database in the data directory (as `mirrorset serve`).
+fn database_url(args: &Args, tmp: &tempfile::TempDir) -> String {
+    match &args.database_url {
         Some(u) => u.clone(),
-        None => format!("sqlite://{}", data_dir.join("mirrorset.db").display()),
-    };
-    Ok((server_binary(args)?, url, data_dir))
+        None => format!("sqlite://{}", data_dir(args, tmp).join("mirrorset.db").display()),
+    }
 }
 
 /// `--server-bin`, else the `mirrorset` beside this binary.
@@ -931,7 +942,7 @@ async fn run(args: Args) -> Result<()> {
     }
     let bin = server_binary(&args)?;
     let tmp = tempfile::Builder::new().prefix("mirrorset-bench-").tempdir().context("creating a temporary directory")?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
+    let data_dir = data_dir(&args, &tmp);
     std::fs::create_dir_all(&data_dir)?;
     let admin_password = match &args.data_dir {
         Some(dir) => kept_admin_password(dir)?,
@@ -1216,10 +1227,7 @@ async fn bench(
 
     // 5c. The agreement dashboard and consensus refresh (issue 7).
     let agreement = if args.agreement {
-        let db_url = match &args.database_url {
-            Some(u) => u.clone(),
-            None => format!("sqlite://{}", tmp.path().join("data").join("mirrorset.db").display()),
-        };
+        let db_url = database_url(args, tmp);
         Some(agreement::scenario(&client, base, &admin, &db_url, n, pid, &tokens, args.duration, tmp, say).await?)
     } else {
         None
