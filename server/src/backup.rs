@@ -13,8 +13,9 @@
 //! then renamed over the previous backup's database (which stays whole until that rename). A
 //! backup killed halfway leaves a `.partial` that the next one removes first. Images are named
 //! by their content's SHA-256, so one already in the directory (from an earlier backup) is
-//! the same file and is not copied again. A backup directory a server runs on is refused. Sign-in sessions (`sessions.db`) are not copied:
-//! after a restore, people sign in again (API tokens are in the database and keep working).
+//! the same file and is not copied again. A backup directory a server runs on is refused.
+//! Sign-in sessions (`sessions.db`) are not copied: after a restore, people sign in again (API
+//! tokens are in the database and keep working).
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,7 +36,10 @@ pub enum BackupError {
     Postgres,
     #[error("there is no database at {0} (check --data-dir or --database-url)")]
     NoDatabase(PathBuf),
-    #[error("--to {0} is where the database or its data directory lives: a backup there would replace them; choose another directory")]
+    #[error(
+        "--to {0} is where the database or its data directory lives: a backup there would replace \
+         them; choose another directory"
+    )]
     IntoTheSource(PathBuf),
     #[error(
         "a server has the database in {0} open (it runs on this backup): stop it, or back up into \
@@ -126,7 +130,8 @@ pub fn back_up(database: &Path, data_dir: &Path, to: &Path) -> Result<Report, Ba
     }
     let (mut files_copied, mut files_present, mut missing) = (0, 0, Vec::new());
     for sha in &contents.image_shas {
-        for (from, into) in [(original_path(data_dir, sha), original_path(to, sha)), (thumbnail_path(data_dir, sha), thumbnail_path(to, sha))] {
+        let originals = (original_path(data_dir, sha), original_path(to, sha));
+        for (from, into) in [originals, (thumbnail_path(data_dir, sha), thumbnail_path(to, sha))] {
             match copy_file(&from, &into)? {
                 Copied::Now => files_copied += 1,
                 Copied::Before => files_present += 1,
@@ -204,7 +209,10 @@ mod tests {
         )
         .unwrap();
         let item = |i: i64| {
-            format!("INSERT INTO items (project_id, kind, text, meta, weight, content_hash, created_at) VALUES (1, 'text', 'i{i}', '{{}}', 1, 'i{i}', 0)")
+            format!(
+                "INSERT INTO items (project_id, kind, text, meta, weight, content_hash, created_at) \
+                 VALUES (1, 'text', 'i{i}', '{{}}', 1, 'i{i}', 0)"
+            )
         };
         for i in 0..items - in_wal {
             conn.execute(&item(i), []).unwrap();
@@ -213,9 +221,8 @@ mod tests {
         for i in items - in_wal..items {
             conn.execute(&item(i), []).unwrap();
         }
-        for (path, bytes) in [(original_path(&data_dir, "ab12"), b"png".as_slice()), (thumbnail_path(&data_dir, "ab12"), b"jpeg")] {
-            write_atomically(&path, bytes).unwrap();
-        }
+        write_atomically(&original_path(&data_dir, "ab12"), b"png").unwrap();
+        write_atomically(&thumbnail_path(&data_dir, "ab12"), b"jpeg").unwrap();
         (database, data_dir, conn)
     }
 
@@ -250,7 +257,8 @@ mod tests {
         let (database, data_dir, open) = deployment(root.path(), 3, 0).await;
         let to = root.path().join("backup");
         back_up(&database, &data_dir, &to).unwrap();
-        let later = "INSERT INTO items (project_id, kind, text, meta, weight, content_hash, created_at) VALUES (1, 'text', 'l', '{}', 1, 'l', 0)";
+        let later = "INSERT INTO items (project_id, kind, text, meta, weight, content_hash, created_at) \
+                     VALUES (1, 'text', 'l', '{}', 1, 'l', 0)";
         open.execute(later, []).unwrap();
         // A backup killed halfway left its partial copy behind.
         std::fs::write(to.join("mirrorset.db.partial"), b"cut short").unwrap();
@@ -268,7 +276,9 @@ mod tests {
         // A server started on the backup: WAL mode, a connection open.
         let server = Connection::open(to.join(DATABASE_FILE)).unwrap();
         server.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
-        server.execute("INSERT INTO items (project_id, kind, text, meta, weight, content_hash, created_at) VALUES (1, 'text', 's', '{}', 1, 's', 0)", []).unwrap();
+        let item = "INSERT INTO items (project_id, kind, text, meta, weight, content_hash, created_at) \
+                    VALUES (1, 'text', 's', '{}', 1, 's', 0)";
+        server.execute(item, []).unwrap();
         let e = back_up(&database, &data_dir, &to).unwrap_err();
         assert!(matches!(e, BackupError::InUse(_)), "{e}");
         assert_eq!(items_in(&to.join(DATABASE_FILE)), 3, "the backup in use is untouched");
@@ -303,7 +313,8 @@ mod tests {
             assert!(matches!(e, BackupError::IntoTheSource(_)), "{to:?}: {e}");
         }
         let e = back_up(&root.path().join("nope.db"), &data_dir, &root.path().join("b")).unwrap_err();
-        assert_eq!(e.to_string(), format!("there is no database at {} (check --data-dir or --database-url)", root.path().join("nope.db").display()));
+        let nope = root.path().join("nope.db").display().to_string();
+        assert_eq!(e.to_string(), format!("there is no database at {nope} (check --data-dir or --database-url)"));
         assert_eq!(items_in(&database), 2);
     }
 }

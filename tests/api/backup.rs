@@ -94,7 +94,8 @@ async fn a_backup_taken_while_labelers_label_serves_every_answer_acknowledged_be
     assert!(before.is_subset(&in_copy), "lost: {:?}", before.difference(&in_copy).collect::<Vec<_>>());
     let attempted = attempted.lock().unwrap().clone();
     assert!(in_copy.is_subset(&attempted), "answers nobody sent: {:?}", in_copy.difference(&attempted).collect::<Vec<_>>());
-    let items: Vec<i64> = copy_admin.export_jsonl(pid, false).await.iter().map(|l| l["item_id"].as_i64().unwrap()).collect();
+    let lines = copy_admin.export_jsonl(pid, false).await;
+    let items: Vec<i64> = lines.iter().map(|l| l["item_id"].as_i64().unwrap()).collect();
     assert_eq!(items.len(), 602);
     let images = [items[0], items[1]];
     for (id, original) in images.iter().zip([&a_png, &b_png]) {
@@ -156,7 +157,11 @@ async fn a_backup_of_postgres_or_into_the_data_directory_is_refused_with_what_to
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).ends_with("error: --to . is where the database or its data directory lives: a backup there would replace them; choose another directory\n"), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).lines().last().unwrap_or_default(),
+        "error: --to . is where the database or its data directory lives: a backup there would replace them; \
+         choose another directory"
+    );
     let out = Command::new(server_binary())
         .args(["backup", "--to", "/nonexistent-backup-dir", "--database-url", "postgres://u@127.0.0.1:1/db"])
         .output()
@@ -176,7 +181,10 @@ async fn a_backup_of_postgres_or_into_the_data_directory_is_refused_with_what_to
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr).lines().last().unwrap_or_default(),
-        format!("error: there is no database at {} (check --data-dir or --database-url)", missing.path().join("mirrorset.db").display())
+        format!(
+            "error: there is no database at {} (check --data-dir or --database-url)",
+            missing.path().join("mirrorset.db").display()
+        )
     );
     assert!(!missing.path().join("mirrorset.db").exists(), "no database was created");
     // The server's own answer is still there.

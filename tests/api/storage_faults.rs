@@ -305,5 +305,6 @@ async fn a_backup_onto_a_full_disk_fails_clearly_and_keeps_the_previous_backup()
     std::fs::remove_file(filler).unwrap();
     let again = backup();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert!(String::from_utf8_lossy(&again.stdout).starts_with("backed up 1 projects, 500 items, "), "{}", String::from_utf8_lossy(&again.stdout));
+    let summary = String::from_utf8_lossy(&again.stdout);
+    assert!(summary.starts_with("backed up 1 projects, 500 items, "), "{summary}");
 }

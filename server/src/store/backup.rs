@@ -31,7 +31,9 @@ pub fn snapshot(database: &Path, target: &Path) -> rusqlite::Result<()> {
     let conn = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     // A reader may meet a lock for a moment (the WAL's index being rebuilt after a crash).
     conn.busy_timeout(Duration::from_secs(30))?;
-    conn.execute("VACUUM INTO ?1", [target.to_string_lossy()])?;
+    // SQLite names files by UTF-8 strings: another path would be written somewhere else.
+    let name = target.to_str().ok_or_else(|| rusqlite::Error::InvalidPath(target.to_path_buf()))?;
+    conn.execute("VACUUM INTO ?1", [name])?;
     Ok(())
 }
 
@@ -58,7 +60,7 @@ pub fn check_and_read(copy: &Path) -> rusqlite::Result<(String, Contents)> {
         conn.query_row("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success = TRUE", [], |r| r.get(0))?;
     let mut shas = conn.prepare("SELECT sha256 FROM images ORDER BY sha256")?;
     let image_shas = shas.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-    let contents =
-        Contents { schema_version, projects: count("projects")?, items: count("items")?, annotations: count("annotations")?, image_shas };
+    let (projects, items, annotations) = (count("projects")?, count("items")?, count("annotations")?);
+    let contents = Contents { schema_version, projects, items, annotations, image_shas };
     Ok((check, contents))
 }

@@ -48,7 +48,8 @@ pub async fn scenario(
         .enumerate()
         .map(|(i, t)| {
             let auth = Auth::Bearer(t.clone());
-            tokio::spawn(run_labeler(2000 + i, base.to_string(), pid, auth, far, None, think, submitted.clone(), stop.clone()))
+            let (submitted, stop) = (submitted.clone(), stop.clone());
+            tokio::spawn(run_labeler(2000 + i, base.to_string(), pid, auth, far, None, think, submitted, stop))
         })
         .collect();
     let mut command = tokio::process::Command::new(bin);
@@ -84,7 +85,8 @@ pub async fn scenario(
 impl DuringBackup {
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "\nLabeling during a backup ({:.1} s; {} labelers, {} annotations; the server's WAL {:.1} MiB at its end)\n  {}\n",
+            "\nLabeling during a backup ({:.1} s; {} labelers, {} annotations; the server's WAL {:.1} MiB at \
+             its end)\n  {}\n",
             self.seconds, self.labelers, self.annotations, self.wal_mib, self.report
         );
         s.push_str("                          count      p50      p95      p99      max     mean (ms)\n");
