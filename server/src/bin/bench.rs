@@ -578,6 +578,18 @@ impl Percentiles {
     }
 }
 
+/// The summary's table of next and submit latencies.
+fn latency_table(next: Percentiles, submit: Percentiles) -> String {
+    let mut s = String::from("                          count      p50      p95      p99      max     mean (ms)\n");
+    for (name, p) in [("next", next), ("submit", submit)] {
+        s.push_str(&format!(
+            "  {name:<20} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
+            p.count, p.p50, p.p95, p.p99, p.max, p.mean
+        ));
+    }
+    s
+}
+
 fn verdict(pass: bool) -> &'static str {
     if pass {
         "PASS"
@@ -756,24 +768,11 @@ async fn label_during_import(
     let path = tmp.path().join("during.jsonl");
     let bytes = generate_jsonl(&path, lines).context(step)?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let submitted = Arc::new(AtomicU64::new(0));
-    let far = Instant::now() + Duration::from_secs(24 * 3600);
-    let tasks: Vec<_> = auths
-        .into_iter()
-        .enumerate()
-        .map(|(i, auth)| tokio::spawn(run_labeler(1000 + i, base.to_string(), pid, auth, far, None, think, submitted.clone(), stop.clone())))
-        .collect();
+    let labelers = LabelersBeside::start(1000, base, pid, auths, think);
     let t = Instant::now();
     let report = import_file(client, base, target, admin, &path, bytes, step).await;
     let import_s = t.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let (mut next_ms, mut submit_ms) = (Vec::new(), Vec::new());
-    for task in tasks {
-        let r = task.await.with_context(|| format!("{step}: a labeler task panicked"))??;
-        next_ms.extend(r.next_ms);
-        submit_ms.extend(r.submit_ms);
-    }
+    let (next, submit, annotations) = labelers.finish(step).await?;
     let report = report?;
     if report["imported"].as_u64() != Some(lines) {
         bail!("{step}: the import did not import {lines} items: {report}");
@@ -783,10 +782,48 @@ async fn label_during_import(
         import_s,
         bearer: tokens.len(),
         cookie: cookie_labelers,
-        next: percentiles(next_ms),
-        submit: percentiles(submit_ms),
-        annotations: submitted.load(Ordering::Relaxed),
+        next,
+        submit,
+        annotations,
     })
+}
+
+/// Labelers on project `pid` that label until `finish`, beside other work (an import, a
+/// backup); every request must succeed (a failed one ends the benchmark with its error).
+struct LabelersBeside {
+    stop: Arc<AtomicBool>,
+    submitted: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<Result<LabelerResult>>>,
+}
+
+impl LabelersBeside {
+    /// `first`: the first labeler's index (its client ids' prefix).
+    fn start(first: usize, base: &str, pid: i64, auths: Vec<Auth>, think: Duration) -> LabelersBeside {
+        let stop = Arc::new(AtomicBool::new(false));
+        let submitted = Arc::new(AtomicU64::new(0));
+        let far = Instant::now() + Duration::from_secs(24 * 3600);
+        let tasks = auths
+            .into_iter()
+            .enumerate()
+            .map(|(i, auth)| {
+                let (submitted, stop) = (submitted.clone(), stop.clone());
+                tokio::spawn(run_labeler(first + i, base.to_string(), pid, auth, far, None, think, submitted, stop))
+            })
+            .collect();
+        LabelersBeside { stop, submitted, tasks }
+    }
+
+    /// Stops the labelers: their next and submit latencies, and the annotations they made.
+    async fn finish(self, step: &str) -> Result<(Percentiles, Percentiles, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut next_ms, mut submit_ms) = (Vec::new(), Vec::new());
+        for task in self.tasks {
+            let r = task.await.with_context(|| format!("{step}: a labeler task panicked"))??;
+            next_ms.extend(r.next_ms);
+            submit_ms.extend(r.submit_ms);
+        }
+        Ok((percentiles(next_ms), percentiles(submit_ms), self.submitted.load(Ordering::Relaxed)))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1300,13 +1337,7 @@ async fn bench(
         note_n
     ));
     s.push_str(&format!("\nLabeling ({:.1} s)\n", label_s));
-    s.push_str("                          count      p50      p95      p99      max     mean (ms)\n");
-    for (name, p) in [("next", next), ("submit", submit)] {
-        s.push_str(&format!(
-            "  {name:<20} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
-            p.count, p.p50, p.p95, p.p99, p.max, p.mean
-        ));
-    }
+    s.push_str(&latency_table(next, submit));
     s.push_str(&format!(
         "  next p99 target < {next_target} ms: {}{note_c}\n",
         verdict(next_pass)
@@ -1367,13 +1398,7 @@ async fn bench(
             "\nLabeling during an import of {} lines ({:.1} s; {} bearer + {} cookie labelers, {} annotations)\n",
             d.lines, d.import_s, d.bearer, d.cookie, d.annotations
         ));
-        s.push_str("                          count      p50      p95      p99      max     mean (ms)\n");
-        for (name, p) in [("next", d.next), ("submit", d.submit)] {
-            s.push_str(&format!(
-                "  {name:<20} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
-                p.count, p.p50, p.p95, p.p99, p.max, p.mean
-            ));
-        }
+        s.push_str(&latency_table(d.next, d.submit));
         s.push_str(&format!(
             "  next and submit p99 target < {TARGET_DURING_IMPORT_P99_MS} ms: {}\n",
             verdict(d.next.p99 < TARGET_DURING_IMPORT_P99_MS && d.submit.p99 < TARGET_DURING_IMPORT_P99_MS)
