@@ -126,6 +126,25 @@ async fn a_backup_taken_while_labelers_label_serves_every_answer_acknowledged_be
     assert!(text(&again.stdout).contains("image files 0 copied, 4 already there"), "{}", text(&again.stdout));
     copy.start_again().await;
     assert_eq!(answered(&copy.admin().await, pid).await, all_acked, "the second backup has every answer");
+
+    // An image file gone from the data directory: the backup says which, exits with 1, and
+    // still writes everything else.
+    let lost = server.data_dir().join("thumbnails").read_dir().unwrap().next().unwrap().unwrap().path();
+    let lost = lost.read_dir().unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(&lost).unwrap();
+    let partial = to.path().join("partial");
+    let out = backup(&server, &partial);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr).lines().last().unwrap_or_default(),
+        format!(
+            "error: image files the database names are missing from {}, so from the backup too (1): {}",
+            server.data_dir().display(),
+            lost.display()
+        )
+    );
+    assert!(text(&out.stdout).contains("image files 3 copied, 0 already there"), "{}", text(&out.stdout));
+    assert!(partial.join("mirrorset.db").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

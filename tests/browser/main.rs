@@ -353,7 +353,7 @@ fn check_export(export: &[Value], answers: &[(String, &str)]) -> Option<String> 
 /// timing: fewer bytes on the wire than decoded). A debug site has none, and nothing to check.
 async fn wasm_came_gzipped_from_a_release_site(c: &Client) {
     let pkg = common::site_root().join("pkg");
-    let gzipped = std::fs::read_dir(&pkg).map_or(false, |d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".wasm.gz")));
+    let gzipped = std::fs::read_dir(&pkg).is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".wasm.gz")));
     if !gzipped {
         return;
     }

@@ -31,9 +31,9 @@ pub fn run(args: BackupArgs) -> anyhow::Result<()> {
     if !report.missing.is_empty() {
         let listed: Vec<String> = report.missing.iter().take(5).map(|p| p.display().to_string()).collect();
         anyhow::bail!(
-            "{} image files the database names are missing from {} (so from the backup too): {}{}",
-            report.missing.len(),
+            "image files the database names are missing from {}, so from the backup too ({}): {}{}",
             args.db.data_dir.display(),
+            report.missing.len(),
             listed.join(", "),
             if report.missing.len() > listed.len() { ", ..." } else { "" }
         );
