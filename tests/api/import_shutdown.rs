@@ -1,6 +1,6 @@
 //! Imports stay all or nothing when the server stops under them: SIGTERM cancels them (and the
 //! server exits within its shutdown deadline), SIGKILL leaves invisible rows that the next
-//! start removes.
+//! start removes. A backup taken mid-import (`mirrorset backup`) is such a state too.
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -116,4 +116,51 @@ async fn sigkill_mid_import_is_all_or_nothing(b: Backend) {
             assert!(err.message.contains("cleaned up within 2 minutes"), "{err:?}");
         }
     }
+}
+
+/// A backup taken while an import inserts holds its invisible rows, like a server killed then;
+/// a server started on the copy removes them: the copy has none of the import, the source all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_mid_import_holds_none_of_it_once_served_on_sqlite() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let token = admin.create_token("import").await.secret;
+    let pid = admin.simple_project("imported while backed up", 1, 600).await.id;
+    let import = import_in_background(server.base_url(), &token, pid, big_file(LINES));
+    wait_for_pending_rows(&server, pid).await;
+    let dir = tempfile::tempdir().unwrap();
+    let copy_dir = dir.path().join("copy");
+    let (url, data_dir, into) = (server.database_url().to_string(), server.data_dir().to_path_buf(), copy_dir.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(server_binary())
+            .arg("backup")
+            .arg("--to")
+            .arg(&into)
+            .arg("--database-url")
+            .arg(&url)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, body) = import.await.unwrap().expect("the import answered");
+    assert_eq!(status, 200, "{body}");
+
+    // The copy caught the import halfway: some of its rows, not all.
+    let copy = server.serving_a_copy(&copy_dir).await;
+    let in_copy = count(&copy, &format!("SELECT COUNT(*) FROM items WHERE project_id = {pid}")).await;
+    assert_eq!(in_copy, 0, "the start on the copy left the unfinished import's rows");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let items_backed_up: i64 = summary.split(" items,").next().and_then(|h| h.rsplit(' ').next()).unwrap().parse().unwrap();
+    assert!(
+        items_backed_up > 0 && items_backed_up < LINES as i64,
+        "the backup did not fall inside the import ({items_backed_up} items of {LINES}): {summary}"
+    );
+    let copy_admin = copy.admin().await;
+    assert_eq!(copy_admin.summary(pid).await.item_count, 0);
+    assert_eq!(copy_admin.import(pid, "jsonl", big_file(3)).await.imported, 3, "the copy takes imports");
+    assert_eq!(admin.summary(pid).await.item_count, LINES as i64, "the source has all of it");
 }
