@@ -1,31 +1,13 @@
 //! `mirrorset backup`: a copy taken while labelers label, which a server starts on.
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
 use crate::common::*;
-
-/// `mirrorset backup --to <to>` of the server's database and data directory.
-fn backup(server: &TestServer, to: &Path) -> Output {
-    backup_of(server.database_url(), server.data_dir(), to)
-}
-
-fn backup_of(database_url: &str, data_dir: &Path, to: &Path) -> Output {
-    Command::new(server_binary())
-        .arg("backup")
-        .arg("--to")
-        .arg(to)
-        .arg("--database-url")
-        .arg(database_url)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .output()
-        .expect("run mirrorset backup")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -72,7 +54,7 @@ async fn a_backup_taken_while_labelers_label_serves_every_answer_acknowledged_be
     let to = tempfile::tempdir().unwrap();
     let copy_dir = to.path().join("backup");
     let (url, data_dir, into) = (server.database_url().to_string(), server.data_dir().to_path_buf(), copy_dir.clone());
-    let out = tokio::task::spawn_blocking(move || backup_of(&url, &data_dir, &into)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || run_backup(&url, &data_dir, &into)).await.unwrap();
     let during = acked.lock().unwrap().len() - before.len();
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -107,10 +89,10 @@ async fn a_backup_taken_while_labelers_label_serves_every_answer_acknowledged_be
     }
 
     // A backup into the directory the copy's server runs on is refused, and changes nothing.
-    let refused = backup(&server, &copy_dir);
+    let refused = server.backup_to(&copy_dir);
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(
-        text(&refused.stderr).lines().last().unwrap_or_default(),
+        error_line(&refused),
         format!(
             "error: a server has the database in {} open (it runs on this backup): stop it, or back up into \
              another directory",
@@ -121,7 +103,7 @@ async fn a_backup_taken_while_labelers_label_serves_every_answer_acknowledged_be
 
     // With it stopped, a second backup replaces the database and copies no image again.
     copy.stop();
-    let again = backup(&server, &copy_dir);
+    let again = server.backup_to(&copy_dir);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(text(&again.stdout).contains("image files 0 copied, 4 already there"), "{}", text(&again.stdout));
     copy.start_again().await;
@@ -133,10 +115,10 @@ async fn a_backup_taken_while_labelers_label_serves_every_answer_acknowledged_be
     let lost = lost.read_dir().unwrap().next().unwrap().unwrap().path();
     std::fs::remove_file(&lost).unwrap();
     let partial = to.path().join("partial");
-    let out = backup(&server, &partial);
+    let out = server.backup_to(&partial);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     assert_eq!(
-        text(&out.stderr).lines().last().unwrap_or_default(),
+        error_line(&out),
         format!(
             "error: image files the database names are missing from {}, so from the backup too (1): {}",
             server.data_dir().display(),
@@ -158,10 +140,10 @@ async fn a_backup_of_postgres_or_into_the_data_directory_is_refused_with_what_to
     admin.submit(pid, id, &["pos"]).await;
 
     for to in [server.data_dir().to_path_buf(), server.dir().to_path_buf()] {
-        let out = backup(&server, &to);
+        let out = server.backup_to(&to);
         assert_eq!(out.status.code(), Some(1), "{to:?}");
         assert_eq!(
-            text(&out.stderr).lines().last().unwrap_or_default(),
+            error_line(&out),
             format!(
                 "error: --to {} is where the database or its data directory lives: a backup there would replace them; \
                  choose another directory",
@@ -177,7 +159,7 @@ async fn a_backup_of_postgres_or_into_the_data_directory_is_refused_with_what_to
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        text(&out.stderr).lines().last().unwrap_or_default(),
+        error_line(&out),
         "error: --to . is where the database or its data directory lives: a backup there would replace them; \
          choose another directory"
     );
@@ -199,7 +181,7 @@ async fn a_backup_of_postgres_or_into_the_data_directory_is_refused_with_what_to
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        text(&out.stderr).lines().last().unwrap_or_default(),
+        error_line(&out),
         format!(
             "error: there is no database at {} (check --data-dir or --database-url)",
             missing.path().join("mirrorset.db").display()

@@ -131,20 +131,7 @@ async fn a_backup_mid_import_holds_none_of_it_once_served_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let copy_dir = dir.path().join("copy");
     let (url, data_dir, into) = (server.database_url().to_string(), server.data_dir().to_path_buf(), copy_dir.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(server_binary())
-            .arg("backup")
-            .arg("--to")
-            .arg(&into)
-            .arg("--database-url")
-            .arg(&url)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = tokio::task::spawn_blocking(move || run_backup(&url, &data_dir, &into)).await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (status, body) = import.await.unwrap().expect("the import answered");
     assert_eq!(status, 200, "{body}");

@@ -275,18 +275,7 @@ async fn a_backup_onto_a_full_disk_fails_clearly_and_keeps_the_previous_backup()
     let server = TestServer::start(Backend::Sqlite).await;
     let (admin, pid, _labeler) = project_with_labeler(&server, 300).await;
     let to = disk.path.join("backup");
-    let backup = || {
-        Command::new(server_binary())
-            .arg("backup")
-            .arg("--to")
-            .arg(&to)
-            .arg("--database-url")
-            .arg(server.database_url())
-            .arg("--data-dir")
-            .arg(server.data_dir())
-            .output()
-            .unwrap()
-    };
+    let backup = || server.backup_to(&to);
     let first = backup();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let first_copy = std::fs::read(to.join("mirrorset.db")).unwrap();
@@ -296,7 +285,7 @@ async fn a_backup_onto_a_full_disk_fails_clearly_and_keeps_the_previous_backup()
     let failed = backup();
     assert_eq!(failed.status.code(), Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&failed.stderr).lines().last().unwrap_or_default(),
+        error_line(&failed),
         "error: copying the database: database or disk is full"
     );
     assert!(!to.join("mirrorset.db.partial").exists(), "the partial copy was left on the full disk");

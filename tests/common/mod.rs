@@ -98,6 +98,26 @@ pub fn site_root() -> PathBuf {
     }
 }
 
+/// `mirrorset backup --to <to>` of a SQLite database and its data directory (owned arguments
+/// of `TestServer::backup_to`, for a blocking task beside async labelers).
+pub fn run_backup(database_url: &str, data_dir: &Path, to: &Path) -> std::process::Output {
+    Command::new(server_binary())
+        .arg("backup")
+        .arg("--to")
+        .arg(to)
+        .arg("--database-url")
+        .arg(database_url)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run mirrorset backup")
+}
+
+/// The last line a command wrote to stderr: `error: <message>` when a `mirrorset` command fails.
+pub fn error_line(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default().to_string()
+}
+
 pub fn random_hex(bytes: usize) -> String {
     let mut rng = rand::thread_rng();
     (0..bytes).map(|_| format!("{:02x}", rng.gen::<u8>())).collect()
@@ -464,6 +484,12 @@ impl TestServer {
     /// (and dropped) by `self`.
     pub async fn another_instance(&self) -> TestServer {
         self.another_server(self.database_url.clone(), None).await
+    }
+
+    /// `mirrorset backup --to <to>` of this server's database and data directory, run as an
+    /// operator runs it (a process of its own, beside the running server).
+    pub fn backup_to(&self, to: &Path) -> std::process::Output {
+        run_backup(&self.database_url, &self.data_dir, to)
     }
 
     /// A `mirrorset serve` on a copy of this server's files (`mirrorset backup`'s directory:
