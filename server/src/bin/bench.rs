@@ -390,6 +390,13 @@ impl PhaseMemory {
     }
 }
 
+impl Phase {
+    /// RssAnon at the phase's start and its peak, MiB.
+    pub fn start_and_peak(&self) -> (f64, f64) {
+        (self.anon_start_mib, self.anon_peak_mib)
+    }
+}
+
 /// The load average over 1, 5 and 15 minutes, as /proc/loadavg gives it.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
@@ -1265,7 +1272,7 @@ async fn bench(
     // 5c. The agreement dashboard and consensus refresh (issue 7).
     let agreement = if args.agreement {
         let db_url = database_url(args, tmp);
-        Some(agreement::scenario(&client, base, &admin, &db_url, n, pid, &tokens, args.duration, tmp, say).await?)
+        Some(agreement::scenario(&client, base, &admin, &db_url, n, pid, &tokens, args.duration, tmp, server_pid, say).await?)
     } else {
         None
     };

@@ -6,6 +6,8 @@
 //! - the first refresh (majority vote) and the Dawid–Skene refresh of every item: the job's
 //!   own duration (started → finished) and the wall time from the change until the dashboard
 //!   shows it (adds the wait for the next refresh tick, 1 s here);
+//! - the server's own memory (RssAnon) at the start of each of those two refreshes and its
+//!   peak during it: a refresh holds the whole project's coded answers while it computes;
 //! - how long `GET /agreement` takes to serve the full dashboard (1,000 bootstrap replicates);
 //! - next/submit latency of the bench's labelers on the main project, without and with
 //!   refreshes of the big project running back to back: half the window without, the whole
@@ -21,7 +23,7 @@ use reqwest::{Client, Method};
 use serde_json::{json, Value};
 use server::store::{now_ms, BeginWrite, Db};
 
-use super::{call, percentiles, run_labeler, Auth, Percentiles};
+use super::{call, percentiles, run_labeler, Auth, Percentiles, PhaseMemory};
 
 pub const TARGET_DASHBOARD_S: f64 = 1.0;
 pub const TARGET_DS_REFRESH_S: f64 = 5.0;
@@ -36,6 +38,13 @@ pub struct AgreementFigures {
     pub majority_wall_s: f64,
     pub ds_job_s: f64,
     pub ds_wall_s: f64,
+    /// The server's RssAnon during the first refresh (every row written) and the Dawid–Skene
+    /// one (every row rewritten): start and peak, MiB.
+    pub majority_memory: (f64, f64),
+    pub ds_memory: (f64, f64),
+    /// The same over the window of refreshes with their rows stored (one annotation changed
+    /// each), with the labelers labeling the main project.
+    pub churn_memory: (f64, f64),
     pub dashboard: Percentiles,
     pub dashboard_bytes: usize,
     pub alpha: Value,
@@ -159,6 +168,7 @@ pub async fn scenario(
     tokens: &[String],
     seconds: f64,
     tmp: &tempfile::TempDir,
+    server_pid: u32,
     say: &dyn Fn(&str),
 ) -> Result<AgreementFigures> {
     let step = "agreement";
@@ -188,8 +198,10 @@ pub async fn scenario(
 
     say("[agreement] first refresh (majority vote)");
     let t = Instant::now();
+    let memory = PhaseMemory::start(server_pid);
     let (majority_job_s, majority_rows) = wait_job_rows(client, base, pid, admin, before).await?;
     let majority_wall_s = t.elapsed().as_secs_f64();
+    let majority_memory = memory.stop("first refresh", majority_wall_s).await.start_and_peak();
 
     say("[agreement] serving the dashboard");
     let mut times = Vec::new();
@@ -210,8 +222,10 @@ pub async fn scenario(
         sqlx::query("UPDATE projects SET consensus_method = 'dawid_skene' WHERE id = $1").bind(pid).execute(pool).await?;
     });
     let t = Instant::now();
+    let memory = PhaseMemory::start(server_pid);
     let (ds_job_s, ds_rows) = wait_job_rows(client, base, pid, admin, before).await?;
     let ds_wall_s = t.elapsed().as_secs_f64();
+    let ds_memory = memory.stop("Dawid–Skene refresh", ds_wall_s).await.start_and_peak();
 
     // Without / with / without (half, whole, half the window): the two halves around the
     // refresh window cancel a drift of the machine or the database over the run (session 5
@@ -262,12 +276,14 @@ pub async fn scenario(
     // Let the first refresh start before measuring.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let window_start = now_ms();
+    let memory = PhaseMemory::start(server_pid);
     let (with_next, with_submit) = label_for(base, main_pid, tokens, seconds, 3000).await?;
     let with = (percentiles(with_next), percentiles(with_submit));
     let window_end = now_ms();
     stop.store(true, Ordering::Relaxed);
     // The refresh in flight finishes before the second window without.
     let _ = churn.await;
+    let churn_memory = memory.stop("refreshes while labeling", seconds).await.start_and_peak();
     let covered: i64 = refresh_spans
         .lock()
         .expect("not poisoned")
@@ -287,6 +303,9 @@ pub async fn scenario(
         majority_wall_s,
         ds_job_s,
         ds_wall_s,
+        majority_memory,
+        ds_memory,
+        churn_memory,
         dashboard,
         dashboard_bytes,
         alpha,
@@ -310,6 +329,13 @@ impl AgreementFigures {
             self.ds_wall_s,
             super::verdict(self.ds_job_s < TARGET_DS_REFRESH_S)
         );
+        for (name, (start, peak)) in [
+            ("first refresh", self.majority_memory),
+            ("Dawid–Skene refresh", self.ds_memory),
+            ("refreshes while labeling", self.churn_memory),
+        ] {
+            s += &format!("  {name:<26} server RssAnon {start:.1} → {peak:.1} MiB (its own memory)\n");
+        }
         s += &format!(
             "  GET /agreement             p50 {:>6.2} ms  max {:>6.2} ms  ({} KiB)   target < {TARGET_DASHBOARD_S} s: {}\n",
             self.dashboard.p50,
@@ -355,6 +381,9 @@ impl AgreementFigures {
             "items": self.items, "annotations": self.annotations,
             "majority_job_s": self.majority_job_s, "majority_change_to_dashboard_s": self.majority_wall_s,
             "ds_job_s": self.ds_job_s, "ds_change_to_dashboard_s": self.ds_wall_s,
+            "majority_rss_anon_mib": {"start": self.majority_memory.0, "peak": self.majority_memory.1},
+            "ds_rss_anon_mib": {"start": self.ds_memory.0, "peak": self.ds_memory.1},
+            "while_labeling_rss_anon_mib": {"start": self.churn_memory.0, "peak": self.churn_memory.1},
             "dashboard_get": self.dashboard.to_json(), "dashboard_bytes": self.dashboard_bytes,
             "labeling_without_refresh": {"next": self.without.0.to_json(), "submit": self.without.1.to_json()},
             "labeling_with_refresh": {"next": self.with.0.to_json(), "submit": self.with.1.to_json()},
