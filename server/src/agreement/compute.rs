@@ -179,7 +179,7 @@ fn consensus_rows(d: &Dataset, agg: &Aggregation) -> Vec<ConsensusRow> {
     // Multi-label: the current item's present labels.
     let mut present: Vec<&str> = Vec::new();
     for (u, &ix) in d.unit_item.iter().enumerate() {
-        let Some(choice) = agg.labels[u] else { continue };
+        let Some(choice) = agg.label(u) else { continue };
         let p = agg.posterior(u)[choice];
         let n = d.ratings.item_len(u) as i64;
         let item_id = d.items[ix].id;
@@ -242,8 +242,8 @@ enum Part {
     /// The headline statistics with their shared bootstrap (the largest part).
     Report(AgreementReport),
     /// Dawid–Skene's per-labeler confusions (whatever the method), the chosen method's
-    /// consensus rows, and each annotator's agreement with the others.
-    Model { confusions: Option<Vec<Vec<Vec<f64>>>>, consensus: Vec<ConsensusRow>, loo: Vec<(u64, u64)> },
+    /// aggregation, and each annotator's agreement with the others.
+    Model { confusions: Option<Vec<Vec<Vec<f64>>>>, chosen: Option<Aggregation>, loo: Vec<(u64, u64)> },
     /// One multi-label per-label alpha, or one slice's row (each with its own bootstrap).
     Label(LabelAgreementRow),
     Slice(SliceRow),
@@ -287,8 +287,7 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         Box::new(|| Part::Report(agreement_report(r, &AgreementOptions { level, bootstrap: Some(BOOTSTRAP) }))),
         Box::new(|| {
             let ds = dawid_skene(r, &DawidSkeneOptions { gold: gold_units(d), ..Default::default() }).ok();
-            // Of Dawid–Skene's result only the confusions are kept, so that at most one
-            // aggregation's per-unit posteriors (tens of MiB at a million units) is held.
+            // Of Dawid–Skene's result only the confusions are kept under majority vote.
             let confusions = ds.as_ref().map(|ds| annotator_confusions(ds, r));
             let chosen = match s.method {
                 Method::DawidSkene => ds,
@@ -297,8 +296,7 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
                     (r.n_annotations() > 0).then(|| majority_vote(r))
                 }
             };
-            let consensus = chosen.map(|agg| consensus_rows(d, &agg)).unwrap_or_default();
-            Part::Model { confusions, consensus, loo: leave_one_out_agreement(r) }
+            Part::Model { confusions, chosen, loo: leave_one_out_agreement(r) }
         }),
     ];
     for &c in &multi_labels {
@@ -321,8 +319,8 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
     for (part, secs) in parallel::run(tasks, threads) {
         match part {
             Part::Report(x) => (report, timings.headline) = (Some(x), secs),
-            Part::Model { confusions, consensus, loo } => {
-                (model, timings.model) = (Some((confusions, consensus, loo)), secs);
+            Part::Model { confusions, chosen, loo } => {
+                (model, timings.model) = (Some((confusions, chosen, loo)), secs);
             }
             Part::Label(x) => {
                 labels.push(x);
@@ -336,7 +334,7 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         }
     }
     let report = report.expect("a part");
-    let (confusions, consensus, loo) = model.expect("a part");
+    let (confusions, chosen, loo) = model.expect("a part");
     let (over_time_day, over_time_week) = over.expect("a part");
     // Back in the parts' order: attributes by name, their values by value.
     let mut slice_rows = slice_rows.into_iter();
@@ -446,6 +444,10 @@ pub fn compute_on(d: &Dataset, s: &Settings, computed_at: i64, threads: usize) -
         labelers,
         slice_attributes: slices.keys().cloned().collect(),
     };
+    // The consensus rows (a row per labeled item, 40 bytes each) are made last, once the
+    // parts' own memory is back: the aggregation they come from holds a row per response
+    // pattern, not per item.
+    let consensus = chosen.map(|agg| consensus_rows(d, &agg)).unwrap_or_default();
     timings.wall = started.elapsed().as_secs_f64();
     Computed { snapshot: Snapshot { dashboard, over_time_week, slices }, consensus, timings }
 }

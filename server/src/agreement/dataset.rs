@@ -12,15 +12,17 @@
 //! the command reads the export, so even the bootstrap (which resamples units by position)
 //! draws the same replicates.
 //!
-//! A refresh holds every labeled item of the project at once (a million and more), so the
-//! items' answers and slice values live in flat arrays indexed by item, with no allocation of
-//! their own per item or per annotation (an item struct with its own vectors, until session
-//! 29, took about 250 bytes for one annotation; docs/bench.md has what this saved).
+//! A refresh holds every labeled item of the project at once (a million and more), so an
+//! item's answers and slice values are a number each: their run in a pool of the distinct runs
+//! (`stats::runs`), with no allocation of their own per item or per annotation. An item struct
+//! with its own vectors, until session 29, took about 250 bytes for one annotation; flat
+//! arrays indexed by item, until session 39, 12 bytes an answer (docs/bench.md).
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use crate::export::{ABSENT, PRESENT};
+use crate::stats::runs::{RunInterner, RunPool};
 use crate::stats::{median, ItemKeys, LabelSet, Ratings, RatingsError};
 use crate::store::agreement::{AnnotationRow, ItemRow};
 
@@ -32,32 +34,40 @@ pub struct Item {
     pub last_at: i64,
 }
 
-/// Variable-length runs of `T`, one per item (or per answer), in one vector: run `i` is
-/// `values[starts[i]..starts[i + 1]]`.
+/// An item's answers, as [`Dataset::answers`] reads them from the item's run: the answer
+/// count, then per answer its annotator code, its label count and its label codes.
 #[derive(Debug, Clone)]
-struct Runs<T> {
-    starts: Vec<u32>,
-    values: Vec<T>,
+struct Answers<'a> {
+    rest: &'a [u32],
+    left: usize,
 }
 
-impl<T> Runs<T> {
-    fn new() -> Self {
-        Runs { starts: vec![0], values: Vec::new() }
-    }
-    /// Closes the current run (the values pushed since the last close).
-    fn close(&mut self) {
-        self.starts.push(u32::try_from(self.values.len()).expect("fewer than 2^32 values"));
-    }
-    fn get(&self, i: usize) -> &[T] {
-        &self.values[self.starts[i] as usize..self.starts[i + 1] as usize]
+impl<'a> Answers<'a> {
+    fn of(run: &'a [u32]) -> Answers<'a> {
+        Answers { rest: &run[1..], left: run[0] as usize }
     }
 }
 
-impl<T> Default for Runs<T> {
-    fn default() -> Self {
-        Runs::new()
+impl<'a> Iterator for Answers<'a> {
+    type Item = (usize, &'a [u32]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let (annotator, n) = (self.rest[0] as usize, self.rest[1] as usize);
+        let labels = &self.rest[2..2 + n];
+        self.rest = &self.rest[2 + n..];
+        self.left -= 1;
+        Some((annotator, labels))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
     }
 }
+
+impl ExactSizeIterator for Answers<'_> {}
 
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -68,11 +78,14 @@ pub struct Dataset {
     pub meta_attrs: Vec<String>,
     pub meta_values: Vec<String>,
     pub items: Vec<Item>,
-    /// Per item, its answers' annotator codes; per answer, its label codes ([`Dataset::answers`]).
-    answer_annotators: Runs<u32>,
-    answer_labels: Runs<u32>,
-    /// Per item, its slice values ([`Dataset::meta`]).
-    meta: Runs<(u32, u32)>,
+    /// Per item, its answers as a run of `answer_runs` ([`Dataset::answers`]); items with the
+    /// same answers share one (`stats::runs`: a million items of three labelers choosing among
+    /// a few labels have a few hundred distinct runs).
+    item_answers: Vec<u32>,
+    answer_runs: RunPool<u32>,
+    /// Per item, its slice values ([`Dataset::meta`]) as a run of `meta_runs`.
+    item_meta: Vec<u32>,
+    meta_runs: RunPool<(u32, u32)>,
     /// (index into `items`, gold answer), by index: few items have one.
     golds: Vec<(usize, Vec<String>)>,
     /// Units: items (single-label) or (item, label) pairs (multi-label).
@@ -132,14 +145,12 @@ impl Dataset {
     /// The item's answers, in annotation order: (annotator code, label codes into
     /// `label_names`).
     pub fn answers(&self, ix: usize) -> impl ExactSizeIterator<Item = (usize, &[u32])> + Clone + '_ {
-        let first = self.answer_annotators.starts[ix] as usize;
-        let annotators = self.answer_annotators.get(ix).iter();
-        annotators.enumerate().map(move |(k, &a)| (a as usize, self.answer_labels.get(first + k)))
+        Answers::of(self.answer_runs.get(self.item_answers[ix]))
     }
 
     /// The item's slice values: (code in `meta_attrs`, code in `meta_values`).
     pub fn meta(&self, ix: usize) -> &[(u32, u32)] {
-        self.meta.get(ix)
+        self.meta_runs.get(self.item_meta[ix])
     }
 
     /// The item's gold answer, if it has one.
@@ -188,8 +199,10 @@ pub struct DatasetBuilder<'a> {
     user_ids: Vec<i64>,
     seconds: Vec<Vec<f64>>,
     items: Vec<Item>,
-    answer_annotators: Runs<u32>,
-    answer_labels: Runs<u32>,
+    /// The current item's answers, as [`Answers`] reads them.
+    current: Vec<u32>,
+    item_answers: Vec<u32>,
+    answer_runs: RunInterner<u32>,
 }
 
 impl<'a> DatasetBuilder<'a> {
@@ -205,8 +218,9 @@ impl<'a> DatasetBuilder<'a> {
             user_ids: Vec::new(),
             seconds: Vec::new(),
             items: Vec::new(),
-            answer_annotators: Runs::new(),
-            answer_labels: Runs::new(),
+            current: Vec::new(),
+            item_answers: Vec::new(),
+            answer_runs: RunInterner::default(),
         }
     }
 
@@ -219,31 +233,38 @@ impl<'a> DatasetBuilder<'a> {
         });
         self.seconds[code].push(r.time_ms as f64 / 1000.0);
         if self.items.last().map(|i| i.id) != Some(r.item_id) {
-            if !self.items.is_empty() {
-                self.answer_annotators.close();
-            }
+            self.close_item();
             self.items.push(Item { id: r.item_id, last_at: r.created_at });
+            self.current.push(0);
         }
         let item = self.items.last_mut().expect("pushed above");
         item.last_at = item.last_at.max(r.created_at);
-        self.answer_annotators.values.push(code as u32);
         let names: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
+        self.current[0] += 1;
+        self.current.extend([code as u32, names.len() as u32]);
         for name in &names {
             let label = intern(&mut self.label_index, &mut self.label_names, name);
-            self.answer_labels.values.push(label);
+            self.current.push(label);
         }
-        self.answer_labels.close();
+    }
+
+    /// Interns the current item's answers, if there is a current item.
+    fn close_item(&mut self) {
+        if !self.current.is_empty() {
+            self.item_answers.push(self.answer_runs.intern(&self.current));
+            self.current.clear();
+        }
     }
 
     /// The coded dataset, given the labeled items' rows ([`ItemCoder`]) and the annotators'
     /// usernames (by user id): its items' slice values and gold answers, its units and ratings.
-    pub fn finish(self, mut item_rows: ItemCoder, usernames: &[(i64, String)]) -> anyhow::Result<Dataset> {
+    pub fn finish(mut self, mut item_rows: ItemCoder, usernames: &[(i64, String)]) -> anyhow::Result<Dataset> {
+        self.close_item();
         let DatasetBuilder {
-            multi, project_labels, label_names, user_ids, seconds, items, mut answer_annotators, answer_labels, ..
+            multi, project_labels, label_names, user_ids, seconds, mut items, mut item_answers, answer_runs, ..
         } = self;
-        if !items.is_empty() {
-            answer_annotators.close();
-        }
+        items.shrink_to_fit();
+        item_answers.shrink_to_fit();
         let times = seconds
             .into_iter()
             .map(|mut s| AnswerTimes { answers: s.len(), median_seconds: median(&mut s).ok() })
@@ -253,17 +274,18 @@ impl<'a> DatasetBuilder<'a> {
             .into_iter()
             .map(|id| (id, username_of.get(&id).map_or_else(|| format!("user {id}"), |n| n.to_string())))
             .collect();
-        let (meta, golds) = item_rows.join(&items);
-        let ItemCoder { meta_attrs, meta_values, .. } = item_rows;
+        let (item_meta, golds) = item_rows.join(&items);
+        let ItemCoder { meta_attrs, meta_values, meta_runs, .. } = item_rows;
         let mut d = Dataset {
             multi,
             label_names,
             meta_attrs,
             meta_values,
             items,
-            answer_annotators,
-            answer_labels,
-            meta,
+            item_answers,
+            answer_runs: answer_runs.finish(),
+            item_meta,
+            meta_runs: meta_runs.finish(),
             golds,
             // Coded below from the answers, which are the dataset's own.
             ratings: Ratings::from_codes(Vec::new(), Vec::new(), LabelSet::new(Vec::new())?, &[])?,
@@ -294,7 +316,6 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
         }
     };
     let (mut unit_item, mut unit_label) = (Vec::new(), Vec::new());
-    let mut n_records = 0;
     let labels = if d.multi {
         let mut universe: Vec<u32> = Vec::new();
         for ix in 0..d.items.len() {
@@ -310,7 +331,6 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
             }
             if !universe.is_empty() {
                 d.answers(ix).for_each(|(a, _)| rater(a));
-                n_records += universe.len() * d.answers(ix).len();
             }
             for &code in &universe {
                 ids.push(d.items[ix].id);
@@ -327,7 +347,6 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
                 // Validation stores exactly one label per single-label annotation.
                 if labels.len() == 1 {
                     rater(a);
-                    n_records += 1;
                     any = true;
                 }
             }
@@ -340,7 +359,7 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
     };
     let suffixes = if d.multi { d.label_names.clone() } else { Vec::new() };
     let keys = ItemKeys::Numbers { ids, suffix_of, suffixes };
-    let ratings = Ratings::from_grouped_codes(keys, raters, labels, n_records, |u, out| {
+    let ratings = Ratings::from_grouped_codes(keys, raters, labels, |u, out| {
         let ix = unit_item[u];
         for (a, labels) in d.answers(ix) {
             let rater = rater_of[a] as usize;
@@ -362,7 +381,11 @@ fn units(d: &mut Dataset, project_labels: usize) -> Result<Ratings, RatingsError
 #[derive(Default)]
 pub struct ItemCoder {
     ids: Vec<i64>,
-    meta: Runs<(u32, u32)>,
+    /// Per row, its slice values as a run of `meta_runs`.
+    row_meta: Vec<u32>,
+    meta_runs: RunInterner<(u32, u32)>,
+    /// The current row's slice values.
+    values: Vec<(u32, u32)>,
     /// (index into `ids`, gold answer).
     golds: Vec<(usize, Vec<String>)>,
     attr_index: HashMap<String, u32>,
@@ -374,26 +397,29 @@ pub struct ItemCoder {
 impl ItemCoder {
     /// The next item row, in id order.
     pub fn push(&mut self, row: &ItemRow) {
+        self.values.clear();
         if let Ok(object) = serde_json::from_str::<Map<String, Value>>(&row.meta) {
             for (k, v) in &object {
                 if let Some(v) = slice_value(v) {
                     let attr = intern(&mut self.attr_index, &mut self.meta_attrs, k);
                     let value = intern(&mut self.value_index, &mut self.meta_values, &v);
-                    self.meta.values.push((attr, value));
+                    self.values.push((attr, value));
                 }
             }
         }
-        self.meta.close();
+        self.row_meta.push(self.meta_runs.intern(&self.values));
         if let Some(gold) = row.gold.as_deref().and_then(|g| serde_json::from_str(g).ok()) {
             self.golds.push((self.ids.len(), gold));
         }
         self.ids.push(row.id);
     }
 
-    /// The slice values and gold answers of `items` (in id order), by their index: an item
-    /// whose row was not read (hidden since) has neither. The gold answers move out.
-    fn join(&mut self, items: &[Item]) -> (Runs<(u32, u32)>, Vec<(usize, Vec<String>)>) {
-        let mut meta = Runs::new();
+    /// The slice values (as runs of `meta_runs`) and gold answers of `items` (in id order), by
+    /// their index: an item whose row was not read (hidden since) has neither. The gold
+    /// answers move out.
+    fn join(&mut self, items: &[Item]) -> (Vec<u32>, Vec<(usize, Vec<String>)>) {
+        let no_values = self.meta_runs.intern(&[]);
+        let mut meta = Vec::with_capacity(items.len());
         let mut golds = Vec::new();
         let mut row = 0;
         for (ix, item) in items.iter().enumerate() {
@@ -401,12 +427,13 @@ impl ItemCoder {
                 row += 1;
             }
             if self.ids.get(row) == Some(&item.id) {
-                meta.values.extend_from_slice(self.meta.get(row));
+                meta.push(self.row_meta[row]);
                 if let Ok(g) = self.golds.binary_search_by_key(&row, |(r, _)| *r) {
                     golds.push((ix, std::mem::take(&mut self.golds[g].1)));
                 }
+            } else {
+                meta.push(no_values);
             }
-            meta.close();
         }
         (meta, golds)
     }

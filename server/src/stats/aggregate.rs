@@ -3,18 +3,25 @@
 //! majority vote and Dawid–Skene share.
 
 use super::Ratings;
-use serde::Serialize;
 
 /// Per-item label distributions and the annotator model behind them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Items with the same ratings (and gold answer) get the same posterior, so the distributions
+/// are kept once per response pattern ([`Patterns`]) and each item names its pattern: at a
+/// million items, 4 bytes an item instead of a posterior, a label and a tie flag each
+/// (~41 MiB for three labels; docs/bench.md, session 39).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Aggregation {
     pub n_labels: usize,
-    /// Row-major n_items × n_labels; all zeros for an item without ratings.
+    /// Item → its row of `posteriors`, `labels` and `ties`; items without ratings share the
+    /// last row, which is all zeros with no label.
+    item_row: Vec<u32>,
+    /// Row-major rows × n_labels.
     posteriors: Vec<f64>,
-    /// The most probable label, ties broken by label order; None for an item without ratings.
-    pub labels: Vec<Option<usize>>,
-    /// Whether another label is as probable as the chosen one.
-    pub ties: Vec<bool>,
+    /// Per row: the most probable label, ties broken by label order (None: no ratings).
+    labels: Vec<Option<usize>>,
+    /// Per row: whether another label is as probable as the chosen one.
+    ties: Vec<bool>,
     /// Class priors: the mean posterior over rated items.
     pub priors: Vec<f64>,
     /// n_annotators × n_labels × n_labels, indexed [annotator][true][given]: the probability
@@ -29,8 +36,20 @@ pub struct Aggregation {
 }
 
 impl Aggregation {
+    /// Item `item`'s label distribution (all zeros for an item without ratings).
     pub fn posterior(&self, item: usize) -> &[f64] {
-        &self.posteriors[item * self.n_labels..(item + 1) * self.n_labels]
+        let row = self.item_row[item] as usize;
+        &self.posteriors[row * self.n_labels..(row + 1) * self.n_labels]
+    }
+
+    /// Item `item`'s most probable label, ties broken by label order; None without ratings.
+    pub fn label(&self, item: usize) -> Option<usize> {
+        self.labels[self.item_row[item] as usize]
+    }
+
+    /// Whether another label is as probable as item `item`'s [`Aggregation::label`].
+    pub fn tie(&self, item: usize) -> bool {
+        self.ties[self.item_row[item] as usize]
     }
 
     /// Row-major [true][given] confusion matrix of one annotator.
@@ -39,31 +58,32 @@ impl Aggregation {
         &self.confusions[annotator * size..(annotator + 1) * size]
     }
 
+    /// `posteriors`: one distribution per row of `rows`.
     pub(crate) fn assemble(
-        ratings: &Ratings,
-        posteriors: Vec<f64>,
+        rows: &Patterns,
+        mut posteriors: Vec<f64>,
         model: Model,
         tie_tolerance: f64,
         iterations: usize,
         log_likelihood: Option<f64>,
         converged: bool,
     ) -> Self {
-        let l = ratings.n_labels();
-        let (mut labels, mut ties) = (Vec::with_capacity(ratings.n_items()), Vec::with_capacity(ratings.n_items()));
-        for i in 0..ratings.n_items() {
-            if ratings.item_len(i) == 0 {
-                labels.push(None);
-                ties.push(false);
-                continue;
-            }
-            let p = &posteriors[i * l..(i + 1) * l];
+        let l = rows.n_labels;
+        let (mut labels, mut ties) = (Vec::with_capacity(rows.n_rows() + 1), Vec::with_capacity(rows.n_rows() + 1));
+        for p in posteriors.chunks(l) {
             let best = (0..l).fold(0, |b, c| if p[c] > p[b] { c } else { b });
             ties.push((0..l).any(|c| c != best && p[best] - p[c] <= tie_tolerance));
             labels.push(Some(best));
         }
+        // The row of the items without ratings.
+        let unrated = rows.n_rows() as u32;
+        posteriors.resize(posteriors.len() + l, 0.0);
+        labels.push(None);
+        ties.push(false);
+        let item_row = rows.item_row.iter().map(|&p| if p == NO_ROW { unrated } else { p }).collect();
         let Model { priors, confusions } = model;
         // Re-index the confusions from the M-step's [annotator][given][true] layout.
-        let n_a = ratings.n_annotators();
+        let n_a = rows.n_annotators;
         let mut by_true = vec![0.0; n_a * l * l];
         for a in 0..n_a {
             for given in 0..l {
@@ -72,7 +92,7 @@ impl Aggregation {
                 }
             }
         }
-        Aggregation { n_labels: l, posteriors, labels, ties, priors, confusions: by_true, iterations, log_likelihood, converged }
+        Aggregation { n_labels: l, item_row, posteriors, labels, ties, priors, confusions: by_true, iterations, log_likelihood, converged }
     }
 }
 
@@ -110,18 +130,18 @@ const NO_ROW: u32 = u32::MAX;
 
 impl Patterns {
     /// One row per distinct (gold answer, ratings) among the rated items.
-    pub(crate) fn collapsed(ratings: &Ratings, gold: &[Option<usize>]) -> Self {
+    pub(crate) fn collapsed(ratings: &Ratings, gold: &[Option<u32>]) -> Self {
         Self::build(ratings, gold, true)
     }
 
     /// One row per rated item, in item order.
     #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn per_item(ratings: &Ratings, gold: &[Option<usize>]) -> Self {
+    pub(crate) fn per_item(ratings: &Ratings, gold: &[Option<u32>]) -> Self {
         Self::build(ratings, gold, false)
     }
 
-    fn build(ratings: &Ratings, gold: &[Option<usize>], collapse: bool) -> Self {
-        let gold_of = |i: usize| gold.get(i).copied().flatten().map(|g| g as u32);
+    fn build(ratings: &Ratings, gold: &[Option<u32>], collapse: bool) -> Self {
+        let gold_of = |i: usize| gold.get(i).copied().flatten();
         let mut rated: Vec<usize> = (0..ratings.n_items()).filter(|&i| ratings.item_len(i) > 0).collect();
         let key = |i: usize| (gold_of(i), ratings.item_annotators(i), ratings.item_labels(i));
         if collapse {
@@ -180,17 +200,6 @@ impl Patterns {
         shares
     }
 
-    /// Row posteriors spread back to items (zeros for items without ratings).
-    pub(crate) fn per_item_posteriors(&self, rows: &[f64]) -> Vec<f64> {
-        let l = self.n_labels;
-        let mut out = vec![0.0; self.item_row.len() * l];
-        for (i, &p) in self.item_row.iter().enumerate() {
-            if p != NO_ROW {
-                out[i * l..(i + 1) * l].copy_from_slice(&rows[p as usize * l..(p as usize + 1) * l]);
-            }
-        }
-        out
-    }
 }
 
 /// M-step: priors are the mean posterior over rated items; annotator a's row for true class c
@@ -252,7 +261,7 @@ pub fn majority_vote(ratings: &Ratings) -> Aggregation {
     let shares = rows.vote_shares();
     let model = m_step(&rows, &shares);
     // Equal vote counts give bit-identical shares, so ties are exact.
-    Aggregation::assemble(ratings, rows.per_item_posteriors(&shares), model, 0.0, 0, None, false)
+    Aggregation::assemble(&rows, shares, model, 0.0, 0, None, false)
 }
 
 /// Each annotator's agreement with the consensus of the others: on every item the annotator
@@ -301,6 +310,7 @@ pub fn leave_one_out_agreement(ratings: &Ratings) -> Vec<(u64, u64)> {
 mod tests {
     use super::*;
     use crate::stats::krippendorff::tests::{arb_ratings, ratings_from};
+    use crate::stats::LabelSet;
     use proptest::prelude::*;
 
     #[test]
@@ -308,14 +318,30 @@ mod tests {
         // Item 0: b, b, a → b. Item 1: b, a → tie, broken to a (first in label order).
         let r = ratings_from(&[(0, 0, 1), (0, 1, 1), (0, 2, 0), (1, 0, 1), (1, 1, 0)], &["a", "b"]);
         let mv = majority_vote(&r);
-        assert_eq!(mv.labels, vec![Some(1), Some(0)]);
-        assert_eq!(mv.ties, vec![false, true]);
+        assert_eq!((mv.label(0), mv.label(1)), (Some(1), Some(0)));
+        assert_eq!((mv.tie(0), mv.tie(1)), (false, true));
         assert_eq!(mv.posterior(0), &[1.0 / 3.0, 2.0 / 3.0]);
         assert_eq!(mv.posterior(1), &[0.5, 0.5]);
         assert!((mv.priors[0] - (1.0 / 3.0 + 0.5) / 2.0).abs() < 1e-15);
         // Annotator 2 rated only item 0 (shares a 1/3, b 2/3) and said a: whatever the true
         // label, they give a.
         assert_eq!(mv.confusion(2), &[1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn items_share_their_patterns_posterior_and_an_unrated_item_has_none() {
+        // Items 0 and 3 have the same ratings; item 1 has none; item 2 differs.
+        let labels = LabelSet::new(vec!["a".into(), "b".into()]).unwrap();
+        let items = (0..4).map(|i| format!("i{i}")).collect();
+        let records = [(0, 0, 1), (0, 1, 1), (2, 0, 0), (2, 1, 1), (3, 0, 1), (3, 1, 1)];
+        let r = Ratings::from_codes(items, vec!["x".into(), "y".into()], labels, &records).unwrap();
+        let mv = majority_vote(&r);
+        assert_eq!((mv.posterior(0), mv.posterior(3)), (&[0.0, 1.0][..], &[0.0, 1.0][..]));
+        assert_eq!((mv.label(0), mv.label(3), mv.tie(0)), (Some(1), Some(1), false));
+        assert_eq!((mv.posterior(1), mv.label(1), mv.tie(1)), (&[0.0, 0.0][..], None, false));
+        assert_eq!((mv.posterior(2), mv.label(2), mv.tie(2)), (&[0.5, 0.5][..], Some(0), true));
+        // The priors average the three rated items only.
+        assert_eq!(mv.priors, vec![0.5 / 3.0, 2.5 / 3.0]);
     }
 
     #[test]

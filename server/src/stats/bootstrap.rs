@@ -227,7 +227,7 @@ pub fn bootstrap_agreement(ratings: &Ratings, which: &AgreementStatistics, optio
         c.bootstrap(scored.len(), options, |weights, out| {
             if let Some(Ok(units)) = &alpha {
                 for (w, &item) in unit_weights.iter_mut().zip(units.unit_items()) {
-                    *w = weights[item];
+                    *w = weights[item as usize];
                 }
                 out[ALPHA] = units.alpha(Some(&unit_weights));
             }
@@ -402,7 +402,7 @@ mod tests {
             let n = r.n_items();
             let units = AlphaUnits::new(r, level).unwrap();
             let alpha = bootstrap_items(n, &o, |d| {
-                let w: Vec<u32> = units.unit_items().iter().map(|&i| d[i]).collect();
+                let w: Vec<u32> = units.unit_items().iter().map(|&i| d[i as usize]).collect();
                 units.alpha(Some(&w))
             });
             close(shared.krippendorff_alpha.as_ref().unwrap(), &alpha, "alpha");

@@ -46,7 +46,7 @@ pub fn dawid_skene(ratings: &Ratings, options: &DawidSkeneOptions) -> Result<Agg
 fn dawid_skene_over(
     ratings: &Ratings,
     options: &DawidSkeneOptions,
-    rows_of: fn(&Ratings, &[Option<usize>]) -> Patterns,
+    rows_of: fn(&Ratings, &[Option<u32>]) -> Patterns,
 ) -> Result<Aggregation, Undefined> {
     let l = ratings.n_labels();
     if ratings.n_annotations() == 0 {
@@ -55,12 +55,12 @@ fn dawid_skene_over(
     if !options.tol.is_finite() && options.tol != f64::NEG_INFINITY {
         return Err(Undefined::new("the tolerance must be a number"));
     }
-    let mut gold: Vec<Option<usize>> = vec![None; ratings.n_items()];
+    let mut gold: Vec<Option<u32>> = vec![None; ratings.n_items()];
     for &(item, label) in &options.gold {
         if item >= ratings.n_items() || label >= l {
             return Err(Undefined::new("a gold label refers to an unknown item or label"));
         }
-        gold[item] = Some(label);
+        gold[item] = Some(label as u32);
     }
     let rows = rows_of(ratings, &gold);
     let mut posteriors = rows.vote_shares();
@@ -81,8 +81,7 @@ fn dawid_skene_over(
         }
         previous_ll = Some(ll);
     }
-    let posteriors = rows.per_item_posteriors(&posteriors);
-    Ok(Aggregation::assemble(ratings, posteriors, model, TIE_TOLERANCE, iterations, last_ll, converged))
+    Ok(Aggregation::assemble(&rows, posteriors, model, TIE_TOLERANCE, iterations, last_ll, converged))
 }
 
 fn apply_gold(posteriors: &mut [f64], gold: &[Option<u32>], l: usize) {
@@ -187,7 +186,7 @@ mod tests {
         let r = ratings_from(&[(0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1), (2, 0, 0), (2, 1, 0)], &["a", "b"]);
         let ds = dawid_skene(&r, &DawidSkeneOptions { gold: vec![(0, 1)], ..Default::default() }).unwrap();
         assert_eq!(ds.posterior(0), &[0.0, 1.0]);
-        assert_eq!(ds.labels[0], Some(1));
+        assert_eq!(ds.label(0), Some(1));
         assert!(dawid_skene(&r, &DawidSkeneOptions { gold: vec![(9, 0)], ..Default::default() }).is_err());
     }
 
@@ -229,8 +228,8 @@ mod tests {
         let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(a, b)| (a - b).abs() < 1e-9);
         for i in 0..r.n_items() {
             assert!(close(fast.posterior(i), slow.posterior(i)), "item {i}: {:?} vs {:?}", fast.posterior(i), slow.posterior(i));
+            assert_eq!(fast.label(i), slow.label(i), "item {i}");
         }
-        assert_eq!(fast.labels, slow.labels);
         assert!(close(&fast.priors, &slow.priors));
         for a in 0..r.n_annotators() {
             assert!(close(fast.confusion(a), slow.confusion(a)), "annotator {a}");

@@ -54,20 +54,26 @@ pub fn krippendorff_alpha(ratings: &Ratings, level: Level) -> Stat {
 
 /// The pairable units in compact form: per unit the distinct labels it received and how
 /// often. Built once and reused by the bootstrap, which only reweights units.
+///
+/// Units with the same ratings have the same label counts, so the counts are kept once per
+/// ratings pattern ([`Ratings::item_pattern`]) and each unit names its own: the consensus job
+/// builds these for a million units and more, two at a time, and per unit they were ~44 bytes
+/// (docs/bench.md, session 39). The sums still run unit by unit, in unit order, so every
+/// number is the one a per-unit copy gives, to the last bit.
 pub(crate) struct AlphaUnits {
     level: Level,
     /// Numeric value (interval, ratio) of each label code.
     values: Vec<f64>,
     /// Item index of each pairable unit.
-    item: Vec<usize>,
-    /// Per unit, its distinct labels `codes[starts[u]..starts[u + 1]]` and how often each was
-    /// given (`counts`), in 4 bytes each: the consensus job builds these for a million units
-    /// and more, several at a time.
+    item: Vec<u32>,
+    /// Each unit's label counts, by number: count set `k` has the distinct labels
+    /// `codes[starts[k]..starts[k + 1]]`, each given `counts[...]` times.
+    unit_counts: Vec<u32>,
     starts: Vec<u32>,
     codes: Vec<u32>,
     counts: Vec<u32>,
-    /// Per unit: Σ_{c≠k} n_uc n_uk δ²_ck / (m_u − 1), for levels whose δ does not depend on
-    /// the marginals (all but ordinal).
+    /// Per count set: Σ_{c≠k} n_uc n_uk δ²_ck / (m_u − 1), for levels whose δ does not depend
+    /// on the marginals (all but ordinal).
     fixed_disagreement: Vec<f64>,
     n_labels: usize,
 }
@@ -94,6 +100,7 @@ impl AlphaUnits {
             level,
             values,
             item: Vec::new(),
+            unit_counts: Vec::new(),
             starts: vec![0],
             codes: Vec::new(),
             counts: Vec::new(),
@@ -101,31 +108,38 @@ impl AlphaUnits {
             n_labels: l,
         };
         let mut tally = vec![0u32; l];
+        // Ratings pattern → its count set, once a unit of it has been seen.
+        let mut set_of_pattern = vec![u32::MAX; ratings.n_patterns()];
         for i in 0..ratings.n_items() {
             let labels = ratings.item_labels(i);
             if labels.len() < 2 {
                 continue;
             }
-            for &c in labels {
-                tally[c as usize] += 1;
-            }
-            for &c in labels {
-                let t = &mut tally[c as usize];
-                if *t > 0 {
-                    units.codes.push(c);
-                    units.counts.push(*t);
-                    *t = 0;
+            let set = &mut set_of_pattern[ratings.item_pattern(i) as usize];
+            if *set == u32::MAX {
+                for &c in labels {
+                    tally[c as usize] += 1;
                 }
+                for &c in labels {
+                    let t = &mut tally[c as usize];
+                    if *t > 0 {
+                        units.codes.push(c);
+                        units.counts.push(*t);
+                        *t = 0;
+                    }
+                }
+                *set = (units.starts.len() - 1) as u32;
+                units.starts.push(u32::try_from(units.codes.len()).expect("fewer than 2^32 distinct labels of units"));
             }
-            units.item.push(i);
-            units.starts.push(u32::try_from(units.codes.len()).expect("fewer than 2^32 distinct labels of units"));
+            units.item.push(u32::try_from(i).expect("fewer than 2^32 items"));
+            units.unit_counts.push(*set);
         }
         if units.item.is_empty() {
             return Err(Undefined::new("no item has two or more ratings"));
         }
         if level != Level::Ordinal {
-            let fixed: Vec<f64> = (0..units.item.len())
-                .map(|u| units.unit_disagreement(u, &|c, k| units.fixed_delta2(c, k)))
+            let fixed: Vec<f64> = (0..units.starts.len() - 1)
+                .map(|k| units.set_disagreement(k, &|c, k| units.fixed_delta2(c, k)))
                 .collect();
             units.fixed_disagreement = fixed;
         }
@@ -136,7 +150,7 @@ impl AlphaUnits {
         self.item.len()
     }
 
-    pub(crate) fn unit_items(&self) -> &[usize] {
+    pub(crate) fn unit_items(&self) -> &[u32] {
         &self.item
     }
 
@@ -149,9 +163,9 @@ impl AlphaUnits {
         }
     }
 
-    /// Σ_{c≠k} n_uc n_uk δ²_ck / (m_u − 1) for unit u.
-    fn unit_disagreement(&self, u: usize, delta2: &dyn Fn(usize, usize) -> f64) -> f64 {
-        let range = self.starts[u] as usize..self.starts[u + 1] as usize;
+    /// Σ_{c≠k} n_uc n_uk δ²_ck / (m_u − 1) for the units of count set `set`.
+    fn set_disagreement(&self, set: usize, delta2: &dyn Fn(usize, usize) -> f64) -> f64 {
+        let range = self.starts[set] as usize..self.starts[set + 1] as usize;
         let (codes, counts) = (&self.codes[range.clone()], &self.counts[range]);
         let m: f64 = counts.iter().map(|&n| n as f64).sum();
         let mut sum = 0.0;
@@ -172,7 +186,8 @@ impl AlphaUnits {
             if wu == 0.0 {
                 continue;
             }
-            for j in self.starts[u] as usize..self.starts[u + 1] as usize {
+            let set = self.unit_counts[u] as usize;
+            for j in self.starts[set] as usize..self.starts[set + 1] as usize {
                 marginals[self.codes[j] as usize] += wu * self.counts[j] as f64;
             }
         }
@@ -186,13 +201,13 @@ impl AlphaUnits {
             Level::Ordinal => {
                 let ranks = mid_ranks(&marginals);
                 let delta2 = |c: usize, k: usize| (ranks[c] - ranks[k]).powi(2);
-                let observed: f64 =
-                    (0..self.n_units()).map(|u| w(u) * self.unit_disagreement(u, &delta2)).sum();
+                let sets: Vec<f64> = (0..self.starts.len() - 1).map(|k| self.set_disagreement(k, &delta2)).collect();
+                let observed: f64 = (0..self.n_units()).map(|u| w(u) * sets[self.unit_counts[u] as usize]).sum();
                 (observed, spread(&marginals, &ranks, n))
             }
             level => {
                 let observed: f64 =
-                    (0..self.n_units()).map(|u| w(u) * self.fixed_disagreement[u]).sum();
+                    (0..self.n_units()).map(|u| w(u) * self.fixed_disagreement[self.unit_counts[u] as usize]).sum();
                 let expected = match level {
                     Level::Nominal => n * n - marginals.iter().map(|c| c * c).sum::<f64>(),
                     Level::Interval => spread(&marginals, &self.values, n),

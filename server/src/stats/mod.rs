@@ -30,6 +30,7 @@ pub mod krippendorff;
 pub mod label_errors;
 pub mod proportion;
 pub mod ratings;
+pub mod runs;
 pub mod sampling;
 pub mod significance;
 

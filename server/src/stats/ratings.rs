@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::runs::{RunInterner, RunPool};
+
 /// How labels relate to each other (Krippendorff's "level of measurement"): it decides which
 /// disagreements count and how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,16 +183,43 @@ impl ItemNames {
     }
 }
 
-/// Annotation records grouped by item: the ratings of item `i` are
-/// `annotator_codes[starts[i]..starts[i+1]]` and `label_codes[...]`, sorted by annotator.
+/// Annotation records grouped by item: item `i`'s ratings are run `item_runs[i]` of `runs`, its
+/// annotator codes (ascending) followed by their label codes. Items with the same ratings share
+/// one run ([`RunPool`]), and a restriction shares the whole's pool.
 #[derive(Debug, Clone)]
 pub struct Ratings {
     labels: LabelSet,
     items: ItemNames,
     annotators: Vec<String>,
-    starts: Vec<usize>,
-    annotator_codes: Vec<u32>,
-    label_codes: Vec<u32>,
+    item_runs: Vec<u32>,
+    runs: Arc<RunPool<u32>>,
+    n_annotations: usize,
+}
+
+/// Interns items' ratings as runs of annotator codes then label codes.
+#[derive(Default)]
+struct RatingRuns {
+    interner: RunInterner<u32>,
+    item_runs: Vec<u32>,
+    run: Vec<u32>,
+    n_annotations: usize,
+}
+
+impl RatingRuns {
+    /// The next item's ratings: (annotator, label) codes, sorted by annotator.
+    fn push(&mut self, ratings: impl ExactSizeIterator<Item = (u32, u32)> + Clone) {
+        self.run.clear();
+        self.run.extend(ratings.clone().map(|(a, _)| a));
+        self.run.extend(ratings.map(|(_, l)| l));
+        self.n_annotations += self.run.len() / 2;
+        self.item_runs.push(self.interner.intern(&self.run));
+    }
+
+    fn finish(self, labels: LabelSet, items: ItemNames, annotators: Vec<String>) -> Ratings {
+        let RatingRuns { interner, mut item_runs, n_annotations, .. } = self;
+        item_runs.shrink_to_fit();
+        Ratings { labels, items, annotators, item_runs, runs: Arc::new(interner.finish()), n_annotations }
+    }
 }
 
 impl Ratings {
@@ -254,36 +283,35 @@ impl Ratings {
                 }
             }
         }
-        let annotator_codes = order.iter().map(|&r| records[r as usize].1 as u32).collect();
-        let label_codes = order.iter().map(|&r| records[r as usize].2 as u32).collect();
-        let items = ItemNames { all: Arc::new(items), pick: None };
-        Ok(Ratings { labels, items, annotators, starts, annotator_codes, label_codes })
+        let mut runs = RatingRuns::default();
+        for i in 0..n_items {
+            let item = &order[starts[i]..starts[i + 1]];
+            runs.push(item.iter().map(|&r| (records[r as usize].1 as u32, records[r as usize].2 as u32)));
+        }
+        Ok(runs.finish(labels, ItemNames { all: Arc::new(items), pick: None }, annotators))
     }
 
     /// [`Ratings::from_keyed_codes`] for records that come grouped by item, in item order,
     /// without a list of them: `ratings_of(i, out)` appends item `i`'s (annotator, label) codes
     /// to `out`, in record order (records are numbered in the order they come, as in a list
-    /// grouped by item). `n_records`, if known, sizes the arrays. The result and the errors are
-    /// `from_keyed_codes`'s for that list: the first record out of range, else the first
-    /// item rated twice by one annotator. A consensus refresh codes millions of records, and a
-    /// list of them was 24 bytes each beside the ratings' own 8 (docs/bench.md, session 30).
+    /// grouped by item). The result and the errors are `from_keyed_codes`'s for that list: the
+    /// first record out of range, else the first item rated twice by one annotator. A consensus
+    /// refresh codes millions of records, and a list of them was 24 bytes each beside the
+    /// ratings' own 8 (docs/bench.md, session 30).
     pub fn from_grouped_codes(
         items: ItemKeys,
         annotators: Vec<String>,
         labels: LabelSet,
-        n_records: usize,
         mut ratings_of: impl FnMut(usize, &mut Vec<(usize, usize)>),
     ) -> Result<Self, RatingsError> {
         let (n_items, n_annotators, n_labels) = (items.len(), annotators.len(), labels.len());
-        let mut starts = Vec::with_capacity(n_items + 1);
-        starts.push(0);
-        let (mut annotator_codes, mut label_codes) = (Vec::with_capacity(n_records), Vec::with_capacity(n_records));
+        let mut runs = RatingRuns { item_runs: Vec::with_capacity(n_items), ..Default::default() };
         let mut duplicate = None;
         let (mut given, mut sorted) = (Vec::new(), Vec::new());
         for i in 0..n_items {
             given.clear();
             ratings_of(i, &mut given);
-            let first = label_codes.len();
+            let first = runs.n_annotations;
             sorted.clear();
             for (k, &(a, l)) in given.iter().enumerate() {
                 if a >= n_annotators {
@@ -299,16 +327,13 @@ impl Ratings {
             if duplicate.is_none() {
                 duplicate = sorted.windows(2).find(|w| w[0].0 == w[1].0).map(|w| (i, w[0].0, w[0].1, w[1].1));
             }
-            annotator_codes.extend(sorted.iter().map(|&(a, _, _)| a as u32));
-            label_codes.extend(sorted.iter().map(|&(_, _, l)| l as u32));
-            starts.push(label_codes.len());
+            runs.push(sorted.iter().map(|&(a, _, l)| (a as u32, l as u32)));
         }
         if let Some((i, a, first, second)) = duplicate {
             let (item, annotator) = (items.name(i).into_owned(), annotators[a].clone());
             return Err(RatingsError::Duplicate { item, annotator, first, second });
         }
-        let items = ItemNames { all: Arc::new(items), pick: None };
-        Ok(Ratings { labels, items, annotators, starts, annotator_codes, label_codes })
+        Ok(runs.finish(labels, ItemNames { all: Arc::new(items), pick: None }, annotators))
     }
 
     pub fn labels(&self) -> &LabelSet {
@@ -342,45 +367,56 @@ impl Ratings {
     }
 
     pub fn n_annotations(&self) -> usize {
-        self.label_codes.len()
+        self.n_annotations
     }
 
     /// The annotator codes of item `i`'s ratings (ascending).
     pub fn item_annotators(&self, i: usize) -> &[u32] {
-        &self.annotator_codes[self.starts[i]..self.starts[i + 1]]
+        let run = self.runs.get(self.item_runs[i]);
+        &run[..run.len() / 2]
     }
 
     /// The label codes of item `i`'s ratings, aligned with [`Ratings::item_annotators`].
     pub fn item_labels(&self, i: usize) -> &[u32] {
-        &self.label_codes[self.starts[i]..self.starts[i + 1]]
+        let run = self.runs.get(self.item_runs[i]);
+        &run[run.len() / 2..]
     }
 
     /// Number of ratings of item `i`.
     pub fn item_len(&self, i: usize) -> usize {
-        self.starts[i + 1] - self.starts[i]
+        self.runs.get(self.item_runs[i]).len() / 2
+    }
+
+    /// Item `i`'s ratings as a number shared by every item with the same ratings (the same
+    /// annotators giving the same labels): equal numbers, equal ratings (and the reverse).
+    pub fn item_pattern(&self, i: usize) -> u32 {
+        self.item_runs[i]
+    }
+
+    /// How many distinct patterns [`Ratings::item_pattern`] numbers (some may belong to
+    /// items a restriction left out).
+    pub fn n_patterns(&self) -> usize {
+        self.runs.len()
     }
 
     /// The same data restricted to the given items (for slices), keeping the label set and
     /// the annotator list so results stay comparable with the whole.
     pub fn restrict_to_items(&self, keep: &[usize]) -> Ratings {
         let mut pick = Vec::with_capacity(keep.len());
-        let mut starts = Vec::with_capacity(keep.len() + 1);
-        let mut annotator_codes = Vec::new();
-        let mut label_codes = Vec::new();
-        starts.push(0);
+        let mut item_runs = Vec::with_capacity(keep.len());
+        let mut n_annotations = 0;
         for &i in keep {
             pick.push(u32::try_from(self.items.position(i)).expect("fewer than 2^32 items"));
-            annotator_codes.extend_from_slice(self.item_annotators(i));
-            label_codes.extend_from_slice(self.item_labels(i));
-            starts.push(label_codes.len());
+            item_runs.push(self.item_runs[i]);
+            n_annotations += self.item_len(i);
         }
         Ratings {
             labels: self.labels.clone(),
             items: ItemNames { all: self.items.all.clone(), pick: Some(pick) },
             annotators: self.annotators.clone(),
-            starts,
-            annotator_codes,
-            label_codes,
+            item_runs,
+            runs: self.runs.clone(),
+            n_annotations,
         }
     }
 
@@ -399,8 +435,10 @@ impl Ratings {
     /// Number of annotators with at least one rating.
     pub fn n_active_annotators(&self) -> usize {
         let mut seen = vec![false; self.n_annotators()];
-        for &a in &self.annotator_codes {
-            seen[a as usize] = true;
+        for i in 0..self.n_items() {
+            for &a in self.item_annotators(i) {
+                seen[a as usize] = true;
+            }
         }
         seen.iter().filter(|s| **s).count()
     }
@@ -610,7 +648,7 @@ mod tests {
             let list: Vec<(usize, usize, usize)> =
                 groups.iter().enumerate().flat_map(|(i, g)| g.iter().map(move |&(a, l)| (i, a, l))).collect();
             let from_list = Ratings::from_keyed_codes(keys(n_items), annotators(), labels(), &list);
-            let grouped = Ratings::from_grouped_codes(keys(n_items), annotators(), labels(), list.len(), |i, out| {
+            let grouped = Ratings::from_grouped_codes(keys(n_items), annotators(), labels(), |i, out| {
                 out.extend_from_slice(&groups[i]);
             });
             match (from_list, grouped) {

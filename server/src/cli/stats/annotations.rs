@@ -234,8 +234,8 @@ pub fn aggregate(args: AggregateArgs) -> Result<Value> {
         items.insert(
             name.into_owned(),
             json!({
-                "label": result.labels[i].map(|c| labels.name(c)),
-                "tie": result.ties[i],
+                "label": result.label(i).map(|c| labels.name(c)),
+                "tie": result.tie(i),
                 "posterior": by_label(result.posterior(i)),
             }),
         );
