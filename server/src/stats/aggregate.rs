@@ -2,6 +2,8 @@
 //! vote, and the M-step (priors and annotator confusion matrices from item posteriors) that
 //! majority vote and Dawid–Skene share.
 
+use std::collections::HashMap;
+
 use super::Ratings;
 
 /// Per-item label distributions and the annotator model behind them.
@@ -142,36 +144,75 @@ impl Patterns {
 
     fn build(ratings: &Ratings, gold: &[Option<u32>], collapse: bool) -> Self {
         let gold_of = |i: usize| gold.get(i).copied().flatten();
-        let mut rated: Vec<usize> = (0..ratings.n_items()).filter(|&i| ratings.item_len(i) > 0).collect();
         let key = |i: usize| (gold_of(i), ratings.item_annotators(i), ratings.item_labels(i));
-        if collapse {
-            // Sorting brings equal patterns together (ratings are sorted by annotator within
-            // an item, so equal patterns have equal slices); no hashing, no per-item keys.
-            rated.sort_unstable_by(|&x, &y| key(x).cmp(&key(y)));
-        }
+        let rated = (0..ratings.n_items()).filter(|&i| ratings.item_len(i) > 0);
+        // One item per row, in the rows' order; each item's row.
+        let (firsts, item_row): (Vec<usize>, Vec<u32>) = if collapse {
+            // Items with equal ratings already share a number (`Ratings::item_pattern`), so the
+            // distinct keys are the distinct (gold answer, pattern) pairs; their rows are in
+            // key order, the order sorting the items by key gave them.
+            let mut first_of_pattern = vec![u32::MAX; ratings.n_patterns()];
+            let mut first_of_gold: HashMap<(u32, u32), u32> = HashMap::new();
+            for i in rated.clone() {
+                let (p, item) = (ratings.item_pattern(i), i as u32);
+                match gold_of(i) {
+                    None if first_of_pattern[p as usize] == u32::MAX => first_of_pattern[p as usize] = item,
+                    None => {}
+                    Some(g) => {
+                        first_of_gold.entry((g, p)).or_insert(item);
+                    }
+                }
+            }
+            let firsts = first_of_pattern.iter().chain(first_of_gold.values()).filter(|&&i| i != u32::MAX);
+            let mut firsts: Vec<usize> = firsts.map(|&i| i as usize).collect();
+            firsts.sort_unstable_by(|&x, &y| key(x).cmp(&key(y)));
+            let (mut row_of_pattern, mut row_of_gold) = (vec![NO_ROW; ratings.n_patterns()], HashMap::new());
+            for (row, &i) in firsts.iter().enumerate() {
+                match gold_of(i) {
+                    None => row_of_pattern[ratings.item_pattern(i) as usize] = row as u32,
+                    Some(g) => {
+                        row_of_gold.insert((g, ratings.item_pattern(i)), row as u32);
+                    }
+                }
+            }
+            let mut item_row = vec![NO_ROW; ratings.n_items()];
+            for i in rated {
+                let p = ratings.item_pattern(i);
+                item_row[i] = match gold_of(i) {
+                    None => row_of_pattern[p as usize],
+                    Some(g) => row_of_gold[&(g, p)],
+                };
+            }
+            (firsts, item_row)
+        } else {
+            let firsts: Vec<usize> = rated.collect();
+            let mut item_row = vec![NO_ROW; ratings.n_items()];
+            for (row, &i) in firsts.iter().enumerate() {
+                item_row[i] = row as u32;
+            }
+            (firsts, item_row)
+        };
         let mut p = Patterns {
             n_labels: ratings.n_labels(),
             n_annotators: ratings.n_annotators(),
             starts: vec![0],
             annotators: Vec::new(),
             labels: Vec::new(),
-            weights: Vec::new(),
-            gold: Vec::new(),
-            item_row: vec![NO_ROW; ratings.n_items()],
+            weights: vec![0.0; firsts.len()],
+            gold: Vec::with_capacity(firsts.len()),
+            item_row,
         };
-        let mut previous: Option<usize> = None;
-        for &i in &rated {
-            let same = collapse && previous.is_some_and(|j| key(j) == key(i));
-            if !same {
-                p.annotators.extend_from_slice(ratings.item_annotators(i));
-                p.labels.extend_from_slice(ratings.item_labels(i));
-                p.starts.push(p.labels.len());
-                p.weights.push(0.0);
-                p.gold.push(gold_of(i));
+        for &i in &firsts {
+            p.annotators.extend_from_slice(ratings.item_annotators(i));
+            p.labels.extend_from_slice(ratings.item_labels(i));
+            p.starts.push(p.labels.len());
+            p.gold.push(gold_of(i));
+        }
+        // Whole numbers: the sums are exact in any order.
+        for &row in &p.item_row {
+            if row != NO_ROW {
+                p.weights[row as usize] += 1.0;
             }
-            *p.weights.last_mut().expect("a row exists") += 1.0;
-            p.item_row[i] = (p.weights.len() - 1) as u32;
-            previous = Some(i);
         }
         p
     }
