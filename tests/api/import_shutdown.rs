@@ -151,3 +151,58 @@ async fn a_backup_mid_import_holds_none_of_it_once_served_on_sqlite() {
     assert_eq!(copy_admin.import(pid, "jsonl", big_file(3)).await.imported, 3, "the copy takes imports");
     assert_eq!(admin.summary(pid).await.item_count, LINES as i64, "the source has all of it");
 }
+
+/// A second `mirrorset serve` on a SQLite database that a server serves refuses to start,
+/// naming the running server's process: started, it would have removed the rows of the
+/// import the first one is running (as a server does at startup after a crash) and handed out
+/// the items on its labelers' screens. Once the first server is gone, however it went (here
+/// SIGKILL), a server starts on the database again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_server_on_a_served_sqlite_database_refuses_to_start_and_the_running_import_completes() {
+    let mut server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin().await;
+    let token = admin.create_token("import").await.secret;
+    let pid = admin.simple_project("imported beside a second server", 1, 600).await.id;
+    let import = import_in_background(server.base_url(), &token, pid, big_file(LINES));
+    wait_for_pending_rows(&server, pid).await;
+
+    let mut second = std::process::Command::new(server_binary())
+        .args(["serve", "--addr", &format!("127.0.0.1:{}", free_port()), "--database-url", server.database_url()])
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a second mirrorset serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            second.kill().unwrap();
+            panic!("the second server is still running beside the first");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = std::process::Output { status, stdout: Vec::new(), stderr: second.wait_with_output().unwrap().stderr };
+    assert_eq!(out.status.code(), Some(1));
+    let database = server.database_url().trim_start_matches("sqlite://").to_string();
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "error: another mirrorset server (process {}) is serving {database}: stop it first. One server serves a \
+             SQLite database (the labelers' leases are in its memory); for several instances use PostgreSQL \
+             (--database-url postgres://...)",
+            server.pid().expect("the first server runs")
+        )
+    );
+
+    let (status, body) = import.await.unwrap().expect("the import answered");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(admin.summary(pid).await.item_count, LINES as i64, "the running import lost rows");
+
+    server.kill();
+    server.start_again().await;
+    assert_eq!(server.admin().await.summary(pid).await.item_count, LINES as i64);
+}

@@ -134,7 +134,7 @@ pub fn client_id() -> String {
 }
 
 /// A free TCP port on 127.0.0.1 (the OS picks one; the listener is closed again).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 

@@ -1,10 +1,8 @@
 //! `mirrorset backup`: a copy of a SQLite deployment (database and image files) that a server
 //! can be started on, taken on the server's machine while it runs (`crate::backup`).
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::Args;
-use sqlx::sqlite::SqliteConnectOptions;
 
 use super::serve::DbArgs;
 use crate::backup::{back_up, BackupError};
@@ -20,11 +18,7 @@ pub struct BackupArgs {
 }
 
 pub fn run(args: BackupArgs) -> anyhow::Result<()> {
-    let url = args.db.url();
-    if !url.starts_with("sqlite:") {
-        return Err(BackupError::Postgres.into());
-    }
-    let database = SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf();
+    let Some(database) = args.db.sqlite_file()? else { return Err(BackupError::Postgres.into()) };
     eprintln!("copying {} and its images to {}", database.display(), args.to.display());
     let report = back_up(&database, &args.db.data_dir, &args.to)?;
     println!("{report}");

@@ -1,12 +1,14 @@
 //! `mirrorset serve`: the web app.
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::api_types::Role;
 use clap::Args;
 use leptos::config::{Env, LeptosOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::auth::password::{hash_password, random_secret, validate_new_password};
 use crate::auth::session_store::SqlSessionStore;
@@ -31,6 +33,15 @@ impl DbArgs {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mirrorset.db").display()))
+    }
+
+    /// The SQLite database file, or None for PostgreSQL.
+    pub fn sqlite_file(&self) -> anyhow::Result<Option<PathBuf>> {
+        let url = self.url();
+        if !url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        Ok(Some(SqliteConnectOptions::from_str(&url)?.get_filename().to_path_buf()))
     }
 
     /// Creates the data directory and connects (migrating the schema).
@@ -124,6 +135,10 @@ fn parse_idle_minutes(s: &str) -> Result<std::time::Duration, String> {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::cli::init_tracing(args.log_format);
+    // Before anything reads or writes the database: a second server on it would remove the
+    // first one's running imports at its startup (`store::server_lock`). Held until we return.
+    std::fs::create_dir_all(&args.db.data_dir)?;
+    let _serving = args.db.sqlite_file()?.map(|file| store::server_lock::claim(&file)).transpose()?;
     let db = args.db.connect().await?;
     let spool_dir = spool::prepare_instance_dir(&args.db.data_dir)?;
     let reaped = crate::import::job::reap_stale(&db, true).await?;

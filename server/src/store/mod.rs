@@ -31,6 +31,7 @@ pub mod prelabels;
 pub mod projects;
 pub mod releases;
 pub mod review;
+pub mod server_lock;
 pub mod statements;
 #[cfg(test)]
 mod test_db;
