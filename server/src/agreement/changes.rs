@@ -128,6 +128,21 @@ mod tests {
         table
     }
 
+    #[test]
+    fn the_merge_writes_new_and_changed_rows_in_order_and_deletes_stored_rows_without_a_computed_one() {
+        let row = |item_id: i64, labels: &str| ConsensusRow { item_id, labels: labels.into(), posterior: 1.0, n_labels: 2 };
+        let computed = vec![row(1, "a"), row(2, "a"), row(4, "b"), row(6, "a"), row(7, "b")];
+        let stored = [(row(2, "a"), "majority"), (row(3, "a"), "majority"), (row(4, "a"), "majority")]
+            .into_iter()
+            .chain([(row(5, "b"), "majority"), (row(6, "a"), "majority")])
+            .map(|(r, m)| (r, m.to_string()))
+            .collect();
+        let c = changes(stored, computed, "majority");
+        let ids: Vec<i64> = c.write.iter().map(|r| r.item_id).collect();
+        assert_eq!((ids, c.delete, c.unchanged), (vec![1, 4, 7], vec![3, 5], 2));
+        assert_eq!(&*c.write[1].labels, "b", "the computed row is written");
+    }
+
     fn first_labels() -> Vec<AnnotationRow> {
         // Items 1..=5, two labels each; items 2 and 4 split.
         let mut a = Vec::new();
