@@ -149,38 +149,27 @@ impl Patterns {
         // One item per row, in the rows' order; each item's row.
         let (firsts, item_row): (Vec<usize>, Vec<u32>) = if collapse {
             // Items with equal ratings already share a number (`Ratings::item_pattern`), so the
-            // distinct keys are the distinct (gold answer, pattern) pairs; their rows are in
-            // key order, the order sorting the items by key gave them.
-            let mut first_of_pattern = vec![u32::MAX; ratings.n_patterns()];
-            let mut first_of_gold: HashMap<(u32, u32), u32> = HashMap::new();
+            // rows are the distinct (gold answer, pattern) pairs, in key order (the order
+            // sorting the items by key gave them): the patterns of items without a gold answer
+            // (None sorts first), then the gold items' pairs.
+            let (mut firsts, place) = ratings.patterns_in_order(|i| ratings.item_len(i) > 0 && gold_of(i).is_none());
+            let mut first_of_gold: HashMap<(u32, u32), usize> = HashMap::new();
             for i in rated.clone() {
-                let (p, item) = (ratings.item_pattern(i), i as u32);
-                match gold_of(i) {
-                    None if first_of_pattern[p as usize] == u32::MAX => first_of_pattern[p as usize] = item,
-                    None => {}
-                    Some(g) => {
-                        first_of_gold.entry((g, p)).or_insert(item);
-                    }
+                if let Some(g) = gold_of(i) {
+                    first_of_gold.entry((g, ratings.item_pattern(i))).or_insert(i);
                 }
             }
-            let firsts = first_of_pattern.iter().chain(first_of_gold.values()).filter(|&&i| i != u32::MAX);
-            let mut firsts: Vec<usize> = firsts.map(|&i| i as usize).collect();
-            firsts.sort_unstable_by(|&x, &y| key(x).cmp(&key(y)));
-            let (mut row_of_pattern, mut row_of_gold) = (vec![NO_ROW; ratings.n_patterns()], HashMap::new());
-            for (row, &i) in firsts.iter().enumerate() {
-                match gold_of(i) {
-                    None => row_of_pattern[ratings.item_pattern(i) as usize] = row as u32,
-                    Some(g) => {
-                        row_of_gold.insert((g, ratings.item_pattern(i)), row as u32);
-                    }
-                }
-            }
+            let mut gold_firsts: Vec<usize> = first_of_gold.into_values().collect();
+            gold_firsts.sort_unstable_by(|&x, &y| key(x).cmp(&key(y)));
+            let gold_row = |i: usize| (gold_of(i), ratings.item_pattern(i));
+            let row_of_gold: HashMap<_, u32> =
+                gold_firsts.iter().enumerate().map(|(k, &i)| (gold_row(i), (firsts.len() + k) as u32)).collect();
+            firsts.extend(gold_firsts);
             let mut item_row = vec![NO_ROW; ratings.n_items()];
             for i in rated {
-                let p = ratings.item_pattern(i);
                 item_row[i] = match gold_of(i) {
-                    None => row_of_pattern[p as usize],
-                    Some(g) => row_of_gold[&(g, p)],
+                    None => place[ratings.item_pattern(i) as usize],
+                    Some(_) => row_of_gold[&gold_row(i)],
                 };
             }
             (firsts, item_row)

@@ -120,30 +120,18 @@ struct Collapsed {
 
 impl Collapsed {
     fn new(ratings: &Ratings) -> Self {
-        // Items with equal ratings already share a number (`Ratings::item_pattern`); the
-        // patterns are those numbers in the order of their ratings, so every sum over them runs
-        // in the order it did when the items themselves were sorted by their ratings.
-        let key = |i: usize| (ratings.item_annotators(i), ratings.item_labels(i));
-        let mut first_item = vec![u32::MAX; ratings.n_patterns()];
-        for i in 0..ratings.n_items() {
-            let first = &mut first_item[ratings.item_pattern(i) as usize];
-            if *first == u32::MAX {
-                *first = u32::try_from(i).expect("fewer than 2^32 items");
-            }
-        }
-        let mut present: Vec<u32> = first_item.iter().copied().filter(|&i| i != u32::MAX).collect();
-        present.sort_unstable_by(|&x, &y| key(x as usize).cmp(&key(y as usize)));
-        let mut rank = vec![0u32; ratings.n_patterns()];
+        // Items with equal ratings already share a number (`Ratings::item_pattern`); in the
+        // ratings' order, every sum over the patterns runs as it did when the items themselves
+        // were sorted by their ratings.
+        let (firsts, place) = ratings.patterns_in_order(|_| true);
         let (mut names, mut records) = (Vec::new(), Vec::new());
-        for (p, &i) in present.iter().enumerate() {
-            let i = i as usize;
-            rank[ratings.item_pattern(i) as usize] = p as u32;
+        for (p, &i) in firsts.iter().enumerate() {
             names.push(ratings.item_name(i).into_owned());
             for (&a, &c) in ratings.item_annotators(i).iter().zip(ratings.item_labels(i)) {
                 records.push((p, a as usize, c as usize));
             }
         }
-        let item_pattern = (0..ratings.n_items()).map(|i| rank[ratings.item_pattern(i) as usize]).collect();
+        let item_pattern = (0..ratings.n_items()).map(|i| place[ratings.item_pattern(i) as usize]).collect();
         let ratings = Ratings::from_codes(names, ratings.annotators().to_vec(), ratings.labels().clone(), &records)
             .expect("codes taken from valid ratings");
         Collapsed { ratings, item_pattern }

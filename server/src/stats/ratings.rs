@@ -207,7 +207,7 @@ struct RatingRuns {
 
 impl RatingRuns {
     /// The next item's ratings: (annotator, label) codes, sorted by annotator.
-    fn push(&mut self, ratings: impl ExactSizeIterator<Item = (u32, u32)> + Clone) {
+    fn push(&mut self, ratings: impl Iterator<Item = (u32, u32)> + Clone) {
         self.run.clear();
         self.run.extend(ratings.clone().map(|(a, _)| a));
         self.run.extend(ratings.map(|(_, l)| l));
@@ -391,6 +391,29 @@ impl Ratings {
     /// annotators giving the same labels): equal numbers, equal ratings (and the reverse).
     pub fn item_pattern(&self, i: usize) -> u32 {
         self.item_runs[i]
+    }
+
+    /// The distinct patterns ([`Ratings::item_pattern`]) of the items `keep` keeps, each as its
+    /// first such item, in the order of their ratings (annotator codes, then label codes): the
+    /// order sorting those items by their ratings gives them, one item a pattern. Also each
+    /// pattern number's place in that order (`u32::MAX`: none of the kept items has it). The
+    /// bootstrap and the aggregations sum over patterns in this order.
+    pub fn patterns_in_order(&self, keep: impl Fn(usize) -> bool) -> (Vec<usize>, Vec<u32>) {
+        let mut first = vec![u32::MAX; self.n_patterns()];
+        for i in (0..self.n_items()).filter(|&i| keep(i)) {
+            let f = &mut first[self.item_pattern(i) as usize];
+            if *f == u32::MAX {
+                *f = u32::try_from(i).expect("fewer than 2^32 items");
+            }
+        }
+        let mut firsts: Vec<usize> = first.into_iter().filter(|&i| i != u32::MAX).map(|i| i as usize).collect();
+        let ratings = |i: usize| (self.item_annotators(i), self.item_labels(i));
+        firsts.sort_unstable_by(|&x, &y| ratings(x).cmp(&ratings(y)));
+        let mut place = vec![u32::MAX; self.n_patterns()];
+        for (k, &i) in firsts.iter().enumerate() {
+            place[self.item_pattern(i) as usize] = k as u32;
+        }
+        (firsts, place)
     }
 
     /// How many distinct patterns [`Ratings::item_pattern`] numbers (some may belong to
