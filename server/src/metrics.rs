@@ -177,7 +177,9 @@ impl Metrics {
         out
     }
 
-    fn render_requests(&self, out: &mut String) {
+    /// The request counters and latency histograms (a part of `render`; also what
+    /// `mirrorset-bench` reads them from in its tests).
+    pub fn render_requests(&self, out: &mut String) {
         let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let mut keys: Vec<&RouteKey> = routes.keys().collect();
         keys.sort();

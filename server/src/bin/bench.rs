@@ -34,6 +34,8 @@ mod model;
 mod baseline;
 #[path = "bench/backup.rs"]
 mod backup;
+#[path = "bench/server_side.rs"]
+mod server_side;
 
 /// Targets the figures are compared against.
 const TARGET_IMPORT_ITEMS_PER_S: f64 = 50_000.0;
@@ -1200,6 +1202,7 @@ async fn bench(
     let deadline = start + Duration::from_secs_f64(args.duration);
     let no_stop = Arc::new(AtomicBool::new(false));
     let writes_before = proc_io_writes(server_pid);
+    let in_server_before = server_side::scrape(&client, &bases).await;
     let tasks: Vec<_> = tokens
         .iter()
         .enumerate()
@@ -1229,6 +1232,11 @@ async fn bench(
     let next = percentiles(next_ms);
     let submit = percentiles(submit_ms);
     let rss_after_labeling = rss_max.load(Ordering::Relaxed);
+    // The same requests as the servers timed them.
+    let in_server = match (in_server_before, server_side::scrape(&client, &bases).await) {
+        (Some((next0, submit0)), Some((next1, submit1))) => Some((next1.since(&next0), submit1.since(&submit0))),
+        _ => None,
+    };
 
     // The group commit's figures (SQLite): labeling writes per commit over the whole run.
     let group = commit_groups(&client, base).await;
@@ -1345,6 +1353,9 @@ async fn bench(
     ));
     s.push_str(&format!("\nLabeling ({:.1} s)\n", label_s));
     s.push_str(&latency_table(next, submit));
+    if let Some((next, submit)) = &in_server {
+        s.push_str(&server_side::table(next, submit));
+    }
     s.push_str(&format!(
         "  next p99 target < {next_target} ms: {}{note_c}\n",
         verdict(next_pass)
@@ -1484,6 +1495,7 @@ async fn bench(
             "labelers_out_of_items": empty_nexts,
             "next": next.to_json(),
             "submit": submit.to_json(),
+            "in_server": in_server.as_ref().map(|(n, s)| json!({ "next": n.to_json(), "submit": s.to_json() })),
             "target_next_p99_ms": next_target,
             "next_pass": next_pass,
             "rss_peak_sampled_mib": mib(rss_after_labeling),
