@@ -23,6 +23,9 @@ const FIGURES: &[(&str, &str, bool, f64)] = &[
     ("/labeling/next/p50_ms", "next p50 ms", false, 1.0),
     ("/labeling/next/p99_ms", "next p99 ms", false, 2.0),
     ("/labeling/submit/p99_ms", "submit p99 ms", false, 2.0),
+    // The servers' own time (their /metrics histogram), without the closed loop's queue.
+    ("/labeling/in_server/next/mean_ms", "next mean in server ms", false, 0.05),
+    ("/labeling/in_server/submit/mean_ms", "submit mean in server ms", false, 1.0),
     ("/export/jsonl/seconds", "export JSONL s", false, 0.5),
     ("/export/csv/seconds", "export CSV s", false, 0.5),
     ("/export/jsonl/rss_anon_peak_mib", "RssAnon in export MiB", false, 10.0),
