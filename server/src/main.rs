@@ -69,9 +69,23 @@ fn tune_malloc() {
     }
 }
 
+/// Turns off SQLite's memory statistics, before any connection exists. With them on (the
+/// bundled library's default), every allocation and free SQLite makes counts itself under one
+/// process-wide mutex, which the group-commit writer and the hand-outs' readers, on different
+/// threads, wait for on the labeling path (`perf`: futex waits under `sqlite3Malloc`). Nothing
+/// here reads those statistics (`sqlite3_memory_used`, a soft heap limit). docs/bench.md,
+/// session 40.
+fn tune_sqlite() {
+    // SAFETY: called first thing in `main`, before SQLite is initialized or any other thread
+    // exists; after initialization it would only answer SQLITE_MISUSE.
+    let rc = unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as libc::c_int) };
+    debug_assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+}
+
 fn main() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tune_malloc();
+    tune_sqlite();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Stats(cmd) => cli::stats::run(cmd),
