@@ -43,26 +43,29 @@ impl Histogram {
                 "_bucket" => {
                     let le = label(labels, "le").and_then(|le| le.parse::<f64>().ok());
                     let Some(le) = le.filter(|le| le.is_finite()) else { continue };
-                    match h.bounds.iter_mut().find(|(b, _)| *b == le) {
-                        Some((_, n)) => *n += value as u64,
-                        None => h.bounds.push((le, value as u64)),
-                    }
+                    h.add_at(le, value as u64);
                 }
                 _ => {}
             }
         }
-        h.bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
         h
+    }
+
+    /// `n` more requests at most `le` seconds long (the bounds stay in order).
+    fn add_at(&mut self, le: f64, n: u64) {
+        match self.bounds.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, m)) => *m += n,
+            None => {
+                self.bounds.push((le, n));
+                self.bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+            }
+        }
     }
 
     fn add(&mut self, other: &Histogram) {
         for &(le, n) in &other.bounds {
-            match self.bounds.iter_mut().find(|(b, _)| *b == le) {
-                Some((_, m)) => *m += n,
-                None => self.bounds.push((le, n)),
-            }
+            self.add_at(le, n);
         }
-        self.bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.count += other.count;
         self.sum_seconds += other.sum_seconds;
     }
@@ -86,8 +89,10 @@ impl Histogram {
     /// The smallest bucket bound (ms) that holds at least the fraction `q` of the requests:
     /// the `q` quantile is at most this. None when it lies beyond the last finite bound.
     pub fn quantile_bound_ms(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
         let needed = (q * self.count as f64).ceil() as u64;
-        (self.count > 0).then_some(())?;
         self.bounds.iter().find(|(_, n)| *n >= needed).map(|(le, _)| le * 1000.0)
     }
 
@@ -140,7 +145,11 @@ async fn scrape_one(client: &Client, base: &str) -> Result<String> {
 /// The summary's lines: each request's bounds on p50 and p99, its share within 1 ms and 5 ms,
 /// and its mean, in the server.
 pub fn table(next: &Histogram, submit: &Histogram) -> String {
-    let bound = |b: Option<f64>| b.map_or_else(|| "> max".to_string(), |ms| format!("≤ {ms}"));
+    let bound = |h: &Histogram, q: f64| match (h.quantile_bound_ms(q), h.bounds.last()) {
+        (Some(ms), _) => format!("≤ {ms}"),
+        (None, Some((last, _))) if h.count > 0 => format!("> {}", last * 1000.0),
+        (None, _) => "–".to_string(),
+    };
     let share = |s: Option<f64>| s.map_or_else(|| "–".to_string(), |f| format!("{:.2} %", 100.0 * f));
     let mut s = String::from("  in the server (routing to response head, /metrics buckets)\n");
     s.push_str("                          count     p50      p99    ≤ 1 ms    ≤ 5 ms     mean (ms)\n");
@@ -148,8 +157,8 @@ pub fn table(next: &Histogram, submit: &Histogram) -> String {
         s.push_str(&format!(
             "  {name:<20} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9.3}\n",
             h.count,
-            bound(h.quantile_bound_ms(0.50)),
-            bound(h.quantile_bound_ms(0.99)),
+            bound(h, 0.50),
+            bound(h, 0.99),
             share(h.share_within(1.0)),
             share(h.share_within(5.0)),
             h.mean_ms()
@@ -214,6 +223,20 @@ mod tests {
         assert_eq!(h.share_within(2.0), None, "no bucket ends at 2 ms");
         assert!((h.mean_ms() - 108.1 / 102.0).abs() < 1e-9);
         assert_eq!(Histogram::default().quantile_bound_ms(0.5), None);
+    }
+
+    #[test]
+    fn the_table_gives_bounds_shares_and_means_and_a_dash_without_requests() {
+        let next = Histogram::parse(&scrape(), NEXT_ROUTE);
+        let text = table(&next, &Histogram::default());
+        let rows: Vec<Vec<&str>> = text.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(rows[0], ["next", "102", "≤", "0.5", "≤", "50", "97.06", "%", "98.04", "%", "1.060"]);
+        assert_eq!(rows[1], ["submit", "0", "–", "–", "–", "–", "0.000"]);
+        let mut slow = Histogram::default();
+        slow.add_at(0.0005, 0);
+        slow.count = 3;
+        let text = table(&slow, &slow);
+        assert!(text.contains("> 0.5"), "beyond the last bucket: {text}");
     }
 
     #[test]
