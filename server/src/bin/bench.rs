@@ -881,10 +881,9 @@ const WRITER_JOB_KINDS: [&str; 3] = ["hand_out", "submission", "skip"];
 /// The phases of `mirrorset_sqlite_writer_seconds_total` (`store::writer::PHASES`).
 const WRITER_PHASES: [&str; 4] = ["acquire", "begin", "jobs", "commit"];
 
-/// The group-commit writer's figures (not there on PostgreSQL, or from a server before group
-/// commit: None).
-async fn commit_groups(client: &Client, base: &str) -> Option<CommitGroups> {
-    let text = client.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+/// The group-commit writer's figures in one scrape of `/metrics` (not there on PostgreSQL, or
+/// from a server before group commit: None).
+fn commit_groups(text: &str) -> Option<CommitGroups> {
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
@@ -1202,7 +1201,7 @@ async fn bench(
     let deadline = start + Duration::from_secs_f64(args.duration);
     let no_stop = Arc::new(AtomicBool::new(false));
     let writes_before = proc_io_writes(server_pid);
-    let in_server_before = server_side::scrape(&client, &bases).await;
+    let metrics_before = server_side::scrape(&client, &bases).await;
     let tasks: Vec<_> = tokens
         .iter()
         .enumerate()
@@ -1232,14 +1231,20 @@ async fn bench(
     let next = percentiles(next_ms);
     let submit = percentiles(submit_ms);
     let rss_after_labeling = rss_max.load(Ordering::Relaxed);
+    let metrics_after = server_side::scrape(&client, &bases).await;
     // The same requests as the servers timed them.
-    let in_server = match (in_server_before, server_side::scrape(&client, &bases).await) {
-        (Some((next0, submit0)), Some((next1, submit1))) => Some((next1.since(&next0), submit1.since(&submit0))),
+    let in_server = match (&metrics_before, &metrics_after) {
+        (Some(before), Some(after)) => {
+            let (next0, submit0) = server_side::next_and_submit(before);
+            let (next1, submit1) = server_side::next_and_submit(after);
+            Some((next1.since(&next0), submit1.since(&submit0)))
+        }
         _ => None,
     };
 
-    // The group commit's figures (SQLite): labeling writes per commit over the whole run.
-    let group = commit_groups(&client, base).await;
+    // The group commit's figures (SQLite, one instance): labeling writes per commit over the
+    // whole run.
+    let group = metrics_after.as_ref().and_then(|texts| commit_groups(&texts[0]));
 
     // 5a. With several instances: what the database holds after the labeling.
     let consistency = if bases.len() > 1 {

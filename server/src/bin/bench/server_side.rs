@@ -125,21 +125,29 @@ fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-/// Next and submit as the servers at `bases` count them now (None when one has no
-/// `/metrics` or it cannot be read).
-pub async fn scrape(client: &Client, bases: &[String]) -> Option<(Histogram, Histogram)> {
-    let mut next = Histogram::default();
-    let mut submit = Histogram::default();
+/// One scrape of `/metrics` from each server at `bases` (None when one has no `/metrics` or
+/// it cannot be read).
+pub async fn scrape(client: &Client, bases: &[String]) -> Option<Vec<String>> {
+    let mut texts = Vec::with_capacity(bases.len());
     for base in bases {
-        let text = scrape_one(client, base).await.ok()?;
-        next.add(&Histogram::parse(&text, NEXT_ROUTE));
-        submit.add(&Histogram::parse(&text, SUBMIT_ROUTE));
+        texts.push(scrape_one(client, base).await.ok()?);
     }
-    Some((next, submit))
+    Some(texts)
 }
 
 async fn scrape_one(client: &Client, base: &str) -> Result<String> {
     Ok(client.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await?)
+}
+
+/// Next and submit as the servers counted them in `scrapes` (one per instance), summed.
+pub fn next_and_submit(scrapes: &[String]) -> (Histogram, Histogram) {
+    let mut next = Histogram::default();
+    let mut submit = Histogram::default();
+    for text in scrapes {
+        next.add(&Histogram::parse(text, NEXT_ROUTE));
+        submit.add(&Histogram::parse(text, SUBMIT_ROUTE));
+    }
+    (next, submit)
 }
 
 /// The summary's lines: each request's bounds on p50 and p99, its share within 1 ms and 5 ms,
@@ -241,10 +249,10 @@ mod tests {
 
     #[test]
     fn a_run_is_the_difference_of_two_scrapes_summed_over_instances() {
-        let one = Histogram::parse(&scrape(), NEXT_ROUTE);
-        let mut two = one.clone();
-        two.add(&one);
+        let (one, _) = next_and_submit(&[scrape()]);
+        let (two, submits) = next_and_submit(&[scrape(), scrape()]);
         assert_eq!(two.bounds, next_bounds(2));
+        assert_eq!(submits.count, 10);
         let run = two.since(&one);
         assert_eq!(run.bounds, next_bounds(1));
         assert_eq!(run.count, 102);
